@@ -1,0 +1,134 @@
+//! `application/problem+json` (RFC 9457) errors: every 4xx/5xx glasscast sends names what is wrong.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::media::MediaError;
+use crate::session::SessionError;
+
+/// An error response. `kind` becomes the problem type `urn:glasscast:problem:<kind>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub kind: &'static str,
+    pub detail: String,
+    pub retry_after: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Problem<'a> {
+    #[serde(rename = "type")]
+    type_: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
+        Self { status, kind, detail: detail.into(), retry_after: None }
+    }
+
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not-found", detail)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let title = self.status.canonical_reason().unwrap_or("Error");
+        let body = Problem {
+            type_: format!("urn:glasscast:problem:{}", self.kind),
+            title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+        };
+        let json = serde_json::to_vec(&body).expect("a problem always serializes");
+        let mut resp = (self.status, json).into_response();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
+        if let Some(secs) = self.retry_after {
+            h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        resp
+    }
+}
+
+impl From<SessionError> for ApiError {
+    fn from(e: SessionError) -> Self {
+        use StatusCode as S;
+        let detail = e.to_string();
+        match e {
+            SessionError::UnknownStream(_) => Self::new(S::NOT_FOUND, "unknown-stream", detail),
+            SessionError::UnknownSession => Self::new(S::NOT_FOUND, "unknown-session", detail),
+            SessionError::NotProducing(_) | SessionError::Media(MediaError::NotProducing) => {
+                Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
+            }
+            SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
+            SessionError::Media(MediaError::MalformedOffer(_)) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
+            SessionError::Media(MediaError::NoUsableCodec(_)) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
+            SessionError::Media(MediaError::Negotiation(_)) => {
+                Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail)
+            }
+            SessionError::Media(MediaError::IceRestart(_)) => {
+                Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail)
+            }
+            SessionError::BadFrag(_) => Self::new(S::BAD_REQUEST, "malformed-sdpfrag", detail),
+            SessionError::PreconditionRequired => Self::new(S::PRECONDITION_REQUIRED, "if-match-required", detail),
+            SessionError::PreconditionFailed => Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail),
+            SessionError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::StreamName;
+
+    async fn body_json(resp: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body");
+        serde_json::from_slice(&bytes).expect("json")
+    }
+
+    #[tokio::test]
+    async fn problem_body_and_headers() {
+        let main = StreamName::parse("main").expect("valid");
+        let resp = ApiError::from(SessionError::NotProducing(main)).into_response();
+        assert_eq!(resp.status(), StatusCode::CONFLICT);
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+        let v = body_json(resp).await;
+        assert_eq!(v["status"], 409);
+        assert_eq!(v["type"], "urn:glasscast:problem:stream-not-producing");
+        assert!(v["detail"].as_str().expect("detail").contains("main"));
+    }
+
+    #[test]
+    fn statuses_for_every_session_error() {
+        let main = StreamName::parse("main").expect("valid");
+        let cases = [
+            (SessionError::UnknownStream("x".into()), 404),
+            (SessionError::UnknownSession, 404),
+            (SessionError::ViewerCap { stream: main, max: 1 }, 503),
+            (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
+            (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
+            (SessionError::Media(MediaError::NotProducing), 409),
+            (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
+            (SessionError::PreconditionRequired, 428),
+            (SessionError::PreconditionFailed, 412),
+            (SessionError::ShuttingDown, 503),
+        ];
+        for (err, status) in cases {
+            let api = ApiError::from(err.clone());
+            assert_eq!(api.status.as_u16(), status, "{err:?}");
+            assert!(!api.detail.is_empty());
+        }
+    }
+}

@@ -1,0 +1,191 @@
+//! WHEP (draft-ietf-wish-whep) endpoints. The parts shared with WHIP (RFC 9725): the session resource with
+//! PATCH (trickle / ICE restart with ETag + If-Match), DELETE, OPTIONS, `Link: rel="ice-server"`.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::{AppState, ApiError, MAX_BODY};
+use crate::config::IceServer;
+use crate::ids::SessionId;
+use crate::session::{PatchOutcome, SessionError};
+
+pub const SDP: &str = "application/sdp";
+pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
+
+/// 415 unless the request's Content-Type (parameters aside) is `expected`.
+fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+    let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = got.map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
+    if essence.as_deref() == Some(expected) {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        format!("expected Content-Type {expected}, got {}", got.unwrap_or("none")),
+    ))
+}
+
+/// The body as UTF-8 text (413 over the limit, 400 when not text).
+fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Result<String, ApiError> {
+    let bytes = body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(r.status(), "body-too-large", format!("request bodies are limited to {MAX_BODY} bytes"))
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", r.body_text())
+        }
+    })?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, what, "the body is not UTF-8 text"))
+}
+
+/// `Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6).
+pub fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+    let mut links = Vec::new();
+    for s in servers {
+        for url in &s.urls {
+            let mut link = format!("<{url}>; rel=\"ice-server\"");
+            if let (Some(u), Some(c)) = (&s.username, &s.credential) {
+                link.push_str(&format!(
+                    "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
+                    u.replace('"', "\\\""),
+                    c.replace('"', "\\\"")
+                ));
+            }
+            links.push(link);
+        }
+    }
+    links
+}
+
+fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+    SessionId::parse(raw).ok_or_else(|| SessionError::UnknownSession.into())
+}
+
+/// `POST /whep/{stream}`: offer in, 201 + answer out.
+pub async fn create(
+    State(st): State<AppState>,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    require_content_type(&headers, SDP)?;
+    let offer = body_text(body, "malformed-sdp")?;
+    let created = st.sessions.offer(&stream, offer).await?;
+    let mut resp = (StatusCode::CREATED, created.answer).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
+    h.insert(
+        header::LOCATION,
+        HeaderValue::from_str(&format!("/whep/sessions/{}", created.id)).expect("hex is a valid header"),
+    );
+    h.insert(header::ETAG, HeaderValue::from_str(created.etag.as_str()).expect("etag is ASCII"));
+    h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    for link in ice_server_links(&st.ice_servers) {
+        if let Ok(v) = HeaderValue::from_str(&link) {
+            h.append(header::LINK, v);
+        }
+    }
+    Ok(resp)
+}
+
+/// `PATCH /whep/sessions/{id}`: trickle (204) or ICE restart (200 + sdpfrag + new ETag).
+pub async fn patch(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let id = session_id(&id)?;
+    require_content_type(&headers, SDPFRAG)?;
+    let frag = body_text(body, "malformed-sdpfrag")?;
+    let if_match = headers
+        .get(header::IF_MATCH)
+        .map(|v| v.to_str().map(str::to_owned))
+        .transpose()
+        .map_err(|_| SessionError::PreconditionFailed)?;
+    Ok(match st.sessions.patch(id, if_match, frag).await? {
+        PatchOutcome::Trickled => StatusCode::NO_CONTENT.into_response(),
+        PatchOutcome::Restarted { frag, etag } => {
+            let mut resp = (StatusCode::OK, frag).into_response();
+            let h = resp.headers_mut();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
+            h.insert(header::ETAG, HeaderValue::from_str(etag.as_str()).expect("etag is ASCII"));
+            resp
+        }
+    })
+}
+
+/// `DELETE /whep/sessions/{id}`: ends the session now.
+pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    st.sessions.delete(session_id(&id)?).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn options_endpoint() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    resp.headers_mut().insert("accept-post", HeaderValue::from_static(SDP));
+    resp
+}
+
+pub async fn options_session() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("PATCH, DELETE, OPTIONS"));
+    resp.headers_mut().insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    resp
+}
+
+/// CORS preflights are answered by the CORS layer; add what WHEP clients look for on OPTIONS.
+pub async fn advertise_on_preflight(req: Request, next: Next) -> Response {
+    let is_options = req.method() == Method::OPTIONS;
+    let is_session = req.uri().path().starts_with("/whep/sessions/");
+    let mut resp = next.run(req).await;
+    if is_options && resp.status().is_success() {
+        let (k, v) = if is_session { ("accept-patch", SDPFRAG) } else { ("accept-post", SDP) };
+        resp.headers_mut().entry(k).or_insert(HeaderValue::from_static(v));
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_server_link_headers() {
+        let servers = vec![
+            IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
+            IceServer {
+                urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
+                username: Some("u".into()),
+                credential: Some("p\"w".into()),
+            },
+        ];
+        assert_eq!(
+            ice_server_links(&servers),
+            vec![
+                "<stun:stun.example.net:3478>; rel=\"ice-server\"".to_owned(),
+                "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u\"; \
+                 credential=\"p\\\"w\"; credential-type=\"password\""
+                    .to_owned(),
+            ]
+        );
+    }
+
+    #[test]
+    fn content_type_check_ignores_parameters_and_case() {
+        let mut h = HeaderMap::new();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/SDP; charset=utf-8"));
+        assert!(require_content_type(&h, SDP).is_ok());
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        let e = require_content_type(&h, SDP).expect_err("wrong type");
+        assert_eq!(e.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert!(e.detail.contains("application/sdp") && e.detail.contains("text/plain"));
+        assert!(require_content_type(&HeaderMap::new(), SDP).is_err());
+    }
+}

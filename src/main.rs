@@ -1,0 +1,92 @@
+//! The `glasscast` binary: command line, logging, and `serve`.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use glasscast::config::{Config, LogFormat};
+use glasscast::serve::{Server, display_host};
+
+/// Self-hosted, low-latency screen + audio streaming: encode once, watch in any browser over WHEP.
+///
+/// Configuration comes from built-in defaults, then a TOML file (--config, else /etc/glasscast/glasscast.toml
+/// when it exists), then environment variables GLASSCAST__SECTION__KEY (e.g. GLASSCAST__SERVER__LISTEN=0.0.0.0:9443).
+/// config/glasscast.toml in the source tree documents every option.
+#[derive(Parser)]
+#[command(name = "glasscast", version, about, long_about)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, short, global = true, env = "GLASSCAST_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the streams and serve the player, WHEP endpoints and health checks.
+    ///
+    /// Prints a link to each stream's player and, with the self-signed certificate, its SHA-256 fingerprint.
+    /// Endpoints: / (stream list), /watch/{stream} (player), POST /whep/{stream} (WHEP),
+    /// /healthz, /readyz. Stops gracefully on SIGINT/SIGTERM.
+    Serve,
+    /// Load and validate the configuration, print it, and exit (non-zero when invalid).
+    CheckConfig,
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
+    let json = match cfg.log.format {
+        LogFormat::Json => true,
+        LogFormat::Human => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cfg = match Config::load(cli.config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("glasscast: {e}");
+            std::process::exit(2);
+        }
+    };
+    match cli.command {
+        Command::CheckConfig => {
+            println!("{cfg:#?}");
+            Ok(())
+        }
+        Command::Serve => {
+            init_logging(&cfg);
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            rt.block_on(serve(cfg))
+        }
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    let server = Server::start(&cfg).await?;
+    let host = display_host(&cfg, server.addr);
+    let base = format!("{}://{host}:{}", server.scheme(), server.addr.port());
+    println!("glasscast is serving on {}", server.addr);
+    for s in cfg.streams.iter().filter(|s| s.enabled) {
+        println!("  watch {:<12} {base}/watch/{}", s.name, s.name);
+    }
+    if let Some(tls) = &server.tls {
+        if tls.self_signed {
+            println!("  self-signed certificate {}", tls.cert_path.display());
+            println!("  SHA-256 fingerprint {}", tls.fingerprint);
+            println!("  (your browser will warn once; check the fingerprint matches before accepting)");
+        }
+    }
+    server.run_until_signal().await
+}

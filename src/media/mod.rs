@@ -1,0 +1,64 @@
+//! GStreamer side of glasscast: sources, the encoder, the encode-once fan-out and one `webrtcbin` per viewer.
+//!
+//! Architecture invariant: nothing here knows about HTTP. The session manager calls in with SDP text and
+//! session ids and gets SDP text, handles and [`MediaEvent`]s back.
+
+mod encoder;
+mod fanout;
+mod gate;
+pub mod negotiate;
+mod source;
+mod stream;
+mod viewer;
+
+pub use encoder::{Encoder, choose_encoder};
+pub use gate::GateStats;
+pub use negotiate::{OfferPlan, plan_offer};
+pub use stream::{StreamHealth, StreamPipeline, StreamState};
+pub use viewer::{IceSettings, ViewerHandle};
+
+use thiserror::Error;
+
+use crate::ids::{SessionId, StreamName};
+
+/// Initializes GStreamer; call once before building pipelines.
+pub fn init() -> Result<(), gstreamer::glib::Error> {
+    gstreamer::init()
+}
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum MediaError {
+    /// The offer could not be parsed or lacks what WebRTC needs (ICE credentials, DTLS fingerprint).
+    #[error("malformed SDP offer: {0}")]
+    MalformedOffer(String),
+    /// The offer parses but has nothing we can send (say which codec is missing).
+    #[error("{0}")]
+    NoUsableCodec(String),
+    /// The stream's pipeline is not producing media right now.
+    #[error("the stream is not producing media")]
+    NotProducing,
+    /// webrtcbin refused or timed out; the viewer's branch has been removed.
+    #[error("WebRTC negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("ICE restart failed: {0}")]
+    IceRestart(String),
+}
+
+/// Why a viewer's connection ended, as seen by the media side.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ViewerEnd {
+    /// ICE or DTLS failed, or the peer vanished (consent/keepalive checks stopped being answered).
+    ConnectionFailed,
+    /// The peer closed the connection (DTLS close notify).
+    Closed,
+    /// An element of the viewer's branch posted an error.
+    Error(String),
+}
+
+/// What the media side reports to the session manager.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    ViewerConnected { stream: StreamName, id: SessionId },
+    ViewerEnded { stream: StreamName, id: SessionId, why: ViewerEnd },
+    StreamFailed { stream: StreamName, reason: String },
+}

@@ -1,0 +1,347 @@
+//! Reading a viewer's SDP offer: is it usable, and which payload types do we send under.
+//!
+//! We send H.264 constrained-baseline (decodable by every baseline, main and high decoder) and Opus. For
+//! video we pick the offered packetization-mode=1 H.264 format whose profile is closest to what we send,
+//! in the offer's order among equals; its payload type and profile-level-id are restated on our RTP caps.
+
+use gstreamer_sdp as gst_sdp;
+
+use super::MediaError;
+
+/// What we will send to this viewer, by offer m-line index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferPlan {
+    pub video: VideoPick,
+    pub audio: Option<AudioPick>,
+    /// The `a=mid` of each m-line, in order (empty string when absent).
+    pub mids: Vec<String>,
+    pub ice_ufrag: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VideoPick {
+    pub mline: u32,
+    pub pt: u8,
+    pub profile_level_id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioPick {
+    pub mline: u32,
+    pub pt: u8,
+}
+
+fn malformed(why: impl Into<String>) -> MediaError {
+    MediaError::MalformedOffer(why.into())
+}
+
+/// How well a decoder for `profile-level-id` plays our constrained-baseline stream; `None`: not at all.
+fn profile_rank(plid: &str) -> Option<u8> {
+    if plid.len() != 6 || !plid.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let idc = u8::from_str_radix(&plid[0..2], 16).ok()?;
+    let iop = u8::from_str_radix(&plid[2..4], 16).ok()?;
+    match idc {
+        // constraint_set1 makes baseline "constrained baseline": exactly what we send.
+        0x42 if iop & 0x40 != 0 => Some(4),
+        0x42 => Some(3),
+        0x4d => Some(2),
+        // High and its extensions decode constrained baseline too.
+        0x64 | 0x6e | 0x7a | 0xf4 => Some(1),
+        _ => None,
+    }
+}
+
+fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
+    for a in media.attributes() {
+        match a.key() {
+            "sendrecv" => return "sendrecv",
+            "sendonly" => return "sendonly",
+            "recvonly" => return "recvonly",
+            "inactive" => return "inactive",
+            _ => {}
+        }
+    }
+    "sendrecv"
+}
+
+/// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` for `pt`: (name, clock rate).
+fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
+    media.attributes().filter(|a| a.key() == "rtpmap").find_map(|a| {
+        let (p, rest) = a.value()?.trim().split_once(' ')?;
+        if p.parse::<u8>().ok()? != pt {
+            return None;
+        }
+        let mut parts = rest.trim().split('/');
+        let name = parts.next()?.to_owned();
+        let clock = parts.next()?.parse().ok()?;
+        Some((name, clock))
+    })
+}
+
+/// The `a=fmtp:<pt> k=v;k=v` parameter `key` for `pt`.
+fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
+    media.attributes().filter(|a| a.key() == "fmtp").find_map(|a| {
+        let (p, params) = a.value()?.trim().split_once(' ')?;
+        if p.parse::<u8>().ok()? != pt {
+            return None;
+        }
+        params.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().to_owned())
+        })
+    })
+}
+
+fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
+    media.formats().filter_map(|f| f.parse::<u8>().ok())
+}
+
+fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
+    let mut names: Vec<String> = Vec::new();
+    for pt in payload_types(media) {
+        let name = match rtpmap(media, pt) {
+            Some((name, _)) => name,
+            // Static payload types (RFC 3551) need no rtpmap.
+            None if pt == 0 => "PCMU".into(),
+            None if pt == 8 => "PCMA".into(),
+            None => format!("payload type {pt}"),
+        };
+        if !names.iter().any(|n| n.eq_ignore_ascii_case(&name)) {
+            names.push(name);
+        }
+    }
+    if names.is_empty() { "nothing".into() } else { names.join(", ") }
+}
+
+fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
+    let mut best: Option<(u8, VideoPick)> = None;
+    for pt in payload_types(media) {
+        let Some((name, 90_000)) = rtpmap(media, pt) else { continue };
+        if !name.eq_ignore_ascii_case("H264") {
+            continue;
+        }
+        if fmtp_param(media, pt, "packetization-mode").as_deref() != Some("1") {
+            continue;
+        }
+        // RFC 6184: absent profile-level-id means 42000a (baseline, level 1).
+        let plid = fmtp_param(media, pt, "profile-level-id")
+            .unwrap_or_else(|| "42000a".into())
+            .to_ascii_lowercase();
+        let Some(rank) = profile_rank(&plid) else { continue };
+        if best.as_ref().is_none_or(|(r, _)| rank > *r) {
+            best = Some((rank, VideoPick { mline, pt, profile_level_id: plid }));
+        }
+    }
+    best.map(|(_, pick)| pick)
+}
+
+fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
+    payload_types(media).find_map(|pt| {
+        let (name, clock) = rtpmap(media, pt)?;
+        (name.eq_ignore_ascii_case("opus") && clock == 48_000).then_some(AudioPick { mline, pt })
+    })
+}
+
+/// Parses and checks a WHEP offer. `with_audio`: whether the stream has an audio track to send.
+pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+    if !text.trim_start().starts_with("v=0") {
+        return Err(malformed("it does not start with `v=0`"));
+    }
+    let msg = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
+        .map_err(|e| malformed(format!("it does not parse ({e})")))?;
+    if msg.medias_len() == 0 {
+        return Err(malformed("it has no media sections (m= lines)"));
+    }
+    let session_ufrag = msg.attribute_val("ice-ufrag");
+    let session_pwd = msg.attribute_val("ice-pwd").is_some();
+    let session_fp = msg.attribute_val("fingerprint").is_some();
+    let mut video = None;
+    let mut audio = None;
+    let mut mids = Vec::new();
+    // With BUNDLE, one m-line's ICE credentials and fingerprint serve all.
+    let ice_ufrag = session_ufrag
+        .filter(|_| session_pwd)
+        .or_else(|| {
+            msg.medias()
+                .find(|m| m.attribute_val("ice-pwd").is_some())
+                .and_then(|m| m.attribute_val("ice-ufrag"))
+        })
+        .ok_or_else(|| malformed("it has no a=ice-ufrag/a=ice-pwd"))?
+        .to_owned();
+    if !session_fp && msg.medias().all(|m| m.attribute_val("fingerprint").is_none()) {
+        return Err(malformed("it has no a=fingerprint (DTLS is required)"));
+    }
+    for (i, media) in msg.medias().enumerate() {
+        let mline = i as u32;
+        mids.push(media.attribute_val("mid").unwrap_or_default().to_owned());
+        let kind = media.media().unwrap_or_default();
+        // Port 0 rejects an m-line, unless it is bundle-only (JSEP: it shares the first m-line's transport).
+        let bundle_only = media.attributes().any(|a| a.key() == "bundle-only");
+        if media.port() == 0 && !bundle_only {
+            continue;
+        }
+        let dir = direction(media);
+        match kind {
+            "video" if video.is_none() => {
+                if dir == "sendonly" || dir == "inactive" {
+                    return Err(malformed(format!(
+                        "the video section is {dir}; a WHEP offer receives (recvonly)"
+                    )));
+                }
+                video = Some(pick_h264(media, mline).ok_or_else(|| {
+                    MediaError::NoUsableCodec(format!(
+                        "no usable H.264 in the offer's video section: glasscast sends H.264 \
+                         (packetization-mode=1, constrained-baseline); offered: {}",
+                        offered_names(media)
+                    ))
+                })?);
+            }
+            "audio" if audio.is_none() && with_audio && dir != "sendonly" && dir != "inactive" => {
+                audio = Some(pick_opus(media, mline).ok_or_else(|| {
+                    MediaError::NoUsableCodec(format!(
+                        "no usable Opus in the offer's audio section: glasscast sends Opus/48000/2; offered: {}",
+                        offered_names(media)
+                    ))
+                })?);
+            }
+            _ => {}
+        }
+    }
+    let video = video.ok_or_else(|| {
+        MediaError::NoUsableCodec("the offer has no video section: glasscast sends H.264 video".into())
+    })?;
+    Ok((msg, OfferPlan { video, audio, mids, ice_ufrag }))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    const HEAD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+        a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n";
+
+    /// A Chromium-style offer: several H.264 profiles with level-asymmetry-allowed, VP8 first.
+    pub fn chromium_offer() -> String {
+        format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96 102 104 106 108 127\r\nc=IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+             a=rtpmap:96 VP8/90000\r\n\
+             a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
+             a=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n\
+             a=rtpmap:106 H264/90000\r\na=fmtp:106 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n\
+             a=rtpmap:108 H264/90000\r\na=fmtp:108 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f\r\n\
+             a=rtpmap:127 H264/90000\r\na=fmtp:127 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=f4001f\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\nc=IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:1\r\na=recvonly\r\na=rtcp-mux\r\n\
+             a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:0 PCMU/8000\r\n"
+        )
+    }
+
+    /// A gst-plugins-rs whepclientsrc-style offer: 42e016 without level-asymmetry-allowed, PT 96/97.
+    fn gstreamer_offer() -> String {
+        format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:video0\r\na=recvonly\r\n\
+             a=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1;profile-level-id=42e016\r\n\
+             m=audio 9 UDP/TLS/RTP/SAVPF 97\r\nc=IN IP4 0.0.0.0\r\n\
+             a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:audio1\r\na=recvonly\r\n\
+             a=rtpmap:97 OPUS/48000/2\r\n"
+        )
+    }
+
+    #[test]
+    fn chromium_offer_picks_constrained_baseline_mode_1() {
+        gstreamer::init().expect("gstreamer");
+        let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into() });
+        assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 111 }));
+        assert_eq!(plan.mids, vec!["0", "1"]);
+        assert_eq!(plan.ice_ufrag, "abcd");
+    }
+
+    #[test]
+    fn gstreamer_offer_without_level_asymmetry_is_accepted() {
+        gstreamer::init().expect("gstreamer");
+        let (_, plan) = plan_offer(&gstreamer_offer(), true).expect("usable");
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into() });
+        assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 97 }));
+    }
+
+    #[test]
+    fn stream_without_audio_ignores_the_audio_section() {
+        gstreamer::init().expect("gstreamer");
+        let (_, plan) = plan_offer(&gstreamer_offer(), false).expect("usable");
+        assert_eq!(plan.audio, None);
+    }
+
+    #[test]
+    fn falls_back_to_main_then_high_profile() {
+        gstreamer::init().expect("gstreamer");
+        let offer = chromium_offer()
+            .replace("profile-level-id=42001f", "profile-level-id=640c1f")
+            .replace("packetization-mode=1;profile-level-id=42e01f", "packetization-mode=1;profile-level-id=640032");
+        let (_, plan) = plan_offer(&offer, true).expect("usable");
+        assert_eq!(plan.video.pt, 108, "main (4d001f) beats high");
+    }
+
+    #[test]
+    fn vp8_only_offer_names_the_missing_codec() {
+        gstreamer::init().expect("gstreamer");
+        let offer = format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
+             a=rtpmap:96 VP8/90000\r\na=rtpmap:97 VP9/90000\r\n"
+        );
+        let err = plan_offer(&offer, true).expect_err("no H.264");
+        let MediaError::NoUsableCodec(msg) = err else { panic!("wrong error {err:?}") };
+        assert!(msg.contains("H.264") && msg.contains("VP8, VP9"), "{msg}");
+    }
+
+    #[test]
+    fn packetization_mode_0_only_is_unusable() {
+        gstreamer::init().expect("gstreamer");
+        let offer = format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
+             a=rtpmap:96 H264/90000\r\na=fmtp:96 profile-level-id=42e01f\r\n"
+        );
+        assert!(matches!(plan_offer(&offer, true), Err(MediaError::NoUsableCodec(_))));
+    }
+
+    #[test]
+    fn audio_without_opus_names_what_was_offered() {
+        gstreamer::init().expect("gstreamer");
+        let offer = chromium_offer().replace("a=rtpmap:111 opus/48000/2\r\n", "a=rtpmap:111 G722/8000\r\n");
+        let err = plan_offer(&offer, true).expect_err("no opus");
+        assert!(err.to_string().contains("Opus") && err.to_string().contains("PCMU"), "{err}");
+    }
+
+    #[test]
+    fn malformed_offers_say_what_is_wrong() {
+        gstreamer::init().expect("gstreamer");
+        let cases = [
+            ("hello", "v=0"),
+            ("v=0\r\n", "no media"),
+            (&chromium_offer().replace("a=ice-ufrag:abcd\r\n", "")[..], "ice-ufrag"),
+            (&chromium_offer().replace("a=fingerprint", "a=fingerprinx")[..], "fingerprint"),
+            (&chromium_offer().replace("a=mid:0\r\na=recvonly", "a=mid:0\r\na=sendonly")[..], "sendonly"),
+        ];
+        for (offer, needle) in cases {
+            match plan_offer(offer, true) {
+                Err(MediaError::MalformedOffer(msg)) => assert!(msg.contains(needle), "{msg} lacks {needle}"),
+                other => panic!("{needle}: expected MalformedOffer, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn offer_without_video_is_unusable() {
+        gstreamer::init().expect("gstreamer");
+        let offer = format!(
+            "{HEAD}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
+             a=rtpmap:111 opus/48000/2\r\n"
+        );
+        let err = plan_offer(&offer, true).expect_err("no video");
+        assert!(err.to_string().contains("no video section"), "{err}");
+    }
+}

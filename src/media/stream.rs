@@ -1,0 +1,303 @@
+//! One stream: one capture+encode pipeline, payloaded per payload type, fanned out to viewers.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use futures::StreamExt;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use tokio::sync::mpsc;
+
+use super::encoder::{EncodeParams, Encoder, build_encoder, choose_encoder};
+use super::fanout::{BranchKey, Codec, Fanout};
+use super::viewer::{Feeds, IceSettings, ViewerHandle};
+use super::{MediaError, MediaEvent, ViewerEnd, plan_offer, source};
+use crate::config::{AudioSource, StreamConfig, VideoSource};
+use crate::ids::{SessionId, StreamName};
+
+/// A stream counts as producing when its encoder output a frame this recently.
+pub const FRAME_FRESHNESS: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StreamState {
+    Starting,
+    Playing,
+    Failed(String),
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamHealth {
+    pub state: StreamState,
+    /// Encoded video frames so far.
+    pub frames: u64,
+    pub last_frame_age: Option<Duration>,
+    pub encoder: &'static str,
+    /// Viewer branches linked to the stream's RTP tees (video + audio pads).
+    pub viewer_pads: usize,
+}
+
+impl StreamHealth {
+    pub fn producing(&self) -> bool {
+        self.state == StreamState::Playing && self.last_frame_age.is_some_and(|a| a < FRAME_FRESHNESS)
+    }
+}
+
+#[derive(Clone)]
+pub struct StreamPipeline {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: StreamName,
+    pipeline: gst::Pipeline,
+    video: Fanout,
+    audio: Option<Fanout>,
+    encoder: Encoder,
+    state: Mutex<StreamState>,
+    frames: AtomicU64,
+    /// Milliseconds since `epoch` of the last encoded frame, +1 (0: none yet).
+    last_frame: AtomicU64,
+    epoch: Instant,
+    ice: IceSettings,
+    events: mpsc::UnboundedSender<MediaEvent>,
+    bus_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result<()> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    Ok(())
+}
+
+fn tee(name: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make("tee")
+        .name(name)
+        .property("allow-not-linked", true)
+        .build()
+        .context("creating tee")
+}
+
+impl StreamPipeline {
+    /// Builds (does not start) the stream's pipeline:
+    ///
+    /// ```text
+    /// {videotestsrc} - {clockoverlay} - {videoconvert} - {videoscale} - {videorate} - {capsfilter}
+    ///   - {queue leaky 1} - {x264enc} - {capsfilter h264} - {tee h264}
+    ///       - per payload type: {rtph264pay} - {capssetter} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
+    /// {audiotestsrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
+    ///       - per payload type: {rtpopuspay} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
+    /// ```
+    pub fn build(
+        cfg: &StreamConfig,
+        ice: IceSettings,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Self> {
+        let name = cfg.stream_name();
+        let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
+
+        let mut video = match cfg.source {
+            VideoSource::Test => source::test_video(cfg)?,
+        };
+        // Never let a slow encoder build up latency: keep only the newest raw frame.
+        video.push(
+            gst::ElementFactory::make("queue")
+                .property_from_str("leaky", "downstream")
+                .property("max-size-buffers", 1u32)
+                .property("max-size-bytes", 0u32)
+                .property("max-size-time", 0u64)
+                .build()
+                .context("creating queue")?,
+        );
+        let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
+        video.extend(build_encoder(
+            encoder,
+            &EncodeParams {
+                bitrate_kbps: cfg.bitrate_kbps,
+                fps: cfg.fps,
+                keyframe_interval_s: cfg.keyframe_interval_s,
+            },
+        )?);
+        let h264_tee = tee("h264")?;
+        video.push(h264_tee.clone());
+        add_chain(&pipeline, &video)?;
+
+        let audio = match cfg.audio {
+            AudioSource::None => None,
+            AudioSource::Test => {
+                let mut chain = source::test_audio()?;
+                chain.push(source::opus_encoder()?);
+                let opus_tee = tee("opus")?;
+                chain.push(opus_tee.clone());
+                add_chain(&pipeline, &chain)?;
+                Some(Fanout::new(Codec::Opus, &pipeline, opus_tee))
+            }
+        };
+
+        let inner = Arc::new(Inner {
+            name,
+            video: Fanout::new(Codec::H264, &pipeline, h264_tee.clone()),
+            audio,
+            pipeline,
+            encoder,
+            state: Mutex::new(StreamState::Starting),
+            frames: AtomicU64::new(0),
+            last_frame: AtomicU64::new(0),
+            epoch: Instant::now(),
+            ice,
+            events,
+            bus_task: Mutex::new(None),
+        });
+        let weak = Arc::downgrade(&inner);
+        h264_tee
+            .static_pad("sink")
+            .expect("tee has a sink pad")
+            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+                if let Some(inner) = weak.upgrade() {
+                    inner.frames.fetch_add(1, Ordering::Relaxed);
+                    let ms = inner.epoch.elapsed().as_millis() as u64 + 1;
+                    inner.last_frame.store(ms, Ordering::Relaxed);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        Ok(Self { inner })
+    }
+
+    pub fn name(&self) -> &StreamName {
+        &self.inner.name
+    }
+
+    /// Sets the pipeline playing and starts the bus task that turns errors into stream state.
+    pub fn start(&self) -> anyhow::Result<()> {
+        let bus = self.inner.pipeline.bus().expect("a pipeline has a bus");
+        let weak = Arc::downgrade(&self.inner);
+        let task = tokio::spawn(async move {
+            let mut messages = bus.stream();
+            while let Some(msg) = messages.next().await {
+                let Some(inner) = weak.upgrade() else { break };
+                inner.on_bus_message(&msg);
+            }
+        });
+        *self.inner.bus_task.lock().expect("bus task lock") = Some(task);
+        self.inner
+            .pipeline
+            .set_state(gst::State::Playing)
+            .with_context(|| format!("starting stream {}", self.inner.name))?;
+        Ok(())
+    }
+
+    /// Stops the pipeline (blocking: waits for its streaming threads).
+    pub fn stop(&self) {
+        let _ = self.inner.pipeline.set_state(gst::State::Null);
+        *self.inner.state.lock().expect("state lock") = StreamState::Stopped;
+        if let Some(task) = self.inner.bus_task.lock().expect("bus task lock").take() {
+            task.abort();
+        }
+    }
+
+    pub fn health(&self) -> StreamHealth {
+        let inner = &self.inner;
+        let last = inner.last_frame.load(Ordering::Relaxed);
+        let last_frame_age = (last > 0).then(|| {
+            inner.epoch.elapsed().saturating_sub(Duration::from_millis(last - 1))
+        });
+        StreamHealth {
+            state: inner.state.lock().expect("state lock").clone(),
+            frames: inner.frames.load(Ordering::Relaxed),
+            last_frame_age,
+            encoder: inner.encoder.factory(),
+            viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
+        }
+    }
+
+    pub fn has_audio(&self) -> bool {
+        self.inner.audio.is_some()
+    }
+
+    /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
+    pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
+        let inner = &self.inner;
+        let (msg, plan) = plan_offer(offer, inner.audio.is_some())?;
+        if !self.health().producing() {
+            return Err(MediaError::NotProducing);
+        }
+        let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
+        let video = inner
+            .video
+            .rtp_tee(&BranchKey {
+                pt: plan.video.pt,
+                profile_level_id: Some(plan.video.profile_level_id.clone()),
+            })
+            .map_err(internal)?;
+        let audio = match (&plan.audio, &inner.audio) {
+            (Some(pick), Some(fanout)) => Some(
+                fanout
+                    .rtp_tee(&BranchKey { pt: pick.pt, profile_level_id: None })
+                    .map_err(internal)?,
+            ),
+            _ => None,
+        };
+        ViewerHandle::negotiate(
+            &inner.name,
+            id,
+            &inner.pipeline,
+            Feeds { video, audio },
+            msg,
+            &plan,
+            &inner.ice,
+            inner.events.clone(),
+        )
+        .await
+    }
+}
+
+impl Inner {
+    fn on_bus_message(&self, msg: &gst::Message) {
+        use gst::MessageView;
+        match msg.view() {
+            MessageView::Error(err) => {
+                let reason = format!(
+                    "{} ({})",
+                    err.error(),
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default()
+                );
+                if let Some(id) = viewer_of(msg) {
+                    tracing::warn!(stream = %self.name, session = %id, %reason, "viewer branch error");
+                    let why = ViewerEnd::Error(err.error().to_string());
+                    let _ = self.events.send(MediaEvent::ViewerEnded { stream: self.name.clone(), id, why });
+                } else {
+                    tracing::error!(stream = %self.name, %reason, "stream pipeline error");
+                    *self.state.lock().expect("state lock") = StreamState::Failed(reason.clone());
+                    let _ = self.events.send(MediaEvent::StreamFailed { stream: self.name.clone(), reason });
+                }
+            }
+            MessageView::Warning(w) => {
+                tracing::debug!(stream = %self.name, warning = %w.error(), "pipeline warning");
+            }
+            MessageView::StateChanged(sc) if msg.src() == Some(self.pipeline.upcast_ref()) => {
+                if sc.current() == gst::State::Playing {
+                    let mut state = self.state.lock().expect("state lock");
+                    if *state == StreamState::Starting {
+                        *state = StreamState::Playing;
+                        tracing::info!(stream = %self.name, encoder = self.encoder.factory(), "stream playing");
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The viewer session whose branch (bin `viewer-<id>`) posted `msg`, if any.
+fn viewer_of(msg: &gst::Message) -> Option<SessionId> {
+    let mut obj = msg.src().cloned();
+    while let Some(o) = obj {
+        if let Some(id) = o.name().strip_prefix("viewer-").and_then(SessionId::parse) {
+            return Some(id);
+        }
+        obj = o.parent();
+    }
+    None
+}

@@ -1,0 +1,460 @@
+//! One viewer: `{rtp tee} - {gate} - {queue leaky} - {webrtcbin}` per track, inside a bin of its own.
+//!
+//! Signal handlers on the webrtcbin never hold a strong reference to it (a captured webrtcbin keeps its
+//! sockets and threads alive after removal); they get it as their first argument instead, and all are
+//! disconnected on removal.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::gate::{Gate, GateStats, Track};
+use super::{MediaError, MediaEvent, OfferPlan, ViewerEnd};
+use crate::ids::{SessionId, StreamName};
+
+const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the stream gets to put caps on a new viewer's pads (one frame, normally).
+const CAPS_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// ICE configuration for each viewer's webrtcbin.
+#[derive(Debug, Clone, Default)]
+pub struct IceSettings {
+    /// `stun://host:port`
+    pub stun_server: Option<String>,
+    /// `turn://user:pass@host:port`
+    pub turn_servers: Vec<String>,
+    pub port_range: Option<(u16, u16)>,
+}
+
+/// The tees and payload types this viewer is fed from.
+pub struct Feeds {
+    pub video: gst::Element,
+    pub audio: Option<gst::Element>,
+}
+
+/// A live viewer. Cheap to clone; [`ViewerHandle::remove`] tears it down (idempotent).
+#[derive(Clone)]
+pub struct ViewerHandle {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: SessionId,
+    pipeline: gst::Pipeline,
+    bin: gst::Bin,
+    webrtcbin: gst::Element,
+    /// (tee, tee src pad) per track, released on removal.
+    links: Mutex<Vec<(gst::Element, gst::Pad)>>,
+    gate: Arc<Gate>,
+    handlers: Mutex<Vec<glib::SignalHandlerId>>,
+    removed: AtomicBool,
+    offer: Mutex<gst_sdp::SDPMessage>,
+    mids: Vec<String>,
+    /// Counts completed ICE gatherings (one per negotiation or restart).
+    gathered: watch::Receiver<u32>,
+}
+
+fn negotiation(msg: impl Into<String>) -> MediaError {
+    MediaError::Negotiation(msg.into())
+}
+
+/// Emits a promise-taking webrtcbin action and waits for the reply.
+async fn call(
+    webrtcbin: &gst::Element,
+    action: &str,
+    arg: Option<&gst_webrtc::WebRTCSessionDescription>,
+) -> Result<Option<gst::Structure>, MediaError> {
+    let (tx, rx) = oneshot::channel();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.map(|s| s.map(ToOwned::to_owned)).map_err(|e| format!("{e:?}")));
+    });
+    match arg {
+        Some(desc) => webrtcbin.emit_by_name::<()>(action, &[desc, &promise]),
+        None => webrtcbin.emit_by_name::<()>(action, &[&None::<gst::Structure>, &promise]),
+    }
+    let reply = tokio::time::timeout(STEP_TIMEOUT, rx)
+        .await
+        .map_err(|_| negotiation(format!("{action} timed out")))?
+        .map_err(|_| negotiation(format!("{action} was dropped")))?
+        .map_err(|e| negotiation(format!("{action}: {e}")))?;
+    if let Some(s) = &reply {
+        if s.has_field("error") {
+            return Err(negotiation(format!("{action}: {s}")));
+        }
+    }
+    Ok(reply)
+}
+
+fn set_if_exists(obj: &impl IsA<glib::Object>, name: &str, value: impl Into<glib::Value>) -> bool {
+    let value = value.into();
+    match obj.find_property(name) {
+        Some(p) if p.value_type() == value.type_() => {
+            obj.set_property_from_value(name, &value);
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Turns off libnice UPnP (+200 ms per join and port-mapping noise on a LAN) and enables conncheck keepalives
+/// (so a peer that vanishes without DELETE fails ICE instead of lingering), and applies the port range.
+fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
+    let agent = webrtcbin.property::<glib::Object>("ice-agent");
+    if let Some((min, max)) = ice.port_range {
+        set_if_exists(&agent, "min-rtp-port", u32::from(min));
+        set_if_exists(&agent, "max-rtp-port", u32::from(max));
+    }
+    if agent.find_property("agent").is_none() {
+        return false;
+    }
+    let nice = agent.property::<glib::Object>("agent");
+    let upnp_off = set_if_exists(&nice, "upnp", false);
+    set_if_exists(&nice, "keepalive-conncheck", true);
+    upnp_off
+}
+
+/// Whether a webrtcbin's libnice agent has UPnP turned off (for tests and diagnostics).
+pub fn upnp_disabled(webrtcbin: &gst::Element) -> bool {
+    let agent = webrtcbin.property::<glib::Object>("ice-agent");
+    agent.find_property("agent").is_some() && !agent.property::<glib::Object>("agent").property::<bool>("upnp")
+}
+
+fn make_queue() -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make("queue")
+        .property_from_str("leaky", "downstream")
+        .property("max-size-buffers", 0u32)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", 200_000_000u64)
+        .build()
+        .context("creating queue")
+}
+
+impl ViewerHandle {
+    /// Builds the viewer's branch, negotiates the offer and returns the handle and the answer SDP (with all
+    /// our host candidates). On error everything built so far is torn down again.
+    pub async fn negotiate(
+        stream: &StreamName,
+        id: SessionId,
+        pipeline: &gst::Pipeline,
+        feeds: Feeds,
+        offer: gst_sdp::SDPMessage,
+        plan: &OfferPlan,
+        ice: &IceSettings,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> Result<(Self, String), MediaError> {
+        let viewer = Self::build(stream, id, pipeline, feeds, offer, plan, ice, events)
+            .map_err(|e| negotiation(format!("building the viewer branch: {e:#}")))?;
+        match viewer.offer_answer().await {
+            Ok(answer) => Ok((viewer, answer)),
+            Err(e) => {
+                let v = viewer.clone();
+                let _ = tokio::task::spawn_blocking(move || v.remove()).await;
+                Err(e)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn build(
+        stream: &StreamName,
+        id: SessionId,
+        pipeline: &gst::Pipeline,
+        feeds: Feeds,
+        offer: gst_sdp::SDPMessage,
+        plan: &OfferPlan,
+        ice: &IceSettings,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Self> {
+        let bin = gst::Bin::builder().name(format!("viewer-{id}")).build();
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .name(format!("webrtc-{id}"))
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .context("creating webrtcbin (is gstreamer1.0-nice installed?)")?;
+        if let Some(stun) = &ice.stun_server {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        for turn in &ice.turn_servers {
+            webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
+        }
+        if !tune_ice_agent(&webrtcbin, ice) {
+            tracing::warn!("could not turn off libnice UPnP; joins may be slower");
+        }
+        bin.add(&webrtcbin)?;
+
+        let gate = Gate::new();
+        let mut tracks = vec![(Track::Video, feeds.video)];
+        if let Some(audio) = feeds.audio {
+            tracks.push((Track::Audio, audio));
+        }
+        let mut ghosts = Vec::new();
+        for (track, _) in &tracks {
+            let queue = make_queue()?;
+            bin.add(&queue)?;
+            let sink = webrtcbin
+                .request_pad_simple("sink_%u")
+                .context("requesting a webrtcbin sink pad")?;
+            queue.static_pad("src").expect("queue has src").link(&sink)?;
+            let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+            transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+            let name = if *track == Track::Video { "video" } else { "audio" };
+            let ghost = gate.ghost_pad(name, &queue.static_pad("sink").expect("queue has sink"), *track)?;
+            bin.add_pad(&ghost)?;
+            ghosts.push(ghost);
+        }
+
+        let (gathered_tx, gathered) = watch::channel(0u32);
+        let mut handlers = Vec::new();
+        handlers.push(webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                gathered_tx.send_modify(|n| *n += 1);
+            }
+        }));
+        let video_ghost = ghosts[0].downgrade();
+        let conn_gate = Arc::clone(&gate);
+        let stream_name = stream.clone();
+        let ended = Arc::new(AtomicBool::new(false));
+        handlers.push(webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
+            use gst_webrtc::WebRTCPeerConnectionState as S;
+            let state = w.property::<S>("connection-state");
+            tracing::debug!(session = %id, ?state, "peer connection state");
+            match state {
+                S::Connected => {
+                    conn_gate.connected();
+                    // A joining viewer gets a keyframe at once.
+                    if let Some(pad) = video_ghost.upgrade() {
+                        let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                            .all_headers(true)
+                            .build();
+                        pad.push_event(ev);
+                    }
+                    let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });
+                }
+                S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
+                    let why = if state == S::Failed { ViewerEnd::ConnectionFailed } else { ViewerEnd::Closed };
+                    let _ = events.send(MediaEvent::ViewerEnded { stream: stream_name.clone(), id, why });
+                }
+                _ => {}
+            }
+        }));
+
+        pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        let mut links = Vec::new();
+        for ((_, tee), ghost) in tracks.into_iter().zip(&ghosts) {
+            let src = tee.request_pad_simple("src_%u").context("requesting a tee pad")?;
+            links.push((tee, src.clone()));
+            src.link(ghost).context("linking the viewer to its tee")?;
+        }
+        Ok(Self {
+            inner: Arc::new(Inner {
+                id,
+                pipeline: pipeline.clone(),
+                bin,
+                webrtcbin,
+                links: Mutex::new(links),
+                gate,
+                handlers: Mutex::new(handlers),
+                removed: AtomicBool::new(false),
+                offer: Mutex::new(offer),
+                mids: plan.mids.clone(),
+                gathered,
+            }),
+        })
+    }
+
+    /// Waits until every webrtcbin sink pad carries caps: webrtcbin 1.22 builds the answer from them.
+    async fn wait_for_caps(&self) -> Result<(), MediaError> {
+        let deadline = tokio::time::Instant::now() + CAPS_TIMEOUT;
+        loop {
+            let ready = self
+                .inner
+                .webrtcbin
+                .sink_pads()
+                .iter()
+                .all(|p| p.current_caps().is_some());
+            if ready {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(MediaError::NotProducing);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    async fn wait_gathered(&self, more_than: u32) -> Result<(), MediaError> {
+        let mut rx = self.inner.gathered.clone();
+        let wait = rx.wait_for(|n| *n > more_than);
+        tokio::time::timeout(STEP_TIMEOUT, wait)
+            .await
+            .map_err(|_| negotiation("ICE gathering did not complete"))?
+            .map_err(|_| negotiation("webrtcbin went away"))?;
+        Ok(())
+    }
+
+    /// set-remote-description(offer), create-answer, set-local-description, gather; returns the local SDP.
+    async fn offer_answer(&self) -> Result<String, MediaError> {
+        let w = &self.inner.webrtcbin;
+        self.wait_for_caps().await?;
+        let gathered_before = *self.inner.gathered.borrow();
+        let offer = self.inner.offer.lock().expect("offer lock").clone();
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        call(w, "set-remote-description", Some(&offer)).await?;
+        let reply = call(w, "create-answer", None)
+            .await?
+            .ok_or_else(|| negotiation("create-answer gave no reply"))?;
+        let answer = reply
+            .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+            .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
+        check_answer_sends(answer.sdp())?;
+        call(w, "set-local-description", Some(&answer)).await?;
+        self.wait_gathered(gathered_before).await?;
+        let local = w
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| negotiation("no local description after gathering"))?;
+        local
+            .sdp()
+            .as_text()
+            .map_err(|e| negotiation(format!("rendering the answer: {e}")))
+    }
+
+    /// Adds trickled remote candidates; `mid`s are mapped to m-line indexes of the offer.
+    pub fn add_remote_candidates(&self, frag: &crate::sdpfrag::SdpFrag) -> usize {
+        let mut added = 0;
+        for media in &frag.media {
+            let mline = media
+                .mid
+                .as_ref()
+                .and_then(|mid| self.inner.mids.iter().position(|m| m == mid))
+                .unwrap_or(0) as u32;
+            for cand in &media.candidates {
+                self.inner
+                    .webrtcbin
+                    .emit_by_name::<()>("add-ice-candidate", &[&mline, cand]);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// ICE restart: re-applies the original offer with the client's new credentials and answers again.
+    /// Returns the new local SDP (new ufrag/pwd and candidates).
+    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<String, MediaError> {
+        let old_local_ufrag = self.local_ufrag();
+        {
+            let mut offer = self.inner.offer.lock().expect("offer lock");
+            *offer = with_credentials(&offer, ufrag, pwd)
+                .map_err(|e| MediaError::IceRestart(format!("rewriting the offer: {e}")))?;
+        }
+        let sdp = self
+            .offer_answer()
+            .await
+            .map_err(|e| MediaError::IceRestart(e.to_string()))?;
+        let new_ufrag = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned));
+        if new_ufrag.is_none() || new_ufrag == old_local_ufrag {
+            return Err(MediaError::IceRestart("webrtcbin kept its ICE credentials".into()));
+        }
+        Ok(sdp)
+    }
+
+    fn local_ufrag(&self) -> Option<String> {
+        let local = self
+            .inner
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")?;
+        let text = local.sdp().as_text().ok()?;
+        text.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned))
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.inner.id
+    }
+
+    pub fn gate_stats(&self) -> GateStats {
+        self.inner.gate.stats()
+    }
+
+    /// A weak reference to the webrtcbin, to check it is really freed after removal.
+    pub fn webrtcbin_weak(&self) -> glib::WeakRef<gst::Element> {
+        self.inner.webrtcbin.downgrade()
+    }
+
+    pub fn upnp_disabled(&self) -> bool {
+        upnp_disabled(&self.inner.webrtcbin)
+    }
+
+    /// Unlinks from the tees, releases the tee pads and shuts the branch down. Blocking (waits for the
+    /// branch's streaming threads); the other viewers and the encoder are not touched.
+    pub fn remove(&self) {
+        let inner = &self.inner;
+        if inner.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        inner.gate.kill();
+        for (tee, pad) in inner.links.lock().expect("links lock").drain(..) {
+            if let Some(peer) = pad.peer() {
+                let _ = pad.unlink(&peer);
+            }
+            tee.release_request_pad(&pad);
+        }
+        for h in inner.handlers.lock().expect("handlers lock").drain(..) {
+            inner.webrtcbin.disconnect(h);
+        }
+        let _ = inner.bin.set_state(gst::State::Null);
+        let _ = inner.pipeline.remove(&inner.bin);
+        tracing::debug!(session = %inner.id, "viewer branch removed");
+    }
+}
+
+static RESTART_SEQ: AtomicU32 = AtomicU32::new(0);
+
+/// The offer with every ice-ufrag/ice-pwd replaced (session and media level).
+fn with_credentials(offer: &gst_sdp::SDPMessage, ufrag: &str, pwd: &str) -> Result<gst_sdp::SDPMessage, String> {
+    let text = offer.as_text().map_err(|e| e.to_string())?;
+    let mut out = String::with_capacity(text.len());
+    for line in text.lines() {
+        let line = line.trim_end_matches('\r');
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+        } else if let Some(rest) = line.strip_prefix("o=") {
+            // A new offer version for the restarted session.
+            let mut parts: Vec<String> = rest.split(' ').map(str::to_owned).collect();
+            if parts.len() > 2 {
+                let v: u64 = parts[2].parse().unwrap_or(0);
+                parts[2] = (v + 1 + u64::from(RESTART_SEQ.fetch_add(1, Ordering::Relaxed))).to_string();
+            }
+            out.push_str(&format!("o={}\r\n", parts.join(" ")));
+        } else {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    gst_sdp::SDPMessage::parse_buffer(out.as_bytes()).map_err(|e| e.to_string())
+}
+
+/// webrtcbin answers an m-line without sending (no error) when our caps do not match the offer; catch it.
+fn check_answer_sends(answer: &gst_sdp::SDPMessageRef) -> Result<(), MediaError> {
+    let video = answer
+        .medias()
+        .find(|m| m.media() == Some("video"))
+        .ok_or_else(|| negotiation("the answer has no video section"))?;
+    let sends = video.attributes().any(|a| a.key() == "sendonly" || a.key() == "sendrecv");
+    if video.port() == 0 || !sends || video.formats_len() == 0 {
+        return Err(negotiation(
+            "webrtcbin answered the video section without sending (codec caps did not match the offer)",
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,187 @@
+//! `application/trickle-ice-sdpfrag` (RFC 8840) parsing and rendering, as used by WHEP/WHIP PATCH.
+//!
+//! Pure text handling; it knows neither HTTP nor GStreamer.
+
+use thiserror::Error;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum FragError {
+    #[error("the sdpfrag is empty")]
+    Empty,
+    #[error("line {line} of the sdpfrag is not an SDP line (`x=value`)")]
+    NotSdp { line: usize },
+    #[error("a candidate on line {line} has no `candidate:` value")]
+    BadCandidate { line: usize },
+}
+
+/// One media section of a fragment: its mid and the candidates trickled for it.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct FragMedia {
+    pub mid: Option<String>,
+    /// Candidate attribute values, e.g. `candidate:1 1 udp 2122260223 192.0.2.1 61764 typ host`.
+    pub candidates: Vec<String>,
+    pub end_of_candidates: bool,
+}
+
+/// A parsed fragment: ICE credentials (if present) and media sections with candidates.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SdpFrag {
+    pub ufrag: Option<String>,
+    pub pwd: Option<String>,
+    pub media: Vec<FragMedia>,
+}
+
+impl SdpFrag {
+    pub fn parse(text: &str) -> Result<Self, FragError> {
+        let mut frag = SdpFrag::default();
+        // Attributes before the first m= line belong to a session-level pseudo section.
+        let mut current = FragMedia::default();
+        let mut in_media = false;
+        let mut saw_line = false;
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim_end_matches('\r');
+            if line.is_empty() {
+                continue;
+            }
+            saw_line = true;
+            let bytes = line.as_bytes();
+            if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
+                return Err(FragError::NotSdp { line: i + 1 });
+            }
+            let value = &line[2..];
+            match bytes[0] {
+                b'm' => {
+                    if in_media || !current.candidates.is_empty() || current.end_of_candidates {
+                        frag.media.push(std::mem::take(&mut current));
+                    }
+                    in_media = true;
+                }
+                b'a' => {
+                    let (key, val) = value.split_once(':').unwrap_or((value, ""));
+                    match key {
+                        "ice-ufrag" => frag.ufrag = Some(val.to_owned()),
+                        "ice-pwd" => frag.pwd = Some(val.to_owned()),
+                        "mid" => current.mid = Some(val.to_owned()),
+                        "end-of-candidates" => current.end_of_candidates = true,
+                        "candidate" => {
+                            if val.trim().is_empty() {
+                                return Err(FragError::BadCandidate { line: i + 1 });
+                            }
+                            current.candidates.push(format!("candidate:{val}"));
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        if !saw_line {
+            return Err(FragError::Empty);
+        }
+        if in_media || !current.candidates.is_empty() || current.end_of_candidates {
+            frag.media.push(current);
+        }
+        Ok(frag)
+    }
+}
+
+/// Builds the sdpfrag a server returns after an ICE restart, from its full (new) local description:
+/// the new ufrag/pwd, then each media section's m= line, mid and candidates.
+pub fn restart_frag_from_answer(answer: &str) -> String {
+    let mut ufrag = None;
+    let mut pwd = None;
+    let mut sections: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
+    for line in answer.lines().map(|l| l.trim_end_matches('\r')) {
+        if let Some(m) = line.strip_prefix("m=") {
+            sections.push((format!("m={m}"), None, Vec::new()));
+        } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
+            ufrag.get_or_insert_with(|| v.to_owned());
+        } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
+            pwd.get_or_insert_with(|| v.to_owned());
+        } else if let (Some(v), Some(s)) = (line.strip_prefix("a=mid:"), sections.last_mut()) {
+            s.1 = Some(v.to_owned());
+        } else if let (Some(v), Some(s)) = (line.strip_prefix("a=candidate:"), sections.last_mut()) {
+            s.2.push(v.to_owned());
+        }
+    }
+    let mut out = String::new();
+    if let Some(u) = ufrag {
+        out.push_str(&format!("a=ice-ufrag:{u}\r\n"));
+    }
+    if let Some(p) = pwd {
+        out.push_str(&format!("a=ice-pwd:{p}\r\n"));
+    }
+    for (mline, mid, cands) in sections {
+        out.push_str(&mline);
+        out.push_str("\r\n");
+        if let Some(mid) = mid {
+            out.push_str(&format!("a=mid:{mid}\r\n"));
+        }
+        for c in cands {
+            out.push_str(&format!("a=candidate:{c}\r\n"));
+        }
+        out.push_str("a=end-of-candidates\r\n");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CHROME_TRICKLE: &str = "a=ice-ufrag:EsAw\r\na=ice-pwd:P2uYro0UCOQ4zxjKXaWCBui1\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\n\
+        a=candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw\r\n\
+        a=end-of-candidates\r\n";
+
+    #[test]
+    fn parses_a_trickle_fragment() {
+        let f = SdpFrag::parse(CHROME_TRICKLE).expect("valid fragment");
+        assert_eq!(f.ufrag.as_deref(), Some("EsAw"));
+        assert_eq!(f.pwd.as_deref(), Some("P2uYro0UCOQ4zxjKXaWCBui1"));
+        assert_eq!(f.media.len(), 1);
+        assert_eq!(f.media[0].mid.as_deref(), Some("0"));
+        assert!(f.media[0].end_of_candidates);
+        assert_eq!(
+            f.media[0].candidates,
+            vec!["candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw"]
+        );
+    }
+
+    #[test]
+    fn session_level_candidates_without_m_line() {
+        let f = SdpFrag::parse("a=candidate:1 1 udp 1 10.0.0.1 5000 typ host\na=end-of-candidates\n")
+            .expect("valid fragment");
+        assert_eq!(f.media.len(), 1);
+        assert_eq!(f.media[0].mid, None);
+        assert_eq!(f.media[0].candidates.len(), 1);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(SdpFrag::parse(""), Err(FragError::Empty));
+        assert_eq!(SdpFrag::parse("\r\n\r\n"), Err(FragError::Empty));
+        assert_eq!(SdpFrag::parse("hello world"), Err(FragError::NotSdp { line: 1 }));
+        assert_eq!(
+            SdpFrag::parse("a=ice-ufrag:x\nA=b"),
+            Err(FragError::NotSdp { line: 2 })
+        );
+        assert_eq!(SdpFrag::parse("a=candidate:  "), Err(FragError::BadCandidate { line: 1 }));
+    }
+
+    #[test]
+    fn restart_frag_carries_new_credentials_and_candidates() {
+        let answer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:new1\r\na=ice-pwd:pw1\r\na=mid:video0\r\n\
+            a=candidate:1 1 UDP 2015363327 10.0.0.2 40000 typ host\r\n\
+            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:new1\r\na=ice-pwd:pw1\r\na=mid:audio1\r\n";
+        let frag = restart_frag_from_answer(answer);
+        let parsed = SdpFrag::parse(&frag).expect("our own output parses");
+        assert_eq!(parsed.ufrag.as_deref(), Some("new1"));
+        assert_eq!(parsed.pwd.as_deref(), Some("pw1"));
+        assert_eq!(parsed.media.len(), 2);
+        assert_eq!(parsed.media[0].mid.as_deref(), Some("video0"));
+        assert_eq!(parsed.media[0].candidates.len(), 1);
+        assert!(parsed.media.iter().all(|m| m.end_of_candidates));
+    }
+}

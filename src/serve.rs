@@ -1,0 +1,163 @@
+//! `glasscast serve`: builds the streams, the session manager and the HTTP(S) listener, and shuts them down
+//! gracefully.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::sync::mpsc;
+
+use crate::config::{Config, IceServer, WebrtcConfig};
+use crate::http::{self, AppState, tls};
+use crate::media::{self, IceSettings, StreamPipeline};
+use crate::session::{self, Sessions};
+
+/// What the user needs to trust the self-signed certificate.
+#[derive(Debug, Clone)]
+pub struct TlsInfo {
+    pub fingerprint: String,
+    pub spki_sha256: Option<String>,
+    pub self_signed: bool,
+    pub cert_path: std::path::PathBuf,
+}
+
+pub struct Server {
+    pub addr: SocketAddr,
+    pub sessions: Sessions,
+    pub tls: Option<TlsInfo>,
+    handle: axum_server::Handle<SocketAddr>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
+pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
+    fn host_port(url: &str) -> Option<(&str, &str)> {
+        let (scheme, rest) = url.split_once(':')?;
+        Some((scheme, rest.split('?').next().unwrap_or(rest)))
+    }
+    let mut ice = IceSettings {
+        port_range: (w.udp_port_min != 0).then_some((w.udp_port_min, w.udp_port_max)),
+        ..IceSettings::default()
+    };
+    for IceServer { urls, username, credential } in &w.ice_servers {
+        for url in urls {
+            match host_port(url) {
+                Some(("stun", hp)) if ice.stun_server.is_none() => ice.stun_server = Some(format!("stun://{hp}")),
+                Some((scheme @ ("turn" | "turns"), hp)) => {
+                    let user = username.as_deref().unwrap_or_default();
+                    let pass = credential.as_deref().unwrap_or_default();
+                    ice.turn_servers.push(format!("{scheme}://{user}:{pass}@{hp}"));
+                }
+                _ => {}
+            }
+        }
+    }
+    ice
+}
+
+impl Server {
+    /// Starts every enabled stream and the listener. Returns once the listener is bound.
+    pub async fn start(cfg: &Config) -> anyhow::Result<Self> {
+        media::init().context("initializing GStreamer")?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let ice = ice_settings(&cfg.webrtc);
+        let mut streams = Vec::new();
+        for s in cfg.streams.iter().filter(|s| s.enabled) {
+            let pipeline = StreamPipeline::build(s, ice.clone(), events_tx.clone())
+                .with_context(|| format!("building stream `{}`", s.name))?;
+            pipeline.start()?;
+            streams.push((s.clone(), pipeline));
+        }
+        let sessions = session::spawn(streams, events_rx);
+        let app = http::router(AppState::new(sessions.clone(), cfg), &cfg.server.cors_origins);
+        let listener = std::net::TcpListener::bind(cfg.listen_addr())
+            .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let handle = axum_server::Handle::new();
+        let service = app.into_make_service();
+        let (task, tls) = if cfg.server.plain_http {
+            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            (tokio::spawn(server.serve(service)), None)
+        } else {
+            let material = tls::load_or_create(&cfg.server)?;
+            let info = TlsInfo {
+                fingerprint: material.fingerprint.clone(),
+                spki_sha256: material.spki_sha256.clone(),
+                self_signed: material.self_signed,
+                cert_path: material.cert_path.clone(),
+            };
+            let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
+            (tokio::spawn(server.serve(service)), Some(info))
+        };
+        Ok(Self { addr, sessions, tls, handle, task })
+    }
+
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+
+    /// Stops accepting, lets requests finish (up to 5 s), closes every session and stops the pipelines.
+    pub async fn shutdown(self) {
+        self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        self.sessions.shutdown().await;
+        let _ = tokio::time::timeout(Duration::from_secs(6), self.task).await;
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> anyhow::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
+            _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
+        }
+        self.shutdown().await;
+        Ok(())
+    }
+}
+
+/// The host to print in links: the configured public host, else the first non-loopback IPv4 address.
+pub fn display_host(cfg: &Config, addr: SocketAddr) -> String {
+    if let Some(h) = &cfg.server.public_host {
+        return h.clone();
+    }
+    if !addr.ip().is_unspecified() {
+        return match addr {
+            SocketAddr::V6(a) => format!("[{}]", a.ip()),
+            SocketAddr::V4(a) => a.ip().to_string(),
+        };
+    }
+    if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .find(|i| !i.is_loopback() && i.ip().is_ipv4())
+        .map(|i| i.ip().to_string())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ice_urls_become_webrtcbin_uris() {
+        let w = WebrtcConfig {
+            ice_servers: vec![
+                IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
+                    username: Some("u".into()),
+                    credential: Some("p".into()),
+                },
+            ],
+            udp_port_min: 40000,
+            udp_port_max: 40100,
+        };
+        let ice = ice_settings(&w);
+        assert_eq!(ice.stun_server.as_deref(), Some("stun://stun.example.net:3478"));
+        assert_eq!(ice.turn_servers, vec!["turn://u:p@turn.example.net:3478".to_owned()]);
+        assert_eq!(ice.port_range, Some((40000, 40100)));
+    }
+}

@@ -1,0 +1,372 @@
+//! The manager task: owns the streams and the session table; one message at a time.
+
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Command, Created, PatchOutcome, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
+use crate::config::StreamConfig;
+use crate::ids::{ETag, SessionId, StreamName};
+use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
+use crate::sdpfrag::{SdpFrag, restart_frag_from_answer};
+
+struct StreamEntry {
+    pipeline: StreamPipeline,
+    cfg: StreamConfig,
+    /// Negotiations under way (they count against the viewer cap).
+    pending: usize,
+}
+
+struct Session {
+    stream: StreamName,
+    viewer: ViewerHandle,
+    ice_generation: u32,
+    etag: ETag,
+    remote_ufrag: String,
+    restarting: bool,
+}
+
+/// Results of work the manager spawned, reported back to it.
+enum Done {
+    Negotiated {
+        stream: StreamName,
+        id: SessionId,
+        ufrag: String,
+        result: Result<(ViewerHandle, String), MediaError>,
+        reply: oneshot::Sender<Result<Created, SessionError>>,
+    },
+    Restarted {
+        id: SessionId,
+        ufrag: String,
+        frag: SdpFrag,
+        result: Result<String, MediaError>,
+        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
+    },
+}
+
+struct Manager {
+    streams: BTreeMap<StreamName, StreamEntry>,
+    sessions: HashMap<SessionId, Session>,
+    done_tx: mpsc::UnboundedSender<Done>,
+}
+
+/// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
+pub fn spawn(
+    streams: Vec<(StreamConfig, StreamPipeline)>,
+    mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
+) -> Sessions {
+    let (tx, mut rx) = mpsc::channel::<Command>(256);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel();
+    let mut mgr = Manager {
+        streams: streams
+            .into_iter()
+            .map(|(cfg, pipeline)| (cfg.stream_name(), StreamEntry { pipeline, cfg, pending: 0 }))
+            .collect(),
+        sessions: HashMap::new(),
+        done_tx,
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(Command::Shutdown { reply }) => {
+                        mgr.shutdown().await;
+                        let _ = reply.send(());
+                        break;
+                    }
+                    Some(cmd) => mgr.on_command(cmd),
+                    None => {
+                        mgr.shutdown().await;
+                        break;
+                    }
+                },
+                Some(done) = done_rx.recv() => mgr.on_done(done),
+                Some(ev) = media_events.recv() => mgr.on_media(ev),
+            }
+        }
+    });
+    Sessions { tx }
+}
+
+fn remove_in_background(viewer: ViewerHandle) {
+    tokio::task::spawn_blocking(move || viewer.remove());
+}
+
+impl Manager {
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Offer { stream, offer, reply } => self.offer(stream, offer, reply),
+            Command::Patch { id, if_match, frag, reply } => self.patch(id, if_match, frag, reply),
+            Command::Delete { id, reply } => {
+                let result = match self.sessions.remove(&id) {
+                    Some(s) => {
+                        tracing::info!(session = %id, stream = %s.stream, "session deleted by client");
+                        remove_in_background(s.viewer);
+                        Ok(())
+                    }
+                    None => Err(SessionError::UnknownSession),
+                };
+                let _ = reply.send(result);
+            }
+            Command::Streams { reply } => {
+                let _ = reply.send(self.stream_infos());
+            }
+            Command::Readiness { reply } => {
+                let _ = reply.send(self.readiness());
+            }
+            Command::Viewer { id, reply } => {
+                let _ = reply.send(self.sessions.get(&id).map(|s| s.viewer.clone()));
+            }
+            Command::Health { stream, reply } => {
+                let h = self.streams.iter().find(|(k, _)| k.as_str() == stream).map(|(_, e)| e.pipeline.health());
+                let _ = reply.send(h);
+            }
+            Command::StopStream { stream, reply } => {
+                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
+                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+                    return;
+                };
+                let name = name.clone();
+                let pipeline = entry.pipeline.clone();
+                let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
+                let viewers: Vec<_> = ids.iter().filter_map(|id| self.sessions.remove(id)).map(|s| s.viewer).collect();
+                tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
+                tokio::task::spawn_blocking(move || {
+                    for v in viewers {
+                        v.remove();
+                    }
+                    pipeline.stop();
+                    let _ = reply.send(Ok(()));
+                });
+            }
+            Command::Shutdown { .. } => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn viewers_of(&self, stream: &StreamName) -> usize {
+        self.sessions.values().filter(|s| &s.stream == stream).count()
+    }
+
+    fn offer(&mut self, stream: String, offer: String, reply: oneshot::Sender<Result<Created, SessionError>>) {
+        let Some(name) = self.streams.keys().find(|k| k.as_str() == stream).cloned() else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+            return;
+        };
+        let viewers = self.viewers_of(&name);
+        let entry = self.streams.get_mut(&name).expect("looked up above");
+        if !entry.pipeline.health().producing() {
+            let _ = reply.send(Err(SessionError::NotProducing(name)));
+            return;
+        }
+        if viewers + entry.pending >= entry.cfg.max_viewers as usize {
+            let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
+            return;
+        }
+        entry.pending += 1;
+        let pipeline = entry.pipeline.clone();
+        let id = SessionId::random();
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let ufrag = crate::media::plan_offer(&offer, pipeline.has_audio())
+                .map(|(_, plan)| plan.ice_ufrag)
+                .unwrap_or_default();
+            let result = pipeline.add_viewer(id, &offer).await;
+            let _ = done.send(Done::Negotiated { stream: name, id, ufrag, result, reply });
+        });
+    }
+
+    fn patch(
+        &mut self,
+        id: SessionId,
+        if_match: Option<String>,
+        body: String,
+        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
+    ) {
+        let Some(session) = self.sessions.get_mut(&id) else {
+            let _ = reply.send(Err(SessionError::UnknownSession));
+            return;
+        };
+        let frag = match SdpFrag::parse(&body) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        if let Some(tag) = &if_match {
+            if !session.etag.matches(tag) {
+                let _ = reply.send(Err(SessionError::PreconditionFailed));
+                return;
+            }
+        }
+        let restart = match (&frag.ufrag, &frag.pwd) {
+            (Some(u), Some(_)) => *u != session.remote_ufrag,
+            _ => false,
+        };
+        if !restart {
+            let n = session.viewer.add_remote_candidates(&frag);
+            tracing::debug!(session = %id, candidates = n, "trickle");
+            let _ = reply.send(Ok(PatchOutcome::Trickled));
+            return;
+        }
+        if if_match.is_none() {
+            let _ = reply.send(Err(SessionError::PreconditionRequired));
+            return;
+        }
+        if session.restarting {
+            let _ = reply.send(Err(SessionError::PreconditionFailed));
+            return;
+        }
+        session.restarting = true;
+        let viewer = session.viewer.clone();
+        let done = self.done_tx.clone();
+        let ufrag = frag.ufrag.clone().expect("checked above");
+        let pwd = frag.pwd.clone().expect("checked above");
+        tokio::spawn(async move {
+            let result = viewer.restart_ice(&ufrag, &pwd).await;
+            let _ = done.send(Done::Restarted { id, ufrag, frag, result, reply });
+        });
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Negotiated { stream, id, ufrag, result, reply } => {
+                if let Some(entry) = self.streams.get_mut(&stream) {
+                    entry.pending = entry.pending.saturating_sub(1);
+                }
+                match result {
+                    Ok((viewer, answer)) => {
+                        let etag = ETag::new(id, 0);
+                        let created = Created { id, answer, etag: etag.clone() };
+                        if reply.send(Ok(created)).is_err() {
+                            // The client went away before its answer: nobody will ever use this session.
+                            remove_in_background(viewer);
+                            return;
+                        }
+                        tracing::info!(session = %id, %stream, "session created");
+                        self.sessions.insert(
+                            id,
+                            Session { stream, viewer, ice_generation: 0, etag, remote_ufrag: ufrag, restarting: false },
+                        );
+                    }
+                    Err(e) => {
+                        tracing::info!(%stream, error = %e, "offer refused");
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+            Done::Restarted { id, ufrag, frag, result, reply } => {
+                let Some(session) = self.sessions.get_mut(&id) else {
+                    let _ = reply.send(Err(SessionError::UnknownSession));
+                    return;
+                };
+                session.restarting = false;
+                match result {
+                    Ok(local_sdp) => {
+                        session.ice_generation += 1;
+                        session.etag = ETag::new(id, session.ice_generation);
+                        session.remote_ufrag = ufrag;
+                        session.viewer.add_remote_candidates(&frag);
+                        tracing::info!(session = %id, "ICE restarted");
+                        let out = PatchOutcome::Restarted {
+                            frag: restart_frag_from_answer(&local_sdp),
+                            etag: session.etag.clone(),
+                        };
+                        let _ = reply.send(Ok(out));
+                    }
+                    Err(e) => {
+                        tracing::warn!(session = %id, error = %e, "ICE restart failed");
+                        let _ = reply.send(Err(e.into()));
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_media(&mut self, ev: MediaEvent) {
+        match ev {
+            MediaEvent::ViewerConnected { stream, id } => {
+                tracing::info!(session = %id, %stream, "viewer connected");
+            }
+            MediaEvent::ViewerEnded { stream, id, why } => {
+                if let Some(s) = self.sessions.remove(&id) {
+                    tracing::info!(session = %id, %stream, ?why, "session ended");
+                    remove_in_background(s.viewer);
+                }
+            }
+            MediaEvent::StreamFailed { stream, reason } => {
+                tracing::error!(%stream, %reason, "stream failed");
+            }
+        }
+    }
+
+    fn stream_infos(&self) -> Vec<StreamInfo> {
+        self.streams
+            .iter()
+            .map(|(name, e)| {
+                let h = e.pipeline.health();
+                StreamInfo {
+                    name: name.clone(),
+                    state: state_label(&h.state).into(),
+                    producing: h.producing(),
+                    viewers: self.viewers_of(name),
+                    width: e.cfg.width,
+                    height: e.cfg.height,
+                    fps: e.cfg.fps,
+                    audio: e.pipeline.has_audio(),
+                    encoder: h.encoder,
+                }
+            })
+            .collect()
+    }
+
+    fn readiness(&self) -> Readiness {
+        let streams: Vec<_> = self
+            .streams
+            .iter()
+            .map(|(name, e)| {
+                let h = e.pipeline.health();
+                let reason = match (&h.state, h.producing()) {
+                    (_, true) => None,
+                    (StreamState::Failed(why), _) => Some(format!("pipeline failed: {why}")),
+                    (StreamState::Starting, _) => Some("pipeline is starting".into()),
+                    (StreamState::Stopped, _) => Some("pipeline is stopped".into()),
+                    (StreamState::Playing, _) => Some("no frame encoded in the last 2 s".into()),
+                };
+                StreamReadiness {
+                    name: name.clone(),
+                    ready: reason.is_none(),
+                    reason,
+                    frames: h.frames,
+                    last_frame_age_ms: h.last_frame_age.map(|a| a.as_millis() as u64),
+                }
+            })
+            .collect();
+        Readiness { ready: streams.iter().all(|s| s.ready), streams }
+    }
+
+    async fn shutdown(&mut self) {
+        let viewers: Vec<_> = self.sessions.drain().map(|(_, s)| s.viewer).collect();
+        let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
+        let n = viewers.len();
+        let _ = tokio::task::spawn_blocking(move || {
+            for v in viewers {
+                v.remove();
+            }
+            for p in pipelines {
+                p.stop();
+            }
+        })
+        .await;
+        tracing::info!(sessions = n, "all sessions closed, pipelines stopped");
+    }
+}
+
+fn state_label(s: &StreamState) -> &'static str {
+    match s {
+        StreamState::Starting => "starting",
+        StreamState::Playing => "playing",
+        StreamState::Failed(_) => "failed",
+        StreamState::Stopped => "stopped",
+    }
+}

@@ -1,0 +1,204 @@
+//! The session manager: the one owner of all streams and viewer sessions.
+//!
+//! Architecture invariant: HTTP handlers and the media side never share session state directly; they send
+//! messages to the manager task ([`Sessions`] is its handle) and get replies. The manager never blocks on
+//! media work: negotiation runs in spawned tasks that report back to it.
+
+mod manager;
+
+use std::time::Duration;
+
+use serde::Serialize;
+use thiserror::Error;
+use tokio::sync::{mpsc, oneshot};
+
+pub use manager::spawn;
+
+use crate::ids::{ETag, SessionId, StreamName};
+use crate::media::{MediaError, StreamHealth, ViewerHandle};
+use crate::sdpfrag::FragError;
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum SessionError {
+    #[error("no stream named `{0}`")]
+    UnknownStream(String),
+    #[error("no such session (it ended, or never existed)")]
+    UnknownSession,
+    #[error("stream `{0}` is not producing media yet")]
+    NotProducing(StreamName),
+    #[error("stream `{stream}` already has its maximum of {max} viewers")]
+    ViewerCap { stream: StreamName, max: u32 },
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("malformed trickle-ice-sdpfrag: {0}")]
+    BadFrag(#[from] FragError),
+    #[error("an ICE restart needs an If-Match header (`*` or the session's ETag)")]
+    PreconditionRequired,
+    #[error("If-Match does not match the session's current ETag")]
+    PreconditionFailed,
+    #[error("glasscast is shutting down")]
+    ShuttingDown,
+}
+
+/// A new viewer session.
+#[derive(Debug, Clone)]
+pub struct Created {
+    pub id: SessionId,
+    pub answer: String,
+    pub etag: ETag,
+}
+
+#[derive(Debug, Clone)]
+pub enum PatchOutcome {
+    /// Candidates were added.
+    Trickled,
+    /// ICE restarted: our new credentials and candidates as an sdpfrag, and the new ETag.
+    Restarted { frag: String, etag: ETag },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamInfo {
+    pub name: StreamName,
+    pub state: String,
+    pub producing: bool,
+    pub viewers: usize,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub audio: bool,
+    pub encoder: &'static str,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StreamReadiness {
+    pub name: StreamName,
+    pub ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub frames: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_frame_age_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Readiness {
+    pub ready: bool,
+    pub streams: Vec<StreamReadiness>,
+}
+
+pub(crate) enum Command {
+    Offer {
+        stream: String,
+        offer: String,
+        reply: oneshot::Sender<Result<Created, SessionError>>,
+    },
+    Patch {
+        id: SessionId,
+        if_match: Option<String>,
+        frag: String,
+        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
+    },
+    Delete {
+        id: SessionId,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Streams {
+        reply: oneshot::Sender<Vec<StreamInfo>>,
+    },
+    Readiness {
+        reply: oneshot::Sender<Readiness>,
+    },
+    Viewer {
+        id: SessionId,
+        reply: oneshot::Sender<Option<ViewerHandle>>,
+    },
+    Health {
+        stream: String,
+        reply: oneshot::Sender<Option<StreamHealth>>,
+    },
+    StopStream {
+        stream: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Shutdown {
+        reply: oneshot::Sender<()>,
+    },
+}
+
+/// Handle to the session manager. Cheap to clone.
+#[derive(Clone)]
+pub struct Sessions {
+    tx: mpsc::Sender<Command>,
+}
+
+/// How long a request waits for the manager before giving up (it never should).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl Sessions {
+    async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> Option<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(make(reply)).await.ok()?;
+        tokio::time::timeout(REPLY_TIMEOUT, rx).await.ok()?.ok()
+    }
+
+    /// A WHEP offer for `stream`: negotiates a new viewer session.
+    pub async fn offer(&self, stream: &str, offer: String) -> Result<Created, SessionError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Offer { stream, offer, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// A WHEP PATCH: trickled candidates or an ICE restart.
+    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<PatchOutcome, SessionError> {
+        self.ask(|reply| Command::Patch { id, if_match, frag, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// Ends a session now.
+    pub async fn delete(&self, id: SessionId) -> Result<(), SessionError> {
+        self.ask(|reply| Command::Delete { id, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    pub async fn streams(&self) -> Vec<StreamInfo> {
+        self.ask(|reply| Command::Streams { reply }).await.unwrap_or_default()
+    }
+
+    pub async fn readiness(&self) -> Readiness {
+        self.ask(|reply| Command::Readiness { reply })
+            .await
+            .unwrap_or(Readiness { ready: false, streams: Vec::new() })
+    }
+
+    /// The media handle of a session (diagnostics and tests).
+    pub async fn viewer(&self, id: SessionId) -> Option<ViewerHandle> {
+        self.ask(|reply| Command::Viewer { id, reply }).await.flatten()
+    }
+
+    /// A stream's media health (state, frames, viewer pads on its tees).
+    pub async fn health(&self, stream: &str) -> Option<StreamHealth> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Health { stream, reply }).await.flatten()
+    }
+
+    /// Viewer branches linked to a stream's RTP tees (0 for an unknown stream).
+    pub async fn viewer_pads(&self, stream: &str) -> usize {
+        self.health(stream).await.map_or(0, |h| h.viewer_pads)
+    }
+
+    /// Ends a stream's sessions and stops its pipeline; new viewers get 409 until it runs again.
+    pub async fn stop_stream(&self, stream: &str) -> Result<(), SessionError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::StopStream { stream, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// Ends every session and stops every pipeline.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(|reply| Command::Shutdown { reply }).await;
+    }
+}

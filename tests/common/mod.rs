@@ -1,0 +1,260 @@
+//! Shared test harness: an in-process glasscast on an ephemeral port, and a WHEP viewer built on GStreamer's
+//! own webrtcbin (a WebRTC stack glasscast does not implement), which decodes what it receives.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use glasscast::config::{Config, StreamConfig};
+use glasscast::serve::Server;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::oneshot;
+
+pub struct TestServer {
+    pub server: Server,
+    pub base: String,
+    pub http: reqwest::Client,
+    _state: tempfile::TempDir,
+}
+
+pub fn init() {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    gst::init().expect("gstreamer init");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_test_writer()
+        .try_init();
+}
+
+/// A small, fast stream: 320x240@30 with audio.
+pub fn small_stream(name: &str) -> StreamConfig {
+    StreamConfig { width: 320, height: 240, bitrate_kbps: 600, ..StreamConfig::test_pattern(name) }
+}
+
+pub async fn start_with(mut cfg: Config) -> TestServer {
+    init();
+    let state = tempfile::tempdir().expect("tempdir");
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.state_dir = state.path().to_path_buf();
+    let server = Server::start(&cfg).await.expect("server starts");
+    let base = format!("{}://127.0.0.1:{}", server.scheme(), server.addr.port());
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
+    if let Some(tls) = &server.tls {
+        let pem = std::fs::read(&tls.cert_path).expect("cert");
+        builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")]);
+    }
+    let http = builder.build().expect("client");
+    let ts = TestServer { server, base, http, _state: state };
+    ts.wait_ready().await;
+    ts
+}
+
+/// Plain HTTP, the given streams.
+pub async fn start(streams: Vec<StreamConfig>) -> TestServer {
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.streams = streams;
+    start_with(cfg).await
+}
+
+impl TestServer {
+    pub async fn wait_ready(&self) {
+        for _ in 0..200 {
+            if self.server.sessions.readiness().await.ready {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("server not ready: {:?}", self.server.sessions.readiness().await);
+    }
+
+    pub async fn viewer_pads(&self, stream: &str) -> usize {
+        // Readiness carries no pad counts; ask the stream list for viewers and the media for pads.
+        let infos = self.server.sessions.streams().await;
+        assert!(infos.iter().any(|s| s.name.as_str() == stream));
+        self.server.sessions.viewer_pads(stream).await
+    }
+
+    pub async fn post_offer(&self, stream: &str, offer: &str) -> reqwest::Response {
+        self.http
+            .post(format!("{}/whep/{stream}", self.base))
+            .header("content-type", "application/sdp")
+            .body(offer.to_owned())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+}
+
+/// Polls `f` every 20 ms for up to `secs` seconds.
+pub async fn eventually<F: FnMut() -> bool>(secs: u64, mut f: F) -> bool {
+    for _ in 0..(secs * 50) {
+        if f() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f()
+}
+
+/// A WHEP viewer on webrtcbin: recvonly H.264 (chosen payload type and profile) + Opus, decoding both.
+pub struct WebrtcbinViewer {
+    pub pipeline: gst::Pipeline,
+    pub webrtcbin: gst::Element,
+    pub frames: Arc<AtomicU64>,
+    pub audio_buffers: Arc<AtomicU64>,
+    pub size: Arc<Mutex<Option<(i32, i32)>>>,
+    pub location: Option<String>,
+    pub etag: Option<String>,
+}
+
+async fn promise(webrtcbin: &gst::Element, action: &str, desc: Option<&gst_webrtc::WebRTCSessionDescription>) -> Option<gst::Structure> {
+    let (tx, rx) = oneshot::channel();
+    let p = gst::Promise::with_change_func(move |r| {
+        let _ = tx.send(r.ok().flatten().map(ToOwned::to_owned));
+    });
+    match desc {
+        Some(d) => webrtcbin.emit_by_name::<()>(action, &[d, &p]),
+        None => webrtcbin.emit_by_name::<()>(action, &[&None::<gst::Structure>, &p]),
+    }
+    tokio::time::timeout(Duration::from_secs(10), rx).await.expect("promise timed out").expect("promise")
+}
+
+impl WebrtcbinViewer {
+    pub fn new(video_pt: u8, profile_level_id: &str, with_audio: bool) -> Self {
+        let pipeline = gst::Pipeline::new();
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .expect("webrtcbin");
+        pipeline.add(&webrtcbin).expect("add");
+        let video_caps = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "H264")
+            .field("payload", i32::from(video_pt))
+            .field("clock-rate", 90_000i32)
+            .field("packetization-mode", "1")
+            .field("profile-level-id", profile_level_id)
+            .build();
+        let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
+        webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &video_caps]);
+        if with_audio {
+            let audio_caps = gst::Caps::builder("application/x-rtp")
+                .field("media", "audio")
+                .field("encoding-name", "OPUS")
+                .field("payload", 111i32)
+                .field("clock-rate", 48_000i32)
+                .field("encoding-params", "2")
+                .build();
+            webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &audio_caps]);
+        }
+        let frames = Arc::new(AtomicU64::new(0));
+        let audio_buffers = Arc::new(AtomicU64::new(0));
+        let size = Arc::new(Mutex::new(None));
+        let pipe_weak = pipeline.downgrade();
+        let (f, a, sz) = (frames.clone(), audio_buffers.clone(), size.clone());
+        webrtcbin.connect_pad_added(move |_, pad| {
+            let Some(pipeline) = pipe_weak.upgrade() else { return };
+            let decodebin = gst::ElementFactory::make("decodebin").build().expect("decodebin");
+            pipeline.add(&decodebin).expect("add");
+            decodebin.sync_state_with_parent().expect("sync");
+            pad.link(&decodebin.static_pad("sink").expect("sink")).expect("link decodebin");
+            let pipe_weak = pipeline.downgrade();
+            let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
+            decodebin.connect_pad_added(move |_, dpad| {
+                let Some(pipeline) = pipe_weak.upgrade() else { return };
+                let caps = dpad.current_caps().expect("decoded caps");
+                let is_video = caps.structure(0).expect("s").name().starts_with("video/");
+                let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+                pipeline.add(&sink).expect("add");
+                sink.sync_state_with_parent().expect("sync");
+                dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
+                let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
+                dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+                    if is_video {
+                        f.fetch_add(1, Ordering::Relaxed);
+                        if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+                            if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
+                                *sz.lock().expect("lock") = Some((w, h));
+                            }
+                        }
+                    } else {
+                        a.fetch_add(1, Ordering::Relaxed);
+                    }
+                    gst::PadProbeReturn::Ok
+                });
+            });
+        });
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        Self { pipeline, webrtcbin, frames, audio_buffers, size, location: None, etag: None }
+    }
+
+    /// Creates the offer and waits for ICE gathering, so the offer carries our candidates.
+    pub async fn offer(&self) -> String {
+        let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
+        let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
+        promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
+        for _ in 0..250 {
+            if self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+                == gst_webrtc::WebRTCICEGatheringState::Complete
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let local = self
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .expect("local description");
+        local.sdp().as_text().expect("sdp text")
+    }
+
+    pub async fn set_answer(&self, answer: &str) {
+        let sdp = gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;
+    }
+
+    /// Offer, POST, answer. Panics unless the server says 201.
+    pub async fn connect(&mut self, srv: &TestServer, stream: &str) {
+        let offer = self.offer().await;
+        let resp = srv.post_offer(stream, &offer).await;
+        assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
+        let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
+        self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
+        self.location = Some(format!("{}{location}", srv.base));
+        let answer = resp.text().await.expect("answer");
+        self.set_answer(&answer).await;
+    }
+
+    pub fn frames(&self) -> u64 {
+        self.frames.load(Ordering::Relaxed)
+    }
+
+    pub fn audio(&self) -> u64 {
+        self.audio_buffers.load(Ordering::Relaxed)
+    }
+
+    /// Waits until `n` more video frames decode than now; false on timeout.
+    pub async fn gets_frames(&self, n: u64, secs: u64) -> bool {
+        let start = self.frames();
+        eventually(secs, || self.frames() >= start + n).await
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for WebrtcbinViewer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,110 @@
+//! End to end over WHEP with GStreamer's own webrtcbin as the viewer: decoded frames and audio arrive, the
+//! fan-out traps stay fixed (payload types, profile-level-id, keyframe on join, stale packets, UPnP,
+//! leaked webrtcbins), and a viewer leaving or failing never disturbs the others.
+
+mod common;
+
+use common::*;
+use glasscast::config::StreamConfig;
+use glasscast::ids::SessionId;
+
+fn session_of(v: &WebrtcbinViewer) -> SessionId {
+    let loc = v.location.as_deref().expect("connected");
+    SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id in Location")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewer_decodes_video_of_the_configured_size_and_audio_and_delete_frees_the_branch() {
+    let srv = start(vec![small_stream("main")]).await;
+    let pads_before = srv.viewer_pads("main").await;
+
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect(&srv, "main").await;
+    assert!(v.gets_frames(30, 20).await, "no video frames decoded");
+    assert_eq!(*v.size.lock().expect("lock"), Some((320, 240)));
+    assert!(eventually(10, || v.audio() > 10).await, "no Opus audio decoded");
+    assert_eq!(srv.viewer_pads("main").await, pads_before + 2, "one video and one audio branch");
+
+    let id = session_of(&v);
+    let handle = srv.server.sessions.viewer(id).await.expect("session exists");
+    assert!(handle.upnp_disabled(), "libnice UPnP must be off (adds ~200 ms per join)");
+    let stats = handle.gate_stats();
+    assert!(stats.first_forwarded_was_keyframe, "the first packet sent must start a keyframe: {stats:?}");
+    let webrtcbin = handle.webrtcbin_weak();
+    drop(handle);
+
+    let resp = srv.http.delete(v.location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(resp.status(), 200);
+    let mut pads = 0;
+    for _ in 0..100 {
+        pads = srv.viewer_pads("main").await;
+        if pads == pads_before {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pads, pads_before, "DELETE must release the tee pads");
+    assert!(
+        eventually(10, || webrtcbin.upgrade().is_none()).await,
+        "the removed webrtcbin is still alive: something holds a strong reference"
+    );
+    let again = srv.http.delete(v.location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(again.status(), 404, "a deleted session is gone");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewers_with_different_payload_types_and_profiles_all_play() {
+    let srv = start(vec![small_stream("main")]).await;
+    // A GStreamer-style offer (96, 42e016, no level-asymmetry) and two browser-style ones.
+    let mut a = WebrtcbinViewer::new(96, "42e016", true);
+    let mut b = WebrtcbinViewer::new(108, "42e01f", true);
+    let mut c = WebrtcbinViewer::new(102, "42001f", false);
+    a.connect(&srv, "main").await;
+    b.connect(&srv, "main").await;
+    c.connect(&srv, "main").await;
+    for (name, v) in [("a", &a), ("b", &b), ("c", &c)] {
+        assert!(v.gets_frames(20, 20).await, "viewer {name} decoded no frames");
+    }
+    // Viewer a leaves; the others keep decoding.
+    srv.http.delete(a.location.clone().expect("loc")).send().await.expect("delete");
+    a.stop();
+    assert!(b.gets_frames(30, 20).await && c.gets_frames(30, 20).await, "others stalled when one left");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_joining_viewer_gets_a_keyframe_at_once() {
+    // With a 60 s keyframe interval, only a forced keyframe lets a second viewer decode within 15 s.
+    let stream = StreamConfig { keyframe_interval_s: 60, ..small_stream("main") };
+    let srv = start(vec![stream]).await;
+    let mut first = WebrtcbinViewer::new(96, "42e01f", false);
+    first.connect(&srv, "main").await;
+    assert!(first.gets_frames(10, 20).await);
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let mut second = WebrtcbinViewer::new(97, "42e01f", false);
+    second.connect(&srv, "main").await;
+    assert!(second.gets_frames(10, 15).await, "a late joiner waited for the periodic keyframe");
+    let stats = srv.server.sessions.viewer(session_of(&second)).await.expect("session").gate_stats();
+    assert!(stats.first_forwarded_was_keyframe, "{stats:?}");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_viewer_that_never_connects_or_vanishes_does_not_disturb_others() {
+    let srv = start(vec![small_stream("main")]).await;
+    let mut good = WebrtcbinViewer::new(96, "42e01f", true);
+    good.connect(&srv, "main").await;
+    assert!(good.gets_frames(10, 20).await);
+
+    // Negotiates, then its peer disappears without DELETE and never answers ICE.
+    let ghost = WebrtcbinViewer::new(100, "42e01f", true);
+    let offer = ghost.offer().await;
+    ghost.stop();
+    drop(ghost);
+    let resp = srv.post_offer("main", &offer).await;
+    assert_eq!(resp.status(), 201);
+
+    assert!(good.gets_frames(60, 20).await, "the good viewer stalled");
+    srv.shutdown().await;
+}
