@@ -1,8 +1,9 @@
 //! Reading a viewer's SDP offer: is it usable, and which payload types do we send under.
 //!
 //! We send H.264 constrained-baseline (decodable by every baseline, main and high decoder) and Opus. For
-//! video we pick the offered packetization-mode=1 H.264 format whose profile is closest to what we send,
-//! in the offer's order among equals; its payload type and profile-level-id are restated on our RTP caps.
+//! video we pick the offered H.264 format with packetization-mode=1 (else mode 0) whose profile is closest to
+//! what we send, in the offer's order among equals; its payload type and profile-level-id are restated on our
+//! RTP caps.
 
 use gstreamer_sdp as gst_sdp;
 
@@ -122,14 +123,18 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
         if !name.eq_ignore_ascii_case("H264") {
             continue;
         }
-        if fmtp_param(media, pt, "packetization-mode").as_deref() != Some("1") {
-            continue;
-        }
+        // Mode 1 (FU-A/STAP-A) is what we send. Mode 0 (absent) is accepted when nothing better is offered:
+        // gst-plugins-rs whepclientsrc offers only that, and its depayloader (like libwebrtc's) takes FU-A.
+        let mode_1 = match fmtp_param(media, pt, "packetization-mode").as_deref() {
+            Some("1") => true,
+            None | Some("0") => false,
+            Some(_) => continue,
+        };
         // RFC 6184: absent profile-level-id means 42000a (baseline, level 1).
         let plid = fmtp_param(media, pt, "profile-level-id")
             .unwrap_or_else(|| "42000a".into())
             .to_ascii_lowercase();
-        let Some(rank) = profile_rank(&plid) else { continue };
+        let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
             best = Some((rank, VideoPick { mline, pt, profile_level_id: plid }));
         }
@@ -193,7 +198,7 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
                 video = Some(pick_h264(media, mline).ok_or_else(|| {
                     MediaError::NoUsableCodec(format!(
                         "no usable H.264 in the offer's video section: glasscast sends H.264 \
-                         (packetization-mode=1, constrained-baseline); offered: {}",
+                         (constrained-baseline, packetization-mode 1 or 0); offered: {}",
                         offered_names(media)
                     ))
                 })?);
@@ -299,13 +304,20 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn packetization_mode_0_only_is_unusable() {
+    fn packetization_mode_1_is_preferred_but_mode_0_is_accepted() {
         gstreamer::init().expect("gstreamer");
+        // whepclientsrc's offer: H.264 without packetization-mode, behind VP8.
         let offer = format!(
-            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
-             a=rtpmap:96 H264/90000\r\na=fmtp:96 profile-level-id=42e01f\r\n"
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96 97\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
+             a=rtpmap:96 VP8/90000\r\na=rtpmap:97 H264/90000\r\na=fmtp:97 profile-level-id=42e016\r\n"
         );
-        assert!(matches!(plan_offer(&offer, true), Err(MediaError::NoUsableCodec(_))));
+        let (_, plan) = plan_offer(&offer, true).expect("mode 0 accepted");
+        assert_eq!(plan.video.pt, 97);
+        // Chromium offers both; mode 1 wins even over a closer profile in mode 0.
+        let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
+        assert_eq!(plan.video.pt, 106);
+        let bad_mode = offer.replace("profile-level-id=42e016", "packetization-mode=2;profile-level-id=42e016");
+        assert!(matches!(plan_offer(&bad_mode, true), Err(MediaError::NoUsableCodec(_))));
     }
 
     #[test]

@@ -1,0 +1,79 @@
+//! Interop with a WHEP client glasscast does not implement: gst-plugins-rs `whepclientsrc` (offers H.264
+//! 42e016 without level-asymmetry-allowed, does its own HTTP). It must decode video of the configured size and
+//! Opus audio, and its DELETE on stop must free the viewer's branch.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use common::*;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
+    let srv = start(vec![small_stream("main")]).await;
+    gstrswebrtc::plugin_register_static().expect("register gst-plugins-rs webrtc");
+
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("whepclientsrc").build().expect("whepclientsrc");
+    src.property::<glib::Object>("signaller")
+        .set_property("whep-endpoint", format!("{}/whep/main", srv.base));
+    pipeline.add(&src).expect("add");
+
+    let frames = Arc::new(AtomicU64::new(0));
+    let audio = Arc::new(AtomicU64::new(0));
+    let size = Arc::new(Mutex::new(None::<(i32, i32)>));
+    let weak = pipeline.downgrade();
+    let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else { return };
+        let is_video = pad.name().starts_with("video");
+        let convert = gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" })
+            .build()
+            .expect("convert");
+        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+        pipeline.add_many([&convert, &sink]).expect("add");
+        convert.link(&sink).expect("link");
+        convert.sync_state_with_parent().expect("sync");
+        sink.sync_state_with_parent().expect("sync");
+        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
+        let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
+        convert.static_pad("sink").expect("sink").add_probe(gst::PadProbeType::BUFFER, move |p, _| {
+            if is_video {
+                f.fetch_add(1, Ordering::Relaxed);
+                if let Some(s) = p.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+                    if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
+                        *sz.lock().expect("lock") = Some((w, h));
+                    }
+                }
+            } else {
+                a.fetch_add(1, Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    });
+    pipeline.set_state(gst::State::Playing).expect("playing");
+
+    assert!(eventually(30, || frames.load(Ordering::Relaxed) >= 30).await, "whepclientsrc decoded no video");
+    assert_eq!(*size.lock().expect("lock"), Some((320, 240)));
+    assert!(eventually(10, || audio.load(Ordering::Relaxed) >= 10).await, "whepclientsrc decoded no audio");
+    assert_eq!(srv.viewer_pads("main").await, 2);
+
+    // whepclientsrc's stop blocks on its own runtime: not from inside ours.
+    let p = pipeline.clone();
+    tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await.expect("join").expect("null");
+    let mut pads = usize::MAX;
+    for _ in 0..100 {
+        pads = srv.viewer_pads("main").await;
+        if pads == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(pads, 0, "whepclientsrc's DELETE must free the branch");
+    assert_eq!(srv.server.sessions.streams().await[0].viewers, 0);
+    srv.shutdown().await;
+}
