@@ -85,46 +85,6 @@ impl SdpFrag {
     }
 }
 
-/// Builds the sdpfrag a server returns after an ICE restart, from its full (new) local description:
-/// the new ufrag/pwd, then each media section's m= line, mid and candidates.
-pub fn restart_frag_from_answer(answer: &str) -> String {
-    let mut ufrag = None;
-    let mut pwd = None;
-    let mut sections: Vec<(String, Option<String>, Vec<String>)> = Vec::new();
-    for line in answer.lines().map(|l| l.trim_end_matches('\r')) {
-        if let Some(m) = line.strip_prefix("m=") {
-            sections.push((format!("m={m}"), None, Vec::new()));
-        } else if let Some(v) = line.strip_prefix("a=ice-ufrag:") {
-            ufrag.get_or_insert_with(|| v.to_owned());
-        } else if let Some(v) = line.strip_prefix("a=ice-pwd:") {
-            pwd.get_or_insert_with(|| v.to_owned());
-        } else if let (Some(v), Some(s)) = (line.strip_prefix("a=mid:"), sections.last_mut()) {
-            s.1 = Some(v.to_owned());
-        } else if let (Some(v), Some(s)) = (line.strip_prefix("a=candidate:"), sections.last_mut()) {
-            s.2.push(v.to_owned());
-        }
-    }
-    let mut out = String::new();
-    if let Some(u) = ufrag {
-        out.push_str(&format!("a=ice-ufrag:{u}\r\n"));
-    }
-    if let Some(p) = pwd {
-        out.push_str(&format!("a=ice-pwd:{p}\r\n"));
-    }
-    for (mline, mid, cands) in sections {
-        out.push_str(&mline);
-        out.push_str("\r\n");
-        if let Some(mid) = mid {
-            out.push_str(&format!("a=mid:{mid}\r\n"));
-        }
-        for c in cands {
-            out.push_str(&format!("a=candidate:{c}\r\n"));
-        }
-        out.push_str("a=end-of-candidates\r\n");
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -167,21 +127,5 @@ mod tests {
             Err(FragError::NotSdp { line: 2 })
         );
         assert_eq!(SdpFrag::parse("a=candidate:  "), Err(FragError::BadCandidate { line: 1 }));
-    }
-
-    #[test]
-    fn restart_frag_carries_new_credentials_and_candidates() {
-        let answer = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
-            m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:new1\r\na=ice-pwd:pw1\r\na=mid:video0\r\n\
-            a=candidate:1 1 UDP 2015363327 10.0.0.2 40000 typ host\r\n\
-            m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=ice-ufrag:new1\r\na=ice-pwd:pw1\r\na=mid:audio1\r\n";
-        let frag = restart_frag_from_answer(answer);
-        let parsed = SdpFrag::parse(&frag).expect("our own output parses");
-        assert_eq!(parsed.ufrag.as_deref(), Some("new1"));
-        assert_eq!(parsed.pwd.as_deref(), Some("pw1"));
-        assert_eq!(parsed.media.len(), 2);
-        assert_eq!(parsed.media[0].mid.as_deref(), Some("video0"));
-        assert_eq!(parsed.media[0].candidates.len(), 1);
-        assert!(parsed.media.iter().all(|m| m.end_of_candidates));
     }
 }

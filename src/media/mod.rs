@@ -40,8 +40,6 @@ pub enum MediaError {
     /// webrtcbin refused or timed out; the viewer's branch has been removed.
     #[error("WebRTC negotiation failed: {0}")]
     Negotiation(String),
-    #[error("ICE restart failed: {0}")]
-    IceRestart(String),
 }
 
 /// Why a viewer's connection ended, as seen by the media side.

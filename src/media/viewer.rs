@@ -4,7 +4,7 @@
 //! sockets and threads alive after removal); they get it as their first argument instead, and all are
 //! disconnected on removal.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -347,35 +347,6 @@ impl ViewerHandle {
         added
     }
 
-    /// ICE restart: re-applies the original offer with the client's new credentials and answers again.
-    /// Returns the new local SDP (new ufrag/pwd and candidates).
-    pub async fn restart_ice(&self, ufrag: &str, pwd: &str) -> Result<String, MediaError> {
-        let old_local_ufrag = self.local_ufrag();
-        {
-            let mut offer = self.inner.offer.lock().expect("offer lock");
-            *offer = with_credentials(&offer, ufrag, pwd)
-                .map_err(|e| MediaError::IceRestart(format!("rewriting the offer: {e}")))?;
-        }
-        let sdp = self
-            .offer_answer()
-            .await
-            .map_err(|e| MediaError::IceRestart(e.to_string()))?;
-        let new_ufrag = sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned));
-        if new_ufrag.is_none() || new_ufrag == old_local_ufrag {
-            return Err(MediaError::IceRestart("webrtcbin kept its ICE credentials".into()));
-        }
-        Ok(sdp)
-    }
-
-    fn local_ufrag(&self) -> Option<String> {
-        let local = self
-            .inner
-            .webrtcbin
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")?;
-        let text = local.sdp().as_text().ok()?;
-        text.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:").map(str::to_owned))
-    }
-
     pub fn id(&self) -> SessionId {
         self.inner.id
     }
@@ -414,34 +385,6 @@ impl ViewerHandle {
         let _ = inner.pipeline.remove(&inner.bin);
         tracing::debug!(session = %inner.id, "viewer branch removed");
     }
-}
-
-static RESTART_SEQ: AtomicU32 = AtomicU32::new(0);
-
-/// The offer with every ice-ufrag/ice-pwd replaced (session and media level).
-fn with_credentials(offer: &gst_sdp::SDPMessage, ufrag: &str, pwd: &str) -> Result<gst_sdp::SDPMessage, String> {
-    let text = offer.as_text().map_err(|e| e.to_string())?;
-    let mut out = String::with_capacity(text.len());
-    for line in text.lines() {
-        let line = line.trim_end_matches('\r');
-        if line.starts_with("a=ice-ufrag:") {
-            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
-        } else if line.starts_with("a=ice-pwd:") {
-            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
-        } else if let Some(rest) = line.strip_prefix("o=") {
-            // A new offer version for the restarted session.
-            let mut parts: Vec<String> = rest.split(' ').map(str::to_owned).collect();
-            if parts.len() > 2 {
-                let v: u64 = parts[2].parse().unwrap_or(0);
-                parts[2] = (v + 1 + u64::from(RESTART_SEQ.fetch_add(1, Ordering::Relaxed))).to_string();
-            }
-            out.push_str(&format!("o={}\r\n", parts.join(" ")));
-        } else {
-            out.push_str(line);
-            out.push_str("\r\n");
-        }
-    }
-    gst_sdp::SDPMessage::parse_buffer(out.as_bytes()).map_err(|e| e.to_string())
 }
 
 /// webrtcbin answers an m-line without sending (no error) when our caps do not match the offer; catch it.

@@ -8,7 +8,7 @@ use super::{Command, Created, PatchOutcome, Readiness, SessionError, Sessions, S
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
-use crate::sdpfrag::{SdpFrag, restart_frag_from_answer};
+use crate::sdpfrag::SdpFrag;
 
 struct StreamEntry {
     pipeline: StreamPipeline,
@@ -20,10 +20,8 @@ struct StreamEntry {
 struct Session {
     stream: StreamName,
     viewer: ViewerHandle,
-    ice_generation: u32,
     etag: ETag,
     remote_ufrag: String,
-    restarting: bool,
 }
 
 /// Results of work the manager spawned, reported back to it.
@@ -34,13 +32,6 @@ enum Done {
         ufrag: String,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
-    },
-    Restarted {
-        id: SessionId,
-        ufrag: String,
-        frag: SdpFrag,
-        result: Result<String, MediaError>,
-        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
     },
 }
 
@@ -213,19 +204,10 @@ impl Manager {
             let _ = reply.send(Err(SessionError::PreconditionRequired));
             return;
         }
-        if session.restarting {
-            let _ = reply.send(Err(SessionError::PreconditionFailed));
-            return;
-        }
-        session.restarting = true;
-        let viewer = session.viewer.clone();
-        let done = self.done_tx.clone();
-        let ufrag = frag.ufrag.clone().expect("checked above");
-        let pwd = frag.pwd.clone().expect("checked above");
-        tokio::spawn(async move {
-            let result = viewer.restart_ice(&ufrag, &pwd).await;
-            let _ = done.send(Done::Restarted { id, ufrag, frag, result, reply });
-        });
+        // webrtcbin 1.22 does not restart ICE as the answerer (it keeps its credentials and never re-gathers),
+        // so say so at once (RFC 9725: 422 for the unsupported one of trickle / restart).
+        tracing::info!(session = %id, "ICE restart requested; not supported");
+        let _ = reply.send(Err(SessionError::IceRestartUnsupported));
     }
 
     fn on_done(&mut self, done: Done) {
@@ -246,36 +228,11 @@ impl Manager {
                         tracing::info!(session = %id, %stream, "session created");
                         self.sessions.insert(
                             id,
-                            Session { stream, viewer, ice_generation: 0, etag, remote_ufrag: ufrag, restarting: false },
+                            Session { stream, viewer, etag, remote_ufrag: ufrag },
                         );
                     }
                     Err(e) => {
                         tracing::info!(%stream, error = %e, "offer refused");
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            Done::Restarted { id, ufrag, frag, result, reply } => {
-                let Some(session) = self.sessions.get_mut(&id) else {
-                    let _ = reply.send(Err(SessionError::UnknownSession));
-                    return;
-                };
-                session.restarting = false;
-                match result {
-                    Ok(local_sdp) => {
-                        session.ice_generation += 1;
-                        session.etag = ETag::new(id, session.ice_generation);
-                        session.remote_ufrag = ufrag;
-                        session.viewer.add_remote_candidates(&frag);
-                        tracing::info!(session = %id, "ICE restarted");
-                        let out = PatchOutcome::Restarted {
-                            frag: restart_frag_from_answer(&local_sdp),
-                            etag: session.etag.clone(),
-                        };
-                        let _ = reply.send(Ok(out));
-                    }
-                    Err(e) => {
-                        tracing::warn!(session = %id, error = %e, "ICE restart failed");
                         let _ = reply.send(Err(e.into()));
                     }
                 }

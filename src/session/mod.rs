@@ -36,6 +36,9 @@ pub enum SessionError {
     PreconditionRequired,
     #[error("If-Match does not match the session's current ETag")]
     PreconditionFailed,
+    #[error("ICE restart is not supported (GStreamer 1.22 webrtcbin cannot restart ICE as the answerer); \
+             end this session with DELETE and POST a new offer")]
+    IceRestartUnsupported,
     #[error("glasscast is shutting down")]
     ShuttingDown,
 }

@@ -1,0 +1,172 @@
+// Headless-Chromium check of the glasscast player page.
+//
+//   node tests/browser/watch.mjs <watch-url> <expected-width> <expected-height> <screenshot-path> [spki-pin-base64]
+//
+// Opens the watch page, waits (up to 20 s) until window.glasscast reports >= 30 rendered frames at the expected
+// resolution with a live audio track, checks frames keep coming, takes a screenshot and reads getStats().
+// Prints one line of JSON on stdout; exits 0 if every check passed, 1 otherwise (JSON has ok:false + failed).
+// Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
+import { chromium } from 'playwright-core';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [url, wArg, hArg, screenshotPath, spkiPin] = process.argv.slice(2);
+if (!url || !wArg || !hArg || !screenshotPath) {
+  console.error('usage: node tests/browser/watch.mjs <watch-url> <expected-width> <expected-height> <screenshot-path> [spki-pin-base64]');
+  process.exit(2);
+}
+const expectedWidth = Number(wArg);
+const expectedHeight = Number(hArg);
+const WAIT_MS = 20_000;
+const POLL_MS = 100;
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Hard stop in case the browser hangs on close.
+const watchdog = setTimeout(() => {
+  console.log(JSON.stringify({ ok: false, failed: 'watchdog: test took more than 90 s' }));
+  process.exit(1);
+}, 90_000);
+watchdog.unref();
+
+const result = {
+  ok: false,
+  failed: null,
+  framesRendered: 0,
+  framesGrew: false,
+  videoWidth: 0,
+  videoHeight: 0,
+  audioTrackLive: false,
+  audioPacketsReceived: 0,
+  audioSamplesReceived: 0,
+  framesDecoded: 0,
+  decoderImplementation: null,
+  firstFrameMs: null,
+  state: null,
+  lastError: null,
+  connects: 0,
+  consoleErrors: [],
+};
+
+// Snapshot of the page's test hooks (without the RTCPeerConnection, which is not serialisable).
+const snapshotFn = () => {
+  const g = window.glasscast;
+  if (!g) return null;
+  const { pc, stats, ...rest } = g;
+  return rest;
+};
+
+function absorb(snap) {
+  if (!snap) return;
+  for (const k of ['framesRendered', 'videoWidth', 'videoHeight', 'audioTrackLive', 'state', 'lastError', 'connects']) {
+    result[k] = snap[k];
+  }
+  if (typeof snap.firstFrameAt === 'number') result.firstFrameMs = Math.round(snap.firstFrameAt);
+}
+
+const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-chromium-'));
+const args = [
+  '--headless=new',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--no-first-run',
+  '--autoplay-policy=no-user-gesture-required',
+];
+if (spkiPin) args.push(`--ignore-certificate-errors-spki-list=${spkiPin}`);
+
+let context;
+try {
+  // Playwright refuses --user-data-dir in args; launchPersistentContext passes our fresh dir as --user-data-dir
+  // (which --ignore-certificate-errors-spki-list requires).
+  context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args,
+    viewport: { width: 1280, height: 720 },
+  });
+  const page = context.pages()[0] || (await context.newPage());
+  page.on('console', (msg) => {
+    if (msg.type() !== 'error') return;
+    const where = msg.location().url || '';
+    if (/\/favicon\.ico$/.test(where)) return; // the browser's own favicon probe, not the page's fault
+    result.consoleErrors.push(where ? `${msg.text()} (${where})` : msg.text());
+  });
+  page.on('pageerror', (err) => result.consoleErrors.push(`pageerror: ${err.message}`));
+
+  try {
+    await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+  } catch (err) {
+    const check = `navigate: ${err.message.split('\n')[0]}`;
+    throw Object.assign(new Error(check), { check });
+  }
+
+  // 1. Wait for enough frames at the right size with live audio.
+  const deadline = Date.now() + WAIT_MS;
+  let snap = null;
+  const good = (s) =>
+    s && s.framesRendered >= 30 && s.videoWidth === expectedWidth && s.videoHeight === expectedHeight && s.audioTrackLive === true;
+  for (;;) {
+    snap = await page.evaluate(snapshotFn);
+    absorb(snap);
+    if (good(snap) || Date.now() > deadline) break;
+    await sleep(POLL_MS);
+  }
+  if (!good(snap)) {
+    let check;
+    if (!snap) check = 'hooks: window.glasscast missing (player.js did not run)';
+    else if (snap.framesRendered < 30) check = `framesRendered: ${snap.framesRendered} < 30 after ${WAIT_MS / 1000} s`;
+    else if (snap.videoWidth !== expectedWidth || snap.videoHeight !== expectedHeight) {
+      check = `resolution: ${snap.videoWidth}x${snap.videoHeight} != ${expectedWidth}x${expectedHeight}`;
+    } else check = 'audioTrackLive: no live audio track';
+    await page.screenshot({ path: screenshotPath }).catch(() => {});
+    throw Object.assign(new Error(check), { check });
+  }
+
+  // 2. Frames still coming?
+  const before = snap.framesRendered;
+  await sleep(1000);
+  absorb(await page.evaluate(snapshotFn));
+  result.framesGrew = result.framesRendered > before;
+
+  // 3. Screenshot.
+  await page.screenshot({ path: screenshotPath });
+
+  // 4. Decoder / audio stats straight from getStats().
+  const stats = await page.evaluate(async () => {
+    const pc = window.glasscast && window.glasscast.pc;
+    if (!pc) return null;
+    const out = { framesDecoded: 0, decoderImplementation: null, audioPacketsReceived: 0, audioSamplesReceived: 0 };
+    (await pc.getStats()).forEach((r) => {
+      if (r.type !== 'inbound-rtp') return;
+      const kind = r.kind || r.mediaType;
+      if (kind === 'video') {
+        out.framesDecoded = r.framesDecoded || 0;
+        out.decoderImplementation = r.decoderImplementation || null;
+      } else if (kind === 'audio') {
+        out.audioPacketsReceived = r.packetsReceived || 0;
+        out.audioSamplesReceived = r.totalSamplesReceived || 0;
+      }
+    });
+    return out;
+  });
+  if (stats) Object.assign(result, stats);
+
+  if (!result.framesGrew) result.failed = 'framesGrew: no new frames rendered within 1 s';
+  else if (!stats) result.failed = 'stats: window.glasscast.pc missing';
+  else if (!(result.framesDecoded > 0)) result.failed = 'framesDecoded: 0';
+  else if (!(result.audioPacketsReceived > 0 || result.audioSamplesReceived > 0)) result.failed = 'audio: no packets received';
+  result.ok = result.failed === null;
+} catch (err) {
+  result.ok = false;
+  result.failed = err.check || `error: ${err.message}`;
+} finally {
+  if (context) await context.close().catch(() => {});
+  await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+}
+
+if (result.ok) delete result.failed;
+console.log(JSON.stringify(result));
+process.exit(result.ok ? 0 : 1);

@@ -1,0 +1,45 @@
+//! The player in a real browser: headless Debian Chromium (driven by playwright-core) opens /watch/{stream}
+//! over HTTPS with glasscast's self-signed certificate pinned by SPKI hash, and must decode video of the
+//! configured size with a live audio track. A screenshot is saved under artifacts/.
+
+mod common;
+
+use common::*;
+use glasscast::config::{Config, StreamConfig};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chromium_plays_the_stream_over_https() {
+    let mut cfg = Config::default();
+    cfg.streams = vec![StreamConfig { width: 640, height: 360, bitrate_kbps: 1000, ..StreamConfig::test_pattern("main") }];
+    let srv = start_with(cfg).await;
+    let tls = srv.server.tls.clone().expect("HTTPS by default");
+    let pin = tls.spki_sha256.clone().expect("self-signed certificate has an SPKI pin");
+
+    // The HTTPS listener works with the certificate pinned, and readyz says ready.
+    let ready = srv.http.get(format!("{}/readyz", srv.base)).send().await.expect("readyz");
+    assert_eq!(ready.status(), 200);
+
+    let root = env!("CARGO_MANIFEST_DIR");
+    std::fs::create_dir_all(format!("{root}/artifacts")).expect("artifacts dir");
+    let url = format!("{}/watch/main", srv.base);
+    let shot = format!("{root}/artifacts/browser-watch-main.png");
+    let out = tokio::process::Command::new("node")
+        .current_dir(root)
+        .args(["tests/browser/watch.mjs", &url, "640", "360", &shot, &pin])
+        .output()
+        .await
+        .expect("node runs (make test installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let line = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(line)
+        .unwrap_or_else(|e| panic!("watch.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
+    assert!(out.status.success() && result["ok"] == true, "browser check failed: {result}\n{stderr}");
+    assert_eq!(result["videoWidth"], 640);
+    assert_eq!(result["videoHeight"], 360);
+    assert_eq!(result["audioTrackLive"], true);
+    assert_eq!(result["framesGrew"], true);
+    assert!(result["framesRendered"].as_u64().unwrap_or(0) >= 30, "{result}");
+    assert!(std::path::Path::new(&shot).exists(), "screenshot saved");
+    srv.shutdown().await;
+}
