@@ -1,0 +1,27 @@
+# The two commands: `make run` and `make test`. Both install what is missing first.
+SHELL := /bin/bash
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+CONFIG ?= config/glasscast.toml
+
+.PHONY: run test build deps test-deps clean
+
+## run: install what is missing, build, serve the bundled test source and print its link
+run: build
+	./target/release/glasscast --config $(CONFIG) serve
+
+## test: install what is missing (incl. Chromium, Node.js), then unit, integration and browser tests
+test: test-deps
+	cargo test --locked
+
+build: deps
+	cargo build --release --locked
+
+deps:
+	scripts/install-deps.sh
+
+test-deps:
+	scripts/install-deps.sh --test
+
+clean:
+	cargo clean
+	rm -rf artifacts node_modules

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Installs what glasscast needs that this Debian/Ubuntu/Pop!_OS machine lacks, and nothing else.
+#   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
+#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  command -v sudo >/dev/null || { echo "install-deps: not root and no sudo; install the packages below yourself" >&2; exit 1; }
+  sudo="sudo"
+fi
+
+pkgs=(build-essential pkg-config curl ca-certificates libssl-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
+  gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools libnice-dev)
+if [ "$want_test" -eq 1 ]; then
+  # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
+  command -v node >/dev/null || pkgs+=(nodejs)
+  command -v npm >/dev/null || pkgs+=(npm)
+  # Debian calls it chromium; Ubuntu's chromium-browser is a snap wrapper, Pop!_OS ships a deb.
+  if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
+    if apt-cache show chromium >/dev/null 2>&1; then pkgs+=(chromium); else pkgs+=(chromium-browser); fi
+  fi
+fi
+
+if ! command -v apt-get >/dev/null; then
+  echo "install-deps: no apt-get here; install the equivalents of: ${pkgs[*]}" >&2
+  exit 1
+fi
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  echo "install-deps: system packages present"
+fi
+
+# Rust >= 1.95 (edition 2024). Distribution rustc packages are older, so use rustup when needed.
+export PATH="$HOME/.cargo/bin:$PATH"
+rust_ok() {
+  command -v cargo >/dev/null || return 1
+  local v; v=$(rustc --version | awk '{print $2}')
+  [ "$(printf '%s\n1.95.0\n' "$v" | sort -V | head -n1)" = "1.95.0" ]
+}
+if ! rust_ok; then
+  if command -v rustup >/dev/null; then
+    echo "install-deps: updating the Rust toolchain (rustup update stable)"
+    rustup update stable
+  else
+    echo "install-deps: installing Rust with rustup into ~/.cargo (https://rustup.rs)"
+    curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
+  fi
+  rust_ok || { echo "install-deps: Rust >= 1.95 is still missing" >&2; exit 1; }
+fi
+
+if [ "$want_test" -eq 1 ] && [ ! -d node_modules/playwright-core ]; then
+  echo "install-deps: installing playwright-core (npm ci; no browser download)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+fi
