@@ -133,3 +133,19 @@ async fn ice_restart_is_refused_with_422_and_the_session_keeps_playing() {
     assert!(v.gets_frames(30, 20).await, "the session must survive a refused restart");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn graceful_shutdown_closes_sessions_and_stops_pipelines() {
+    let srv = start(vec![small_stream("main")]).await;
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect(&srv, "main").await;
+    assert!(v.gets_frames(5, 20).await);
+    let webrtcbin = srv.server.sessions.viewer(session_of(&v)).await.expect("session").webrtcbin_weak();
+    let sessions = srv.server.sessions.clone();
+    let base = srv.base.clone();
+    srv.shutdown().await;
+    assert!(eventually(10, || webrtcbin.upgrade().is_none()).await, "the session's webrtcbin outlived shutdown");
+    assert!(sessions.health("main").await.is_none(), "the session manager is gone after shutdown");
+    let after = reqwest::Client::new().get(format!("{base}/healthz")).send().await;
+    assert!(after.is_err(), "the listener still accepts after shutdown");
+}
