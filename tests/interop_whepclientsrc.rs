@@ -40,20 +40,7 @@ async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
         convert.sync_state_with_parent().expect("sync");
         sink.sync_state_with_parent().expect("sync");
         pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
-        let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
-        convert.static_pad("sink").expect("sink").add_probe(gst::PadProbeType::BUFFER, move |p, _| {
-            if is_video {
-                f.fetch_add(1, Ordering::Relaxed);
-                if let Some(s) = p.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
-                    if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
-                        *sz.lock().expect("lock") = Some((w, h));
-                    }
-                }
-            } else {
-                a.fetch_add(1, Ordering::Relaxed);
-            }
-            gst::PadProbeReturn::Ok
-        });
+        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
     });
     pipeline.set_state(gst::State::Playing).expect("playing");
 

@@ -104,6 +104,30 @@ pub async fn eventually<F: FnMut() -> bool>(secs: u64, mut f: F) -> bool {
     f()
 }
 
+/// Counts decoded buffers passing `pad` (video frames with their size, or audio buffers).
+pub fn count_decoded(
+    pad: &gst::Pad,
+    is_video: bool,
+    frames: &Arc<AtomicU64>,
+    audio: &Arc<AtomicU64>,
+    size: &Arc<Mutex<Option<(i32, i32)>>>,
+) {
+    let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
+        if is_video {
+            f.fetch_add(1, Ordering::Relaxed);
+            if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+                if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
+                    *sz.lock().expect("lock") = Some((w, h));
+                }
+            }
+        } else {
+            a.fetch_add(1, Ordering::Relaxed);
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A WHEP viewer on webrtcbin: recvonly H.264 (chosen payload type and profile) + Opus, decoding both.
 pub struct WebrtcbinViewer {
     pub pipeline: gst::Pipeline,
@@ -176,20 +200,7 @@ impl WebrtcbinViewer {
                 pipeline.add(&sink).expect("add");
                 sink.sync_state_with_parent().expect("sync");
                 dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
-                let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
-                dpad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
-                    if is_video {
-                        f.fetch_add(1, Ordering::Relaxed);
-                        if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
-                            if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
-                                *sz.lock().expect("lock") = Some((w, h));
-                            }
-                        }
-                    } else {
-                        a.fetch_add(1, Ordering::Relaxed);
-                    }
-                    gst::PadProbeReturn::Ok
-                });
+                count_decoded(dpad, is_video, &f, &a, &sz);
             });
         });
         pipeline.set_state(gst::State::Playing).expect("playing");
