@@ -43,6 +43,10 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     problem(srv.post_offer("main", "v=0\r\n").await, 400, "no media").await;
     problem(srv.post_offer("main", &good_offer.replace("a=fingerprint", "a=fingerprinx")).await, 400, "fingerprint").await;
     problem(srv.post_offer("main", VP8_ONLY).await, 400, "VP8").await;
+    // H.264 only under a payload type that does not fit RTP's 7 bits: refused, and the server stays whole.
+    let pt200 = VP8_ONLY.replace("SAVPF 96", "SAVPF 200").replace("a=rtpmap:96 VP8/90000", "a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f");
+    problem(srv.post_offer("main", &pt200).await, 400, "H.264").await;
+    assert!(srv.server.sessions.readiness().await.ready, "a bad payload type must not hurt the server");
     let r = srv.http.post(&whep).header("content-type", "application/sdp").body(vec![0xffu8, 0xfe, 0x00]).send().await.expect("req");
     problem(r, 400, "UTF-8").await;
     // 413: over 64 KiB.

@@ -60,10 +60,13 @@ async fn viewers_with_different_payload_types_and_profiles_all_play() {
     let mut a = WebrtcbinViewer::new(96, "42e016", true);
     let mut b = WebrtcbinViewer::new(108, "42e01f", true);
     let mut c = WebrtcbinViewer::new(102, "42001f", false);
+    // The same payload type as a, with another profile: a branch of its own.
+    let mut d = WebrtcbinViewer::new(96, "42e01f", true);
     a.connect(&srv, "main").await;
     b.connect(&srv, "main").await;
     c.connect(&srv, "main").await;
-    for (name, v) in [("a", &a), ("b", &b), ("c", &c)] {
+    d.connect(&srv, "main").await;
+    for (name, v) in [("a", &a), ("b", &b), ("c", &c), ("d", &d)] {
         assert!(v.gets_frames(20, 20).await, "viewer {name} decoded no frames");
     }
     // Viewer a leaves; the others keep decoding.

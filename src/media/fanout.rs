@@ -74,14 +74,28 @@ impl Fanout {
                     .context("creating capssetter")?,
             );
         }
+        // Unique per branch: one payload type may come with several profile-level-ids.
         let tee = gst::ElementFactory::make("tee")
-            .name(format!("rtp-{:?}-{}", self.codec, key.pt).to_lowercase())
+            .name(format!("rtp-{:?}-{}-{}", self.codec, key.pt, branches.len()).to_lowercase())
             .property("allow-not-linked", true)
             .build()
             .context("creating tee")?;
         chain.push(tee.clone());
         self.pipeline.add_many(&chain)?;
-        gst::Element::link_many(&chain)?;
+        if let Err(e) = self.link_branch(&chain) {
+            // Leave nothing half-built in the shared pipeline.
+            for el in &chain {
+                let _ = el.set_state(gst::State::Null);
+                let _ = self.pipeline.remove(el);
+            }
+            return Err(e);
+        }
+        branches.insert(key.clone(), tee.clone());
+        Ok(tee)
+    }
+
+    fn link_branch(&self, chain: &[gst::Element]) -> anyhow::Result<()> {
+        gst::Element::link_many(chain)?;
         for e in chain.iter().rev() {
             e.sync_state_with_parent()?;
         }
@@ -90,9 +104,11 @@ impl Fanout {
             .request_pad_simple("src_%u")
             .context("requesting an encoded tee pad")?;
         let sink = chain[0].static_pad("sink").expect("payloaders have a sink pad");
-        src.link(&sink).context("linking payloader")?;
-        branches.insert(key.clone(), tee.clone());
-        Ok(tee)
+        if let Err(e) = src.link(&sink) {
+            self.encoded_tee.release_request_pad(&src);
+            return Err(e).context("linking payloader");
+        }
+        Ok(())
     }
 
     /// Source pads on all RTP tees: one per connected or negotiating viewer.

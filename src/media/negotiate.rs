@@ -95,8 +95,9 @@ fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String>
     })
 }
 
+/// The m-line's RTP payload types; anything that is not a 7-bit number (RFC 3550) is ignored.
 fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
-    media.formats().filter_map(|f| f.parse::<u8>().ok())
+    media.formats().filter_map(|f| f.parse::<u8>().ok()).filter(|pt| *pt <= 127)
 }
 
 fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
@@ -318,6 +319,19 @@ pub(crate) mod tests {
         assert_eq!(plan.video.pt, 106);
         let bad_mode = offer.replace("profile-level-id=42e016", "packetization-mode=2;profile-level-id=42e016");
         assert!(matches!(plan_offer(&bad_mode, true), Err(MediaError::NoUsableCodec(_))));
+    }
+
+    #[test]
+    fn payload_types_outside_7_bits_are_ignored() {
+        gstreamer::init().expect("gstreamer");
+        let offer = chromium_offer().replace("106", "200");
+        let (_, plan) = plan_offer(&offer, true).expect("usable");
+        assert_ne!(plan.video.pt, 200);
+        let only = format!(
+            "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 200\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
+             a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f\r\n"
+        );
+        assert!(matches!(plan_offer(&only, true), Err(MediaError::NoUsableCodec(_))));
     }
 
     #[test]

@@ -17,7 +17,11 @@ struct StreamEntry {
     pending: usize,
 }
 
+/// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 struct Session {
+    connected: bool,
     stream: StreamName,
     viewer: ViewerHandle,
     etag: ETag,
@@ -32,6 +36,9 @@ enum Done {
         ufrag: String,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
+    },
+    ConnectDeadline {
+        id: SessionId,
     },
 }
 
@@ -226,9 +233,14 @@ impl Manager {
                             return;
                         }
                         tracing::info!(session = %id, %stream, "session created");
+                        let done = self.done_tx.clone();
+                        tokio::spawn(async move {
+                            tokio::time::sleep(CONNECT_TIMEOUT).await;
+                            let _ = done.send(Done::ConnectDeadline { id });
+                        });
                         self.sessions.insert(
                             id,
-                            Session { stream, viewer, etag, remote_ufrag: ufrag },
+                            Session { connected: false, stream, viewer, etag, remote_ufrag: ufrag },
                         );
                     }
                     Err(e) => {
@@ -237,12 +249,22 @@ impl Manager {
                     }
                 }
             }
+            Done::ConnectDeadline { id } => {
+                if self.sessions.get(&id).is_some_and(|s| !s.connected) {
+                    let s = self.sessions.remove(&id).expect("checked above");
+                    tracing::info!(session = %id, stream = %s.stream, "session never connected; ended");
+                    remove_in_background(s.viewer);
+                }
+            }
         }
     }
 
     fn on_media(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::ViewerConnected { stream, id } => {
+                if let Some(s) = self.sessions.get_mut(&id) {
+                    s.connected = true;
+                }
                 tracing::info!(session = %id, %stream, "viewer connected");
             }
             MediaEvent::ViewerEnded { stream, id, why } => {
