@@ -57,7 +57,7 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     let unknown = format!("{}/whep/sessions/{}", srv.base, "0".repeat(32));
     problem(srv.http.delete(&unknown).send().await.expect("req"), 404, "session").await;
     problem(srv.http.delete(format!("{}/whep/sessions/xyz", srv.base)).send().await.expect("req"), 404, "session").await;
-    let r = srv.http.patch(&unknown).header("content-type", "application/trickle-ice-sdpfrag").body("a=end-of-candidates\r\n").send().await.expect("req");
+    let r = srv.patch_frag(&unknown, None, "a=end-of-candidates\r\n").await;
     problem(r, 404, "session").await;
     problem(srv.http.get(format!("{}/nothing/here", srv.base)).send().await.expect("req"), 404, "/nothing/here").await;
     // 405: a method the resource does not have.
@@ -81,19 +81,19 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     let etag = watcher.etag.clone().expect("etag");
     let r = srv.http.patch(&loc).header("content-type", "application/sdp").body("a=end-of-candidates\r\n").send().await.expect("req");
     problem(r, 415, "trickle-ice-sdpfrag").await;
-    let r = srv.http.patch(&loc).header("content-type", "application/trickle-ice-sdpfrag").body("garbage").send().await.expect("req");
+    let r = srv.patch_frag(&loc, None, "garbage").await;
     problem(r, 400, "line 1").await;
-    let r = srv.http.patch(&loc).header("content-type", "application/trickle-ice-sdpfrag").header("if-match", "\"stale\"").body("a=end-of-candidates\r\n").send().await.expect("req");
+    let r = srv.patch_frag(&loc, Some("\"stale\""), "a=end-of-candidates\r\n").await;
     problem(r, 412, "ETag").await;
     let restart = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n";
-    let r = srv.http.patch(&loc).header("content-type", "application/trickle-ice-sdpfrag").body(restart).send().await.expect("req");
+    let r = srv.patch_frag(&loc, None, restart).await;
     problem(r, 428, "If-Match").await;
     // A well-formed trickle is accepted with 204.
     let trickle = "a=ice-ufrag:x\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n\
         a=candidate:1 1 UDP 2015363327 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n";
     let session_ufrag = good_offer_ufrag(&srv, &watcher).await;
-    let r = srv.http.patch(&loc).header("content-type", "application/trickle-ice-sdpfrag").header("if-match", &etag)
-        .body(trickle.replace("a=ice-ufrag:x", &format!("a=ice-ufrag:{session_ufrag}"))).send().await.expect("req");
+    let frag = trickle.replace("a=ice-ufrag:x", &format!("a=ice-ufrag:{session_ufrag}"));
+    let r = srv.patch_frag(&loc, Some(&etag), &frag).await;
     assert_eq!(r.status(), 204);
 
     assert!(watcher.gets_frames(30, 20).await, "the watching viewer stalled during the error cases");

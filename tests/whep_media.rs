@@ -121,15 +121,7 @@ async fn ice_restart_is_refused_with_422_and_the_session_keeps_playing() {
     let loc = v.location.clone().expect("location");
     let frag = "a=ice-ufrag:rstr\r\na=ice-pwd:restartrestartrestartrestart\r\n\
                 m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n";
-    let r = srv
-        .http
-        .patch(&loc)
-        .header("content-type", "application/trickle-ice-sdpfrag")
-        .header("if-match", "*")
-        .body(frag)
-        .send()
-        .await
-        .expect("patch");
+    let r = srv.patch_frag(&loc, Some("*"), frag).await;
     assert_eq!(r.status(), 422);
     let body = r.text().await.expect("body");
     assert!(body.contains("ICE restart is not supported"), "{body}");

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, ApiError, MAX_BODY};
 use crate::config::IceServer;
 use crate::ids::SessionId;
-use crate::session::{PatchOutcome, SessionError};
+use crate::session::SessionError;
 
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -93,13 +93,13 @@ pub async fn create(
     Ok(resp)
 }
 
-/// `PATCH /whep/sessions/{id}`: trickle (204) or ICE restart (200 + sdpfrag + new ETag).
+/// `PATCH /whep/sessions/{id}`: trickle (204); an ICE restart is answered 422.
 pub async fn patch(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<Response, ApiError> {
+) -> Result<StatusCode, ApiError> {
     let id = session_id(&id)?;
     require_content_type(&headers, SDPFRAG)?;
     let frag = body_text(body, "malformed-sdpfrag")?;
@@ -108,16 +108,8 @@ pub async fn patch(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| SessionError::PreconditionFailed)?;
-    Ok(match st.sessions.patch(id, if_match, frag).await? {
-        PatchOutcome::Trickled => StatusCode::NO_CONTENT.into_response(),
-        PatchOutcome::Restarted { frag, etag } => {
-            let mut resp = (StatusCode::OK, frag).into_response();
-            let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDPFRAG));
-            h.insert(header::ETAG, HeaderValue::from_str(etag.as_str()).expect("etag is ASCII"));
-            resp
-        }
-    })
+    st.sessions.patch(id, if_match, frag).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `DELETE /whep/sessions/{id}`: ends the session now.

@@ -126,6 +126,10 @@ impl Gate {
                         gate_list.dropped.fetch_add(deltas.len() as u64, Ordering::Relaxed);
                         Ok(gst::FlowSuccess::Ok)
                     }
+                    Some(0) => {
+                        gate_list.forwarded.fetch_add(deltas.len() as u64, Ordering::Relaxed);
+                        gate_list.swallow(gst::ProxyPad::chain_list_default(pad, parent, list))
+                    }
                     Some(skip) => {
                         let mut kept = gst::BufferList::new_sized(deltas.len() - skip);
                         {

@@ -56,7 +56,9 @@ struct Inner {
     gate: Arc<Gate>,
     handlers: Mutex<Vec<glib::SignalHandlerId>>,
     removed: AtomicBool,
-    offer: Mutex<gst_sdp::SDPMessage>,
+    offer: gst_sdp::SDPMessage,
+    /// The ICE ufrag of the client's offer: a PATCH with another one asks for an ICE restart.
+    remote_ufrag: String,
     mids: Vec<String>,
     /// Counts completed ICE gatherings (one per negotiation or restart).
     gathered: watch::Receiver<u32>,
@@ -265,7 +267,8 @@ impl ViewerHandle {
                 gate,
                 handlers: Mutex::new(handlers),
                 removed: AtomicBool::new(false),
-                offer: Mutex::new(offer),
+                offer,
+                remote_ufrag: plan.ice_ufrag.clone(),
                 mids: plan.mids.clone(),
                 gathered,
             }),
@@ -307,7 +310,7 @@ impl ViewerHandle {
         let w = &self.inner.webrtcbin;
         self.wait_for_caps().await?;
         let gathered_before = *self.inner.gathered.borrow();
-        let offer = self.inner.offer.lock().expect("offer lock").clone();
+        let offer = self.inner.offer.clone();
         let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
         call(w, "set-remote-description", Some(&offer)).await?;
         let reply = call(w, "create-answer", None)
@@ -345,6 +348,10 @@ impl ViewerHandle {
             }
         }
         added
+    }
+
+    pub fn remote_ufrag(&self) -> &str {
+        &self.inner.remote_ufrag
     }
 
     pub fn id(&self) -> SessionId {

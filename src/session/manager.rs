@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Created, PatchOutcome, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
+use super::{Command, Created, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
@@ -25,7 +25,6 @@ struct Session {
     stream: StreamName,
     viewer: ViewerHandle,
     etag: ETag,
-    remote_ufrag: String,
 }
 
 /// Results of work the manager spawned, reported back to it.
@@ -33,7 +32,6 @@ enum Done {
     Negotiated {
         stream: StreamName,
         id: SessionId,
-        ufrag: String,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
@@ -165,11 +163,8 @@ impl Manager {
         let id = SessionId::random();
         let done = self.done_tx.clone();
         tokio::spawn(async move {
-            let ufrag = crate::media::plan_offer(&offer, pipeline.has_audio())
-                .map(|(_, plan)| plan.ice_ufrag)
-                .unwrap_or_default();
             let result = pipeline.add_viewer(id, &offer).await;
-            let _ = done.send(Done::Negotiated { stream: name, id, ufrag, result, reply });
+            let _ = done.send(Done::Negotiated { stream: name, id, result, reply });
         });
     }
 
@@ -178,7 +173,7 @@ impl Manager {
         id: SessionId,
         if_match: Option<String>,
         body: String,
-        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     ) {
         let Some(session) = self.sessions.get_mut(&id) else {
             let _ = reply.send(Err(SessionError::UnknownSession));
@@ -198,13 +193,13 @@ impl Manager {
             }
         }
         let restart = match (&frag.ufrag, &frag.pwd) {
-            (Some(u), Some(_)) => *u != session.remote_ufrag,
+            (Some(u), Some(_)) => u != session.viewer.remote_ufrag(),
             _ => false,
         };
         if !restart {
             let n = session.viewer.add_remote_candidates(&frag);
             tracing::debug!(session = %id, candidates = n, "trickle");
-            let _ = reply.send(Ok(PatchOutcome::Trickled));
+            let _ = reply.send(Ok(()));
             return;
         }
         if if_match.is_none() {
@@ -219,7 +214,7 @@ impl Manager {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated { stream, id, ufrag, result, reply } => {
+            Done::Negotiated { stream, id, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
                 }
@@ -240,7 +235,7 @@ impl Manager {
                         });
                         self.sessions.insert(
                             id,
-                            Session { connected: false, stream, viewer, etag, remote_ufrag: ufrag },
+                            Session { connected: false, stream, viewer, etag },
                         );
                     }
                     Err(e) => {

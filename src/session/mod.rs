@@ -51,14 +51,6 @@ pub struct Created {
     pub etag: ETag,
 }
 
-#[derive(Debug, Clone)]
-pub enum PatchOutcome {
-    /// Candidates were added.
-    Trickled,
-    /// ICE restarted: our new credentials and candidates as an sdpfrag, and the new ETag.
-    Restarted { frag: String, etag: ETag },
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamInfo {
     pub name: StreamName,
@@ -99,7 +91,7 @@ pub(crate) enum Command {
         id: SessionId,
         if_match: Option<String>,
         frag: String,
-        reply: oneshot::Sender<Result<PatchOutcome, SessionError>>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Delete {
         id: SessionId,
@@ -152,8 +144,8 @@ impl Sessions {
             .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
-    /// A WHEP PATCH: trickled candidates or an ICE restart.
-    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<PatchOutcome, SessionError> {
+    /// A WHEP PATCH: adds trickled candidates (an ICE restart is refused, see `IceRestartUnsupported`).
+    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<(), SessionError> {
         self.ask(|reply| Command::Patch { id, if_match, frag, reply })
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))

@@ -88,6 +88,19 @@ impl TestServer {
             .expect("request")
     }
 
+    /// PATCH a session with a trickle-ice-sdpfrag body, with an optional If-Match.
+    pub async fn patch_frag(&self, url: &str, if_match: Option<&str>, frag: &str) -> reqwest::Response {
+        let mut req = self
+            .http
+            .patch(url)
+            .header("content-type", "application/trickle-ice-sdpfrag")
+            .body(frag.to_owned());
+        if let Some(tag) = if_match {
+            req = req.header("if-match", tag);
+        }
+        req.send().await.expect("request")
+    }
+
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
