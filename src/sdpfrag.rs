@@ -83,6 +83,35 @@ impl SdpFrag {
         }
         Ok(frag)
     }
+
+    /// Renders the fragment: credentials at session level, then per media section a placeholder m= line
+    /// (RFC 8840 §9 style; receivers go by `a=mid`), its mid, candidates and end-of-candidates.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let mut line = |l: &str| {
+            out.push_str(l);
+            out.push_str("\r\n");
+        };
+        if let Some(u) = &self.ufrag {
+            line(&format!("a=ice-ufrag:{u}"));
+        }
+        if let Some(p) = &self.pwd {
+            line(&format!("a=ice-pwd:{p}"));
+        }
+        for m in &self.media {
+            line("m=audio 9 RTP/AVP 0");
+            if let Some(mid) = &m.mid {
+                line(&format!("a=mid:{mid}"));
+            }
+            for c in &m.candidates {
+                line(&format!("a={c}"));
+            }
+            if m.end_of_candidates {
+                line("a=end-of-candidates");
+            }
+        }
+        out
+    }
 }
 
 #[cfg(test)]
@@ -115,6 +144,14 @@ mod tests {
         assert_eq!(f.media.len(), 1);
         assert_eq!(f.media[0].mid, None);
         assert_eq!(f.media[0].candidates.len(), 1);
+    }
+
+    #[test]
+    fn render_round_trips() {
+        let f = SdpFrag::parse(CHROME_TRICKLE).expect("valid fragment");
+        let text = f.render();
+        assert!(text.starts_with("a=ice-ufrag:EsAw\r\na=ice-pwd:"), "{text}");
+        assert_eq!(SdpFrag::parse(&text), Ok(f));
     }
 
     #[test]

@@ -34,12 +34,18 @@ async fn chromium_plays_the_stream_over_https() {
     let line = stdout.lines().last().unwrap_or_default();
     let result: serde_json::Value = serde_json::from_str(line)
         .unwrap_or_else(|e| panic!("watch.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
+    eprintln!("browser check: {result}");
     assert!(out.status.success() && result["ok"] == true, "browser check failed: {result}\n{stderr}");
     assert_eq!(result["videoWidth"], 640);
     assert_eq!(result["videoHeight"], 360);
     assert_eq!(result["audioTrackLive"], true);
     assert_eq!(result["framesGrew"], true);
     assert!(result["framesRendered"].as_u64().unwrap_or(0) >= 30, "{result}");
+    // ICE restart from the browser: the server answered new credentials, a new pair was selected, no new POST.
+    let restart = &result["iceRestart"];
+    assert_eq!(restart["ok"], true, "{result}");
+    assert_eq!(restart["serverUfragChanged"], true, "{result}");
+    assert_eq!(restart["attempts"], 1, "{result}");
     assert!(std::path::Path::new(&shot).exists(), "screenshot saved");
     srv.shutdown().await;
 }

@@ -1,6 +1,7 @@
-// glasscast player: a small WHEP (RFC 9725) client. Plain ES2020, no build step, no dependencies.
-// Served as /assets/player.js for /watch/{stream}; strict CSP, so all behaviour lives here.
-'use strict';
+// glasscast player: a small WHEP client. Plain ES2020 modules, no build step, no dependencies.
+// Served as /assets/player.js for /watch/{stream} (strict CSP, so all behaviour lives here); the protocol
+// helpers (trickle, ICE restart, headers) are in whep.js.
+import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from './whep.js';
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -32,6 +33,8 @@
     sessionUrl: null,
     connects: 0, // times a peer connection reached 'connected'
     attempts: 0, // POSTs sent
+    iceRestarts: 0, // ICE restarts that got the server's new credentials
+    restartIce: () => restartIce(current), // test hook: restart ICE on the current session now
     stats: null, // latest summary from getStats (see pollStats)
     pc: null, // the current RTCPeerConnection
   });
@@ -57,8 +60,8 @@
     const gen = ++generation;
     setState('connecting', 'connecting…');
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
-    const cur = { pc, gen, sessionUrl: null, etag: null, mediaStream: new MediaStream(), disconnectTimer: null };
-    cur.trickle = makeTrickler(cur);
+    const cur = { pc, gen, sessionUrl: null, etag: null, mediaStream: new MediaStream(), disconnectTimer: null, restarting: false };
+    cur.trickle = makeTrickler(cur, auth);
     current = cur;
     G.pc = pc;
 
@@ -125,6 +128,7 @@
     const st = cur.pc.connectionState;
     clearTimeout(cur.disconnectTimer);
     if (st === 'connected') {
+      cur.restarting = false;
       backoff = MIN_BACKOFF;
       G.connects++;
       G.lastError = null;
@@ -132,13 +136,38 @@
       setState('connected', 'connected, waiting for video…');
     } else if (st === 'disconnected') {
       setState('disconnected', 'connection interrupted…');
-      // Often transient; give ICE 3 s to recover before starting over.
+      // Often transient (a network switch, a sleeping Wi-Fi): give ICE 2 s, then restart ICE on the same session.
       cur.disconnectTimer = setTimeout(() => {
-        if (cur === current && cur.pc.connectionState === 'disconnected') fail('connection lost');
-      }, 3000);
+        if (cur === current && cur.pc.connectionState === 'disconnected') restartIce(cur);
+      }, 2000);
     } else if (st === 'failed') {
-      fail('connection failed');
+      if (cur.restarting) fail('connection failed');
+      else restartIce(cur);
     }
+  }
+
+  // Renew the ICE path without a new session (keeps DTLS, tracks and the decoder); if that does not bring the
+  // connection back within 5 s, start over with a new session.
+  async function restartIce(cur) {
+    if (!cur || cur !== current || cur.restarting) return { ok: false, error: 'no session, or a restart is under way' };
+    cur.restarting = true;
+    setState('disconnected', 'reconnecting (ICE restart)…');
+    try {
+      await cur.trickle.restart();
+      G.iceRestarts++;
+    } catch (err) {
+      if (cur === current) fail(`ICE restart failed: ${err.message || err}`);
+      return { ok: false, error: String(err.message || err) };
+    }
+    clearTimeout(cur.disconnectTimer);
+    cur.disconnectTimer = setTimeout(() => {
+      if (cur === current && cur.pc.connectionState !== 'connected') fail('connection lost');
+    }, 5000);
+    if (cur.pc.connectionState === 'connected') {
+      cur.restarting = false;
+      setState(G.framesRendered ? 'playing' : 'connected', G.framesRendered ? 'playing' : 'connected, waiting for video…');
+    }
+    return { ok: true };
   }
 
   // Tear down the current session, show the error and schedule a retry (Retry-After wins over the backoff).
@@ -197,121 +226,6 @@
   function tuneReceiver(receiver) {
     try { if ('jitterBufferTarget' in receiver) receiver.jitterBufferTarget = 0; } catch { /* unsupported */ }
     try { receiver.playoutDelayHint = 0; } catch { /* unsupported (legacy Chrome API) */ }
-  }
-
-  // --- HTTP helpers -----------------------------------------------------------------------------------------
-  async function problemDetail(res) {
-    let detail = '';
-    try {
-      const type = res.headers.get('Content-Type') || '';
-      if (type.includes('json')) detail = (await res.json()).detail || '';
-    } catch { /* not JSON after all */ }
-    return detail || `${res.status} ${res.statusText || 'error'}`.trim();
-  }
-
-  // Retry-After (seconds or HTTP date) on 409/503, in ms; undefined otherwise.
-  function retryAfterMs(res) {
-    if (res.status !== 409 && res.status !== 503) return undefined;
-    const v = res.headers.get('Retry-After');
-    if (!v) return undefined;
-    if (/^\d+$/.test(v.trim())) return Number(v) * 1000;
-    const at = Date.parse(v);
-    return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
-  }
-
-  // Link: <stun:host:3478>; rel="ice-server", <turn:...>; rel="ice-server"; username="u"; credential="p"
-  // (fetch joins repeated headers with ", "; commas inside <> or quotes are not separators).
-  function parseIceServerLinks(header) {
-    const servers = [];
-    if (!header) return servers;
-    const linkRe = /<([^>]*)>((?:\s*;\s*[^;,=\s]+(?:\s*=\s*(?:"(?:[^"\\]|\\.)*"|[^;,]*))?)*)/g;
-    const paramRe = /;\s*([^;,=\s]+)(?:\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;,]*)))?/g;
-    for (const [, url, params] of header.matchAll(linkRe)) {
-      const p = {};
-      for (const [, key, quoted, bare] of params.matchAll(paramRe)) {
-        p[key.toLowerCase()] = quoted !== undefined ? quoted.replace(/\\(.)/g, '$1') : (bare || '').trim();
-      }
-      if (!(p.rel || '').split(/\s+/).includes('ice-server')) continue;
-      const server = { urls: url };
-      if (p.username !== undefined) server.username = p.username;
-      if (p.credential !== undefined) server.credential = p.credential;
-      servers.push(server);
-    }
-    return servers;
-  }
-
-  // --- trickle ICE (RFC 8840 sdpfrag over PATCH) ------------------------------------------------------------
-  // Candidates are queued until the POST returned a Location, then sent in batches every ~50 ms.
-  function makeTrickler(cur) {
-    let pending = [];
-    let endPending = false;
-    let started = false;
-    let stopped = false;
-    let timer = null;
-    let chain = Promise.resolve(); // keep PATCHes in order
-
-    const schedule = () => {
-      if (started && !stopped && !timer && (pending.length || endPending)) timer = setTimeout(flush, 50);
-    };
-
-    function flush() {
-      timer = null;
-      if (stopped) return;
-      const body = sdpFrag(cur.pc.localDescription.sdp, pending, endPending);
-      pending = [];
-      endPending = false;
-      chain = chain.then(async () => {
-        if (stopped) return;
-        try {
-          const res = await fetch(cur.sessionUrl, {
-            method: 'PATCH',
-            headers: { 'Content-Type': 'application/trickle-ice-sdpfrag', ...(cur.etag ? { 'If-Match': cur.etag } : {}), ...auth },
-            body,
-          });
-          if (res.status !== 204) console.warn(`glasscast: trickle PATCH answered ${res.status}`, await problemDetail(res));
-        } catch (err) {
-          console.warn('glasscast: trickle PATCH failed', err);
-        }
-      });
-    }
-
-    return {
-      push(c) {
-        if (c === null) endPending = true; // gathering complete
-        else if (c.candidate) pending.push(c); // skip Chrome's empty per-mid end markers
-        schedule();
-      },
-      start() { started = true; schedule(); },
-      stop() { stopped = true; clearTimeout(timer); },
-    };
-  }
-
-  // Build the PATCH body: ICE credentials, then per mid the m= line, a=mid and its candidates.
-  function sdpFrag(localSdp, candidates, end) {
-    const lines = localSdp.split(/\r?\n/);
-    const ufrag = lines.find((l) => l.startsWith('a=ice-ufrag:'));
-    const pwd = lines.find((l) => l.startsWith('a=ice-pwd:'));
-    const mLines = new Map(); // mid -> m= line
-    let firstM = null;
-    let m = null;
-    for (const l of lines) {
-      if (l.startsWith('m=')) { m = l; firstM = firstM || l; }
-      else if (m && l.startsWith('a=mid:')) mLines.set(l.slice(6), m);
-    }
-    const groups = new Map(); // mid -> candidate lines, insertion-ordered
-    for (const c of candidates) {
-      const mid = c.sdpMid ?? [...mLines.keys()][c.sdpMLineIndex ?? 0] ?? '0';
-      if (!groups.has(mid)) groups.set(mid, []);
-      groups.get(mid).push(`a=${c.candidate}`);
-    }
-    if (end && !groups.size) groups.set([...mLines.keys()][0] ?? '0', []);
-    const out = [ufrag, pwd];
-    const mids = [...groups.keys()];
-    mids.forEach((mid, i) => {
-      out.push(mLines.get(mid) || firstM, `a=mid:${mid}`, ...groups.get(mid));
-      if (end && i === mids.length - 1) out.push('a=end-of-candidates');
-    });
-    return out.filter(Boolean).map((l) => `${l}\r\n`).join('');
   }
 
   // --- playback -------------------------------------------------------------------------------------------

@@ -79,9 +79,7 @@ impl From<SessionError> for ApiError {
             SessionError::BadFrag(_) => Self::new(S::BAD_REQUEST, "malformed-sdpfrag", detail),
             SessionError::PreconditionRequired => Self::new(S::PRECONDITION_REQUIRED, "if-match-required", detail),
             SessionError::PreconditionFailed => Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail),
-            SessionError::IceRestartUnsupported => {
-                Self::new(S::UNPROCESSABLE_ENTITY, "ice-restart-unsupported", detail)
-            }
+            SessionError::IceRestartFailed(_) => Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail),
             SessionError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5),
         }
     }
@@ -123,7 +121,7 @@ mod tests {
             (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
             (SessionError::PreconditionRequired, 428),
             (SessionError::PreconditionFailed, 412),
-            (SessionError::IceRestartUnsupported, 422),
+            (SessionError::IceRestartFailed("x".into()), 500),
             (SessionError::ShuttingDown, 503),
         ];
         for (err, status) in cases {

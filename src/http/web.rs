@@ -9,6 +9,7 @@ use super::{AppState, ApiError};
 const INDEX: &str = include_str!("../../web/index.html");
 const WATCH: &str = include_str!("../../web/watch.html");
 const PLAYER_JS: &str = include_str!("../../web/player.js");
+const WHEP_JS: &str = include_str!("../../web/whep.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -69,6 +70,7 @@ pub async fn watch(State(st): State<AppState>, Path(stream): Path<String>) -> Re
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
+        "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found(format!("no asset named `{file}`"))),
     };

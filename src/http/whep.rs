@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{AppState, ApiError, MAX_BODY};
 use crate::config::IceServer;
 use crate::ids::SessionId;
-use crate::session::SessionError;
+use crate::session::{Patched, SessionError};
 
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -93,13 +93,14 @@ pub async fn create(
     Ok(resp)
 }
 
-/// `PATCH /whep/sessions/{id}`: trickle (204); an ICE restart is answered 422.
+/// `PATCH /whep/sessions/{id}`: trickle (204), or an ICE restart (new ufrag/pwd, `If-Match` required): 200 with
+/// our new credentials and candidates as an sdpfrag and the session's new ETag.
 pub async fn patch(
     State(st): State<AppState>,
     Path(id): Path<String>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     let id = session_id(&id)?;
     require_content_type(&headers, SDPFRAG)?;
     let frag = body_text(body, "malformed-sdpfrag")?;
@@ -108,8 +109,15 @@ pub async fn patch(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| SessionError::PreconditionFailed)?;
-    st.sessions.patch(id, if_match, frag).await?;
-    Ok(StatusCode::NO_CONTENT)
+    match st.sessions.patch(id, if_match, frag).await? {
+        Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
+        Patched::Restarted { etag, frag } => {
+            let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
+            let tag = HeaderValue::from_str(etag.as_str()).expect("ETags are quoted hex and digits");
+            resp.headers_mut().insert(header::ETAG, tag);
+            Ok(resp)
+        }
+    }
 }
 
 /// `DELETE /whep/sessions/{id}`: ends the session now.

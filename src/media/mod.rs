@@ -6,6 +6,7 @@
 mod encoder;
 mod fanout;
 mod gate;
+pub mod ice_restart;
 pub mod negotiate;
 mod source;
 mod stream;

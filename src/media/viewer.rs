@@ -17,8 +17,10 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gate::{Gate, GateStats, Track};
+use super::ice_restart::{self, IceCredentials};
 use super::{MediaError, MediaEvent, OfferPlan, ViewerEnd};
 use crate::ids::{SessionId, StreamName};
+use crate::sdpfrag::{FragMedia, SdpFrag};
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the stream gets to put caps on a new viewer's pads (one frame, normally).
@@ -57,8 +59,9 @@ struct Inner {
     handlers: Mutex<Vec<glib::SignalHandlerId>>,
     removed: AtomicBool,
     offer: gst_sdp::SDPMessage,
-    /// The ICE ufrag of the client's offer: a PATCH with another one asks for an ICE restart.
-    remote_ufrag: String,
+    /// The client's current ICE ufrag (from its offer, then from its last ICE restart): a PATCH with another
+    /// one asks for an ICE restart.
+    remote_ufrag: Mutex<String>,
     mids: Vec<String>,
     /// Counts completed ICE gatherings (one per negotiation or restart).
     gathered: watch::Receiver<u32>,
@@ -268,7 +271,7 @@ impl ViewerHandle {
                 handlers: Mutex::new(handlers),
                 removed: AtomicBool::new(false),
                 offer,
-                remote_ufrag: plan.ice_ufrag.clone(),
+                remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
                 mids: plan.mids.clone(),
                 gathered,
             }),
@@ -332,7 +335,7 @@ impl ViewerHandle {
     }
 
     /// Adds trickled remote candidates; `mid`s are mapped to m-line indexes of the offer.
-    pub fn add_remote_candidates(&self, frag: &crate::sdpfrag::SdpFrag) -> usize {
+    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
         let mut added = 0;
         for media in &frag.media {
             let mline = media
@@ -350,8 +353,50 @@ impl ViewerHandle {
         added
     }
 
-    pub fn remote_ufrag(&self) -> &str {
-        &self.inner.remote_ufrag
+    pub fn remote_ufrag(&self) -> String {
+        self.inner.remote_ufrag.lock().expect("ufrag lock").clone()
+    }
+
+    /// Restarts ICE with the client's new credentials and candidates from `frag` (which must carry both
+    /// ufrag and pwd). Returns our answer: fresh credentials, our host candidates (a restart keeps them) and
+    /// end-of-candidates. DTLS/SRTP and the media flow carry on.
+    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
+            return Err(negotiation("ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd"));
+        };
+        let local = IceCredentials::random();
+        let remote = IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone() };
+        ice_restart::restart(&self.inner.webrtcbin, &local, &remote)?;
+        *self.inner.remote_ufrag.lock().expect("ufrag lock") = remote.ufrag;
+        self.add_remote_candidates(frag);
+        let media = FragMedia {
+            mid: self.inner.mids.first().cloned(),
+            candidates: self.local_candidates(),
+            end_of_candidates: true,
+        };
+        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
+    }
+
+    /// Our gathered candidates (`candidate:...` values) from the local description's bundled section.
+    fn local_candidates(&self) -> Vec<String> {
+        let Some(local) = self
+            .inner
+            .webrtcbin
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        else {
+            return Vec::new();
+        };
+        let sdp = local.sdp();
+        let mut out: Vec<String> = Vec::new();
+        for media in sdp.medias() {
+            for a in media.attributes().filter(|a| a.key() == "candidate") {
+                let c = format!("candidate:{}", a.value().unwrap_or_default());
+                if !out.contains(&c) {
+                    out.push(c);
+                }
+            }
+        }
+        out
     }
 
     pub fn id(&self) -> SessionId {

@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Created, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
+use super::{Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
@@ -24,6 +24,8 @@ struct Session {
     connected: bool,
     stream: StreamName,
     viewer: ViewerHandle,
+    /// Bumped by every ICE restart; part of the ETag.
+    ice_generation: u32,
     etag: ETag,
 }
 
@@ -173,7 +175,7 @@ impl Manager {
         id: SessionId,
         if_match: Option<String>,
         body: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
+        reply: oneshot::Sender<Result<Patched, SessionError>>,
     ) {
         let Some(session) = self.sessions.get_mut(&id) else {
             let _ = reply.send(Err(SessionError::UnknownSession));
@@ -193,23 +195,33 @@ impl Manager {
             }
         }
         let restart = match (&frag.ufrag, &frag.pwd) {
-            (Some(u), Some(_)) => u != session.viewer.remote_ufrag(),
+            (Some(u), Some(_)) => *u != session.viewer.remote_ufrag(),
             _ => false,
         };
         if !restart {
             let n = session.viewer.add_remote_candidates(&frag);
             tracing::debug!(session = %id, candidates = n, "trickle");
-            let _ = reply.send(Ok(()));
+            let _ = reply.send(Ok(Patched::Trickled));
             return;
         }
         if if_match.is_none() {
             let _ = reply.send(Err(SessionError::PreconditionRequired));
             return;
         }
-        // webrtcbin 1.22 does not restart ICE as the answerer (it keeps its credentials and never re-gathers),
-        // so say so at once (RFC 9725: 422 for the unsupported one of trickle / restart).
-        tracing::info!(session = %id, "ICE restart requested; not supported");
-        let _ = reply.send(Err(SessionError::IceRestartUnsupported));
+        // New credentials: an ICE restart. Quick (no gathering: a restart keeps our host candidates).
+        let result = match session.viewer.restart_ice(&frag) {
+            Ok(answer) => {
+                session.ice_generation += 1;
+                session.etag = ETag::new(id, session.ice_generation);
+                tracing::info!(session = %id, generation = session.ice_generation, "ICE restarted");
+                Ok(Patched::Restarted { etag: session.etag.clone(), frag: answer.render() })
+            }
+            Err(e) => {
+                tracing::warn!(session = %id, error = %e, "ICE restart failed");
+                Err(SessionError::IceRestartFailed(e.to_string()))
+            }
+        };
+        let _ = reply.send(result);
     }
 
     fn on_done(&mut self, done: Done) {
@@ -235,7 +247,7 @@ impl Manager {
                         });
                         self.sessions.insert(
                             id,
-                            Session { connected: false, stream, viewer, etag },
+                            Session { connected: false, stream, viewer, ice_generation: 0, etag },
                         );
                     }
                     Err(e) => {

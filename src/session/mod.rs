@@ -36,11 +36,19 @@ pub enum SessionError {
     PreconditionRequired,
     #[error("If-Match does not match the session's current ETag")]
     PreconditionFailed,
-    #[error("ICE restart is not supported (GStreamer 1.22 webrtcbin cannot restart ICE as the answerer); \
-             end this session with DELETE and POST a new offer")]
-    IceRestartUnsupported,
+    #[error("the ICE restart failed ({0}); end this session with DELETE and POST a new offer")]
+    IceRestartFailed(String),
     #[error("glasscast is shutting down")]
     ShuttingDown,
+}
+
+/// What a PATCH did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Patched {
+    /// Trickled candidates were added (204).
+    Trickled,
+    /// ICE restarted (200): the session's new ETag and our answer fragment (new credentials, candidates).
+    Restarted { etag: ETag, frag: String },
 }
 
 /// A new viewer session.
@@ -91,7 +99,7 @@ pub(crate) enum Command {
         id: SessionId,
         if_match: Option<String>,
         frag: String,
-        reply: oneshot::Sender<Result<(), SessionError>>,
+        reply: oneshot::Sender<Result<Patched, SessionError>>,
     },
     Delete {
         id: SessionId,
@@ -144,8 +152,8 @@ impl Sessions {
             .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
-    /// A WHEP PATCH: adds trickled candidates (an ICE restart is refused, see `IceRestartUnsupported`).
-    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<(), SessionError> {
+    /// A WHEP PATCH: adds trickled candidates, or restarts ICE when the fragment carries new credentials.
+    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<Patched, SessionError> {
         self.ask(|reply| Command::Patch { id, if_match, frag, reply })
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))

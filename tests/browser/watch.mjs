@@ -3,7 +3,8 @@
 //   node tests/browser/watch.mjs <watch-url> <expected-width> <expected-height> <screenshot-path> [spki-pin-base64]
 //
 // Opens the watch page, waits (up to 20 s) until window.glasscast reports >= 30 rendered frames at the expected
-// resolution with a live audio track, checks frames keep coming, takes a screenshot and reads getStats().
+// resolution with a live audio track, checks frames keep coming, takes a screenshot, reads getStats(), then
+// restarts ICE on the live session and checks it recovers over a new candidate pair without a new POST.
 // Prints one line of JSON on stdout; exits 0 if every check passed, 1 otherwise (JSON has ok:false + failed).
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
@@ -154,10 +155,50 @@ try {
   });
   if (stats) Object.assign(result, stats);
 
+  // 5. ICE restart on the live session: new credentials both ways, a newly selected candidate pair, no new POST,
+  //    and frames keep coming.
+  const framesBeforeRestart = (await page.evaluate(snapshotFn)).framesRendered;
+  result.iceRestart = await page.evaluate(async () => {
+    const g = window.glasscast;
+    const transport = async () => {
+      let t = null;
+      (await g.pc.getStats()).forEach((r) => { if (r.type === 'transport') t = r; });
+      return t || {};
+    };
+    const serverUfrag = () => (g.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+    const before = await transport();
+    const ufragBefore = serverUfrag();
+    const res = await g.restartIce();
+    const t0 = performance.now();
+    let after = before;
+    while (performance.now() - t0 < 10_000) {
+      after = await transport();
+      if ((after.selectedCandidatePairChanges || 0) > (before.selectedCandidatePairChanges || 0)
+          && g.pc.connectionState === 'connected') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return {
+      ok: res.ok, error: res.error || null,
+      pairChangesBefore: before.selectedCandidatePairChanges ?? null, pairChangesAfter: after.selectedCandidatePairChanges ?? null,
+      serverUfragChanged: serverUfrag() !== ufragBefore,
+      localUfragChanged: !!after.iceLocalUsernameFragment && after.iceLocalUsernameFragment !== before.iceLocalUsernameFragment,
+      connectionState: g.pc.connectionState, attempts: g.attempts, iceRestarts: g.iceRestarts,
+    };
+  });
+  await sleep(1000);
+  absorb(await page.evaluate(snapshotFn));
+  const r = result.iceRestart;
+  r.framesAfter = result.framesRendered - framesBeforeRestart;
+
   if (!result.framesGrew) result.failed = 'framesGrew: no new frames rendered within 1 s';
   else if (!stats) result.failed = 'stats: window.glasscast.pc missing';
   else if (!(result.framesDecoded > 0)) result.failed = 'framesDecoded: 0';
   else if (!(result.audioPacketsReceived > 0 || result.audioSamplesReceived > 0)) result.failed = 'audio: no packets received';
+  else if (!r.ok) result.failed = `iceRestart: ${r.error}`;
+  else if (!r.serverUfragChanged) result.failed = 'iceRestart: the server kept its ICE credentials';
+  else if (!(r.pairChangesAfter > r.pairChangesBefore)) result.failed = 'iceRestart: no candidate pair selected after the restart';
+  else if (r.attempts !== 1 || r.iceRestarts !== 1) result.failed = `iceRestart: expected 1 POST and 1 restart, saw ${r.attempts} / ${r.iceRestarts}`;
+  else if (!(r.framesAfter >= 10)) result.failed = `iceRestart: only ${r.framesAfter} frames in the 1 s after the restart`;
   result.ok = result.failed === null;
 } catch (err) {
   result.ok = false;
