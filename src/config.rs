@@ -105,7 +105,7 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, Default)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct WebrtcConfig {
     /// STUN/TURN servers, given to our ICE agent and to clients in `Link: rel="ice-server"` headers.
@@ -113,6 +113,14 @@ pub struct WebrtcConfig {
     /// Local UDP port range for media; 0/0 lets the OS choose.
     pub udp_port_min: u16,
     pub udp_port_max: u16,
+    /// A session whose client has not completed ICE + DTLS this many seconds after its answer is ended.
+    pub connect_timeout_s: u32,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self { ice_servers: Vec::new(), udp_port_min: 0, udp_port_max: 0, connect_timeout_s: 30 }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -353,6 +361,9 @@ impl Config {
                 }
             }
         }
+        if !(1..=300).contains(&w.connect_timeout_s) {
+            return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));
+        }
         if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
             return Err(invalid(
                 "webrtc.udp_port_max",
@@ -483,6 +494,8 @@ mod tests {
         let e = err_text(load_toml("[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\n", &[]));
         assert!(e.contains("username"), "{e}");
 
+        let e = err_text(load_toml("[webrtc]\nconnect_timeout_s = 0\n", &[]));
+        assert!(e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"), "{e}");
         let e = err_text(load_toml("[webrtc]\nudp_port_min = 5000\n", &[]));
         assert!(e.contains("webrtc.udp_port_max"), "{e}");
     }

@@ -29,6 +29,10 @@ pub struct Server {
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
+/// Everything but RFC 3986 unreserved characters is escaped in TURN user info.
+const USERINFO: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
     fn host_port(url: &str) -> Option<(&str, &str)> {
@@ -44,9 +48,12 @@ pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
             match host_port(url) {
                 Some(("stun", hp)) if ice.stun_server.is_none() => ice.stun_server = Some(format!("stun://{hp}")),
                 Some((scheme @ ("turn" | "turns"), hp)) => {
-                    let user = username.as_deref().unwrap_or_default();
-                    let pass = credential.as_deref().unwrap_or_default();
-                    ice.turn_servers.push(format!("{scheme}://{user}:{pass}@{hp}"));
+                    // Percent-encoded: TURN REST usernames contain ':' and secrets may contain '@' or '/';
+                    // webrtcbin's libnice glue unescapes both parts.
+                    let enc = |s: &Option<String>| {
+                        percent_encoding::utf8_percent_encode(s.as_deref().unwrap_or_default(), USERINFO).to_string()
+                    };
+                    ice.turn_servers.push(format!("{scheme}://{}:{}@{hp}", enc(username), enc(credential)));
                 }
                 _ => {}
             }
@@ -68,7 +75,11 @@ impl Server {
             pipeline.start()?;
             streams.push((s.clone(), pipeline));
         }
-        let sessions = session::spawn(streams, events_rx);
+        let sessions = session::spawn(
+            streams,
+            events_rx,
+            std::time::Duration::from_secs(cfg.webrtc.connect_timeout_s.into()),
+        );
         let app = http::router(AppState::new(sessions.clone(), cfg), &cfg.server.cors_origins);
         let listener = std::net::TcpListener::bind(cfg.listen_addr())
             .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
@@ -151,13 +162,25 @@ mod tests {
                     username: Some("u".into()),
                     credential: Some("p".into()),
                 },
+                IceServer {
+                    urls: vec!["turns:turn.example.net:5349".into()],
+                    username: Some("1700000000:alice".into()),
+                    credential: Some("s3cr@t/+=".into()),
+                },
             ],
             udp_port_min: 40000,
             udp_port_max: 40100,
+            ..WebrtcConfig::default()
         };
         let ice = ice_settings(&w);
         assert_eq!(ice.stun_server.as_deref(), Some("stun://stun.example.net:3478"));
-        assert_eq!(ice.turn_servers, vec!["turn://u:p@turn.example.net:3478".to_owned()]);
+        assert_eq!(
+            ice.turn_servers,
+            vec![
+                "turn://u:p@turn.example.net:3478".to_owned(),
+                "turns://1700000000%3Aalice:s3cr%40t%2F%2B%3D@turn.example.net:5349".to_owned(),
+            ]
+        );
         assert_eq!(ice.port_range, Some((40000, 40100)));
     }
 }

@@ -113,6 +113,45 @@ async fn a_viewer_that_never_connects_or_vanishes_does_not_disturb_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_that_never_connects_is_ended_after_the_connect_timeout() {
+    let mut cfg = glasscast::config::Config::default();
+    cfg.server.plain_http = true;
+    cfg.webrtc.connect_timeout_s = 1;
+    cfg.streams = vec![small_stream("main")];
+    let srv = start_with(cfg).await;
+    let pads_before = srv.viewer_pads("main").await;
+
+    // A client that POSTs and vanishes before ICE: its branch must not stay around.
+    let ghost = WebrtcbinViewer::new(96, "42e01f", true);
+    let offer = ghost.offer().await;
+    ghost.stop();
+    let resp = srv.post_offer("main", &offer).await;
+    assert_eq!(resp.status(), 201);
+    let loc = format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii"));
+    let id = SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id");
+    assert!(srv.server.sessions.viewer(id).await.is_some());
+    assert_eq!(srv.viewer_pads("main").await, pads_before + 2);
+
+    let mut gone = false;
+    for _ in 0..100 {
+        if srv.server.sessions.viewer(id).await.is_none() && srv.viewer_pads("main").await == pads_before {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the never-connected session was not ended");
+    assert_eq!(srv.http.delete(&loc).send().await.expect("DELETE").status(), 404);
+
+    // A viewer that does connect within the timeout is kept past it.
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect(&srv, "main").await;
+    assert!(v.gets_frames(90, 20).await, "a connected viewer must outlive the connect timeout");
+    assert!(srv.server.sessions.viewer(session_of(&v)).await.is_some());
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn graceful_shutdown_closes_sessions_and_stops_pipelines() {
     let srv = start(vec![small_stream("main")]).await;
     let mut v = WebrtcbinViewer::new(96, "42e01f", true);

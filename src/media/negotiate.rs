@@ -179,6 +179,13 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
     if !session_fp && msg.medias().all(|m| m.attribute_val("fingerprint").is_none()) {
         return Err(malformed("it has no a=fingerprint (DTLS is required)"));
     }
+    // webrtcbin fails create-answer with an empty GError without it; say what is missing instead.
+    let setup = msg.attribute_val("setup").or_else(|| msg.medias().find_map(|m| m.attribute_val("setup")));
+    match setup {
+        Some("actpass" | "active" | "passive") => {}
+        Some(other) => return Err(malformed(format!("a=setup:{other} is not actpass, active or passive"))),
+        None => return Err(malformed("it has no a=setup (an offer says a=setup:actpass, RFC 8842)")),
+    }
     for (i, media) in msg.medias().enumerate() {
         let mline = i as u32;
         mids.push(media.attribute_val("mid").unwrap_or_default().to_owned());
@@ -226,7 +233,8 @@ pub(crate) mod tests {
     use super::*;
 
     const HEAD: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
-        a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n";
+        a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n\
+        a=setup:actpass\r\n";
 
     /// A Chromium-style offer: several H.264 profiles with level-asymmetry-allowed, VP8 first.
     pub fn chromium_offer() -> String {
@@ -350,6 +358,8 @@ pub(crate) mod tests {
             ("v=0\r\n", "no media"),
             (&chromium_offer().replace("a=ice-ufrag:abcd\r\n", "")[..], "ice-ufrag"),
             (&chromium_offer().replace("a=fingerprint", "a=fingerprinx")[..], "fingerprint"),
+            (&chromium_offer().replace("a=setup:actpass", "a=setupx:actpass")[..], "a=setup"),
+            (&chromium_offer().replace("a=setup:actpass", "a=setup:holdconn")[..], "holdconn"),
             (&chromium_offer().replace("a=mid:0\r\na=recvonly", "a=mid:0\r\na=sendonly")[..], "sendonly"),
         ];
         for (offer, needle) in cases {

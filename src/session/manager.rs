@@ -17,8 +17,6 @@ struct StreamEntry {
     pending: usize,
 }
 
-/// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
-const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 struct Session {
     connected: bool,
@@ -46,12 +44,15 @@ struct Manager {
     streams: BTreeMap<StreamName, StreamEntry>,
     sessions: HashMap<SessionId, Session>,
     done_tx: mpsc::UnboundedSender<Done>,
+    /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
+    connect_timeout: std::time::Duration,
 }
 
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
 pub fn spawn(
     streams: Vec<(StreamConfig, StreamPipeline)>,
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
+    connect_timeout: std::time::Duration,
 ) -> Sessions {
     let (tx, mut rx) = mpsc::channel::<Command>(256);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -62,6 +63,7 @@ pub fn spawn(
             .collect(),
         sessions: HashMap::new(),
         done_tx,
+        connect_timeout,
     };
     tokio::spawn(async move {
         loop {
@@ -241,8 +243,9 @@ impl Manager {
                         }
                         tracing::info!(session = %id, %stream, "session created");
                         let done = self.done_tx.clone();
+                        let timeout = self.connect_timeout;
                         tokio::spawn(async move {
-                            tokio::time::sleep(CONNECT_TIMEOUT).await;
+                            tokio::time::sleep(timeout).await;
                             let _ = done.send(Done::ConnectDeadline { id });
                         });
                         self.sessions.insert(
