@@ -210,6 +210,10 @@ pub struct StreamConfig {
     /// Concurrent viewers allowed on this stream; further joins get 503.
     #[serde(default = "default_max_viewers")]
     pub max_viewers: u32,
+    /// Paint the capture wall-clock time into each frame (a strip of cells along the top) so the player can
+    /// show glass-to-glass latency; for measuring, not for watching.
+    #[serde(default)]
+    pub latency_probe: bool,
 }
 
 fn yes() -> bool {
@@ -262,6 +266,7 @@ impl StreamConfig {
             keyframe_interval_s: default_keyframe_interval(),
             encoder: EncoderPref::Auto,
             max_viewers: default_max_viewers(),
+            latency_probe: false,
         }
     }
 
@@ -394,6 +399,9 @@ impl Config {
             }
             if !(1..=120).contains(&st.fps) {
                 return Err(invalid(k("fps"), st.fps, "1 to 120"));
+            }
+            if st.latency_probe && st.width < crate::media::probe::MIN_WIDTH {
+                return Err(invalid(k("width"), st.width, "at least 256 with latency_probe = true"));
             }
             if !(100..=100_000).contains(&st.bitrate_kbps) {
                 return Err(invalid(k("bitrate_kbps"), st.bitrate_kbps, "100 to 100000 (kbit/s)"));

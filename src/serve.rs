@@ -66,6 +66,7 @@ impl Server {
     /// Starts every enabled stream and the listener. Returns once the listener is bound.
     pub async fn start(cfg: &Config) -> anyhow::Result<Self> {
         media::init().context("initializing GStreamer")?;
+        media::prewarm();
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let ice = ice_settings(&cfg.webrtc);
         let mut streams = Vec::new();

@@ -10,7 +10,13 @@ use glasscast::config::{Config, StreamConfig};
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_plays_the_stream_over_https() {
     let mut cfg = Config::default();
-    cfg.streams = vec![StreamConfig { width: 640, height: 360, bitrate_kbps: 1000, ..StreamConfig::test_pattern("main") }];
+    cfg.streams = vec![StreamConfig {
+        width: 640,
+        height: 360,
+        bitrate_kbps: 1000,
+        latency_probe: true,
+        ..StreamConfig::test_pattern("main")
+    }];
     let srv = start_with(cfg).await;
     let tls = srv.server.tls.clone().expect("HTTPS by default");
     let pin = tls.spki_sha256.clone().expect("self-signed certificate has an SPKI pin");
@@ -41,6 +47,9 @@ async fn chromium_plays_the_stream_over_https() {
     assert_eq!(result["audioTrackLive"], true);
     assert_eq!(result["framesGrew"], true);
     assert!(result["framesRendered"].as_u64().unwrap_or(0) >= 30, "{result}");
+    // The latency probe is read from presented frames and shown in the stats overlay.
+    assert!(result["latencySamples"].as_u64().unwrap_or(0) >= 30, "{result}");
+    assert!(result["overlay"].as_str().unwrap_or_default().contains("glass-to-glass"), "{result}");
     // ICE restart from the browser: the server answered new credentials, a new pair was selected, no new POST.
     let restart = &result["iceRestart"];
     assert_eq!(restart["ok"], true, "{result}");

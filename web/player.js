@@ -2,6 +2,7 @@
 // Served as /assets/player.js for /watch/{stream} (strict CSP, so all behaviour lives here); the protocol
 // helpers (trickle, ICE restart, headers) are in whep.js.
 import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from './whep.js';
+import { makeLatencyMeter } from './latency.js';
 
 (() => {
   const $ = (id) => document.getElementById(id);
@@ -27,6 +28,10 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
     lastError: null,
     framesRendered: 0,
     firstFrameAt: null, // performance.now() of the first rendered frame (ms since navigation start)
+    // The current session's join, in performance.now() ms: POST sent, answer received, connected, first frame
+    // decoded (from rVFC receiveTime + processingDuration, when the browser reports them), first frame shown.
+    join: null,
+    latency: null, // the latency meter (web/latency.js) when the stream carries the probe code
     videoWidth: 0,
     videoHeight: 0,
     audioTrackLive: false,
@@ -62,6 +67,7 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
     const pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
     const cur = { pc, gen, sessionUrl: null, etag: null, mediaStream: new MediaStream(), disconnectTimer: null, restarting: false };
     cur.trickle = makeTrickler(cur, auth);
+    cur.join = G.join = { postAt: null, answerAt: null, connectedAt: null, firstDecodedAt: null, firstRenderedAt: null };
     current = cur;
     G.pc = pc;
 
@@ -85,6 +91,7 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
     try {
       await pc.setLocalDescription(await pc.createOffer());
       G.attempts++;
+      cur.join.postAt = performance.now();
       // POST right away: the server answers with all of its candidates, ours follow by PATCH (trickle).
       const res = await fetch(endpoint, {
         method: 'POST',
@@ -102,6 +109,7 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
       }
       const loc = res.headers.get('Location');
       if (!loc) throw new Error('the server sent no Location header');
+      cur.join.answerAt = performance.now();
       cur.sessionUrl = G.sessionUrl = new URL(loc, endpoint).href;
       cur.etag = res.headers.get('ETag');
       const sdp = await res.text();
@@ -128,6 +136,7 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
     const st = cur.pc.connectionState;
     clearTimeout(cur.disconnectTimer);
     if (st === 'connected') {
+      if (cur.join.connectedAt === null) cur.join.connectedAt = performance.now();
       cur.restarting = false;
       backoff = MIN_BACKOFF;
       G.connects++;
@@ -256,10 +265,19 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
   function onFrame(now, meta) {
     G.framesRendered++;
     if (G.firstFrameAt === null) G.firstFrameAt = performance.now();
+    const join = current && current.join;
+    if (join && join.firstRenderedAt === null) {
+      join.firstRenderedAt = performance.now();
+      if (meta && meta.receiveTime !== undefined && meta.processingDuration !== undefined) {
+        join.firstDecodedAt = meta.receiveTime + meta.processingDuration * 1000;
+      }
+    }
+    if (meta) meter.onFrame(meta);
     if (meta && meta.width) { G.videoWidth = meta.width; G.videoHeight = meta.height; }
     if (G.state === 'connected') setState('playing', 'playing');
     video.requestVideoFrameCallback(onFrame);
   }
+  const meter = (G.latency = makeLatencyMeter(video));
   if ('requestVideoFrameCallback' in HTMLVideoElement.prototype) video.requestVideoFrameCallback(onFrame);
 
   function refreshHooks() {
@@ -336,8 +354,13 @@ import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from '
     const st = G.stats || {};
     const v = st.video || {};
     const a = st.audio || {};
+    const lat = meter.summary();
+    const j = G.join || {};
+    const since = (t) => (j.postAt !== null && typeof t === 'number' ? t - j.postAt : null);
     statsEl.textContent = [
       `stream     ${stream}  [${G.state}]`,
+      ...(lat ? [`latency    ${n(lat.last)} ms glass-to-glass (p50 ${n(lat.p50)}, p95 ${n(lat.p95)})`] : []),
+      `join       answer ${n(since(j.answerAt))} / connected ${n(since(j.connectedAt))} / first frame ${n(since(j.firstRenderedAt))} ms`,
       `video      ${n(v.width)}x${n(v.height)} @ ${n(v.fps, 1)} fps`,
       `bitrate    ${n(v.kbps)} kbit/s`,
       `lost       video ${n(v.packetsLost)}  audio ${n(a.packetsLost)}`,

@@ -10,6 +10,7 @@ const INDEX: &str = include_str!("../../web/index.html");
 const WATCH: &str = include_str!("../../web/watch.html");
 const PLAYER_JS: &str = include_str!("../../web/player.js");
 const WHEP_JS: &str = include_str!("../../web/whep.js");
+const LATENCY_JS: &str = include_str!("../../web/latency.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -71,6 +72,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
+        "latency.js" => (LATENCY_JS, "text/javascript; charset=utf-8"),
         "style.css" => (STYLE_CSS, "text/css; charset=utf-8"),
         _ => return Err(ApiError::not_found(format!("no asset named `{file}`"))),
     };

@@ -24,6 +24,8 @@ pub struct BranchKey {
     pub pt: u8,
     /// The offered H.264 profile-level-id to restate; `None` for Opus.
     pub profile_level_id: Option<String>,
+    /// The offered id of the playout-delay header extension, sent with zero delay when present.
+    pub playout_delay_ext: Option<u8>,
 }
 
 pub struct Fanout {
@@ -60,6 +62,9 @@ impl Fanout {
                 .build(),
         }
         .context("creating payloader")?;
+        if let Some(id) = key.playout_delay_ext {
+            super::playout_delay::add_to(&payloader, id);
+        }
         let mut chain = vec![payloader];
         if let Some(plid) = &key.profile_level_id {
             let caps = gst::Caps::builder("application/x-rtp")

@@ -24,12 +24,23 @@ pub struct VideoPick {
     pub mline: u32,
     pub pt: u8,
     pub profile_level_id: String,
+    /// The id the offer gives the playout-delay RTP header extension (one-byte ids 1-14 only).
+    pub playout_delay_ext: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AudioPick {
     pub mline: u32,
     pub pt: u8,
+}
+
+/// The id of a one-byte RTP header extension (`a=extmap:<id>[/<direction>] <uri>`), 1-14.
+fn extmap_id(media: &gst_sdp::SDPMediaRef, uri: &str) -> Option<u8> {
+    media.attributes().filter(|a| a.key() == "extmap").find_map(|a| {
+        let mut parts = a.value()?.split_whitespace();
+        let id = parts.next()?.split('/').next()?.parse::<u8>().ok()?;
+        (parts.next() == Some(uri) && (1..=14).contains(&id)).then_some(id)
+    })
 }
 
 fn malformed(why: impl Into<String>) -> MediaError {
@@ -137,7 +148,7 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
             .to_ascii_lowercase();
         let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            best = Some((rank, VideoPick { mline, pt, profile_level_id: plid }));
+            best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));
         }
     }
     best.map(|(_, pick)| pick)
@@ -203,13 +214,15 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
                         "the video section is {dir}; a WHEP offer receives (recvonly)"
                     )));
                 }
-                video = Some(pick_h264(media, mline).ok_or_else(|| {
+                let mut pick = pick_h264(media, mline).ok_or_else(|| {
                     MediaError::NoUsableCodec(format!(
                         "no usable H.264 in the offer's video section: glasscast sends H.264 \
                          (constrained-baseline, packetization-mode 1 or 0); offered: {}",
                         offered_names(media)
                     ))
-                })?);
+                })?;
+                pick.playout_delay_ext = extmap_id(media, super::playout_delay::URI);
+                video = Some(pick);
             }
             "audio" if audio.is_none() && with_audio && dir != "sendonly" && dir != "inactive" => {
                 audio = Some(pick_opus(media, mline).ok_or_else(|| {
@@ -241,6 +254,8 @@ pub(crate) mod tests {
         format!(
             "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 96 102 104 106 108 127\r\nc=IN IP4 0.0.0.0\r\n\
              a=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=mid:0\r\na=recvonly\r\na=rtcp-mux\r\n\
+             a=extmap:4 http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01\r\n\
+             a=extmap:5 http://www.webrtc.org/experiments/rtp-hdrext/playout-delay\r\n\
              a=rtpmap:96 VP8/90000\r\n\
              a=rtpmap:102 H264/90000\r\na=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f\r\n\
              a=rtpmap:104 H264/90000\r\na=fmtp:104 level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f\r\n\
@@ -269,7 +284,7 @@ pub(crate) mod tests {
     fn chromium_offer_picks_constrained_baseline_mode_1() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
-        assert_eq!(plan.video, VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into() });
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into(), playout_delay_ext: Some(5) });
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 111 }));
         assert_eq!(plan.mids, vec!["0", "1"]);
         assert_eq!(plan.ice_ufrag, "abcd");
@@ -279,7 +294,7 @@ pub(crate) mod tests {
     fn gstreamer_offer_without_level_asymmetry_is_accepted() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&gstreamer_offer(), true).expect("usable");
-        assert_eq!(plan.video, VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into() });
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into(), playout_delay_ext: None });
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 97 }));
     }
 

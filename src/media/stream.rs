@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::encoder::{EncodeParams, Encoder, build_encoder, choose_encoder};
 use super::fanout::{BranchKey, Codec, Fanout};
 use super::viewer::{Feeds, IceSettings, ViewerHandle};
-use super::{MediaError, MediaEvent, ViewerEnd, plan_offer, source};
+use super::{MediaError, MediaEvent, ViewerEnd, plan_offer, probe, source};
 use crate::config::{AudioSource, StreamConfig, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
@@ -85,7 +85,7 @@ impl StreamPipeline {
     ///
     /// ```text
     /// {videotestsrc} - {clockoverlay} - {videoconvert} - {videoscale} - {videorate} - {capsfilter}
-    ///   - {queue leaky 1} - {x264enc} - {capsfilter h264} - {tee h264}
+    ///   (- latency probe painted here when configured) - {queue leaky 1} - {x264enc} - {capsfilter h264} - {tee h264}
     ///       - per payload type: {rtph264pay} - {capssetter} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
     /// {audiotestsrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
     ///       - per payload type: {rtpopuspay} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
@@ -101,6 +101,10 @@ impl StreamPipeline {
         let mut video = match cfg.source {
             VideoSource::Test => source::test_video(cfg)?,
         };
+        if cfg.latency_probe {
+            let conformed = video.last().expect("a source chain ends in its capsfilter");
+            probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+        }
         // Never let a slow encoder build up latency: keep only the newest raw frame.
         video.push(
             gst::ElementFactory::make("queue")
@@ -229,12 +233,13 @@ impl StreamPipeline {
             .rtp_tee(&BranchKey {
                 pt: plan.video.pt,
                 profile_level_id: Some(plan.video.profile_level_id.clone()),
+                playout_delay_ext: plan.video.playout_delay_ext,
             })
             .map_err(internal)?;
         let audio = match (&plan.audio, &inner.audio) {
             (Some(pick), Some(fanout)) => Some(
                 fanout
-                    .rtp_tee(&BranchKey { pt: pick.pt, profile_level_id: None })
+                    .rtp_tee(&BranchKey { pt: pick.pt, profile_level_id: None, playout_delay_ext: None })
                     .map_err(internal)?,
             ),
             _ => None,

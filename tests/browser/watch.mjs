@@ -53,7 +53,7 @@ const result = {
 const snapshotFn = () => {
   const g = window.glasscast;
   if (!g) return null;
-  const { pc, stats, ...rest } = g;
+  const { pc, stats, latency, restartIce, ...rest } = g;
   return rest;
 };
 
@@ -154,6 +154,15 @@ try {
     return out;
   });
   if (stats) Object.assign(result, stats);
+
+  // 4b. The latency probe (when the stream paints it): codes read from presented frames, shown in the overlay.
+  await page.keyboard.press('s');
+  await sleep(1100); // the overlay refreshes once a second
+  Object.assign(result, await page.evaluate(() => ({
+    latencySamples: window.glasscast.latency.samples.length,
+    latencyMisses: window.glasscast.latency.misses,
+    overlay: document.getElementById('stats').textContent,
+  })));
 
   // 5. ICE restart on the live session: new credentials both ways, a newly selected candidate pair, no new POST,
   //    and frames keep coming.

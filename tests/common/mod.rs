@@ -141,6 +141,39 @@ pub fn count_decoded(
     });
 }
 
+/// Records the one-byte header extensions (id -> data) of RTP packets passing `pad`.
+pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>) {
+    let seen = seen.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer() {
+            if let Ok(rtp) = gstreamer_rtp::RTPBuffer::from_buffer_readable(buffer) {
+                for id in 1..=14u8 {
+                    if let Some(data) = rtp.extension_onebyte_header(id, 0) {
+                        seen.lock().expect("lock").insert(id, data.to_vec());
+                    }
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Reads the latency-probe code (src/media/probe.rs) of each decoded I420 frame passing `pad`.
+pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
+    let codes = codes.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let info_caps = pad.current_caps().and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
+        if let (Some(vinfo), Some(buffer)) = (info_caps, info.buffer()) {
+            if vinfo.format() == gstreamer_video::VideoFormat::I420 {
+                if let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo) {
+                    codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
+                }
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
 /// A WHEP viewer on webrtcbin: recvonly H.264 (chosen payload type and profile) + Opus, decoding both.
 pub struct WebrtcbinViewer {
     pub pipeline: gst::Pipeline,
@@ -148,6 +181,10 @@ pub struct WebrtcbinViewer {
     pub frames: Arc<AtomicU64>,
     pub audio_buffers: Arc<AtomicU64>,
     pub size: Arc<Mutex<Option<(i32, i32)>>>,
+    /// The latency-probe time read from each decoded frame (`None`: no readable code).
+    pub probe_codes: Arc<Mutex<Vec<Option<u64>>>>,
+    /// (one-byte RTP header extension id, its data) seen on received video packets.
+    pub video_rtp_extensions: Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>,
     pub location: Option<String>,
     pub etag: Option<String>,
 }
@@ -196,15 +233,25 @@ impl WebrtcbinViewer {
         let audio_buffers = Arc::new(AtomicU64::new(0));
         let size = Arc::new(Mutex::new(None));
         let pipe_weak = pipeline.downgrade();
-        let (f, a, sz) = (frames.clone(), audio_buffers.clone(), size.clone());
+        let probe_codes = Arc::new(Mutex::new(Vec::new()));
+        let video_rtp_extensions = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
+        let (f, a, sz, pc) = (frames.clone(), audio_buffers.clone(), size.clone(), probe_codes.clone());
+        let exts = video_rtp_extensions.clone();
         webrtcbin.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipe_weak.upgrade() else { return };
+            let is_video_rtp = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
+                .is_some_and(|m| m == "video");
+            if is_video_rtp {
+                record_rtp_extensions(pad, &exts);
+            }
             let decodebin = gst::ElementFactory::make("decodebin").build().expect("decodebin");
             pipeline.add(&decodebin).expect("add");
             decodebin.sync_state_with_parent().expect("sync");
             pad.link(&decodebin.static_pad("sink").expect("sink")).expect("link decodebin");
             let pipe_weak = pipeline.downgrade();
-            let (f, a, sz) = (f.clone(), a.clone(), sz.clone());
+            let (f, a, sz, pc) = (f.clone(), a.clone(), sz.clone(), pc.clone());
             decodebin.connect_pad_added(move |_, dpad| {
                 let Some(pipeline) = pipe_weak.upgrade() else { return };
                 let caps = dpad.current_caps().expect("decoded caps");
@@ -214,10 +261,23 @@ impl WebrtcbinViewer {
                 sink.sync_state_with_parent().expect("sync");
                 dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
                 count_decoded(dpad, is_video, &f, &a, &sz);
+                if is_video {
+                    read_probe_codes(dpad, &pc);
+                }
             });
         });
         pipeline.set_state(gst::State::Playing).expect("playing");
-        Self { pipeline, webrtcbin, frames, audio_buffers, size, location: None, etag: None }
+        Self {
+            pipeline,
+            webrtcbin,
+            frames,
+            audio_buffers,
+            size,
+            probe_codes,
+            video_rtp_extensions,
+            location: None,
+            etag: None,
+        }
     }
 
     /// Creates the offer and waits for ICE gathering, so the offer carries our candidates.

@@ -1,0 +1,130 @@
+// Shared plumbing for the glasscast benchmarks (bench/*.mjs): start a glasscast server with a generated
+// config, launch headless Chromium, sample a process's CPU from /proc, summarise samples, describe the machine.
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir, cpus, release } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// --key value / --flag arguments into an object (values stay strings).
+export function parseArgs(argv, defaults) {
+  const out = { ...defaults };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) throw new Error(`unexpected argument ${a}`);
+    const key = a.slice(2);
+    if (!(key in defaults)) throw new Error(`unknown option --${key} (known: ${Object.keys(defaults).join(', ')})`);
+    if (typeof defaults[key] === 'boolean') out[key] = true;
+    else out[key] = argv[++i];
+  }
+  return out;
+}
+
+export function percentiles(values) {
+  if (!values.length) return null;
+  const s = [...values].sort((a, b) => a - b);
+  const q = (p) => s[Math.min(s.length - 1, Math.floor(p * s.length))];
+  const r1 = (x) => Math.round(x * 10) / 10;
+  return {
+    n: s.length, min: r1(s[0]), p50: r1(q(0.5)), p95: r1(q(0.95)), p99: r1(q(0.99)), max: r1(s[s.length - 1]),
+    mean: r1(s.reduce((a, b) => a + b, 0) / s.length),
+  };
+}
+
+export function machine() {
+  const c = cpus();
+  let chromiumVersion = null;
+  try { chromiumVersion = execFileSync(chromiumPath(), ['--version'], { encoding: 'utf8' }).trim(); } catch { /* absent */ }
+  return { cpus: c.length, cpu_model: c[0] && c[0].model, kernel: release(), chromium: chromiumVersion };
+}
+
+export function chromiumPath() {
+  return process.env.CHROMIUM || '/usr/bin/chromium';
+}
+
+// Pin this process (and so Chromium, which it starts later) to the given CPU list, e.g. "1".
+export function pinSelf(cpuList) {
+  execFileSync('taskset', ['-cp', cpuList, String(process.pid)], { stdio: 'ignore' });
+}
+
+// utime + stime of a process in seconds (Linux /proc).
+export function cpuSeconds(pid) {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return ticks / 100; // USER_HZ is 100 on Linux
+}
+
+// RSS in MiB, threads and open fds of a process.
+export function processFootprint(pid) {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number((status.match(/VmRSS:\s+(\d+)/) || [])[1] || 0);
+  const threads = Number((status.match(/Threads:\s+(\d+)/) || [])[1] || 0);
+  let fds = null;
+  try { fds = execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' }).split('\n').filter(Boolean).length; } catch { /* gone */ }
+  return { rss_mib: Math.round((kb / 1024) * 10) / 10, threads, fds };
+}
+
+// Starts `glasscast serve` on 127.0.0.1:port (plain HTTP: signalling only; media is DTLS-SRTP either way)
+// with one stream `main` of the given settings; resolves once /readyz says 200.
+export async function startServer({ bin, port, stream, pinCpus, logFilter = 'warn' }) {
+  const dir = await mkdtemp(join(tmpdir(), 'glasscast-bench-'));
+  const streamToml = Object.entries({ name: 'main', ...stream })
+    .map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`)
+    .join('\n');
+  const config = `[server]\nlisten = "127.0.0.1:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n` +
+    `[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
+  const configPath = join(dir, 'glasscast.toml');
+  await writeFile(configPath, config);
+  const cmd = pinCpus ? 'taskset' : bin;
+  const args = pinCpus ? ['-c', pinCpus, bin, 'serve', '--config', configPath] : ['serve', '--config', configPath];
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`glasscast exited (${child.exitCode}): ${stderr}`);
+    try {
+      const r = await fetch(`${base}/readyz`);
+      if (r.status === 200) break;
+    } catch { /* not listening yet */ }
+    if (Date.now() > deadline) throw new Error(`glasscast not ready after 30 s: ${stderr}`);
+    await sleep(100);
+  }
+  return {
+    base,
+    pid: child.pid, // with taskset, exec keeps the pid
+    config,
+    stderr: () => stderr,
+    async stop() {
+      child.kill('SIGTERM');
+      for (let i = 0; i < 100 && child.exitCode === null; i++) await sleep(50);
+      if (child.exitCode === null) child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function launchChromium() {
+  const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-bench-chromium-'));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: [
+      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
+    ],
+    viewport: { width: 1280, height: 720 },
+  });
+  return {
+    context,
+    async close() {
+      await context.close().catch(() => {});
+      await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+    },
+  };
+}
