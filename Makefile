@@ -13,12 +13,15 @@ run: build
 test: test-deps
 	cargo test --locked
 
-## bench: latency (glass-to-glass) and time-to-first-frame benchmarks; JSON in artifacts/bench/ (see docs/performance.md)
+## bench: latency, time to first frame, encode cost and fan-out benchmarks; JSON in artifacts/bench/ (docs/performance.md)
 bench: test-deps
 	cargo build --release --locked
 	mkdir -p artifacts/bench
-	node bench/latency.mjs --pin > artifacts/bench/latency.json
-	node bench/ttff.mjs --pin > artifacts/bench/ttff.json
+	node bench/latency.mjs > artifacts/bench/latency.json
+	node bench/ttff.mjs > artifacts/bench/ttff.json
+	cargo run --release --locked --example encode > artifacts/bench/encode.json
+	cd bench/loadclient && cargo build --release --locked
+	node bench/fanout.mjs > artifacts/bench/fanout.json
 
 build: deps
 	cargo build --release --locked

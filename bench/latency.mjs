@@ -1,60 +1,131 @@
-// bench/latency: glass-to-glass latency of glasscast, measured with its latency probe.
+// bench/latency: glass-to-glass latency of glasscast, measured with its latency probe; optionally against a
+// peer server (gst-plugins-rs whepserversink, bench/peer.rs) on the same harness in the same run.
 //
-//   node bench/latency.mjs [--seconds 60] [--modes 1280x720@60,1920x1080@30] [--bitrate 2500]
-//                          [--bin target/release/glasscast] [--port 18600] [--pin]
+//   node bench/latency.mjs [--seconds 60] [--repeats 6] [--modes 1280x720@60,1920x1080@30] [--bitrate 2500]
+//                          [--bin target/release/glasscast] [--port 18600] [--pin] [--no-playout-delay]
+//                          [--peer target/release/examples/peer]
 //
 // For each mode: starts glasscast with a probe-painted test stream (`latency_probe = true`: the wall-clock ms
-// is painted into each raw frame before the encoder), opens /watch/main in headless Chromium, which reads the
-// code back from every presented frame (requestVideoFrameCallback + canvas) and records
-// expectedDisplayTime - painted time. Discards a 3 s warm-up, then collects for --seconds.
-// --pin puts glasscast on CPU 0 and Chromium on CPU 1.
-// Prints one JSON object on stdout and a summary line per mode on stderr.
+// is painted into each raw frame before the encoder) and opens /watch/main in headless Chromium. The player
+// (web/latency.js) reads the code back from every presented frame (requestVideoFrameCallback + canvas) and
+// records the time from painting to the frame's callback, converting clocks with an NTP-style offset to the
+// server clock from /healthz round trips. --seconds are split over --repeats page loads (each after a 2 s
+// warm-up): the phase between frames and the browser's rendering clock is fixed within a page load and
+// differs between them.
+// --pin: glasscast on CPU 0, Chromium on CPU 1. --no-playout-delay: the playout-delay RTP header extension is
+// taken out of the browser's offer (an A/B of glasscast's zero playout delay).
+// --peer BIN: after glasscast, the same mode is served by BIN (whepserversink) and watched by the same player
+// (Playwright serves the player's files on the peer's origin and maps /whep/main to its endpoint); for both,
+// the clock offset then comes from this process's clock, so the two are measured identically.
+// Prints one JSON object on stdout and a summary line per run on stderr.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
-  seconds: '60', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
-  port: '18600', pin: false, encoder: 'auto',
+  seconds: '60', repeats: '6', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
+  port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '',
 });
 const seconds = Number(opts.seconds);
+const repeats = Number(opts.repeats);
+const webDir = new URL('../web/', import.meta.url);
 if (opts.pin) pinSelf('1');
 
-async function runMode(mode, port) {
+async function startPeer(port, mode) {
+  const args = ['--port', String(port), '--mode', mode, '--bitrate', opts.bitrate];
+  const child = opts.pin ? spawn('taskset', ['-c', '0', opts.peer, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(opts.peer, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  const base = `http://127.0.0.1:${port}`;
+  for (let t0 = Date.now(); ; await sleep(200)) {
+    if (child.exitCode !== null) throw new Error(`peer exited (${child.exitCode}): ${stderr}`);
+    try { await fetch(`${base}/whep/endpoint`, { method: 'OPTIONS' }); break; } catch { /* not yet */ }
+    if (Date.now() - t0 > 30_000) throw new Error(`peer not listening after 30 s: ${stderr}`);
+  }
+  await sleep(2000); // let its source run
+  return {
+    base, pid: child.pid,
+    async stop() {
+      child.kill('SIGKILL');
+      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(50);
+    },
+  };
+}
+
+// Playwright routes for a page: the player's files on a peer's origin, /whep/main to the peer's endpoint,
+// /healthz with this process's clock; and the A/B offer edit.
+async function routePage(page, { peer, nodeClock }) {
+  if (peer) {
+    await page.route('**/watch/main', async (r) => r.fulfill({ contentType: 'text/html', body: await readFile(new URL('watch.html', webDir)) }));
+    await page.route('**/assets/*', async (r) => {
+      const name = new URL(r.request().url()).pathname.split('/').pop();
+      const type = name.endsWith('.css') ? 'text/css' : 'text/javascript';
+      await r.fulfill({ contentType: type, body: await readFile(new URL(name, webDir)) });
+    });
+  }
+  if (nodeClock) {
+    await page.route('**/healthz', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ status: 'ok', unix_ms: performance.timeOrigin + performance.now() }) }));
+  }
+  await page.route('**/whep/main', (r) => {
+    let body = r.request().postData() || '';
+    if (opts['no-playout-delay']) body = body.replace(/a=extmap:\d+ [^\r\n]*playout-delay\r\n/g, '');
+    r.continue({ postData: body, ...(peer ? { url: r.request().url().replace(/\/whep\/main$/, '/whep/endpoint') } : {}) });
+  });
+}
+
+async function runMode(mode, port, server_kind) {
   const m = mode.match(/^(\d+)x(\d+)@(\d+)$/);
   if (!m) throw new Error(`bad mode ${mode} (want WxH@FPS)`);
   const [width, height, fps] = m.slice(1).map(Number);
-  const server = await startServer({
+  const peer = server_kind === 'whepserversink';
+  const server = peer ? await startPeer(port, mode) : await startServer({
     bin: opts.bin, port, pinCpus: opts.pin ? '0' : null,
     stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, encoder: opts.encoder },
   });
   const browser = await launchChromium();
   try {
-    const page = await browser.context.newPage();
-    await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
-    // Wait for the first decoded code, then warm up.
-    const t0 = Date.now();
-    while (!(await page.evaluate(() => window.glasscast.latency.lastMs !== null))) {
-      if (Date.now() - t0 > 20_000) throw new Error('no latency code read within 20 s');
-      await sleep(200);
-    }
-    await sleep(3000);
-    await page.evaluate(() => window.glasscast.latency.take());
+    const all = { samples: [], receiveSamples: [], misses: 0, frames: 0 };
+    const perLoad = [];
     const cpu0 = cpuSeconds(server.pid);
-    const frames0 = await page.evaluate(() => window.glasscast.framesRendered);
-    await sleep(seconds * 1000);
+    const t0 = Date.now();
+    for (let i = 0; i < repeats; i++) {
+      const page = await browser.context.newPage();
+      await routePage(page, { peer, nodeClock: Boolean(opts.peer) });
+      await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
+      for (const tWait = Date.now(); !(await page.evaluate(() => window.glasscast.latency.lastMs !== null));) {
+        if (Date.now() - tWait > 20_000) throw new Error(`${server_kind}: no latency code read within 20 s`);
+        await sleep(200);
+      }
+      await sleep(2000); // warm-up
+      await page.evaluate(() => window.glasscast.latency.take());
+      const frames0 = await page.evaluate(() => window.glasscast.framesRendered);
+      await sleep((seconds * 1000) / repeats);
+      const got = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
+      all.samples.push(...got.samples);
+      all.receiveSamples.push(...got.receiveSamples);
+      all.misses += got.misses;
+      all.frames += got.frames - frames0;
+      perLoad.push((percentiles(got.samples) || {}).p50 ?? null);
+      await page.close({ runBeforeUnload: true });
+    }
+    const cpuWall = (Date.now() - t0) / 1000;
     const cpu1 = cpuSeconds(server.pid);
-    const got = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
-    const stats = await page.evaluate(() => window.glasscast.stats);
+    const shownAfterReceived = [];
+    const n = Math.min(all.samples.length, all.receiveSamples.length);
+    for (let i = 0; i < n; i++) shownAfterReceived.push(all.samples[i] - all.receiveSamples[i]);
     return {
-      mode, width, height, fps, bitrate_kbps: Number(opts.bitrate), seconds,
-      frames_presented: got.frames - frames0,
+      server: server_kind, mode, width, height, fps, bitrate_kbps: Number(opts.bitrate), seconds, page_loads: repeats,
+      zero_playout_delay: !peer && !opts['no-playout-delay'],
+      frames_presented: all.frames,
       frames_expected: fps * seconds,
-      code_misses: got.misses,
-      g2g_ms: percentiles(got.samples),
-      frames_over_100ms: got.samples.filter((x) => x > 100).length,
-      painted_to_received_ms: percentiles(got.receiveSamples),
-      server_cpu_pct_of_core: Math.round(((cpu1 - cpu0) / seconds) * 1000) / 10,
-      browser_fps: stats && stats.video ? stats.video.fps : null,
-      browser_kbps: stats && stats.video ? Math.round(stats.video.kbps) : null,
+      code_misses: all.misses,
+      g2g_ms: percentiles(all.samples),
+      g2g_p50_per_page_load_ms: perLoad,
+      frames_over_100ms: all.samples.filter((x) => x > 100).length,
+      painted_to_received_ms: percentiles(all.receiveSamples),
+      received_to_shown_ms: percentiles(shownAfterReceived),
+      server_cpu_pct_of_core: Math.round(((cpu1 - cpu0) / cpuWall) * 1000) / 10,
     };
   } finally {
     await browser.close();
@@ -64,14 +135,25 @@ async function runMode(mode, port) {
 
 const runs = [];
 let port = Number(opts.port);
-for (const mode of opts.modes.split(',')) {
-  const r = await runMode(mode.trim(), port++);
-  runs.push(r);
-  const g = r.g2g_ms || {};
-  console.error(`latency ${r.mode}: g2g p50 ${g.p50} p95 ${g.p95} p99 ${g.p99} max ${g.max} ms over ${g.n} frames` +
-    ` (${r.frames_over_100ms} > 100 ms, ${r.code_misses} unreadable); server ${r.server_cpu_pct_of_core}% of a core`);
+for (const mode of opts.modes.split(',').map((s) => s.trim())) {
+  for (const kind of opts.peer ? ['glasscast', 'whepserversink'] : ['glasscast']) {
+    const r = await runMode(mode, port++, kind);
+    runs.push(r);
+    const g = r.g2g_ms || {};
+    console.error(`latency ${r.server} ${r.mode}: g2g p50 ${g.p50} p95 ${g.p95} p99 ${g.p99} max ${g.max} ms over ${g.n} frames` +
+      ` (${r.frames_over_100ms} > 100 ms, ${r.code_misses} unreadable); painted->received p50 ` +
+      `${(r.painted_to_received_ms || {}).p50} ms; server ${r.server_cpu_pct_of_core}% of a core`);
+  }
+}
+const ratios = [];
+if (opts.peer) {
+  for (let i = 0; i + 1 < runs.length; i += 2) {
+    const [ours, theirs] = [runs[i].g2g_ms || {}, runs[i + 1].g2g_ms || {}];
+    const q = (k) => (theirs[k] ? Math.round((ours[k] / theirs[k]) * 100) / 100 : null);
+    ratios.push({ mode: runs[i].mode, glasscast_over_peer: { p50: q('p50'), p95: q('p95'), p99: q('p99'), max: q('max') } });
+  }
 }
 console.log(JSON.stringify({
   bench: 'latency', date: new Date().toISOString(), machine: machine(), pinned: opts.pin,
-  command: `node bench/latency.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs,
+  command: `node bench/latency.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs, ...(opts.peer ? { ratios } : {}),
 }, null, 1));

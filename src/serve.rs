@@ -67,6 +67,12 @@ impl Server {
     pub async fn start(cfg: &Config) -> anyhow::Result<Self> {
         media::init().context("initializing GStreamer")?;
         media::prewarm();
+        // Each viewer holds ~10 file descriptors (sockets, pipes); the usual soft limit of 1024 would cap a
+        // stream near 100 viewers. Raise it to the hard limit.
+        match rlimit::increase_nofile_limit(u64::MAX) {
+            Ok(n) => tracing::debug!(limit = n, "open-file limit"),
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+        }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let ice = ice_settings(&cfg.webrtc);
         let mut streams = Vec::new();

@@ -23,8 +23,26 @@ export function decodeCells(cells) {
   return ms;
 }
 
-// Glass-to-glass samples from requestVideoFrameCallback: painted time -> expected display time of the frame.
+// Glass-to-glass samples from requestVideoFrameCallback: painted time -> the frame's callback (decoded and
+// handed to the compositor; the last display interval to the glass is not included).
 // Also the part up to the arrival of the frame's last packet (server + network) when the browser reports it.
+// Server clock -> this page's performance.now() clock: `offset` such that perf = serverMs - offset. Taken from
+// the /healthz round trip with the smallest RTT among a few (error <= RTT/2, ~0.5 ms on a LAN). Neither
+// Date.now() nor performance.timeOrigin is good enough: headless Chromium's timeOrigin was seen up to ~16 ms
+// off the wall clock, differently on every page load.
+async function serverClockOffset(samples = 7) {
+  let best = null;
+  for (let i = 0; i < samples; i++) {
+    const t0 = performance.now();
+    const res = await fetch('/healthz', { cache: 'no-store' });
+    const body = await res.json();
+    const t1 = performance.now();
+    if (typeof body.unix_ms !== 'number') throw new Error('/healthz has no unix_ms');
+    if (!best || t1 - t0 < best.rtt) best = { rtt: t1 - t0, offset: body.unix_ms - (t0 + t1) / 2 };
+  }
+  return best;
+}
+
 export function makeLatencyMeter(video) {
   const canvas = document.createElement('canvas');
   canvas.height = 1;
@@ -35,7 +53,18 @@ export function makeLatencyMeter(video) {
     samples: [], // glass-to-glass, ms
     receiveSamples: [], // painted -> last packet received, ms
     misses: 0, // frames without a readable code (after the first code was seen)
+    clock: null, // { rtt, offset } from serverClockOffset, refreshed every 10 s while codes are seen
   };
+  let calibrating = false;
+  let calibratedAt = -Infinity;
+  function calibrate() {
+    if (calibrating || performance.now() - calibratedAt < 10_000) return;
+    calibrating = true;
+    serverClockOffset()
+      .then((c) => { m.clock = c; calibratedAt = performance.now(); })
+      .catch(() => { calibratedAt = performance.now(); })
+      .finally(() => { calibrating = false; });
+  }
 
   function read(width) {
     const cell = Math.floor(width / CELLS) & ~1;
@@ -61,12 +90,16 @@ export function makeLatencyMeter(video) {
       if (m.lastMs !== null) m.misses++;
       return;
     }
-    const origin = performance.timeOrigin;
-    const shown = origin + (meta.expectedDisplayTime || meta.presentationTime || performance.now());
-    m.lastMs = shown - painted;
+    calibrate();
+    if (!m.clock) return;
+    // "Shown" is when this callback runs: the frame has been decoded and handed to the compositor, and the
+    // page can draw it. (rVFC's expectedDisplayTime is not usable headless: it was often *before* the
+    // frame's last packet arrived.)
+    const paintedPerf = painted - m.clock.offset;
+    m.lastMs = performance.now() - paintedPerf;
     m.lastAt = performance.now();
     if (m.samples.length < MAX_SAMPLES) m.samples.push(m.lastMs);
-    if (meta.receiveTime && m.receiveSamples.length < MAX_SAMPLES) m.receiveSamples.push(origin + meta.receiveTime - painted);
+    if (meta.receiveTime && m.receiveSamples.length < MAX_SAMPLES) m.receiveSamples.push(meta.receiveTime - paintedPerf);
   };
 
   // Samples collected so far, and start over (for benchmarks).

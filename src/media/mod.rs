@@ -17,7 +17,7 @@ mod viewer;
 pub use encoder::{Encoder, choose_encoder};
 pub use gate::GateStats;
 pub use negotiate::{OfferPlan, plan_offer};
-pub use stream::{StreamHealth, StreamPipeline, StreamState};
+pub use stream::{StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
 pub use viewer::{IceSettings, ViewerHandle};
 
 use thiserror::Error;

@@ -80,6 +80,40 @@ fn tee(name: &str) -> anyhow::Result<gst::Element> {
         .context("creating tee")
 }
 
+/// The capture + encode part of a stream, up to (not including) the H.264 tee:
+/// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
+/// Without an encoder it ends at the raw queue (to measure what the source alone costs).
+pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
+    let mut video = match cfg.source {
+        VideoSource::Test => source::test_video(cfg)?,
+    };
+    if cfg.latency_probe {
+        let conformed = video.last().expect("a source chain ends in its capsfilter");
+        probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+    }
+    // Never let a slow encoder build up latency: keep only the newest raw frame.
+    video.push(
+        gst::ElementFactory::make("queue")
+            .property_from_str("leaky", "downstream")
+            .property("max-size-buffers", 1u32)
+            .property("max-size-bytes", 0u32)
+            .property("max-size-time", 0u64)
+            .build()
+            .context("creating queue")?,
+    );
+    if let Some(encoder) = encoder {
+        video.extend(build_encoder(
+            encoder,
+            &EncodeParams {
+                bitrate_kbps: cfg.bitrate_kbps,
+                fps: cfg.fps,
+                keyframe_interval_s: cfg.keyframe_interval_s,
+            },
+        )?);
+    }
+    Ok(video)
+}
+
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -98,32 +132,8 @@ impl StreamPipeline {
         let name = cfg.stream_name();
         let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
 
-        let mut video = match cfg.source {
-            VideoSource::Test => source::test_video(cfg)?,
-        };
-        if cfg.latency_probe {
-            let conformed = video.last().expect("a source chain ends in its capsfilter");
-            probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
-        }
-        // Never let a slow encoder build up latency: keep only the newest raw frame.
-        video.push(
-            gst::ElementFactory::make("queue")
-                .property_from_str("leaky", "downstream")
-                .property("max-size-buffers", 1u32)
-                .property("max-size-bytes", 0u32)
-                .property("max-size-time", 0u64)
-                .build()
-                .context("creating queue")?,
-        );
         let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
-        video.extend(build_encoder(
-            encoder,
-            &EncodeParams {
-                bitrate_kbps: cfg.bitrate_kbps,
-                fps: cfg.fps,
-                keyframe_interval_s: cfg.keyframe_interval_s,
-            },
-        )?);
+        let mut video = encoded_video_chain(cfg, Some(encoder))?;
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         add_chain(&pipeline, &video)?;

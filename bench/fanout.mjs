@@ -1,0 +1,112 @@
+// bench/fanout: what each extra viewer costs, and where the knee is.
+//
+//   node bench/fanout.mjs [--viewers 1,10,50,100,150,200] [--seconds 20] [--mode 1280x720@30] [--bitrate 2500]
+//                         [--bin target/release/glasscast]
+//                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
+//
+// For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
+// headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
+// stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
+// Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
+// cost per extra viewer against the smallest N. JSON on stdout, a line per N on stderr.
+import { spawn } from 'node:child_process';
+import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, sleep, startServer } from './lib.mjs';
+
+const opts = parseArgs(process.argv.slice(2), {
+  viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
+  bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
+  port: '18640', 'ramp-ms': '40',
+});
+pinSelf('1');
+const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
+if (!m) throw new Error(`bad --mode ${opts.mode}`);
+const [width, height, fps] = m.slice(1).map(Number);
+
+function runLoadClient(url, n, serverPid) {
+  return new Promise((resolve, reject) => {
+    const args = ['-c', '1', opts.loadclient, url, '--viewers', String(n), '--duration', opts.seconds,
+      '--ramp-ms', opts['ramp-ms'], '--expect-fps', String(fps), '--server-pid', String(serverPid), '--connect-timeout', '30'];
+    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+    child.on('exit', (code) => {
+      try { resolve(JSON.parse(out)); } catch { reject(new Error(`loadclient exited ${code}: ${err}`)); }
+    });
+  });
+}
+
+async function runOnce(n, port) {
+  const server = await startServer({
+    bin: opts.bin, port, pinCpus: '0',
+    stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10 },
+  });
+  const browser = await launchChromium();
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
+    for (let t0 = Date.now(); !(await page.evaluate(() => window.glasscast.latency.lastMs !== null));) {
+      if (Date.now() - t0 > 20_000) throw new Error('Chromium read no latency code within 20 s');
+      await sleep(200);
+    }
+    const idle = processFootprint(server.pid);
+    const load = runLoadClient(`${server.base}/whep/main`, n, server.pid);
+    // Align Chromium's window with the load client's: after the ramp (and connects), until it ends.
+    await sleep(n * Number(opts['ramp-ms']) + 2000);
+    await page.evaluate(() => window.glasscast.latency.take());
+    const frames0 = await page.evaluate(() => window.glasscast.framesRendered);
+    const loaded = { ...processFootprint(server.pid) };
+    const t0 = Date.now();
+    const cpu0 = cpuSeconds(server.pid);
+    let peak = loaded;
+    const sampler = setInterval(() => { try { const f = processFootprint(server.pid); if (f.rss_mib > peak.rss_mib) peak = f; } catch { /* exiting */ } }, 1000);
+    const lc = await load;
+    clearInterval(sampler);
+    const seconds = (Date.now() - t0) / 1000;
+    const cpu1 = cpuSeconds(server.pid);
+    const lat = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
+    return {
+      viewers: n + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
+      delivery_ratio: lc.delivery_ratio, viewers_at_99pct: lc.viewers_at_99pct,
+      mbit_per_viewer: lc.mbit_per_viewer, video_gaps_total: lc.video_gaps_total,
+      first_frame_ms: lc.first_frame_ms,
+      server_cpu_pct_of_core: lc.server ? lc.server.cpu_pct : Math.round(((cpu1 - cpu0) / seconds) * 1000) / 10,
+      server_idle: idle, server_loaded: peak,
+      loadclient_cpu_pct: lc.client_cpu_window_pct,
+      chromium_g2g_ms: percentiles(lat.samples),
+      chromium_frames: { presented: lat.frames - frames0, expected: Math.round(fps * seconds), unreadable: lat.misses },
+    };
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+}
+
+const runs = [];
+let port = Number(opts.port);
+for (const n of opts.viewers.split(',').map(Number)) {
+  const r = await runOnce(n, port++);
+  runs.push(r);
+  const d = r.delivery_ratio || {};
+  const g = r.chromium_g2g_ms || {};
+  console.error(`fanout ${r.load_viewers}+1: ${r.connected}/${r.load_viewers} connected, delivery min ${d.min} p50 ${d.p50},` +
+    ` ${r.viewers_at_99pct} at >=99%; server ${r.server_cpu_pct_of_core}% of a core, ${r.server_loaded.rss_mib} MiB,` +
+    ` ${r.server_loaded.threads} threads, ${r.server_loaded.fds} fds; Chromium G2G p50 ${g.p50} p95 ${g.p95} max ${g.max} ms`);
+}
+// Cost per extra viewer against the smallest run.
+const base = runs[0];
+for (const r of runs.slice(1)) {
+  const extra = r.viewers - base.viewers;
+  r.per_extra_viewer = {
+    cpu_pct_of_core: Math.round(((r.server_cpu_pct_of_core - base.server_cpu_pct_of_core) / extra) * 1000) / 1000,
+    rss_mib: Math.round(((r.server_loaded.rss_mib - base.server_loaded.rss_mib) / extra) * 1000) / 1000,
+    threads: Math.round(((r.server_loaded.threads - base.server_loaded.threads) / extra) * 100) / 100,
+    fds: Math.round(((r.server_loaded.fds - base.server_loaded.fds) / extra) * 100) / 100,
+  };
+}
+console.log(JSON.stringify({
+  bench: 'fanout', date: new Date().toISOString(), machine: machine(), mode: opts.mode, bitrate_kbps: Number(opts.bitrate),
+  pinned: 'glasscast on CPU 0; load client and Chromium on CPU 1',
+  command: `node bench/fanout.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs,
+}, null, 1));
