@@ -9,10 +9,14 @@
 //! (utime + stime from /proc/self/stat) as % of one core, frames and bitrate out, and the encoder's own
 //! latency (input buffer -> its output buffer). Prints JSON on stdout, a line per run on stderr.
 
+#[path = "common.rs"]
+mod common;
+
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use clap::Parser;
 use glasscast::config::{EncoderPref, StreamConfig};
 use glasscast::media::{self, Encoder, choose_encoder, encoded_video_chain};
 use gstreamer as gst;
@@ -105,20 +109,22 @@ fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64) -> anyhow::Re
     }))
 }
 
+/// CPU cost of glasscast's capture + encode chain alone.
+#[derive(Parser)]
+struct Args {
+    /// Measured seconds per run (after a 2 s warm-up).
+    #[arg(long, default_value_t = 10)]
+    seconds: u64,
+    /// Comma-separated WxH@FPS.
+    #[arg(long, default_value = "1280x720@30,1280x720@60,1920x1080@30")]
+    modes: String,
+    /// kbit/s
+    #[arg(long, default_value_t = 2500)]
+    bitrate: u32,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut seconds = 10u64;
-    let mut modes = "1280x720@30,1280x720@60,1920x1080@30".to_owned();
-    let mut bitrate = 2500u32;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().ok_or_else(|| anyhow::anyhow!("{a} needs a value"))?;
-        match a.as_str() {
-            "--seconds" => seconds = v.parse()?,
-            "--modes" => modes = v,
-            "--bitrate" => bitrate = v.parse()?,
-            _ => anyhow::bail!("unknown option {a} (--seconds, --modes, --bitrate)"),
-        }
-    }
+    let Args { seconds, modes, bitrate } = Args::parse();
     media::init()?;
     let encoders: Vec<Encoder> = [EncoderPref::X264, EncoderPref::Openh264]
         .into_iter()
@@ -126,12 +132,11 @@ fn main() -> anyhow::Result<()> {
         .collect();
     let mut runs = Vec::new();
     for mode in modes.split(',') {
-        let (size, fps) = mode.split_once('@').ok_or_else(|| anyhow::anyhow!("bad mode {mode}"))?;
-        let (w, h) = size.split_once('x').ok_or_else(|| anyhow::anyhow!("bad mode {mode}"))?;
+        let (width, height, fps) = common::parse_mode(mode).map_err(anyhow::Error::msg)?;
         let cfg = StreamConfig {
-            width: w.parse()?,
-            height: h.parse()?,
-            fps: fps.parse()?,
+            width,
+            height,
+            fps,
             bitrate_kbps: bitrate,
             ..StreamConfig::test_pattern("bench")
         };

@@ -18,9 +18,7 @@
 // (Playwright serves the player's files on the peer's origin and maps /whep/main to its endpoint); for both,
 // the clock offset then comes from this process's clock, so the two are measured identically.
 // Prints one JSON object on stdout and a summary line per run on stderr.
-import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
-import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, sleep, startServer } from './lib.mjs';
+import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, routePage, sleep, startPeer, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   seconds: '60', repeats: '6', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
@@ -28,58 +26,14 @@ const opts = parseArgs(process.argv.slice(2), {
 });
 const seconds = Number(opts.seconds);
 const repeats = Number(opts.repeats);
-const webDir = new URL('../web/', import.meta.url);
 if (opts.pin) pinSelf('1');
-
-async function startPeer(port, mode) {
-  const args = ['--port', String(port), '--mode', mode, '--bitrate', opts.bitrate];
-  const child = opts.pin ? spawn('taskset', ['-c', '0', opts.peer, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
-    : spawn(opts.peer, args, { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const base = `http://127.0.0.1:${port}`;
-  for (let t0 = Date.now(); ; await sleep(200)) {
-    if (child.exitCode !== null) throw new Error(`peer exited (${child.exitCode}): ${stderr}`);
-    try { await fetch(`${base}/whep/endpoint`, { method: 'OPTIONS' }); break; } catch { /* not yet */ }
-    if (Date.now() - t0 > 30_000) throw new Error(`peer not listening after 30 s: ${stderr}`);
-  }
-  await sleep(2000); // let its source run
-  return {
-    base, pid: child.pid,
-    async stop() {
-      child.kill('SIGKILL');
-      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(50);
-    },
-  };
-}
-
-// Playwright routes for a page: the player's files on a peer's origin, /whep/main to the peer's endpoint,
-// /healthz with this process's clock; and the A/B offer edit.
-async function routePage(page, { peer, nodeClock }) {
-  if (peer) {
-    await page.route('**/watch/main', async (r) => r.fulfill({ contentType: 'text/html', body: await readFile(new URL('watch.html', webDir)) }));
-    await page.route('**/assets/*', async (r) => {
-      const name = new URL(r.request().url()).pathname.split('/').pop();
-      const type = name.endsWith('.css') ? 'text/css' : 'text/javascript';
-      await r.fulfill({ contentType: type, body: await readFile(new URL(name, webDir)) });
-    });
-  }
-  if (nodeClock) {
-    await page.route('**/healthz', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ status: 'ok', unix_ms: performance.timeOrigin + performance.now() }) }));
-  }
-  await page.route('**/whep/main', (r) => {
-    let body = r.request().postData() || '';
-    if (opts['no-playout-delay']) body = body.replace(/a=extmap:\d+ [^\r\n]*playout-delay\r\n/g, '');
-    r.continue({ postData: body, ...(peer ? { url: r.request().url().replace(/\/whep\/main$/, '/whep/endpoint') } : {}) });
-  });
-}
 
 async function runMode(mode, port, server_kind) {
   const m = mode.match(/^(\d+)x(\d+)@(\d+)$/);
   if (!m) throw new Error(`bad mode ${mode} (want WxH@FPS)`);
   const [width, height, fps] = m.slice(1).map(Number);
   const peer = server_kind === 'whepserversink';
-  const server = peer ? await startPeer(port, mode) : await startServer({
+  const server = peer ? await startPeer({ bin: opts.peer, port, mode, bitrate: opts.bitrate, pinCpus: opts.pin ? '0' : null }) : await startServer({
     bin: opts.bin, port, pinCpus: opts.pin ? '0' : null,
     stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, encoder: opts.encoder },
   });
@@ -91,7 +45,7 @@ async function runMode(mode, port, server_kind) {
     const t0 = Date.now();
     for (let i = 0; i < repeats; i++) {
       const page = await browser.context.newPage();
-      await routePage(page, { peer, nodeClock: Boolean(opts.peer) });
+      await routePage(page, { peer, nodeClock: Boolean(opts.peer), stripPlayoutDelay: opts['no-playout-delay'] });
       await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
       for (const tWait = Date.now(); !(await page.evaluate(() => window.glasscast.latency.lastMs !== null));) {
         if (Date.now() - tWait > 20_000) throw new Error(`${server_kind}: no latency code read within 20 s`);

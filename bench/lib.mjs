@@ -1,7 +1,7 @@
 // Shared plumbing for the glasscast benchmarks (bench/*.mjs): start a glasscast server with a generated
 // config, launch headless Chromium, sample a process's CPU from /proc, summarise samples, describe the machine.
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir, cpus, release } from 'node:os';
 import { join } from 'node:path';
@@ -127,4 +127,50 @@ export async function launchChromium() {
       await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
     },
   };
+}
+
+const webDir = new URL('../web/', import.meta.url);
+
+// Starts bench/peer (gst-plugins-rs whepserversink serving the probe source); resolves once it listens.
+export async function startPeer({ bin, port, mode, bitrate, pinCpus }) {
+  const args = ['--port', String(port), '--mode', mode, '--bitrate', String(bitrate)];
+  const child = pinCpus ? spawn('taskset', ['-c', pinCpus, bin, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+    : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  const base = `http://127.0.0.1:${port}`;
+  for (let t0 = Date.now(); ; await sleep(200)) {
+    if (child.exitCode !== null) throw new Error(`peer exited (${child.exitCode}): ${stderr}`);
+    try { await fetch(`${base}/whep/endpoint`, { method: 'OPTIONS' }); break; } catch { /* not yet */ }
+    if (Date.now() - t0 > 30_000) throw new Error(`peer not listening after 30 s: ${stderr}`);
+  }
+  await sleep(2000); // let its source run
+  return {
+    base, pid: child.pid,
+    async stop() {
+      child.kill('SIGKILL');
+      for (let i = 0; i < 50 && child.exitCode === null; i++) await sleep(50);
+    },
+  };
+}
+
+// Playwright routes for a page: the player's files on a peer's origin, /whep/main to the peer's endpoint,
+// /healthz with this process's clock; and the A/B offer edit.
+export async function routePage(page, { peer, nodeClock, stripPlayoutDelay }) {
+  if (peer) {
+    await page.route('**/watch/main', async (r) => r.fulfill({ contentType: 'text/html', body: await readFile(new URL('watch.html', webDir)) }));
+    await page.route('**/assets/*', async (r) => {
+      const name = new URL(r.request().url()).pathname.split('/').pop();
+      const type = name.endsWith('.css') ? 'text/css' : 'text/javascript';
+      await r.fulfill({ contentType: type, body: await readFile(new URL(name, webDir)) });
+    });
+  }
+  if (nodeClock) {
+    await page.route('**/healthz', (r) => r.fulfill({ contentType: 'application/json', body: JSON.stringify({ status: 'ok', unix_ms: performance.timeOrigin + performance.now() }) }));
+  }
+  await page.route('**/whep/main', (r) => {
+    let body = r.request().postData() || '';
+    if (stripPlayoutDelay) body = body.replace(/a=extmap:\d+ [^\r\n]*playout-delay\r\n/g, '');
+    r.continue({ postData: body, ...(peer ? { url: r.request().url().replace(/\/whep\/main$/, '/whep/endpoint') } : {}) });
+  });
 }

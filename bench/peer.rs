@@ -10,33 +10,38 @@
 //! WHEP endpoint: http://127.0.0.1:PORT/whep/endpoint. Congestion control is off and the bitrate fixed, like
 //! glasscast's. Runs until killed (SIGTERM/SIGINT) or the pipeline fails. bench/latency.mjs --peer drives it.
 
+#[path = "common.rs"]
+mod common;
+
 use std::time::Duration;
+
+use clap::Parser;
 
 use glasscast::config::StreamConfig;
 use glasscast::media::encoded_video_chain;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+/// The probe source on gst-plugins-rs whepserversink, for comparison runs.
+#[derive(Parser)]
+struct Args {
+    #[arg(long, default_value_t = 18700)]
+    port: u16,
+    /// WxH@FPS
+    #[arg(long, default_value = "1280x720@60")]
+    mode: String,
+    /// kbit/s
+    #[arg(long, default_value_t = 2500)]
+    bitrate: u32,
+}
+
 fn main() -> anyhow::Result<()> {
-    let mut port = 18700u16;
-    let mut mode = "1280x720@60".to_owned();
-    let mut bitrate = 2500u32;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let v = args.next().ok_or_else(|| anyhow::anyhow!("{a} needs a value"))?;
-        match a.as_str() {
-            "--port" => port = v.parse()?,
-            "--mode" => mode = v,
-            "--bitrate" => bitrate = v.parse()?,
-            _ => anyhow::bail!("unknown option {a} (--port, --mode, --bitrate)"),
-        }
-    }
-    let (size, fps) = mode.split_once('@').ok_or_else(|| anyhow::anyhow!("bad mode {mode}"))?;
-    let (w, h) = size.split_once('x').ok_or_else(|| anyhow::anyhow!("bad mode {mode}"))?;
+    let Args { port, mode, bitrate } = Args::parse();
+    let (width, height, fps) = common::parse_mode(&mode).map_err(anyhow::Error::msg)?;
     let cfg = StreamConfig {
-        width: w.parse()?,
-        height: h.parse()?,
-        fps: fps.parse()?,
+        width,
+        height,
+        fps,
         bitrate_kbps: bitrate,
         latency_probe: true,
         ..StreamConfig::test_pattern("peer")

@@ -29,6 +29,19 @@ pub fn init() -> Result<(), gstreamer::glib::Error> {
     gstreamer::init()
 }
 
+/// A queue that drops its oldest data (leaky downstream) beyond `max_buffers` buffers or `max_time`
+/// (0: no limit of that kind), never by bytes.
+fn leaky_queue(max_buffers: u32, max_time: std::time::Duration) -> anyhow::Result<gstreamer::Element> {
+    use anyhow::Context;
+    gstreamer::ElementFactory::make("queue")
+        .property_from_str("leaky", "downstream")
+        .property("max-size-buffers", max_buffers)
+        .property("max-size-bytes", 0u32)
+        .property("max-size-time", max_time.as_nanos() as u64)
+        .build()
+        .context("creating queue")
+}
+
 /// Does the one-time work of the first viewer's join now: loads the WebRTC plugins (webrtcbin, libnice,
 /// DTLS, SRTP) and lets GStreamer's DTLS element generate its process-wide certificate, which otherwise
 /// adds ~200 ms to the first join after start.

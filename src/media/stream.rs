@@ -92,15 +92,7 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
         probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
     // Never let a slow encoder build up latency: keep only the newest raw frame.
-    video.push(
-        gst::ElementFactory::make("queue")
-            .property_from_str("leaky", "downstream")
-            .property("max-size-buffers", 1u32)
-            .property("max-size-bytes", 0u32)
-            .property("max-size-time", 0u64)
-            .build()
-            .context("creating queue")?,
-    );
+    video.push(super::leaky_queue(1, Duration::ZERO)?);
     if let Some(encoder) = encoder {
         video.extend(build_encoder(
             encoder,

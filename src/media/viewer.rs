@@ -132,14 +132,9 @@ pub fn upnp_disabled(webrtcbin: &gst::Element) -> bool {
     agent.find_property("agent").is_some() && !agent.property::<glib::Object>("agent").property::<bool>("upnp")
 }
 
+/// At most 200 ms of packets wait for a viewer; older ones are dropped.
 fn make_queue() -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make("queue")
-        .property_from_str("leaky", "downstream")
-        .property("max-size-buffers", 0u32)
-        .property("max-size-bytes", 0u32)
-        .property("max-size-time", 200_000_000u64)
-        .build()
-        .context("creating queue")
+    super::leaky_queue(0, Duration::from_millis(200))
 }
 
 impl ViewerHandle {
