@@ -3,6 +3,7 @@
 //   node bench/fanout.mjs [--viewers 1,10,50,100,150,200] [--seconds 20] [--mode 1280x720@30] [--bitrate 2500]
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
+//                         [--ramp-ms 40] [--audio-frame-ms 10|20]
 //
 // For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
@@ -15,7 +16,7 @@ import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, p
 const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
   bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
-  port: '18640', 'ramp-ms': '40',
+  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10',
 });
 pinSelf('1');
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
@@ -40,7 +41,10 @@ function runLoadClient(url, n, serverPid) {
 async function runOnce(n, port) {
   const server = await startServer({
     bin: opts.bin, port, pinCpus: '0',
-    stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10 },
+    stream: {
+      width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10,
+      audio_frame_ms: Number(opts['audio-frame-ms']),
+    },
   });
   const browser = await launchChromium();
   try {
@@ -107,6 +111,7 @@ for (const r of runs.slice(1)) {
 }
 console.log(JSON.stringify({
   bench: 'fanout', date: new Date().toISOString(), machine: machine(), mode: opts.mode, bitrate_kbps: Number(opts.bitrate),
+  audio_frame_ms: Number(opts['audio-frame-ms']),
   pinned: 'glasscast on CPU 0; load client and Chromium on CPU 1',
   command: `node bench/fanout.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs,
 }, null, 1));

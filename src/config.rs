@@ -214,6 +214,13 @@ pub struct StreamConfig {
     /// show glass-to-glass latency; for measuring, not for watching.
     #[serde(default)]
     pub latency_probe: bool,
+    /// Opus frame length in ms: 10 (lowest audio latency) or 20 (half the audio packets per viewer).
+    #[serde(default = "default_audio_frame_ms")]
+    pub audio_frame_ms: u32,
+}
+
+fn default_audio_frame_ms() -> u32 {
+    10
 }
 
 fn yes() -> bool {
@@ -267,6 +274,7 @@ impl StreamConfig {
             encoder: EncoderPref::Auto,
             max_viewers: default_max_viewers(),
             latency_probe: false,
+            audio_frame_ms: default_audio_frame_ms(),
         }
     }
 
@@ -400,6 +408,9 @@ impl Config {
             if !(1..=120).contains(&st.fps) {
                 return Err(invalid(k("fps"), st.fps, "1 to 120"));
             }
+            if ![10, 20].contains(&st.audio_frame_ms) {
+                return Err(invalid(k("audio_frame_ms"), st.audio_frame_ms, "10 or 20"));
+            }
             if st.latency_probe && st.width < crate::media::probe::MIN_WIDTH {
                 return Err(invalid(k("width"), st.width, "at least 256 with latency_probe = true"));
             }
@@ -502,6 +513,8 @@ mod tests {
         let e = err_text(load_toml("[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\n", &[]));
         assert!(e.contains("username"), "{e}");
 
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\naudio_frame_ms = 15\n", &[]));
+        assert!(e.contains("audio_frame_ms") && e.contains("10 or 20") && e.contains("15"), "{e}");
         let e = err_text(load_toml("[webrtc]\nconnect_timeout_s = 0\n", &[]));
         assert!(e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"), "{e}");
         let e = err_text(load_toml("[webrtc]\nudp_port_min = 5000\n", &[]));

@@ -71,6 +71,7 @@ impl From<SessionError> for ApiError {
                 Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
             }
             SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
+            SessionError::Overloaded { .. } => Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10),
             SessionError::Media(MediaError::MalformedOffer(_)) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
             SessionError::Media(MediaError::NoUsableCodec(_)) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
             SessionError::Media(MediaError::Negotiation(_)) => {
@@ -114,7 +115,8 @@ mod tests {
         let cases = [
             (SessionError::UnknownStream("x".into()), 404),
             (SessionError::UnknownSession, 404),
-            (SessionError::ViewerCap { stream: main, max: 1 }, 503),
+            (SessionError::ViewerCap { stream: main.clone(), max: 1 }, 503),
+            (SessionError::Overloaded { stream: main, fps: 12.5, target: 30 }, 503),
             (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
             (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
             (SessionError::Media(MediaError::NotProducing), 409),

@@ -49,14 +49,14 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     Ok(vec![make("videoconvert")?, make("videoscale")?, make("videorate")?, filter])
 }
 
-/// `{audiotestsrc 440 Hz, 10 ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`
-pub fn test_audio() -> anyhow::Result<Vec<gst::Element>> {
+/// `{audiotestsrc 440 Hz, frame_ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`
+pub fn test_audio(frame_ms: u32) -> anyhow::Result<Vec<gst::Element>> {
     let src = gst::ElementFactory::make("audiotestsrc")
         .property("is-live", true)
         .property_from_str("wave", "sine")
         .property("freq", 440.0f64)
         .property("volume", 0.2f64)
-        .property("samplesperbuffer", 480i32)
+        .property("samplesperbuffer", (48 * frame_ms) as i32)
         .build()
         .context("creating audiotestsrc")?;
     let caps = gst::Caps::builder("audio/x-raw")
@@ -70,10 +70,10 @@ pub fn test_audio() -> anyhow::Result<Vec<gst::Element>> {
     Ok(vec![src, make("audioconvert")?, make("audioresample")?, filter])
 }
 
-/// `{opusenc 10 ms frames, low delay}`
-pub fn opus_encoder() -> anyhow::Result<gst::Element> {
+/// `{opusenc 10 or 20 ms frames, low delay}`
+pub fn opus_encoder(frame_ms: u32) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make("opusenc")
-        .property_from_str("frame-size", "10")
+        .property_from_str("frame-size", &frame_ms.to_string())
         .property_from_str("audio-type", "restricted-lowdelay")
         .property("bitrate", 96_000i32)
         .build()

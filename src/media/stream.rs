@@ -34,6 +34,9 @@ pub struct StreamHealth {
     /// Encoded video frames so far.
     pub frames: u64,
     pub last_frame_age: Option<Duration>,
+    /// Encoded frames per second, smoothed over the last ~20 frames (and lower while frames stall); `None`
+    /// before the second frame.
+    pub encoded_fps: Option<f64>,
     pub encoder: &'static str,
     /// Viewer branches linked to the stream's RTP tees (video + audio pads).
     pub viewer_pads: usize,
@@ -60,6 +63,10 @@ struct Inner {
     frames: AtomicU64,
     /// Milliseconds since `epoch` of the last encoded frame, +1 (0: none yet).
     last_frame: AtomicU64,
+    /// Microseconds since `epoch` of the last encoded frame, and the smoothed interval between frames (µs,
+    /// an exponentially weighted mean, stored as f64 bits; 0: not known yet).
+    last_frame_us: AtomicU64,
+    frame_interval_us: AtomicU64,
     epoch: Instant,
     ice: IceSettings,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -133,8 +140,8 @@ impl StreamPipeline {
         let audio = match cfg.audio {
             AudioSource::None => None,
             AudioSource::Test => {
-                let mut chain = source::test_audio()?;
-                chain.push(source::opus_encoder()?);
+                let mut chain = source::test_audio(cfg.audio_frame_ms)?;
+                chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
                 let opus_tee = tee("opus")?;
                 chain.push(opus_tee.clone());
                 add_chain(&pipeline, &chain)?;
@@ -151,6 +158,8 @@ impl StreamPipeline {
             state: Mutex::new(StreamState::Starting),
             frames: AtomicU64::new(0),
             last_frame: AtomicU64::new(0),
+            last_frame_us: AtomicU64::new(0),
+            frame_interval_us: AtomicU64::new(0),
             epoch: Instant::now(),
             ice,
             events,
@@ -163,8 +172,16 @@ impl StreamPipeline {
             .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 if let Some(inner) = weak.upgrade() {
                     inner.frames.fetch_add(1, Ordering::Relaxed);
-                    let ms = inner.epoch.elapsed().as_millis() as u64 + 1;
-                    inner.last_frame.store(ms, Ordering::Relaxed);
+                    let elapsed = inner.epoch.elapsed();
+                    inner.last_frame.store(elapsed.as_millis() as u64 + 1, Ordering::Relaxed);
+                    let now_us = elapsed.as_micros() as u64 + 1;
+                    let prev = inner.last_frame_us.swap(now_us, Ordering::Relaxed);
+                    if prev > 0 {
+                        let dt = now_us.saturating_sub(prev) as f64;
+                        let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
+                        let smoothed = if old > 0.0 { old * 0.95 + dt * 0.05 } else { dt };
+                        inner.frame_interval_us.store(smoothed.to_bits(), Ordering::Relaxed);
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -209,10 +226,15 @@ impl StreamPipeline {
         let last_frame_age = (last > 0).then(|| {
             inner.epoch.elapsed().saturating_sub(Duration::from_millis(last - 1))
         });
+        let interval = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
+        // A stall counts at once: the time since the last frame when it is longer than the usual interval.
+        let since_last = last_frame_age.map_or(0.0, |a| a.as_micros() as f64);
+        let encoded_fps = (interval > 0.0).then(|| 1e6 / interval.max(since_last));
         StreamHealth {
             state: inner.state.lock().expect("state lock").clone(),
             frames: inner.frames.load(Ordering::Relaxed),
             last_frame_age,
+            encoded_fps,
             encoder: inner.encoder.factory(),
             viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
         }

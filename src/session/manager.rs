@@ -48,6 +48,13 @@ struct Manager {
     connect_timeout: std::time::Duration,
 }
 
+/// Admission control: a stream whose encoder has fallen below 80% of its frame rate while it has viewers is
+/// overloaded (the fan-out is starving the encoder on this machine), and more viewers would make every
+/// viewer's picture worse. Without viewers a slow encoder is not the fan-out's doing, so joins are allowed.
+fn overloaded(viewers: usize, encoded_fps: Option<f64>, target_fps: u32) -> bool {
+    viewers > 0 && encoded_fps.is_some_and(|fps| fps < 0.8 * f64::from(target_fps))
+}
+
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
 pub fn spawn(
     streams: Vec<(StreamConfig, StreamPipeline)>,
@@ -160,6 +167,13 @@ impl Manager {
         }
         if viewers + entry.pending >= entry.cfg.max_viewers as usize {
             let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
+            return;
+        }
+        let fps = entry.pipeline.health().encoded_fps;
+        if overloaded(viewers + entry.pending, fps, entry.cfg.fps) {
+            let fps = fps.unwrap_or_default();
+            tracing::warn!(stream = %name, fps, viewers, "overloaded: refusing a new viewer");
+            let _ = reply.send(Err(SessionError::Overloaded { stream: name, fps, target: entry.cfg.fps }));
             return;
         }
         entry.pending += 1;
@@ -357,5 +371,20 @@ fn state_label(s: &StreamState) -> &'static str {
         StreamState::Playing => "playing",
         StreamState::Failed(_) => "failed",
         StreamState::Stopped => "stopped",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overloaded;
+
+    #[test]
+    fn admission_refuses_only_a_starving_stream_with_viewers() {
+        assert!(!overloaded(0, Some(5.0), 30), "no viewers: a slow encoder is not the fan-out's doing");
+        assert!(!overloaded(10, None, 30), "no rate known yet");
+        assert!(!overloaded(10, Some(29.7), 30));
+        assert!(!overloaded(10, Some(24.0), 30), "80% exactly still passes");
+        assert!(overloaded(10, Some(23.9), 30));
+        assert!(overloaded(1, Some(0.5), 60));
     }
 }

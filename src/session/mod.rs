@@ -18,7 +18,7 @@ use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, StreamHealth, ViewerHandle};
 use crate::sdpfrag::FragError;
 
-#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[derive(Debug, Error, Clone, PartialEq)]
 pub enum SessionError {
     #[error("no stream named `{0}`")]
     UnknownStream(String),
@@ -28,6 +28,9 @@ pub enum SessionError {
     NotProducing(StreamName),
     #[error("stream `{stream}` already has its maximum of {max} viewers")]
     ViewerCap { stream: StreamName, max: u32 },
+    #[error("stream `{stream}` is overloaded: it encodes {fps:.1} of its {target} frames per second with its \
+             current viewers, so it takes no more until it recovers")]
+    Overloaded { stream: StreamName, fps: f64, target: u32 },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
