@@ -205,6 +205,11 @@ impl ViewerHandle {
             queue.static_pad("src").expect("queue has src").link(&sink)?;
             let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
             transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+            if *track == Track::Video {
+                // Answer `nack` (and RTX when offered): a lost packet is resent from webrtcbin's history
+                // instead of the picture breaking up until the next keyframe.
+                set_if_exists(&transceiver, "do-nack", true);
+            }
             let name = if *track == Track::Video { "video" } else { "audio" };
             let ghost = gate.ghost_pad(name, &queue.static_pad("sink").expect("queue has sink"), *track)?;
             bin.add_pad(&ghost)?;
