@@ -71,7 +71,7 @@ async function runOnce(n, port) {
     const cpu1 = cpuSeconds(server.pid);
     const lat = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
     return {
-      viewers: n + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
+      viewers: lc.connected + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
       delivery_ratio: lc.delivery_ratio, viewers_at_99pct: lc.viewers_at_99pct,
       mbit_per_viewer: lc.mbit_per_viewer, video_gaps_total: lc.video_gaps_total,
       first_frame_ms: lc.first_frame_ms,

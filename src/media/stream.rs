@@ -34,7 +34,7 @@ pub struct StreamHealth {
     /// Encoded video frames so far.
     pub frames: u64,
     pub last_frame_age: Option<Duration>,
-    /// Encoded frames per second, smoothed over the last ~20 frames (and lower while frames stall); `None`
+    /// Encoded frames per second, smoothed over the last ~50 frames (and lower while frames stall); `None`
     /// before the second frame.
     pub encoded_fps: Option<f64>,
     pub encoder: &'static str,
@@ -179,7 +179,7 @@ impl StreamPipeline {
                     if prev > 0 {
                         let dt = now_us.saturating_sub(prev) as f64;
                         let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
-                        let smoothed = if old > 0.0 { old * 0.95 + dt * 0.05 } else { dt };
+                        let smoothed = if old > 0.0 { old * 0.98 + dt * 0.02 } else { dt };
                         inner.frame_interval_us.store(smoothed.to_bits(), Ordering::Relaxed);
                     }
                 }
