@@ -47,6 +47,13 @@ async fn chromium_plays_the_stream_over_https() {
     assert_eq!(result["audioTrackLive"], true);
     assert_eq!(result["framesGrew"], true);
     assert!(result["framesRendered"].as_u64().unwrap_or(0) >= 30, "{result}");
+    // DTLS ran with glasscast's ECDSA certificate, whose fingerprint the answer stated (Chromium checks it).
+    let cert = glasscast::media::dtls::certificate().expect("certificate");
+    assert_eq!(
+        result["serverCertificate"].as_str().map(str::to_ascii_uppercase),
+        Some(format!("SHA-256 {}", cert.fingerprint)),
+        "{result}"
+    );
     // The latency probe is read from presented frames and shown in the stats overlay.
     assert!(result["latencySamples"].as_u64().unwrap_or(0) >= 30, "{result}");
     assert!(result["overlay"].as_str().unwrap_or_default().contains("glass-to-glass"), "{result}");

@@ -66,3 +66,22 @@ async fn video_packets_carry_zero_playout_delay_when_the_offer_lists_it() {
     assert!(plain.video_rtp_extensions.lock().expect("lock").is_empty());
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_answer_carries_glasscasts_ecdsa_dtls_certificate_and_dtls_connects() {
+    let srv = start(vec![small_stream("main")]).await;
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    let offer = v.offer().await;
+    let resp = srv.post_offer("main", &offer).await;
+    assert_eq!(resp.status(), 201);
+    let answer = resp.text().await.expect("answer");
+    let cert = glasscast::media::dtls::certificate().expect("certificate");
+    assert!(
+        answer.contains(&format!("a=fingerprint:sha-256 {}", cert.fingerprint)),
+        "the answer must name the ECDSA certificate {}: {answer}", cert.fingerprint
+    );
+    v.set_answer(&answer).await;
+    assert!(v.gets_frames(10, 20).await, "DTLS with the ECDSA certificate must connect");
+    v.location = None;
+    srv.shutdown().await;
+}

@@ -3,6 +3,7 @@
 //! Architecture invariant: nothing here knows about HTTP. The session manager calls in with SDP text and
 //! session ids and gets SDP text, handles and [`MediaEvent`]s back.
 
+pub mod dtls;
 mod encoder;
 mod fanout;
 mod gate;
@@ -46,6 +47,7 @@ fn leaky_queue(max_buffers: u32, max_time: std::time::Duration) -> anyhow::Resul
 /// DTLS, SRTP) and lets GStreamer's DTLS element generate its process-wide certificate, which otherwise
 /// adds ~200 ms to the first join after start.
 pub fn prewarm() {
+    dtls::certificate();
     for factory in ["webrtcbin", "dtlsdec", "dtlsenc", "srtpenc", "nicesink"] {
         if let Err(e) = gstreamer::ElementFactory::make(factory).build() {
             tracing::warn!(factory, error = %e, "prewarm: could not create element");

@@ -58,6 +58,8 @@ struct Inner {
     gate: Arc<Gate>,
     handlers: Mutex<Vec<glib::SignalHandlerId>>,
     removed: AtomicBool,
+    /// The DTLS transport uses glasscast's ECDSA certificate (so the answer restates its fingerprint).
+    own_dtls_certificate: bool,
     offer: gst_sdp::SDPMessage,
     /// The client's current ICE ufrag (from its offer, then from its last ICE restart): a PATCH with another
     /// one asks for an ICE restart.
@@ -185,6 +187,8 @@ impl ViewerHandle {
         for turn in &ice.turn_servers {
             webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
         }
+        // Before any sink pad is requested: requesting one may build the DTLS transport.
+        let dtls_handler = super::dtls::attach(&webrtcbin);
         if !tune_ice_agent(&webrtcbin, ice) {
             tracing::warn!("could not turn off libnice UPnP; joins may be slower");
         }
@@ -217,7 +221,8 @@ impl ViewerHandle {
         }
 
         let (gathered_tx, gathered) = watch::channel(0u32);
-        let mut handlers = Vec::new();
+        let own_dtls_certificate = dtls_handler.is_some();
+        let mut handlers: Vec<glib::SignalHandlerId> = dtls_handler.into_iter().collect();
         handlers.push(webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
             let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
             if state == gst_webrtc::WebRTCICEGatheringState::Complete {
@@ -270,6 +275,7 @@ impl ViewerHandle {
                 gate,
                 handlers: Mutex::new(handlers),
                 removed: AtomicBool::new(false),
+                own_dtls_certificate,
                 offer,
                 remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
                 mids: plan.mids.clone(),
@@ -323,6 +329,13 @@ impl ViewerHandle {
             .get::<gst_webrtc::WebRTCSessionDescription>("answer")
             .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
         check_answer_sends(answer.sdp())?;
+        let answer = if self.inner.own_dtls_certificate {
+            let mut sdp = answer.sdp().to_owned();
+            super::dtls::restate_fingerprint(&mut sdp);
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
+        } else {
+            answer
+        };
         call(w, "set-local-description", Some(&answer)).await?;
         self.wait_gathered(gathered_before).await?;
         let local = w

@@ -139,8 +139,13 @@ try {
   const stats = await page.evaluate(async () => {
     const pc = window.glasscast && window.glasscast.pc;
     if (!pc) return null;
-    const out = { framesDecoded: 0, decoderImplementation: null, audioPacketsReceived: 0, audioSamplesReceived: 0 };
-    (await pc.getStats()).forEach((r) => {
+    const out = { framesDecoded: 0, decoderImplementation: null, audioPacketsReceived: 0, audioSamplesReceived: 0, serverCertificate: null };
+    const report = await pc.getStats();
+    report.forEach((r) => {
+      if (r.type === 'transport' && r.remoteCertificateId) {
+        const c = report.get(r.remoteCertificateId);
+        if (c) out.serverCertificate = `${c.fingerprintAlgorithm} ${c.fingerprint}`;
+      }
       if (r.type !== 'inbound-rtp') return;
       const kind = r.kind || r.mediaType;
       if (kind === 'video') {
