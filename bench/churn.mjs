@@ -1,0 +1,68 @@
+// bench/churn: does a session leave anything behind? Cycles of N load viewers joining and leaving.
+//
+//   node bench/churn.mjs [--cycles 8] [--viewers 40] [--seconds 5] [--mode 640x360@30] [--bitrate 1000]
+//                        [--bin target/release/glasscast]
+//                        [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18660]
+//
+// Starts glasscast, then per cycle runs the load client (N str0m viewers, --seconds of media, DELETE at the
+// end), waits 2 s for teardown and records glasscast's RSS, threads and open fds. Growth per cycle and per
+// session (after the first cycle, which pays one-time allocations) tells whether sessions leak.
+// Prints one JSON object on stdout and a line per cycle on stderr.
+import { spawn } from 'node:child_process';
+import { machine, parseArgs, processFootprint, sleep, startServer } from './lib.mjs';
+
+const opts = parseArgs(process.argv.slice(2), {
+  cycles: '8', viewers: '40', seconds: '5', mode: '640x360@30', bitrate: '1000', bin: 'target/release/glasscast',
+  loadclient: 'bench/loadclient/target/release/glasscast-loadclient', port: '18660',
+});
+const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
+if (!m) throw new Error(`bad --mode ${opts.mode}`);
+const [width, height, fps] = m.slice(1).map(Number);
+
+function loadCycle(url) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.loadclient, [url, '--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '20',
+      '--expect-fps', String(fps)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err = (err + d).slice(-2000); });
+    child.on('exit', (code) => {
+      try { resolve(JSON.parse(out)); } catch { reject(new Error(`loadclient exited ${code}: ${err}`)); }
+    });
+  });
+}
+
+const server = await startServer({
+  bin: opts.bin, port: Number(opts.port),
+  stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), max_viewers: Number(opts.viewers) + 10 },
+});
+const cycles = [];
+try {
+  const start = processFootprint(server.pid);
+  for (let i = 0; i < Number(opts.cycles); i++) {
+    const lc = await loadCycle(`${server.base}/whep/main`);
+    await sleep(2000);
+    const f = processFootprint(server.pid);
+    const ready = await (await fetch(`${server.base}/readyz`)).json();
+    cycles.push({ cycle: i + 1, connected: lc.connected, deletes_ok: lc.deletes_ok, ...f, ready: ready.ready });
+    console.error(`churn cycle ${i + 1}: ${lc.connected}/${opts.viewers} connected, ${lc.deletes_ok} deleted; ` +
+      `glasscast ${f.rss_mib} MiB, ${f.threads} threads, ${f.fds} fds`);
+  }
+  const first = cycles[0];
+  const last = cycles[cycles.length - 1];
+  const sessions = (cycles.length - 1) * Number(opts.viewers);
+  console.log(JSON.stringify({
+    bench: 'churn', date: new Date().toISOString(), machine: machine(), mode: opts.mode,
+    command: `node bench/churn.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    idle: start, cycles,
+    after_first_cycle: {
+      rss_mib_per_cycle: Math.round(((last.rss_mib - first.rss_mib) / Math.max(1, cycles.length - 1)) * 100) / 100,
+      rss_kib_per_session: sessions ? Math.round(((last.rss_mib - first.rss_mib) * 1024) / sessions) : null,
+      threads_growth: last.threads - first.threads,
+      fds_growth: last.fds - first.fds,
+    },
+  }, null, 1));
+} finally {
+  await server.stop();
+}
