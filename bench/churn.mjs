@@ -8,8 +8,7 @@
 // end), waits 2 s for teardown and records glasscast's RSS, threads and open fds. Growth per cycle and per
 // session (after the first cycle, which pays one-time allocations) tells whether sessions leak.
 // Prints one JSON object on stdout and a line per cycle on stderr.
-import { spawn } from 'node:child_process';
-import { machine, parseArgs, processFootprint, sleep, startServer } from './lib.mjs';
+import { machine, parseArgs, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   cycles: '8', viewers: '40', seconds: '5', mode: '640x360@30', bitrate: '1000', bin: 'target/release/glasscast',
@@ -19,20 +18,6 @@ const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
 const [width, height, fps] = m.slice(1).map(Number);
 
-function loadCycle(url) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(opts.loadclient, [url, '--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '20',
-      '--expect-fps', String(fps)], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err = (err + d).slice(-2000); });
-    child.on('exit', (code) => {
-      try { resolve(JSON.parse(out)); } catch { reject(new Error(`loadclient exited ${code}: ${err}`)); }
-    });
-  });
-}
-
 const server = await startServer({
   bin: opts.bin, port: Number(opts.port),
   stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), max_viewers: Number(opts.viewers) + 10 },
@@ -41,7 +26,10 @@ const cycles = [];
 try {
   const start = processFootprint(server.pid);
   for (let i = 0; i < Number(opts.cycles); i++) {
-    const lc = await loadCycle(`${server.base}/whep/main`);
+    const lc = await runLoadClient({
+      bin: opts.loadclient, url: `${server.base}/whep/main`,
+      args: ['--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '20', '--expect-fps', String(fps)],
+    });
     await sleep(2000);
     const f = processFootprint(server.pid);
     const ready = await (await fetch(`${server.base}/readyz`)).json();

@@ -10,8 +10,7 @@
 // stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
 // Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
 // cost per extra viewer against the smallest N. JSON on stdout, a line per N on stderr.
-import { spawn } from 'node:child_process';
-import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, sleep, startServer } from './lib.mjs';
+import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
@@ -22,21 +21,6 @@ pinSelf('1');
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
 const [width, height, fps] = m.slice(1).map(Number);
-
-function runLoadClient(url, n, serverPid) {
-  return new Promise((resolve, reject) => {
-    const args = ['-c', '1', opts.loadclient, url, '--viewers', String(n), '--duration', opts.seconds,
-      '--ramp-ms', opts['ramp-ms'], '--expect-fps', String(fps), '--server-pid', String(serverPid), '--connect-timeout', '30'];
-    const child = spawn('taskset', args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => { out += d; });
-    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
-    child.on('exit', (code) => {
-      try { resolve(JSON.parse(out)); } catch { reject(new Error(`loadclient exited ${code}: ${err}`)); }
-    });
-  });
-}
 
 async function runOnce(n, port) {
   const server = await startServer({
@@ -55,7 +39,11 @@ async function runOnce(n, port) {
       await sleep(200);
     }
     const idle = processFootprint(server.pid);
-    const load = runLoadClient(`${server.base}/whep/main`, n, server.pid);
+    const load = runLoadClient({
+      bin: opts.loadclient, url: `${server.base}/whep/main`, pinCpus: '1',
+      args: ['--viewers', String(n), '--duration', opts.seconds, '--ramp-ms', opts['ramp-ms'], '--expect-fps', String(fps),
+        '--server-pid', String(server.pid), '--connect-timeout', '30'],
+    });
     // Align Chromium's window with the load client's: after the ramp (and connects), until it ends.
     await sleep(n * Number(opts['ramp-ms']) + 2000);
     await page.evaluate(() => window.glasscast.latency.take());

@@ -174,3 +174,19 @@ export async function routePage(page, { peer, nodeClock, stripPlayoutDelay }) {
     r.continue({ postData: body, ...(peer ? { url: r.request().url().replace(/\/whep\/main$/, '/whep/endpoint') } : {}) });
   });
 }
+
+// Runs bench/loadclient (optionally pinned to `pinCpus`) and resolves with the JSON it prints.
+export function runLoadClient({ bin, url, args, pinCpus }) {
+  return new Promise((resolve, reject) => {
+    const child = pinCpus
+      ? spawn('taskset', ['-c', pinCpus, bin, url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(bin, [url, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+    child.on('exit', (code) => {
+      try { resolve(JSON.parse(out)); } catch { reject(new Error(`loadclient exited ${code}: ${err}`)); }
+    });
+  });
+}
