@@ -61,10 +61,8 @@ struct Inner {
     encoder: Encoder,
     state: Mutex<StreamState>,
     frames: AtomicU64,
-    /// Milliseconds since `epoch` of the last encoded frame, +1 (0: none yet).
-    last_frame: AtomicU64,
-    /// Microseconds since `epoch` of the last encoded frame, and the smoothed interval between frames (µs,
-    /// an exponentially weighted mean, stored as f64 bits; 0: not known yet).
+    /// Microseconds since `epoch` of the last encoded frame, +1 (0: none yet), and the smoothed interval
+    /// between frames (µs, an exponentially weighted mean, stored as f64 bits; 0: not known yet).
     last_frame_us: AtomicU64,
     frame_interval_us: AtomicU64,
     epoch: Instant,
@@ -157,7 +155,6 @@ impl StreamPipeline {
             encoder,
             state: Mutex::new(StreamState::Starting),
             frames: AtomicU64::new(0),
-            last_frame: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             frame_interval_us: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -172,9 +169,7 @@ impl StreamPipeline {
             .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
                 if let Some(inner) = weak.upgrade() {
                     inner.frames.fetch_add(1, Ordering::Relaxed);
-                    let elapsed = inner.epoch.elapsed();
-                    inner.last_frame.store(elapsed.as_millis() as u64 + 1, Ordering::Relaxed);
-                    let now_us = elapsed.as_micros() as u64 + 1;
+                    let now_us = inner.epoch.elapsed().as_micros() as u64 + 1;
                     let prev = inner.last_frame_us.swap(now_us, Ordering::Relaxed);
                     if prev > 0 {
                         let dt = now_us.saturating_sub(prev) as f64;
@@ -222,9 +217,9 @@ impl StreamPipeline {
 
     pub fn health(&self) -> StreamHealth {
         let inner = &self.inner;
-        let last = inner.last_frame.load(Ordering::Relaxed);
+        let last = inner.last_frame_us.load(Ordering::Relaxed);
         let last_frame_age = (last > 0).then(|| {
-            inner.epoch.elapsed().saturating_sub(Duration::from_millis(last - 1))
+            inner.epoch.elapsed().saturating_sub(Duration::from_micros(last - 1))
         });
         let interval = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
         // A stall counts at once: the time since the last frame when it is longer than the usual interval.

@@ -161,7 +161,8 @@ impl Manager {
         };
         let viewers = self.viewers_of(&name);
         let entry = self.streams.get_mut(&name).expect("looked up above");
-        if !entry.pipeline.health().producing() {
+        let health = entry.pipeline.health();
+        if !health.producing() {
             let _ = reply.send(Err(SessionError::NotProducing(name)));
             return;
         }
@@ -169,7 +170,7 @@ impl Manager {
             let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
             return;
         }
-        let fps = entry.pipeline.health().encoded_fps;
+        let fps = health.encoded_fps;
         if overloaded(viewers + entry.pending, fps, entry.cfg.fps) {
             let fps = fps.unwrap_or_default();
             tracing::warn!(stream = %name, fps, viewers, "overloaded: refusing a new viewer");
