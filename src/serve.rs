@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
-use crate::config::{Config, IceServer, WebrtcConfig};
+use crate::config::{Config, IceServer, Transport, WebrtcConfig};
 use crate::http::{self, AppState, tls};
 use crate::media::{self, IceSettings, StreamPipeline};
 use crate::session::{self, Sessions};
@@ -25,13 +25,18 @@ pub struct Server {
     pub addr: SocketAddr,
     pub sessions: Sessions,
     pub tls: Option<TlsInfo>,
+    /// The forwarding transport, when `webrtc.transport = "forward"`.
+    pub forward: Option<media::Forward>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Everything but RFC 3986 unreserved characters is escaped in TURN user info.
-const USERINFO: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
@@ -43,17 +48,32 @@ pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
         port_range: (w.udp_port_min != 0).then_some((w.udp_port_min, w.udp_port_max)),
         ..IceSettings::default()
     };
-    for IceServer { urls, username, credential } in &w.ice_servers {
+    for IceServer {
+        urls,
+        username,
+        credential,
+    } in &w.ice_servers
+    {
         for url in urls {
             match host_port(url) {
-                Some(("stun", hp)) if ice.stun_server.is_none() => ice.stun_server = Some(format!("stun://{hp}")),
+                Some(("stun", hp)) if ice.stun_server.is_none() => {
+                    ice.stun_server = Some(format!("stun://{hp}"))
+                }
                 Some((scheme @ ("turn" | "turns"), hp)) => {
                     // Percent-encoded: TURN REST usernames contain ':' and secrets may contain '@' or '/';
                     // webrtcbin's libnice glue unescapes both parts.
                     let enc = |s: &Option<String>| {
-                        percent_encoding::utf8_percent_encode(s.as_deref().unwrap_or_default(), USERINFO).to_string()
+                        percent_encoding::utf8_percent_encode(
+                            s.as_deref().unwrap_or_default(),
+                            USERINFO,
+                        )
+                        .to_string()
                     };
-                    ice.turn_servers.push(format!("{scheme}://{}:{}@{hp}", enc(username), enc(credential)));
+                    ice.turn_servers.push(format!(
+                        "{scheme}://{}:{}@{hp}",
+                        enc(username),
+                        enc(credential)
+                    ));
                 }
                 _ => {}
             }
@@ -75,10 +95,18 @@ impl Server {
         }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let ice = ice_settings(&cfg.webrtc);
+        let forward = match cfg.webrtc.transport {
+            Transport::Forward => Some(
+                media::Forward::start(cfg.webrtc.mux_port, events_tx.clone())
+                    .context("starting the forwarding transport (webrtc.mux_port)")?,
+            ),
+            Transport::Webrtcbin => None,
+        };
         let mut streams = Vec::new();
         for s in cfg.streams.iter().filter(|s| s.enabled) {
-            let pipeline = StreamPipeline::build(s, ice.clone(), events_tx.clone())
-                .with_context(|| format!("building stream `{}`", s.name))?;
+            let pipeline =
+                StreamPipeline::build(s, ice.clone(), forward.as_ref(), events_tx.clone())
+                    .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
             streams.push((s.clone(), pipeline));
         }
@@ -87,7 +115,10 @@ impl Server {
             events_rx,
             std::time::Duration::from_secs(cfg.webrtc.connect_timeout_s.into()),
         );
-        let app = http::router(AppState::new(sessions.clone(), cfg), &cfg.server.cors_origins);
+        let app = http::router(
+            AppState::new(sessions.clone(), cfg),
+            &cfg.server.cors_origins,
+        );
         let listener = std::net::TcpListener::bind(cfg.listen_addr())
             .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
         listener.set_nonblocking(true)?;
@@ -106,10 +137,18 @@ impl Server {
                 cert_path: material.cert_path.clone(),
             };
             let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?
+                .handle(handle.clone());
             (tokio::spawn(server.serve(service)), Some(info))
         };
-        Ok(Self { addr, sessions, tls, handle, task })
+        Ok(Self {
+            addr,
+            sessions,
+            tls,
+            forward,
+            handle,
+            task,
+        })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -120,6 +159,9 @@ impl Server {
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
         self.sessions.shutdown().await;
+        if let Some(fwd) = self.forward {
+            let _ = tokio::task::spawn_blocking(move || fwd.stop()).await;
+        }
         let _ = tokio::time::timeout(Duration::from_secs(6), self.task).await;
     }
 
@@ -163,7 +205,11 @@ mod tests {
     fn ice_urls_become_webrtcbin_uris() {
         let w = WebrtcConfig {
             ice_servers: vec![
-                IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
+                IceServer {
+                    urls: vec!["stun:stun.example.net:3478".into()],
+                    username: None,
+                    credential: None,
+                },
                 IceServer {
                     urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
                     username: Some("u".into()),
@@ -180,7 +226,10 @@ mod tests {
             ..WebrtcConfig::default()
         };
         let ice = ice_settings(&w);
-        assert_eq!(ice.stun_server.as_deref(), Some("stun://stun.example.net:3478"));
+        assert_eq!(
+            ice.stun_server.as_deref(),
+            Some("stun://stun.example.net:3478")
+        );
         assert_eq!(
             ice.turn_servers,
             vec![

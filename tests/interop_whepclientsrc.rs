@@ -18,7 +18,9 @@ async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
     gstrswebrtc::plugin_register_static().expect("register gst-plugins-rs webrtc");
 
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("whepclientsrc").build().expect("whepclientsrc");
+    let src = gst::ElementFactory::make("whepclientsrc")
+        .build()
+        .expect("whepclientsrc");
     src.property::<glib::Object>("signaller")
         .set_property("whep-endpoint", format!("{}/whep/main", srv.base));
     pipeline.add(&src).expect("add");
@@ -29,29 +31,54 @@ async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
     let weak = pipeline.downgrade();
     let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
     src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else { return };
+        let Some(pipeline) = weak.upgrade() else {
+            return;
+        };
         let is_video = pad.name().starts_with("video");
-        let convert = gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" })
+        let convert = gst::ElementFactory::make(if is_video {
+            "videoconvert"
+        } else {
+            "audioconvert"
+        })
+        .build()
+        .expect("convert");
+        let sink = gst::ElementFactory::make("fakesink")
+            .property("sync", false)
             .build()
-            .expect("convert");
-        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+            .expect("fakesink");
         pipeline.add_many([&convert, &sink]).expect("add");
         convert.link(&sink).expect("link");
         convert.sync_state_with_parent().expect("sync");
         sink.sync_state_with_parent().expect("sync");
-        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
-        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
+        pad.link(&convert.static_pad("sink").expect("sink"))
+            .expect("link pad");
+        count_decoded(
+            &convert.static_pad("sink").expect("sink"),
+            is_video,
+            &f,
+            &a,
+            &sz,
+        );
     });
     pipeline.set_state(gst::State::Playing).expect("playing");
 
-    assert!(eventually(30, || frames.load(Ordering::Relaxed) >= 30).await, "whepclientsrc decoded no video");
+    assert!(
+        eventually(30, || frames.load(Ordering::Relaxed) >= 30).await,
+        "whepclientsrc decoded no video"
+    );
     assert_eq!(*size.lock().expect("lock"), Some((320, 240)));
-    assert!(eventually(10, || audio.load(Ordering::Relaxed) >= 10).await, "whepclientsrc decoded no audio");
+    assert!(
+        eventually(10, || audio.load(Ordering::Relaxed) >= 10).await,
+        "whepclientsrc decoded no audio"
+    );
     assert_eq!(srv.viewer_pads("main").await, 2);
 
     // whepclientsrc's stop blocks on its own runtime: not from inside ours.
     let p = pipeline.clone();
-    tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await.expect("join").expect("null");
+    tokio::task::spawn_blocking(move || p.set_state(gst::State::Null))
+        .await
+        .expect("join")
+        .expect("null");
     let mut pads = usize::MAX;
     for _ in 0..100 {
         pads = srv.viewer_pads("main").await;

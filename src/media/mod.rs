@@ -6,8 +6,11 @@
 pub mod dtls;
 mod encoder;
 mod fanout;
+pub mod forward;
 mod gate;
+mod handle;
 pub mod ice_restart;
+pub mod keyframes;
 pub mod negotiate;
 mod playout_delay;
 pub mod probe;
@@ -16,10 +19,12 @@ mod stream;
 mod viewer;
 
 pub use encoder::{Encoder, choose_encoder};
+pub use forward::Forward;
 pub use gate::GateStats;
+pub use handle::ViewerHandle;
 pub use negotiate::{OfferPlan, plan_offer};
 pub use stream::{StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
-pub use viewer::{IceSettings, ViewerHandle};
+pub use viewer::{IceSettings, WebrtcbinViewer};
 
 use thiserror::Error;
 
@@ -32,7 +37,10 @@ pub fn init() -> Result<(), gstreamer::glib::Error> {
 
 /// A queue that drops its oldest data (leaky downstream) beyond `max_buffers` buffers or `max_time`
 /// (0: no limit of that kind), never by bytes.
-fn leaky_queue(max_buffers: u32, max_time: std::time::Duration) -> anyhow::Result<gstreamer::Element> {
+fn leaky_queue(
+    max_buffers: u32,
+    max_time: std::time::Duration,
+) -> anyhow::Result<gstreamer::Element> {
     use anyhow::Context;
     gstreamer::ElementFactory::make("queue")
         .property_from_str("leaky", "downstream")
@@ -85,7 +93,17 @@ pub enum ViewerEnd {
 /// What the media side reports to the session manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    ViewerConnected { stream: StreamName, id: SessionId },
-    ViewerEnded { stream: StreamName, id: SessionId, why: ViewerEnd },
-    StreamFailed { stream: StreamName, reason: String },
+    ViewerConnected {
+        stream: StreamName,
+        id: SessionId,
+    },
+    ViewerEnded {
+        stream: StreamName,
+        id: SessionId,
+        why: ViewerEnd,
+    },
+    StreamFailed {
+        stream: StreamName,
+        reason: String,
+    },
 }

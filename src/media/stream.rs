@@ -12,8 +12,10 @@ use tokio::sync::mpsc;
 
 use super::encoder::{EncodeParams, Encoder, build_encoder, choose_encoder};
 use super::fanout::{BranchKey, Codec, Fanout};
-use super::viewer::{Feeds, IceSettings, ViewerHandle};
-use super::{MediaError, MediaEvent, ViewerEnd, plan_offer, probe, source};
+use super::forward::{self, Forward, StreamSlot};
+use super::keyframes::{self, KeyframeCounters};
+use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
+use super::{MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer, probe, source};
 use crate::config::{AudioSource, StreamConfig, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
@@ -38,13 +40,18 @@ pub struct StreamHealth {
     /// before the second frame.
     pub encoded_fps: Option<f64>,
     pub encoder: &'static str,
-    /// Viewer branches linked to the stream's RTP tees (video + audio pads).
+    /// Viewer branches linked to the stream's RTP tees (video + audio pads; the forwarding transport's
+    /// appsinks count too).
     pub viewer_pads: usize,
+    /// Keyframe requests (joins, PLIs, FIRs) and those passed to the encoder after rate limiting.
+    pub keyframes_requested: u64,
+    pub keyframes_sent: u64,
 }
 
 impl StreamHealth {
     pub fn producing(&self) -> bool {
-        self.state == StreamState::Playing && self.last_frame_age.is_some_and(|a| a < FRAME_FRESHNESS)
+        self.state == StreamState::Playing
+            && self.last_frame_age.is_some_and(|a| a < FRAME_FRESHNESS)
     }
 }
 
@@ -67,6 +74,9 @@ struct Inner {
     frame_interval_us: AtomicU64,
     epoch: Instant,
     ice: IceSettings,
+    /// Set when viewers are served by the forwarding transport (else each gets a webrtcbin).
+    forward: Option<(Forward, StreamSlot)>,
+    keyframes: Arc<KeyframeCounters>,
     events: mpsc::UnboundedSender<MediaEvent>,
     bus_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
@@ -88,13 +98,20 @@ fn tee(name: &str) -> anyhow::Result<gst::Element> {
 /// The capture + encode part of a stream, up to (not including) the H.264 tee:
 /// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
 /// Without an encoder it ends at the raw queue (to measure what the source alone costs).
-pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
+pub fn encoded_video_chain(
+    cfg: &StreamConfig,
+    encoder: Option<Encoder>,
+) -> anyhow::Result<Vec<gst::Element>> {
     let mut video = match cfg.source {
         VideoSource::Test => source::test_video(cfg)?,
     };
     if cfg.latency_probe {
         let conformed = video.last().expect("a source chain ends in its capsfilter");
-        probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+        probe::attach(
+            &conformed
+                .static_pad("src")
+                .expect("capsfilter has a src pad"),
+        );
     }
     // Never let a slow encoder build up latency: keep only the newest raw frame.
     video.push(super::leaky_queue(1, Duration::ZERO)?);
@@ -121,13 +138,19 @@ impl StreamPipeline {
     /// {audiotestsrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
     ///       - per payload type: {rtpopuspay} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
     /// ```
+    ///
+    /// With the forwarding transport each codec has one payloader instead, and no per-viewer element:
+    /// `{tee h264} - {rtph264pay pt=96} - {tee rtp} - {appsink}` (likewise Opus), see [`forward`].
     pub fn build(
         cfg: &StreamConfig,
         ice: IceSettings,
+        forward: Option<&Forward>,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
         let name = cfg.stream_name();
-        let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
+        let pipeline = gst::Pipeline::builder()
+            .name(format!("stream-{name}"))
+            .build();
 
         let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
         let mut video = encoded_video_chain(cfg, Some(encoder))?;
@@ -147,9 +170,28 @@ impl StreamPipeline {
             }
         };
 
+        let video = Fanout::new(Codec::H264, &pipeline, h264_tee.clone());
+        let keyframes = keyframes::limit(&h264_tee.static_pad("sink").expect("tee has a sink pad"));
+        let forward = match forward {
+            Some(fwd) => {
+                let key = |pt| BranchKey {
+                    pt,
+                    profile_level_id: None,
+                    playout_delay_ext: None,
+                };
+                let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
+                let audio_rtp = audio
+                    .as_ref()
+                    .map(|a| a.rtp_tee(&key(forward::AUDIO_PT)))
+                    .transpose()?;
+                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref())?;
+                Some((fwd.clone(), slot))
+            }
+            None => None,
+        };
         let inner = Arc::new(Inner {
             name,
-            video: Fanout::new(Codec::H264, &pipeline, h264_tee.clone()),
+            video,
             audio,
             pipeline,
             encoder,
@@ -159,6 +201,8 @@ impl StreamPipeline {
             frame_interval_us: AtomicU64::new(0),
             epoch: Instant::now(),
             ice,
+            forward,
+            keyframes,
             events,
             bus_task: Mutex::new(None),
         });
@@ -174,8 +218,14 @@ impl StreamPipeline {
                     if prev > 0 {
                         let dt = now_us.saturating_sub(prev) as f64;
                         let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
-                        let smoothed = if old > 0.0 { old * 0.98 + dt * 0.02 } else { dt };
-                        inner.frame_interval_us.store(smoothed.to_bits(), Ordering::Relaxed);
+                        let smoothed = if old > 0.0 {
+                            old * 0.98 + dt * 0.02
+                        } else {
+                            dt
+                        };
+                        inner
+                            .frame_interval_us
+                            .store(smoothed.to_bits(), Ordering::Relaxed);
                     }
                 }
                 gst::PadProbeReturn::Ok
@@ -219,7 +269,10 @@ impl StreamPipeline {
         let inner = &self.inner;
         let last = inner.last_frame_us.load(Ordering::Relaxed);
         let last_frame_age = (last > 0).then(|| {
-            inner.epoch.elapsed().saturating_sub(Duration::from_micros(last - 1))
+            inner
+                .epoch
+                .elapsed()
+                .saturating_sub(Duration::from_micros(last - 1))
         });
         let interval = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
         // A stall counts at once: the time since the last frame when it is longer than the usual interval.
@@ -231,7 +284,10 @@ impl StreamPipeline {
             last_frame_age,
             encoded_fps,
             encoder: inner.encoder.factory(),
-            viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
+            viewer_pads: inner.video.viewer_pads()
+                + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
+            keyframes_requested: inner.keyframes.requested.load(Ordering::Relaxed),
+            keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
         }
     }
 
@@ -240,11 +296,19 @@ impl StreamPipeline {
     }
 
     /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
-    pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
+    pub async fn add_viewer(
+        &self,
+        id: SessionId,
+        offer: &str,
+    ) -> Result<(ViewerHandle, String), MediaError> {
         let inner = &self.inner;
         let (msg, plan) = plan_offer(offer, inner.audio.is_some())?;
         if !self.health().producing() {
             return Err(MediaError::NotProducing);
+        }
+        if let Some((fwd, slot)) = &inner.forward {
+            let (viewer, answer) = fwd.add_viewer(*slot, id, offer, &plan)?;
+            return Ok((ViewerHandle::Forward(Arc::new(viewer)), answer));
         }
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
         let video = inner
@@ -258,12 +322,16 @@ impl StreamPipeline {
         let audio = match (&plan.audio, &inner.audio) {
             (Some(pick), Some(fanout)) => Some(
                 fanout
-                    .rtp_tee(&BranchKey { pt: pick.pt, profile_level_id: None, playout_delay_ext: None })
+                    .rtp_tee(&BranchKey {
+                        pt: pick.pt,
+                        profile_level_id: None,
+                        playout_delay_ext: None,
+                    })
                     .map_err(internal)?,
             ),
             _ => None,
         };
-        ViewerHandle::negotiate(
+        let (viewer, answer) = WebrtcbinViewer::negotiate(
             &inner.name,
             id,
             &inner.pipeline,
@@ -273,7 +341,8 @@ impl StreamPipeline {
             &inner.ice,
             inner.events.clone(),
         )
-        .await
+        .await?;
+        Ok((ViewerHandle::Webrtcbin(viewer), answer))
     }
 }
 
@@ -285,16 +354,25 @@ impl Inner {
                 let reason = format!(
                     "{} ({})",
                     err.error(),
-                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default()
+                    msg.src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default()
                 );
                 if let Some(id) = viewer_of(msg) {
                     tracing::warn!(stream = %self.name, session = %id, %reason, "viewer branch error");
                     let why = ViewerEnd::Error(err.error().to_string());
-                    let _ = self.events.send(MediaEvent::ViewerEnded { stream: self.name.clone(), id, why });
+                    let _ = self.events.send(MediaEvent::ViewerEnded {
+                        stream: self.name.clone(),
+                        id,
+                        why,
+                    });
                 } else {
                     tracing::error!(stream = %self.name, %reason, "stream pipeline error");
                     *self.state.lock().expect("state lock") = StreamState::Failed(reason.clone());
-                    let _ = self.events.send(MediaEvent::StreamFailed { stream: self.name.clone(), reason });
+                    let _ = self.events.send(MediaEvent::StreamFailed {
+                        stream: self.name.clone(),
+                        reason,
+                    });
                 }
             }
             MessageView::Warning(w) => {

@@ -28,9 +28,15 @@ pub enum SessionError {
     NotProducing(StreamName),
     #[error("stream `{stream}` already has its maximum of {max} viewers")]
     ViewerCap { stream: StreamName, max: u32 },
-    #[error("stream `{stream}` is overloaded: it encodes {fps:.1} of its {target} frames per second with its \
-             current viewers, so it takes no more until it recovers")]
-    Overloaded { stream: StreamName, fps: f64, target: u32 },
+    #[error(
+        "stream `{stream}` is overloaded: it encodes {fps:.1} of its {target} frames per second with its \
+             current viewers, so it takes no more until it recovers"
+    )]
+    Overloaded {
+        stream: StreamName,
+        fps: f64,
+        target: u32,
+    },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
@@ -150,16 +156,30 @@ impl Sessions {
     /// A WHEP offer for `stream`: negotiates a new viewer session.
     pub async fn offer(&self, stream: &str, offer: String) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Offer { stream, offer, reply })
-            .await
-            .unwrap_or(Err(SessionError::ShuttingDown))
+        self.ask(|reply| Command::Offer {
+            stream,
+            offer,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// A WHEP PATCH: adds trickled candidates, or restarts ICE when the fragment carries new credentials.
-    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<Patched, SessionError> {
-        self.ask(|reply| Command::Patch { id, if_match, frag, reply })
-            .await
-            .unwrap_or(Err(SessionError::ShuttingDown))
+    pub async fn patch(
+        &self,
+        id: SessionId,
+        if_match: Option<String>,
+        frag: String,
+    ) -> Result<Patched, SessionError> {
+        self.ask(|reply| Command::Patch {
+            id,
+            if_match,
+            frag,
+            reply,
+        })
+        .await
+        .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends a session now.
@@ -170,24 +190,33 @@ impl Sessions {
     }
 
     pub async fn streams(&self) -> Vec<StreamInfo> {
-        self.ask(|reply| Command::Streams { reply }).await.unwrap_or_default()
+        self.ask(|reply| Command::Streams { reply })
+            .await
+            .unwrap_or_default()
     }
 
     pub async fn readiness(&self) -> Readiness {
         self.ask(|reply| Command::Readiness { reply })
             .await
-            .unwrap_or(Readiness { ready: false, streams: Vec::new() })
+            .unwrap_or(Readiness {
+                ready: false,
+                streams: Vec::new(),
+            })
     }
 
     /// The media handle of a session (diagnostics and tests).
     pub async fn viewer(&self, id: SessionId) -> Option<ViewerHandle> {
-        self.ask(|reply| Command::Viewer { id, reply }).await.flatten()
+        self.ask(|reply| Command::Viewer { id, reply })
+            .await
+            .flatten()
     }
 
     /// A stream's media health (state, frames, viewer pads on its tees).
     pub async fn health(&self, stream: &str) -> Option<StreamHealth> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Health { stream, reply }).await.flatten()
+        self.ask(|reply| Command::Health { stream, reply })
+            .await
+            .flatten()
     }
 
     /// Viewer branches linked to a stream's RTP tees (0 for an unknown stream).

@@ -24,14 +24,21 @@ pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     gst::init().expect("gstreamer init");
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
         .with_test_writer()
         .try_init();
 }
 
 /// A small, fast stream: 320x240@30 with audio.
 pub fn small_stream(name: &str) -> StreamConfig {
-    StreamConfig { width: 320, height: 240, bitrate_kbps: 600, ..StreamConfig::test_pattern(name) }
+    StreamConfig {
+        width: 320,
+        height: 240,
+        bitrate_kbps: 600,
+        ..StreamConfig::test_pattern(name)
+    }
 }
 
 pub async fn start_with(mut cfg: Config) -> TestServer {
@@ -47,7 +54,12 @@ pub async fn start_with(mut cfg: Config) -> TestServer {
         builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")]);
     }
     let http = builder.build().expect("client");
-    let ts = TestServer { server, base, http, _state: state };
+    let ts = TestServer {
+        server,
+        base,
+        http,
+        _state: state,
+    };
     ts.wait_ready().await;
     ts
 }
@@ -60,6 +72,16 @@ pub async fn start(streams: Vec<StreamConfig>) -> TestServer {
     start_with(cfg).await
 }
 
+/// Plain HTTP, the given streams, viewers served by the forwarding transport on an OS-chosen port.
+pub async fn start_forward(streams: Vec<StreamConfig>) -> TestServer {
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.webrtc.transport = glasscast::config::Transport::Forward;
+    cfg.webrtc.mux_port = 0;
+    cfg.streams = streams;
+    start_with(cfg).await
+}
+
 impl TestServer {
     pub async fn wait_ready(&self) {
         for _ in 0..200 {
@@ -68,7 +90,10 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("server not ready: {:?}", self.server.sessions.readiness().await);
+        panic!(
+            "server not ready: {:?}",
+            self.server.sessions.readiness().await
+        );
     }
 
     pub async fn viewer_pads(&self, stream: &str) -> usize {
@@ -89,7 +114,12 @@ impl TestServer {
     }
 
     /// PATCH a session with a trickle-ice-sdpfrag body, with an optional If-Match.
-    pub async fn patch_frag(&self, url: &str, if_match: Option<&str>, frag: &str) -> reqwest::Response {
+    pub async fn patch_frag(
+        &self,
+        url: &str,
+        if_match: Option<&str>,
+        frag: &str,
+    ) -> reqwest::Response {
         let mut req = self
             .http
             .patch(url)
@@ -129,7 +159,10 @@ pub fn count_decoded(
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
         if is_video {
             f.fetch_add(1, Ordering::Relaxed);
-            if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
+            if let Some(s) = pad
+                .current_caps()
+                .and_then(|c| c.structure(0).map(|s| s.to_owned()))
+            {
                 if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
                     *sz.lock().expect("lock") = Some((w, h));
                 }
@@ -142,7 +175,10 @@ pub fn count_decoded(
 }
 
 /// Records the one-byte header extensions (id -> data) of RTP packets passing `pad`.
-pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>) {
+pub fn record_rtp_extensions(
+    pad: &gst::Pad,
+    seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>,
+) {
     let seen = seen.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(buffer) = info.buffer() {
@@ -162,11 +198,18 @@ pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::
 pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
     let codes = codes.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let info_caps = pad.current_caps().and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
+        let info_caps = pad
+            .current_caps()
+            .and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
         if let (Some(vinfo), Some(buffer)) = (info_caps, info.buffer()) {
             if vinfo.format() == gstreamer_video::VideoFormat::I420 {
-                if let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo) {
-                    codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
+                if let Ok(frame) =
+                    gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
+                {
+                    codes
+                        .lock()
+                        .expect("lock")
+                        .push(glasscast::media::probe::read(&frame));
                 }
             }
         }
@@ -189,7 +232,11 @@ pub struct WebrtcbinViewer {
     pub etag: Option<String>,
 }
 
-async fn promise(webrtcbin: &gst::Element, action: &str, desc: Option<&gst_webrtc::WebRTCSessionDescription>) -> Option<gst::Structure> {
+async fn promise(
+    webrtcbin: &gst::Element,
+    action: &str,
+    desc: Option<&gst_webrtc::WebRTCSessionDescription>,
+) -> Option<gst::Structure> {
     let (tx, rx) = oneshot::channel();
     let p = gst::Promise::with_change_func(move |r| {
         let _ = tx.send(r.ok().flatten().map(ToOwned::to_owned));
@@ -198,7 +245,10 @@ async fn promise(webrtcbin: &gst::Element, action: &str, desc: Option<&gst_webrt
         Some(d) => webrtcbin.emit_by_name::<()>(action, &[d, &p]),
         None => webrtcbin.emit_by_name::<()>(action, &[&None::<gst::Structure>, &p]),
     }
-    tokio::time::timeout(Duration::from_secs(10), rx).await.expect("promise timed out").expect("promise")
+    tokio::time::timeout(Duration::from_secs(10), rx)
+        .await
+        .expect("promise timed out")
+        .expect("promise")
 }
 
 impl WebrtcbinViewer {
@@ -218,7 +268,10 @@ impl WebrtcbinViewer {
             .field("profile-level-id", profile_level_id)
             .build();
         let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
-        webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &video_caps]);
+        webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+            "add-transceiver",
+            &[&recvonly, &video_caps],
+        );
         if with_audio {
             let audio_caps = gst::Caps::builder("application/x-rtp")
                 .field("media", "audio")
@@ -227,7 +280,10 @@ impl WebrtcbinViewer {
                 .field("clock-rate", 48_000i32)
                 .field("encoding-params", "2")
                 .build();
-            webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &audio_caps]);
+            webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
+                "add-transceiver",
+                &[&recvonly, &audio_caps],
+            );
         }
         let frames = Arc::new(AtomicU64::new(0));
         let audio_buffers = Arc::new(AtomicU64::new(0));
@@ -235,10 +291,17 @@ impl WebrtcbinViewer {
         let pipe_weak = pipeline.downgrade();
         let probe_codes = Arc::new(Mutex::new(Vec::new()));
         let video_rtp_extensions = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
-        let (f, a, sz, pc) = (frames.clone(), audio_buffers.clone(), size.clone(), probe_codes.clone());
+        let (f, a, sz, pc) = (
+            frames.clone(),
+            audio_buffers.clone(),
+            size.clone(),
+            probe_codes.clone(),
+        );
         let exts = video_rtp_extensions.clone();
         webrtcbin.connect_pad_added(move |_, pad| {
-            let Some(pipeline) = pipe_weak.upgrade() else { return };
+            let Some(pipeline) = pipe_weak.upgrade() else {
+                return;
+            };
             let is_video_rtp = pad
                 .current_caps()
                 .and_then(|c| c.structure(0).and_then(|s| s.get::<String>("media").ok()))
@@ -246,20 +309,29 @@ impl WebrtcbinViewer {
             if is_video_rtp {
                 record_rtp_extensions(pad, &exts);
             }
-            let decodebin = gst::ElementFactory::make("decodebin").build().expect("decodebin");
+            let decodebin = gst::ElementFactory::make("decodebin")
+                .build()
+                .expect("decodebin");
             pipeline.add(&decodebin).expect("add");
             decodebin.sync_state_with_parent().expect("sync");
-            pad.link(&decodebin.static_pad("sink").expect("sink")).expect("link decodebin");
+            pad.link(&decodebin.static_pad("sink").expect("sink"))
+                .expect("link decodebin");
             let pipe_weak = pipeline.downgrade();
             let (f, a, sz, pc) = (f.clone(), a.clone(), sz.clone(), pc.clone());
             decodebin.connect_pad_added(move |_, dpad| {
-                let Some(pipeline) = pipe_weak.upgrade() else { return };
+                let Some(pipeline) = pipe_weak.upgrade() else {
+                    return;
+                };
                 let caps = dpad.current_caps().expect("decoded caps");
                 let is_video = caps.structure(0).expect("s").name().starts_with("video/");
-                let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+                let sink = gst::ElementFactory::make("fakesink")
+                    .property("sync", false)
+                    .build()
+                    .expect("fakesink");
                 pipeline.add(&sink).expect("add");
                 sink.sync_state_with_parent().expect("sync");
-                dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
+                dpad.link(&sink.static_pad("sink").expect("sink"))
+                    .expect("link sink");
                 count_decoded(dpad, is_video, &f, &a, &sz);
                 if is_video {
                     read_probe_codes(dpad, &pc);
@@ -282,11 +354,17 @@ impl WebrtcbinViewer {
 
     /// Creates the offer and waits for ICE gathering, so the offer carries our candidates.
     pub async fn offer(&self) -> String {
-        let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
-        let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
+        let reply = promise(&self.webrtcbin, "create-offer", None)
+            .await
+            .expect("offer reply");
+        let offer = reply
+            .get::<gst_webrtc::WebRTCSessionDescription>("offer")
+            .expect("offer");
         promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
         for _ in 0..250 {
-            if self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            if self
+                .webrtcbin
+                .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
                 == gst_webrtc::WebRTCICEGatheringState::Complete
             {
                 break;
@@ -301,8 +379,10 @@ impl WebrtcbinViewer {
     }
 
     pub async fn set_answer(&self, answer: &str) {
-        let sdp = gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
-        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        let sdp =
+            gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
+        let desc =
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
         promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;
     }
 
@@ -310,9 +390,20 @@ impl WebrtcbinViewer {
     pub async fn connect(&mut self, srv: &TestServer, stream: &str) {
         let offer = self.offer().await;
         let resp = srv.post_offer(stream, &offer).await;
-        assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
-        let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
-        self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
+        assert_eq!(
+            resp.status(),
+            201,
+            "POST /whep/{stream}: {:?}",
+            resp.text().await
+        );
+        let location = resp.headers()["location"]
+            .to_str()
+            .expect("ascii")
+            .to_owned();
+        self.etag = resp
+            .headers()
+            .get("etag")
+            .map(|v| v.to_str().expect("ascii").to_owned());
         self.location = Some(format!("{}{location}", srv.base));
         let answer = resp.text().await.expect("answer");
         self.set_answer(&answer).await;

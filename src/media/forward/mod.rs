@@ -1,0 +1,323 @@
+//! The forwarding transport: every viewer of every stream served by one thread from one UDP port.
+//!
+//! ```text
+//! {h264 tee} - {rtph264pay pt=96} - {rtp tee} - {appsink} --+
+//! {opus tee} - {rtpopuspay pt=111} - {rtp tee} - {appsink} --+--> mux thread: per viewer a str0m `Rtc`
+//!                                                                  (payload type, sequence numbers, SRTP,
+//!                                                                  RTCP, NACK/RTX) --> one UDP socket per
+//!                                                                  local address, all on one port
+//! ```
+//!
+//! Packets are payloaded once; each payload is shared (`Arc<[u8]>`) by every viewer, which only adds its
+//! own header and encryption. There is no per-viewer element, queue or thread. ICE is lite (we answer the
+//! browser's checks on our host candidates); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
+//! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
+
+mod mux;
+mod peer;
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_app as gst_app;
+use str0m::Candidate;
+use str0m::IceCreds;
+use tokio::sync::mpsc::UnboundedSender;
+
+use self::mux::{Cmd, MediaPacket, Track};
+use super::gate::GateStats;
+use super::ice_restart::IceCredentials;
+use super::{MediaError, MediaEvent, OfferPlan};
+use crate::ids::{SessionId, StreamName};
+use crate::sdpfrag::{FragMedia, SdpFrag};
+
+/// The payload types the shared payloaders use (each viewer's packets carry the viewer's own).
+pub const VIDEO_PT: u8 = 96;
+pub const AUDIO_PT: u8 = 111;
+
+/// The running transport. Cheap to clone.
+#[derive(Clone)]
+pub struct Forward {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    mux: mux::MuxSender,
+    port: u16,
+    candidates: Vec<Candidate>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    next_slot: AtomicU64,
+}
+
+/// Counters shared by a viewer's handle and the mux.
+#[derive(Debug, Default)]
+pub(crate) struct PeerStats {
+    pub dropped: AtomicU64,
+    pub forwarded: AtomicU64,
+    pub first_forwarded_was_keyframe: AtomicBool,
+}
+
+/// A stream's place in the mux.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamSlot(usize);
+
+/// The local addresses we offer as host candidates: every up interface's address but link-local ones;
+/// loopback only when there is nothing else.
+fn local_ips() -> Vec<IpAddr> {
+    let all: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .map(|v| v.into_iter().map(|i| i.ip()).collect())
+        .unwrap_or_default();
+    let usable = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
+        IpAddr::V6(v6) => {
+            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
+        }
+    };
+    let mut ips: Vec<IpAddr> = all.iter().copied().filter(usable).collect();
+    ips.dedup();
+    if ips.is_empty() {
+        ips.push(IpAddr::from([127, 0, 0, 1]));
+    }
+    ips
+}
+
+impl Forward {
+    /// Binds the UDP port (`0`: the OS picks one) on every local address and starts the mux thread.
+    pub fn start(port: u16, events: UnboundedSender<MediaEvent>) -> anyhow::Result<Self> {
+        let ips = local_ips();
+        let sockets = mux::bind_all(&ips, port)?;
+        let port = sockets
+            .first()
+            .map(|(a, _)| a.port())
+            .context("no local address to bind")?;
+        let candidates = sockets
+            .iter()
+            .filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok())
+            .collect();
+        let (mux, thread) = mux::spawn(sockets, events)?;
+        tracing::info!(port, addresses = ?ips, "forwarding transport listening");
+        Ok(Self {
+            shared: Arc::new(Shared {
+                mux,
+                port,
+                candidates,
+                thread: Mutex::new(Some(thread)),
+                next_slot: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The one UDP port all media goes through.
+    pub fn port(&self) -> u16 {
+        self.shared.port
+    }
+
+    /// Feeds a stream's RTP tees into the mux: `{rtp tee} - {appsink}` for video and (when present) audio.
+    /// `keyframes` is where keyframe requests are pushed (upstream, towards the encoder).
+    pub fn attach_stream(
+        &self,
+        name: &StreamName,
+        pipeline: &gst::Pipeline,
+        video_rtp: &gst::Element,
+        audio_rtp: Option<&gst::Element>,
+    ) -> anyhow::Result<StreamSlot> {
+        let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
+        let video_sink = self.appsink(pipeline, video_rtp, slot, Track::Video)?;
+        let keyframe_pad = video_sink
+            .static_pad("sink")
+            .expect("appsink has a sink pad");
+        self.shared.mux.send(Cmd::Stream {
+            slot,
+            name: name.clone(),
+            keyframe_pad,
+        });
+        if let Some(tee) = audio_rtp {
+            self.appsink(pipeline, tee, slot, Track::Audio)?;
+        }
+        Ok(slot)
+    }
+
+    fn appsink(
+        &self,
+        pipeline: &gst::Pipeline,
+        tee: &gst::Element,
+        slot: StreamSlot,
+        track: Track,
+    ) -> anyhow::Result<gst_app::AppSink> {
+        let sink = gst_app::AppSink::builder()
+            .name(format!("forward-{track:?}-{}", slot.0).to_lowercase())
+            .sync(false)
+            .async_(false)
+            .max_buffers(64)
+            .drop(true)
+            .build();
+        let mux = self.shared.mux.clone();
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder()
+                .new_sample(move |sink| {
+                    let sample = sink.pull_sample().map_err(|_| gst::FlowError::Flushing)?;
+                    let at = Instant::now();
+                    let mut send = |buffer: &gst::BufferRef| {
+                        if let Some(packet) = MediaPacket::parse(slot, track, buffer, at) {
+                            mux.send(Cmd::Media(packet));
+                        }
+                    };
+                    if let Some(list) = sample.buffer_list() {
+                        list.iter().for_each(&mut send);
+                    } else if let Some(buffer) = sample.buffer() {
+                        send(buffer);
+                    }
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .build(),
+        );
+        pipeline.add(&sink)?;
+        sink.sync_state_with_parent()?;
+        let src = tee
+            .request_pad_simple("src_%u")
+            .context("requesting an RTP tee pad")?;
+        src.link(&sink.static_pad("sink").expect("appsink has a sink pad"))
+            .context("linking the appsink")?;
+        Ok(sink)
+    }
+
+    /// Answers a viewer's offer and hands the viewer to the mux. Quick: no gathering, no element.
+    pub fn add_viewer(
+        &self,
+        slot: StreamSlot,
+        id: SessionId,
+        offer: &str,
+        plan: &OfferPlan,
+    ) -> Result<(ForwardViewer, String), MediaError> {
+        let stats = Arc::new(PeerStats::default());
+        let (peer, answer) = peer::Peer::answer(
+            id,
+            slot,
+            offer,
+            plan,
+            &self.shared.candidates,
+            stats.clone(),
+        )?;
+        self.shared.mux.send(Cmd::Add(Box::new(peer)));
+        let handle = ForwardViewer {
+            id,
+            mux: self.shared.mux.clone(),
+            stats,
+            remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
+            first_mid: plan.mids.first().cloned(),
+            candidates: self
+                .shared
+                .candidates
+                .iter()
+                .map(|c| c.to_sdp_string())
+                .collect(),
+        };
+        Ok((handle, answer))
+    }
+
+    /// Ends every viewer and stops the mux thread (blocking).
+    pub fn stop(&self) {
+        self.shared.mux.send(Cmd::Stop);
+        if let Some(t) = self.shared.thread.lock().expect("thread lock").take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A viewer on the forwarding transport, as the session manager holds it.
+pub struct ForwardViewer {
+    id: SessionId,
+    mux: mux::MuxSender,
+    stats: Arc<PeerStats>,
+    remote_ufrag: Mutex<String>,
+    first_mid: Option<String>,
+    /// Our host candidates, `candidate:...`.
+    candidates: Vec<String>,
+}
+
+impl ForwardViewer {
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// Adds trickled candidates. ICE is lite on our side, so they only help str0m know the client's
+    /// addresses early; connectivity comes from the client's checks.
+    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        let cands: Vec<Candidate> = frag
+            .media
+            .iter()
+            .flat_map(|m| m.candidates.iter())
+            .filter_map(|c| Candidate::from_sdp_string(c).ok())
+            .collect();
+        let n = cands.len();
+        if n > 0 {
+            self.mux.send(Cmd::Candidates { id: self.id, cands });
+        }
+        n
+    }
+
+    pub fn remote_ufrag(&self) -> String {
+        self.remote_ufrag.lock().expect("ufrag lock").clone()
+    }
+
+    /// Restarts ICE: the client's new credentials, fresh ones of ours; DTLS and media carry on.
+    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
+            return Err(MediaError::Negotiation(
+                "ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd".into(),
+            ));
+        };
+        let local = IceCredentials::random();
+        self.mux.send(Cmd::Restart {
+            id: self.id,
+            local: IceCreds {
+                ufrag: local.ufrag.clone(),
+                pass: local.pwd.clone(),
+            },
+            remote: IceCreds {
+                ufrag: ufrag.clone(),
+                pass: pwd.clone(),
+            },
+        });
+        *self.remote_ufrag.lock().expect("ufrag lock") = ufrag.clone();
+        self.add_remote_candidates(frag);
+        let media = FragMedia {
+            mid: self.first_mid.clone(),
+            candidates: self.candidates.clone(),
+            end_of_candidates: true,
+        };
+        Ok(SdpFrag {
+            ufrag: Some(local.ufrag),
+            pwd: Some(local.pwd),
+            media: vec![media],
+        })
+    }
+
+    pub fn gate_stats(&self) -> GateStats {
+        GateStats {
+            dropped: self.stats.dropped.load(Ordering::Relaxed),
+            forwarded: self.stats.forwarded.load(Ordering::Relaxed),
+            first_forwarded_was_keyframe: self
+                .stats
+                .first_forwarded_was_keyframe
+                .load(Ordering::Relaxed),
+            flow_errors: 0,
+        }
+    }
+
+    /// Ends the viewer's peer connection in the mux (sends a DTLS close). Returns at once.
+    pub fn remove(&self) {
+        self.mux.send(Cmd::Remove(self.id));
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        self.mux.send(Cmd::Stop);
+    }
+}

@@ -1,0 +1,431 @@
+//! The mux thread: owns the UDP sockets and every viewer's `Rtc`; one `mio::Poll` loop, no busy waiting.
+//!
+//! It sleeps until a socket is readable, a command arrives (through a `mio::Waker`: new and removed viewers,
+//! trickled candidates, ICE restarts, and every RTP packet from the streams' appsinks), or the earliest
+//! viewer deadline is due. A datagram goes to the viewer last seen at its source address, or else to the one
+//! whose `Rtc` accepts it (STUN username), which is then remembered for that address.
+
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_rtp::RTPBuffer;
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use str0m::net::{Protocol, Receive, Transmit};
+use str0m::{Candidate, IceCreds, Input};
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::StreamSlot;
+use super::peer::{Peer, PeerEvent};
+use crate::ids::{SessionId, StreamName};
+use crate::media::{MediaEvent, keyframes};
+
+const WAKER: Token = Token(usize::MAX);
+const RECV_BUF: usize = 65_536;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Track {
+    Video,
+    Audio,
+}
+
+/// One RTP packet from a stream's payloader, parsed once for every viewer.
+pub(crate) struct MediaPacket {
+    pub slot: StreamSlot,
+    pub track: Track,
+    pub seq: u16,
+    pub timestamp: u32,
+    pub marker: bool,
+    /// Part of a keyframe (the buffer is not a delta unit).
+    pub keyframe: bool,
+    pub payload: Arc<[u8]>,
+    pub at: Instant,
+}
+
+impl MediaPacket {
+    pub fn parse(
+        slot: StreamSlot,
+        track: Track,
+        buffer: &gst::BufferRef,
+        at: Instant,
+    ) -> Option<Self> {
+        let rtp = RTPBuffer::from_buffer_readable(buffer).ok()?;
+        Some(MediaPacket {
+            slot,
+            track,
+            seq: rtp.seq(),
+            timestamp: rtp.timestamp(),
+            marker: rtp.is_marker(),
+            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
+            payload: Arc::from(rtp.payload().ok()?),
+            at,
+        })
+    }
+}
+
+pub(crate) enum Cmd {
+    Stream {
+        slot: StreamSlot,
+        name: StreamName,
+        keyframe_pad: gst::Pad,
+    },
+    Add(Box<Peer>),
+    Remove(SessionId),
+    Candidates {
+        id: SessionId,
+        cands: Vec<Candidate>,
+    },
+    Restart {
+        id: SessionId,
+        local: IceCreds,
+        remote: IceCreds,
+    },
+    Media(MediaPacket),
+    Stop,
+}
+
+#[derive(Clone)]
+pub(crate) struct MuxSender {
+    tx: Sender<Cmd>,
+    waker: Arc<Waker>,
+}
+
+impl MuxSender {
+    pub fn send(&self, cmd: Cmd) {
+        if self.tx.send(cmd).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
+/// same; if another address has that one taken, it tries again with a new one.
+pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketAddr, UdpSocket)>> {
+    let bind = |ip: IpAddr, port: u16| -> anyhow::Result<(SocketAddr, UdpSocket)> {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))
+            .with_context(|| format!("binding UDP {ip}:{port}"))?;
+        s.set_nonblocking(true)?;
+        Ok((s.local_addr()?, UdpSocket::from_std(s)))
+    };
+    let mut last_err = None;
+    for _ in 0..8 {
+        let mut out: Vec<(SocketAddr, UdpSocket)> = Vec::new();
+        let attempt = ips.iter().try_for_each(|ip| {
+            let p = out.first().map_or(port, |(a, _)| a.port());
+            out.push(bind(*ip, p)?);
+            Ok::<_, anyhow::Error>(())
+        });
+        match attempt {
+            Ok(()) => return Ok(out),
+            Err(e) if port == 0 => last_err = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no local address to bind")))
+}
+
+struct StreamEntry {
+    name: StreamName,
+    keyframe_pad: gst::Pad,
+    /// Extended (unwrapped) sequence numbers of the last video and audio packets.
+    last_seq: [Option<u64>; 2],
+    /// The last video packet ended an access unit: the next one starts a new one.
+    video_au_start: bool,
+}
+
+/// Unwraps a 16-bit sequence number against the last extended one.
+fn extend(last: Option<u64>, seq: u16) -> u64 {
+    let Some(last) = last else {
+        return u64::from(seq) + (1 << 16);
+    };
+    let cand = (last & !0xffff) | u64::from(seq);
+    let diff = cand as i64 - last as i64;
+    if diff > 0x8000 {
+        cand - (1 << 16)
+    } else if diff < -0x8000 {
+        cand + (1 << 16)
+    } else {
+        cand
+    }
+}
+
+struct Mux {
+    poll: Poll,
+    rx: Receiver<Cmd>,
+    sockets: Vec<(SocketAddr, UdpSocket)>,
+    events: UnboundedSender<MediaEvent>,
+    streams: HashMap<StreamSlot, StreamEntry>,
+    peers: HashMap<SessionId, Peer>,
+    by_source: HashMap<SocketAddr, SessionId>,
+}
+
+pub(crate) fn spawn(
+    mut sockets: Vec<(SocketAddr, UdpSocket)>,
+    events: UnboundedSender<MediaEvent>,
+) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    for (i, (_, s)) in sockets.iter_mut().enumerate() {
+        poll.registry().register(s, Token(i), Interest::READABLE)?;
+    }
+    let (tx, rx) = channel();
+    let mux = Mux {
+        poll,
+        rx,
+        sockets,
+        events,
+        streams: HashMap::new(),
+        peers: HashMap::new(),
+        by_source: HashMap::new(),
+    };
+    let thread = std::thread::Builder::new()
+        .name("glasscast-mux".into())
+        .spawn(move || mux.run())?;
+    Ok((MuxSender { tx, waker }, thread))
+}
+
+/// Puts one datagram on the wire from the socket bound to its source address.
+fn transmit(sockets: &[(SocketAddr, UdpSocket)], t: &Transmit) {
+    let socket = sockets
+        .iter()
+        .find(|(a, _)| *a == t.source)
+        .or_else(|| {
+            sockets
+                .iter()
+                .find(|(a, _)| a.is_ipv4() == t.destination.is_ipv4())
+        })
+        .map(|(_, s)| s);
+    if let Some(s) = socket {
+        if let Err(e) = s.send_to(&t.contents, t.destination) {
+            tracing::trace!(error = %e, to = %t.destination, "send failed");
+        }
+    }
+}
+
+impl Mux {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        let mut buf = vec![0u8; RECV_BUF];
+        loop {
+            let timeout = self
+                .peers
+                .values()
+                .map(Peer::wake_at)
+                .min()
+                .map(|at| at.saturating_duration_since(Instant::now()));
+            if let Err(e) = self.poll.poll(&mut events, timeout)
+                && e.kind() != ErrorKind::Interrupted
+            {
+                tracing::error!(error = %e, "forwarding transport: poll failed");
+                break;
+            }
+            for event in events.iter() {
+                if event.token() != WAKER {
+                    self.on_readable(event.token().0, &mut buf);
+                }
+            }
+            // Commands (and media) every round: cheap when there are none.
+            if self.take_commands() {
+                break;
+            }
+            self.on_timers();
+        }
+        for peer in self.peers.values_mut() {
+            peer.close();
+        }
+        self.peers.clear();
+        tracing::debug!("forwarding transport stopped");
+    }
+
+    /// Handles queued commands; true on `Stop`.
+    fn take_commands(&mut self) -> bool {
+        loop {
+            match self.rx.try_recv() {
+                Ok(Cmd::Media(p)) => self.on_media(p),
+                Ok(Cmd::Stream {
+                    slot,
+                    name,
+                    keyframe_pad,
+                }) => {
+                    let entry = StreamEntry {
+                        name,
+                        keyframe_pad,
+                        last_seq: [None, None],
+                        video_au_start: true,
+                    };
+                    self.streams.insert(slot, entry);
+                }
+                Ok(Cmd::Add(peer)) => {
+                    let id = peer.id;
+                    self.peers.insert(id, *peer);
+                    // Kick it: str0m does its first timer work now.
+                    self.drive(id, |p, send, ev| p.on_timeout(Instant::now(), send, ev));
+                }
+                Ok(Cmd::Remove(id)) => {
+                    if let Some(mut p) = self.peers.remove(&id) {
+                        p.close();
+                        self.by_source.retain(|_, v| *v != id);
+                        tracing::debug!(session = %id, "forwarded viewer removed");
+                    }
+                }
+                Ok(Cmd::Candidates { id, cands }) => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        cands.into_iter().for_each(|c| p.add_remote_candidate(c));
+                    }
+                }
+                Ok(Cmd::Restart { id, local, remote }) => {
+                    if let Some(p) = self.peers.get_mut(&id) {
+                        p.restart_ice(local, remote);
+                    }
+                }
+                Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
+                Err(TryRecvError::Empty) => return false,
+            }
+        }
+    }
+
+    /// Runs `f` on peer `id` with a sender and an event list, then acts on the events.
+    fn drive(
+        &mut self,
+        id: SessionId,
+        f: impl FnOnce(&mut Peer, &mut dyn FnMut(&Transmit), &mut Vec<PeerEvent>),
+    ) {
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let sockets = &self.sockets;
+        let mut send = |t: &Transmit| transmit(sockets, t);
+        let mut evs = Vec::new();
+        f(peer, &mut send, &mut evs);
+        let slot = peer.slot;
+        self.after(id, slot, evs);
+    }
+
+    fn after(&mut self, id: SessionId, slot: StreamSlot, evs: Vec<PeerEvent>) {
+        for ev in evs {
+            let stream = self.streams.get(&slot).map(|s| s.name.clone());
+            match ev {
+                PeerEvent::Connected => {
+                    if let Some(stream) = stream {
+                        tracing::debug!(session = %id, "forwarded viewer connected");
+                        let _ = self.events.send(MediaEvent::ViewerConnected { stream, id });
+                    }
+                }
+                PeerEvent::KeyframeWanted => {
+                    if let Some(s) = self.streams.get(&slot) {
+                        s.keyframe_pad.push_event(keyframes::request_event());
+                    }
+                }
+                PeerEvent::Ended(why) => {
+                    if self.peers.remove(&id).is_some() {
+                        self.by_source.retain(|_, v| *v != id);
+                        if let Some(stream) = stream {
+                            let _ = self
+                                .events
+                                .send(MediaEvent::ViewerEnded { stream, id, why });
+                        }
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    fn on_readable(&mut self, idx: usize, buf: &mut [u8]) {
+        loop {
+            let Some((local, socket)) = self.sockets.get(idx) else {
+                return;
+            };
+            let local = *local;
+            let (n, source) = match socket.recv_from(buf) {
+                Ok(v) => v,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // e.g. an ICMP error queued on the socket: nothing more to read now.
+                Err(_) => return,
+            };
+            let now = Instant::now();
+            let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..n]) else {
+                continue;
+            };
+            let input = Input::Receive(now, receive);
+            let known = self
+                .by_source
+                .get(&source)
+                .copied()
+                .filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
+            let id = match known {
+                Some(id) => id,
+                None => match self.peers.iter().find(|(_, p)| p.accepts(&input)) {
+                    Some((id, _)) => {
+                        self.by_source.insert(source, *id);
+                        *id
+                    }
+                    None => continue,
+                },
+            };
+            self.drive(id, |p, send, ev| p.handle(input, send, ev));
+        }
+    }
+
+    fn on_media(&mut self, p: MediaPacket) {
+        let Some(stream) = self.streams.get_mut(&p.slot) else {
+            return;
+        };
+        let i = if p.track == Track::Video { 0 } else { 1 };
+        let ext = extend(stream.last_seq[i], p.seq);
+        stream.last_seq[i] = Some(ext);
+        let au_start = match p.track {
+            Track::Video => std::mem::replace(&mut stream.video_au_start, p.marker),
+            Track::Audio => true,
+        };
+        let ids: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, v)| v.slot == p.slot)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.drive(id, |peer, send, ev| {
+                peer.forward(&p, ext, au_start, send, ev)
+            });
+        }
+    }
+
+    fn on_timers(&mut self) {
+        let now = Instant::now();
+        let due: Vec<SessionId> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| p.wake_at() <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            self.drive(id, |p, send, ev| p.on_timeout(now, send, ev));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extend;
+
+    #[test]
+    fn sequence_numbers_unwrap_across_the_16_bit_boundary() {
+        let a = extend(None, 65_534);
+        let b = extend(Some(a), 65_535);
+        let c = extend(Some(b), 0);
+        let d = extend(Some(c), 1);
+        assert_eq!((b - a, c - b, d - c), (1, 1, 1));
+        // A late packet from before the wrap maps back below.
+        assert_eq!(extend(Some(d), 65_535), b);
+    }
+}

@@ -1,0 +1,349 @@
+//! One viewer in the mux: a str0m `Rtc` in RTP mode, the keyframe gate and the viewer's sequence numbers.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use str0m::change::SdpOffer;
+use str0m::config::{CryptoProvider, DtlsCert};
+use str0m::format::Codec;
+use str0m::media::{MediaTime, Mid, Pt};
+use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+use super::mux::{MediaPacket, Track};
+use super::{PeerStats, StreamSlot};
+use crate::ids::SessionId;
+use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
+
+/// A viewer whose ICE stays disconnected this long is ended (it may come back with an ICE restart before).
+const DISCONNECTED_GRACE: Duration = Duration::from_secs(10);
+
+fn crypto() -> Arc<CryptoProvider> {
+    static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
+    P.get_or_init(|| Arc::new(str0m::crypto::from_feature_flags()))
+        .clone()
+}
+
+/// What happened to a peer while it was driven, for the mux to act on.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum PeerEvent {
+    Connected,
+    KeyframeWanted,
+    Ended(ViewerEnd),
+}
+
+struct Sender {
+    mid: Mid,
+    pt: Pt,
+    /// The stream's extended sequence number of this viewer's first packet.
+    base: Option<u64>,
+}
+
+pub(super) struct Peer {
+    pub id: SessionId,
+    pub slot: StreamSlot,
+    rtc: Rtc,
+    video: Sender,
+    audio: Option<Sender>,
+    pub next_timeout: Instant,
+    connected: bool,
+    video_open: bool,
+    disconnected_since: Option<Instant>,
+    stats: Arc<PeerStats>,
+}
+
+fn negotiation(why: impl std::fmt::Display) -> MediaError {
+    MediaError::Negotiation(why.to_string())
+}
+
+fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+/// The payload type str0m agreed for `mid` that carries `want` (our pick from the offer), or the first
+/// agreed one of `codec`.
+fn agreed_pt(rtc: &Rtc, mid: Mid, want: u8, codec: Codec) -> Option<Pt> {
+    let media = rtc.media(mid)?;
+    let params = rtc.codec_config().params();
+    let of_codec = |pt: &Pt| {
+        params
+            .iter()
+            .any(|p| p.pt() == *pt && p.spec().codec == codec)
+    };
+    let pts = media.remote_pts();
+    pts.iter()
+        .find(|pt| **pt == Pt::from(want) && of_codec(pt))
+        .or_else(|| pts.iter().find(|pt| of_codec(pt)))
+        .copied()
+}
+
+impl Peer {
+    /// Builds the viewer's `Rtc`, applies the offer and returns the peer and our SDP answer.
+    pub fn answer(
+        id: SessionId,
+        slot: StreamSlot,
+        offer: &str,
+        plan: &OfferPlan,
+        candidates: &[Candidate],
+        stats: Arc<PeerStats>,
+    ) -> Result<(Peer, String), MediaError> {
+        let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
+        let built = catch_unwind(AssertUnwindSafe(|| {
+            let mut rtc = RtcConfig::new()
+                .set_crypto_provider(crypto())
+                .set_dtls_cert(DtlsCert {
+                    certificate: cert.der.clone(),
+                    private_key: cert.key_der.clone(),
+                })
+                .set_ice_lite(true)
+                .set_rtp_mode(true)
+                .clear_codecs()
+                .enable_h264(true)
+                .enable_opus(true, false)
+                .set_stats_interval(None)
+                .build(Instant::now());
+            for c in candidates {
+                rtc.add_local_candidate(c.clone());
+            }
+            let answer = rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| negotiation(format!("str0m: {e}")))?;
+            Ok::<_, MediaError>((rtc, answer.to_sdp_string()))
+        }))
+        .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
+        let (rtc, answer) = built?;
+        let mid_of = |mline: u32| {
+            plan.mids
+                .get(mline as usize)
+                .filter(|m| !m.is_empty())
+                .map(|m| Mid::from(m.as_str()))
+        };
+        let video_mid =
+            mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
+        let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, Codec::H264).ok_or_else(|| {
+            MediaError::NoUsableCodec("no H.264 payload type was agreed for video".into())
+        })?;
+        let audio = match &plan.audio {
+            Some(a) => {
+                let mid =
+                    mid_of(a.mline).ok_or_else(|| negotiation("the audio m-line has no a=mid"))?;
+                agreed_pt(&rtc, mid, a.pt, Codec::Opus).map(|pt| Sender {
+                    mid,
+                    pt,
+                    base: None,
+                })
+            }
+            None => None,
+        };
+        let peer = Peer {
+            id,
+            slot,
+            rtc,
+            video: Sender {
+                mid: video_mid,
+                pt: video_pt,
+                base: None,
+            },
+            audio,
+            next_timeout: Instant::now(),
+            connected: false,
+            video_open: false,
+            disconnected_since: None,
+            stats,
+        };
+        Ok((peer, answer))
+    }
+
+    pub fn accepts(&self, input: &Input) -> bool {
+        self.rtc.accepts(input)
+    }
+
+    pub fn add_remote_candidate(&mut self, c: Candidate) {
+        self.rtc.add_remote_candidate(c);
+    }
+
+    pub fn restart_ice(&mut self, local: str0m::IceCreds, remote: str0m::IceCreds) {
+        let mut api = self.rtc.direct_api();
+        api.set_local_ice_credentials(local);
+        api.set_remote_ice_credentials(remote);
+    }
+
+    /// Feeds `input`; then drains what str0m has to send and say. `send` puts a datagram on the wire.
+    pub fn handle(
+        &mut self,
+        input: Input,
+        send: &mut dyn FnMut(&str0m::net::Transmit),
+        events: &mut Vec<PeerEvent>,
+    ) {
+        let r = catch_unwind(AssertUnwindSafe(|| self.rtc.handle_input(input)));
+        match r {
+            Ok(Ok(())) => self.drain(send, events),
+            Ok(Err(e)) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m: {e}")))),
+            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
+                "str0m panicked: {}",
+                panic_text(p)
+            )))),
+        }
+    }
+
+    /// Timer work: str0m's own, and the disconnected grace period.
+    pub fn on_timeout(
+        &mut self,
+        now: Instant,
+        send: &mut dyn FnMut(&str0m::net::Transmit),
+        events: &mut Vec<PeerEvent>,
+    ) {
+        if self
+            .disconnected_since
+            .is_some_and(|t| now.duration_since(t) >= DISCONNECTED_GRACE)
+        {
+            events.push(PeerEvent::Ended(ViewerEnd::ConnectionFailed));
+            return;
+        }
+        self.handle(Input::Timeout(now), send, events);
+    }
+
+    /// When the peer next needs [`Peer::on_timeout`].
+    pub fn wake_at(&self) -> Instant {
+        match self.disconnected_since {
+            Some(t) => self.next_timeout.min(t + DISCONNECTED_GRACE),
+            None => self.next_timeout,
+        }
+    }
+
+    fn drain(&mut self, send: &mut dyn FnMut(&str0m::net::Transmit), events: &mut Vec<PeerEvent>) {
+        loop {
+            let out = catch_unwind(AssertUnwindSafe(|| self.rtc.poll_output()));
+            match out {
+                Ok(Ok(Output::Timeout(t))) => {
+                    self.next_timeout = t;
+                    break;
+                }
+                Ok(Ok(Output::Transmit(t))) => send(&t),
+                Ok(Ok(Output::Event(e))) => self.on_event(e, events),
+                Ok(Err(e)) => {
+                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m: {e}"))));
+                    break;
+                }
+                Err(p) => {
+                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
+                        "str0m panicked: {}",
+                        panic_text(p)
+                    ))));
+                    break;
+                }
+            }
+        }
+        if !self.rtc.is_alive() {
+            events.push(PeerEvent::Ended(ViewerEnd::Closed));
+        }
+    }
+
+    fn on_event(&mut self, e: Event, events: &mut Vec<PeerEvent>) {
+        match e {
+            Event::Connected => {
+                self.connected = true;
+                events.push(PeerEvent::Connected);
+                events.push(PeerEvent::KeyframeWanted);
+            }
+            Event::IceConnectionStateChange(state) => {
+                tracing::debug!(session = %self.id, ?state, "ICE state");
+                match state {
+                    IceConnectionState::Disconnected => {
+                        self.disconnected_since.get_or_insert_with(Instant::now);
+                    }
+                    IceConnectionState::Connected | IceConnectionState::Completed => {
+                        self.disconnected_since = None
+                    }
+                    _ => {}
+                }
+            }
+            Event::KeyframeRequest(_) => events.push(PeerEvent::KeyframeWanted),
+            _ => {}
+        }
+    }
+
+    /// Sends one packet of the stream (`ext_seq`: the stream's extended sequence number; `au_start`: it
+    /// begins an access unit). Video waits for the first keyframe after connecting; audio waits for video.
+    pub fn forward(
+        &mut self,
+        p: &MediaPacket,
+        ext_seq: u64,
+        au_start: bool,
+        send: &mut dyn FnMut(&str0m::net::Transmit),
+        events: &mut Vec<PeerEvent>,
+    ) {
+        let stats = Arc::clone(&self.stats);
+        if !self.connected {
+            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if !self.video_open {
+            if p.track == Track::Video && p.keyframe && au_start {
+                self.video_open = true;
+                stats
+                    .first_forwarded_was_keyframe
+                    .store(true, Ordering::Relaxed);
+            } else {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+        }
+        let video = p.track == Track::Video;
+        let sender = match p.track {
+            Track::Video => &mut self.video,
+            Track::Audio => match &mut self.audio {
+                Some(s) => s,
+                None => return,
+            },
+        };
+        let base = *sender.base.get_or_insert(ext_seq);
+        let seq = SeqNo::from(ext_seq.wrapping_sub(base) + 1);
+        let mut ext = ExtensionValues::default();
+        if video {
+            // Show each frame as soon as it is decoded (only sent when the offer negotiated the extension).
+            ext.play_delay_min = Some(MediaTime::ZERO);
+            ext.play_delay_max = Some(MediaTime::ZERO);
+        }
+        let write = RtpWrite::new(sender.pt, seq, p.timestamp, p.at, p.payload.clone())
+            .marker(p.marker)
+            .ext_vals(ext)
+            .nackable(video);
+        let mid = sender.mid;
+        let written = catch_unwind(AssertUnwindSafe(|| {
+            match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+                Some(tx) => {
+                    tx.write_rtp(write);
+                    true
+                }
+                None => false,
+            }
+        }));
+        match written {
+            Ok(true) => {
+                stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                self.drain(send, events);
+            }
+            Ok(false) => {
+                stats.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
+                "str0m panicked: {}",
+                panic_text(p)
+            )))),
+        }
+    }
+
+    /// Sends a DTLS close to the client.
+    pub fn close(&mut self) {
+        let _ = catch_unwind(AssertUnwindSafe(|| self.rtc.disconnect()));
+    }
+}
