@@ -2,12 +2,7 @@
 //! everything else of libnice is reached through GStreamer's webrtcnice library.
 
 fn main() {
-    if let Err(e) = pkg_config::Config::new()
-        .atleast_version("0.1.16")
-        .probe("nice")
-    {
-        panic!(
-            "libnice (pkg-config `nice`) not found: install libnice-dev (scripts/install-deps.sh does). {e}"
-        );
+    if let Err(e) = pkg_config::Config::new().atleast_version("0.1.16").probe("nice") {
+        panic!("libnice (pkg-config `nice`) not found: install libnice-dev (scripts/install-deps.sh does). {e}");
     }
 }

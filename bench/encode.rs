@@ -26,8 +26,8 @@ fn cpu_seconds() -> f64 {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or_default();
     let f: Vec<&str> = after.split(' ').collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 =
+        f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -49,16 +49,10 @@ fn pct(sorted: &[f64], p: f64) -> Option<f64> {
     Some((v * 100.0).round() / 100.0)
 }
 
-fn run(
-    cfg: &StreamConfig,
-    encoder: Option<Encoder>,
-    seconds: u64,
-) -> anyhow::Result<serde_json::Value> {
+fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64) -> anyhow::Result<serde_json::Value> {
     let pipeline = gst::Pipeline::new();
     let mut chain = encoded_video_chain(cfg, encoder)?;
-    let sink = gst::ElementFactory::make("fakesink")
-        .property("sync", false)
-        .build()?;
+    let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
     chain.push(sink);
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
@@ -71,33 +65,27 @@ fn run(
             .find(|e| e.factory().is_some_and(|f| f.name() == enc.factory()))
             .expect("the chain has the encoder");
         let c = Arc::clone(&counters);
-        element.static_pad("sink").expect("sink").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if info.buffer().is_some() {
-                    c.lock().expect("lock").entered.push_back(Instant::now());
-                }
-                gst::PadProbeReturn::Ok
-            },
-        );
+        element.static_pad("sink").expect("sink").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if info.buffer().is_some() {
+                c.lock().expect("lock").entered.push_back(Instant::now());
+            }
+            gst::PadProbeReturn::Ok
+        });
         let (c, m) = (Arc::clone(&counters), Arc::clone(&measuring));
-        element.static_pad("src").expect("src").add_probe(
-            gst::PadProbeType::BUFFER,
-            move |_, info| {
-                if let Some(buf) = info.buffer() {
-                    let mut c = c.lock().expect("lock");
-                    let entered = c.entered.pop_front();
-                    if m.load(std::sync::atomic::Ordering::Relaxed) {
-                        c.frames += 1;
-                        c.bytes += buf.size() as u64;
-                        if let Some(t) = entered {
-                            c.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
-                        }
+        element.static_pad("src").expect("src").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if let Some(buf) = info.buffer() {
+                let mut c = c.lock().expect("lock");
+                let entered = c.entered.pop_front();
+                if m.load(std::sync::atomic::Ordering::Relaxed) {
+                    c.frames += 1;
+                    c.bytes += buf.size() as u64;
+                    if let Some(t) = entered {
+                        c.latencies_ms.push(t.elapsed().as_secs_f64() * 1000.0);
                     }
                 }
-                gst::PadProbeReturn::Ok
-            },
-        );
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
     pipeline.set_state(gst::State::Playing)?;
     std::thread::sleep(Duration::from_secs(2));
@@ -136,36 +124,19 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args {
-        seconds,
-        modes,
-        bitrate,
-    } = Args::parse();
+    let Args { seconds, modes, bitrate } = Args::parse();
     media::init()?;
-    let encoders: Vec<Encoder> = [EncoderPref::X264, EncoderPref::Openh264]
-        .into_iter()
-        .filter_map(|p| choose_encoder(p).ok())
-        .collect();
+    let encoders: Vec<Encoder> =
+        [EncoderPref::X264, EncoderPref::Openh264].into_iter().filter_map(|p| choose_encoder(p).ok()).collect();
     let mut runs = Vec::new();
     for mode in modes.split(',') {
         let (width, height, fps) = common::parse_mode(mode).map_err(anyhow::Error::msg)?;
-        let cfg = StreamConfig {
-            width,
-            height,
-            fps,
-            bitrate_kbps: bitrate,
-            ..StreamConfig::test_pattern("bench")
-        };
+        let cfg = StreamConfig { width, height, fps, bitrate_kbps: bitrate, ..StreamConfig::test_pattern("bench") };
         for enc in std::iter::once(None).chain(encoders.iter().copied().map(Some)) {
             let r = run(&cfg, enc, seconds)?;
             eprintln!(
                 "encode {} {}: {}% of a core, {} fps, {} kbit/s, encode p50 {} ms",
-                r["mode"],
-                r["encoder"],
-                r["cpu_pct_of_core"],
-                r["fps_out"],
-                r["kbps_out"],
-                r["encode_ms"]["p50"]
+                r["mode"], r["encoder"], r["cpu_pct_of_core"], r["fps_out"], r["kbps_out"], r["encode_ms"]["p50"]
             );
             runs.push(r);
         }

@@ -3,28 +3,30 @@
 //   node bench/fanout.mjs [--viewers 1,10,50,100,150,200] [--seconds 20] [--mode 1280x720@30] [--bitrate 2500]
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
-//                         [--ramp-ms 40] [--audio-frame-ms 10|20]
+//                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward]
 //
 // For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
 // stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
 // Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
-// cost per extra viewer against the smallest N. JSON on stdout, a line per N on stderr.
+// cost per extra viewer against the smallest N. Each transport in --transport (webrtc.transport: one
+// webrtcbin per viewer, or the one-port forwarding mux) is measured over the same Ns in the same run.
+// JSON on stdout, a line per N on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
   bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
-  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10',
+  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward',
 });
 pinSelf('1');
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
 const [width, height, fps] = m.slice(1).map(Number);
 
-async function runOnce(n, port) {
+async function runOnce(n, port, transport) {
   const server = await startServer({
-    bin: opts.bin, port, pinCpus: '0',
+    bin: opts.bin, port, pinCpus: '0', webrtc: { transport, mux_port: 0 },
     stream: {
       width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10,
       audio_frame_ms: Number(opts['audio-frame-ms']),
@@ -59,7 +61,7 @@ async function runOnce(n, port) {
     const cpu1 = cpuSeconds(server.pid);
     const lat = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
     return {
-      viewers: lc.connected + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
+      transport, viewers: lc.connected + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
       delivery_ratio: lc.delivery_ratio, viewers_at_99pct: lc.viewers_at_99pct,
       mbit_per_viewer: lc.mbit_per_viewer, video_gaps_total: lc.video_gaps_total,
       first_frame_ms: lc.first_frame_ms,
@@ -77,25 +79,29 @@ async function runOnce(n, port) {
 
 const runs = [];
 let port = Number(opts.port);
-for (const n of opts.viewers.split(',').map(Number)) {
-  const r = await runOnce(n, port++);
-  runs.push(r);
-  const d = r.delivery_ratio || {};
-  const g = r.chromium_g2g_ms || {};
-  console.error(`fanout ${r.load_viewers}+1: ${r.connected}/${r.load_viewers} connected, delivery min ${d.min} p50 ${d.p50},` +
-    ` ${r.viewers_at_99pct} at >=99%; server ${r.server_cpu_pct_of_core}% of a core, ${r.server_loaded.rss_mib} MiB,` +
-    ` ${r.server_loaded.threads} threads, ${r.server_loaded.fds} fds; Chromium G2G p50 ${g.p50} p95 ${g.p95} max ${g.max} ms`);
-}
-// Cost per extra viewer against the smallest run.
-const base = runs[0];
-for (const r of runs.slice(1)) {
-  const extra = r.viewers - base.viewers;
-  r.per_extra_viewer = {
-    cpu_pct_of_core: Math.round(((r.server_cpu_pct_of_core - base.server_cpu_pct_of_core) / extra) * 1000) / 1000,
-    rss_mib: Math.round(((r.server_loaded.rss_mib - base.server_loaded.rss_mib) / extra) * 1000) / 1000,
-    threads: Math.round(((r.server_loaded.threads - base.server_loaded.threads) / extra) * 100) / 100,
-    fds: Math.round(((r.server_loaded.fds - base.server_loaded.fds) / extra) * 100) / 100,
-  };
+for (const transport of opts.transport.split(',')) {
+  const mine = [];
+  for (const n of opts.viewers.split(',').map(Number)) {
+    const r = await runOnce(n, port++, transport);
+    mine.push(r);
+    const d = r.delivery_ratio || {};
+    const g = r.chromium_g2g_ms || {};
+    console.error(`fanout ${transport} ${r.load_viewers}+1: ${r.connected}/${r.load_viewers} connected, delivery min ${d.min} p50 ${d.p50},` +
+      ` ${r.viewers_at_99pct} at >=99%; server ${r.server_cpu_pct_of_core}% of a core, ${r.server_loaded.rss_mib} MiB,` +
+      ` ${r.server_loaded.threads} threads, ${r.server_loaded.fds} fds; Chromium G2G p50 ${g.p50} p95 ${g.p95} max ${g.max} ms`);
+  }
+  // Cost per extra viewer against this transport's smallest run.
+  const base = mine[0];
+  for (const r of mine.slice(1)) {
+    const extra = r.viewers - base.viewers;
+    r.per_extra_viewer = {
+      cpu_pct_of_core: Math.round(((r.server_cpu_pct_of_core - base.server_cpu_pct_of_core) / extra) * 1000) / 1000,
+      rss_mib: Math.round(((r.server_loaded.rss_mib - base.server_loaded.rss_mib) / extra) * 1000) / 1000,
+      threads: Math.round(((r.server_loaded.threads - base.server_loaded.threads) / extra) * 100) / 100,
+      fds: Math.round(((r.server_loaded.fds - base.server_loaded.fds) / extra) * 100) / 100,
+    };
+  }
+  runs.push(...mine);
 }
 console.log(JSON.stringify({
   bench: 'fanout', date: new Date().toISOString(), machine: machine(), mode: opts.mode, bitrate_kbps: Number(opts.bitrate),

@@ -70,13 +70,13 @@ export function processFootprint(pid) {
 
 // Starts `glasscast serve` on 127.0.0.1:port (plain HTTP: signalling only; media is DTLS-SRTP either way)
 // with one stream `main` of the given settings; resolves once /readyz says 200.
-export async function startServer({ bin, port, stream, pinCpus, logFilter = 'warn' }) {
+// `webrtc`: extra [webrtc] keys, e.g. { transport: 'forward', mux_port: 0 }.
+export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, logFilter = 'warn' }) {
   const dir = await mkdtemp(join(tmpdir(), 'glasscast-bench-'));
-  const streamToml = Object.entries({ name: 'main', ...stream })
-    .map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`)
-    .join('\n');
+  const toml = (o) => Object.entries(o).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`).join('\n');
+  const streamToml = toml({ name: 'main', ...stream });
   const config = `[server]\nlisten = "127.0.0.1:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n` +
-    `[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
+    `[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
   const configPath = join(dir, 'glasscast.toml');
   await writeFile(configPath, config);
   const cmd = pinCpus ? 'taskset' : bin;

@@ -36,11 +36,7 @@ struct Args {
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args {
-        port,
-        mode,
-        bitrate,
-    } = Args::parse();
+    let Args { port, mode, bitrate } = Args::parse();
     let (width, height, fps) = common::parse_mode(&mode).map_err(anyhow::Error::msg)?;
     let cfg = StreamConfig {
         width,
@@ -71,43 +67,26 @@ fn main() -> anyhow::Result<()> {
     let video = encoded_video_chain(&cfg, None)?;
     pipeline.add_many(&video)?;
     gst::Element::link_many(&video)?;
-    let vpad = sink
-        .request_pad_simple("video_%u")
-        .ok_or_else(|| anyhow::anyhow!("no video pad"))?;
-    video
-        .last()
-        .expect("chain")
-        .static_pad("src")
-        .expect("src")
-        .link(&vpad)?;
+    let vpad = sink.request_pad_simple("video_%u").ok_or_else(|| anyhow::anyhow!("no video pad"))?;
+    video.last().expect("chain").static_pad("src").expect("src").link(&vpad)?;
 
-    let asrc = gst::ElementFactory::make("audiotestsrc")
-        .property("is-live", true)
-        .property("volume", 0.2f64)
-        .build()?;
+    let asrc =
+        gst::ElementFactory::make("audiotestsrc").property("is-live", true).property("volume", 0.2f64).build()?;
     let aconv = gst::ElementFactory::make("audioconvert").build()?;
     pipeline.add_many([&asrc, &aconv])?;
     asrc.link(&aconv)?;
-    let apad = sink
-        .request_pad_simple("audio_%u")
-        .ok_or_else(|| anyhow::anyhow!("no audio pad"))?;
+    let apad = sink.request_pad_simple("audio_%u").ok_or_else(|| anyhow::anyhow!("no audio pad"))?;
     aconv.static_pad("src").expect("src").link(&apad)?;
 
     pipeline.set_state(gst::State::Playing)?;
-    eprintln!(
-        "peer: whepserversink on http://127.0.0.1:{port}/whep/endpoint ({mode}, {bitrate} kbit/s)"
-    );
+    eprintln!("peer: whepserversink on http://127.0.0.1:{port}/whep/endpoint ({mode}, {bitrate} kbit/s)");
     let bus = pipeline.bus().expect("pipeline bus");
     loop {
         if let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) {
             match msg.view() {
                 gst::MessageView::Error(e) => {
                     let _ = pipeline.set_state(gst::State::Null);
-                    anyhow::bail!(
-                        "pipeline error from {:?}: {}",
-                        e.src().map(|s| s.path_string()),
-                        e.error()
-                    );
+                    anyhow::bail!("pipeline error from {:?}: {}", e.src().map(|s| s.path_string()), e.error());
                 }
                 gst::MessageView::Latency(_) => {
                     let _ = pipeline.recalculate_latency();

@@ -19,23 +19,11 @@ pub enum ConfigError {
     #[error("cannot read configuration: {0}")]
     Load(#[from] config::ConfigError),
     #[error("invalid configuration: `{key}` = {value}: {allowed}")]
-    Invalid {
-        key: String,
-        value: String,
-        allowed: String,
-    },
+    Invalid { key: String, value: String, allowed: String },
 }
 
-fn invalid(
-    key: impl Into<String>,
-    value: impl std::fmt::Debug,
-    allowed: impl Into<String>,
-) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: format!("{value:?}"),
-        allowed: allowed.into(),
-    }
+fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { key: key.into(), value: format!("{value:?}"), allowed: allowed.into() }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -102,9 +90,7 @@ fn default_state_dir() -> PathBuf {
     let home = std::env::var_os("HOME").map(PathBuf::from);
     match (std::env::var_os("XDG_STATE_HOME"), home) {
         (Some(x), _) => PathBuf::from(x).join("glasscast"),
-        (None, Some(h)) if h != Path::new("/root") && h != Path::new("/") => {
-            h.join(".local/state/glasscast")
-        }
+        (None, Some(h)) if h != Path::new("/root") && h != Path::new("/") => h.join(".local/state/glasscast"),
         _ => PathBuf::from("/var/lib/glasscast"),
     }
 }
@@ -132,7 +118,7 @@ impl Default for WebrtcConfig {
             udp_port_min: 0,
             udp_port_max: 0,
             connect_timeout_s: 30,
-            transport: Transport::Webrtcbin,
+            transport: Transport::Forward,
             mux_port: 8189,
         }
     }
@@ -153,9 +139,7 @@ impl TryFrom<String> for Transport {
         match v.as_str() {
             "webrtcbin" => Ok(Self::Webrtcbin),
             "forward" => Ok(Self::Forward),
-            _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"webrtcbin\", \"forward\")"
-            )),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"webrtcbin\", \"forward\")")),
         }
     }
 }
@@ -179,10 +163,7 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        Self {
-            filter: "info".into(),
-            format: LogFormat::Auto,
-        }
+        Self { filter: "info".into(), format: LogFormat::Auto }
     }
 }
 
@@ -331,20 +312,11 @@ impl Config {
     /// [`Config::load`] with an explicit environment (for tests).
     pub fn load_from(path: Option<&Path>, env: Vec<(String, String)>) -> Result<Self, ConfigError> {
         let mut builder = config::Config::builder();
-        let file = path
-            .map(Path::to_path_buf)
-            .or_else(|| Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()));
+        let file = path.map(Path::to_path_buf).or_else(|| Some(PathBuf::from(SYSTEM_CONFIG)).filter(|p| p.exists()));
         if let Some(file) = file {
-            builder = builder.add_source(
-                config::File::from(file)
-                    .format(config::FileFormat::Toml)
-                    .required(true),
-            );
+            builder = builder.add_source(config::File::from(file).format(config::FileFormat::Toml).required(true));
         }
-        let env_map = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("GLASSCAST__"))
-            .collect();
+        let env_map = env.into_iter().filter(|(k, _)| k.starts_with("GLASSCAST__")).collect();
         builder = builder.add_source(
             config::Environment::with_prefix("GLASSCAST")
                 .prefix_separator("__")
@@ -360,42 +332,26 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
-        self.server
-            .listen
-            .parse()
-            .expect("validated by Config::validate")
+        self.server.listen.parse().expect("validated by Config::validate")
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if s.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid(
-                "server.listen",
-                &s.listen,
-                "an address and port such as 0.0.0.0:8443 or [::]:8443",
-            ));
+            return Err(invalid("server.listen", &s.listen, "an address and port such as 0.0.0.0:8443 or [::]:8443"));
         }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             return Err(invalid(
-                if s.tls_cert.is_some() {
-                    "server.tls_key"
-                } else {
-                    "server.tls_cert"
-                },
+                if s.tls_cert.is_some() { "server.tls_key" } else { "server.tls_cert" },
                 "(unset)",
                 "tls_cert and tls_key are given together, or neither (self-signed)",
             ));
         }
         if s.plain_http && s.tls_cert.is_some() {
-            return Err(invalid(
-                "server.plain_http",
-                true,
-                "false when a TLS certificate is configured",
-            ));
+            return Err(invalid("server.plain_http", true, "false when a TLS certificate is configured"));
         }
         for (i, o) in s.cors_origins.iter().enumerate() {
-            let ok = o == "*"
-                || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
+            let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
             if !ok {
                 return Err(invalid(
                     format!("server.cors_origins[{i}]"),
@@ -407,11 +363,7 @@ impl Config {
         let w = &self.webrtc;
         for (i, server) in w.ice_servers.iter().enumerate() {
             if server.urls.is_empty() {
-                return Err(invalid(
-                    format!("webrtc.ice_servers[{i}].urls"),
-                    &server.urls,
-                    "at least one URL",
-                ));
+                return Err(invalid(format!("webrtc.ice_servers[{i}].urls"), &server.urls, "at least one URL"));
             }
             for (j, url) in server.urls.iter().enumerate() {
                 let scheme = url.split(':').next().unwrap_or_default();
@@ -422,9 +374,7 @@ impl Config {
                         "a stun:, stuns:, turn: or turns: URL",
                     ));
                 }
-                if scheme.starts_with("turn")
-                    && (server.username.is_none() || server.credential.is_none())
-                {
+                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
                     return Err(invalid(
                         format!("webrtc.ice_servers[{i}].username"),
                         &server.username,
@@ -434,28 +384,17 @@ impl Config {
             }
         }
         if !(1..=300).contains(&w.connect_timeout_s) {
-            return Err(invalid(
-                "webrtc.connect_timeout_s",
-                w.connect_timeout_s,
-                "1 to 300 (seconds)",
-            ));
+            return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));
         }
         if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
             return Err(invalid(
                 "webrtc.udp_port_max",
                 w.udp_port_max,
-                format!(
-                    "0 together with udp_port_min = 0, or >= udp_port_min ({})",
-                    w.udp_port_min
-                ),
+                format!("0 together with udp_port_min = 0, or >= udp_port_min ({})", w.udp_port_min),
             ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(invalid(
-                "log.filter",
-                &self.log.filter,
-                format!("a tracing filter ({e})"),
-            ));
+            return Err(invalid("log.filter", &self.log.filter, format!("a tracing filter ({e})")));
         }
         if self.streams.is_empty() {
             return Err(invalid("streams", "[]", "at least one [[streams]] entry"));
@@ -470,18 +409,10 @@ impl Config {
                 return Err(invalid(k("name"), &st.name, "a name no other stream uses"));
             }
             if !(16..=7680).contains(&st.width) || st.width % 2 != 0 {
-                return Err(invalid(
-                    k("width"),
-                    st.width,
-                    "an even number from 16 to 7680",
-                ));
+                return Err(invalid(k("width"), st.width, "an even number from 16 to 7680"));
             }
             if !(16..=4320).contains(&st.height) || st.height % 2 != 0 {
-                return Err(invalid(
-                    k("height"),
-                    st.height,
-                    "an even number from 16 to 4320",
-                ));
+                return Err(invalid(k("height"), st.height, "an even number from 16 to 4320"));
             }
             if !(1..=120).contains(&st.fps) {
                 return Err(invalid(k("fps"), st.fps, "1 to 120"));
@@ -490,36 +421,20 @@ impl Config {
                 return Err(invalid(k("audio_frame_ms"), st.audio_frame_ms, "10 or 20"));
             }
             if st.latency_probe && st.width < crate::media::probe::MIN_WIDTH {
-                return Err(invalid(
-                    k("width"),
-                    st.width,
-                    "at least 256 with latency_probe = true",
-                ));
+                return Err(invalid(k("width"), st.width, "at least 256 with latency_probe = true"));
             }
             if !(100..=100_000).contains(&st.bitrate_kbps) {
-                return Err(invalid(
-                    k("bitrate_kbps"),
-                    st.bitrate_kbps,
-                    "100 to 100000 (kbit/s)",
-                ));
+                return Err(invalid(k("bitrate_kbps"), st.bitrate_kbps, "100 to 100000 (kbit/s)"));
             }
             if !(1..=60).contains(&st.keyframe_interval_s) {
-                return Err(invalid(
-                    k("keyframe_interval_s"),
-                    st.keyframe_interval_s,
-                    "1 to 60 (seconds)",
-                ));
+                return Err(invalid(k("keyframe_interval_s"), st.keyframe_interval_s, "1 to 60 (seconds)"));
             }
             if !(1..=10_000).contains(&st.max_viewers) {
                 return Err(invalid(k("max_viewers"), st.max_viewers, "1 to 10000"));
             }
         }
         if !self.streams.iter().any(|s| s.enabled) {
-            return Err(invalid(
-                "streams",
-                "all disabled",
-                "at least one enabled stream",
-            ));
+            return Err(invalid("streams", "all disabled", "at least one enabled stream"));
         }
         Ok(())
     }
@@ -533,10 +448,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("g.toml");
         std::fs::write(&path, toml).expect("write");
-        let env = env
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::load_from(Some(&path), env)
     }
 
@@ -565,10 +477,7 @@ mod tests {
     fn environment_overrides_the_file() {
         let cfg = load_toml(
             "[server]\nlisten = \"127.0.0.1:1000\"\n",
-            &[
-                ("GLASSCAST__SERVER__LISTEN", "127.0.0.1:2000"),
-                ("GLASSCAST__SERVER__PLAIN_HTTP", "true"),
-            ],
+            &[("GLASSCAST__SERVER__LISTEN", "127.0.0.1:2000"), ("GLASSCAST__SERVER__PLAIN_HTTP", "true")],
         )
         .expect("valid");
         assert_eq!(cfg.listen_addr().port(), 2000);
@@ -577,11 +486,8 @@ mod tests {
 
     #[test]
     fn several_streams() {
-        let cfg = load_toml(
-            "[[streams]]\nname = \"a\"\n[[streams]]\nname = \"b\"\nfps = 60\naudio = \"none\"\n",
-            &[],
-        )
-        .expect("valid");
+        let cfg = load_toml("[[streams]]\nname = \"a\"\n[[streams]]\nname = \"b\"\nfps = 60\naudio = \"none\"\n", &[])
+            .expect("valid");
         assert_eq!(cfg.streams.len(), 2);
         assert_eq!(cfg.streams[1].fps, 60);
         assert_eq!(cfg.streams[1].audio, AudioSource::None);
@@ -590,31 +496,16 @@ mod tests {
     #[test]
     fn bad_values_name_key_value_and_what_is_allowed() {
         let e = err_text(load_toml("[[streams]]\nname = \"main\"\nfps = 0\n", &[]));
-        assert!(
-            e.contains("streams[0].fps") && e.contains('0') && e.contains("1 to 120"),
-            "{e}"
-        );
+        assert!(e.contains("streams[0].fps") && e.contains('0') && e.contains("1 to 120"), "{e}");
 
         let e = err_text(load_toml("[[streams]]\nname = \"Bad Name\"\n", &[]));
-        assert!(
-            e.contains("streams[0].name") && e.contains("Bad Name"),
-            "{e}"
-        );
+        assert!(e.contains("streams[0].name") && e.contains("Bad Name"), "{e}");
 
-        let e = err_text(load_toml(
-            "[[streams]]\nname = \"a\"\n[[streams]]\nname = \"a\"\n",
-            &[],
-        ));
-        assert!(
-            e.contains("streams[1].name") && e.contains("no other stream"),
-            "{e}"
-        );
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\n[[streams]]\nname = \"a\"\n", &[]));
+        assert!(e.contains("streams[1].name") && e.contains("no other stream"), "{e}");
 
         let e = err_text(load_toml("[[streams]]\nname = \"a\"\nwidth = 641\n", &[]));
-        assert!(
-            e.contains("streams[0].width") && e.contains("641") && e.contains("even"),
-            "{e}"
-        );
+        assert!(e.contains("streams[0].width") && e.contains("641") && e.contains("even"), "{e}");
 
         let e = err_text(load_toml("[server]\nlisten = \"nowhere\"\n", &[]));
         assert!(e.contains("server.listen") && e.contains("nowhere"), "{e}");
@@ -622,54 +513,27 @@ mod tests {
         let e = err_text(load_toml("[server]\ntls_cert = \"/x.pem\"\n", &[]));
         assert!(e.contains("server.tls_key"), "{e}");
 
-        let e = err_text(load_toml(
-            "[[webrtc.ice_servers]]\nurls = [\"http://x\"]\n",
-            &[],
-        ));
-        assert!(
-            e.contains("webrtc.ice_servers[0].urls[0]") && e.contains("http://x"),
-            "{e}"
-        );
+        let e = err_text(load_toml("[[webrtc.ice_servers]]\nurls = [\"http://x\"]\n", &[]));
+        assert!(e.contains("webrtc.ice_servers[0].urls[0]") && e.contains("http://x"), "{e}");
 
-        let e = err_text(load_toml(
-            "[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\n",
-            &[],
-        ));
+        let e = err_text(load_toml("[[webrtc.ice_servers]]\nurls = [\"turn:t:3478\"]\n", &[]));
         assert!(e.contains("username"), "{e}");
 
-        let e = err_text(load_toml(
-            "[[streams]]\nname = \"a\"\naudio_frame_ms = 15\n",
-            &[],
-        ));
-        assert!(
-            e.contains("audio_frame_ms") && e.contains("10 or 20") && e.contains("15"),
-            "{e}"
-        );
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\naudio_frame_ms = 15\n", &[]));
+        assert!(e.contains("audio_frame_ms") && e.contains("10 or 20") && e.contains("15"), "{e}");
         let e = err_text(load_toml("[webrtc]\nconnect_timeout_s = 0\n", &[]));
-        assert!(
-            e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"),
-            "{e}"
-        );
+        assert!(e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"), "{e}");
         let e = err_text(load_toml("[webrtc]\nudp_port_min = 5000\n", &[]));
         assert!(e.contains("webrtc.udp_port_max"), "{e}");
     }
 
     #[test]
     fn type_errors_and_unknown_keys_name_the_key() {
-        let e = err_text(load_toml(
-            "[[streams]]\nname = \"a\"\nfps = \"fast\"\n",
-            &[],
-        ));
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\nfps = \"fast\"\n", &[]));
         assert!(e.contains("fps") && e.contains("fast"), "{e}");
 
-        let e = err_text(load_toml(
-            "[[streams]]\nname = \"a\"\nsource = \"webcam9\"\n",
-            &[],
-        ));
-        assert!(
-            e.contains("webcam9") && e.contains("allowed: \"test\"") && e.contains("source"),
-            "{e}"
-        );
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\nsource = \"webcam9\"\n", &[]));
+        assert!(e.contains("webcam9") && e.contains("allowed: \"test\"") && e.contains("source"), "{e}");
 
         let e = err_text(load_toml("[server]\nlisten_port = 1\n", &[]));
         assert!(e.contains("listen_port"), "{e}");
@@ -686,9 +550,7 @@ impl TryFrom<String> for LogFormat {
             "auto" => Ok(Self::Auto),
             "human" => Ok(Self::Human),
             "json" => Ok(Self::Json),
-            _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"auto\", \"human\", \"json\")"
-            )),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"human\", \"json\")")),
         }
     }
 }
@@ -709,9 +571,7 @@ impl TryFrom<String> for AudioSource {
         match v.as_str() {
             "test" => Ok(Self::Test),
             "none" => Ok(Self::None),
-            _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"test\", \"none\")"
-            )),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"test\", \"none\")")),
         }
     }
 }
@@ -723,9 +583,7 @@ impl TryFrom<String> for EncoderPref {
             "auto" => Ok(Self::Auto),
             "x264" => Ok(Self::X264),
             "openh264" => Ok(Self::Openh264),
-            _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"auto\", \"x264\", \"openh264\")"
-            )),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"x264\", \"openh264\")")),
         }
     }
 }

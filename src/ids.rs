@@ -104,10 +104,7 @@ mod tests {
         assert!(StreamName::parse("main").is_ok());
         assert!(StreamName::parse("desk-2_b").is_ok());
         assert_eq!(StreamName::parse(""), Err("1 to 64 characters"));
-        assert_eq!(
-            StreamName::parse(&"a".repeat(65)),
-            Err("1 to 64 characters")
-        );
+        assert_eq!(StreamName::parse(&"a".repeat(65)), Err("1 to 64 characters"));
         assert_eq!(StreamName::parse("Main"), Err("only a-z, 0-9, '-' and '_'"));
         assert_eq!(StreamName::parse("../x"), Err("only a-z, 0-9, '-' and '_'"));
     }

@@ -4,9 +4,9 @@
 //! and [`session`], the one owner of all sessions that both talk to.
 
 pub mod config;
-pub mod http;
 pub mod ids;
 pub mod media;
 pub mod sdpfrag;
-pub mod serve;
 pub mod session;
+pub mod http;
+pub mod serve;

@@ -43,9 +43,7 @@ fn init_logging(cfg: &Config) {
         LogFormat::Human => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
         builder.json().init();
     } else {
@@ -87,9 +85,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         if tls.self_signed {
             println!("  self-signed certificate {}", tls.cert_path.display());
             println!("  SHA-256 fingerprint {}", tls.fingerprint);
-            println!(
-                "  (your browser will warn once; check the fingerprint matches before accepting)"
-            );
+            println!("  (your browser will warn once; check the fingerprint matches before accepting)");
         }
     }
     server.run_until_signal().await

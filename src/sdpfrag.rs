@@ -133,17 +133,14 @@ mod tests {
         assert!(f.media[0].end_of_candidates);
         assert_eq!(
             f.media[0].candidates,
-            vec![
-                "candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw"
-            ]
+            vec!["candidate:1387637174 1 udp 2122260223 192.0.2.1 61764 typ host generation 0 ufrag EsAw"]
         );
     }
 
     #[test]
     fn session_level_candidates_without_m_line() {
-        let f =
-            SdpFrag::parse("a=candidate:1 1 udp 1 10.0.0.1 5000 typ host\na=end-of-candidates\n")
-                .expect("valid fragment");
+        let f = SdpFrag::parse("a=candidate:1 1 udp 1 10.0.0.1 5000 typ host\na=end-of-candidates\n")
+            .expect("valid fragment");
         assert_eq!(f.media.len(), 1);
         assert_eq!(f.media[0].mid, None);
         assert_eq!(f.media[0].candidates.len(), 1);
@@ -161,17 +158,11 @@ mod tests {
     fn rejects_garbage() {
         assert_eq!(SdpFrag::parse(""), Err(FragError::Empty));
         assert_eq!(SdpFrag::parse("\r\n\r\n"), Err(FragError::Empty));
-        assert_eq!(
-            SdpFrag::parse("hello world"),
-            Err(FragError::NotSdp { line: 1 })
-        );
+        assert_eq!(SdpFrag::parse("hello world"), Err(FragError::NotSdp { line: 1 }));
         assert_eq!(
             SdpFrag::parse("a=ice-ufrag:x\nA=b"),
             Err(FragError::NotSdp { line: 2 })
         );
-        assert_eq!(
-            SdpFrag::parse("a=candidate:  "),
-            Err(FragError::BadCandidate { line: 1 })
-        );
+        assert_eq!(SdpFrag::parse("a=candidate:  "), Err(FragError::BadCandidate { line: 1 }));
     }
 }

@@ -32,11 +32,8 @@ pub struct Server {
 }
 
 /// Everything but RFC 3986 unreserved characters is escaped in TURN user info.
-const USERINFO: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
+const USERINFO: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
@@ -48,32 +45,17 @@ pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
         port_range: (w.udp_port_min != 0).then_some((w.udp_port_min, w.udp_port_max)),
         ..IceSettings::default()
     };
-    for IceServer {
-        urls,
-        username,
-        credential,
-    } in &w.ice_servers
-    {
+    for IceServer { urls, username, credential } in &w.ice_servers {
         for url in urls {
             match host_port(url) {
-                Some(("stun", hp)) if ice.stun_server.is_none() => {
-                    ice.stun_server = Some(format!("stun://{hp}"))
-                }
+                Some(("stun", hp)) if ice.stun_server.is_none() => ice.stun_server = Some(format!("stun://{hp}")),
                 Some((scheme @ ("turn" | "turns"), hp)) => {
                     // Percent-encoded: TURN REST usernames contain ':' and secrets may contain '@' or '/';
                     // webrtcbin's libnice glue unescapes both parts.
                     let enc = |s: &Option<String>| {
-                        percent_encoding::utf8_percent_encode(
-                            s.as_deref().unwrap_or_default(),
-                            USERINFO,
-                        )
-                        .to_string()
+                        percent_encoding::utf8_percent_encode(s.as_deref().unwrap_or_default(), USERINFO).to_string()
                     };
-                    ice.turn_servers.push(format!(
-                        "{scheme}://{}:{}@{hp}",
-                        enc(username),
-                        enc(credential)
-                    ));
+                    ice.turn_servers.push(format!("{scheme}://{}:{}@{hp}", enc(username), enc(credential)));
                 }
                 _ => {}
             }
@@ -104,21 +86,14 @@ impl Server {
         };
         let mut streams = Vec::new();
         for s in cfg.streams.iter().filter(|s| s.enabled) {
-            let pipeline =
-                StreamPipeline::build(s, ice.clone(), forward.as_ref(), events_tx.clone())
-                    .with_context(|| format!("building stream `{}`", s.name))?;
+            let pipeline = StreamPipeline::build(s, ice.clone(), forward.as_ref(), events_tx.clone())
+                .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
             streams.push((s.clone(), pipeline));
         }
-        let sessions = session::spawn(
-            streams,
-            events_rx,
-            std::time::Duration::from_secs(cfg.webrtc.connect_timeout_s.into()),
-        );
-        let app = http::router(
-            AppState::new(sessions.clone(), cfg),
-            &cfg.server.cors_origins,
-        );
+        let sessions =
+            session::spawn(streams, events_rx, std::time::Duration::from_secs(cfg.webrtc.connect_timeout_s.into()));
+        let app = http::router(AppState::new(sessions.clone(), cfg), &cfg.server.cors_origins);
         let listener = std::net::TcpListener::bind(cfg.listen_addr())
             .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
         listener.set_nonblocking(true)?;
@@ -137,18 +112,10 @@ impl Server {
                 cert_path: material.cert_path.clone(),
             };
             let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?
-                .handle(handle.clone());
+            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
             (tokio::spawn(server.serve(service)), Some(info))
         };
-        Ok(Self {
-            addr,
-            sessions,
-            tls,
-            forward,
-            handle,
-            task,
-        })
+        Ok(Self { addr, sessions, tls, forward, handle, task })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -205,11 +172,7 @@ mod tests {
     fn ice_urls_become_webrtcbin_uris() {
         let w = WebrtcConfig {
             ice_servers: vec![
-                IceServer {
-                    urls: vec!["stun:stun.example.net:3478".into()],
-                    username: None,
-                    credential: None,
-                },
+                IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
                 IceServer {
                     urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
                     username: Some("u".into()),
@@ -226,10 +189,7 @@ mod tests {
             ..WebrtcConfig::default()
         };
         let ice = ice_settings(&w);
-        assert_eq!(
-            ice.stun_server.as_deref(),
-            Some("stun://stun.example.net:3478")
-        );
+        assert_eq!(ice.stun_server.as_deref(), Some("stun://stun.example.net:3478"));
         assert_eq!(
             ice.turn_servers,
             vec![

@@ -19,10 +19,7 @@ use gstreamer::prelude::*;
 /// with the current credentials succeeded both ways).
 fn count_selected_pairs(v: &WebrtcbinViewer) -> Arc<AtomicU32> {
     let n = Arc::new(AtomicU32::new(0));
-    let agent = v
-        .webrtcbin
-        .property::<glib::Object>("ice-agent")
-        .property::<glib::Object>("agent");
+    let agent = v.webrtcbin.property::<glib::Object>("ice-agent").property::<glib::Object>("agent");
     let counter = Arc::clone(&n);
     agent.connect("new-selected-pair-full", false, move |_| {
         counter.fetch_add(1, Ordering::SeqCst);
@@ -40,16 +37,22 @@ fn ice_ufrag(sdp: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn ice_restart_answers_200_and_media_carries_on_over_the_new_credentials() {
-    let srv = start(vec![small_stream("main")]).await;
+    restart_keeps_media_flowing(start_webrtcbin(vec![small_stream("main")]).await).await;
+}
+
+/// The same on the forwarding transport (str0m, ICE lite: the client's checks with the new credentials are
+/// answered on the one mux port).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ice_restart_on_the_forwarding_transport() {
+    restart_keeps_media_flowing(start_forward(vec![small_stream("main")]).await).await;
+}
+
+async fn restart_keeps_media_flowing(srv: TestServer) {
     let v = WebrtcbinViewer::new(96, "42e01f", true);
     let offer = v.offer().await;
     let resp = srv.post_offer("main", &offer).await;
     assert_eq!(resp.status(), 201);
-    let loc = format!(
-        "{}{}",
-        srv.base,
-        resp.headers()["location"].to_str().expect("ascii")
-    );
+    let loc = format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii"));
     let etag0 = resp.headers()["etag"].to_str().expect("ascii").to_owned();
     let answer = resp.text().await.expect("answer");
     v.set_answer(&answer).await;
@@ -59,10 +62,7 @@ async fn ice_restart_answers_200_and_media_carries_on_over_the_new_credentials()
 
     // The client's new credentials and its (unchanged) host candidates.
     let client = IceCredentials::random();
-    let mut frag = format!(
-        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n",
-        client.ufrag, client.pwd
-    );
+    let mut frag = format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n", client.ufrag, client.pwd);
     for cand in offer.lines().filter(|l| l.starts_with("a=candidate:")) {
         frag.push_str(cand.trim_end());
         frag.push_str("\r\n");
@@ -71,10 +71,7 @@ async fn ice_restart_answers_200_and_media_carries_on_over_the_new_credentials()
 
     let r = srv.patch_frag(&loc, Some(&etag0), &frag).await;
     assert_eq!(r.status(), 200, "{:?}", r.text().await);
-    assert_eq!(
-        r.headers()["content-type"],
-        "application/trickle-ice-sdpfrag"
-    );
+    assert_eq!(r.headers()["content-type"], "application/trickle-ice-sdpfrag");
     let etag1 = r.headers()["etag"].to_str().expect("ascii").to_owned();
     assert_ne!(etag1, etag0, "a restart must change the ETag");
     let body = r.text().await.expect("body");
@@ -83,17 +80,10 @@ async fn ice_restart_answers_200_and_media_carries_on_over_the_new_credentials()
         ufrag: server.ufrag.clone().expect("new ufrag"),
         pwd: server.pwd.clone().expect("new pwd"),
     };
-    assert_ne!(
-        server_creds.ufrag,
-        ice_ufrag(&answer),
-        "the server must pick new credentials"
-    );
+    assert_ne!(server_creds.ufrag, ice_ufrag(&answer), "the server must pick new credentials");
     assert!(server_creds.pwd.len() >= 22, "ice-pwd needs 128 bits");
     assert_eq!(server.media.len(), 1);
-    assert!(
-        !server.media[0].candidates.is_empty(),
-        "our host candidates must be in the answer: {body}"
-    );
+    assert!(!server.media[0].candidates.is_empty(), "our host candidates must be in the answer: {body}");
     assert!(server.media[0].end_of_candidates);
     let handle = srv.server.sessions.viewer(id).await.expect("session lives");
     assert_eq!(handle.remote_ufrag(), client.ufrag);
@@ -101,31 +91,18 @@ async fn ice_restart_answers_200_and_media_carries_on_over_the_new_credentials()
     // The client restarts too and learns our candidates; the agents check the new credentials and select a pair.
     ice_restart::restart(&v.webrtcbin, &client, &server_creds).expect("client-side restart");
     for cand in &server.media[0].candidates {
-        v.webrtcbin
-            .emit_by_name::<()>("add-ice-candidate", &[&0u32, cand]);
+        v.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&0u32, cand]);
     }
     assert!(
         eventually(15, || pairs.load(Ordering::SeqCst) >= 1).await,
         "no candidate pair was selected with the new credentials"
     );
-    assert!(
-        v.gets_frames(60, 20).await,
-        "media must keep flowing after the restart"
-    );
+    assert!(v.gets_frames(60, 20).await, "media must keep flowing after the restart");
 
     // The old ETag is gone; the new one works for trickle with the new ufrag; a same-ufrag PATCH is trickle.
-    let trickle = format!(
-        "a=ice-ufrag:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n",
-        client.ufrag
-    );
-    assert_eq!(
-        srv.patch_frag(&loc, Some(&etag0), &trickle).await.status(),
-        412
-    );
-    assert_eq!(
-        srv.patch_frag(&loc, Some(&etag1), &trickle).await.status(),
-        204
-    );
+    let trickle = format!("a=ice-ufrag:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n", client.ufrag);
+    assert_eq!(srv.patch_frag(&loc, Some(&etag0), &trickle).await.status(), 412);
+    assert_eq!(srv.patch_frag(&loc, Some(&etag1), &trickle).await.status(), 204);
     // A second restart works too and bumps the ETag again.
     let again = IceCredentials::random();
     let frag2 = format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", again.ufrag, again.pwd);

@@ -1,6 +1,6 @@
 //! Interop with a WHEP client glasscast does not implement: gst-plugins-rs `whepclientsrc` (offers H.264
 //! 42e016 without level-asymmetry-allowed, does its own HTTP). It must decode video of the configured size and
-//! Opus audio, and its DELETE on stop must free the viewer's branch.
+//! Opus audio, and its DELETE on stop must end the session, on both transports.
 
 mod common;
 
@@ -13,14 +13,20 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
-    let srv = start(vec![small_stream("main")]).await;
+async fn whepclientsrc_plays_video_and_audio_and_its_delete_ends_the_session() {
+    whepclientsrc_plays(start_forward(vec![small_stream("main")]).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn whepclientsrc_plays_from_the_webrtcbin_transport() {
+    whepclientsrc_plays(start_webrtcbin(vec![small_stream("main")]).await).await;
+}
+
+async fn whepclientsrc_plays(srv: TestServer) {
     gstrswebrtc::plugin_register_static().expect("register gst-plugins-rs webrtc");
 
     let pipeline = gst::Pipeline::new();
-    let src = gst::ElementFactory::make("whepclientsrc")
-        .build()
-        .expect("whepclientsrc");
+    let src = gst::ElementFactory::make("whepclientsrc").build().expect("whepclientsrc");
     src.property::<glib::Object>("signaller")
         .set_property("whep-endpoint", format!("{}/whep/main", srv.base));
     pipeline.add(&src).expect("add");
@@ -31,63 +37,37 @@ async fn whepclientsrc_plays_video_and_audio_and_its_delete_frees_the_branch() {
     let weak = pipeline.downgrade();
     let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
     src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else {
-            return;
-        };
+        let Some(pipeline) = weak.upgrade() else { return };
         let is_video = pad.name().starts_with("video");
-        let convert = gst::ElementFactory::make(if is_video {
-            "videoconvert"
-        } else {
-            "audioconvert"
-        })
-        .build()
-        .expect("convert");
-        let sink = gst::ElementFactory::make("fakesink")
-            .property("sync", false)
+        let convert = gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" })
             .build()
-            .expect("fakesink");
+            .expect("convert");
+        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
         pipeline.add_many([&convert, &sink]).expect("add");
         convert.link(&sink).expect("link");
         convert.sync_state_with_parent().expect("sync");
         sink.sync_state_with_parent().expect("sync");
-        pad.link(&convert.static_pad("sink").expect("sink"))
-            .expect("link pad");
-        count_decoded(
-            &convert.static_pad("sink").expect("sink"),
-            is_video,
-            &f,
-            &a,
-            &sz,
-        );
+        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
+        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
     });
     pipeline.set_state(gst::State::Playing).expect("playing");
 
-    assert!(
-        eventually(30, || frames.load(Ordering::Relaxed) >= 30).await,
-        "whepclientsrc decoded no video"
-    );
+    assert!(eventually(30, || frames.load(Ordering::Relaxed) >= 30).await, "whepclientsrc decoded no video");
     assert_eq!(*size.lock().expect("lock"), Some((320, 240)));
-    assert!(
-        eventually(10, || audio.load(Ordering::Relaxed) >= 10).await,
-        "whepclientsrc decoded no audio"
-    );
-    assert_eq!(srv.viewer_pads("main").await, 2);
+    assert!(eventually(10, || audio.load(Ordering::Relaxed) >= 10).await, "whepclientsrc decoded no audio");
+    assert_eq!(srv.server.sessions.streams().await[0].viewers, 1);
 
     // whepclientsrc's stop blocks on its own runtime: not from inside ours.
     let p = pipeline.clone();
-    tokio::task::spawn_blocking(move || p.set_state(gst::State::Null))
-        .await
-        .expect("join")
-        .expect("null");
-    let mut pads = usize::MAX;
+    tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await.expect("join").expect("null");
+    let mut viewers = usize::MAX;
     for _ in 0..100 {
-        pads = srv.viewer_pads("main").await;
-        if pads == 0 {
+        viewers = srv.server.sessions.streams().await[0].viewers;
+        if viewers == 0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    assert_eq!(pads, 0, "whepclientsrc's DELETE must free the branch");
-    assert_eq!(srv.server.sessions.streams().await[0].viewers, 0);
+    assert_eq!(viewers, 0, "whepclientsrc's DELETE must end its session");
     srv.shutdown().await;
 }

@@ -14,12 +14,7 @@ use glasscast::config::StreamConfig;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn probe_codes_survive_encoding_and_are_read_from_decoded_frames() {
-    let stream = StreamConfig {
-        width: 640,
-        height: 360,
-        latency_probe: true,
-        ..small_stream("main")
-    };
+    let stream = StreamConfig { width: 640, height: 360, latency_probe: true, ..small_stream("main") };
     let srv = start(vec![stream]).await;
     let mut v = WebrtcbinViewer::new(96, "42e01f", true);
     v.connect(&srv, "main").await;
@@ -27,25 +22,11 @@ async fn probe_codes_survive_encoding_and_are_read_from_decoded_frames() {
     let codes = v.probe_codes.lock().expect("lock").clone();
     let read: Vec<u64> = codes.iter().flatten().copied().collect();
     assert!(codes.len() >= 60, "{} frames checked", codes.len());
-    assert!(
-        read.len() * 100 >= codes.len() * 95,
-        "only {} of {} frames carried a readable code",
-        read.len(),
-        codes.len()
-    );
-    assert!(
-        read.windows(2).all(|w| w[0] <= w[1]),
-        "painted times must not go backwards: {read:?}"
-    );
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock")
-        .as_millis() as u64;
+    assert!(read.len() * 100 >= codes.len() * 95, "only {} of {} frames carried a readable code", read.len(), codes.len());
+    assert!(read.windows(2).all(|w| w[0] <= w[1]), "painted times must not go backwards: {read:?}");
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
     let last = *read.last().expect("codes");
-    assert!(
-        last <= now && now - last < 60_000,
-        "the code is the wall clock in ms: {last} vs now {now}"
-    );
+    assert!(last <= now && now - last < 60_000, "the code is the wall clock in ms: {last} vs now {now}");
 
     // Without the option nothing is painted.
     srv.shutdown().await;
@@ -53,14 +34,7 @@ async fn probe_codes_survive_encoding_and_are_read_from_decoded_frames() {
     let mut v = WebrtcbinViewer::new(96, "42e01f", true);
     v.connect(&srv, "plain").await;
     assert!(v.gets_frames(30, 20).await);
-    assert!(
-        v.probe_codes
-            .lock()
-            .expect("lock")
-            .iter()
-            .all(Option::is_none),
-        "no code without latency_probe"
-    );
+    assert!(v.probe_codes.lock().expect("lock").iter().all(Option::is_none), "no code without latency_probe");
     srv.shutdown().await;
 }
 
@@ -75,26 +49,16 @@ async fn video_packets_carry_zero_playout_delay_when_the_offer_lists_it() {
     let offer = v.offer().await;
     let video_at = offer.find("m=video").expect("video section");
     let line_end = video_at + offer[video_at..].find("\r\n").expect("eol") + 2;
-    let offer = format!(
-        "{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}",
-        &offer[..line_end],
-        &offer[line_end..]
-    );
+    let offer = format!("{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}", &offer[..line_end], &offer[line_end..]);
     let resp = srv.post_offer("main", &offer).await;
-    assert_eq!(resp.status(), 201);
+    let status = resp.status();
     let answer = resp.text().await.expect("answer");
-    assert!(
-        answer.contains(&format!("a=extmap:7 {PLAYOUT_DELAY}")),
-        "{answer}"
-    );
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.contains(&format!("a=extmap:7 {PLAYOUT_DELAY}")), "{answer}");
     v.set_answer(&answer).await;
     assert!(v.gets_frames(10, 20).await);
     let exts = v.video_rtp_extensions.lock().expect("lock").clone();
-    assert_eq!(
-        exts.get(&7),
-        Some(&vec![0u8, 0, 0]),
-        "playout delay min = max = 0 on video packets: {exts:?}"
-    );
+    assert_eq!(exts.get(&7), Some(&vec![0u8, 0, 0]), "playout delay min = max = 0 on video packets: {exts:?}");
 
     // Not offered: not answered, not sent.
     let mut plain = WebrtcbinViewer::new(96, "42e01f", true);
@@ -115,14 +79,10 @@ async fn the_answer_carries_glasscasts_ecdsa_dtls_certificate_and_dtls_connects(
     let cert = glasscast::media::dtls::certificate().expect("certificate");
     assert!(
         answer.contains(&format!("a=fingerprint:sha-256 {}", cert.fingerprint)),
-        "the answer must name the ECDSA certificate {}: {answer}",
-        cert.fingerprint
+        "the answer must name the ECDSA certificate {}: {answer}", cert.fingerprint
     );
     v.set_answer(&answer).await;
-    assert!(
-        v.gets_frames(10, 20).await,
-        "DTLS with the ECDSA certificate must connect"
-    );
+    assert!(v.gets_frames(10, 20).await, "DTLS with the ECDSA certificate must connect");
     v.location = None;
     srv.shutdown().await;
 }

@@ -15,15 +15,22 @@ use gstreamer_webrtc as gst_webrtc;
 
 /// The first element in `bin` (recursively) made by `factory`.
 fn find_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
-    bin.iterate_recurse()
-        .into_iter()
-        .flatten()
-        .find(|e| e.factory().is_some_and(|f| f.name() == factory))
+    bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == factory))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_video_packets_come_back_by_nack_and_rtx() {
-    let srv = start(vec![small_stream("main")]).await;
+    lost_packets_come_back(start_webrtcbin(vec![small_stream("main")]).await).await;
+}
+
+/// The same on the forwarding transport: str0m keeps each viewer's recent packets (the payloads are shared)
+/// and answers NACKs from them on the RTX stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_video_packets_come_back_on_the_forwarding_transport() {
+    lost_packets_come_back(start_forward(vec![small_stream("main")]).await).await;
+}
+
+async fn lost_packets_come_back(srv: TestServer) {
     let v = WebrtcbinViewer::new(96, "42e01f", true);
     let video = v
         .webrtcbin
@@ -32,33 +39,16 @@ async fn lost_video_packets_come_back_by_nack_and_rtx() {
     video.set_property("do-nack", true);
 
     let offer = v.offer().await;
-    assert!(
-        offer.contains("a=rtcp-fb:96 nack\r\n"),
-        "the client offers NACK: {offer}"
-    );
+    assert!(offer.contains("a=rtcp-fb:96 nack\r\n"), "the client offers NACK: {offer}");
     let resp = srv.post_offer("main", &offer).await;
     assert_eq!(resp.status(), 201);
-    let resp_loc = resp.headers()["location"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
+    let resp_loc = resp.headers()["location"].to_str().expect("ascii").to_owned();
     let answer = resp.text().await.expect("answer");
-    assert!(
-        answer.contains("a=rtcp-fb:96 nack\r\n"),
-        "NACK answered: {answer}"
-    );
-    assert!(
-        answer.contains("apt=96"),
-        "RTX for payload type 96 answered: {answer}"
-    );
+    assert!(answer.contains("a=rtcp-fb:96 nack\r\n"), "NACK answered: {answer}");
+    assert!(answer.contains("apt=96"), "RTX for payload type 96 answered: {answer}");
 
-    let rtpbin = find_by_factory(
-        v.webrtcbin
-            .downcast_ref::<gst::Bin>()
-            .expect("webrtcbin is a bin"),
-        "rtpbin",
-    )
-    .expect("webrtcbin has an rtpbin");
+    let rtpbin = find_by_factory(v.webrtcbin.downcast_ref::<gst::Bin>().expect("webrtcbin is a bin"), "rtpbin")
+        .expect("webrtcbin has an rtpbin");
     rtpbin.connect("new-jitterbuffer", false, |args| {
         let jb = args[1].get::<gst::Element>().expect("jitterbuffer");
         // What Chromium does by default; webrtcbin 1.22 leaves it off on this client.
@@ -71,17 +61,11 @@ async fn lost_video_packets_come_back_by_nack_and_rtx() {
     let dropped = Arc::new(AtomicU64::new(0));
     let (s, d) = (seen.clone(), dropped.clone());
     // (rtpbin's receive pad exists once the answer set up the transport.)
-    let sink = rtpbin
-        .static_pad("recv_rtp_sink_0")
-        .expect("rtpbin receive pad");
+    let sink = rtpbin.static_pad("recv_rtp_sink_0").expect("rtpbin receive pad");
     sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let is_video = info
             .buffer()
-            .and_then(|b| {
-                gstreamer_rtp::RTPBuffer::from_buffer_readable(b)
-                    .ok()
-                    .map(|rtp| rtp.payload_type() == 96)
-            })
+            .and_then(|b| gstreamer_rtp::RTPBuffer::from_buffer_readable(b).ok().map(|rtp| rtp.payload_type() == 96))
             .unwrap_or(false);
         if is_video && s.fetch_add(1, Ordering::Relaxed) % 40 == 39 {
             d.fetch_add(1, Ordering::Relaxed);
@@ -92,50 +76,20 @@ async fn lost_video_packets_come_back_by_nack_and_rtx() {
         gst::PadProbeReturn::Ok
     });
 
-    assert!(
-        v.gets_frames(90, 30).await,
-        "frames keep decoding with 2.5% loss"
-    );
-    assert!(
-        dropped.load(Ordering::Relaxed) >= 5,
-        "the test dropped packets"
-    );
-    // The server answered every NACK it got with a retransmission, and the client got them back.
-    let id = glasscast::ids::SessionId::parse(resp_loc.rsplit('/').next().expect("id"))
-        .expect("session id");
-    let server = srv
-        .server
-        .sessions
-        .viewer(id)
-        .await
-        .expect("session")
-        .webrtcbin_weak()
-        .expect("webrtcbin transport")
-        .upgrade()
-        .expect("live");
-    let tx = find_by_factory(
-        server.downcast_ref::<gst::Bin>().expect("bin"),
-        "rtprtxsend",
-    )
-    .expect("server RTX");
-    let (requests, resent) = (
-        tx.property::<u32>("num-rtx-requests"),
-        tx.property::<u32>("num-rtx-packets"),
-    );
-    assert!(
-        requests >= 1 && resent == requests,
-        "server: {requests} NACKed packets, {resent} resent"
-    );
-    let rx = find_by_factory(
-        v.webrtcbin.downcast_ref::<gst::Bin>().expect("bin"),
-        "rtprtxreceive",
-    )
-    .expect("client RTX");
+    assert!(v.gets_frames(90, 30).await, "frames keep decoding with 2.5% loss");
+    assert!(dropped.load(Ordering::Relaxed) >= 5, "the test dropped packets");
+    // On webrtcbin the server's RTX sender shows it answered every NACK it got with a retransmission.
+    let id = glasscast::ids::SessionId::parse(resp_loc.rsplit('/').next().expect("id")).expect("session id");
+    let handle = srv.server.sessions.viewer(id).await.expect("session");
+    if let Some(server) = handle.webrtcbin_weak().and_then(|w| w.upgrade()) {
+        let tx = find_by_factory(server.downcast_ref::<gst::Bin>().expect("bin"), "rtprtxsend").expect("server RTX");
+        let (requests, resent) = (tx.property::<u32>("num-rtx-requests"), tx.property::<u32>("num-rtx-packets"));
+        assert!(requests >= 1 && resent == requests, "server: {requests} NACKed packets, {resent} resent");
+    }
+    // Either way the client got them back.
+    let rx =
+        find_by_factory(v.webrtcbin.downcast_ref::<gst::Bin>().expect("bin"), "rtprtxreceive").expect("client RTX");
     let recovered = rx.property::<u32>("num-rtx-assoc-packets");
-    assert!(
-        recovered >= 1,
-        "no retransmitted packet arrived ({} dropped)",
-        dropped.load(Ordering::Relaxed)
-    );
+    assert!(recovered >= 1, "no retransmitted packet arrived ({} dropped)", dropped.load(Ordering::Relaxed));
     srv.shutdown().await;
 }

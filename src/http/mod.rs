@@ -48,15 +48,10 @@ impl AppState {
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
     let whep = Router::new()
-        .route(
-            "/whep/{stream}",
-            post(whep::create).options(whep::options_endpoint),
-        )
+        .route("/whep/{stream}", post(whep::create).options(whep::options_endpoint))
         .route(
             "/whep/sessions/{id}",
-            axum::routing::patch(whep::patch)
-                .delete(whep::delete)
-                .options(whep::options_session),
+            axum::routing::patch(whep::patch).delete(whep::delete).options(whep::options_session),
         )
         .layer(cors(cors_origins))
         .layer(middleware::from_fn(whep::advertise_on_preflight));
@@ -71,10 +66,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_secs(30),
-        ))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -88,11 +80,7 @@ fn cors(origins: &[String]) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(allow)
         .allow_methods([Method::POST, Method::PATCH, Method::DELETE, Method::OPTIONS])
-        .allow_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            header::IF_MATCH,
-        ])
+        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::IF_MATCH])
         .expose_headers([
             header::LOCATION,
             header::ETAG,
@@ -120,18 +108,14 @@ async fn method_not_allowed(req: Request) -> ApiError {
 async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     let resp = next.run(req).await;
     let status = resp.status();
-    if (status.is_client_error() || status.is_server_error())
-        && !resp.headers().contains_key(header::CONTENT_TYPE)
-    {
+    if (status.is_client_error() || status.is_server_error()) && !resp.headers().contains_key(header::CONTENT_TYPE) {
         let kind = match status {
             StatusCode::PAYLOAD_TOO_LARGE => "body-too-large",
             StatusCode::REQUEST_TIMEOUT => "timeout",
             _ => "error",
         };
         let detail = match status {
-            StatusCode::PAYLOAD_TOO_LARGE => {
-                format!("request bodies are limited to {MAX_BODY} bytes")
-            }
+            StatusCode::PAYLOAD_TOO_LARGE => format!("request bodies are limited to {MAX_BODY} bytes"),
             StatusCode::REQUEST_TIMEOUT => "the request took too long".to_owned(),
             _ => status.canonical_reason().unwrap_or("error").to_owned(),
         };

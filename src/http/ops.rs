@@ -21,10 +21,6 @@ pub async fn healthz() -> impl IntoResponse {
 /// JSON body saying which stream is not and why.
 pub async fn readyz(State(st): State<AppState>) -> impl IntoResponse {
     let r = st.sessions.readiness().await;
-    let status = if r.ready {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
+    let status = if r.ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(r))
 }

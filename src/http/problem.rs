@@ -27,12 +27,7 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self {
-            status,
-            kind,
-            detail: detail.into(),
-            retry_after: None,
-        }
+        Self { status, kind, detail: detail.into(), retry_after: None }
     }
 
     pub fn retry_after(mut self, seconds: u32) -> Self {
@@ -57,10 +52,7 @@ impl IntoResponse for ApiError {
         let json = serde_json::to_vec(&body).expect("a problem always serializes");
         let mut resp = (self.status, json).into_response();
         let h = resp.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
@@ -78,34 +70,18 @@ impl From<SessionError> for ApiError {
             SessionError::NotProducing(_) | SessionError::Media(MediaError::NotProducing) => {
                 Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
             }
-            SessionError::ViewerCap { .. } => {
-                Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10)
-            }
-            SessionError::Overloaded { .. } => {
-                Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10)
-            }
-            SessionError::Media(MediaError::MalformedOffer(_)) => {
-                Self::new(S::BAD_REQUEST, "malformed-sdp", detail)
-            }
-            SessionError::Media(MediaError::NoUsableCodec(_)) => {
-                Self::new(S::BAD_REQUEST, "no-usable-codec", detail)
-            }
+            SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
+            SessionError::Overloaded { .. } => Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10),
+            SessionError::Media(MediaError::MalformedOffer(_)) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
+            SessionError::Media(MediaError::NoUsableCodec(_)) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
             SessionError::Media(MediaError::Negotiation(_)) => {
                 Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail)
             }
             SessionError::BadFrag(_) => Self::new(S::BAD_REQUEST, "malformed-sdpfrag", detail),
-            SessionError::PreconditionRequired => {
-                Self::new(S::PRECONDITION_REQUIRED, "if-match-required", detail)
-            }
-            SessionError::PreconditionFailed => {
-                Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail)
-            }
-            SessionError::IceRestartFailed(_) => {
-                Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail)
-            }
-            SessionError::ShuttingDown => {
-                Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5)
-            }
+            SessionError::PreconditionRequired => Self::new(S::PRECONDITION_REQUIRED, "if-match-required", detail),
+            SessionError::PreconditionFailed => Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail),
+            SessionError::IceRestartFailed(_) => Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail),
+            SessionError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5),
         }
     }
 }
@@ -116,9 +92,7 @@ mod tests {
     use crate::ids::StreamName;
 
     async fn body_json(resp: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16)
-            .await
-            .expect("body");
+        let bytes = axum::body::to_bytes(resp.into_body(), 1 << 16).await.expect("body");
         serde_json::from_slice(&bytes).expect("json")
     }
 
@@ -127,10 +101,7 @@ mod tests {
         let main = StreamName::parse("main").expect("valid");
         let resp = ApiError::from(SessionError::NotProducing(main)).into_response();
         assert_eq!(resp.status(), StatusCode::CONFLICT);
-        assert_eq!(
-            resp.headers()[header::CONTENT_TYPE],
-            "application/problem+json"
-        );
+        assert_eq!(resp.headers()[header::CONTENT_TYPE], "application/problem+json");
         assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
         let v = body_json(resp).await;
         assert_eq!(v["status"], 409);
@@ -144,29 +115,10 @@ mod tests {
         let cases = [
             (SessionError::UnknownStream("x".into()), 404),
             (SessionError::UnknownSession, 404),
-            (
-                SessionError::ViewerCap {
-                    stream: main.clone(),
-                    max: 1,
-                },
-                503,
-            ),
-            (
-                SessionError::Overloaded {
-                    stream: main,
-                    fps: 12.5,
-                    target: 30,
-                },
-                503,
-            ),
-            (
-                SessionError::Media(MediaError::MalformedOffer("x".into())),
-                400,
-            ),
-            (
-                SessionError::Media(MediaError::NoUsableCodec("x".into())),
-                400,
-            ),
+            (SessionError::ViewerCap { stream: main.clone(), max: 1 }, 503),
+            (SessionError::Overloaded { stream: main, fps: 12.5, target: 30 }, 503),
+            (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
+            (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
             (SessionError::Media(MediaError::NotProducing), 409),
             (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
             (SessionError::PreconditionRequired, 428),

@@ -27,32 +27,21 @@ pub struct TlsMaterial {
 pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().context("path has a parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
+    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("renaming into {}", path.display()))?;
+    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
 fn fingerprint(der: &[u8]) -> String {
-    Sha256::digest(der)
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 
 /// Names the self-signed certificate is valid for: localhost, this host's name and its addresses.
 fn subject_names() -> Vec<String> {
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
+    let mut names = vec!["localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()];
     if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
         let h = h.trim();
         if !h.is_empty() {
@@ -77,8 +66,7 @@ fn create_self_signed(cert_path: &Path, key_path: &Path) -> anyhow::Result<()> {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(subject_names())
-            .context("generating a self-signed certificate")?;
+        rcgen::generate_simple_self_signed(subject_names()).context("generating a self-signed certificate")?;
     // Key first: a crash between the two leaves no certificate, so the pair is made again next start.
     write_atomic(key_path, signing_key.serialize_pem().as_bytes(), 0o600)?;
     write_atomic(cert_path, cert.pem().as_bytes(), 0o600)?;
@@ -105,18 +93,12 @@ pub fn load_or_create(cfg: &ServerConfig) -> anyhow::Result<TlsMaterial> {
     if certs.is_empty() {
         bail!("{} holds no PEM certificate", cert_path.display());
     }
-    let key_pem =
-        std::fs::read(&key_path).with_context(|| format!("reading key {}", key_path.display()))?;
-    let key = PrivateKeyDer::from_pem_slice(&key_pem)
-        .with_context(|| format!("parsing key {}", key_path.display()))?;
+    let key_pem = std::fs::read(&key_path).with_context(|| format!("reading key {}", key_path.display()))?;
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).with_context(|| format!("parsing key {}", key_path.display()))?;
     let spki_sha256 = std::str::from_utf8(&key_pem)
         .ok()
         .and_then(|pem| rcgen::KeyPair::from_pem(pem).ok())
-        .map(|kp| {
-            base64::engine::general_purpose::STANDARD.encode(Sha256::digest(
-                rcgen::PublicKeyData::subject_public_key_info(&kp),
-            ))
-        });
+        .map(|kp| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&kp))));
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -141,20 +123,14 @@ mod tests {
     #[test]
     fn self_signed_is_created_once_and_reused() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = ServerConfig {
-            state_dir: dir.path().to_path_buf(),
-            ..ServerConfig::default()
-        };
+        let cfg = ServerConfig { state_dir: dir.path().to_path_buf(), ..ServerConfig::default() };
         let first = load_or_create(&cfg).expect("created");
         assert!(first.self_signed);
         assert_eq!(first.fingerprint.len(), 32 * 3 - 1);
         assert!(first.spki_sha256.is_some());
         let key = dir.path().join("tls/key.pem");
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(
-            std::fs::metadata(&key).expect("key").permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(std::fs::metadata(&key).expect("key").permissions().mode() & 0o777, 0o600);
         let second = load_or_create(&cfg).expect("reused");
         assert_eq!(first.fingerprint, second.fingerprint);
     }
@@ -162,10 +138,7 @@ mod tests {
     #[test]
     fn configured_pair_is_used_as_given_and_bad_files_are_reported() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let gen_cfg = ServerConfig {
-            state_dir: dir.path().join("gen"),
-            ..ServerConfig::default()
-        };
+        let gen_cfg = ServerConfig { state_dir: dir.path().join("gen"), ..ServerConfig::default() };
         let made = load_or_create(&gen_cfg).expect("created");
         let cfg = ServerConfig {
             tls_cert: Some(made.cert_path.clone()),
@@ -178,11 +151,7 @@ mod tests {
 
         let bad = dir.path().join("bad.pem");
         std::fs::write(&bad, "not a certificate").expect("write");
-        let cfg = ServerConfig {
-            tls_cert: Some(bad.clone()),
-            tls_key: Some(bad),
-            ..ServerConfig::default()
-        };
+        let cfg = ServerConfig { tls_cert: Some(bad.clone()), tls_key: Some(bad), ..ServerConfig::default() };
         let err = format!("{:#}", load_or_create(&cfg).err().expect("rejected"));
         assert!(err.contains("bad.pem"), "{err}");
     }

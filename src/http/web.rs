@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{AppState, ApiError};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const WATCH: &str = include_str!("../../web/watch.html");
@@ -19,37 +19,19 @@ const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-
 fn html(st: &AppState, body: String) -> Response {
     let mut resp = body.into_response();
     let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     if st.tls {
-        h.insert(
-            header::STRICT_TRANSPORT_SECURITY,
-            HeaderValue::from_static("max-age=31536000"),
-        );
+        h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     resp
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 pub async fn index(State(st): State<AppState>) -> Response {
@@ -75,17 +57,8 @@ pub async fn index(State(st): State<AppState>) -> Response {
     html(&st, INDEX.replace("<!--STREAMS-->", &items))
 }
 
-pub async fn watch(
-    State(st): State<AppState>,
-    Path(stream): Path<String>,
-) -> Result<Response, ApiError> {
-    if !st
-        .sessions
-        .streams()
-        .await
-        .iter()
-        .any(|s| s.name.as_str() == stream)
-    {
+pub async fn watch(State(st): State<AppState>, Path(stream): Path<String>) -> Result<Response, ApiError> {
+    if !st.sessions.streams().await.iter().any(|s| s.name.as_str() == stream) {
         return Err(ApiError::new(
             axum::http::StatusCode::NOT_FOUND,
             "unknown-stream",
@@ -106,10 +79,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let mut resp = body.into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(mime));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     Ok(resp)
 }

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, MAX_BODY};
+use super::{AppState, ApiError, MAX_BODY};
 use crate::config::IceServer;
 use crate::ids::SessionId;
 use crate::session::{Patched, SessionError};
@@ -18,26 +18,15 @@ pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// 415 unless the request's Content-Type (parameters aside) is `expected`.
 fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
-    let got = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
-    let essence = got.map(|v| {
-        v.split(';')
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_ascii_lowercase()
-    });
+    let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    let essence = got.map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     if essence.as_deref() == Some(expected) {
         return Ok(());
     }
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
-        format!(
-            "expected Content-Type {expected}, got {}",
-            got.unwrap_or("none")
-        ),
+        format!("expected Content-Type {expected}, got {}", got.unwrap_or("none")),
     ))
 }
 
@@ -45,11 +34,7 @@ fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiEr
 fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Result<String, ApiError> {
     let bytes = body.map_err(|r| {
         if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(
-                r.status(),
-                "body-too-large",
-                format!("request bodies are limited to {MAX_BODY} bytes"),
-            )
+            ApiError::new(r.status(), "body-too-large", format!("request bodies are limited to {MAX_BODY} bytes"))
         } else {
             ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", r.body_text())
         }
@@ -96,13 +81,9 @@ pub async fn create(
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
     h.insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/whep/sessions/{}", created.id))
-            .expect("hex is a valid header"),
+        HeaderValue::from_str(&format!("/whep/sessions/{}", created.id)).expect("hex is a valid header"),
     );
-    h.insert(
-        header::ETAG,
-        HeaderValue::from_str(created.etag.as_str()).expect("etag is ASCII"),
-    );
+    h.insert(header::ETAG, HeaderValue::from_str(created.etag.as_str()).expect("etag is ASCII"));
     h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     for link in ice_server_links(&st.ice_servers) {
         if let Ok(v) = HeaderValue::from_str(&link) {
@@ -131,10 +112,8 @@ pub async fn patch(
     match st.sessions.patch(id, if_match, frag).await? {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
         Patched::Restarted { etag, frag } => {
-            let mut resp =
-                (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
-            let tag =
-                HeaderValue::from_str(etag.as_str()).expect("ETags are quoted hex and digits");
+            let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
+            let tag = HeaderValue::from_str(etag.as_str()).expect("ETags are quoted hex and digits");
             resp.headers_mut().insert(header::ETAG, tag);
             Ok(resp)
         }
@@ -142,31 +121,22 @@ pub async fn patch(
 }
 
 /// `DELETE /whep/sessions/{id}`: ends the session now.
-pub async fn delete(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<StatusCode, ApiError> {
+pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     st.sessions.delete(session_id(&id)?).await?;
     Ok(StatusCode::OK)
 }
 
 pub async fn options_endpoint() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-    resp.headers_mut()
-        .insert("accept-post", HeaderValue::from_static(SDP));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    resp.headers_mut().insert("accept-post", HeaderValue::from_static(SDP));
     resp
 }
 
 pub async fn options_session() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(
-        header::ALLOW,
-        HeaderValue::from_static("PATCH, DELETE, OPTIONS"),
-    );
-    resp.headers_mut()
-        .insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("PATCH, DELETE, OPTIONS"));
+    resp.headers_mut().insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     resp
 }
 
@@ -176,14 +146,8 @@ pub async fn advertise_on_preflight(req: Request, next: Next) -> Response {
     let is_session = req.uri().path().starts_with("/whep/sessions/");
     let mut resp = next.run(req).await;
     if is_options && resp.status().is_success() {
-        let (k, v) = if is_session {
-            ("accept-patch", SDPFRAG)
-        } else {
-            ("accept-post", SDP)
-        };
-        resp.headers_mut()
-            .entry(k)
-            .or_insert(HeaderValue::from_static(v));
+        let (k, v) = if is_session { ("accept-patch", SDPFRAG) } else { ("accept-post", SDP) };
+        resp.headers_mut().entry(k).or_insert(HeaderValue::from_static(v));
     }
     resp
 }
@@ -195,11 +159,7 @@ mod tests {
     #[test]
     fn ice_server_link_headers() {
         let servers = vec![
-            IceServer {
-                urls: vec!["stun:stun.example.net:3478".into()],
-                username: None,
-                credential: None,
-            },
+            IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
             IceServer {
                 urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
                 username: Some("u".into()),
@@ -220,10 +180,7 @@ mod tests {
     #[test]
     fn content_type_check_ignores_parameters_and_case() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("Application/SDP; charset=utf-8"),
-        );
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("Application/SDP; charset=utf-8"));
         assert!(require_content_type(&h, SDP).is_ok());
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         let e = require_content_type(&h, SDP).expect_err("wrong type");

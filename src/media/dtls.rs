@@ -24,13 +24,8 @@ pub struct DtlsCertificate {
 }
 
 fn generate() -> Result<DtlsCertificate, rcgen::Error> {
-    let rcgen::CertifiedKey { cert, signing_key } =
-        rcgen::generate_simple_self_signed(vec!["glasscast".to_owned()])?;
-    let fingerprint = Sha256::digest(cert.der())
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(":");
+    let rcgen::CertifiedKey { cert, signing_key } = rcgen::generate_simple_self_signed(vec!["glasscast".to_owned()])?;
+    let fingerprint = Sha256::digest(cert.der()).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":");
     Ok(DtlsCertificate {
         pem: format!("{}{}", cert.pem(), signing_key.serialize_pem()),
         fingerprint,
@@ -76,19 +71,14 @@ pub fn restate_fingerprint(answer: &mut gst_sdp::SDPMessageRef) {
     let Some(cert) = certificate() else { return };
     let value = format!("sha-256 {}", cert.fingerprint);
     for i in 0..answer.attributes_len() {
-        if answer
-            .attribute(i)
-            .is_some_and(|a| a.key() == "fingerprint")
-        {
-            let _ = answer
-                .replace_attribute(i, gst_sdp::SDPAttribute::new("fingerprint", Some(&value)));
+        if answer.attribute(i).is_some_and(|a| a.key() == "fingerprint") {
+            let _ = answer.replace_attribute(i, gst_sdp::SDPAttribute::new("fingerprint", Some(&value)));
         }
     }
     for media in answer.medias_mut() {
         for i in 0..media.attributes_len() {
             if media.attribute(i).is_some_and(|a| a.key() == "fingerprint") {
-                let _ = media
-                    .replace_attribute(i, gst_sdp::SDPAttribute::new("fingerprint", Some(&value)));
+                let _ = media.replace_attribute(i, gst_sdp::SDPAttribute::new("fingerprint", Some(&value)));
             }
         }
     }
@@ -100,15 +90,10 @@ mod tests {
     fn the_certificate_is_ecdsa_with_an_sdp_fingerprint() {
         let cert = super::certificate().expect("rcgen makes a certificate");
         assert!(cert.pem.contains("BEGIN CERTIFICATE") && cert.pem.contains("BEGIN PRIVATE KEY"));
-        let key = rcgen::KeyPair::from_pem(
-            &cert.pem[cert.pem.find("-----BEGIN PRIVATE KEY").expect("key")..],
-        )
-        .expect("the key parses");
+        let key = rcgen::KeyPair::from_pem(&cert.pem[cert.pem.find("-----BEGIN PRIVATE KEY").expect("key")..])
+            .expect("the key parses");
         assert!(key.is_compatible(&rcgen::PKCS_ECDSA_P256_SHA256));
         assert_eq!(cert.fingerprint.len(), 32 * 3 - 1);
-        assert!(
-            std::ptr::eq(cert, super::certificate().expect("same")),
-            "made once per process"
-        );
+        assert!(std::ptr::eq(cert, super::certificate().expect("same")), "made once per process");
     }
 }

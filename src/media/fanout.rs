@@ -108,9 +108,7 @@ impl Fanout {
             .encoded_tee
             .request_pad_simple("src_%u")
             .context("requesting an encoded tee pad")?;
-        let sink = chain[0]
-            .static_pad("sink")
-            .expect("payloaders have a sink pad");
+        let sink = chain[0].static_pad("sink").expect("payloaders have a sink pad");
         if let Err(e) = src.link(&sink) {
             self.encoded_tee.release_request_pad(&src);
             return Err(e).context("linking payloader");

@@ -52,9 +52,9 @@ impl Gate {
 
     /// The peer connection is up: wait for the next keyframe, then pass everything.
     pub fn connected(&self) {
-        let _ =
-            self.state
-                .compare_exchange(CLOSED, WAIT_KEYFRAME, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self
+            .state
+            .compare_exchange(CLOSED, WAIT_KEYFRAME, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Drops everything from now on (teardown).
@@ -76,17 +76,13 @@ impl Gate {
         match (self.state.load(Ordering::Acquire), track) {
             (OPEN, _) => Some(0),
             (WAIT_KEYFRAME, Track::Video) => {
-                let first_key = deltas
-                    .enumerate()
-                    .find(|(_, delta)| !delta)
-                    .map(|(i, _)| i)?;
+                let first_key = deltas.enumerate().find(|(_, delta)| !delta).map(|(i, _)| i)?;
                 if self
                     .state
                     .compare_exchange(WAIT_KEYFRAME, OPEN, Ordering::AcqRel, Ordering::Acquire)
                     .is_ok()
                 {
-                    self.first_forwarded_was_keyframe
-                        .store(true, Ordering::Relaxed);
+                    self.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
                 }
                 Some(first_key)
             }
@@ -94,10 +90,7 @@ impl Gate {
         }
     }
 
-    fn swallow(
-        &self,
-        result: Result<gst::FlowSuccess, gst::FlowError>,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn swallow(&self, result: Result<gst::FlowSuccess, gst::FlowError>) -> Result<gst::FlowSuccess, gst::FlowError> {
         if result.is_err() {
             self.flow_errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -105,12 +98,7 @@ impl Gate {
     }
 
     /// A ghost sink pad targeting `target` that applies this gate to everything passing.
-    pub fn ghost_pad(
-        self: &Arc<Self>,
-        name: &str,
-        target: &gst::Pad,
-        track: Track,
-    ) -> anyhow::Result<gst::GhostPad> {
+    pub fn ghost_pad(self: &Arc<Self>, name: &str, target: &gst::Pad, track: Track) -> anyhow::Result<gst::GhostPad> {
         let gate = Arc::clone(self);
         let gate_list = Arc::clone(self);
         let pad = gst::GhostPad::builder_with_target(target)?
@@ -135,15 +123,11 @@ impl Gate {
                     .collect();
                 match gate_list.admit(track, deltas.iter().copied()) {
                     None => {
-                        gate_list
-                            .dropped
-                            .fetch_add(deltas.len() as u64, Ordering::Relaxed);
+                        gate_list.dropped.fetch_add(deltas.len() as u64, Ordering::Relaxed);
                         Ok(gst::FlowSuccess::Ok)
                     }
                     Some(0) => {
-                        gate_list
-                            .forwarded
-                            .fetch_add(deltas.len() as u64, Ordering::Relaxed);
+                        gate_list.forwarded.fetch_add(deltas.len() as u64, Ordering::Relaxed);
                         gate_list.swallow(gst::ProxyPad::chain_list_default(pad, parent, list))
                     }
                     Some(skip) => {
@@ -155,9 +139,7 @@ impl Gate {
                             }
                         }
                         gate_list.dropped.fetch_add(skip as u64, Ordering::Relaxed);
-                        gate_list
-                            .forwarded
-                            .fetch_add((deltas.len() - skip) as u64, Ordering::Relaxed);
+                        gate_list.forwarded.fetch_add((deltas.len() - skip) as u64, Ordering::Relaxed);
                         gate_list.swallow(gst::ProxyPad::chain_list_default(pad, parent, kept))
                     }
                 }
@@ -183,15 +165,8 @@ mod tests {
         let g = Gate::default();
         g.connected();
         assert_eq!(g.admit(Track::Video, [true, true].into_iter()), None);
-        assert_eq!(
-            g.admit(Track::Audio, [false].into_iter()),
-            None,
-            "audio waits for video"
-        );
-        assert_eq!(
-            g.admit(Track::Video, [true, false, true].into_iter()),
-            Some(1)
-        );
+        assert_eq!(g.admit(Track::Audio, [false].into_iter()), None, "audio waits for video");
+        assert_eq!(g.admit(Track::Video, [true, false, true].into_iter()), Some(1));
         assert!(g.stats().first_forwarded_was_keyframe);
         assert_eq!(g.admit(Track::Video, [true].into_iter()), Some(0));
         assert_eq!(g.admit(Track::Audio, [false].into_iter()), Some(0));

@@ -26,10 +26,7 @@ use super::MediaError;
 // libnice's public API (nice/agent.h, since 0.1.6). Neither gstreamer-rs nor a maintained crate binds it, and
 // GstWebRTCICE has no restart; this is the one call we need. build.rs links libnice via pkg-config.
 unsafe extern "C" {
-    fn nice_agent_restart_stream(
-        agent: *mut glib::gobject_ffi::GObject,
-        stream_id: c_uint,
-    ) -> glib::ffi::gboolean;
+    fn nice_agent_restart_stream(agent: *mut glib::gobject_ffi::GObject, stream_id: c_uint) -> glib::ffi::gboolean;
 }
 
 /// An ICE username fragment and password.
@@ -43,18 +40,12 @@ impl IceCredentials {
     /// Fresh random credentials: 8-character ufrag and 32-character password of ice-chars (RFC 8839 §5.4
     /// asks for at least 24 bits and 128 bits of randomness).
     pub fn random() -> Self {
-        const ICE_CHARS: &[u8] =
-            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         let mut rng = rand::rng();
         let mut pick = |n: usize| -> String {
-            (0..n)
-                .map(|_| char::from(ICE_CHARS[rng.random_range(0..ICE_CHARS.len())]))
-                .collect()
+            (0..n).map(|_| char::from(ICE_CHARS[rng.random_range(0..ICE_CHARS.len())])).collect()
         };
-        Self {
-            ufrag: pick(8),
-            pwd: pick(32),
-        }
+        Self { ufrag: pick(8), pwd: pick(32) }
     }
 }
 
@@ -77,9 +68,7 @@ fn ice_stream(webrtcbin: &gst::Element) -> Result<gst_webrtc::WebRTCICEStream, M
         .property::<Option<gst_webrtc::WebRTCICETransport>>("transport")
         .ok_or_else(|| restart_error("the DTLS transport has no ICE transport"))?;
     if ice_transport.find_property("stream").is_none() {
-        return Err(restart_error(
-            "the ICE transport is not libnice's (no `stream` property)",
-        ));
+        return Err(restart_error("the ICE transport is not libnice's (no `stream` property)"));
     }
     ice_transport
         .property::<Option<glib::Object>>("stream")
@@ -89,31 +78,21 @@ fn ice_stream(webrtcbin: &gst::Element) -> Result<gst_webrtc::WebRTCICEStream, M
 
 /// Restarts ICE on a connected (or failing) webrtcbin: new local credentials `local`, the client's new
 /// `remote` ones. The caller then adds the client's candidates (they were dropped by the restart).
-pub fn restart(
-    webrtcbin: &gst::Element,
-    local: &IceCredentials,
-    remote: &IceCredentials,
-) -> Result<(), MediaError> {
+pub fn restart(webrtcbin: &gst::Element, local: &IceCredentials, remote: &IceCredentials) -> Result<(), MediaError> {
     let ice = webrtcbin.property::<gst_webrtc::WebRTCICE>("ice-agent");
     if ice.find_property("agent").is_none() {
         return Err(restart_error("webrtcbin's ICE agent is not libnice"));
     }
     let agent = ice.property::<glib::Object>("agent");
     if !agent.type_().name().starts_with("NiceAgent") {
-        return Err(restart_error(format!(
-            "unexpected ICE agent type {}",
-            agent.type_().name()
-        )));
+        return Err(restart_error(format!("unexpected ICE agent type {}", agent.type_().name())));
     }
     let stream = ice_stream(webrtcbin)?;
     // SAFETY: `agent` is a live NiceAgent (type checked above, a strong reference held for the call) and
     // the stream id comes from the same agent's stream; libnice locks the agent itself.
     let ok = unsafe { nice_agent_restart_stream(agent.to_glib_none().0, stream.stream_id()) };
     if ok == glib::ffi::GFALSE {
-        return Err(restart_error(format!(
-            "libnice refused to restart stream {}",
-            stream.stream_id()
-        )));
+        return Err(restart_error(format!("libnice refused to restart stream {}", stream.stream_id())));
     }
     if !ice.set_local_credentials(&stream, &local.ufrag, &local.pwd) {
         return Err(restart_error("setting the new local credentials failed"));

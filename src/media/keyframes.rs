@@ -36,9 +36,7 @@ pub struct KeyframeCounters {
 
 /// A force-key-unit request asking for SPS/PPS along with the keyframe.
 pub fn request_event() -> gst::Event {
-    UpstreamForceKeyUnitEvent::builder()
-        .all_headers(true)
-        .build()
+    UpstreamForceKeyUnitEvent::builder().all_headers(true).build()
 }
 
 /// What to do with a request at `now`, given the state: pass it, or hold it (and whether a send must be
@@ -69,7 +67,17 @@ fn drop_event(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
 }
 
 /// Installs the limiter on `pad` (the sink pad of the tee right after the encoder). Returns its counters.
+///
+/// It also stops the encoder's *downstream* force-key-unit events there. GstVideoEncoder sends one ahead
+/// of each requested keyframe, and rtph264pay answers it by sending SPS/PPS at once as an RTP packet of
+/// their own with the marker bit set, ahead of a frame that is still a delta frame. Chromium takes that
+/// packet for a frame, fails to decode it and sends a PLI, which asks for the next keyframe: a loop of one
+/// keyframe per interval. The payloaders still send SPS/PPS with every keyframe (`config-interval=-1`).
 pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| match info.event() {
+        Some(ev) if gstreamer_video::DownstreamForceKeyUnitEvent::parse(ev).is_ok() => drop_event(info),
+        _ => gst::PadProbeReturn::Ok,
+    });
     let state = Arc::new(Mutex::new(State::default()));
     let counters = Arc::new(KeyframeCounters::default());
     let out = Arc::clone(&counters);
@@ -81,10 +89,7 @@ pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
             return gst::PadProbeReturn::Ok;
         }
         counters.requested.fetch_add(1, Ordering::Relaxed);
-        let decision = decide(
-            &mut state.lock().expect("keyframe limiter lock"),
-            Instant::now(),
-        );
+        let decision = decide(&mut state.lock().expect("keyframe limiter lock"), Instant::now());
         match decision {
             Ok(()) => {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
@@ -121,15 +126,8 @@ mod tests {
         let mut s = State::default();
         let t0 = Instant::now();
         assert_eq!(decide(&mut s, t0), Ok(()));
-        assert_eq!(
-            decide(&mut s, t0 + Duration::from_millis(100)),
-            Err(Some(Duration::from_millis(150)))
-        );
-        assert_eq!(
-            decide(&mut s, t0 + Duration::from_millis(200)),
-            Err(None),
-            "already held: no second send"
-        );
+        assert_eq!(decide(&mut s, t0 + Duration::from_millis(100)), Err(Some(Duration::from_millis(150))));
+        assert_eq!(decide(&mut s, t0 + Duration::from_millis(200)), Err(None), "already held: no second send");
         // The held request comes back when due and passes.
         assert_eq!(decide(&mut s, t0 + MIN_INTERVAL), Ok(()));
         assert_eq!(decide(&mut s, t0 + MIN_INTERVAL * 3), Ok(()));

@@ -37,10 +37,7 @@ pub fn init() -> Result<(), gstreamer::glib::Error> {
 
 /// A queue that drops its oldest data (leaky downstream) beyond `max_buffers` buffers or `max_time`
 /// (0: no limit of that kind), never by bytes.
-fn leaky_queue(
-    max_buffers: u32,
-    max_time: std::time::Duration,
-) -> anyhow::Result<gstreamer::Element> {
+fn leaky_queue(max_buffers: u32, max_time: std::time::Duration) -> anyhow::Result<gstreamer::Element> {
     use anyhow::Context;
     gstreamer::ElementFactory::make("queue")
         .property_from_str("leaky", "downstream")
@@ -93,17 +90,7 @@ pub enum ViewerEnd {
 /// What the media side reports to the session manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    ViewerConnected {
-        stream: StreamName,
-        id: SessionId,
-    },
-    ViewerEnded {
-        stream: StreamName,
-        id: SessionId,
-        why: ViewerEnd,
-    },
-    StreamFailed {
-        stream: StreamName,
-        reason: String,
-    },
+    ViewerConnected { stream: StreamName, id: SessionId },
+    ViewerEnded { stream: StreamName, id: SessionId, why: ViewerEnd },
+    StreamFailed { stream: StreamName, reason: String },
 }

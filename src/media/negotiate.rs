@@ -36,14 +36,11 @@ pub struct AudioPick {
 
 /// The id of a one-byte RTP header extension (`a=extmap:<id>[/<direction>] <uri>`), 1-14.
 fn extmap_id(media: &gst_sdp::SDPMediaRef, uri: &str) -> Option<u8> {
-    media
-        .attributes()
-        .filter(|a| a.key() == "extmap")
-        .find_map(|a| {
-            let mut parts = a.value()?.split_whitespace();
-            let id = parts.next()?.split('/').next()?.parse::<u8>().ok()?;
-            (parts.next() == Some(uri) && (1..=14).contains(&id)).then_some(id)
-        })
+    media.attributes().filter(|a| a.key() == "extmap").find_map(|a| {
+        let mut parts = a.value()?.split_whitespace();
+        let id = parts.next()?.split('/').next()?.parse::<u8>().ok()?;
+        (parts.next() == Some(uri) && (1..=14).contains(&id)).then_some(id)
+    })
 }
 
 fn malformed(why: impl Into<String>) -> MediaError {
@@ -83,46 +80,35 @@ fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` for `pt`: (name, clock rate).
 fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
-    media
-        .attributes()
-        .filter(|a| a.key() == "rtpmap")
-        .find_map(|a| {
-            let (p, rest) = a.value()?.trim().split_once(' ')?;
-            if p.parse::<u8>().ok()? != pt {
-                return None;
-            }
-            let mut parts = rest.trim().split('/');
-            let name = parts.next()?.to_owned();
-            let clock = parts.next()?.parse().ok()?;
-            Some((name, clock))
-        })
+    media.attributes().filter(|a| a.key() == "rtpmap").find_map(|a| {
+        let (p, rest) = a.value()?.trim().split_once(' ')?;
+        if p.parse::<u8>().ok()? != pt {
+            return None;
+        }
+        let mut parts = rest.trim().split('/');
+        let name = parts.next()?.to_owned();
+        let clock = parts.next()?.parse().ok()?;
+        Some((name, clock))
+    })
 }
 
 /// The `a=fmtp:<pt> k=v;k=v` parameter `key` for `pt`.
 fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
-    media
-        .attributes()
-        .filter(|a| a.key() == "fmtp")
-        .find_map(|a| {
-            let (p, params) = a.value()?.trim().split_once(' ')?;
-            if p.parse::<u8>().ok()? != pt {
-                return None;
-            }
-            params.split(';').find_map(|kv| {
-                let (k, v) = kv.trim().split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case(key)
-                    .then(|| v.trim().to_owned())
-            })
+    media.attributes().filter(|a| a.key() == "fmtp").find_map(|a| {
+        let (p, params) = a.value()?.trim().split_once(' ')?;
+        if p.parse::<u8>().ok()? != pt {
+            return None;
+        }
+        params.split(';').find_map(|kv| {
+            let (k, v) = kv.trim().split_once('=')?;
+            k.trim().eq_ignore_ascii_case(key).then(|| v.trim().to_owned())
         })
+    })
 }
 
 /// The m-line's RTP payload types; anything that is not a 7-bit number (RFC 3550) is ignored.
 fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
-    media
-        .formats()
-        .filter_map(|f| f.parse::<u8>().ok())
-        .filter(|pt| *pt <= 127)
+    media.formats().filter_map(|f| f.parse::<u8>().ok()).filter(|pt| *pt <= 127)
 }
 
 fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
@@ -139,19 +125,13 @@ fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
             names.push(name);
         }
     }
-    if names.is_empty() {
-        "nothing".into()
-    } else {
-        names.join(", ")
-    }
+    if names.is_empty() { "nothing".into() } else { names.join(", ") }
 }
 
 fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
     let mut best: Option<(u8, VideoPick)> = None;
     for pt in payload_types(media) {
-        let Some((name, 90_000)) = rtpmap(media, pt) else {
-            continue;
-        };
+        let Some((name, 90_000)) = rtpmap(media, pt) else { continue };
         if !name.eq_ignore_ascii_case("H264") {
             continue;
         }
@@ -166,19 +146,9 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
         let plid = fmtp_param(media, pt, "profile-level-id")
             .unwrap_or_else(|| "42000a".into())
             .to_ascii_lowercase();
-        let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else {
-            continue;
-        };
+        let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            best = Some((
-                rank,
-                VideoPick {
-                    mline,
-                    pt,
-                    profile_level_id: plid,
-                    playout_delay_ext: None,
-                },
-            ));
+            best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));
         }
     }
     best.map(|(_, pick)| pick)
@@ -192,10 +162,7 @@ fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
 }
 
 /// Parses and checks a WHEP offer. `with_audio`: whether the stream has an audio track to send.
-pub fn plan_offer(
-    text: &str,
-    with_audio: bool,
-) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
     if !text.trim_start().starts_with("v=0") {
         return Err(malformed("it does not start with `v=0`"));
     }
@@ -220,29 +187,15 @@ pub fn plan_offer(
         })
         .ok_or_else(|| malformed("it has no a=ice-ufrag/a=ice-pwd"))?
         .to_owned();
-    if !session_fp
-        && msg
-            .medias()
-            .all(|m| m.attribute_val("fingerprint").is_none())
-    {
+    if !session_fp && msg.medias().all(|m| m.attribute_val("fingerprint").is_none()) {
         return Err(malformed("it has no a=fingerprint (DTLS is required)"));
     }
     // webrtcbin fails create-answer with an empty GError without it; say what is missing instead.
-    let setup = msg
-        .attribute_val("setup")
-        .or_else(|| msg.medias().find_map(|m| m.attribute_val("setup")));
+    let setup = msg.attribute_val("setup").or_else(|| msg.medias().find_map(|m| m.attribute_val("setup")));
     match setup {
         Some("actpass" | "active" | "passive") => {}
-        Some(other) => {
-            return Err(malformed(format!(
-                "a=setup:{other} is not actpass, active or passive"
-            )));
-        }
-        None => {
-            return Err(malformed(
-                "it has no a=setup (an offer says a=setup:actpass, RFC 8842)",
-            ));
-        }
+        Some(other) => return Err(malformed(format!("a=setup:{other} is not actpass, active or passive"))),
+        None => return Err(malformed("it has no a=setup (an offer says a=setup:actpass, RFC 8842)")),
     }
     for (i, media) in msg.medias().enumerate() {
         let mline = i as u32;
@@ -283,19 +236,9 @@ pub fn plan_offer(
         }
     }
     let video = video.ok_or_else(|| {
-        MediaError::NoUsableCodec(
-            "the offer has no video section: glasscast sends H.264 video".into(),
-        )
+        MediaError::NoUsableCodec("the offer has no video section: glasscast sends H.264 video".into())
     })?;
-    Ok((
-        msg,
-        OfferPlan {
-            video,
-            audio,
-            mids,
-            ice_ufrag,
-        },
-    ))
+    Ok((msg, OfferPlan { video, audio, mids, ice_ufrag }))
 }
 
 #[cfg(test)]
@@ -341,15 +284,7 @@ pub(crate) mod tests {
     fn chromium_offer_picks_constrained_baseline_mode_1() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
-        assert_eq!(
-            plan.video,
-            VideoPick {
-                mline: 0,
-                pt: 106,
-                profile_level_id: "42e01f".into(),
-                playout_delay_ext: Some(5)
-            }
-        );
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into(), playout_delay_ext: Some(5) });
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 111 }));
         assert_eq!(plan.mids, vec!["0", "1"]);
         assert_eq!(plan.ice_ufrag, "abcd");
@@ -359,15 +294,7 @@ pub(crate) mod tests {
     fn gstreamer_offer_without_level_asymmetry_is_accepted() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&gstreamer_offer(), true).expect("usable");
-        assert_eq!(
-            plan.video,
-            VideoPick {
-                mline: 0,
-                pt: 96,
-                profile_level_id: "42e016".into(),
-                playout_delay_ext: None
-            }
-        );
+        assert_eq!(plan.video, VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into(), playout_delay_ext: None });
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 97 }));
     }
 
@@ -383,10 +310,7 @@ pub(crate) mod tests {
         gstreamer::init().expect("gstreamer");
         let offer = chromium_offer()
             .replace("profile-level-id=42001f", "profile-level-id=640c1f")
-            .replace(
-                "packetization-mode=1;profile-level-id=42e01f",
-                "packetization-mode=1;profile-level-id=640032",
-            );
+            .replace("packetization-mode=1;profile-level-id=42e01f", "packetization-mode=1;profile-level-id=640032");
         let (_, plan) = plan_offer(&offer, true).expect("usable");
         assert_eq!(plan.video.pt, 108, "main (4d001f) beats high");
     }
@@ -399,9 +323,7 @@ pub(crate) mod tests {
              a=rtpmap:96 VP8/90000\r\na=rtpmap:97 VP9/90000\r\n"
         );
         let err = plan_offer(&offer, true).expect_err("no H.264");
-        let MediaError::NoUsableCodec(msg) = err else {
-            panic!("wrong error {err:?}")
-        };
+        let MediaError::NoUsableCodec(msg) = err else { panic!("wrong error {err:?}") };
         assert!(msg.contains("H.264") && msg.contains("VP8, VP9"), "{msg}");
     }
 
@@ -418,14 +340,8 @@ pub(crate) mod tests {
         // Chromium offers both; mode 1 wins even over a closer profile in mode 0.
         let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
         assert_eq!(plan.video.pt, 106);
-        let bad_mode = offer.replace(
-            "profile-level-id=42e016",
-            "packetization-mode=2;profile-level-id=42e016",
-        );
-        assert!(matches!(
-            plan_offer(&bad_mode, true),
-            Err(MediaError::NoUsableCodec(_))
-        ));
+        let bad_mode = offer.replace("profile-level-id=42e016", "packetization-mode=2;profile-level-id=42e016");
+        assert!(matches!(plan_offer(&bad_mode, true), Err(MediaError::NoUsableCodec(_))));
     }
 
     #[test]
@@ -438,24 +354,15 @@ pub(crate) mod tests {
             "{HEAD}m=video 9 UDP/TLS/RTP/SAVPF 200\r\na=ice-ufrag:a\r\na=ice-pwd:b\r\na=recvonly\r\n\
              a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f\r\n"
         );
-        assert!(matches!(
-            plan_offer(&only, true),
-            Err(MediaError::NoUsableCodec(_))
-        ));
+        assert!(matches!(plan_offer(&only, true), Err(MediaError::NoUsableCodec(_))));
     }
 
     #[test]
     fn audio_without_opus_names_what_was_offered() {
         gstreamer::init().expect("gstreamer");
-        let offer = chromium_offer().replace(
-            "a=rtpmap:111 opus/48000/2\r\n",
-            "a=rtpmap:111 G722/8000\r\n",
-        );
+        let offer = chromium_offer().replace("a=rtpmap:111 opus/48000/2\r\n", "a=rtpmap:111 G722/8000\r\n");
         let err = plan_offer(&offer, true).expect_err("no opus");
-        assert!(
-            err.to_string().contains("Opus") && err.to_string().contains("PCMU"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("Opus") && err.to_string().contains("PCMU"), "{err}");
     }
 
     #[test]
@@ -464,32 +371,15 @@ pub(crate) mod tests {
         let cases = [
             ("hello", "v=0"),
             ("v=0\r\n", "no media"),
-            (
-                &chromium_offer().replace("a=ice-ufrag:abcd\r\n", "")[..],
-                "ice-ufrag",
-            ),
-            (
-                &chromium_offer().replace("a=fingerprint", "a=fingerprinx")[..],
-                "fingerprint",
-            ),
-            (
-                &chromium_offer().replace("a=setup:actpass", "a=setupx:actpass")[..],
-                "a=setup",
-            ),
-            (
-                &chromium_offer().replace("a=setup:actpass", "a=setup:holdconn")[..],
-                "holdconn",
-            ),
-            (
-                &chromium_offer().replace("a=mid:0\r\na=recvonly", "a=mid:0\r\na=sendonly")[..],
-                "sendonly",
-            ),
+            (&chromium_offer().replace("a=ice-ufrag:abcd\r\n", "")[..], "ice-ufrag"),
+            (&chromium_offer().replace("a=fingerprint", "a=fingerprinx")[..], "fingerprint"),
+            (&chromium_offer().replace("a=setup:actpass", "a=setupx:actpass")[..], "a=setup"),
+            (&chromium_offer().replace("a=setup:actpass", "a=setup:holdconn")[..], "holdconn"),
+            (&chromium_offer().replace("a=mid:0\r\na=recvonly", "a=mid:0\r\na=sendonly")[..], "sendonly"),
         ];
         for (offer, needle) in cases {
             match plan_offer(offer, true) {
-                Err(MediaError::MalformedOffer(msg)) => {
-                    assert!(msg.contains(needle), "{msg} lacks {needle}")
-                }
+                Err(MediaError::MalformedOffer(msg)) => assert!(msg.contains(needle), "{msg} lacks {needle}"),
                 other => panic!("{needle}: expected MalformedOffer, got {other:?}"),
             }
         }

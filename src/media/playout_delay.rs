@@ -37,15 +37,14 @@ mod imp {
 
     impl ElementImpl for PlayoutDelay {
         fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
-            static META: std::sync::LazyLock<gst::subclass::ElementMetadata> =
-                std::sync::LazyLock::new(|| {
-                    gst::subclass::ElementMetadata::new(
-                        "Playout delay RTP header extension (zero)",
-                        "Network/Extension/RTPHeader",
-                        "Asks receivers to render frames as soon as they are decoded",
-                        "glasscast",
-                    )
-                });
+            static META: std::sync::LazyLock<gst::subclass::ElementMetadata> = std::sync::LazyLock::new(|| {
+                gst::subclass::ElementMetadata::new(
+                    "Playout delay RTP header extension (zero)",
+                    "Network/Extension/RTPHeader",
+                    "Asks receivers to render frames as soon as they are decoded",
+                    "glasscast",
+                )
+            });
             Some(&*META)
         }
     }
@@ -69,9 +68,9 @@ mod imp {
             _output: &gst::BufferRef,
             data: &mut [u8],
         ) -> Result<usize, gst::LoggableError> {
-            let out = data.get_mut(..3).ok_or_else(|| {
-                gst::loggable_error!(gst::CAT_RUST, "no room for the playout-delay extension")
-            })?;
+            let out = data
+                .get_mut(..3)
+                .ok_or_else(|| gst::loggable_error!(gst::CAT_RUST, "no room for the playout-delay extension"))?;
             out.fill(0);
             Ok(3)
         }
@@ -96,8 +95,5 @@ glib::wrapper! {
 pub fn add_to(payloader: &gst::Element, id: u8) {
     let ext: PlayoutDelay = glib::Object::new();
     ext.set_id(u32::from(id));
-    payloader.emit_by_name::<()>(
-        "add-extension",
-        &[&ext.upcast::<gst_rtp::RTPHeaderExtension>()],
-    );
+    payloader.emit_by_name::<()>("add-extension", &[&ext.upcast::<gst_rtp::RTPHeaderExtension>()]);
 }

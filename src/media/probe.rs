@@ -68,8 +68,7 @@ pub fn decode(cells: &[bool]) -> Option<u64> {
     for i in 0..8 {
         check = (check << 1) | u8::from(cells[(FIRST_CHECK_CELL + i) as usize]);
     }
-    let tail_ok =
-        (FIRST_TAIL_CELL..CELLS).all(|i| cells[i as usize] == ((i - FIRST_TAIL_CELL) % 2 == 0));
+    let tail_ok = (FIRST_TAIL_CELL..CELLS).all(|i| cells[i as usize] == ((i - FIRST_TAIL_CELL) % 2 == 0));
     (check == check_byte(ms) && tail_ok).then_some(ms)
 }
 
@@ -112,20 +111,14 @@ pub fn paint(frame: &mut gst_video::VideoFrameRef<&mut gst::BufferRef>, ms: u64)
 /// Adds the painting probe to `pad` (which must carry I420). The time painted is taken as the buffer passes.
 pub fn attach(pad: &gst::Pad) {
     pad.add_probe(gst::PadProbeType::BUFFER, |pad, info| {
-        let Some(caps) = pad.current_caps() else {
-            return gst::PadProbeReturn::Ok;
-        };
-        let Ok(vinfo) = gst_video::VideoInfo::from_caps(&caps) else {
-            return gst::PadProbeReturn::Ok;
-        };
+        let Some(caps) = pad.current_caps() else { return gst::PadProbeReturn::Ok };
+        let Ok(vinfo) = gst_video::VideoInfo::from_caps(&caps) else { return gst::PadProbeReturn::Ok };
         if vinfo.format() != gst_video::VideoFormat::I420 {
             return gst::PadProbeReturn::Ok;
         }
         if let Some(buffer) = info.buffer_mut() {
             let buffer = buffer.make_mut();
-            if let Ok(mut frame) =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &vinfo)
-            {
+            if let Ok(mut frame) = gst_video::VideoFrameRef::from_buffer_ref_writable(buffer, &vinfo) {
                 paint(&mut frame, now_ms());
             }
         }
@@ -168,18 +161,14 @@ mod tests {
     #[test]
     fn paints_and_reads_an_i420_frame() {
         gst::init().expect("gstreamer");
-        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 640, 360)
-            .build()
-            .expect("info");
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 640, 360).build().expect("info");
         let mut buffer = gst::Buffer::with_size(info.size()).expect("buffer");
         {
             let buf = buffer.get_mut().expect("writable");
-            let mut frame =
-                gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).expect("map");
+            let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(buf, &info).expect("map");
             paint(&mut frame, 1_764_000_000_999);
         }
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info)
-            .expect("map");
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &info).expect("map");
         assert_eq!(read(&frame), Some(1_764_000_000_999));
         assert_eq!(cell_size(1280), 20);
         assert_eq!(cell_size(1920), 30);

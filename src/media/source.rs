@@ -46,12 +46,7 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
         .property("caps", caps)
         .build()
         .context("creating capsfilter")?;
-    Ok(vec![
-        make("videoconvert")?,
-        make("videoscale")?,
-        make("videorate")?,
-        filter,
-    ])
+    Ok(vec![make("videoconvert")?, make("videoscale")?, make("videorate")?, filter])
 }
 
 /// `{audiotestsrc 440 Hz, frame_ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`
@@ -72,12 +67,7 @@ pub fn test_audio(frame_ms: u32) -> anyhow::Result<Vec<gst::Element>> {
         .property("caps", caps)
         .build()
         .context("creating capsfilter")?;
-    Ok(vec![
-        src,
-        make("audioconvert")?,
-        make("audioresample")?,
-        filter,
-    ])
+    Ok(vec![src, make("audioconvert")?, make("audioresample")?, filter])
 }
 
 /// `{opusenc 10 or 20 ms frames, low delay}`

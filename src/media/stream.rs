@@ -50,8 +50,7 @@ pub struct StreamHealth {
 
 impl StreamHealth {
     pub fn producing(&self) -> bool {
-        self.state == StreamState::Playing
-            && self.last_frame_age.is_some_and(|a| a < FRAME_FRESHNESS)
+        self.state == StreamState::Playing && self.last_frame_age.is_some_and(|a| a < FRAME_FRESHNESS)
     }
 }
 
@@ -88,30 +87,19 @@ fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result
 }
 
 fn tee(name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make("tee")
-        .name(name)
-        .property("allow-not-linked", true)
-        .build()
-        .context("creating tee")
+    gst::ElementFactory::make("tee").name(name).property("allow-not-linked", true).build().context("creating tee")
 }
 
 /// The capture + encode part of a stream, up to (not including) the H.264 tee:
 /// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
 /// Without an encoder it ends at the raw queue (to measure what the source alone costs).
-pub fn encoded_video_chain(
-    cfg: &StreamConfig,
-    encoder: Option<Encoder>,
-) -> anyhow::Result<Vec<gst::Element>> {
+pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
     let mut video = match cfg.source {
         VideoSource::Test => source::test_video(cfg)?,
     };
     if cfg.latency_probe {
         let conformed = video.last().expect("a source chain ends in its capsfilter");
-        probe::attach(
-            &conformed
-                .static_pad("src")
-                .expect("capsfilter has a src pad"),
-        );
+        probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
     // Never let a slow encoder build up latency: keep only the newest raw frame.
     video.push(super::leaky_queue(1, Duration::ZERO)?);
@@ -148,9 +136,7 @@ impl StreamPipeline {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
         let name = cfg.stream_name();
-        let pipeline = gst::Pipeline::builder()
-            .name(format!("stream-{name}"))
-            .build();
+        let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
 
         let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
         let mut video = encoded_video_chain(cfg, Some(encoder))?;
@@ -171,20 +157,14 @@ impl StreamPipeline {
         };
 
         let video = Fanout::new(Codec::H264, &pipeline, h264_tee.clone());
-        let keyframes = keyframes::limit(&h264_tee.static_pad("sink").expect("tee has a sink pad"));
+        let encoded_pad = h264_tee.static_pad("sink").expect("tee has a sink pad");
+        let keyframes = keyframes::limit(&encoded_pad);
         let forward = match forward {
             Some(fwd) => {
-                let key = |pt| BranchKey {
-                    pt,
-                    profile_level_id: None,
-                    playout_delay_ext: None,
-                };
+                let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
                 let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
-                let audio_rtp = audio
-                    .as_ref()
-                    .map(|a| a.rtp_tee(&key(forward::AUDIO_PT)))
-                    .transpose()?;
-                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref())?;
+                let audio_rtp = audio.as_ref().map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
+                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad)?;
                 Some((fwd.clone(), slot))
             }
             None => None,
@@ -207,29 +187,20 @@ impl StreamPipeline {
             bus_task: Mutex::new(None),
         });
         let weak = Arc::downgrade(&inner);
-        h264_tee
-            .static_pad("sink")
-            .expect("tee has a sink pad")
-            .add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-                if let Some(inner) = weak.upgrade() {
-                    inner.frames.fetch_add(1, Ordering::Relaxed);
-                    let now_us = inner.epoch.elapsed().as_micros() as u64 + 1;
-                    let prev = inner.last_frame_us.swap(now_us, Ordering::Relaxed);
-                    if prev > 0 {
-                        let dt = now_us.saturating_sub(prev) as f64;
-                        let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
-                        let smoothed = if old > 0.0 {
-                            old * 0.98 + dt * 0.02
-                        } else {
-                            dt
-                        };
-                        inner
-                            .frame_interval_us
-                            .store(smoothed.to_bits(), Ordering::Relaxed);
-                    }
+        h264_tee.static_pad("sink").expect("tee has a sink pad").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if let Some(inner) = weak.upgrade() {
+                inner.frames.fetch_add(1, Ordering::Relaxed);
+                let now_us = inner.epoch.elapsed().as_micros() as u64 + 1;
+                let prev = inner.last_frame_us.swap(now_us, Ordering::Relaxed);
+                if prev > 0 {
+                    let dt = now_us.saturating_sub(prev) as f64;
+                    let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
+                    let smoothed = if old > 0.0 { old * 0.98 + dt * 0.02 } else { dt };
+                    inner.frame_interval_us.store(smoothed.to_bits(), Ordering::Relaxed);
                 }
-                gst::PadProbeReturn::Ok
-            });
+            }
+            gst::PadProbeReturn::Ok
+        });
         Ok(Self { inner })
     }
 
@@ -268,12 +239,7 @@ impl StreamPipeline {
     pub fn health(&self) -> StreamHealth {
         let inner = &self.inner;
         let last = inner.last_frame_us.load(Ordering::Relaxed);
-        let last_frame_age = (last > 0).then(|| {
-            inner
-                .epoch
-                .elapsed()
-                .saturating_sub(Duration::from_micros(last - 1))
-        });
+        let last_frame_age = (last > 0).then(|| inner.epoch.elapsed().saturating_sub(Duration::from_micros(last - 1)));
         let interval = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
         // A stall counts at once: the time since the last frame when it is longer than the usual interval.
         let since_last = last_frame_age.map_or(0.0, |a| a.as_micros() as f64);
@@ -284,8 +250,7 @@ impl StreamPipeline {
             last_frame_age,
             encoded_fps,
             encoder: inner.encoder.factory(),
-            viewer_pads: inner.video.viewer_pads()
-                + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
+            viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
             keyframes_requested: inner.keyframes.requested.load(Ordering::Relaxed),
             keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
         }
@@ -296,11 +261,7 @@ impl StreamPipeline {
     }
 
     /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
-    pub async fn add_viewer(
-        &self,
-        id: SessionId,
-        offer: &str,
-    ) -> Result<(ViewerHandle, String), MediaError> {
+    pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
         let inner = &self.inner;
         let (msg, plan) = plan_offer(offer, inner.audio.is_some())?;
         if !self.health().producing() {
@@ -322,11 +283,7 @@ impl StreamPipeline {
         let audio = match (&plan.audio, &inner.audio) {
             (Some(pick), Some(fanout)) => Some(
                 fanout
-                    .rtp_tee(&BranchKey {
-                        pt: pick.pt,
-                        profile_level_id: None,
-                        playout_delay_ext: None,
-                    })
+                    .rtp_tee(&BranchKey { pt: pick.pt, profile_level_id: None, playout_delay_ext: None })
                     .map_err(internal)?,
             ),
             _ => None,
@@ -351,28 +308,16 @@ impl Inner {
         use gst::MessageView;
         match msg.view() {
             MessageView::Error(err) => {
-                let reason = format!(
-                    "{} ({})",
-                    err.error(),
-                    msg.src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default()
-                );
+                let reason =
+                    format!("{} ({})", err.error(), msg.src().map(|s| s.path_string().to_string()).unwrap_or_default());
                 if let Some(id) = viewer_of(msg) {
                     tracing::warn!(stream = %self.name, session = %id, %reason, "viewer branch error");
                     let why = ViewerEnd::Error(err.error().to_string());
-                    let _ = self.events.send(MediaEvent::ViewerEnded {
-                        stream: self.name.clone(),
-                        id,
-                        why,
-                    });
+                    let _ = self.events.send(MediaEvent::ViewerEnded { stream: self.name.clone(), id, why });
                 } else {
                     tracing::error!(stream = %self.name, %reason, "stream pipeline error");
                     *self.state.lock().expect("state lock") = StreamState::Failed(reason.clone());
-                    let _ = self.events.send(MediaEvent::StreamFailed {
-                        stream: self.name.clone(),
-                        reason,
-                    });
+                    let _ = self.events.send(MediaEvent::StreamFailed { stream: self.name.clone(), reason });
                 }
             }
             MessageView::Warning(w) => {

@@ -81,11 +81,7 @@ async fn call(
 ) -> Result<Option<gst::Structure>, MediaError> {
     let (tx, rx) = oneshot::channel();
     let promise = gst::Promise::with_change_func(move |reply| {
-        let _ = tx.send(
-            reply
-                .map(|s| s.map(ToOwned::to_owned))
-                .map_err(|e| format!("{e:?}")),
-        );
+        let _ = tx.send(reply.map(|s| s.map(ToOwned::to_owned)).map_err(|e| format!("{e:?}")));
     });
     match arg {
         Some(desc) => webrtcbin.emit_by_name::<()>(action, &[desc, &promise]),
@@ -135,10 +131,7 @@ fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
 /// Whether a webrtcbin's libnice agent has UPnP turned off (for tests and diagnostics).
 pub fn upnp_disabled(webrtcbin: &gst::Element) -> bool {
     let agent = webrtcbin.property::<glib::Object>("ice-agent");
-    agent.find_property("agent").is_some()
-        && !agent
-            .property::<glib::Object>("agent")
-            .property::<bool>("upnp")
+    agent.find_property("agent").is_some() && !agent.property::<glib::Object>("agent").property::<bool>("upnp")
 }
 
 /// At most 200 ms of packets wait for a viewer; older ones are dropped.
@@ -210,33 +203,17 @@ impl WebrtcbinViewer {
         for (track, _) in &tracks {
             let queue = make_queue()?;
             bin.add(&queue)?;
-            let sink = webrtcbin
-                .request_pad_simple("sink_%u")
-                .context("requesting a webrtcbin sink pad")?;
-            queue
-                .static_pad("src")
-                .expect("queue has src")
-                .link(&sink)?;
+            let sink = webrtcbin.request_pad_simple("sink_%u").context("requesting a webrtcbin sink pad")?;
+            queue.static_pad("src").expect("queue has src").link(&sink)?;
             let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-            transceiver.set_property(
-                "direction",
-                gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly,
-            );
+            transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
             if *track == Track::Video {
                 // Answer `nack` (and RTX when offered): a lost packet is resent from webrtcbin's history
                 // instead of the picture breaking up until the next keyframe.
                 set_if_exists(&transceiver, "do-nack", true);
             }
-            let name = if *track == Track::Video {
-                "video"
-            } else {
-                "audio"
-            };
-            let ghost = gate.ghost_pad(
-                name,
-                &queue.static_pad("sink").expect("queue has sink"),
-                *track,
-            )?;
+            let name = if *track == Track::Video { "video" } else { "audio" };
+            let ghost = gate.ghost_pad(name, &queue.static_pad("sink").expect("queue has sink"), *track)?;
             bin.add_pad(&ghost)?;
             ghosts.push(ghost);
         }
@@ -244,63 +221,43 @@ impl WebrtcbinViewer {
         let (gathered_tx, gathered) = watch::channel(0u32);
         let own_dtls_certificate = dtls_handler.is_some();
         let mut handlers: Vec<glib::SignalHandlerId> = dtls_handler.into_iter().collect();
-        handlers.push(
-            webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
-                let state =
-                    w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-                if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                    gathered_tx.send_modify(|n| *n += 1);
-                }
-            }),
-        );
+        handlers.push(webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                gathered_tx.send_modify(|n| *n += 1);
+            }
+        }));
         let video_ghost = ghosts[0].downgrade();
         let conn_gate = Arc::clone(&gate);
         let stream_name = stream.clone();
         let ended = Arc::new(AtomicBool::new(false));
-        handlers.push(
-            webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
-                use gst_webrtc::WebRTCPeerConnectionState as S;
-                let state = w.property::<S>("connection-state");
-                tracing::debug!(session = %id, ?state, "peer connection state");
-                match state {
-                    S::Connected => {
-                        conn_gate.connected();
-                        // A joining viewer gets a keyframe at once.
-                        if let Some(pad) = video_ghost.upgrade() {
-                            let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-                                .all_headers(true)
-                                .build();
-                            pad.push_event(ev);
-                        }
-                        let _ = events.send(MediaEvent::ViewerConnected {
-                            stream: stream_name.clone(),
-                            id,
-                        });
+        handlers.push(webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
+            use gst_webrtc::WebRTCPeerConnectionState as S;
+            let state = w.property::<S>("connection-state");
+            tracing::debug!(session = %id, ?state, "peer connection state");
+            match state {
+                S::Connected => {
+                    conn_gate.connected();
+                    // A joining viewer gets a keyframe at once.
+                    if let Some(pad) = video_ghost.upgrade() {
+                        let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+                        pad.push_event(ev);
                     }
-                    S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
-                        let why = if state == S::Failed {
-                            ViewerEnd::ConnectionFailed
-                        } else {
-                            ViewerEnd::Closed
-                        };
-                        let _ = events.send(MediaEvent::ViewerEnded {
-                            stream: stream_name.clone(),
-                            id,
-                            why,
-                        });
-                    }
-                    _ => {}
+                    let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });
                 }
-            }),
-        );
+                S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
+                    let why = if state == S::Failed { ViewerEnd::ConnectionFailed } else { ViewerEnd::Closed };
+                    let _ = events.send(MediaEvent::ViewerEnded { stream: stream_name.clone(), id, why });
+                }
+                _ => {}
+            }
+        }));
 
         pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let mut links = Vec::new();
         for ((_, tee), ghost) in tracks.into_iter().zip(&ghosts) {
-            let src = tee
-                .request_pad_simple("src_%u")
-                .context("requesting a tee pad")?;
+            let src = tee.request_pad_simple("src_%u").context("requesting a tee pad")?;
             links.push((tee, src.clone()));
             src.link(ghost).context("linking the viewer to its tee")?;
         }
@@ -327,12 +284,7 @@ impl WebrtcbinViewer {
     async fn wait_for_caps(&self) -> Result<(), MediaError> {
         let deadline = tokio::time::Instant::now() + CAPS_TIMEOUT;
         loop {
-            let ready = self
-                .inner
-                .webrtcbin
-                .sink_pads()
-                .iter()
-                .all(|p| p.current_caps().is_some());
+            let ready = self.inner.webrtcbin.sink_pads().iter().all(|p| p.current_caps().is_some());
             if ready {
                 return Ok(());
             }
@@ -359,12 +311,9 @@ impl WebrtcbinViewer {
         self.wait_for_caps().await?;
         let gathered_before = *self.inner.gathered.borrow();
         let offer = self.inner.offer.clone();
-        let offer =
-            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
         call(w, "set-remote-description", Some(&offer)).await?;
-        let reply = call(w, "create-answer", None)
-            .await?
-            .ok_or_else(|| negotiation("create-answer gave no reply"))?;
+        let reply = call(w, "create-answer", None).await?.ok_or_else(|| negotiation("create-answer gave no reply"))?;
         let answer = reply
             .get::<gst_webrtc::WebRTCSessionDescription>("answer")
             .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
@@ -381,25 +330,17 @@ impl WebrtcbinViewer {
         let local = w
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
             .ok_or_else(|| negotiation("no local description after gathering"))?;
-        local
-            .sdp()
-            .as_text()
-            .map_err(|e| negotiation(format!("rendering the answer: {e}")))
+        local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
     }
 
     /// Adds trickled remote candidates; `mid`s are mapped to m-line indexes of the offer.
     pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
         let mut added = 0;
         for media in &frag.media {
-            let mline = media
-                .mid
-                .as_ref()
-                .and_then(|mid| self.inner.mids.iter().position(|m| m == mid))
-                .unwrap_or(0) as u32;
+            let mline =
+                media.mid.as_ref().and_then(|mid| self.inner.mids.iter().position(|m| m == mid)).unwrap_or(0) as u32;
             for cand in &media.candidates {
-                self.inner
-                    .webrtcbin
-                    .emit_by_name::<()>("add-ice-candidate", &[&mline, cand]);
+                self.inner.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, cand]);
                 added += 1;
             }
         }
@@ -415,15 +356,10 @@ impl WebrtcbinViewer {
     /// end-of-candidates. DTLS/SRTP and the media flow carry on.
     pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
         let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
-            return Err(negotiation(
-                "ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd",
-            ));
+            return Err(negotiation("ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd"));
         };
         let local = IceCredentials::random();
-        let remote = IceCredentials {
-            ufrag: ufrag.clone(),
-            pwd: pwd.clone(),
-        };
+        let remote = IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone() };
         ice_restart::restart(&self.inner.webrtcbin, &local, &remote)?;
         *self.inner.remote_ufrag.lock().expect("ufrag lock") = remote.ufrag;
         self.add_remote_candidates(frag);
@@ -432,19 +368,13 @@ impl WebrtcbinViewer {
             candidates: self.local_candidates(),
             end_of_candidates: true,
         };
-        Ok(SdpFrag {
-            ufrag: Some(local.ufrag),
-            pwd: Some(local.pwd),
-            media: vec![media],
-        })
+        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
     }
 
     /// Our gathered candidates (`candidate:...` values) from the local description's bundled section.
     fn local_candidates(&self) -> Vec<String> {
-        let Some(local) = self
-            .inner
-            .webrtcbin
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        let Some(local) =
+            self.inner.webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
         else {
             return Vec::new();
         };
@@ -507,9 +437,7 @@ fn check_answer_sends(answer: &gst_sdp::SDPMessageRef) -> Result<(), MediaError>
         .medias()
         .find(|m| m.media() == Some("video"))
         .ok_or_else(|| negotiation("the answer has no video section"))?;
-    let sends = video
-        .attributes()
-        .any(|a| a.key() == "sendonly" || a.key() == "sendrecv");
+    let sends = video.attributes().any(|a| a.key() == "sendonly" || a.key() == "sendrecv");
     if video.port() == 0 || !sends || video.formats_len() == 0 {
         return Err(negotiation(
             "webrtcbin answered the video section without sending (codec caps did not match the offer)",

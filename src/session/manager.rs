@@ -4,9 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{
-    Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness,
-};
+use super::{Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
@@ -67,16 +65,7 @@ pub fn spawn(
     let mut mgr = Manager {
         streams: streams
             .into_iter()
-            .map(|(cfg, pipeline)| {
-                (
-                    cfg.stream_name(),
-                    StreamEntry {
-                        pipeline,
-                        cfg,
-                        pending: 0,
-                    },
-                )
-            })
+            .map(|(cfg, pipeline)| (cfg.stream_name(), StreamEntry { pipeline, cfg, pending: 0 }))
             .collect(),
         sessions: HashMap::new(),
         done_tx,
@@ -112,17 +101,8 @@ fn remove_in_background(viewer: ViewerHandle) {
 impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Offer {
-                stream,
-                offer,
-                reply,
-            } => self.offer(stream, offer, reply),
-            Command::Patch {
-                id,
-                if_match,
-                frag,
-                reply,
-            } => self.patch(id, if_match, frag, reply),
+            Command::Offer { stream, offer, reply } => self.offer(stream, offer, reply),
+            Command::Patch { id, if_match, frag, reply } => self.patch(id, if_match, frag, reply),
             Command::Delete { id, reply } => {
                 let result = match self.sessions.remove(&id) {
                     Some(s) => {
@@ -144,32 +124,18 @@ impl Manager {
                 let _ = reply.send(self.sessions.get(&id).map(|s| s.viewer.clone()));
             }
             Command::Health { stream, reply } => {
-                let h = self
-                    .streams
-                    .iter()
-                    .find(|(k, _)| k.as_str() == stream)
-                    .map(|(_, e)| e.pipeline.health());
+                let h = self.streams.iter().find(|(k, _)| k.as_str() == stream).map(|(_, e)| e.pipeline.health());
                 let _ = reply.send(h);
             }
             Command::StopStream { stream, reply } => {
-                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream)
-                else {
+                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
                     let _ = reply.send(Err(SessionError::UnknownStream(stream)));
                     return;
                 };
                 let name = name.clone();
                 let pipeline = entry.pipeline.clone();
-                let ids: Vec<_> = self
-                    .sessions
-                    .iter()
-                    .filter(|(_, s)| s.stream == name)
-                    .map(|(id, _)| *id)
-                    .collect();
-                let viewers: Vec<_> = ids
-                    .iter()
-                    .filter_map(|id| self.sessions.remove(id))
-                    .map(|s| s.viewer)
-                    .collect();
+                let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
+                let viewers: Vec<_> = ids.iter().filter_map(|id| self.sessions.remove(id)).map(|s| s.viewer).collect();
                 tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
                 tokio::task::spawn_blocking(move || {
                     for v in viewers {
@@ -184,18 +150,10 @@ impl Manager {
     }
 
     fn viewers_of(&self, stream: &StreamName) -> usize {
-        self.sessions
-            .values()
-            .filter(|s| &s.stream == stream)
-            .count()
+        self.sessions.values().filter(|s| &s.stream == stream).count()
     }
 
-    fn offer(
-        &mut self,
-        stream: String,
-        offer: String,
-        reply: oneshot::Sender<Result<Created, SessionError>>,
-    ) {
+    fn offer(&mut self, stream: String, offer: String, reply: oneshot::Sender<Result<Created, SessionError>>) {
         let Some(name) = self.streams.keys().find(|k| k.as_str() == stream).cloned() else {
             let _ = reply.send(Err(SessionError::UnknownStream(stream)));
             return;
@@ -208,21 +166,14 @@ impl Manager {
             return;
         }
         if viewers + entry.pending >= entry.cfg.max_viewers as usize {
-            let _ = reply.send(Err(SessionError::ViewerCap {
-                stream: name,
-                max: entry.cfg.max_viewers,
-            }));
+            let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
             return;
         }
         let fps = health.encoded_fps;
         if overloaded(viewers + entry.pending, fps, entry.cfg.fps) {
             let fps = fps.unwrap_or_default();
             tracing::warn!(stream = %name, fps, viewers, "overloaded: refusing a new viewer");
-            let _ = reply.send(Err(SessionError::Overloaded {
-                stream: name,
-                fps,
-                target: entry.cfg.fps,
-            }));
+            let _ = reply.send(Err(SessionError::Overloaded { stream: name, fps, target: entry.cfg.fps }));
             return;
         }
         entry.pending += 1;
@@ -231,12 +182,7 @@ impl Manager {
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let result = pipeline.add_viewer(id, &offer).await;
-            let _ = done.send(Done::Negotiated {
-                stream: name,
-                id,
-                result,
-                reply,
-            });
+            let _ = done.send(Done::Negotiated { stream: name, id, result, reply });
         });
     }
 
@@ -284,10 +230,7 @@ impl Manager {
                 session.ice_generation += 1;
                 session.etag = ETag::new(id, session.ice_generation);
                 tracing::info!(session = %id, generation = session.ice_generation, "ICE restarted");
-                Ok(Patched::Restarted {
-                    etag: session.etag.clone(),
-                    frag: answer.render(),
-                })
+                Ok(Patched::Restarted { etag: session.etag.clone(), frag: answer.render() })
             }
             Err(e) => {
                 tracing::warn!(session = %id, error = %e, "ICE restart failed");
@@ -299,23 +242,14 @@ impl Manager {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated {
-                stream,
-                id,
-                result,
-                reply,
-            } => {
+            Done::Negotiated { stream, id, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
                 }
                 match result {
                     Ok((viewer, answer)) => {
                         let etag = ETag::new(id, 0);
-                        let created = Created {
-                            id,
-                            answer,
-                            etag: etag.clone(),
-                        };
+                        let created = Created { id, answer, etag: etag.clone() };
                         if reply.send(Ok(created)).is_err() {
                             // The client went away before its answer: nobody will ever use this session.
                             remove_in_background(viewer);
@@ -328,16 +262,7 @@ impl Manager {
                             tokio::time::sleep(timeout).await;
                             let _ = done.send(Done::ConnectDeadline { id });
                         });
-                        self.sessions.insert(
-                            id,
-                            Session {
-                                connected: false,
-                                stream,
-                                viewer,
-                                ice_generation: 0,
-                                etag,
-                            },
-                        );
+                        self.sessions.insert(id, Session { connected: false, stream, viewer, ice_generation: 0, etag });
                     }
                     Err(e) => {
                         tracing::info!(%stream, error = %e, "offer refused");
@@ -414,13 +339,12 @@ impl Manager {
                     reason,
                     frames: h.frames,
                     last_frame_age_ms: h.last_frame_age.map(|a| a.as_millis() as u64),
+                    keyframes_requested: h.keyframes_requested,
+                    keyframes_sent: h.keyframes_sent,
                 }
             })
             .collect();
-        Readiness {
-            ready: streams.iter().all(|s| s.ready),
-            streams,
-        }
+        Readiness { ready: streams.iter().all(|s| s.ready), streams }
     }
 
     async fn shutdown(&mut self) {
@@ -455,10 +379,7 @@ mod tests {
 
     #[test]
     fn admission_refuses_only_a_starving_stream_with_viewers() {
-        assert!(
-            !overloaded(0, Some(5.0), 30),
-            "no viewers: a slow encoder is not the fan-out's doing"
-        );
+        assert!(!overloaded(0, Some(5.0), 30), "no viewers: a slow encoder is not the fan-out's doing");
         assert!(!overloaded(10, None, 30), "no rate known yet");
         assert!(!overloaded(10, Some(29.7), 30));
         assert!(!overloaded(10, Some(24.0), 30), "80% exactly still passes");

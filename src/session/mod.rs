@@ -32,11 +32,7 @@ pub enum SessionError {
         "stream `{stream}` is overloaded: it encodes {fps:.1} of its {target} frames per second with its \
              current viewers, so it takes no more until it recovers"
     )]
-    Overloaded {
-        stream: StreamName,
-        fps: f64,
-        target: u32,
-    },
+    Overloaded { stream: StreamName, fps: f64, target: u32 },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
@@ -90,6 +86,9 @@ pub struct StreamReadiness {
     pub frames: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_age_ms: Option<u64>,
+    /// Keyframes asked for (joins, PLIs, FIRs) and passed to the encoder (at most one per 250 ms).
+    pub keyframes_requested: u64,
+    pub keyframes_sent: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,67 +155,36 @@ impl Sessions {
     /// A WHEP offer for `stream`: negotiates a new viewer session.
     pub async fn offer(&self, stream: &str, offer: String) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Offer {
-            stream,
-            offer,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(SessionError::ShuttingDown))
+        self.ask(|reply| Command::Offer { stream, offer, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// A WHEP PATCH: adds trickled candidates, or restarts ICE when the fragment carries new credentials.
-    pub async fn patch(
-        &self,
-        id: SessionId,
-        if_match: Option<String>,
-        frag: String,
-    ) -> Result<Patched, SessionError> {
-        self.ask(|reply| Command::Patch {
-            id,
-            if_match,
-            frag,
-            reply,
-        })
-        .await
-        .unwrap_or(Err(SessionError::ShuttingDown))
+    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<Patched, SessionError> {
+        self.ask(|reply| Command::Patch { id, if_match, frag, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends a session now.
     pub async fn delete(&self, id: SessionId) -> Result<(), SessionError> {
-        self.ask(|reply| Command::Delete { id, reply })
-            .await
-            .unwrap_or(Err(SessionError::ShuttingDown))
+        self.ask(|reply| Command::Delete { id, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     pub async fn streams(&self) -> Vec<StreamInfo> {
-        self.ask(|reply| Command::Streams { reply })
-            .await
-            .unwrap_or_default()
+        self.ask(|reply| Command::Streams { reply }).await.unwrap_or_default()
     }
 
     pub async fn readiness(&self) -> Readiness {
-        self.ask(|reply| Command::Readiness { reply })
-            .await
-            .unwrap_or(Readiness {
-                ready: false,
-                streams: Vec::new(),
-            })
+        self.ask(|reply| Command::Readiness { reply }).await.unwrap_or(Readiness { ready: false, streams: Vec::new() })
     }
 
     /// The media handle of a session (diagnostics and tests).
     pub async fn viewer(&self, id: SessionId) -> Option<ViewerHandle> {
-        self.ask(|reply| Command::Viewer { id, reply })
-            .await
-            .flatten()
+        self.ask(|reply| Command::Viewer { id, reply }).await.flatten()
     }
 
     /// A stream's media health (state, frames, viewer pads on its tees).
     pub async fn health(&self, stream: &str) -> Option<StreamHealth> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Health { stream, reply })
-            .await
-            .flatten()
+        self.ask(|reply| Command::Health { stream, reply }).await.flatten()
     }
 
     /// Viewer branches linked to a stream's RTP tees (0 for an unknown stream).
@@ -227,9 +195,7 @@ impl Sessions {
     /// Ends a stream's sessions and stops its pipeline; new viewers get 409 until it runs again.
     pub async fn stop_stream(&self, stream: &str) -> Result<(), SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::StopStream { stream, reply })
-            .await
-            .unwrap_or(Err(SessionError::ShuttingDown))
+        self.ask(|reply| Command::StopStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends every session and stops every pipeline.

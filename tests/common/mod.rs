@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use glasscast::config::{Config, StreamConfig};
+use glasscast::config::{Config, StreamConfig, Transport};
 use glasscast::serve::Server;
 use gstreamer as gst;
 use gstreamer::prelude::*;
@@ -24,21 +24,14 @@ pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     gst::init().expect("gstreamer init");
     let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
         .with_test_writer()
         .try_init();
 }
 
 /// A small, fast stream: 320x240@30 with audio.
 pub fn small_stream(name: &str) -> StreamConfig {
-    StreamConfig {
-        width: 320,
-        height: 240,
-        bitrate_kbps: 600,
-        ..StreamConfig::test_pattern(name)
-    }
+    StreamConfig { width: 320, height: 240, bitrate_kbps: 600, ..StreamConfig::test_pattern(name) }
 }
 
 pub async fn start_with(mut cfg: Config) -> TestServer {
@@ -46,6 +39,8 @@ pub async fn start_with(mut cfg: Config) -> TestServer {
     let state = tempfile::tempdir().expect("tempdir");
     cfg.server.listen = "127.0.0.1:0".into();
     cfg.server.state_dir = state.path().to_path_buf();
+    // Tests run side by side: never the fixed default media port.
+    cfg.webrtc.mux_port = 0;
     let server = Server::start(&cfg).await.expect("server starts");
     let base = format!("{}://127.0.0.1:{}", server.scheme(), server.addr.port());
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
@@ -54,12 +49,7 @@ pub async fn start_with(mut cfg: Config) -> TestServer {
         builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")]);
     }
     let http = builder.build().expect("client");
-    let ts = TestServer {
-        server,
-        base,
-        http,
-        _state: state,
-    };
+    let ts = TestServer { server, base, http, _state: state };
     ts.wait_ready().await;
     ts
 }
@@ -72,14 +62,23 @@ pub async fn start(streams: Vec<StreamConfig>) -> TestServer {
     start_with(cfg).await
 }
 
-/// Plain HTTP, the given streams, viewers served by the forwarding transport on an OS-chosen port.
-pub async fn start_forward(streams: Vec<StreamConfig>) -> TestServer {
+/// Plain HTTP, the given streams, viewers served by the given transport.
+pub async fn start_on(transport: Transport, streams: Vec<StreamConfig>) -> TestServer {
     let mut cfg = Config::default();
     cfg.server.plain_http = true;
-    cfg.webrtc.transport = glasscast::config::Transport::Forward;
-    cfg.webrtc.mux_port = 0;
+    cfg.webrtc.transport = transport;
     cfg.streams = streams;
     start_with(cfg).await
+}
+
+/// [`start_on`] the forwarding transport (the default), said explicitly.
+pub async fn start_forward(streams: Vec<StreamConfig>) -> TestServer {
+    start_on(Transport::Forward, streams).await
+}
+
+/// [`start_on`] the webrtcbin transport (one webrtcbin per viewer).
+pub async fn start_webrtcbin(streams: Vec<StreamConfig>) -> TestServer {
+    start_on(Transport::Webrtcbin, streams).await
 }
 
 impl TestServer {
@@ -90,10 +89,7 @@ impl TestServer {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!(
-            "server not ready: {:?}",
-            self.server.sessions.readiness().await
-        );
+        panic!("server not ready: {:?}", self.server.sessions.readiness().await);
     }
 
     pub async fn viewer_pads(&self, stream: &str) -> usize {
@@ -114,17 +110,9 @@ impl TestServer {
     }
 
     /// PATCH a session with a trickle-ice-sdpfrag body, with an optional If-Match.
-    pub async fn patch_frag(
-        &self,
-        url: &str,
-        if_match: Option<&str>,
-        frag: &str,
-    ) -> reqwest::Response {
-        let mut req = self
-            .http
-            .patch(url)
-            .header("content-type", "application/trickle-ice-sdpfrag")
-            .body(frag.to_owned());
+    pub async fn patch_frag(&self, url: &str, if_match: Option<&str>, frag: &str) -> reqwest::Response {
+        let mut req =
+            self.http.patch(url).header("content-type", "application/trickle-ice-sdpfrag").body(frag.to_owned());
         if let Some(tag) = if_match {
             req = req.header("if-match", tag);
         }
@@ -159,10 +147,7 @@ pub fn count_decoded(
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
         if is_video {
             f.fetch_add(1, Ordering::Relaxed);
-            if let Some(s) = pad
-                .current_caps()
-                .and_then(|c| c.structure(0).map(|s| s.to_owned()))
-            {
+            if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
                 if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
                     *sz.lock().expect("lock") = Some((w, h));
                 }
@@ -175,10 +160,7 @@ pub fn count_decoded(
 }
 
 /// Records the one-byte header extensions (id -> data) of RTP packets passing `pad`.
-pub fn record_rtp_extensions(
-    pad: &gst::Pad,
-    seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>,
-) {
+pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>) {
     let seen = seen.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         if let Some(buffer) = info.buffer() {
@@ -198,18 +180,11 @@ pub fn record_rtp_extensions(
 pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
     let codes = codes.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
-        let info_caps = pad
-            .current_caps()
-            .and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
+        let info_caps = pad.current_caps().and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
         if let (Some(vinfo), Some(buffer)) = (info_caps, info.buffer()) {
             if vinfo.format() == gstreamer_video::VideoFormat::I420 {
-                if let Ok(frame) =
-                    gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
-                {
-                    codes
-                        .lock()
-                        .expect("lock")
-                        .push(glasscast::media::probe::read(&frame));
+                if let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo) {
+                    codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
                 }
             }
         }
@@ -245,10 +220,7 @@ async fn promise(
         Some(d) => webrtcbin.emit_by_name::<()>(action, &[d, &p]),
         None => webrtcbin.emit_by_name::<()>(action, &[&None::<gst::Structure>, &p]),
     }
-    tokio::time::timeout(Duration::from_secs(10), rx)
-        .await
-        .expect("promise timed out")
-        .expect("promise")
+    tokio::time::timeout(Duration::from_secs(10), rx).await.expect("promise timed out").expect("promise")
 }
 
 impl WebrtcbinViewer {
@@ -268,10 +240,7 @@ impl WebrtcbinViewer {
             .field("profile-level-id", profile_level_id)
             .build();
         let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
-        webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
-            "add-transceiver",
-            &[&recvonly, &video_caps],
-        );
+        webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &video_caps]);
         if with_audio {
             let audio_caps = gst::Caps::builder("application/x-rtp")
                 .field("media", "audio")
@@ -280,10 +249,7 @@ impl WebrtcbinViewer {
                 .field("clock-rate", 48_000i32)
                 .field("encoding-params", "2")
                 .build();
-            webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>(
-                "add-transceiver",
-                &[&recvonly, &audio_caps],
-            );
+            webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &audio_caps]);
         }
         let frames = Arc::new(AtomicU64::new(0));
         let audio_buffers = Arc::new(AtomicU64::new(0));
@@ -291,12 +257,7 @@ impl WebrtcbinViewer {
         let pipe_weak = pipeline.downgrade();
         let probe_codes = Arc::new(Mutex::new(Vec::new()));
         let video_rtp_extensions = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
-        let (f, a, sz, pc) = (
-            frames.clone(),
-            audio_buffers.clone(),
-            size.clone(),
-            probe_codes.clone(),
-        );
+        let (f, a, sz, pc) = (frames.clone(), audio_buffers.clone(), size.clone(), probe_codes.clone());
         let exts = video_rtp_extensions.clone();
         webrtcbin.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipe_weak.upgrade() else {
@@ -309,13 +270,10 @@ impl WebrtcbinViewer {
             if is_video_rtp {
                 record_rtp_extensions(pad, &exts);
             }
-            let decodebin = gst::ElementFactory::make("decodebin")
-                .build()
-                .expect("decodebin");
+            let decodebin = gst::ElementFactory::make("decodebin").build().expect("decodebin");
             pipeline.add(&decodebin).expect("add");
             decodebin.sync_state_with_parent().expect("sync");
-            pad.link(&decodebin.static_pad("sink").expect("sink"))
-                .expect("link decodebin");
+            pad.link(&decodebin.static_pad("sink").expect("sink")).expect("link decodebin");
             let pipe_weak = pipeline.downgrade();
             let (f, a, sz, pc) = (f.clone(), a.clone(), sz.clone(), pc.clone());
             decodebin.connect_pad_added(move |_, dpad| {
@@ -324,14 +282,10 @@ impl WebrtcbinViewer {
                 };
                 let caps = dpad.current_caps().expect("decoded caps");
                 let is_video = caps.structure(0).expect("s").name().starts_with("video/");
-                let sink = gst::ElementFactory::make("fakesink")
-                    .property("sync", false)
-                    .build()
-                    .expect("fakesink");
+                let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
                 pipeline.add(&sink).expect("add");
                 sink.sync_state_with_parent().expect("sync");
-                dpad.link(&sink.static_pad("sink").expect("sink"))
-                    .expect("link sink");
+                dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
                 count_decoded(dpad, is_video, &f, &a, &sz);
                 if is_video {
                     read_probe_codes(dpad, &pc);
@@ -354,17 +308,11 @@ impl WebrtcbinViewer {
 
     /// Creates the offer and waits for ICE gathering, so the offer carries our candidates.
     pub async fn offer(&self) -> String {
-        let reply = promise(&self.webrtcbin, "create-offer", None)
-            .await
-            .expect("offer reply");
-        let offer = reply
-            .get::<gst_webrtc::WebRTCSessionDescription>("offer")
-            .expect("offer");
+        let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
+        let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
         promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
         for _ in 0..250 {
-            if self
-                .webrtcbin
-                .property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            if self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
                 == gst_webrtc::WebRTCICEGatheringState::Complete
             {
                 break;
@@ -379,10 +327,8 @@ impl WebrtcbinViewer {
     }
 
     pub async fn set_answer(&self, answer: &str) {
-        let sdp =
-            gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
-        let desc =
-            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        let sdp = gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
         promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;
     }
 
@@ -390,20 +336,9 @@ impl WebrtcbinViewer {
     pub async fn connect(&mut self, srv: &TestServer, stream: &str) {
         let offer = self.offer().await;
         let resp = srv.post_offer(stream, &offer).await;
-        assert_eq!(
-            resp.status(),
-            201,
-            "POST /whep/{stream}: {:?}",
-            resp.text().await
-        );
-        let location = resp.headers()["location"]
-            .to_str()
-            .expect("ascii")
-            .to_owned();
-        self.etag = resp
-            .headers()
-            .get("etag")
-            .map(|v| v.to_str().expect("ascii").to_owned());
+        assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
+        let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
+        self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
         self.location = Some(format!("{}{location}", srv.base));
         let answer = resp.text().await.expect("answer");
         self.set_answer(&answer).await;

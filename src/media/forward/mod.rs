@@ -69,14 +69,11 @@ pub struct StreamSlot(usize);
 /// The local addresses we offer as host candidates: every up interface's address but link-local ones;
 /// loopback only when there is nothing else.
 fn local_ips() -> Vec<IpAddr> {
-    let all: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .map(|v| v.into_iter().map(|i| i.ip()).collect())
-        .unwrap_or_default();
+    let all: Vec<IpAddr> =
+        if_addrs::get_if_addrs().map(|v| v.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
     let usable = |ip: &IpAddr| match ip {
         IpAddr::V4(v4) => !v4.is_loopback() && !v4.is_link_local() && !v4.is_unspecified(),
-        IpAddr::V6(v6) => {
-            !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80
-        }
+        IpAddr::V6(v6) => !v6.is_loopback() && !v6.is_unspecified() && (v6.segments()[0] & 0xffc0) != 0xfe80,
     };
     let mut ips: Vec<IpAddr> = all.iter().copied().filter(usable).collect();
     ips.dedup();
@@ -91,14 +88,8 @@ impl Forward {
     pub fn start(port: u16, events: UnboundedSender<MediaEvent>) -> anyhow::Result<Self> {
         let ips = local_ips();
         let sockets = mux::bind_all(&ips, port)?;
-        let port = sockets
-            .first()
-            .map(|(a, _)| a.port())
-            .context("no local address to bind")?;
-        let candidates = sockets
-            .iter()
-            .filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok())
-            .collect();
+        let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
+        let candidates = sockets.iter().filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok()).collect();
         let (mux, thread) = mux::spawn(sockets, events)?;
         tracing::info!(port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
@@ -118,24 +109,22 @@ impl Forward {
     }
 
     /// Feeds a stream's RTP tees into the mux: `{rtp tee} - {appsink}` for video and (when present) audio.
-    /// `keyframes` is where keyframe requests are pushed (upstream, towards the encoder).
+    ///
+    /// `keyframe_pad` is where keyframe requests are pushed upstream: the sink pad of the tee after the
+    /// encoder, so they skip the payloader. (rtph264pay answers a force-key-unit by sending SPS/PPS with
+    /// the next frame, which is still a delta frame; Chromium then gets a parameter-set-only "frame", fails
+    /// to decode it and asks for a keyframe again: a loop of one keyframe per rate-limit interval.)
     pub fn attach_stream(
         &self,
         name: &StreamName,
         pipeline: &gst::Pipeline,
         video_rtp: &gst::Element,
         audio_rtp: Option<&gst::Element>,
+        keyframe_pad: gst::Pad,
     ) -> anyhow::Result<StreamSlot> {
         let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
-        let video_sink = self.appsink(pipeline, video_rtp, slot, Track::Video)?;
-        let keyframe_pad = video_sink
-            .static_pad("sink")
-            .expect("appsink has a sink pad");
-        self.shared.mux.send(Cmd::Stream {
-            slot,
-            name: name.clone(),
-            keyframe_pad,
-        });
+        self.appsink(pipeline, video_rtp, slot, Track::Video)?;
+        self.shared.mux.send(Cmd::Stream { slot, name: name.clone(), keyframe_pad });
         if let Some(tee) = audio_rtp {
             self.appsink(pipeline, tee, slot, Track::Audio)?;
         }
@@ -178,11 +167,8 @@ impl Forward {
         );
         pipeline.add(&sink)?;
         sink.sync_state_with_parent()?;
-        let src = tee
-            .request_pad_simple("src_%u")
-            .context("requesting an RTP tee pad")?;
-        src.link(&sink.static_pad("sink").expect("appsink has a sink pad"))
-            .context("linking the appsink")?;
+        let src = tee.request_pad_simple("src_%u").context("requesting an RTP tee pad")?;
+        src.link(&sink.static_pad("sink").expect("appsink has a sink pad")).context("linking the appsink")?;
         Ok(sink)
     }
 
@@ -195,14 +181,8 @@ impl Forward {
         plan: &OfferPlan,
     ) -> Result<(ForwardViewer, String), MediaError> {
         let stats = Arc::new(PeerStats::default());
-        let (peer, answer) = peer::Peer::answer(
-            id,
-            slot,
-            offer,
-            plan,
-            &self.shared.candidates,
-            stats.clone(),
-        )?;
+        let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, &self.shared.candidates, stats.clone())?;
+        tracing::trace!(session = %id, %offer, %answer, "forwarded viewer negotiated");
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
             id,
@@ -210,12 +190,7 @@ impl Forward {
             stats,
             remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
             first_mid: plan.mids.first().cloned(),
-            candidates: self
-                .shared
-                .candidates
-                .iter()
-                .map(|c| c.to_sdp_string())
-                .collect(),
+            candidates: self.shared.candidates.iter().map(|c| c.to_sdp_string()).collect(),
         };
         Ok((handle, answer))
     }
@@ -268,44 +243,26 @@ impl ForwardViewer {
     /// Restarts ICE: the client's new credentials, fresh ones of ours; DTLS and media carry on.
     pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
         let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
-            return Err(MediaError::Negotiation(
-                "ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd".into(),
-            ));
+            return Err(MediaError::Negotiation("ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd".into()));
         };
         let local = IceCredentials::random();
         self.mux.send(Cmd::Restart {
             id: self.id,
-            local: IceCreds {
-                ufrag: local.ufrag.clone(),
-                pass: local.pwd.clone(),
-            },
-            remote: IceCreds {
-                ufrag: ufrag.clone(),
-                pass: pwd.clone(),
-            },
+            local: IceCreds { ufrag: local.ufrag.clone(), pass: local.pwd.clone() },
+            remote: IceCreds { ufrag: ufrag.clone(), pass: pwd.clone() },
         });
         *self.remote_ufrag.lock().expect("ufrag lock") = ufrag.clone();
         self.add_remote_candidates(frag);
-        let media = FragMedia {
-            mid: self.first_mid.clone(),
-            candidates: self.candidates.clone(),
-            end_of_candidates: true,
-        };
-        Ok(SdpFrag {
-            ufrag: Some(local.ufrag),
-            pwd: Some(local.pwd),
-            media: vec![media],
-        })
+        let media =
+            FragMedia { mid: self.first_mid.clone(), candidates: self.candidates.clone(), end_of_candidates: true };
+        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
     }
 
     pub fn gate_stats(&self) -> GateStats {
         GateStats {
             dropped: self.stats.dropped.load(Ordering::Relaxed),
             forwarded: self.stats.forwarded.load(Ordering::Relaxed),
-            first_forwarded_was_keyframe: self
-                .stats
-                .first_forwarded_was_keyframe
-                .load(Ordering::Relaxed),
+            first_forwarded_was_keyframe: self.stats.first_forwarded_was_keyframe.load(Ordering::Relaxed),
             flow_errors: 0,
         }
     }

@@ -51,12 +51,7 @@ pub(crate) struct MediaPacket {
 }
 
 impl MediaPacket {
-    pub fn parse(
-        slot: StreamSlot,
-        track: Track,
-        buffer: &gst::BufferRef,
-        at: Instant,
-    ) -> Option<Self> {
+    pub fn parse(slot: StreamSlot, track: Track, buffer: &gst::BufferRef, at: Instant) -> Option<Self> {
         let rtp = RTPBuffer::from_buffer_readable(buffer).ok()?;
         Some(MediaPacket {
             slot,
@@ -72,22 +67,11 @@ impl MediaPacket {
 }
 
 pub(crate) enum Cmd {
-    Stream {
-        slot: StreamSlot,
-        name: StreamName,
-        keyframe_pad: gst::Pad,
-    },
+    Stream { slot: StreamSlot, name: StreamName, keyframe_pad: gst::Pad },
     Add(Box<Peer>),
     Remove(SessionId),
-    Candidates {
-        id: SessionId,
-        cands: Vec<Candidate>,
-    },
-    Restart {
-        id: SessionId,
-        local: IceCreds,
-        remote: IceCreds,
-    },
+    Candidates { id: SessionId, cands: Vec<Candidate> },
+    Restart { id: SessionId, local: IceCreds, remote: IceCreds },
     Media(MediaPacket),
     Stop,
 }
@@ -110,8 +94,8 @@ impl MuxSender {
 /// same; if another address has that one taken, it tries again with a new one.
 pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketAddr, UdpSocket)>> {
     let bind = |ip: IpAddr, port: u16| -> anyhow::Result<(SocketAddr, UdpSocket)> {
-        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))
-            .with_context(|| format!("binding UDP {ip}:{port}"))?;
+        let s =
+            std::net::UdpSocket::bind(SocketAddr::new(ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
         s.set_nonblocking(true)?;
         Ok((s.local_addr()?, UdpSocket::from_std(s)))
     };
@@ -177,18 +161,9 @@ pub(crate) fn spawn(
         poll.registry().register(s, Token(i), Interest::READABLE)?;
     }
     let (tx, rx) = channel();
-    let mux = Mux {
-        poll,
-        rx,
-        sockets,
-        events,
-        streams: HashMap::new(),
-        peers: HashMap::new(),
-        by_source: HashMap::new(),
-    };
-    let thread = std::thread::Builder::new()
-        .name("glasscast-mux".into())
-        .spawn(move || mux.run())?;
+    let mux =
+        Mux { poll, rx, sockets, events, streams: HashMap::new(), peers: HashMap::new(), by_source: HashMap::new() };
+    let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
     Ok((MuxSender { tx, waker }, thread))
 }
 
@@ -197,11 +172,7 @@ fn transmit(sockets: &[(SocketAddr, UdpSocket)], t: &Transmit) {
     let socket = sockets
         .iter()
         .find(|(a, _)| *a == t.source)
-        .or_else(|| {
-            sockets
-                .iter()
-                .find(|(a, _)| a.is_ipv4() == t.destination.is_ipv4())
-        })
+        .or_else(|| sockets.iter().find(|(a, _)| a.is_ipv4() == t.destination.is_ipv4()))
         .map(|(_, s)| s);
     if let Some(s) = socket {
         if let Err(e) = s.send_to(&t.contents, t.destination) {
@@ -215,12 +186,8 @@ impl Mux {
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; RECV_BUF];
         loop {
-            let timeout = self
-                .peers
-                .values()
-                .map(Peer::wake_at)
-                .min()
-                .map(|at| at.saturating_duration_since(Instant::now()));
+            let timeout =
+                self.peers.values().map(Peer::wake_at).min().map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != ErrorKind::Interrupted
             {
@@ -232,7 +199,8 @@ impl Mux {
                     self.on_readable(event.token().0, &mut buf);
                 }
             }
-            // Commands (and media) every round: cheap when there are none.
+            // Commands (and media) every round: cheap when there are none. Media is only queued here; the
+            // timer pass then sends each viewer's queued packets in one go.
             if self.take_commands() {
                 break;
             }
@@ -250,17 +218,8 @@ impl Mux {
         loop {
             match self.rx.try_recv() {
                 Ok(Cmd::Media(p)) => self.on_media(p),
-                Ok(Cmd::Stream {
-                    slot,
-                    name,
-                    keyframe_pad,
-                }) => {
-                    let entry = StreamEntry {
-                        name,
-                        keyframe_pad,
-                        last_seq: [None, None],
-                        video_au_start: true,
-                    };
+                Ok(Cmd::Stream { slot, name, keyframe_pad }) => {
+                    let entry = StreamEntry { name, keyframe_pad, last_seq: [None, None], video_au_start: true };
                     self.streams.insert(slot, entry);
                 }
                 Ok(Cmd::Add(peer)) => {
@@ -293,11 +252,7 @@ impl Mux {
     }
 
     /// Runs `f` on peer `id` with a sender and an event list, then acts on the events.
-    fn drive(
-        &mut self,
-        id: SessionId,
-        f: impl FnOnce(&mut Peer, &mut dyn FnMut(&Transmit), &mut Vec<PeerEvent>),
-    ) {
+    fn drive(&mut self, id: SessionId, f: impl FnOnce(&mut Peer, &mut dyn FnMut(&Transmit), &mut Vec<PeerEvent>)) {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
@@ -328,9 +283,7 @@ impl Mux {
                     if self.peers.remove(&id).is_some() {
                         self.by_source.retain(|_, v| *v != id);
                         if let Some(stream) = stream {
-                            let _ = self
-                                .events
-                                .send(MediaEvent::ViewerEnded { stream, id, why });
+                            let _ = self.events.send(MediaEvent::ViewerEnded { stream, id, why });
                         }
                     }
                     return;
@@ -357,11 +310,8 @@ impl Mux {
                 continue;
             };
             let input = Input::Receive(now, receive);
-            let known = self
-                .by_source
-                .get(&source)
-                .copied()
-                .filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
+            let known =
+                self.by_source.get(&source).copied().filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
             let id = match known {
                 Some(id) => id,
                 None => match self.peers.iter().find(|(_, p)| p.accepts(&input)) {
@@ -387,27 +337,16 @@ impl Mux {
             Track::Video => std::mem::replace(&mut stream.video_au_start, p.marker),
             Track::Audio => true,
         };
-        let ids: Vec<SessionId> = self
-            .peers
-            .iter()
-            .filter(|(_, v)| v.slot == p.slot)
-            .map(|(id, _)| *id)
-            .collect();
+        let ids: Vec<SessionId> = self.peers.iter().filter(|(_, v)| v.slot == p.slot).map(|(id, _)| *id).collect();
         for id in ids {
-            self.drive(id, |peer, send, ev| {
-                peer.forward(&p, ext, au_start, send, ev)
-            });
+            self.drive(id, |peer, _, ev| peer.forward(&p, ext, au_start, ev));
         }
     }
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        let due: Vec<SessionId> = self
-            .peers
-            .iter()
-            .filter(|(_, p)| p.wake_at() <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let due: Vec<SessionId> =
+            self.peers.iter().filter(|(_, p)| p.dirty || p.wake_at() <= now).map(|(id, _)| *id).collect();
         for id in due {
             self.drive(id, |p, send, ev| p.on_timeout(now, send, ev));
         }

@@ -9,21 +9,22 @@ use str0m::change::SdpOffer;
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::Codec;
 use str0m::media::{MediaTime, Mid, Pt};
-use str0m::rtp::{ExtensionValues, RtpWrite, SeqNo};
-use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
+use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::mux::{MediaPacket, Track};
 use super::{PeerStats, StreamSlot};
 use crate::ids::SessionId;
 use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
 
-/// A viewer whose ICE stays disconnected this long is ended (it may come back with an ICE restart before).
-const DISCONNECTED_GRACE: Duration = Duration::from_secs(10);
+/// A connected viewer we hear nothing from (no STUN check, no RTCP report) this long is gone. Browsers send
+/// consent checks every ~5 s and RTCP every second or so; an ICE restart within this time keeps the session.
+/// (str0m's ICE-lite agent does not report such a peer as disconnected by itself.)
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(15);
 
 fn crypto() -> Arc<CryptoProvider> {
     static P: OnceLock<Arc<CryptoProvider>> = OnceLock::new();
-    P.get_or_init(|| Arc::new(str0m::crypto::from_feature_flags()))
-        .clone()
+    P.get_or_init(|| Arc::new(str0m::crypto::from_feature_flags())).clone()
 }
 
 /// What happened to a peer while it was driven, for the mux to act on.
@@ -50,7 +51,10 @@ pub(super) struct Peer {
     pub next_timeout: Instant,
     connected: bool,
     video_open: bool,
-    disconnected_since: Option<Instant>,
+    /// When the client last sent us a datagram.
+    last_heard: Instant,
+    /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`].
+    pub dirty: bool,
     stats: Arc<PeerStats>,
 }
 
@@ -70,16 +74,50 @@ fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
 fn agreed_pt(rtc: &Rtc, mid: Mid, want: u8, codec: Codec) -> Option<Pt> {
     let media = rtc.media(mid)?;
     let params = rtc.codec_config().params();
-    let of_codec = |pt: &Pt| {
-        params
-            .iter()
-            .any(|p| p.pt() == *pt && p.spec().codec == codec)
-    };
+    let of_codec = |pt: &Pt| params.iter().any(|p| p.pt() == *pt && p.spec().codec == codec);
     let pts = media.remote_pts();
-    pts.iter()
-        .find(|pt| **pt == Pt::from(want) && of_codec(pt))
-        .or_else(|| pts.iter().find(|pt| of_codec(pt)))
-        .copied()
+    pts.iter().find(|pt| **pt == Pt::from(want) && of_codec(pt)).or_else(|| pts.iter().find(|pt| of_codec(pt))).copied()
+}
+
+/// Puts an offer in the shape str0m's strict parser takes; the webrtcbin transport takes these as they are:
+/// - `a=rtpmap:<pt> OPUS/48000` (no channel count, as GStreamer's whepclientsrc offers it) becomes RFC 7587's
+///   `opus/48000/2` (every Opus stream is declared with 2 channels);
+/// - in each media section the `c=` and `b=` lines come right after `m=`, before the attributes (RFC 8866's
+///   order; str0m drops the section otherwise).
+fn normalize_offer(offer: &str) -> String {
+    let bare_opus = |l: &str| {
+        l.strip_prefix("a=rtpmap:")
+            .and_then(|r| r.split_once(' '))
+            .is_some_and(|(_, enc)| enc.trim_end().eq_ignore_ascii_case("opus/48000"))
+    };
+    let mut out = String::with_capacity(offer.len() + 16);
+    // Attribute lines of the current media section, held until its c=/b= lines are out.
+    let mut held: Vec<String> = Vec::new();
+    let mut in_media = false;
+    let flush = |out: &mut String, held: &mut Vec<String>| held.drain(..).for_each(|l| out.push_str(&l));
+    for raw in offer.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let line = match line.split_once(' ') {
+            Some((head, _)) if bare_opus(line) => format!("{head} opus/48000/2"),
+            _ => line.to_owned(),
+        };
+        if line.starts_with("m=") {
+            flush(&mut out, &mut held);
+            in_media = true;
+            out.push_str(&line);
+            out.push_str("\r\n");
+        } else if in_media && line.starts_with("a=") {
+            held.push(format!("{line}\r\n"));
+        } else {
+            out.push_str(&line);
+            out.push_str("\r\n");
+        }
+    }
+    flush(&mut out, &mut held);
+    out
 }
 
 impl Peer {
@@ -93,53 +131,42 @@ impl Peer {
         stats: Arc<PeerStats>,
     ) -> Result<(Peer, String), MediaError> {
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
-        let offer = SdpOffer::from_sdp_string(offer)
+        let offer = SdpOffer::from_sdp_string(&normalize_offer(offer))
             .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         let built = catch_unwind(AssertUnwindSafe(|| {
             let mut rtc = RtcConfig::new()
                 .set_crypto_provider(crypto())
-                .set_dtls_cert(DtlsCert {
-                    certificate: cert.der.clone(),
-                    private_key: cert.key_der.clone(),
-                })
+                .set_dtls_cert(DtlsCert { certificate: cert.der.clone(), private_key: cert.key_der.clone() })
                 .set_ice_lite(true)
                 .set_rtp_mode(true)
                 .clear_codecs()
                 .enable_h264(true)
                 .enable_opus(true, false)
+                // Only what we use: mid (BUNDLE) and playout-delay (zero: show each frame when decoded).
+                // No transport-wide CC or abs-send-time: nothing here adapts to them yet, and each costs
+                // work per packet and per feedback report.
+                .clear_extension_map()
+                .set_extension(4, Extension::RtpMid)
+                .set_extension(12, Extension::PlayoutDelay)
                 .set_stats_interval(None)
                 .build(Instant::now());
             for c in candidates {
                 rtc.add_local_candidate(c.clone());
             }
-            let answer = rtc
-                .sdp_api()
-                .accept_offer(offer)
-                .map_err(|e| negotiation(format!("str0m: {e}")))?;
+            let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| negotiation(format!("str0m: {e}")))?;
             Ok::<_, MediaError>((rtc, answer.to_sdp_string()))
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
         let (rtc, answer) = built?;
-        let mid_of = |mline: u32| {
-            plan.mids
-                .get(mline as usize)
-                .filter(|m| !m.is_empty())
-                .map(|m| Mid::from(m.as_str()))
-        };
-        let video_mid =
-            mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
-        let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, Codec::H264).ok_or_else(|| {
-            MediaError::NoUsableCodec("no H.264 payload type was agreed for video".into())
-        })?;
+        let mid_of =
+            |mline: u32| plan.mids.get(mline as usize).filter(|m| !m.is_empty()).map(|m| Mid::from(m.as_str()));
+        let video_mid = mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
+        let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, Codec::H264)
+            .ok_or_else(|| MediaError::NoUsableCodec("no H.264 payload type was agreed for video".into()))?;
         let audio = match &plan.audio {
             Some(a) => {
-                let mid =
-                    mid_of(a.mline).ok_or_else(|| negotiation("the audio m-line has no a=mid"))?;
-                agreed_pt(&rtc, mid, a.pt, Codec::Opus).map(|pt| Sender {
-                    mid,
-                    pt,
-                    base: None,
-                })
+                let mid = mid_of(a.mline).ok_or_else(|| negotiation("the audio m-line has no a=mid"))?;
+                agreed_pt(&rtc, mid, a.pt, Codec::Opus).map(|pt| Sender { mid, pt, base: None })
             }
             None => None,
         };
@@ -147,16 +174,13 @@ impl Peer {
             id,
             slot,
             rtc,
-            video: Sender {
-                mid: video_mid,
-                pt: video_pt,
-                base: None,
-            },
+            video: Sender { mid: video_mid, pt: video_pt, base: None },
             audio,
             next_timeout: Instant::now(),
             connected: false,
             video_open: false,
-            disconnected_since: None,
+            last_heard: Instant::now(),
+            dirty: false,
             stats,
         };
         Ok((peer, answer))
@@ -177,20 +201,15 @@ impl Peer {
     }
 
     /// Feeds `input`; then drains what str0m has to send and say. `send` puts a datagram on the wire.
-    pub fn handle(
-        &mut self,
-        input: Input,
-        send: &mut dyn FnMut(&str0m::net::Transmit),
-        events: &mut Vec<PeerEvent>,
-    ) {
+    pub fn handle(&mut self, input: Input, send: &mut dyn FnMut(&str0m::net::Transmit), events: &mut Vec<PeerEvent>) {
+        if let Input::Receive(at, _) = &input {
+            self.last_heard = *at;
+        }
         let r = catch_unwind(AssertUnwindSafe(|| self.rtc.handle_input(input)));
         match r {
             Ok(Ok(())) => self.drain(send, events),
             Ok(Err(e)) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m: {e}")))),
-            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
-                "str0m panicked: {}",
-                panic_text(p)
-            )))),
+            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
     }
 
@@ -201,22 +220,16 @@ impl Peer {
         send: &mut dyn FnMut(&str0m::net::Transmit),
         events: &mut Vec<PeerEvent>,
     ) {
-        if self
-            .disconnected_since
-            .is_some_and(|t| now.duration_since(t) >= DISCONNECTED_GRACE)
-        {
+        if self.connected && now.duration_since(self.last_heard) >= SILENCE_TIMEOUT {
             events.push(PeerEvent::Ended(ViewerEnd::ConnectionFailed));
             return;
         }
         self.handle(Input::Timeout(now), send, events);
     }
 
-    /// When the peer next needs [`Peer::on_timeout`].
+    /// When the peer next needs [`Peer::on_timeout`] (the mux also calls it at once when `dirty`).
     pub fn wake_at(&self) -> Instant {
-        match self.disconnected_since {
-            Some(t) => self.next_timeout.min(t + DISCONNECTED_GRACE),
-            None => self.next_timeout,
-        }
+        if self.connected { self.next_timeout.min(self.last_heard + SILENCE_TIMEOUT) } else { self.next_timeout }
     }
 
     fn drain(&mut self, send: &mut dyn FnMut(&str0m::net::Transmit), events: &mut Vec<PeerEvent>) {
@@ -234,10 +247,7 @@ impl Peer {
                     break;
                 }
                 Err(p) => {
-                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
-                        "str0m panicked: {}",
-                        panic_text(p)
-                    ))));
+                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p)))));
                     break;
                 }
             }
@@ -256,31 +266,16 @@ impl Peer {
             }
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(session = %self.id, ?state, "ICE state");
-                match state {
-                    IceConnectionState::Disconnected => {
-                        self.disconnected_since.get_or_insert_with(Instant::now);
-                    }
-                    IceConnectionState::Connected | IceConnectionState::Completed => {
-                        self.disconnected_since = None
-                    }
-                    _ => {}
-                }
             }
             Event::KeyframeRequest(_) => events.push(PeerEvent::KeyframeWanted),
             _ => {}
         }
     }
 
-    /// Sends one packet of the stream (`ext_seq`: the stream's extended sequence number; `au_start`: it
-    /// begins an access unit). Video waits for the first keyframe after connecting; audio waits for video.
-    pub fn forward(
-        &mut self,
-        p: &MediaPacket,
-        ext_seq: u64,
-        au_start: bool,
-        send: &mut dyn FnMut(&str0m::net::Transmit),
-        events: &mut Vec<PeerEvent>,
-    ) {
+    /// Queues one packet of the stream (`ext_seq`: the stream's extended sequence number; `au_start`: it
+    /// begins an access unit) and marks the peer `dirty`; the mux then sends it with a burst of others.
+    /// Video waits for the first keyframe after connecting; audio waits for video.
+    pub fn forward(&mut self, p: &MediaPacket, ext_seq: u64, au_start: bool, events: &mut Vec<PeerEvent>) {
         let stats = Arc::clone(&self.stats);
         if !self.connected {
             stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -289,9 +284,7 @@ impl Peer {
         if !self.video_open {
             if p.track == Track::Video && p.keyframe && au_start {
                 self.video_open = true;
-                stats
-                    .first_forwarded_was_keyframe
-                    .store(true, Ordering::Relaxed);
+                stats.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
             } else {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -318,32 +311,47 @@ impl Peer {
             .ext_vals(ext)
             .nackable(video);
         let mid = sender.mid;
-        let written = catch_unwind(AssertUnwindSafe(|| {
-            match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
-                Some(tx) => {
-                    tx.write_rtp(write);
-                    true
-                }
-                None => false,
+        let written = catch_unwind(AssertUnwindSafe(|| match self.rtc.direct_api().stream_tx_by_mid(mid, None) {
+            Some(tx) => {
+                tx.write_rtp(write);
+                true
             }
+            None => false,
         }));
         match written {
             Ok(true) => {
                 stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                self.drain(send, events);
+                self.dirty = true;
             }
             Ok(false) => {
                 stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!(
-                "str0m panicked: {}",
-                panic_text(p)
-            )))),
+            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
     }
 
     /// Sends a DTLS close to the client.
     pub fn close(&mut self) {
         let _ = catch_unwind(AssertUnwindSafe(|| self.rtc.disconnect()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_offer;
+
+    #[test]
+    fn offers_are_put_in_the_shape_str0m_parses() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\na=extmap:7 x\r\nc=IN IP4 0.0.0.0\r\n\
+                     a=rtpmap:101 OPUS/48000\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+                     a=mid:v\r\n";
+        assert_eq!(
+            normalize_offer(offer),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\nc=IN IP4 0.0.0.0\r\na=extmap:7 x\r\n\
+             a=rtpmap:101 opus/48000/2\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+             a=mid:v\r\n"
+        );
+        let good = "v=0\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(normalize_offer(good), good);
     }
 }
