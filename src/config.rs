@@ -220,6 +220,10 @@ pub struct StreamConfig {
     /// Video bitrate in kbit/s.
     #[serde(default = "default_bitrate")]
     pub bitrate_kbps: u32,
+    /// The lowest bitrate congestion control may go to when many viewers lose packets (forwarding transport).
+    /// Default: a quarter of `bitrate_kbps` (at least 100). Equal to `bitrate_kbps`: a fixed bitrate.
+    #[serde(default)]
+    pub min_bitrate_kbps: Option<u32>,
     /// Seconds between forced keyframes (joins get one at once regardless).
     #[serde(default = "default_keyframe_interval")]
     pub keyframe_interval_s: u32,
@@ -288,12 +292,18 @@ impl StreamConfig {
             height: default_height(),
             fps: default_fps(),
             bitrate_kbps: default_bitrate(),
+            min_bitrate_kbps: None,
             keyframe_interval_s: default_keyframe_interval(),
             encoder: EncoderPref::Auto,
             max_viewers: default_max_viewers(),
             latency_probe: false,
             audio_frame_ms: default_audio_frame_ms(),
         }
+    }
+
+    /// The floor for congestion control: `min_bitrate_kbps`, else a quarter of `bitrate_kbps` (at least 100).
+    pub fn min_bitrate(&self) -> u32 {
+        self.min_bitrate_kbps.unwrap_or((self.bitrate_kbps / 4).max(100)).min(self.bitrate_kbps)
     }
 
     pub fn stream_name(&self) -> StreamName {
@@ -425,6 +435,11 @@ impl Config {
             }
             if !(100..=100_000).contains(&st.bitrate_kbps) {
                 return Err(invalid(k("bitrate_kbps"), st.bitrate_kbps, "100 to 100000 (kbit/s)"));
+            }
+            if let Some(min) = st.min_bitrate_kbps
+                && !(100..=st.bitrate_kbps).contains(&min)
+            {
+                return Err(invalid(k("min_bitrate_kbps"), min, format!("100 to bitrate_kbps ({})", st.bitrate_kbps)));
             }
             if !(1..=60).contains(&st.keyframe_interval_s) {
                 return Err(invalid(k("keyframe_interval_s"), st.keyframe_interval_s, "1 to 60 (seconds)"));

@@ -6,17 +6,12 @@
 mod common;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use common::*;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
-
-/// The first element in `bin` (recursively) made by `factory`.
-fn find_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
-    bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == factory))
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_video_packets_come_back_by_nack_and_rtx() {
@@ -57,24 +52,7 @@ async fn lost_packets_come_back(srv: TestServer) {
     });
     v.set_answer(&answer).await;
     // Drop every 40th H.264 packet (payload type 96) as it enters the client's RTP session.
-    let seen = Arc::new(AtomicU64::new(0));
-    let dropped = Arc::new(AtomicU64::new(0));
-    let (s, d) = (seen.clone(), dropped.clone());
-    // (rtpbin's receive pad exists once the answer set up the transport.)
-    let sink = rtpbin.static_pad("recv_rtp_sink_0").expect("rtpbin receive pad");
-    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        let is_video = info
-            .buffer()
-            .and_then(|b| gstreamer_rtp::RTPBuffer::from_buffer_readable(b).ok().map(|rtp| rtp.payload_type() == 96))
-            .unwrap_or(false);
-        if is_video && s.fetch_add(1, Ordering::Relaxed) % 40 == 39 {
-            d.fetch_add(1, Ordering::Relaxed);
-            // Consume it here (Drop on this proxy pad makes GStreamer 1.22 unref a NULL buffer).
-            drop(info.take_buffer());
-            return gst::PadProbeReturn::Handled;
-        }
-        gst::PadProbeReturn::Ok
-    });
+    let dropped = drop_video_packets(&rtpbin, 40, Arc::new(AtomicBool::new(true)));
 
     assert!(v.gets_frames(90, 30).await, "frames keep decoding with 2.5% loss");
     assert!(dropped.load(Ordering::Relaxed) >= 5, "the test dropped packets");

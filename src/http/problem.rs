@@ -116,7 +116,7 @@ mod tests {
             (SessionError::UnknownStream("x".into()), 404),
             (SessionError::UnknownSession, 404),
             (SessionError::ViewerCap { stream: main.clone(), max: 1 }, 503),
-            (SessionError::Overloaded { stream: main, fps: 12.5, target: 30 }, 503),
+            (SessionError::Overloaded { stream: main, reason: "it encodes 12.5 of its 30 frames per second".into() }, 503),
             (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
             (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
             (SessionError::Media(MediaError::NotProducing), 409),

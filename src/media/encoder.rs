@@ -4,6 +4,7 @@
 
 use anyhow::Context;
 use gstreamer as gst;
+use gstreamer::prelude::*;
 
 use crate::config::EncoderPref;
 
@@ -43,6 +44,25 @@ pub struct EncodeParams {
     pub bitrate_kbps: u32,
     pub fps: u32,
     pub keyframe_interval_s: u32,
+}
+
+/// Changes a running encoder's bitrate (x264enc takes kbit/s, openh264enc bit/s and a cap).
+pub fn set_bitrate(element: &gst::Element, enc: Encoder, kbps: u32) {
+    match enc {
+        Encoder::X264 => element.set_property("bitrate", kbps),
+        Encoder::OpenH264 => {
+            element.set_property("bitrate", kbps * 1000);
+            element.set_property("max-bitrate", kbps * 1000);
+        }
+    }
+}
+
+/// A running encoder's bitrate, kbit/s.
+pub fn bitrate_kbps(element: &gst::Element, enc: Encoder) -> u32 {
+    match enc {
+        Encoder::X264 => element.property::<u32>("bitrate"),
+        Encoder::OpenH264 => element.property::<u32>("bitrate") / 1000,
+    }
 }
 
 /// `{encoder} - {capsfilter video/x-h264,constrained-baseline,byte-stream,au}`

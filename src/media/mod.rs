@@ -10,6 +10,7 @@ pub mod forward;
 mod gate;
 mod handle;
 pub mod ice_restart;
+pub mod congestion;
 pub mod keyframes;
 pub mod negotiate;
 mod playout_delay;

@@ -10,7 +10,8 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
-use super::encoder::{EncodeParams, Encoder, build_encoder, choose_encoder};
+use super::congestion::{LossReport, RateControl};
+use super::encoder::{EncodeParams, Encoder, bitrate_kbps, build_encoder, choose_encoder, set_bitrate};
 use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
@@ -46,6 +47,10 @@ pub struct StreamHealth {
     /// Keyframe requests (joins, PLIs, FIRs) and those passed to the encoder after rate limiting.
     pub keyframes_requested: u64,
     pub keyframes_sent: u64,
+    /// The encoder's bitrate now (congestion control lowers it from the configured one under loss).
+    pub bitrate_kbps: u32,
+    /// Forwarding transport: how long packets wait for the mux thread (ms, smoothed).
+    pub send_lag_ms: Option<f64>,
 }
 
 impl StreamHealth {
@@ -71,6 +76,8 @@ struct Inner {
     /// between frames (µs, an exponentially weighted mean, stored as f64 bits; 0: not known yet).
     last_frame_us: AtomicU64,
     frame_interval_us: AtomicU64,
+    /// The encoder itself (its bitrate is read for health and set by congestion control).
+    encoder_element: gst::Element,
     epoch: Instant,
     ice: IceSettings,
     /// Set when viewers are served by the forwarding transport (else each gets a webrtcbin).
@@ -116,6 +123,26 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
     Ok(video)
 }
 
+/// The stream's congestion control (forwarding transport): each second's loss report may move the encoder's
+/// bitrate within `[min_bitrate_kbps, bitrate_kbps]` (see [`super::congestion`]).
+fn congestion_control(
+    name: &StreamName,
+    cfg: &StreamConfig,
+    encoder: Encoder,
+    element: gst::Element,
+) -> impl Fn(LossReport) + Send + 'static {
+    let control = Mutex::new(RateControl::new(cfg.min_bitrate(), cfg.bitrate_kbps));
+    let name = name.clone();
+    move |report| {
+        let mut control = control.lock().expect("rate control lock");
+        let was = control.current_kbps();
+        if let Some(kbps) = control.on_report(report, Instant::now()) {
+            tracing::info!(stream = %name, from = was, to = kbps, ?report, "video bitrate changed (viewers' loss)");
+            set_bitrate(&element, encoder, kbps);
+        }
+    }
+}
+
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -140,6 +167,12 @@ impl StreamPipeline {
 
         let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
         let mut video = encoded_video_chain(cfg, Some(encoder))?;
+        let encoder_element = video
+            .iter()
+            .find(|e| e.factory().is_some_and(|f| f.name() == encoder.factory()))
+            .expect("the chain holds its encoder")
+            .clone();
+
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         add_chain(&pipeline, &video)?;
@@ -164,7 +197,8 @@ impl StreamPipeline {
                 let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
                 let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
                 let audio_rtp = audio.as_ref().map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
-                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad)?;
+                let on_loss = congestion_control(&name, cfg, encoder, encoder_element.clone());
+                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad, on_loss)?;
                 Some((fwd.clone(), slot))
             }
             None => None,
@@ -179,6 +213,7 @@ impl StreamPipeline {
             frames: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
             frame_interval_us: AtomicU64::new(0),
+            encoder_element,
             epoch: Instant::now(),
             ice,
             forward,
@@ -253,6 +288,8 @@ impl StreamPipeline {
             viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
             keyframes_requested: inner.keyframes.requested.load(Ordering::Relaxed),
             keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
+            bitrate_kbps: bitrate_kbps(&inner.encoder_element, inner.encoder),
+            send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
         }
     }
 

@@ -7,7 +7,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerHandle};
+use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerHandle};
 use crate::sdpfrag::SdpFrag;
 
 struct StreamEntry {
@@ -47,12 +47,26 @@ struct Manager {
     connect_timeout: std::time::Duration,
 }
 
-/// Admission control: a stream whose encoder has fallen below 80% of its frame rate while it has viewers is
-/// overloaded (the fan-out is starving the encoder on this machine), and more viewers would make every
-/// viewer's picture worse. Without viewers a slow encoder is not the fan-out's doing, so joins are allowed.
-fn overloaded(viewers: usize, encoded_fps: Option<f64>, target_fps: u32) -> bool {
-    viewers > 0 && encoded_fps.is_some_and(|fps| fps < 0.8 * f64::from(target_fps))
+/// Admission control: a stream with viewers is overloaded (more viewers would make every viewer's picture
+/// worse) when its encoder has fallen below 80% of its frame rate (the fan-out starves the encoder on this
+/// machine), or when the forwarding transport's mux sends packets more than [`MAX_SEND_LAG_MS`] after they
+/// were made (its thread cannot keep up). Without viewers neither is the fan-out's doing, so joins are
+/// allowed. Returns why.
+fn overloaded(viewers: usize, health: &StreamHealth, target_fps: u32) -> Option<String> {
+    if viewers == 0 {
+        return None;
+    }
+    if let Some(fps) = health.encoded_fps.filter(|fps| *fps < 0.8 * f64::from(target_fps)) {
+        return Some(format!("it encodes {fps:.1} of its {target_fps} frames per second with its current viewers"));
+    }
+    if let Some(lag) = health.send_lag_ms.filter(|lag| *lag > MAX_SEND_LAG_MS) {
+        return Some(format!("its packets leave {lag:.0} ms after they are made (the media thread is saturated)"));
+    }
+    None
 }
+
+/// The forwarding transport's send lag (smoothed) above which a stream takes no new viewers.
+const MAX_SEND_LAG_MS: f64 = 10.0;
 
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
 pub fn spawn(
@@ -169,11 +183,9 @@ impl Manager {
             let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
             return;
         }
-        let fps = health.encoded_fps;
-        if overloaded(viewers + entry.pending, fps, entry.cfg.fps) {
-            let fps = fps.unwrap_or_default();
-            tracing::warn!(stream = %name, fps, viewers, "overloaded: refusing a new viewer");
-            let _ = reply.send(Err(SessionError::Overloaded { stream: name, fps, target: entry.cfg.fps }));
+        if let Some(reason) = overloaded(viewers + entry.pending, &health, entry.cfg.fps) {
+            tracing::warn!(stream = %name, viewers, %reason, "overloaded: refusing a new viewer");
+            let _ = reply.send(Err(SessionError::Overloaded { stream: name, reason }));
             return;
         }
         entry.pending += 1;
@@ -341,6 +353,8 @@ impl Manager {
                     last_frame_age_ms: h.last_frame_age.map(|a| a.as_millis() as u64),
                     keyframes_requested: h.keyframes_requested,
                     keyframes_sent: h.keyframes_sent,
+                    bitrate_kbps: h.bitrate_kbps,
+                    send_lag_ms: h.send_lag_ms.map(|l| (l * 100.0).round() / 100.0),
                 }
             })
             .collect();
@@ -375,15 +389,39 @@ fn state_label(s: &StreamState) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::overloaded;
+    use super::*;
+
+    fn health(fps: Option<f64>, lag: Option<f64>) -> StreamHealth {
+        StreamHealth {
+            state: StreamState::Playing,
+            frames: 100,
+            last_frame_age: None,
+            encoded_fps: fps,
+            encoder: "x264enc",
+            viewer_pads: 0,
+            keyframes_requested: 0,
+            keyframes_sent: 0,
+            bitrate_kbps: 2500,
+            send_lag_ms: lag,
+        }
+    }
 
     #[test]
     fn admission_refuses_only_a_starving_stream_with_viewers() {
-        assert!(!overloaded(0, Some(5.0), 30), "no viewers: a slow encoder is not the fan-out's doing");
-        assert!(!overloaded(10, None, 30), "no rate known yet");
-        assert!(!overloaded(10, Some(29.7), 30));
-        assert!(!overloaded(10, Some(24.0), 30), "80% exactly still passes");
-        assert!(overloaded(10, Some(23.9), 30));
-        assert!(overloaded(1, Some(0.5), 60));
+        let refuses = |viewers, fps, target| overloaded(viewers, &health(fps, None), target).is_some();
+        assert!(!refuses(0, Some(5.0), 30), "no viewers: a slow encoder is not the fan-out's doing");
+        assert!(!refuses(10, None, 30), "no rate known yet");
+        assert!(!refuses(10, Some(29.7), 30));
+        assert!(!refuses(10, Some(24.0), 30), "80% exactly still passes");
+        assert!(refuses(10, Some(23.9), 30));
+        assert!(refuses(1, Some(0.5), 60));
+    }
+
+    #[test]
+    fn admission_refuses_when_the_mux_lags() {
+        assert_eq!(overloaded(10, &health(Some(30.0), Some(3.0)), 30), None);
+        let why = overloaded(10, &health(Some(30.0), Some(45.0)), 30).expect("refused");
+        assert!(why.contains("45 ms"), "{why}");
+        assert_eq!(overloaded(0, &health(Some(30.0), Some(45.0)), 30), None);
     }
 }

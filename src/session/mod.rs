@@ -28,11 +28,8 @@ pub enum SessionError {
     NotProducing(StreamName),
     #[error("stream `{stream}` already has its maximum of {max} viewers")]
     ViewerCap { stream: StreamName, max: u32 },
-    #[error(
-        "stream `{stream}` is overloaded: it encodes {fps:.1} of its {target} frames per second with its \
-             current viewers, so it takes no more until it recovers"
-    )]
-    Overloaded { stream: StreamName, fps: f64, target: u32 },
+    #[error("stream `{stream}` is overloaded: {reason}, so it takes no more viewers until it recovers")]
+    Overloaded { stream: StreamName, reason: String },
     #[error(transparent)]
     Media(#[from] MediaError),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
@@ -89,6 +86,11 @@ pub struct StreamReadiness {
     /// Keyframes asked for (joins, PLIs, FIRs) and passed to the encoder (at most one per 250 ms).
     pub keyframes_requested: u64,
     pub keyframes_sent: u64,
+    /// The encoder's bitrate now, kbit/s (lower than configured while congestion control backs off).
+    pub bitrate_kbps: u32,
+    /// Forwarding transport: how long packets wait for the media thread, ms (smoothed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub send_lag_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -368,3 +368,32 @@ impl Drop for WebrtcbinViewer {
         self.stop();
     }
 }
+
+/// The first element in `bin` (recursively) made by `factory`.
+pub fn find_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
+    bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == factory))
+}
+
+/// While `enabled`, drops every `every`th H.264 packet (payload type 96) as it enters the client's RTP
+/// session (`rtpbin` of a viewer's webrtcbin, after the answer set up its transport): loss the client's RTCP
+/// reports and NACKs see. Returns the count dropped.
+pub fn drop_video_packets(rtpbin: &gst::Element, every: u64, enabled: Arc<std::sync::atomic::AtomicBool>) -> Arc<AtomicU64> {
+    let seen = AtomicU64::new(0);
+    let dropped = Arc::new(AtomicU64::new(0));
+    let d = dropped.clone();
+    let sink = rtpbin.static_pad("recv_rtp_sink_0").expect("rtpbin receive pad");
+    sink.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        let is_video = info
+            .buffer()
+            .and_then(|b| gstreamer_rtp::RTPBuffer::from_buffer_readable(b).ok().map(|rtp| rtp.payload_type() == 96))
+            .unwrap_or(false);
+        if is_video && enabled.load(Ordering::Relaxed) && seen.fetch_add(1, Ordering::Relaxed) % every == every - 1 {
+            d.fetch_add(1, Ordering::Relaxed);
+            // Consume it here (Drop on this proxy pad makes GStreamer 1.22 unref a NULL buffer).
+            drop(info.take_buffer());
+            return gst::PadProbeReturn::Handled;
+        }
+        gst::PadProbeReturn::Ok
+    });
+    dropped
+}

@@ -30,6 +30,7 @@ use str0m::IceCreds;
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::mux::{Cmd, MediaPacket, Track};
+use super::congestion::LossReport;
 use super::gate::GateStats;
 use super::ice_restart::IceCredentials;
 use super::{MediaError, MediaEvent, OfferPlan};
@@ -52,6 +53,7 @@ struct Shared {
     candidates: Vec<Candidate>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
+    lag: Arc<mux::SendLag>,
 }
 
 /// Counters shared by a viewer's handle and the mux.
@@ -90,7 +92,8 @@ impl Forward {
         let sockets = mux::bind_all(&ips, port)?;
         let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
         let candidates = sockets.iter().filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok()).collect();
-        let (mux, thread) = mux::spawn(sockets, events)?;
+        let lag = Arc::new(mux::SendLag::default());
+        let (mux, thread) = mux::spawn(sockets, events, lag.clone())?;
         tracing::info!(port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -99,8 +102,15 @@ impl Forward {
                 candidates,
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
+                lag,
             }),
         })
+    }
+
+    /// How long packets wait for the mux thread (ms, smoothed over ~100 packets); `None` before the first.
+    /// It grows when the thread cannot keep up: admission control refuses joins then.
+    pub fn send_lag_ms(&self) -> Option<f64> {
+        self.shared.lag.ms()
     }
 
     /// The one UDP port all media goes through.
@@ -114,6 +124,7 @@ impl Forward {
     /// encoder, so they skip the payloader. (rtph264pay answers a force-key-unit by sending SPS/PPS with
     /// the next frame, which is still a delta frame; Chromium then gets a parameter-set-only "frame", fails
     /// to decode it and asks for a keyframe again: a loop of one keyframe per rate-limit interval.)
+    /// `on_loss` gets the stream's viewers' video loss once a second (congestion control, on the mux thread).
     pub fn attach_stream(
         &self,
         name: &StreamName,
@@ -121,10 +132,11 @@ impl Forward {
         video_rtp: &gst::Element,
         audio_rtp: Option<&gst::Element>,
         keyframe_pad: gst::Pad,
+        on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<StreamSlot> {
         let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
         self.appsink(pipeline, video_rtp, slot, Track::Video)?;
-        self.shared.mux.send(Cmd::Stream { slot, name: name.clone(), keyframe_pad });
+        self.shared.mux.send(Cmd::Stream { slot, name: name.clone(), keyframe_pad, on_loss: Box::new(on_loss) });
         if let Some(tee) = audio_rtp {
             self.appsink(pipeline, tee, slot, Track::Audio)?;
         }

@@ -9,9 +9,10 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gstreamer as gst;
@@ -26,6 +27,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::StreamSlot;
 use super::peer::{Peer, PeerEvent};
 use crate::ids::{SessionId, StreamName};
+use crate::media::congestion::LossReport;
 use crate::media::{MediaEvent, keyframes};
 
 const WAKER: Token = Token(usize::MAX);
@@ -66,8 +68,14 @@ impl MediaPacket {
     }
 }
 
+/// Where a stream's once-a-second [`LossReport`] goes (the stream's congestion control).
+pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
+
+/// How often each stream's receiver reports are summarized for congestion control.
+const LOSS_REPORT_EVERY: Duration = Duration::from_secs(1);
+
 pub(crate) enum Cmd {
-    Stream { slot: StreamSlot, name: StreamName, keyframe_pad: gst::Pad },
+    Stream { slot: StreamSlot, name: StreamName, keyframe_pad: gst::Pad, on_loss: LossSink },
     Add(Box<Peer>),
     Remove(SessionId),
     Candidates { id: SessionId, cands: Vec<Candidate> },
@@ -123,6 +131,7 @@ struct StreamEntry {
     last_seq: [Option<u64>; 2],
     /// The last video packet ended an access unit: the next one starts a new one.
     video_au_start: bool,
+    on_loss: LossSink,
 }
 
 /// Unwraps a 16-bit sequence number against the last extended one.
@@ -149,11 +158,35 @@ struct Mux {
     streams: HashMap<StreamSlot, StreamEntry>,
     peers: HashMap<SessionId, Peer>,
     by_source: HashMap<SocketAddr, SessionId>,
+    next_loss_report: Instant,
+    lag: Arc<SendLag>,
+}
+
+/// The time from a packet leaving its appsink to the mux taking it, smoothed (f64 ms bits; NaN: none yet).
+pub(crate) struct SendLag(AtomicU64);
+
+impl Default for SendLag {
+    fn default() -> Self {
+        Self(AtomicU64::new(f64::NAN.to_bits()))
+    }
+}
+
+impl SendLag {
+    pub fn ms(&self) -> Option<f64> {
+        Some(f64::from_bits(self.0.load(Ordering::Relaxed))).filter(|v| !v.is_nan())
+    }
+
+    fn add(&self, lag: Duration) {
+        let ms = lag.as_secs_f64() * 1000.0;
+        let smoothed = self.ms().map_or(ms, |old| old * 0.99 + ms * 0.01);
+        self.0.store(smoothed.to_bits(), Ordering::Relaxed);
+    }
 }
 
 pub(crate) fn spawn(
     mut sockets: Vec<(SocketAddr, UdpSocket)>,
     events: UnboundedSender<MediaEvent>,
+    lag: Arc<SendLag>,
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -162,7 +195,17 @@ pub(crate) fn spawn(
     }
     let (tx, rx) = channel();
     let mux =
-        Mux { poll, rx, sockets, events, streams: HashMap::new(), peers: HashMap::new(), by_source: HashMap::new() };
+        Mux {
+            poll,
+            rx,
+            sockets,
+            events,
+            streams: HashMap::new(),
+            peers: HashMap::new(),
+            by_source: HashMap::new(),
+            next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
+            lag,
+        };
     let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
     Ok((MuxSender { tx, waker }, thread))
 }
@@ -186,8 +229,9 @@ impl Mux {
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; RECV_BUF];
         loop {
-            let timeout =
-                self.peers.values().map(Peer::wake_at).min().map(|at| at.saturating_duration_since(Instant::now()));
+            let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
+            let wake = self.peers.values().map(Peer::wake_at).chain(report).min();
+            let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != ErrorKind::Interrupted
             {
@@ -217,9 +261,13 @@ impl Mux {
     fn take_commands(&mut self) -> bool {
         loop {
             match self.rx.try_recv() {
-                Ok(Cmd::Media(p)) => self.on_media(p),
-                Ok(Cmd::Stream { slot, name, keyframe_pad }) => {
-                    let entry = StreamEntry { name, keyframe_pad, last_seq: [None, None], video_au_start: true };
+                Ok(Cmd::Media(p)) => {
+                    self.lag.add(p.at.elapsed());
+                    self.on_media(p);
+                }
+                Ok(Cmd::Stream { slot, name, keyframe_pad, on_loss }) => {
+                    let entry =
+                        StreamEntry { name, keyframe_pad, last_seq: [None, None], video_au_start: true, on_loss };
                     self.streams.insert(slot, entry);
                 }
                 Ok(Cmd::Add(peer)) => {
@@ -349,6 +397,14 @@ impl Mux {
             self.peers.iter().filter(|(_, p)| p.dirty || p.wake_at() <= now).map(|(id, _)| *id).collect();
         for id in due {
             self.drive(id, |p, send, ev| p.on_timeout(now, send, ev));
+        }
+        if now >= self.next_loss_report {
+            self.next_loss_report = now + LOSS_REPORT_EVERY;
+            for (slot, stream) in &self.streams {
+                let losses: Vec<f32> =
+                    self.peers.values_mut().filter(|p| p.slot == *slot).filter_map(Peer::take_video_loss).collect();
+                (stream.on_loss)(LossReport::of(losses));
+            }
         }
     }
 }

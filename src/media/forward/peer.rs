@@ -51,6 +51,8 @@ pub(super) struct Peer {
     pub next_timeout: Instant,
     connected: bool,
     video_open: bool,
+    /// Fraction lost from the video receiver reports since the mux last took it.
+    video_loss: Option<f32>,
     /// When the client last sent us a datagram.
     last_heard: Instant,
     /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`].
@@ -148,7 +150,8 @@ impl Peer {
                 .clear_extension_map()
                 .set_extension(4, Extension::RtpMid)
                 .set_extension(12, Extension::PlayoutDelay)
-                .set_stats_interval(None)
+                // Once a second: the video receiver reports (fraction lost) feed congestion control.
+                .set_stats_interval(Some(Duration::from_secs(1)))
                 .build(Instant::now());
             for c in candidates {
                 rtc.add_local_candidate(c.clone());
@@ -180,10 +183,16 @@ impl Peer {
             connected: false,
             video_open: false,
             last_heard: Instant::now(),
+            video_loss: None,
             dirty: false,
             stats,
         };
         Ok((peer, answer))
+    }
+
+    /// The video fraction lost reported since the last call (connected peers only).
+    pub fn take_video_loss(&mut self) -> Option<f32> {
+        self.video_loss.take().filter(|_| self.connected)
     }
 
     pub fn accepts(&self, input: &Input) -> bool {
@@ -268,6 +277,11 @@ impl Peer {
                 tracing::debug!(session = %self.id, ?state, "ICE state");
             }
             Event::KeyframeRequest(_) => events.push(PeerEvent::KeyframeWanted),
+            Event::MediaEgressStats(s) if s.mid == self.video.mid => {
+                if s.loss.is_some() {
+                    self.video_loss = s.loss;
+                }
+            }
             _ => {}
         }
     }
