@@ -3,7 +3,7 @@
 //
 //   node bench/latency.mjs [--seconds 60] [--repeats 6] [--modes 1280x720@60,1920x1080@30] [--bitrate 2500]
 //                          [--bin target/release/glasscast] [--port 18600] [--pin] [--no-playout-delay]
-//                          [--peer target/release/examples/peer]
+//                          [--peer target/release/examples/peer] [--window-seconds 60]
 //
 // For each mode: starts glasscast with a probe-painted test stream (`latency_probe = true`: the wall-clock ms
 // is painted into each raw frame before the encoder) and opens /watch/main in headless Chromium. The player
@@ -17,13 +17,16 @@
 // --peer BIN: after glasscast, the same mode is served by BIN (whepserversink) and watched by the same player
 // (Playwright serves the player's files on the peer's origin and maps /whep/main to its endpoint); for both,
 // the clock offset then comes from this process's clock, so the two are measured identically.
+// --window-seconds W: also report p50/p95/max per W-second window of each page load (does the delay creep
+// over a long session? `--seconds 1800 --repeats 1 --window-seconds 60` is one 30-minute session).
 // Prints one JSON object on stdout and a summary line per run on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, routePage, sleep, startPeer, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   seconds: '60', repeats: '6', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
-  port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '',
+  port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '', 'window-seconds': '0',
 });
+const windowSeconds = Number(opts['window-seconds']);
 const seconds = Number(opts.seconds);
 const repeats = Number(opts.repeats);
 if (opts.pin) pinSelf('1');
@@ -41,6 +44,7 @@ async function runMode(mode, port, server_kind) {
   try {
     const all = { samples: [], receiveSamples: [], misses: 0, frames: 0 };
     const perLoad = [];
+    const windows = [];
     const cpu0 = cpuSeconds(server.pid);
     const t0 = Date.now();
     for (let i = 0; i < repeats; i++) {
@@ -54,13 +58,25 @@ async function runMode(mode, port, server_kind) {
       await sleep(2000); // warm-up
       await page.evaluate(() => window.glasscast.latency.take());
       const frames0 = await page.evaluate(() => window.glasscast.framesRendered);
-      await sleep((seconds * 1000) / repeats);
-      const got = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
-      all.samples.push(...got.samples);
-      all.receiveSamples.push(...got.receiveSamples);
-      all.misses += got.misses;
-      all.frames += got.frames - frames0;
-      perLoad.push((percentiles(got.samples) || {}).p50 ?? null);
+      const loadMs = (seconds * 1000) / repeats;
+      const windowMs = windowSeconds > 0 ? windowSeconds * 1000 : loadMs;
+      const loadSamples = [];
+      let frames1 = frames0;
+      for (let done = 0; done < loadMs; done += windowMs) {
+        await sleep(Math.min(windowMs, loadMs - done));
+        const got = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
+        all.samples.push(...got.samples);
+        all.receiveSamples.push(...got.receiveSamples);
+        all.misses += got.misses;
+        loadSamples.push(...got.samples);
+        frames1 = got.frames;
+        if (windowSeconds > 0) {
+          const p = percentiles(got.samples) || {};
+          windows.push({ page_load: i, end_s: Math.round((done + Math.min(windowMs, loadMs - done)) / 1000), n: p.n, p50: p.p50, p95: p.p95, max: p.max });
+        }
+      }
+      all.frames += frames1 - frames0;
+      perLoad.push((percentiles(loadSamples) || {}).p50 ?? null);
       await page.close({ runBeforeUnload: true });
     }
     const cpuWall = (Date.now() - t0) / 1000;
@@ -76,6 +92,7 @@ async function runMode(mode, port, server_kind) {
       code_misses: all.misses,
       g2g_ms: percentiles(all.samples),
       g2g_p50_per_page_load_ms: perLoad,
+      ...(windowSeconds > 0 ? { g2g_per_window_ms: windows } : {}),
       frames_over_100ms: all.samples.filter((x) => x > 100).length,
       painted_to_received_ms: percentiles(all.receiveSamples),
       received_to_shown_ms: percentiles(shownAfterReceived),

@@ -35,8 +35,53 @@ pub struct Config {
     pub webrtc: WebrtcConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
     #[serde(default = "default_streams")]
     pub streams: Vec<StreamConfig>,
+}
+
+/// Access control (`[auth]`).
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// `required` (default): every WHEP request needs a token. `disabled`: anyone who reaches the port can
+    /// watch (a warning is logged at start).
+    pub mode: AuthMode,
+    /// The admin token itself (at least 16 characters); prefer `admin_token_file` or the environment
+    /// (GLASSCAST__AUTH__ADMIN_TOKEN). Neither: one is generated into state_dir/auth/admin_token.
+    pub admin_token: Option<String>,
+    /// A file holding the admin token (compose/systemd secrets).
+    pub admin_token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("mode", &self.mode)
+            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
+            .field("admin_token_file", &self.admin_token_file)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(try_from = "String")]
+pub enum AuthMode {
+    #[default]
+    Required,
+    Disabled,
+}
+
+impl TryFrom<String> for AuthMode {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match v.as_str() {
+            "required" => Ok(Self::Required),
+            "disabled" => Ok(Self::Disabled),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"required\", \"disabled\")")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -45,6 +90,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             webrtc: WebrtcConfig::default(),
             log: LogConfig::default(),
+            auth: AuthConfig::default(),
             streams: default_streams(),
         }
     }

@@ -20,10 +20,7 @@ impl StreamName {
         if s.is_empty() || s.len() > Self::MAX_LEN {
             return Err("1 to 64 characters");
         }
-        if !s
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-        {
+        if !s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
             return Err("only a-z, 0-9, '-' and '_'");
         }
         Ok(Self(s.to_owned()))
@@ -88,10 +85,7 @@ impl ETag {
 
     /// Whether an `If-Match` header value (a list of tags, or `*`) matches this tag (strong comparison).
     pub fn matches(&self, if_match: &str) -> bool {
-        if_match
-            .split(',')
-            .map(str::trim)
-            .any(|t| t == "*" || t == self.0)
+        if_match.split(',').map(str::trim).any(|t| t == "*" || t == self.0)
     }
 }
 

@@ -3,10 +3,12 @@
 //! See ARCHITECTURE.md for the map. Layers: [`media`] (GStreamer, no HTTP), [`http`] (axum, no GStreamer),
 //! and [`session`], the one owner of all sessions that both talk to.
 
+pub mod auth;
 pub mod config;
+pub mod http;
 pub mod ids;
 pub mod media;
 pub mod sdpfrag;
-pub mod session;
-pub mod http;
 pub mod serve;
+pub mod session;
+pub mod state;

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use glasscast::auth::{AdminTokenSource, IssueRequest};
 use glasscast::config::{Config, LogFormat};
 use glasscast::serve::{Server, display_host};
 
@@ -34,6 +35,9 @@ enum Command {
     /// Load and validate the configuration, print it, and exit (non-zero when invalid).
     CheckConfig,
 }
+
+/// How long the links printed at start work.
+const STARTUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
 fn init_logging(cfg: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
@@ -78,8 +82,35 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let host = display_host(&cfg, server.addr);
     let base = format!("{}://{host}:{}", server.scheme(), server.addr.port());
     println!("glasscast is serving on {}", server.addr);
+    // With access control on, a link needs a token. On a terminal (`make run`) print links that work for
+    // STARTUP_LINK_TTL; elsewhere (systemd, containers) print no token: the output goes to logs.
+    let links_with_tokens = server.auth.required() && std::io::stdout().is_terminal();
     for s in cfg.streams.iter().filter(|s| s.enabled) {
-        println!("  watch {:<12} {base}/watch/{}", s.name, s.name);
+        let fragment = if links_with_tokens {
+            let req = IssueRequest {
+                stream: s.name.clone(),
+                ttl: STARTUP_LINK_TTL,
+                label: Some("printed at start".into()),
+                max_sessions: None,
+            };
+            let (token, _) = server.auth.issue(&req).context("issuing a viewer token")?;
+            format!("#token={token}")
+        } else {
+            String::new()
+        };
+        println!("  watch {:<12} {base}/watch/{}{fragment}", s.name, s.name);
+    }
+    if server.auth.required() {
+        if links_with_tokens {
+            println!("  (these links carry a viewer token valid for 12 hours)");
+        } else {
+            println!("  viewers need a token: POST {base}/api/v1/tokens with the admin token (README)");
+        }
+        match &server.admin_token {
+            AdminTokenSource::Generated(path) => println!("  admin token in {}", path.display()),
+            AdminTokenSource::File(path) => println!("  admin token from {}", path.display()),
+            AdminTokenSource::Config => println!("  admin token from the configuration"),
+        }
     }
     if let Some(tls) = &server.tls {
         if tls.self_signed {

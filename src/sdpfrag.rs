@@ -159,10 +159,7 @@ mod tests {
         assert_eq!(SdpFrag::parse(""), Err(FragError::Empty));
         assert_eq!(SdpFrag::parse("\r\n\r\n"), Err(FragError::Empty));
         assert_eq!(SdpFrag::parse("hello world"), Err(FragError::NotSdp { line: 1 }));
-        assert_eq!(
-            SdpFrag::parse("a=ice-ufrag:x\nA=b"),
-            Err(FragError::NotSdp { line: 2 })
-        );
+        assert_eq!(SdpFrag::parse("a=ice-ufrag:x\nA=b"), Err(FragError::NotSdp { line: 2 }));
         assert_eq!(SdpFrag::parse("a=candidate:  "), Err(FragError::BadCandidate { line: 1 }));
     }
 }

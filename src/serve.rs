@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::sync::mpsc;
 
+use crate::auth::{AdminTokenSource, Auth};
 use crate::config::{Config, IceServer, Transport, WebrtcConfig};
 use crate::http::{self, AppState, tls};
 use crate::media::{self, IceSettings, StreamPipeline};
@@ -27,6 +28,9 @@ pub struct Server {
     pub tls: Option<TlsInfo>,
     /// The forwarding transport, when `webrtc.transport = "forward"`.
     pub forward: Option<media::Forward>,
+    pub auth: Auth,
+    /// Where the admin token came from (a generated one's file is printed at start).
+    pub admin_token: AdminTokenSource,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -75,6 +79,10 @@ impl Server {
             Ok(n) => tracing::debug!(limit = n, "open-file limit"),
             Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
         }
+        let (auth, admin_token) = Auth::load(&cfg.auth, &cfg.server.state_dir).context("loading access control")?;
+        if !auth.required() {
+            tracing::warn!("auth.mode = \"disabled\": anyone who can reach this server can watch every stream");
+        }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let ice = ice_settings(&cfg.webrtc);
         let forward = match cfg.webrtc.transport {
@@ -92,8 +100,8 @@ impl Server {
             streams.push((s.clone(), pipeline));
         }
         let sessions =
-            session::spawn(streams, events_rx, std::time::Duration::from_secs(cfg.webrtc.connect_timeout_s.into()));
-        let app = http::router(AppState::new(sessions.clone(), cfg), &cfg.server.cors_origins);
+            session::spawn(streams, events_rx, Duration::from_secs(cfg.webrtc.connect_timeout_s.into()), auth.clone());
+        let app = http::router(AppState::new(sessions.clone(), auth.clone(), cfg), &cfg.server.cors_origins);
         let listener = std::net::TcpListener::bind(cfg.listen_addr())
             .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
         listener.set_nonblocking(true)?;
@@ -115,7 +123,7 @@ impl Server {
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
             (tokio::spawn(server.serve(service)), Some(info))
         };
-        Ok(Self { addr, sessions, tls, forward, handle, task })
+        Ok(Self { addr, sessions, tls, forward, auth, admin_token, handle, task })
     }
 
     pub fn scheme(&self) -> &'static str {

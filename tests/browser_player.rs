@@ -49,8 +49,8 @@ async fn chromium_plays(mut cfg: Config, screenshot: &str) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     let line = stdout.lines().last().unwrap_or_default();
-    let result: serde_json::Value = serde_json::from_str(line)
-        .unwrap_or_else(|e| panic!("watch.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
+    let result: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("watch.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
     eprintln!("browser check: {result}");
     assert!(out.status.success() && result["ok"] == true, "browser check failed: {result}\n{stderr}");
     assert_eq!(result["videoWidth"], 640);

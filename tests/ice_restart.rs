@@ -29,10 +29,7 @@ fn count_selected_pairs(v: &WebrtcbinViewer) -> Arc<AtomicU32> {
 }
 
 fn ice_ufrag(sdp: &str) -> String {
-    sdp.lines()
-        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
-        .expect("an ice-ufrag")
-        .to_owned()
+    sdp.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).expect("an ice-ufrag").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -62,7 +59,10 @@ async fn restart_keeps_media_flowing(srv: TestServer) {
 
     // The client's new credentials and its (unchanged) host candidates.
     let client = IceCredentials::random();
-    let mut frag = format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n", client.ufrag, client.pwd);
+    let mut frag = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n",
+        client.ufrag, client.pwd
+    );
     for cand in offer.lines().filter(|l| l.starts_with("a=candidate:")) {
         frag.push_str(cand.trim_end());
         frag.push_str("\r\n");
@@ -76,10 +76,8 @@ async fn restart_keeps_media_flowing(srv: TestServer) {
     assert_ne!(etag1, etag0, "a restart must change the ETag");
     let body = r.text().await.expect("body");
     let server = SdpFrag::parse(&body).expect("the 200 body is an sdpfrag");
-    let server_creds = IceCredentials {
-        ufrag: server.ufrag.clone().expect("new ufrag"),
-        pwd: server.pwd.clone().expect("new pwd"),
-    };
+    let server_creds =
+        IceCredentials { ufrag: server.ufrag.clone().expect("new ufrag"), pwd: server.pwd.clone().expect("new pwd") };
     assert_ne!(server_creds.ufrag, ice_ufrag(&answer), "the server must pick new credentials");
     assert!(server_creds.pwd.len() >= 22, "ice-pwd needs 128 bits");
     assert_eq!(server.media.len(), 1);
@@ -100,7 +98,10 @@ async fn restart_keeps_media_flowing(srv: TestServer) {
     assert!(v.gets_frames(60, 20).await, "media must keep flowing after the restart");
 
     // The old ETag is gone; the new one works for trickle with the new ufrag; a same-ufrag PATCH is trickle.
-    let trickle = format!("a=ice-ufrag:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n", client.ufrag);
+    let trickle = format!(
+        "a=ice-ufrag:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n",
+        client.ufrag
+    );
     assert_eq!(srv.patch_frag(&loc, Some(&etag0), &trickle).await.status(), 412);
     assert_eq!(srv.patch_frag(&loc, Some(&etag1), &trickle).await.status(), 204);
     // A second restart works too and bumps the ETag again.

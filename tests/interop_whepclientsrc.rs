@@ -27,8 +27,7 @@ async fn whepclientsrc_plays(srv: TestServer) {
 
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("whepclientsrc").build().expect("whepclientsrc");
-    src.property::<glib::Object>("signaller")
-        .set_property("whep-endpoint", format!("{}/whep/main", srv.base));
+    src.property::<glib::Object>("signaller").set_property("whep-endpoint", format!("{}/whep/main", srv.base));
     pipeline.add(&src).expect("add");
 
     let frames = Arc::new(AtomicU64::new(0));
@@ -39,9 +38,8 @@ async fn whepclientsrc_plays(srv: TestServer) {
     src.connect_pad_added(move |_, pad| {
         let Some(pipeline) = weak.upgrade() else { return };
         let is_video = pad.name().starts_with("video");
-        let convert = gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" })
-            .build()
-            .expect("convert");
+        let convert =
+            gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" }).build().expect("convert");
         let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
         pipeline.add_many([&convert, &sink]).expect("add");
         convert.link(&sink).expect("link");

@@ -22,7 +22,12 @@ async fn probe_codes_survive_encoding_and_are_read_from_decoded_frames() {
     let codes = v.probe_codes.lock().expect("lock").clone();
     let read: Vec<u64> = codes.iter().flatten().copied().collect();
     assert!(codes.len() >= 60, "{} frames checked", codes.len());
-    assert!(read.len() * 100 >= codes.len() * 95, "only {} of {} frames carried a readable code", read.len(), codes.len());
+    assert!(
+        read.len() * 100 >= codes.len() * 95,
+        "only {} of {} frames carried a readable code",
+        read.len(),
+        codes.len()
+    );
     assert!(read.windows(2).all(|w| w[0] <= w[1]), "painted times must not go backwards: {read:?}");
     let now = SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_millis() as u64;
     let last = *read.last().expect("codes");
@@ -79,7 +84,8 @@ async fn the_answer_carries_glasscasts_ecdsa_dtls_certificate_and_dtls_connects(
     let cert = glasscast::media::dtls::certificate().expect("certificate");
     assert!(
         answer.contains(&format!("a=fingerprint:sha-256 {}", cert.fingerprint)),
-        "the answer must name the ECDSA certificate {}: {answer}", cert.fingerprint
+        "the answer must name the ECDSA certificate {}: {answer}",
+        cert.fingerprint
     );
     v.set_answer(&answer).await;
     assert!(v.gets_frames(10, 20).await, "DTLS with the ECDSA certificate must connect");

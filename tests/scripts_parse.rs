@@ -17,7 +17,12 @@ fn every_script_parses() {
         files.sort();
         for file in files {
             let out = Command::new("node").arg("--check").arg(&file).output().expect("node runs");
-            assert!(out.status.success(), "{} does not parse:\n{}", file.display(), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{} does not parse:\n{}",
+                file.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
             checked += 1;
         }
     }

@@ -34,21 +34,33 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     let good_offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
 
     // 415: wrong content type.
-    let r = srv.http.post(&whep).header("content-type", "text/plain").body(good_offer.clone()).send().await.expect("req");
+    let r =
+        srv.http.post(&whep).header("content-type", "text/plain").body(good_offer.clone()).send().await.expect("req");
     problem(r, 415, "application/sdp").await;
     let r = srv.http.post(&whep).body(good_offer.clone()).send().await.expect("req");
     problem(r, 415, "none").await;
     // 400: malformed SDP, and SDP with nothing we can send.
     problem(srv.post_offer("main", "this is not sdp").await, 400, "v=0").await;
     problem(srv.post_offer("main", "v=0\r\n").await, 400, "no media").await;
-    problem(srv.post_offer("main", &good_offer.replace("a=fingerprint", "a=fingerprinx")).await, 400, "fingerprint").await;
+    problem(srv.post_offer("main", &good_offer.replace("a=fingerprint", "a=fingerprinx")).await, 400, "fingerprint")
+        .await;
     problem(srv.post_offer("main", &good_offer.replace("a=setup:", "a=x-setup:")).await, 400, "a=setup").await;
     problem(srv.post_offer("main", VP8_ONLY).await, 400, "VP8").await;
     // H.264 only under a payload type that does not fit RTP's 7 bits: refused, and the server stays whole.
-    let pt200 = VP8_ONLY.replace("SAVPF 96", "SAVPF 200").replace("a=rtpmap:96 VP8/90000", "a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f");
+    let pt200 = VP8_ONLY.replace("SAVPF 96", "SAVPF 200").replace(
+        "a=rtpmap:96 VP8/90000",
+        "a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f",
+    );
     problem(srv.post_offer("main", &pt200).await, 400, "H.264").await;
     assert!(srv.server.sessions.readiness().await.ready, "a bad payload type must not hurt the server");
-    let r = srv.http.post(&whep).header("content-type", "application/sdp").body(vec![0xffu8, 0xfe, 0x00]).send().await.expect("req");
+    let r = srv
+        .http
+        .post(&whep)
+        .header("content-type", "application/sdp")
+        .body(vec![0xffu8, 0xfe, 0x00])
+        .send()
+        .await
+        .expect("req");
     problem(r, 400, "UTF-8").await;
     // 413: over 64 KiB.
     let huge = format!("{good_offer}{}", "a=x-padding\r\n".repeat(6000));
@@ -57,7 +69,8 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     problem(srv.post_offer("nope", &good_offer).await, 404, "nope").await;
     let unknown = format!("{}/whep/sessions/{}", srv.base, "0".repeat(32));
     problem(srv.http.delete(&unknown).send().await.expect("req"), 404, "session").await;
-    problem(srv.http.delete(format!("{}/whep/sessions/xyz", srv.base)).send().await.expect("req"), 404, "session").await;
+    problem(srv.http.delete(format!("{}/whep/sessions/xyz", srv.base)).send().await.expect("req"), 404, "session")
+        .await;
     let r = srv.patch_frag(&unknown, None, "a=end-of-candidates\r\n").await;
     problem(r, 404, "session").await;
     problem(srv.http.get(format!("{}/nothing/here", srv.base)).send().await.expect("req"), 404, "/nothing/here").await;
@@ -80,13 +93,21 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     // PATCH on a live session: content type, malformed fragment, If-Match handling.
     let loc = watcher.location.clone().expect("location");
     let etag = watcher.etag.clone().expect("etag");
-    let r = srv.http.patch(&loc).header("content-type", "application/sdp").body("a=end-of-candidates\r\n").send().await.expect("req");
+    let r = srv
+        .http
+        .patch(&loc)
+        .header("content-type", "application/sdp")
+        .body("a=end-of-candidates\r\n")
+        .send()
+        .await
+        .expect("req");
     problem(r, 415, "trickle-ice-sdpfrag").await;
     let r = srv.patch_frag(&loc, None, "garbage").await;
     problem(r, 400, "line 1").await;
     let r = srv.patch_frag(&loc, Some("\"stale\""), "a=end-of-candidates\r\n").await;
     problem(r, 412, "ETag").await;
-    let restart = "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n";
+    let restart =
+        "a=ice-ufrag:zzzz\r\na=ice-pwd:zzzzzzzzzzzzzzzzzzzzzzzz\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\n";
     let r = srv.patch_frag(&loc, None, restart).await;
     problem(r, 428, "If-Match").await;
     // A well-formed trickle is accepted with 204.
@@ -103,10 +124,8 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
 
 /// The ufrag the watcher offered (trickle from the same ICE generation carries it).
 async fn good_offer_ufrag(_srv: &TestServer, v: &WebrtcbinViewer) -> String {
-    let local = v
-        .webrtcbin
-        .property::<Option<gstreamer_webrtc::WebRTCSessionDescription>>("local-description")
-        .expect("local");
+    let local =
+        v.webrtcbin.property::<Option<gstreamer_webrtc::WebRTCSessionDescription>>("local-description").expect("local");
     let text = local.sdp().as_text().expect("text");
     text.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").trim().to_owned()
 }
@@ -137,7 +156,15 @@ async fn options_and_cors_preflight_advertise_whep() {
 
     // A 201 exposes the WHEP headers to scripts and carries Location, ETag and Accept-Patch.
     let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
-    let r = srv.http.post(&whep).header("origin", "https://player.example").header("content-type", "application/sdp").body(offer).send().await.expect("req");
+    let r = srv
+        .http
+        .post(&whep)
+        .header("origin", "https://player.example")
+        .header("content-type", "application/sdp")
+        .body(offer)
+        .send()
+        .await
+        .expect("req");
     assert_eq!(r.status(), 201);
     assert_eq!(r.headers()["content-type"], "application/sdp");
     assert_eq!(r.headers()["accept-patch"], "application/trickle-ice-sdpfrag");

@@ -104,6 +104,10 @@ import { makeLatencyMeter } from './latency.js';
         if (loc) fetch(new URL(loc, endpoint), { method: 'DELETE', keepalive: true, headers: { ...auth } }).catch(() => {});
         return;
       }
+      if (res.status === 401 || res.status === 403) {
+        // The link's token is missing, expired, revoked or for another stream: retrying cannot help.
+        throw Object.assign(new Error(await problemDetail(res)), { denied: true });
+      }
       if (res.status !== 201) {
         throw Object.assign(new Error(await problemDetail(res)), { retryAfter: retryAfterMs(res) });
       }
@@ -127,6 +131,7 @@ import { makeLatencyMeter } from './latency.js';
       cur.trickle.start();
     } catch (err) {
       if (gen !== generation || leaving) return;
+      if (err.denied) return void deny(err.message);
       fail(err.message || String(err), err.retryAfter);
     }
   }
@@ -180,6 +185,14 @@ import { makeLatencyMeter } from './latency.js';
   }
 
   // Tear down the current session, show the error and schedule a retry (Retry-After wins over the backoff).
+  /** Access refused: stop, and say so (no retry loop against a dead link). */
+  function deny(message) {
+    teardown();
+    G.lastError = message;
+    G.denied = true;
+    setState('error', `${message} — this link no longer works; ask for a new one`);
+  }
+
   function fail(message, retryAfter) {
     teardown();
     G.lastError = message;

@@ -3,6 +3,7 @@
 //! Architecture invariant: nothing here knows about GStreamer. Handlers talk only to the session manager
 //! ([`crate::session::Sessions`]) and turn its errors into `application/problem+json`.
 
+pub mod api;
 pub mod ops;
 pub mod problem;
 pub mod tls;
@@ -22,6 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::auth::{Auth, AuthError};
 use crate::config::{Config, IceServer};
 use crate::session::Sessions;
 pub use problem::ApiError;
@@ -32,17 +34,42 @@ pub const MAX_BODY: usize = 64 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     pub sessions: Sessions,
+    pub auth: Auth,
     pub ice_servers: Arc<Vec<IceServer>>,
     pub tls: bool,
 }
 
 impl AppState {
-    pub fn new(sessions: Sessions, cfg: &Config) -> Self {
-        Self {
-            sessions,
-            ice_servers: Arc::new(cfg.webrtc.ice_servers.clone()),
-            tls: !cfg.server.plain_http,
-        }
+    pub fn new(sessions: Sessions, auth: Auth, cfg: &Config) -> Self {
+        Self { sessions, auth, ice_servers: Arc::new(cfg.webrtc.ice_servers.clone()), tls: !cfg.server.plain_http }
+    }
+}
+
+/// How long a refused credential waits before its answer (slows down guessing; a token is never logged).
+const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(200);
+
+/// The request's `Authorization` header, if it is text.
+fn authorization(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"))
+}
+
+/// Turns an auth failure into its response after [`AUTH_FAILURE_DELAY`], logging why (never the token).
+async fn refused(e: AuthError, method: &Method, path: &str) -> ApiError {
+    tracing::info!(%method, path, reason = %e, "request refused by access control");
+    tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+    e.into()
+}
+
+/// Checks the request's token against `check`; a refusal becomes a delayed problem response.
+async fn check_auth<T>(
+    headers: &axum::http::HeaderMap,
+    method: &Method,
+    path: &str,
+    check: impl FnOnce(Option<&str>) -> Result<T, AuthError>,
+) -> Result<T, ApiError> {
+    match check(authorization(headers)) {
+        Ok(v) => Ok(v),
+        Err(e) => Err(refused(e, method, path).await),
     }
 }
 
@@ -57,6 +84,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .layer(middleware::from_fn(whep::advertise_on_preflight));
     Router::new()
         .merge(whep)
+        .nest("/api/v1", api::router())
         .route("/", get(web::index))
         .route("/watch/{stream}", get(web::watch))
         .route("/assets/{file}", get(web::asset))
@@ -121,10 +149,7 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
         };
         let mut problem = ApiError::new(status, kind, detail).into_response();
         problem.headers_mut().extend(
-            resp.headers()
-                .iter()
-                .filter(|(k, _)| *k != header::CONTENT_LENGTH)
-                .map(|(k, v)| (k.clone(), v.clone())),
+            resp.headers().iter().filter(|(k, _)| *k != header::CONTENT_LENGTH).map(|(k, v)| (k.clone(), v.clone())),
         );
         return problem;
     }

@@ -4,6 +4,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+use crate::auth::AuthError;
 use crate::media::MediaError;
 use crate::session::SessionError;
 
@@ -14,6 +15,8 @@ pub struct ApiError {
     pub kind: &'static str,
     pub detail: String,
     pub retry_after: Option<u32>,
+    /// An RFC 6750 challenge for 401/403/400 auth failures.
+    pub www_authenticate: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -27,7 +30,7 @@ struct Problem<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, detail: impl Into<String>) -> Self {
-        Self { status, kind, detail: detail.into(), retry_after: None }
+        Self { status, kind, detail: detail.into(), retry_after: None, www_authenticate: None }
     }
 
     pub fn retry_after(mut self, seconds: u32) -> Self {
@@ -56,6 +59,9 @@ impl IntoResponse for ApiError {
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        if let Some(challenge) = self.www_authenticate.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert(header::WWW_AUTHENTICATE, challenge);
+        }
         resp
     }
 }
@@ -82,7 +88,37 @@ impl From<SessionError> for ApiError {
             SessionError::PreconditionFailed => Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail),
             SessionError::IceRestartFailed(_) => Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail),
             SessionError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5),
+            SessionError::NotYourSession => Self::new(S::FORBIDDEN, "not-your-session", detail),
+            SessionError::TokenSessionLimit(_) => Self::new(S::TOO_MANY_REQUESTS, "token-session-limit", detail),
         }
+    }
+}
+
+/// RFC 6750 section 3: 401 with a `Bearer` challenge (and `invalid_token` when a token was given and is
+/// bad), 400 `invalid_request` for a malformed header, 403 `insufficient_scope` for a token that is valid
+/// but does not cover what was asked.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        use StatusCode as S;
+        let detail = e.to_string();
+        let (status, kind, code) = match e {
+            AuthError::Missing | AuthError::WrongScheme => (S::UNAUTHORIZED, "unauthorized", None),
+            AuthError::Malformed(_) => (S::BAD_REQUEST, "malformed-authorization", Some("invalid_request")),
+            AuthError::Invalid(_) | AuthError::Expired | AuthError::Revoked => {
+                (S::UNAUTHORIZED, "invalid-token", Some("invalid_token"))
+            }
+            AuthError::WrongStream(_) | AuthError::NotAdmin => {
+                (S::FORBIDDEN, "insufficient-scope", Some("insufficient_scope"))
+            }
+        };
+        let challenge = match code {
+            None => r#"Bearer realm="glasscast""#.to_owned(),
+            Some(code) => format!(
+                r#"Bearer realm="glasscast", error="{code}", error_description="{}""#,
+                detail.replace(['"', '\\'], "'")
+            ),
+        };
+        Self { www_authenticate: Some(challenge), ..Self::new(status, kind, detail) }
     }
 }
 
@@ -116,7 +152,10 @@ mod tests {
             (SessionError::UnknownStream("x".into()), 404),
             (SessionError::UnknownSession, 404),
             (SessionError::ViewerCap { stream: main.clone(), max: 1 }, 503),
-            (SessionError::Overloaded { stream: main, reason: "it encodes 12.5 of its 30 frames per second".into() }, 503),
+            (
+                SessionError::Overloaded { stream: main, reason: "it encodes 12.5 of its 30 frames per second".into() },
+                503,
+            ),
             (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
             (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
             (SessionError::Media(MediaError::NotProducing), 409),

@@ -1,7 +1,6 @@
 //! TLS for the HTTPS listener: a configured certificate/key pair as given, or a self-signed certificate
 //! created once in the state directory (rcgen) and reused after.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -23,17 +22,7 @@ pub struct TlsMaterial {
     pub self_signed: bool,
 }
 
-/// Writes `data` to `path` atomically: a temporary file in the same directory, fsync, rename.
-pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let dir = path.parent().context("path has a parent")?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("creating a file in {}", dir.display()))?;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(mode))?;
-    tmp.write_all(data)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
+pub use crate::state::write_atomic;
 
 fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
@@ -95,10 +84,10 @@ pub fn load_or_create(cfg: &ServerConfig) -> anyhow::Result<TlsMaterial> {
     }
     let key_pem = std::fs::read(&key_path).with_context(|| format!("reading key {}", key_path.display()))?;
     let key = PrivateKeyDer::from_pem_slice(&key_pem).with_context(|| format!("parsing key {}", key_path.display()))?;
-    let spki_sha256 = std::str::from_utf8(&key_pem)
-        .ok()
-        .and_then(|pem| rcgen::KeyPair::from_pem(pem).ok())
-        .map(|kp| base64::engine::general_purpose::STANDARD.encode(Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&kp))));
+    let spki_sha256 = std::str::from_utf8(&key_pem).ok().and_then(|pem| rcgen::KeyPair::from_pem(pem).ok()).map(|kp| {
+        base64::engine::general_purpose::STANDARD
+            .encode(Sha256::digest(rcgen::PublicKeyData::subject_public_key_info(&kp)))
+    });
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()

@@ -4,7 +4,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, ApiError};
+use super::{ApiError, AppState};
 
 const INDEX: &str = include_str!("../../web/index.html");
 const WATCH: &str = include_str!("../../web/watch.html");

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{AppState, ApiError, MAX_BODY};
+use super::{ApiError, AppState, MAX_BODY, check_auth};
 use crate::config::IceServer;
 use crate::ids::SessionId;
 use crate::session::{Patched, SessionError};
@@ -73,9 +73,11 @@ pub async fn create(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let path = format!("/whep/{stream}");
+    let grant = check_auth(&headers, &Method::POST, &path, |h| st.auth.authorize_stream(h, &stream)).await?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
-    let created = st.sessions.offer(&stream, offer).await?;
+    let created = st.sessions.offer(&stream, offer, grant).await?;
     let mut resp = (StatusCode::CREATED, created.answer).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
@@ -101,6 +103,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
+    let grant = check_auth(&headers, &Method::PATCH, "/whep/sessions/{id}", |h| st.auth.authenticate(h)).await?;
     let id = session_id(&id)?;
     require_content_type(&headers, SDPFRAG)?;
     let frag = body_text(body, "malformed-sdpfrag")?;
@@ -109,7 +112,7 @@ pub async fn patch(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| SessionError::PreconditionFailed)?;
-    match st.sessions.patch(id, if_match, frag).await? {
+    match st.sessions.patch(id, grant, if_match, frag).await? {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
         Patched::Restarted { etag, frag } => {
             let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
@@ -121,8 +124,13 @@ pub async fn patch(
 }
 
 /// `DELETE /whep/sessions/{id}`: ends the session now.
-pub async fn delete(State(st): State<AppState>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    st.sessions.delete(session_id(&id)?).await?;
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let grant = check_auth(&headers, &Method::DELETE, "/whep/sessions/{id}", |h| st.auth.authenticate(h)).await?;
+    st.sessions.delete(session_id(&id)?, grant).await?;
     Ok(StatusCode::OK)
 }
 

@@ -54,7 +54,13 @@ pub struct RateControl {
 
 impl RateControl {
     pub fn new(min_kbps: u32, max_kbps: u32) -> Self {
-        Self { min_kbps: min_kbps.min(max_kbps), max_kbps, current_kbps: max_kbps, last_change: None, clean_since: None }
+        Self {
+            min_kbps: min_kbps.min(max_kbps),
+            max_kbps,
+            current_kbps: max_kbps,
+            last_change: None,
+            clean_since: None,
+        }
     }
 
     pub fn current_kbps(&self) -> u32 {

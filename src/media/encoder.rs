@@ -30,14 +30,10 @@ pub fn choose_encoder(pref: EncoderPref) -> Result<Encoder, String> {
         EncoderPref::X264 => &[Encoder::X264],
         EncoderPref::Openh264 => &[Encoder::OpenH264],
     };
-    candidates
-        .iter()
-        .copied()
-        .find(|e| gst::ElementFactory::find(e.factory()).is_some())
-        .ok_or_else(|| {
-            let names: Vec<_> = candidates.iter().map(|e| e.factory()).collect();
-            format!("no H.264 encoder available (tried {})", names.join(", "))
-        })
+    candidates.iter().copied().find(|e| gst::ElementFactory::find(e.factory()).is_some()).ok_or_else(|| {
+        let names: Vec<_> = candidates.iter().map(|e| e.factory()).collect();
+        format!("no H.264 encoder available (tried {})", names.join(", "))
+    })
 }
 
 pub struct EncodeParams {
@@ -99,10 +95,8 @@ pub fn build_encoder(enc: Encoder, p: &EncodeParams) -> anyhow::Result<Vec<gst::
         .field("alignment", "au")
         .field("profile", profile)
         .build();
-    let filter = gst::ElementFactory::make("capsfilter")
-        .property("caps", caps)
-        .build()
-        .context("creating capsfilter")?;
+    let filter =
+        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
     Ok(vec![element, filter])
 }
 

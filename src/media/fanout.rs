@@ -37,12 +37,7 @@ pub struct Fanout {
 
 impl Fanout {
     pub fn new(codec: Codec, pipeline: &gst::Pipeline, encoded_tee: gst::Element) -> Self {
-        Self {
-            codec,
-            pipeline: pipeline.clone(),
-            encoded_tee,
-            branches: Mutex::new(HashMap::new()),
-        }
+        Self { codec, pipeline: pipeline.clone(), encoded_tee, branches: Mutex::new(HashMap::new()) }
     }
 
     /// The RTP tee for `key`, built and linked on first use.
@@ -57,9 +52,7 @@ impl Fanout {
                 .property_from_str("aggregate-mode", "zero-latency")
                 .property("pt", u32::from(key.pt))
                 .build(),
-            Codec::Opus => gst::ElementFactory::make("rtpopuspay")
-                .property("pt", u32::from(key.pt))
-                .build(),
+            Codec::Opus => gst::ElementFactory::make("rtpopuspay").property("pt", u32::from(key.pt)).build(),
         }
         .context("creating payloader")?;
         if let Some(id) = key.playout_delay_ext {
@@ -67,9 +60,7 @@ impl Fanout {
         }
         let mut chain = vec![payloader];
         if let Some(plid) = &key.profile_level_id {
-            let caps = gst::Caps::builder("application/x-rtp")
-                .field("profile-level-id", plid.as_str())
-                .build();
+            let caps = gst::Caps::builder("application/x-rtp").field("profile-level-id", plid.as_str()).build();
             chain.push(
                 gst::ElementFactory::make("capssetter")
                     .property("caps", caps)
@@ -104,10 +95,7 @@ impl Fanout {
         for e in chain.iter().rev() {
             e.sync_state_with_parent()?;
         }
-        let src = self
-            .encoded_tee
-            .request_pad_simple("src_%u")
-            .context("requesting an encoded tee pad")?;
+        let src = self.encoded_tee.request_pad_simple("src_%u").context("requesting an encoded tee pad")?;
         let sink = chain[0].static_pad("sink").expect("payloaders have a sink pad");
         if let Err(e) = src.link(&sink) {
             self.encoded_tee.release_request_pad(&src);

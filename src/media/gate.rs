@@ -52,9 +52,7 @@ impl Gate {
 
     /// The peer connection is up: wait for the next keyframe, then pass everything.
     pub fn connected(&self) {
-        let _ = self
-            .state
-            .compare_exchange(CLOSED, WAIT_KEYFRAME, Ordering::AcqRel, Ordering::Acquire);
+        let _ = self.state.compare_exchange(CLOSED, WAIT_KEYFRAME, Ordering::AcqRel, Ordering::Acquire);
     }
 
     /// Drops everything from now on (teardown).
@@ -77,11 +75,7 @@ impl Gate {
             (OPEN, _) => Some(0),
             (WAIT_KEYFRAME, Track::Video) => {
                 let first_key = deltas.enumerate().find(|(_, delta)| !delta).map(|(i, _)| i)?;
-                if self
-                    .state
-                    .compare_exchange(WAIT_KEYFRAME, OPEN, Ordering::AcqRel, Ordering::Acquire)
-                    .is_ok()
-                {
+                if self.state.compare_exchange(WAIT_KEYFRAME, OPEN, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                     self.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
                 }
                 Some(first_key)
@@ -117,10 +111,7 @@ impl Gate {
                 }
             })
             .chain_list_function(move |pad, parent, list| {
-                let deltas: Vec<bool> = list
-                    .iter()
-                    .map(|b| b.flags().contains(gst::BufferFlags::DELTA_UNIT))
-                    .collect();
+                let deltas: Vec<bool> = list.iter().map(|b| b.flags().contains(gst::BufferFlags::DELTA_UNIT)).collect();
                 match gate_list.admit(track, deltas.iter().copied()) {
                     None => {
                         gate_list.dropped.fetch_add(deltas.len() as u64, Ordering::Relaxed);

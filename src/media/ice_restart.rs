@@ -58,9 +58,7 @@ fn ice_stream(webrtcbin: &gst::Element) -> Result<gst_webrtc::WebRTCICEStream, M
     let transceiver = webrtcbin
         .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
         .ok_or_else(|| restart_error("the session has no transceiver"))?;
-    let sender = transceiver
-        .sender()
-        .ok_or_else(|| restart_error("the transceiver has no sender"))?;
+    let sender = transceiver.sender().ok_or_else(|| restart_error("the transceiver has no sender"))?;
     let dtls = sender
         .property::<Option<gst_webrtc::WebRTCDTLSTransport>>("transport")
         .ok_or_else(|| restart_error("the sender has no transport yet"))?;

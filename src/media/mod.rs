@@ -3,6 +3,7 @@
 //! Architecture invariant: nothing here knows about HTTP. The session manager calls in with SDP text and
 //! session ids and gets SDP text, handles and [`MediaEvent`]s back.
 
+pub mod congestion;
 pub mod dtls;
 mod encoder;
 mod fanout;
@@ -10,7 +11,6 @@ pub mod forward;
 mod gate;
 mod handle;
 pub mod ice_restart;
-pub mod congestion;
 pub mod keyframes;
 pub mod negotiate;
 mod playout_delay;

@@ -143,9 +143,7 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
             Some(_) => continue,
         };
         // RFC 6184: absent profile-level-id means 42000a (baseline, level 1).
-        let plid = fmtp_param(media, pt, "profile-level-id")
-            .unwrap_or_else(|| "42000a".into())
-            .to_ascii_lowercase();
+        let plid = fmtp_param(media, pt, "profile-level-id").unwrap_or_else(|| "42000a".into()).to_ascii_lowercase();
         let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
             best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));
@@ -181,9 +179,7 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
     let ice_ufrag = session_ufrag
         .filter(|_| session_pwd)
         .or_else(|| {
-            msg.medias()
-                .find(|m| m.attribute_val("ice-pwd").is_some())
-                .and_then(|m| m.attribute_val("ice-ufrag"))
+            msg.medias().find(|m| m.attribute_val("ice-pwd").is_some()).and_then(|m| m.attribute_val("ice-ufrag"))
         })
         .ok_or_else(|| malformed("it has no a=ice-ufrag/a=ice-pwd"))?
         .to_owned();
@@ -210,9 +206,7 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
         match kind {
             "video" if video.is_none() => {
                 if dir == "sendonly" || dir == "inactive" {
-                    return Err(malformed(format!(
-                        "the video section is {dir}; a WHEP offer receives (recvonly)"
-                    )));
+                    return Err(malformed(format!("the video section is {dir}; a WHEP offer receives (recvonly)")));
                 }
                 let mut pick = pick_h264(media, mline).ok_or_else(|| {
                     MediaError::NoUsableCodec(format!(
@@ -284,7 +278,10 @@ pub(crate) mod tests {
     fn chromium_offer_picks_constrained_baseline_mode_1() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
-        assert_eq!(plan.video, VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into(), playout_delay_ext: Some(5) });
+        assert_eq!(
+            plan.video,
+            VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into(), playout_delay_ext: Some(5) }
+        );
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 111 }));
         assert_eq!(plan.mids, vec!["0", "1"]);
         assert_eq!(plan.ice_ufrag, "abcd");
@@ -294,7 +291,10 @@ pub(crate) mod tests {
     fn gstreamer_offer_without_level_asymmetry_is_accepted() {
         gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer(&gstreamer_offer(), true).expect("usable");
-        assert_eq!(plan.video, VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into(), playout_delay_ext: None });
+        assert_eq!(
+            plan.video,
+            VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into(), playout_delay_ext: None }
+        );
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 97 }));
     }
 

@@ -73,10 +73,7 @@ pub fn decode(cells: &[bool]) -> Option<u64> {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or_default()
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or_default()
 }
 
 /// Paints `ms` into an I420 frame (luma cells, neutral chroma under the strip).
@@ -135,9 +132,7 @@ pub fn read(frame: &gst_video::VideoFrameRef<&gst::BufferRef>) -> Option<u64> {
     let stride = frame.plane_stride()[0] as usize;
     let luma = frame.plane_data(0).ok()?;
     let y = cell / 2;
-    let values: Vec<bool> = (0..CELLS as usize)
-        .map(|i| luma[y * stride + i * cell + cell / 2] > 125)
-        .collect();
+    let values: Vec<bool> = (0..CELLS as usize).map(|i| luma[y * stride + i * cell + cell / 2] > 125).collect();
     decode(&values)
 }
 

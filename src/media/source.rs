@@ -42,10 +42,8 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
         .field("framerate", gst::Fraction::new(cfg.fps as i32, 1))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
         .build();
-    let filter = gst::ElementFactory::make("capsfilter")
-        .property("caps", caps)
-        .build()
-        .context("creating capsfilter")?;
+    let filter =
+        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
     Ok(vec![make("videoconvert")?, make("videoscale")?, make("videorate")?, filter])
 }
 
@@ -59,14 +57,9 @@ pub fn test_audio(frame_ms: u32) -> anyhow::Result<Vec<gst::Element>> {
         .property("samplesperbuffer", (48 * frame_ms) as i32)
         .build()
         .context("creating audiotestsrc")?;
-    let caps = gst::Caps::builder("audio/x-raw")
-        .field("rate", 48_000i32)
-        .field("channels", 2i32)
-        .build();
-    let filter = gst::ElementFactory::make("capsfilter")
-        .property("caps", caps)
-        .build()
-        .context("creating capsfilter")?;
+    let caps = gst::Caps::builder("audio/x-raw").field("rate", 48_000i32).field("channels", 2i32).build();
+    let filter =
+        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
     Ok(vec![src, make("audioconvert")?, make("audioresample")?, filter])
 }
 

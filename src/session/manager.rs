@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
+use crate::auth::{Auth, Grant, now_s};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerHandle};
@@ -24,6 +25,20 @@ struct Session {
     /// Bumped by every ICE restart; part of the ETag.
     ice_generation: u32,
     etag: ETag,
+    /// The token that created the session: only it (or the admin) may PATCH or DELETE it, and the session
+    /// ends when the token expires or is revoked.
+    owner: Grant,
+}
+
+impl Session {
+    /// May a request with `grant` act on this session?
+    fn allows(&self, grant: &Grant) -> bool {
+        match (grant, &self.owner) {
+            (Grant::Admin | Grant::Anyone, _) => true,
+            (Grant::Viewer(g), Grant::Viewer(o)) => g.token_id == o.token_id,
+            (Grant::Viewer(_), _) => false,
+        }
+    }
 }
 
 /// Results of work the manager spawned, reported back to it.
@@ -31,6 +46,7 @@ enum Done {
     Negotiated {
         stream: StreamName,
         id: SessionId,
+        grant: Grant,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
@@ -45,7 +61,11 @@ struct Manager {
     done_tx: mpsc::UnboundedSender<Done>,
     /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
     connect_timeout: std::time::Duration,
+    auth: Auth,
 }
+
+/// How often sessions are checked against their token's expiry and the revocation list.
+const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Admission control: a stream with viewers is overloaded (more viewers would make every viewer's picture
 /// worse) when its encoder has fallen below 80% of its frame rate (the fan-out starves the encoder on this
@@ -73,6 +93,7 @@ pub fn spawn(
     streams: Vec<(StreamConfig, StreamPipeline)>,
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
     connect_timeout: std::time::Duration,
+    auth: Auth,
 ) -> Sessions {
     let (tx, mut rx) = mpsc::channel::<Command>(256);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -84,10 +105,14 @@ pub fn spawn(
         sessions: HashMap::new(),
         done_tx,
         connect_timeout,
+        auth,
     };
     tokio::spawn(async move {
+        let mut sweep = tokio::time::interval(TOKEN_SWEEP);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
+                _ = sweep.tick() => mgr.end_unauthorized(),
                 cmd = rx.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => {
                         mgr.shutdown().await;
@@ -115,11 +140,13 @@ fn remove_in_background(viewer: ViewerHandle) {
 impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Offer { stream, offer, reply } => self.offer(stream, offer, reply),
-            Command::Patch { id, if_match, frag, reply } => self.patch(id, if_match, frag, reply),
-            Command::Delete { id, reply } => {
-                let result = match self.sessions.remove(&id) {
-                    Some(s) => {
+            Command::Offer { stream, offer, grant, reply } => self.offer(stream, offer, grant, reply),
+            Command::Patch { id, grant, if_match, frag, reply } => self.patch(id, grant, if_match, frag, reply),
+            Command::Delete { id, grant, reply } => {
+                let result = match self.sessions.get(&id) {
+                    Some(s) if !s.allows(&grant) => Err(SessionError::NotYourSession),
+                    Some(_) => {
+                        let s = self.sessions.remove(&id).expect("looked up above");
                         tracing::info!(session = %id, stream = %s.stream, "session deleted by client");
                         remove_in_background(s.viewer);
                         Ok(())
@@ -167,11 +194,25 @@ impl Manager {
         self.sessions.values().filter(|s| &s.stream == stream).count()
     }
 
-    fn offer(&mut self, stream: String, offer: String, reply: oneshot::Sender<Result<Created, SessionError>>) {
+    fn offer(
+        &mut self,
+        stream: String,
+        offer: String,
+        grant: Grant,
+        reply: oneshot::Sender<Result<Created, SessionError>>,
+    ) {
         let Some(name) = self.streams.keys().find(|k| k.as_str() == stream).cloned() else {
             let _ = reply.send(Err(SessionError::UnknownStream(stream)));
             return;
         };
+        if let Grant::Viewer(v) = &grant
+            && let Some(max) = v.max_sessions
+            && self.sessions.values().filter(|s| s.owner.token_id() == Some(v.token_id.as_str())).count()
+                >= max as usize
+        {
+            let _ = reply.send(Err(SessionError::TokenSessionLimit(max)));
+            return;
+        }
         let viewers = self.viewers_of(&name);
         let entry = self.streams.get_mut(&name).expect("looked up above");
         let health = entry.pipeline.health();
@@ -194,13 +235,14 @@ impl Manager {
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let result = pipeline.add_viewer(id, &offer).await;
-            let _ = done.send(Done::Negotiated { stream: name, id, result, reply });
+            let _ = done.send(Done::Negotiated { stream: name, id, grant, result, reply });
         });
     }
 
     fn patch(
         &mut self,
         id: SessionId,
+        grant: Grant,
         if_match: Option<String>,
         body: String,
         reply: oneshot::Sender<Result<Patched, SessionError>>,
@@ -209,6 +251,10 @@ impl Manager {
             let _ = reply.send(Err(SessionError::UnknownSession));
             return;
         };
+        if !session.allows(&grant) {
+            let _ = reply.send(Err(SessionError::NotYourSession));
+            return;
+        }
         let frag = match SdpFrag::parse(&body) {
             Ok(f) => f,
             Err(e) => {
@@ -254,7 +300,7 @@ impl Manager {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated { stream, id, result, reply } => {
+            Done::Negotiated { stream, id, grant, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
                 }
@@ -274,7 +320,9 @@ impl Manager {
                             tokio::time::sleep(timeout).await;
                             let _ = done.send(Done::ConnectDeadline { id });
                         });
-                        self.sessions.insert(id, Session { connected: false, stream, viewer, ice_generation: 0, etag });
+                        let session =
+                            Session { connected: false, stream, viewer, ice_generation: 0, etag, owner: grant };
+                        self.sessions.insert(id, session);
                     }
                     Err(e) => {
                         tracing::info!(%stream, error = %e, "offer refused");
@@ -288,6 +336,26 @@ impl Manager {
                     tracing::info!(session = %id, stream = %s.stream, "session never connected; ended");
                     remove_in_background(s.viewer);
                 }
+            }
+        }
+    }
+
+    /// Ends the sessions whose token expired or was revoked (called every [`TOKEN_SWEEP`]).
+    fn end_unauthorized(&mut self) {
+        let now = now_s();
+        let ended: Vec<(SessionId, &'static str)> = self
+            .sessions
+            .iter()
+            .filter_map(|(id, s)| match &s.owner {
+                Grant::Viewer(v) if v.expires_at <= now => Some((*id, "token expired")),
+                Grant::Viewer(v) if self.auth.is_revoked(&v.token_id) => Some((*id, "token revoked")),
+                _ => None,
+            })
+            .collect();
+        for (id, why) in ended {
+            if let Some(s) = self.sessions.remove(&id) {
+                tracing::info!(session = %id, stream = %s.stream, token = s.owner.token_id(), why, "session ended");
+                remove_in_background(s.viewer);
             }
         }
     }

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use manager::spawn;
 
+use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, StreamHealth, ViewerHandle};
 use crate::sdpfrag::FragError;
@@ -40,6 +41,10 @@ pub enum SessionError {
     PreconditionFailed,
     #[error("the ICE restart failed ({0}); end this session with DELETE and POST a new offer")]
     IceRestartFailed(String),
+    #[error("this session belongs to another token")]
+    NotYourSession,
+    #[error("this token already has its maximum of {0} concurrent sessions")]
+    TokenSessionLimit(u32),
     #[error("glasscast is shutting down")]
     ShuttingDown,
 }
@@ -103,16 +108,19 @@ pub(crate) enum Command {
     Offer {
         stream: String,
         offer: String,
+        grant: Grant,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
     Patch {
         id: SessionId,
+        grant: Grant,
         if_match: Option<String>,
         frag: String,
         reply: oneshot::Sender<Result<Patched, SessionError>>,
     },
     Delete {
         id: SessionId,
+        grant: Grant,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Streams {
@@ -154,20 +162,30 @@ impl Sessions {
         tokio::time::timeout(REPLY_TIMEOUT, rx).await.ok()?.ok()
     }
 
-    /// A WHEP offer for `stream`: negotiates a new viewer session.
-    pub async fn offer(&self, stream: &str, offer: String) -> Result<Created, SessionError> {
+    /// A WHEP offer for `stream`: negotiates a new viewer session, bound to `grant`'s token.
+    pub async fn offer(&self, stream: &str, offer: String, grant: Grant) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Offer { stream, offer, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+        self.ask(|reply| Command::Offer { stream, offer, grant, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// A WHEP PATCH: adds trickled candidates, or restarts ICE when the fragment carries new credentials.
-    pub async fn patch(&self, id: SessionId, if_match: Option<String>, frag: String) -> Result<Patched, SessionError> {
-        self.ask(|reply| Command::Patch { id, if_match, frag, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    pub async fn patch(
+        &self,
+        id: SessionId,
+        grant: Grant,
+        if_match: Option<String>,
+        frag: String,
+    ) -> Result<Patched, SessionError> {
+        self.ask(|reply| Command::Patch { id, grant, if_match, frag, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
-    /// Ends a session now.
-    pub async fn delete(&self, id: SessionId) -> Result<(), SessionError> {
-        self.ask(|reply| Command::Delete { id, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    /// Ends a session now (only its own token, or the admin, may).
+    pub async fn delete(&self, id: SessionId, grant: Grant) -> Result<(), SessionError> {
+        self.ask(|reply| Command::Delete { id, grant, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     pub async fn streams(&self) -> Vec<StreamInfo> {

@@ -17,7 +17,7 @@ pub struct TestServer {
     pub server: Server,
     pub base: String,
     pub http: reqwest::Client,
-    _state: tempfile::TempDir,
+    pub state: tempfile::TempDir,
 }
 
 pub fn init() {
@@ -34,7 +34,14 @@ pub fn small_stream(name: &str) -> StreamConfig {
     StreamConfig { width: 320, height: 240, bitrate_kbps: 600, ..StreamConfig::test_pattern(name) }
 }
 
+/// Starts `cfg` with access control disabled (most tests are about media; tests/auth.rs is about tokens).
 pub async fn start_with(mut cfg: Config) -> TestServer {
+    cfg.auth.mode = glasscast::config::AuthMode::Disabled;
+    start_as_configured(cfg).await
+}
+
+/// Starts `cfg` as it is (access control as configured: required by default).
+pub async fn start_as_configured(mut cfg: Config) -> TestServer {
     init();
     let state = tempfile::tempdir().expect("tempdir");
     cfg.server.listen = "127.0.0.1:0".into();
@@ -49,7 +56,7 @@ pub async fn start_with(mut cfg: Config) -> TestServer {
         builder = builder.tls_certs_only([reqwest::Certificate::from_pem(&pem).expect("pem")]);
     }
     let http = builder.build().expect("client");
-    let ts = TestServer { server, base, http, _state: state };
+    let ts = TestServer { server, base, http, state };
     ts.wait_ready().await;
     ts
 }
@@ -100,13 +107,20 @@ impl TestServer {
     }
 
     pub async fn post_offer(&self, stream: &str, offer: &str) -> reqwest::Response {
-        self.http
+        self.post_offer_with(stream, offer, None).await
+    }
+
+    /// POST an offer with `Authorization: Bearer <token>` when a token is given.
+    pub async fn post_offer_with(&self, stream: &str, offer: &str, token: Option<&str>) -> reqwest::Response {
+        let mut req = self
+            .http
             .post(format!("{}/whep/{stream}", self.base))
             .header("content-type", "application/sdp")
-            .body(offer.to_owned())
-            .send()
-            .await
-            .expect("request")
+            .body(offer.to_owned());
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send().await.expect("request")
     }
 
     /// PATCH a session with a trickle-ice-sdpfrag body, with an optional If-Match.
@@ -334,8 +348,13 @@ impl WebrtcbinViewer {
 
     /// Offer, POST, answer. Panics unless the server says 201.
     pub async fn connect(&mut self, srv: &TestServer, stream: &str) {
+        self.connect_with(srv, stream, None).await;
+    }
+
+    /// [`WebrtcbinViewer::connect`] with a bearer token.
+    pub async fn connect_with(&mut self, srv: &TestServer, stream: &str, token: Option<&str>) {
         let offer = self.offer().await;
-        let resp = srv.post_offer(stream, &offer).await;
+        let resp = srv.post_offer_with(stream, &offer, token).await;
         assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
         let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
         self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
@@ -377,7 +396,11 @@ pub fn find_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
 /// While `enabled`, drops every `every`th H.264 packet (payload type 96) as it enters the client's RTP
 /// session (`rtpbin` of a viewer's webrtcbin, after the answer set up its transport): loss the client's RTCP
 /// reports and NACKs see. Returns the count dropped.
-pub fn drop_video_packets(rtpbin: &gst::Element, every: u64, enabled: Arc<std::sync::atomic::AtomicBool>) -> Arc<AtomicU64> {
+pub fn drop_video_packets(
+    rtpbin: &gst::Element,
+    every: u64,
+    enabled: Arc<std::sync::atomic::AtomicBool>,
+) -> Arc<AtomicU64> {
     let seen = AtomicU64::new(0);
     let dropped = Arc::new(AtomicU64::new(0));
     let d = dropped.clone();

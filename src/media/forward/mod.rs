@@ -15,6 +15,7 @@
 
 mod mux;
 mod peer;
+mod sdp;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -194,18 +194,17 @@ pub(crate) fn spawn(
         poll.registry().register(s, Token(i), Interest::READABLE)?;
     }
     let (tx, rx) = channel();
-    let mux =
-        Mux {
-            poll,
-            rx,
-            sockets,
-            events,
-            streams: HashMap::new(),
-            peers: HashMap::new(),
-            by_source: HashMap::new(),
-            next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
-            lag,
-        };
+    let mux = Mux {
+        poll,
+        rx,
+        sockets,
+        events,
+        streams: HashMap::new(),
+        peers: HashMap::new(),
+        by_source: HashMap::new(),
+        next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
+        lag,
+    };
     let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
     Ok((MuxSender { tx, waker }, thread))
 }

@@ -13,6 +13,7 @@ use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::mux::{MediaPacket, Track};
+use super::sdp::{normalize_offer, one_media_stream};
 use super::{PeerStats, StreamSlot};
 use crate::ids::SessionId;
 use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
@@ -81,47 +82,6 @@ fn agreed_pt(rtc: &Rtc, mid: Mid, want: u8, codec: Codec) -> Option<Pt> {
     pts.iter().find(|pt| **pt == Pt::from(want) && of_codec(pt)).or_else(|| pts.iter().find(|pt| of_codec(pt))).copied()
 }
 
-/// Puts an offer in the shape str0m's strict parser takes; the webrtcbin transport takes these as they are:
-/// - `a=rtpmap:<pt> OPUS/48000` (no channel count, as GStreamer's whepclientsrc offers it) becomes RFC 7587's
-///   `opus/48000/2` (every Opus stream is declared with 2 channels);
-/// - in each media section the `c=` and `b=` lines come right after `m=`, before the attributes (RFC 8866's
-///   order; str0m drops the section otherwise).
-fn normalize_offer(offer: &str) -> String {
-    let bare_opus = |l: &str| {
-        l.strip_prefix("a=rtpmap:")
-            .and_then(|r| r.split_once(' '))
-            .is_some_and(|(_, enc)| enc.trim_end().eq_ignore_ascii_case("opus/48000"))
-    };
-    let mut out = String::with_capacity(offer.len() + 16);
-    // Attribute lines of the current media section, held until its c=/b= lines are out.
-    let mut held: Vec<String> = Vec::new();
-    let mut in_media = false;
-    let flush = |out: &mut String, held: &mut Vec<String>| held.drain(..).for_each(|l| out.push_str(&l));
-    for raw in offer.lines() {
-        let line = raw.trim_end_matches('\r');
-        if line.is_empty() {
-            continue;
-        }
-        let line = match line.split_once(' ') {
-            Some((head, _)) if bare_opus(line) => format!("{head} opus/48000/2"),
-            _ => line.to_owned(),
-        };
-        if line.starts_with("m=") {
-            flush(&mut out, &mut held);
-            in_media = true;
-            out.push_str(&line);
-            out.push_str("\r\n");
-        } else if in_media && line.starts_with("a=") {
-            held.push(format!("{line}\r\n"));
-        } else {
-            out.push_str(&line);
-            out.push_str("\r\n");
-        }
-    }
-    flush(&mut out, &mut held);
-    out
-}
-
 impl Peer {
     /// Builds the viewer's `Rtc`, applies the offer and returns the peer and our SDP answer.
     pub fn answer(
@@ -157,7 +117,7 @@ impl Peer {
                 rtc.add_local_candidate(c.clone());
             }
             let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| negotiation(format!("str0m: {e}")))?;
-            Ok::<_, MediaError>((rtc, answer.to_sdp_string()))
+            Ok::<_, MediaError>((rtc, one_media_stream(&answer.to_sdp_string())))
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
         let (rtc, answer) = built?;
@@ -347,25 +307,5 @@ impl Peer {
     /// Sends a DTLS close to the client.
     pub fn close(&mut self) {
         let _ = catch_unwind(AssertUnwindSafe(|| self.rtc.disconnect()));
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::normalize_offer;
-
-    #[test]
-    fn offers_are_put_in_the_shape_str0m_parses() {
-        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\na=extmap:7 x\r\nc=IN IP4 0.0.0.0\r\n\
-                     a=rtpmap:101 OPUS/48000\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
-                     a=mid:v\r\n";
-        assert_eq!(
-            normalize_offer(offer),
-            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\nc=IN IP4 0.0.0.0\r\na=extmap:7 x\r\n\
-             a=rtpmap:101 opus/48000/2\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
-             a=mid:v\r\n"
-        );
-        let good = "v=0\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
-        assert_eq!(normalize_offer(good), good);
     }
 }

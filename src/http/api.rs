@@ -1,0 +1,155 @@
+//! The admin API, `/api/v1` (admin token only): streams, and viewer tokens (issue, list, revoke).
+//! JSON in and out; errors are problem+json like everywhere else.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get};
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState, check_auth};
+use crate::auth::{IssueRequest, Issued};
+use crate::ids::StreamName;
+
+/// A token lives at most a year, at least a minute; two hours when not said.
+const MAX_TTL_S: u64 = 365 * 24 * 3600;
+const DEFAULT_TTL_S: u64 = 2 * 3600;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/streams", get(streams))
+        .route("/tokens", get(list_tokens).post(issue_token))
+        .route("/tokens/{id}", delete(revoke_token))
+}
+
+async fn admin(st: &AppState, headers: &HeaderMap, method: Method, path: &str) -> Result<(), ApiError> {
+    check_auth(headers, &method, path, |h| st.auth.authorize_admin(h)).await
+}
+
+async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&st, &headers, Method::GET, "/api/v1/streams").await?;
+    Ok(Json(st.sessions.streams().await).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IssueBody {
+    /// A stream name, or `*` for all streams.
+    stream: String,
+    /// Lifetime in seconds (60 to one year; default two hours).
+    ttl_s: Option<u64>,
+    label: Option<String>,
+    max_sessions: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+struct TokenInfo {
+    id: String,
+    stream: String,
+    label: Option<String>,
+    issued_at: u64,
+    expires_at: u64,
+    max_sessions: Option<u32>,
+    revoked: bool,
+}
+
+impl TokenInfo {
+    fn of(t: Issued, revoked: bool) -> Self {
+        let Issued { id, stream, label, issued_at, expires_at, max_sessions } = t;
+        Self { id, stream, label, issued_at, expires_at, max_sessions, revoked }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct IssuedToken {
+    #[serde(flatten)]
+    info: TokenInfo,
+    /// The token itself: shown once, never stored by glasscast.
+    token: String,
+    /// The player link's path and fragment (prefix it with the server's origin).
+    watch_path: String,
+}
+
+fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::BAD_REQUEST, kind, detail)
+}
+
+async fn issue_token(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Json<IssueBody>, JsonRejection>,
+) -> Result<Response, ApiError> {
+    admin(&st, &headers, Method::POST, "/api/v1/tokens").await?;
+    let Json(body) = body.map_err(|e| match e {
+        JsonRejection::MissingJsonContentType(_) => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "expected Content-Type application/json",
+        ),
+        other => bad_request("malformed-json", other.body_text()),
+    })?;
+    let known = st.sessions.streams().await.iter().any(|s| s.name.as_str() == body.stream);
+    if body.stream != "*" && (StreamName::parse(&body.stream).is_err() || !known) {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown-stream",
+            format!("no stream named `{}` (give a configured stream, or `*`)", body.stream),
+        ));
+    }
+    let ttl_s = body.ttl_s.unwrap_or(DEFAULT_TTL_S);
+    if !(60..=MAX_TTL_S).contains(&ttl_s) {
+        return Err(bad_request("bad-ttl", format!("ttl_s must be 60 to {MAX_TTL_S} seconds, got {ttl_s}")));
+    }
+    if body.label.as_ref().is_some_and(|l| l.chars().count() > 100) {
+        return Err(bad_request("bad-label", "label is limited to 100 characters"));
+    }
+    if body.max_sessions == Some(0) {
+        return Err(bad_request("bad-max-sessions", "max_sessions must be at least 1 (or left out)"));
+    }
+    let req = IssueRequest {
+        stream: body.stream,
+        ttl: Duration::from_secs(ttl_s),
+        label: body.label,
+        max_sessions: body.max_sessions,
+    };
+    let (token, issued) = st.auth.issue(&req).map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "issuing a token");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token-store", "could not record the token")
+    })?;
+    tracing::info!(token = %issued.id, stream = %issued.stream, label = ?issued.label, "viewer token issued");
+    let stream_path = if issued.stream == "*" { String::new() } else { format!("/watch/{}", issued.stream) };
+    let watch_path = format!("{}#token={token}", if stream_path.is_empty() { "/" } else { &stream_path });
+    let out = IssuedToken { info: TokenInfo::of(issued, false), token, watch_path };
+    Ok((StatusCode::CREATED, Json(out)).into_response())
+}
+
+async fn list_tokens(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&st, &headers, Method::GET, "/api/v1/tokens").await?;
+    let all: Vec<TokenInfo> = st.auth.list().into_iter().map(|(t, revoked)| TokenInfo::of(t, revoked)).collect();
+    Ok(Json(all).into_response())
+}
+
+/// Revokes a token; its live sessions end within a second or two (the session manager's sweep).
+async fn revoke_token(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &headers, Method::DELETE, "/api/v1/tokens/{id}").await?;
+    match st.auth.revoke(&id) {
+        Ok(true) => {
+            tracing::info!(token = %id, "viewer token revoked");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(ApiError::not_found(format!("no token with id `{id}` (issued and not expired)"))),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "revoking a token");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token-store", "could not record the revocation"))
+        }
+    }
+}

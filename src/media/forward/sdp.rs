@@ -1,0 +1,102 @@
+//! SDP text fixes around str0m: offers put in the shape its parser takes, answers with one MediaStream.
+
+/// Puts an offer in the shape str0m's strict parser takes; the webrtcbin transport takes these as they are:
+/// - `a=rtpmap:<pt> OPUS/48000` (no channel count, as GStreamer's whepclientsrc offers it) becomes RFC 7587's
+///   `opus/48000/2` (every Opus stream is declared with 2 channels);
+/// - in each media section the `c=` and `b=` lines come right after `m=`, before the attributes (RFC 8866's
+///   order; str0m drops the section otherwise).
+pub(super) fn normalize_offer(offer: &str) -> String {
+    let bare_opus = |l: &str| {
+        l.strip_prefix("a=rtpmap:")
+            .and_then(|r| r.split_once(' '))
+            .is_some_and(|(_, enc)| enc.trim_end().eq_ignore_ascii_case("opus/48000"))
+    };
+    let mut out = String::with_capacity(offer.len() + 16);
+    // Attribute lines of the current media section, held until its c=/b= lines are out.
+    let mut held: Vec<String> = Vec::new();
+    let mut in_media = false;
+    let flush = |out: &mut String, held: &mut Vec<String>| held.drain(..).for_each(|l| out.push_str(&l));
+    for raw in offer.lines() {
+        let line = raw.trim_end_matches('\r');
+        if line.is_empty() {
+            continue;
+        }
+        let line = match line.split_once(' ') {
+            Some((head, _)) if bare_opus(line) => format!("{head} opus/48000/2"),
+            _ => line.to_owned(),
+        };
+        if line.starts_with("m=") {
+            flush(&mut out, &mut held);
+            in_media = true;
+            out.push_str(&line);
+            out.push_str("\r\n");
+        } else if in_media && line.starts_with("a=") {
+            held.push(format!("{line}\r\n"));
+        } else {
+            out.push_str(&line);
+            out.push_str("\r\n");
+        }
+    }
+    flush(&mut out, &mut held);
+    out
+}
+
+/// Puts every track of an answer into one MediaStream (the first `a=msid` stream id): str0m gives each m-line
+/// its own, and a browser only synchronizes audio with video within one stream (WHEP asks for one, too).
+pub(super) fn one_media_stream(answer: &str) -> String {
+    let ids: Vec<&str> = answer.lines().filter_map(|l| l.strip_prefix("a=msid:")?.split_whitespace().next()).fold(
+        Vec::new(),
+        |mut v, id| {
+            if !v.contains(&id) {
+                v.push(id);
+            }
+            v
+        },
+    );
+    let Some((first, others)) = ids.split_first() else { return answer.to_owned() };
+    let mut out = String::with_capacity(answer.len());
+    for line in answer.split_inclusive('\n') {
+        if line.starts_with("a=msid-semantic:") {
+            out.push_str(&format!("a=msid-semantic: WMS {first}\r\n"));
+            continue;
+        }
+        let mut l = line.to_owned();
+        for other in others {
+            l = l.replace(other, first);
+        }
+        out.push_str(&l);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{normalize_offer, one_media_stream};
+
+    #[test]
+    fn all_tracks_go_into_one_media_stream() {
+        let answer = "v=0\r\na=msid-semantic: WMS aaa bbb\r\nm=video 9 X 96\r\na=msid:aaa v1\r\n\
+                      a=ssrc:1 msid:aaa v1\r\nm=audio 9 X 111\r\na=msid:bbb a1\r\na=ssrc:2 msid:bbb a1\r\n";
+        assert_eq!(
+            one_media_stream(answer),
+            "v=0\r\na=msid-semantic: WMS aaa\r\nm=video 9 X 96\r\na=msid:aaa v1\r\na=ssrc:1 msid:aaa v1\r\n\
+             m=audio 9 X 111\r\na=msid:aaa a1\r\na=ssrc:2 msid:aaa a1\r\n"
+        );
+        assert_eq!(one_media_stream("v=0\r\n"), "v=0\r\n");
+    }
+
+    #[test]
+    fn offers_are_put_in_the_shape_str0m_parses() {
+        let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\na=extmap:7 x\r\nc=IN IP4 0.0.0.0\r\n\
+                     a=rtpmap:101 OPUS/48000\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+                     a=mid:v\r\n";
+        assert_eq!(
+            normalize_offer(offer),
+            "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 101\r\nc=IN IP4 0.0.0.0\r\na=extmap:7 x\r\n\
+             a=rtpmap:101 opus/48000/2\r\na=mid:a\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\n\
+             a=mid:v\r\n"
+        );
+        let good = "v=0\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
+        assert_eq!(normalize_offer(good), good);
+    }
+}

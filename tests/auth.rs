@@ -1,0 +1,301 @@
+//! Access control, with the default `auth.mode = "required"`: every WHEP and admin route refuses missing,
+//! malformed, wrong-scheme, forged, foreign-key, expired, revoked and out-of-scope tokens with the RFC 6750
+//! status and challenge and a problem body, and changes nothing; a session belongs to the token that made
+//! it; revoking a token ends its live session within 5 s; an issued token plays.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use glasscast::config::Config;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-token-0123456789";
+
+async fn start_auth() -> TestServer {
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.auth.admin_token = Some(ADMIN.into());
+    cfg.streams = vec![small_stream("main"), small_stream("other")];
+    start_as_configured(cfg).await
+}
+
+/// Issues a viewer token through the admin API.
+async fn issue(srv: &TestServer, body: Value) -> Value {
+    let r = srv
+        .http
+        .post(format!("{}/api/v1/tokens", srv.base))
+        .bearer_auth(ADMIN)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("post");
+    let status = r.status();
+    let text = r.text().await.expect("body");
+    assert_eq!(status, 201, "{text}");
+    serde_json::from_str(&text).expect("json")
+}
+
+async fn list_tokens(srv: &TestServer) -> Value {
+    let r = srv.http.get(format!("{}/api/v1/tokens", srv.base)).bearer_auth(ADMIN).send().await.expect("list");
+    assert_eq!(r.status(), 200);
+    serde_json::from_str(&r.text().await.expect("body")).expect("json")
+}
+
+/// A token for `main` signed with the server's own key but already expired (claims written by hand).
+fn expired_token(srv: &TestServer) -> String {
+    let keys: Value =
+        serde_json::from_str(&std::fs::read_to_string(srv.state.path().join("auth/keys.json")).expect("keys"))
+            .expect("json");
+    let kid = keys["current"].as_str().expect("kid").to_owned();
+    let key = base64::Engine::decode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        keys["keys"][&kid].as_str().expect("key"),
+    )
+    .expect("b64");
+    let header = jsonwebtoken::Header { kid: Some(kid), ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256) };
+    let claims = json!({"jti": "0123456789abcdef0123456789abcdef", "stream": "main", "iat": 1, "exp": 2});
+    jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&key)).expect("sign")
+}
+
+struct Route {
+    method: Method,
+    path: String,
+    content_type: &'static str,
+    body: String,
+    admin_only: bool,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_route_refuses_bad_credentials_and_changes_nothing() {
+    let srv = start_auth().await;
+    let other_server = start_auth().await;
+    let viewer = issue(&srv, json!({"stream": "main", "label": "abuse"})).await;
+    let viewer_token = viewer["token"].as_str().expect("token").to_owned();
+    let other_stream = issue(&srv, json!({"stream": "other"})).await["token"].as_str().expect("t").to_owned();
+    let revoked = issue(&srv, json!({"stream": "main"})).await;
+    let r = srv
+        .http
+        .delete(format!("{}/api/v1/tokens/{}", srv.base, revoked["id"].as_str().expect("id")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    let foreign = issue(&other_server, json!({"stream": "main"})).await["token"].as_str().expect("t").to_owned();
+    let tokens_before = list_tokens(&srv).await;
+
+    let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    let sid = "0123456789abcdef0123456789abcdef";
+    let routes = [
+        Route {
+            method: Method::POST,
+            path: "/whep/main".into(),
+            content_type: "application/sdp",
+            body: offer,
+            admin_only: false,
+        },
+        Route {
+            method: Method::PATCH,
+            path: format!("/whep/sessions/{sid}"),
+            content_type: "application/trickle-ice-sdpfrag",
+            body: "a=end-of-candidates\r\n".into(),
+            admin_only: false,
+        },
+        Route {
+            method: Method::DELETE,
+            path: format!("/whep/sessions/{sid}"),
+            content_type: "",
+            body: String::new(),
+            admin_only: false,
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/streams".into(),
+            content_type: "",
+            body: String::new(),
+            admin_only: true,
+        },
+        Route {
+            method: Method::GET,
+            path: "/api/v1/tokens".into(),
+            content_type: "",
+            body: String::new(),
+            admin_only: true,
+        },
+        Route {
+            method: Method::POST,
+            path: "/api/v1/tokens".into(),
+            content_type: "application/json",
+            body: r#"{"stream":"main"}"#.into(),
+            admin_only: true,
+        },
+        Route {
+            method: Method::DELETE,
+            path: format!("/api/v1/tokens/{}", viewer["id"].as_str().expect("id")),
+            content_type: "",
+            body: String::new(),
+            admin_only: true,
+        },
+    ];
+    // (Authorization header, expected status, expected `error=` in the challenge)
+    let forged = {
+        let (head, rest) = viewer_token.split_once('.').expect("jwt");
+        let sig = rest.split_once('.').expect("jwt").1;
+        let claims = base64::Engine::encode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            r#"{"jti":"x","stream":"*","iat":1,"exp":9999999999}"#,
+        );
+        format!("{head}.{claims}.{sig}")
+    };
+    let cases: Vec<(Option<String>, u16, Option<&str>, &str)> = vec![
+        (None, 401, None, "no token"),
+        (Some("Bearer".into()), 400, Some("invalid_request"), "scheme without token"),
+        (Some("Bearer a b".into()), 400, Some("invalid_request"), "malformed bearer"),
+        (Some(format!("Basic {}", "dXNlcjpwYXNz")), 401, None, "wrong scheme"),
+        (Some("Bearer not.a.token".into()), 401, Some("invalid_token"), "garbage"),
+        (Some(format!("Bearer {forged}")), 401, Some("invalid_token"), "forged claims"),
+        (Some(format!("Bearer {foreign}")), 401, Some("invalid_token"), "another server's key"),
+        (Some(format!("Bearer {}", expired_token(&srv))), 401, Some("invalid_token"), "expired"),
+        (Some(format!("Bearer {}", revoked["token"].as_str().expect("t"))), 401, Some("invalid_token"), "revoked"),
+    ];
+    for route in &routes {
+        let mut cases = cases.clone();
+        if route.admin_only {
+            cases.push((Some(format!("Bearer {viewer_token}")), 403, Some("insufficient_scope"), "viewer on admin"));
+        } else if route.method == Method::POST {
+            cases.push((Some(format!("Bearer {other_stream}")), 403, Some("insufficient_scope"), "other stream"));
+        }
+        for (auth, status, error, what) in &cases {
+            let mut req = srv.http.request(route.method.clone(), format!("{}{}", srv.base, route.path));
+            if !route.content_type.is_empty() {
+                req = req.header("content-type", route.content_type).body(route.body.clone());
+            }
+            if let Some(a) = auth {
+                req = req.header("authorization", a);
+            }
+            let r = req.send().await.expect("request");
+            let label = format!("{} {} with {what}", route.method, route.path);
+            assert_eq!(r.status().as_u16(), *status, "{label}");
+            assert_eq!(r.headers()["content-type"], "application/problem+json", "{label}");
+            let challenge = r.headers().get("www-authenticate").map(|v| v.to_str().expect("ascii").to_owned());
+            let challenge = challenge.unwrap_or_else(|| panic!("{label}: no WWW-Authenticate"));
+            assert!(challenge.starts_with("Bearer realm=\"glasscast\""), "{label}: {challenge}");
+            match error {
+                Some(e) => assert!(challenge.contains(&format!("error=\"{e}\"")), "{label}: {challenge}"),
+                None => assert!(!challenge.contains("error="), "{label}: {challenge}"),
+            }
+            let body = r.text().await.expect("body");
+            for secret in [viewer_token.as_str(), ADMIN, foreign.as_str()] {
+                assert!(!body.contains(secret), "{label}: a token is echoed in the error");
+            }
+        }
+    }
+    // Nothing changed: no session, the same tokens, the same revocations.
+    assert_eq!(srv.server.sessions.streams().await.iter().map(|s| s.viewers).sum::<usize>(), 0);
+    assert_eq!(list_tokens(&srv).await, tokens_before);
+    // CORS preflight and /healthz need no token.
+    let pre = srv
+        .http
+        .request(Method::OPTIONS, format!("{}/whep/main", srv.base))
+        .header("origin", "https://elsewhere.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .expect("preflight");
+    assert!(pre.status().is_success(), "{}", pre.status());
+    assert_eq!(srv.http.get(format!("{}/healthz", srv.base)).send().await.expect("healthz").status(), 200);
+    other_server.shutdown().await;
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_session_belongs_to_its_token_and_revoking_the_token_ends_it() {
+    let srv = start_auth().await;
+    let mine = issue(&srv, json!({"stream": "main", "label": "living room", "ttl_s": 3600})).await;
+    let theirs = issue(&srv, json!({"stream": "*"})).await;
+    let token = mine["token"].as_str().expect("token");
+    assert_eq!(mine["watch_path"], format!("/watch/main#token={token}"));
+
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect_with(&srv, "main", Some(token)).await;
+    assert!(v.gets_frames(10, 20).await, "the token's viewer plays");
+    let loc = v.location.clone().expect("location");
+
+    // Another valid token may not touch this session; the owner and the admin may.
+    let frag = "a=end-of-candidates\r\n";
+    let patch = |t: &str| {
+        srv.http.patch(&loc).bearer_auth(t).header("content-type", "application/trickle-ice-sdpfrag").body(frag).send()
+    };
+    let r = patch(theirs["token"].as_str().expect("t")).await.expect("patch");
+    assert_eq!(r.status(), 403);
+    let r = srv.http.delete(&loc).bearer_auth(theirs["token"].as_str().expect("t")).send().await.expect("delete");
+    assert_eq!(r.status(), 403);
+    assert_eq!(patch(token).await.expect("patch").status(), 204);
+    assert_eq!(patch(ADMIN).await.expect("patch").status(), 204);
+
+    // The list shows the label; revoking ends the live session within 5 s, and the token is refused.
+    let list = list_tokens(&srv).await;
+    let entry = list.as_array().expect("array").iter().find(|t| t["id"] == mine["id"]).expect("listed").clone();
+    assert_eq!(entry["label"], "living room");
+    assert_eq!(entry["revoked"], false);
+    let r = srv
+        .http
+        .delete(format!("{}/api/v1/tokens/{}", srv.base, mine["id"].as_str().expect("id")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    let mut ended = false;
+    for _ in 0..50 {
+        if srv.server.sessions.streams().await.iter().all(|s| s.viewers == 0) {
+            ended = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ended, "the revoked token's session still runs after 5 s");
+    let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    assert_eq!(srv.post_offer_with("main", &offer, Some(token)).await.status(), 401);
+    // The revocation is on disk (0600), so it survives a restart.
+    let ledger = std::fs::read_to_string(srv.state.path().join("auth/tokens.json")).expect("ledger");
+    assert!(ledger.contains(mine["id"].as_str().expect("id")) && !ledger.contains(token), "ids only, no tokens");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_issue_requests_are_explained_and_max_sessions_is_enforced() {
+    let srv = start_auth().await;
+    let post = |body: &'static str| {
+        srv.http
+            .post(format!("{}/api/v1/tokens", srv.base))
+            .bearer_auth(ADMIN)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    for (body, status) in [
+        (r#"{"stream":"nope"}"#, 422),
+        (r#"{"stream":"main","ttl_s":5}"#, 400),
+        (r#"{"stream":"main","max_sessions":0}"#, 400),
+        (r#"{"stream":"main","extra":1}"#, 400),
+        (r#"not json"#, 400),
+    ] {
+        let r = post(body).await.expect("post");
+        assert_eq!(r.status(), status, "{body}");
+        assert_eq!(r.headers()["content-type"], "application/problem+json");
+    }
+    let one = issue(&srv, json!({"stream": "main", "max_sessions": 1})).await;
+    let token = one["token"].as_str().expect("token");
+    let mut a = WebrtcbinViewer::new(96, "42e01f", true);
+    a.connect_with(&srv, "main", Some(token)).await;
+    let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    let r = srv.post_offer_with("main", &offer, Some(token)).await;
+    assert_eq!(r.status(), 429, "a second session on a max_sessions=1 token");
+    assert!(a.gets_frames(10, 20).await, "the first session plays on");
+    srv.shutdown().await;
+}
