@@ -76,7 +76,8 @@ export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, log
   const toml = (o) => Object.entries(o).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`).join('\n');
   const streamToml = toml({ name: 'main', ...stream });
   const config = `[server]\nlisten = "127.0.0.1:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n` +
-    `[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
+    // Access control off: the benchmarks measure media (tests/auth.rs covers tokens).
+    `[auth]\nmode = "disabled"\n[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
   const configPath = join(dir, 'glasscast.toml');
   await writeFile(configPath, config);
   const cmd = pinCpus ? 'taskset' : bin;

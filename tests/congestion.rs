@@ -58,7 +58,7 @@ async fn viewers_losing_packets_lower_the_encoder_bitrate_and_it_recovers() {
     assert_eq!(floor, 300, "it stops at min_bitrate_kbps");
     assert!(drops.iter().all(|d| d.load(Ordering::Relaxed) > 10), "the viewers dropped packets");
 
-    // Loss stops: after 5 clean seconds it climbs back, 8% a second.
+    // Loss stops: after 5 clean seconds it climbs back, 8% per 2 s.
     lossy.store(false, Ordering::Relaxed);
     let up = wait_bitrate(&srv, 30, |b| b >= 400).await;
     assert!(up >= 400, "the bitrate did not recover once the loss stopped: {up} kbit/s");

@@ -4,8 +4,8 @@
 //!
 //! Every viewer gets the same encoding, so one viewer on a bad link must not lower everyone's picture: the
 //! bitrate only drops when at least a quarter of the reporting viewers lose >= 5% (a shared bottleneck: the
-//! uplink, the server's own NIC or CPU, one Wi-Fi cell). Steps: -15% at most every 2 s; +8% per second once
-//! no viewer has lost >= 2% for 5 s. Fed by the forwarding transport's mux once a second per stream.
+//! uplink, the server's own NIC or CPU, one Wi-Fi cell). Steps: -15% at most every 2 s; +8% per 2 s once
+//! no viewer has lost >= 2% for 5 s. Fed by the forwarding transport's mux every 2 s per stream.
 
 use std::time::{Duration, Instant};
 
@@ -16,10 +16,10 @@ pub const CLEAN: f32 = 0.02;
 const DECREASE: f64 = 0.85;
 const DECREASE_EVERY: Duration = Duration::from_secs(2);
 const INCREASE: f64 = 1.08;
-const INCREASE_EVERY: Duration = Duration::from_secs(1);
+const INCREASE_EVERY: Duration = Duration::from_secs(2);
 const CLEAN_FOR: Duration = Duration::from_secs(5);
 
-/// One second of a stream's receiver reports, summarized.
+/// One report period (2 s) of a stream's receiver reports, summarized.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LossReport {
     /// Viewers that sent a receiver report for video in the period.

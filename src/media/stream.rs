@@ -123,7 +123,7 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
     Ok(video)
 }
 
-/// The stream's congestion control (forwarding transport): each second's loss report may move the encoder's
+/// The stream's congestion control (forwarding transport): each 2-second loss report may move the encoder's
 /// bitrate within `[min_bitrate_kbps, bitrate_kbps]` (see [`super::congestion`]).
 fn congestion_control(
     name: &StreamName,

@@ -125,7 +125,7 @@ impl Forward {
     /// encoder, so they skip the payloader. (rtph264pay answers a force-key-unit by sending SPS/PPS with
     /// the next frame, which is still a delta frame; Chromium then gets a parameter-set-only "frame", fails
     /// to decode it and asks for a keyframe again: a loop of one keyframe per rate-limit interval.)
-    /// `on_loss` gets the stream's viewers' video loss once a second (congestion control, on the mux thread).
+    /// `on_loss` gets the stream's viewers' video loss every 2 s (congestion control, on the mux thread).
     pub fn attach_stream(
         &self,
         name: &StreamName,

@@ -68,11 +68,12 @@ impl MediaPacket {
     }
 }
 
-/// Where a stream's once-a-second [`LossReport`] goes (the stream's congestion control).
+/// Where a stream's every-2-seconds [`LossReport`] goes (the stream's congestion control).
 pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
 
-/// How often each stream's receiver reports are summarized for congestion control.
-const LOSS_REPORT_EVERY: Duration = Duration::from_secs(1);
+/// How often each stream's receiver reports are summarized for congestion control (also each peer's str0m
+/// stats interval, so every report period holds one report per viewer).
+pub(crate) const LOSS_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) enum Cmd {
     Stream { slot: StreamSlot, name: StreamName, keyframe_pad: gst::Pad, on_loss: LossSink },

@@ -110,8 +110,9 @@ impl Peer {
                 .clear_extension_map()
                 .set_extension(4, Extension::RtpMid)
                 .set_extension(12, Extension::PlayoutDelay)
-                // Once a second: the video receiver reports (fraction lost) feed congestion control.
-                .set_stats_interval(Some(Duration::from_secs(1)))
+                // Every 2 s (LOSS_REPORT_EVERY): the video receiver reports (fraction lost) feed congestion
+                // control. Stats cost work per peer; once a second measured ~0.02% of a core per viewer more.
+                .set_stats_interval(Some(super::mux::LOSS_REPORT_EVERY))
                 .build(Instant::now());
             for c in candidates {
                 rtc.add_local_candidate(c.clone());
