@@ -299,3 +299,45 @@ async fn bad_issue_requests_are_explained_and_max_sessions_is_enforced() {
     assert!(a.gets_frames(10, 20).await, "the first session plays on");
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_issued_link_plays_in_chromium_and_revoking_it_stops_the_page_within_5_s() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let srv = start_auth().await;
+    let issued = issue(&srv, json!({"stream": "main", "label": "chromium"})).await;
+    let link = format!("{}{}", srv.base, issued["watch_path"].as_str().expect("watch_path"));
+    let mut node = tokio::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tests/browser/revoke.mjs", &link])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("node runs (make test installs it)");
+    let mut stdin = node.stdin.take().expect("stdin");
+    let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
+    let first = lines.next_line().await.expect("read").expect("a line from revoke.mjs");
+    let playing: Value = serde_json::from_str(&first).expect("json");
+    assert_eq!(playing["phase"], "playing", "{playing}");
+    assert_eq!(srv.server.sessions.streams().await[0].viewers, 1);
+
+    let r = srv
+        .http
+        .delete(format!("{}/api/v1/tokens/{}", srv.base, issued["id"].as_str().expect("id")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(r.status(), 204);
+    stdin.write_all(b"revoked\n").await.expect("signal");
+    let last = lines.next_line().await.expect("read").expect("the result line");
+    let done: Value = serde_json::from_str(&last).expect("json");
+    eprintln!("revocation in Chromium: {done}");
+    assert_eq!(done["ok"], true, "{done}");
+    let stopped = done["lastPlayingFrameAfterRevokeMs"].as_u64().expect("ms");
+    assert!(stopped <= 5000, "the page kept playing {stopped} ms after the revocation: {done}");
+    assert!(done["deniedAfterMs"].as_u64().is_some(), "the player did not say the link no longer works: {done}");
+    assert_eq!(srv.server.sessions.streams().await[0].viewers, 0);
+    let _ = node.wait().await;
+    srv.shutdown().await;
+}

@@ -184,7 +184,6 @@ import { makeLatencyMeter } from './latency.js';
     return { ok: true };
   }
 
-  // Tear down the current session, show the error and schedule a retry (Retry-After wins over the backoff).
   /** Access refused: stop, and say so (no retry loop against a dead link). */
   function deny(message) {
     teardown();
@@ -193,6 +192,7 @@ import { makeLatencyMeter } from './latency.js';
     setState('error', `${message} — this link no longer works; ask for a new one`);
   }
 
+  // Tear down the current session, show the error and schedule a retry (Retry-After wins over the backoff).
   function fail(message, retryAfter) {
     teardown();
     G.lastError = message;

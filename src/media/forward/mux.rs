@@ -250,8 +250,9 @@ impl Mux {
             }
             self.on_timers();
         }
+        let sockets = &self.sockets;
         for peer in self.peers.values_mut() {
-            peer.close();
+            peer.close(&mut |t| transmit(sockets, t));
         }
         self.peers.clear();
         tracing::debug!("forwarding transport stopped");
@@ -278,7 +279,7 @@ impl Mux {
                 }
                 Ok(Cmd::Remove(id)) => {
                     if let Some(mut p) = self.peers.remove(&id) {
-                        p.close();
+                        p.close(&mut |t| transmit(&self.sockets, t));
                         self.by_source.retain(|_, v| *v != id);
                         tracing::debug!(session = %id, "forwarded viewer removed");
                     }

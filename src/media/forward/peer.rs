@@ -305,8 +305,22 @@ impl Peer {
         }
     }
 
-    /// Sends a DTLS close to the client.
-    pub fn close(&mut self) {
-        let _ = catch_unwind(AssertUnwindSafe(|| self.rtc.disconnect()));
+    /// Ends the connection the polite way: RTCP BYE and DTLS close_notify go out now (through `send`), so the
+    /// client learns at once that the session is over instead of waiting for its consent checks to fail.
+    pub fn close(&mut self, send: &mut dyn FnMut(&str0m::net::Transmit)) {
+        let rtc = &mut self.rtc;
+        let _ = catch_unwind(AssertUnwindSafe(|| {
+            if rtc.close().is_ok() {
+                // A bounded drain: what close queued, then stop.
+                for _ in 0..64 {
+                    match rtc.poll_output() {
+                        Ok(Output::Transmit(t)) => send(&t),
+                        Ok(Output::Event(_)) => {}
+                        Ok(Output::Timeout(_)) | Err(_) => break,
+                    }
+                }
+            }
+            rtc.disconnect();
+        }));
     }
 }
