@@ -61,10 +61,11 @@ fn expired_token(srv: &TestServer) -> String {
     jsonwebtoken::encode(&header, &claims, &jsonwebtoken::EncodingKey::from_secret(&key)).expect("sign")
 }
 
+#[derive(Debug)]
 struct Route {
     method: Method,
     path: String,
-    content_type: &'static str,
+    content_type: String,
     body: String,
     admin_only: bool,
 }
@@ -88,59 +89,35 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
     let foreign = issue(&other_server, json!({"stream": "main"})).await["token"].as_str().expect("t").to_owned();
     let tokens_before = list_tokens(&srv).await;
 
+    // The routes come from the OpenAPI document the server generates from its handlers, so a new route
+    // cannot be left out of this suite. (The document itself is public: it holds no data.)
+    let doc = srv.http.get(format!("{}/api/v1/openapi.json", srv.base)).send().await.expect("openapi");
+    assert_eq!(doc.status(), 200);
+    let doc: Value = serde_json::from_str(&doc.text().await.expect("body")).expect("json");
     let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
     let sid = "0123456789abcdef0123456789abcdef";
-    let routes = [
-        Route {
-            method: Method::POST,
-            path: "/whep/main".into(),
-            content_type: "application/sdp",
-            body: offer,
-            admin_only: false,
-        },
-        Route {
-            method: Method::PATCH,
-            path: format!("/whep/sessions/{sid}"),
-            content_type: "application/trickle-ice-sdpfrag",
-            body: "a=end-of-candidates\r\n".into(),
-            admin_only: false,
-        },
-        Route {
-            method: Method::DELETE,
-            path: format!("/whep/sessions/{sid}"),
-            content_type: "",
-            body: String::new(),
-            admin_only: false,
-        },
-        Route {
-            method: Method::GET,
-            path: "/api/v1/streams".into(),
-            content_type: "",
-            body: String::new(),
-            admin_only: true,
-        },
-        Route {
-            method: Method::GET,
-            path: "/api/v1/tokens".into(),
-            content_type: "",
-            body: String::new(),
-            admin_only: true,
-        },
-        Route {
-            method: Method::POST,
-            path: "/api/v1/tokens".into(),
-            content_type: "application/json",
-            body: r#"{"stream":"main"}"#.into(),
-            admin_only: true,
-        },
-        Route {
-            method: Method::DELETE,
-            path: format!("/api/v1/tokens/{}", viewer["id"].as_str().expect("id")),
-            content_type: "",
-            body: String::new(),
-            admin_only: true,
-        },
-    ];
+    let mut routes = Vec::new();
+    for (template, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("operations") {
+            let path = template
+                .replace("{stream}", "main")
+                .replace("/whep/sessions/{id}", &format!("/whep/sessions/{sid}"))
+                .replace("/tokens/{id}", &format!("/tokens/{}", viewer["id"].as_str().expect("id")));
+            let content_type =
+                op["requestBody"]["content"].as_object().and_then(|c| c.keys().next().cloned()).unwrap_or_default();
+            let body = match content_type.as_str() {
+                "application/sdp" => offer.clone(),
+                "application/trickle-ice-sdpfrag" => "a=end-of-candidates\r\n".into(),
+                "application/json" => r#"{"stream":"main"}"#.into(),
+                _ => String::new(),
+            };
+            let method = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).expect("method");
+            let admin_only = template.starts_with("/api/v1/");
+            assert!(op["security"].is_array(), "{method} {template} declares no security");
+            routes.push(Route { method, path, content_type, body, admin_only });
+        }
+    }
+    assert_eq!(routes.len(), 7, "WHEP POST/PATCH/DELETE and the four admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");
@@ -172,7 +149,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
         for (auth, status, error, what) in &cases {
             let mut req = srv.http.request(route.method.clone(), format!("{}{}", srv.base, route.path));
             if !route.content_type.is_empty() {
-                req = req.header("content-type", route.content_type).body(route.body.clone());
+                req = req.header("content-type", &route.content_type).body(route.body.clone());
             }
             if let Some(a) = auth {
                 req = req.header("authorization", a);

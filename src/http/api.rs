@@ -12,16 +12,46 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, AppState, check_auth};
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use super::{ApiError, AppState, check_auth, whep};
 use crate::auth::{IssueRequest, Issued};
 use crate::ids::StreamName;
+use crate::session::StreamInfo;
 
 /// A token lives at most a year, at least a minute; two hours when not said.
 const MAX_TTL_S: u64 = 365 * 24 * 3600;
 const DEFAULT_TTL_S: u64 = 2 * 3600;
 
+/// The OpenAPI document of glasscast's HTTP API (the admin API and WHEP), generated from the handlers.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "glasscast", description = "Admin API (admin token) and WHEP endpoints (viewer or admin token)."),
+    paths(streams, list_tokens, issue_token, revoke_token, whep::create, whep::patch, whep::delete),
+    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+/// Declares the bearer scheme every operation uses.
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
+
+/// `GET /api/v1/openapi.json`: the document above (no token needed: it describes, it holds no data).
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
 pub fn router() -> Router<AppState> {
     Router::new()
+        .route("/openapi.json", get(openapi))
         .route("/streams", get(streams))
         .route("/tokens", get(list_tokens).post(issue_token))
         .route("/tokens/{id}", delete(revoke_token))
@@ -31,12 +61,15 @@ async fn admin(st: &AppState, headers: &HeaderMap, method: Method, path: &str) -
     check_auth(headers, &method, path, |h| st.auth.authorize_admin(h)).await
 }
 
+/// Streams with their state and viewer counts.
+#[utoipa::path(get, path = "/api/v1/streams", security(("bearer" = [])),
+    responses((status = 200, body = [StreamInfo]), (status = 401), (status = 403)))]
 async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&st, &headers, Method::GET, "/api/v1/streams").await?;
     Ok(Json(st.sessions.streams().await).into_response())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct IssueBody {
     /// A stream name, or `*` for all streams.
@@ -47,7 +80,7 @@ struct IssueBody {
     max_sessions: Option<u32>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct TokenInfo {
     id: String,
     stream: String,
@@ -65,7 +98,7 @@ impl TokenInfo {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 struct IssuedToken {
     #[serde(flatten)]
     info: TokenInfo,
@@ -79,6 +112,10 @@ fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, kind, detail)
 }
 
+/// Issues a viewer token. The token is in this answer only; glasscast keeps its id and claims.
+#[utoipa::path(post, path = "/api/v1/tokens", security(("bearer" = [])), request_body = IssueBody,
+    responses((status = 201, body = IssuedToken), (status = 400), (status = 401), (status = 403),
+        (status = 415), (status = 422)))]
 async fn issue_token(
     State(st): State<AppState>,
     headers: HeaderMap,
@@ -128,6 +165,9 @@ async fn issue_token(
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }
 
+/// Tokens issued and not expired (never the tokens themselves), and whether each is revoked.
+#[utoipa::path(get, path = "/api/v1/tokens", security(("bearer" = [])),
+    responses((status = 200, body = [TokenInfo]), (status = 401), (status = 403)))]
 async fn list_tokens(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&st, &headers, Method::GET, "/api/v1/tokens").await?;
     let all: Vec<TokenInfo> = st.auth.list().into_iter().map(|(t, revoked)| TokenInfo::of(t, revoked)).collect();
@@ -135,6 +175,9 @@ async fn list_tokens(State(st): State<AppState>, headers: HeaderMap) -> Result<R
 }
 
 /// Revokes a token; its live sessions end within a second or two (the session manager's sweep).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the token's id")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
 async fn revoke_token(
     State(st): State<AppState>,
     Path(id): Path<String>,

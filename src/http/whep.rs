@@ -67,6 +67,12 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 }
 
 /// `POST /whep/{stream}`: offer in, 201 + answer out.
+#[utoipa::path(post, path = "/whep/{stream}", security(("bearer" = [])),
+    params(("stream" = String, Path, description = "the stream's name")),
+    request_body(content = String, content_type = "application/sdp", description = "the viewer's SDP offer"),
+    responses((status = 201, body = String, content_type = "application/sdp", description = "the SDP answer"),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 413),
+        (status = 415), (status = 429), (status = 503)))]
 pub async fn create(
     State(st): State<AppState>,
     Path(stream): Path<String>,
@@ -97,6 +103,12 @@ pub async fn create(
 
 /// `PATCH /whep/sessions/{id}`: trickle (204), or an ICE restart (new ufrag/pwd, `If-Match` required): 200 with
 /// our new credentials and candidates as an sdpfrag and the session's new ETag.
+#[utoipa::path(patch, path = "/whep/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the session's id")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag"),
+    responses((status = 204), (status = 200, body = String, content_type = "application/trickle-ice-sdpfrag"),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 412), (status = 415),
+        (status = 428)))]
 pub async fn patch(
     State(st): State<AppState>,
     Path(id): Path<String>,
@@ -124,6 +136,9 @@ pub async fn patch(
 }
 
 /// `DELETE /whep/sessions/{id}`: ends the session now.
+#[utoipa::path(delete, path = "/whep/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the session's id")),
+    responses((status = 200), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<String>,

@@ -66,8 +66,9 @@ pub struct Created {
     pub etag: ETag,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct StreamInfo {
+    #[schema(value_type = String)]
     pub name: StreamName,
     pub state: String,
     pub producing: bool,
