@@ -39,6 +39,13 @@ async fn issue(srv: &TestServer, body: Value) -> Value {
     serde_json::from_str(&text).expect("json")
 }
 
+/// Revokes an issued token (the JSON `issue` returned) through the admin API.
+async fn revoke(srv: &TestServer, issued: &Value) {
+    let url = format!("{}/api/v1/tokens/{}", srv.base, issued["id"].as_str().expect("id"));
+    let r = srv.http.delete(url).bearer_auth(ADMIN).send().await.expect("revoke");
+    assert_eq!(r.status(), 204);
+}
+
 async fn list_tokens(srv: &TestServer) -> Value {
     let r = srv.http.get(format!("{}/api/v1/tokens", srv.base)).bearer_auth(ADMIN).send().await.expect("list");
     assert_eq!(r.status(), 200);
@@ -78,14 +85,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
     let viewer_token = viewer["token"].as_str().expect("token").to_owned();
     let other_stream = issue(&srv, json!({"stream": "other"})).await["token"].as_str().expect("t").to_owned();
     let revoked = issue(&srv, json!({"stream": "main"})).await;
-    let r = srv
-        .http
-        .delete(format!("{}/api/v1/tokens/{}", srv.base, revoked["id"].as_str().expect("id")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(r.status(), 204);
+    revoke(&srv, &revoked).await;
     let foreign = issue(&other_server, json!({"stream": "main"})).await["token"].as_str().expect("t").to_owned();
     let tokens_before = list_tokens(&srv).await;
 
@@ -219,14 +219,7 @@ async fn a_session_belongs_to_its_token_and_revoking_the_token_ends_it() {
     let entry = list.as_array().expect("array").iter().find(|t| t["id"] == mine["id"]).expect("listed").clone();
     assert_eq!(entry["label"], "living room");
     assert_eq!(entry["revoked"], false);
-    let r = srv
-        .http
-        .delete(format!("{}/api/v1/tokens/{}", srv.base, mine["id"].as_str().expect("id")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(r.status(), 204);
+    revoke(&srv, &mine).await;
     let mut ended = false;
     for _ in 0..50 {
         if srv.server.sessions.streams().await.iter().all(|s| s.viewers == 0) {
@@ -298,14 +291,7 @@ async fn an_issued_link_plays_in_chromium_and_revoking_it_stops_the_page_within_
     assert_eq!(playing["phase"], "playing", "{playing}");
     assert_eq!(srv.server.sessions.streams().await[0].viewers, 1);
 
-    let r = srv
-        .http
-        .delete(format!("{}/api/v1/tokens/{}", srv.base, issued["id"].as_str().expect("id")))
-        .bearer_auth(ADMIN)
-        .send()
-        .await
-        .expect("revoke");
-    assert_eq!(r.status(), 204);
+    revoke(&srv, &issued).await;
     stdin.write_all(b"revoked\n").await.expect("signal");
     let last = lines.next_line().await.expect("read").expect("the result line");
     let done: Value = serde_json::from_str(&last).expect("json");

@@ -8,11 +8,6 @@ use common::*;
 use glasscast::ids::SessionId;
 use gstreamer::prelude::*;
 
-fn session_of(v: &WebrtcbinViewer) -> SessionId {
-    let loc = v.location.as_deref().expect("connected");
-    SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id in Location")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn forwarded_viewer_decodes_video_and_audio_from_the_one_port() {
     let srv = start_forward(vec![small_stream("main")]).await;
@@ -77,15 +72,7 @@ async fn viewers_with_different_payload_types_play_and_one_leaving_or_vanishing_
     assert!(c.gets_frames(10, 20).await, "viewer c decoded nothing");
     let c_id = session_of(&c);
     c.stop();
-    let mut ended = false;
-    for _ in 0..60 {
-        if srv.server.sessions.viewer(c_id).await.is_none() {
-            ended = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
-    assert!(ended, "a vanished viewer's session must end by itself");
+    assert!(srv.session_ends(c_id, 60).await, "a vanished viewer's session must end by itself");
     assert!(b.gets_frames(30, 20).await, "b stalled while c vanished");
     srv.shutdown().await;
 }
@@ -146,15 +133,7 @@ async fn a_forwarded_session_that_never_connects_is_ended_after_the_connect_time
     let loc = format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii"));
     let id = SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id");
     assert!(srv.server.sessions.viewer(id).await.is_some());
-    let mut gone = false;
-    for _ in 0..100 {
-        if srv.server.sessions.viewer(id).await.is_none() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    assert!(gone, "the never-connected session was not ended");
+    assert!(srv.session_ends(id, 10).await, "the never-connected session was not ended");
     assert_eq!(srv.server.sessions.streams().await[0].viewers, 0);
     srv.shutdown().await;
 }

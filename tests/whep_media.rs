@@ -8,11 +8,6 @@ use common::*;
 use glasscast::config::StreamConfig;
 use glasscast::ids::SessionId;
 
-fn session_of(v: &WebrtcbinViewer) -> SessionId {
-    let loc = v.location.as_deref().expect("connected");
-    SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id in Location")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn viewer_decodes_video_of_the_configured_size_and_audio_and_delete_frees_the_branch() {
     let srv = start_webrtcbin(vec![small_stream("main")]).await;

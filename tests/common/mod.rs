@@ -133,9 +133,26 @@ impl TestServer {
         req.send().await.expect("request")
     }
 
+    /// Waits up to `secs` for session `id` to be gone; false if it is still there.
+    pub async fn session_ends(&self, id: glasscast::ids::SessionId, secs: u64) -> bool {
+        for _ in 0..secs * 10 {
+            if self.server.sessions.viewer(id).await.is_none() {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.server.sessions.viewer(id).await.is_none()
+    }
+
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }
+}
+
+/// The session id in a connected viewer's Location.
+pub fn session_of(v: &WebrtcbinViewer) -> glasscast::ids::SessionId {
+    let loc = v.location.as_deref().expect("connected");
+    glasscast::ids::SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id in Location")
 }
 
 /// Polls `f` every 20 ms for up to `secs` seconds.
