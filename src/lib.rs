@@ -4,6 +4,7 @@
 //! and [`session`], the one owner of all sessions that both talk to.
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod http;
 pub mod ids;

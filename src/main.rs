@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glasscast::auth::{AdminTokenSource, IssueRequest};
+use glasscast::cli;
 use glasscast::config::{Config, LogFormat};
 use glasscast::serve::{Server, display_host};
 
@@ -34,6 +35,57 @@ enum Command {
     Serve,
     /// Load and validate the configuration, print it, and exit (non-zero when invalid).
     CheckConfig,
+    /// List the streams with their state and viewers (admin API).
+    Streams {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Issue, list or revoke viewer tokens (admin API).
+    Token {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+}
+
+/// Which server to talk to. By default the local one, as the configuration describes it: its listen port,
+/// its admin token and its self-signed certificate's fingerprint (read from the state directory).
+#[derive(clap::Args)]
+struct TargetArgs {
+    /// Base URL of the server, e.g. https://glasscast.lan:8443.
+    #[arg(long, global = true, env = "GLASSCAST_SERVER")]
+    server: Option<String>,
+    /// The admin token (default: auth.admin_token, auth.admin_token_file or state_dir/auth/admin_token).
+    #[arg(long, global = true, env = "GLASSCAST_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// SHA-256 fingerprint of the server's certificate (AA:BB:...), as `serve` prints it; the connection is
+    /// refused unless the server presents exactly that certificate.
+    #[arg(long, global = true, env = "GLASSCAST_FINGERPRINT")]
+    fingerprint: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Issue a viewer token; prints the link (token in its #fragment) and a QR code of it.
+    Issue {
+        /// The stream, or `*` for all streams.
+        #[arg(long)]
+        stream: String,
+        /// How long it works: 90s, 30m, 2h, 7d.
+        #[arg(long, default_value = "2h", value_parser = glasscast::cli::parse_ttl)]
+        ttl: std::time::Duration,
+        /// A name for it (who or where), shown in `token list`.
+        #[arg(long)]
+        label: Option<String>,
+        /// At most this many concurrent sessions with this token.
+        #[arg(long)]
+        max_sessions: Option<u32>,
+    },
+    /// List issued tokens (ids, labels, expiry, revoked; never the tokens).
+    List,
+    /// Revoke a token by id; its live sessions end within seconds.
+    Revoke { id: String },
 }
 
 /// How long the links printed at start work.
@@ -74,7 +126,22 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve(cfg))
         }
+        Command::Streams { target } => cli::streams(&resolve(&cfg, target)?),
+        Command::Token { target, command } => {
+            let t = resolve(&cfg, target)?;
+            match command {
+                TokenCommand::Issue { stream, ttl, label, max_sessions } => {
+                    cli::token_issue(&t, &stream, ttl, label, max_sessions)
+                }
+                TokenCommand::List => cli::token_list(&t),
+                TokenCommand::Revoke { id } => cli::token_revoke(&t, &id),
+            }
+        }
     }
+}
+
+fn resolve(cfg: &Config, t: TargetArgs) -> anyhow::Result<cli::Target> {
+    cli::Target::resolve(cfg, t.server, t.admin_token, t.fingerprint)
 }
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {

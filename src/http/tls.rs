@@ -24,7 +24,7 @@ pub struct TlsMaterial {
 
 pub use crate::state::write_atomic;
 
-fn fingerprint(der: &[u8]) -> String {
+pub fn fingerprint(der: &[u8]) -> String {
     Sha256::digest(der).iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
 }
 

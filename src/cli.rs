@@ -1,0 +1,272 @@
+//! The admin CLI: `glasscast streams`, `glasscast token issue|list|revoke`, a client of `/api/v1`.
+//!
+//! It works against the local server (server URL, admin token and certificate read from the configuration
+//! and the state directory) or a remote one (`--server`, `--admin-token`, `--fingerprint`). A self-signed
+//! certificate is pinned by its SHA-256 fingerprint, never just accepted: the TLS handshake is still
+//! verified with the certificate's key, and any other certificate is refused.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use serde_json::Value;
+
+use crate::config::Config;
+use crate::http::tls::fingerprint;
+
+/// Where the admin API is and how to reach it.
+pub struct Target {
+    pub server: String,
+    pub admin_token: String,
+    /// SHA-256 fingerprint (`AA:BB:...`) the server's certificate must have; `None`: the system's roots.
+    pub fingerprint: Option<String>,
+}
+
+impl Target {
+    /// Fills what was not given from the configuration: the listen address, the admin token (configured,
+    /// its file, or the generated one) and the self-signed certificate's fingerprint.
+    pub fn resolve(
+        cfg: &Config,
+        server: Option<String>,
+        admin_token: Option<String>,
+        fingerprint_arg: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let scheme = if cfg.server.plain_http { "http" } else { "https" };
+        let local = server.is_none();
+        let server = server.unwrap_or_else(|| format!("{scheme}://127.0.0.1:{}", cfg.listen_addr().port()));
+        let admin_token = match admin_token.or_else(|| cfg.auth.admin_token.clone()) {
+            Some(t) => t,
+            None => {
+                let path =
+                    cfg.auth.admin_token_file.clone().unwrap_or_else(|| cfg.server.state_dir.join("auth/admin_token"));
+                std::fs::read_to_string(&path)
+                    .with_context(|| format!("no admin token given, and none readable at {}", path.display()))?
+                    .trim()
+                    .to_owned()
+            }
+        };
+        let fingerprint = match fingerprint_arg {
+            Some(f) => Some(f.to_ascii_uppercase()),
+            None if local && scheme == "https" && cfg.server.tls_cert.is_none() => {
+                Some(local_fingerprint(&cfg.server.state_dir.join("tls/cert.pem"))?)
+            }
+            None => None,
+        };
+        Ok(Self { server: server.trim_end_matches('/').to_owned(), admin_token, fingerprint })
+    }
+
+    fn client(&self) -> anyhow::Result<reqwest::blocking::Client> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = reqwest::blocking::Client::builder().timeout(Duration::from_secs(20));
+        let builder = match &self.fingerprint {
+            Some(fp) => {
+                let tls = rustls::ClientConfig::builder_with_provider(provider.clone())
+                    .with_safe_default_protocol_versions()?
+                    .dangerous()
+                    .with_custom_certificate_verifier(Arc::new(Pinned { fingerprint: fp.clone(), provider }))
+                    .with_no_client_auth();
+                builder.tls_backend_preconfigured(tls)
+            }
+            None => {
+                let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+                builder
+            }
+        };
+        builder.build().context("building the HTTPS client")
+    }
+
+    fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let url = format!("{}/api/v1{path}", self.server);
+        let mut req = self.client()?.request(method, &url).bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.header("content-type", "application/json").body(b.to_string());
+        }
+        let resp = req.send().map_err(|e| anyhow::anyhow!("{url}: {}", error_chain(&e)))?;
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        if !status.is_success() {
+            let detail = serde_json::from_str::<Value>(&text)
+                .ok()
+                .and_then(|v| v["detail"].as_str().map(str::to_owned))
+                .unwrap_or(text);
+            bail!("{url}: {status}: {detail}");
+        }
+        if text.is_empty() {
+            Ok(Value::Null)
+        } else {
+            serde_json::from_str(&text).context("the server's answer is not JSON")
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}
+
+fn local_fingerprint(cert_pem: &Path) -> anyhow::Result<String> {
+    use rustls::pki_types::pem::PemObject;
+    let der = CertificateDer::from_pem_file(cert_pem)
+        .with_context(|| format!("reading the server certificate {} (or give --fingerprint)", cert_pem.display()))?;
+    Ok(fingerprint(&der))
+}
+
+/// Accepts exactly the certificate with this SHA-256 fingerprint (and checks the handshake with its key).
+#[derive(Debug)]
+struct Pinned {
+    fingerprint: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for Pinned {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let got = fingerprint(end_entity);
+        if got == self.fingerprint {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General(format!(
+                "certificate fingerprint mismatch: the server presented {got}, expected {}",
+                self.fingerprint
+            )))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// `2h`, `30m`, `45s`, `7d`, or plain seconds.
+pub fn parse_ttl(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let (num, unit) = t.split_at(t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len()));
+    let n: u64 = num.parse().map_err(|_| format!("`{text}` is not a duration (e.g. 90s, 30m, 2h, 7d)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        _ => return Err(format!("`{text}`: unknown unit `{unit}` (s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+/// `glasscast token issue`: prints the link and a QR code of it.
+pub fn token_issue(
+    t: &Target,
+    stream: &str,
+    ttl: Duration,
+    label: Option<String>,
+    max_sessions: Option<u32>,
+) -> anyhow::Result<()> {
+    let body =
+        serde_json::json!({ "stream": stream, "ttl_s": ttl.as_secs(), "label": label, "max_sessions": max_sessions });
+    let v = t.call(reqwest::Method::POST, "/tokens", Some(body))?;
+    let link = format!("{}{}", t.server, v["watch_path"].as_str().context("no watch_path in the answer")?);
+    let qr = qrcode::QrCode::new(link.as_bytes()).context("making the QR code")?;
+    println!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+    println!("{link}");
+    println!(
+        "token id {} for `{}`, expires at {} (Unix time)",
+        v["id"].as_str().unwrap_or("?"),
+        stream,
+        v["expires_at"]
+    );
+    Ok(())
+}
+
+/// `glasscast token list`
+pub fn token_list(t: &Target) -> anyhow::Result<()> {
+    let v = t.call(reqwest::Method::GET, "/tokens", None)?;
+    println!("{:<32}  {:<12}  {:<10}  {:<8}  label", "id", "stream", "expires", "state");
+    let now = crate::auth::now_s();
+    for tok in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let left = tok["expires_at"].as_u64().unwrap_or(0).saturating_sub(now);
+        let state = if tok["revoked"] == true { "revoked" } else { "valid" };
+        println!(
+            "{:<32}  {:<12}  {:<10}  {:<8}  {}",
+            tok["id"].as_str().unwrap_or("?"),
+            tok["stream"].as_str().unwrap_or("?"),
+            format!("in {}m", left / 60),
+            state,
+            tok["label"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `glasscast token revoke ID`
+pub fn token_revoke(t: &Target, id: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::DELETE, &format!("/tokens/{id}"), None)?;
+    println!("revoked {id}; its sessions end within a few seconds");
+    Ok(())
+}
+
+/// `glasscast streams`
+pub fn streams(t: &Target) -> anyhow::Result<()> {
+    let v = t.call(reqwest::Method::GET, "/streams", None)?;
+    println!("{:<16}  {:<9}  {:>7}  {:>9}  {:>3}  encoder", "stream", "state", "viewers", "size", "fps");
+    for s in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        println!(
+            "{:<16}  {:<9}  {:>7}  {:>9}  {:>3}  {}",
+            s["name"].as_str().unwrap_or("?"),
+            s["state"].as_str().unwrap_or("?"),
+            s["viewers"].to_string(),
+            format!("{}x{}", s["width"], s["height"]),
+            s["fps"].to_string(),
+            s["encoder"].as_str().unwrap_or("?")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_ttl;
+    use std::time::Duration;
+
+    #[test]
+    fn ttls_read_like_people_write_them() {
+        assert_eq!(parse_ttl("2h"), Ok(Duration::from_secs(7200)));
+        assert_eq!(parse_ttl("90"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_ttl("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert!(parse_ttl("2 weeks").is_err());
+        assert!(parse_ttl("h").is_err());
+    }
+}
