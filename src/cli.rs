@@ -238,6 +238,32 @@ pub fn token_revoke(t: &Target, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `glasscast sessions`
+pub fn sessions(t: &Target) -> anyhow::Result<()> {
+    let v = t.call(reqwest::Method::GET, "/sessions", None)?;
+    println!("{:<32}  {:<12}  {:<9}  {:>8}  label", "id", "stream", "connected", "for");
+    let now = crate::auth::now_s();
+    for s in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let age = now.saturating_sub(s["since"].as_u64().unwrap_or(now));
+        println!(
+            "{:<32}  {:<12}  {:<9}  {:>7}s  {}",
+            s["id"].as_str().unwrap_or("?"),
+            s["stream"].as_str().unwrap_or("?"),
+            if s["connected"] == true { "yes" } else { "no" },
+            age,
+            s["label"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}
+
+/// `glasscast kick ID`
+pub fn kick(t: &Target, id: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::DELETE, &format!("/sessions/{id}"), None)?;
+    println!("ended session {id}");
+    Ok(())
+}
+
 /// `glasscast streams`
 pub fn streams(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/streams", None)?;

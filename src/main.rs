@@ -40,6 +40,18 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// List the live sessions: stream, token label, since when (admin API).
+    Sessions {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// End a session now (admin API).
+    Kick {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// The session's id (from `glasscast sessions`).
+        id: String,
+    },
     /// Issue, list or revoke viewer tokens (admin API).
     Token {
         #[command(flatten)]
@@ -127,6 +139,8 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(serve(cfg))
         }
         Command::Streams { target } => cli::streams(&resolve(&cfg, target)?),
+        Command::Sessions { target } => cli::sessions(&resolve(&cfg, target)?),
+        Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
         Command::Token { target, command } => {
             let t = resolve(&cfg, target)?;
             match command {

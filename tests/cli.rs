@@ -49,9 +49,21 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     assert!(list.lines().any(|l| l.contains(&id) && l.contains("kitchen tablet") && l.contains("valid")), "{list}");
     assert!(!list.contains(token), "list never shows tokens");
 
+    let out = run(&["sessions"]);
+    let sessions = String::from_utf8_lossy(&out.stdout).to_string();
+    let sid = session_of(&v).to_string();
+    assert!(sessions.lines().any(|l| l.starts_with(&sid) && l.contains("kitchen tablet")), "{sessions}");
+
     let out = run(&["streams"]);
     let streams = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(streams.lines().any(|l| l.starts_with("main") && l.contains("playing")), "{streams}");
+
+    // kick ends the session; the token still works for a new one.
+    let out = run(&["kick", &sid]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(srv.session_ends(session_of(&v), 5).await, "kicked");
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect_with(&srv, "main", Some(token)).await;
 
     let out = run(&["token", "revoke", &id]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -16,9 +16,11 @@ use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{ApiError, AppState, check_auth, whep};
+use crate::auth::Grant;
 use crate::auth::{IssueRequest, Issued};
+use crate::ids::SessionId;
 use crate::ids::StreamName;
-use crate::session::StreamInfo;
+use crate::session::{SessionError, SessionInfo, StreamInfo};
 
 /// A token lives at most a year, at least a minute; two hours when not said.
 const MAX_TTL_S: u64 = 365 * 24 * 3600;
@@ -28,8 +30,18 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "glasscast", description = "Admin API (admin token) and WHEP endpoints (viewer or admin token)."),
-    paths(streams, list_tokens, issue_token, revoke_token, whep::create, whep::patch, whep::delete),
-    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo)),
+    paths(
+        streams,
+        list_sessions,
+        end_session,
+        list_tokens,
+        issue_token,
+        revoke_token,
+        whep::create,
+        whep::patch,
+        whep::delete
+    ),
+    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -53,6 +65,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/streams", get(streams))
+        .route("/sessions", get(list_sessions))
+        .route("/sessions/{id}", delete(end_session))
         .route("/tokens", get(list_tokens).post(issue_token))
         .route("/tokens/{id}", delete(revoke_token))
 }
@@ -67,6 +81,30 @@ async fn admin(st: &AppState, headers: &HeaderMap, method: Method, path: &str) -
 async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&st, &headers, Method::GET, "/api/v1/streams").await?;
     Ok(Json(st.sessions.streams().await).into_response())
+}
+
+/// Live sessions: stream, token id and label, since when, connected, ICE restarts.
+#[utoipa::path(get, path = "/api/v1/sessions", security(("bearer" = [])),
+    responses((status = 200, body = [SessionInfo]), (status = 401), (status = 403)))]
+async fn list_sessions(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    admin(&st, &headers, Method::GET, "/api/v1/sessions").await?;
+    Ok(Json(st.sessions.sessions().await).into_response())
+}
+
+/// Ends a session now (as its viewer's DELETE would).
+#[utoipa::path(delete, path = "/api/v1/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the session's id")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn end_session(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &headers, Method::DELETE, "/api/v1/sessions/{id}").await?;
+    let id = SessionId::parse(&id).ok_or(SessionError::UnknownSession)?;
+    st.sessions.delete(id, Grant::Admin).await?;
+    tracing::info!(session = %id, "session ended by the admin");
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Debug, Deserialize, ToSchema)]

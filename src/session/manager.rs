@@ -4,7 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Created, Patched, Readiness, SessionError, Sessions, StreamInfo, StreamReadiness};
+use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
@@ -28,6 +28,8 @@ struct Session {
     /// The token that created the session: only it (or the admin) may PATCH or DELETE it, and the session
     /// ends when the token expires or is revoked.
     owner: Grant,
+    /// Unix seconds at creation.
+    since: u64,
 }
 
 impl Session {
@@ -163,6 +165,29 @@ impl Manager {
             }
             Command::Viewer { id, reply } => {
                 let _ = reply.send(self.sessions.get(&id).map(|s| s.viewer.clone()));
+            }
+            Command::Sessions { reply } => {
+                let mut all: Vec<SessionInfo> = self
+                    .sessions
+                    .iter()
+                    .map(|(id, s)| {
+                        let (token_id, label) = match &s.owner {
+                            Grant::Viewer(v) => (Some(v.token_id.clone()), v.label.clone()),
+                            _ => (None, None),
+                        };
+                        SessionInfo {
+                            id: id.to_string(),
+                            stream: s.stream.to_string(),
+                            token_id,
+                            label,
+                            since: s.since,
+                            connected: s.connected,
+                            ice_restarts: s.ice_generation,
+                        }
+                    })
+                    .collect();
+                all.sort_by_key(|s| s.since);
+                let _ = reply.send(all);
             }
             Command::Health { stream, reply } => {
                 let h = self.streams.iter().find(|(k, _)| k.as_str() == stream).map(|(_, e)| e.pipeline.health());
@@ -320,8 +345,15 @@ impl Manager {
                             tokio::time::sleep(timeout).await;
                             let _ = done.send(Done::ConnectDeadline { id });
                         });
-                        let session =
-                            Session { connected: false, stream, viewer, ice_generation: 0, etag, owner: grant };
+                        let session = Session {
+                            connected: false,
+                            stream,
+                            viewer,
+                            ice_generation: 0,
+                            etag,
+                            owner: grant,
+                            since: now_s(),
+                        };
                         self.sessions.insert(id, session);
                     }
                     Err(e) => {

@@ -80,6 +80,21 @@ pub struct StreamInfo {
     pub encoder: &'static str,
 }
 
+/// A live session, as the admin API lists it (no token, only its id and label).
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    pub id: String,
+    pub stream: String,
+    /// The viewer token's id (`None`: admin token, or access control disabled).
+    pub token_id: Option<String>,
+    pub label: Option<String>,
+    /// Unix seconds when the session was created.
+    pub since: u64,
+    /// ICE and DTLS completed.
+    pub connected: bool,
+    pub ice_restarts: u32,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReadiness {
     pub name: StreamName,
@@ -133,6 +148,9 @@ pub(crate) enum Command {
     Viewer {
         id: SessionId,
         reply: oneshot::Sender<Option<ViewerHandle>>,
+    },
+    Sessions {
+        reply: oneshot::Sender<Vec<SessionInfo>>,
     },
     Health {
         stream: String,
@@ -195,6 +213,11 @@ impl Sessions {
 
     pub async fn readiness(&self) -> Readiness {
         self.ask(|reply| Command::Readiness { reply }).await.unwrap_or(Readiness { ready: false, streams: Vec::new() })
+    }
+
+    /// The live sessions, oldest first.
+    pub async fn sessions(&self) -> Vec<SessionInfo> {
+        self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default()
     }
 
     /// The media handle of a session (diagnostics and tests).
