@@ -264,6 +264,13 @@ pub fn kick(t: &Target, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `glasscast stream start|stop NAME`
+pub fn stream_action(t: &Target, name: &str, action: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::POST, &format!("/streams/{name}/{action}"), None)?;
+    println!("stream {name}: {action} done");
+    Ok(())
+}
+
 /// `glasscast streams`
 pub fn streams(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/streams", None)?;

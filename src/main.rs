@@ -40,6 +40,15 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
+    /// Start or stop a stream (admin API). Stopping ends its sessions.
+    Stream {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[arg(value_parser = ["start", "stop"])]
+        action: String,
+        /// The stream's name.
+        name: String,
+    },
     /// List the live sessions: stream, token label, since when (admin API).
     Sessions {
         #[command(flatten)]
@@ -140,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Streams { target } => cli::streams(&resolve(&cfg, target)?),
         Command::Sessions { target } => cli::sessions(&resolve(&cfg, target)?),
+        Command::Stream { target, action, name } => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
         Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
         Command::Token { target, command } => {
             let t = resolve(&cfg, target)?;

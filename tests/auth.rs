@@ -101,6 +101,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
         for (method, op) in ops.as_object().expect("operations") {
             let path = template
                 .replace("{stream}", "main")
+                .replace("{name}", "main")
                 .replace("/sessions/{id}", &format!("/sessions/{sid}"))
                 .replace("/tokens/{id}", &format!("/tokens/{}", viewer["id"].as_str().expect("id")));
             let content_type =
@@ -117,7 +118,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
             routes.push(Route { method, path, content_type, body, admin_only });
         }
     }
-    assert_eq!(routes.len(), 9, "WHEP POST/PATCH/DELETE and the six admin operations: {routes:?}");
+    assert_eq!(routes.len(), 11, "WHEP POST/PATCH/DELETE and the eight admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");

@@ -72,6 +72,18 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     assert!(list.lines().any(|l| l.contains(&id) && l.contains("revoked")), "{list}");
     assert!(srv.session_ends(session_of(&v), 5).await, "the revoked token's session ended");
 
+    // stop ends the stream's sessions and new viewers get 409; start brings it back.
+    let out = run(&["stream", "stop", "main"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    assert_eq!(srv.post_offer_with("main", &offer, Some(ADMIN)).await.status(), 409);
+    let out = run(&["stream", "start", "main"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    srv.wait_ready().await;
+    let mut again = WebrtcbinViewer::new(96, "42e01f", true);
+    again.connect_with(&srv, "main", Some(ADMIN)).await;
+    assert!(again.gets_frames(10, 20).await, "the restarted stream plays");
+
     // Another certificate (or a wrong pin) is refused, not ignored.
     let wrong = "AA:".repeat(31) + "AA";
     let out = tokio::task::block_in_place(|| {

@@ -32,6 +32,8 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
     info(title = "glasscast", description = "Admin API (admin token) and WHEP endpoints (viewer or admin token)."),
     paths(
         streams,
+        stop_stream,
+        start_stream,
         list_sessions,
         end_session,
         list_tokens,
@@ -65,6 +67,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/openapi.json", get(openapi))
         .route("/streams", get(streams))
+        .route("/streams/{name}/stop", axum::routing::post(stop_stream))
+        .route("/streams/{name}/start", axum::routing::post(start_stream))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(end_session))
         .route("/tokens", get(list_tokens).post(issue_token))
@@ -81,6 +85,34 @@ async fn admin(st: &AppState, headers: &HeaderMap, method: Method, path: &str) -
 async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
     admin(&st, &headers, Method::GET, "/api/v1/streams").await?;
     Ok(Json(st.sessions.streams().await).into_response())
+}
+
+/// Stops a stream: its sessions end, its pipeline stops; new viewers get 409 until it starts again.
+#[utoipa::path(post, path = "/api/v1/streams/{name}/stop", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the stream's name")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404)))]
+async fn stop_stream(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &headers, Method::POST, "/api/v1/streams/{name}/stop").await?;
+    st.sessions.stop_stream(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Starts a stopped stream again (no-op when it runs).
+#[utoipa::path(post, path = "/api/v1/streams/{name}/start", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the stream's name")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 500)))]
+async fn start_stream(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &headers, Method::POST, "/api/v1/streams/{name}/start").await?;
+    st.sessions.start_stream(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Live sessions: stream, token id and label, since when, connected, ICE restarts.

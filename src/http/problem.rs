@@ -89,6 +89,7 @@ impl From<SessionError> for ApiError {
             SessionError::IceRestartFailed(_) => Self::new(S::INTERNAL_SERVER_ERROR, "ice-restart-failed", detail),
             SessionError::ShuttingDown => Self::new(S::SERVICE_UNAVAILABLE, "shutting-down", detail).retry_after(5),
             SessionError::NotYourSession => Self::new(S::FORBIDDEN, "not-your-session", detail),
+            SessionError::StartFailed(..) => Self::new(S::INTERNAL_SERVER_ERROR, "stream-start-failed", detail),
             SessionError::TokenSessionLimit(_) => Self::new(S::TOO_MANY_REQUESTS, "token-session-limit", detail),
         }
     }

@@ -245,6 +245,11 @@ impl StreamPipeline {
 
     /// Sets the pipeline playing and starts the bus task that turns errors into stream state.
     pub fn start(&self) -> anyhow::Result<()> {
+        // (Again after `stop`: the state goes back to Starting, and Playing once the pipeline says so.)
+        *self.inner.state.lock().expect("state lock") = StreamState::Starting;
+        if let Some(old) = self.inner.bus_task.lock().expect("bus task lock").take() {
+            old.abort();
+        }
         let bus = self.inner.pipeline.bus().expect("a pipeline has a bus");
         let weak = Arc::downgrade(&self.inner);
         let task = tokio::spawn(async move {

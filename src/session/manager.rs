@@ -211,6 +211,20 @@ impl Manager {
                     let _ = reply.send(Ok(()));
                 });
             }
+            Command::StartStream { stream, reply } => {
+                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
+                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+                    return;
+                };
+                if matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting) {
+                    let _ = reply.send(Ok(()));
+                    return;
+                }
+                tracing::info!(stream = %name, "starting stream");
+                let result =
+                    entry.pipeline.start().map_err(|e| SessionError::StartFailed(name.clone(), format!("{e:#}")));
+                let _ = reply.send(result);
+            }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
     }

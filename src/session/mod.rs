@@ -45,6 +45,8 @@ pub enum SessionError {
     NotYourSession,
     #[error("this token already has its maximum of {0} concurrent sessions")]
     TokenSessionLimit(u32),
+    #[error("stream `{0}` could not start: {1}")]
+    StartFailed(StreamName, String),
     #[error("glasscast is shutting down")]
     ShuttingDown,
 }
@@ -160,6 +162,10 @@ pub(crate) enum Command {
         stream: String,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
+    StartStream {
+        stream: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
     Shutdown {
         reply: oneshot::Sender<()>,
     },
@@ -240,6 +246,12 @@ impl Sessions {
     pub async fn stop_stream(&self, stream: &str) -> Result<(), SessionError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::StopStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// Starts a stopped (or failed) stream's pipeline again; a no-op for a running one.
+    pub async fn start_stream(&self, stream: &str) -> Result<(), SessionError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::StartStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends every session and stops every pipeline.
