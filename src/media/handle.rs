@@ -8,7 +8,6 @@ use gstreamer::glib;
 use super::forward::ForwardViewer;
 use super::viewer::WebrtcbinViewer;
 use super::{GateStats, MediaError};
-use crate::ids::SessionId;
 use crate::sdpfrag::SdpFrag;
 
 #[derive(Clone)]
@@ -20,13 +19,6 @@ pub enum ViewerHandle {
 }
 
 impl ViewerHandle {
-    pub fn id(&self) -> SessionId {
-        match self {
-            Self::Webrtcbin(v) => v.id(),
-            Self::Forward(v) => v.id(),
-        }
-    }
-
     /// Adds trickled remote candidates; returns how many.
     pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
         match self {

@@ -240,7 +240,7 @@ impl WebrtcbinViewer {
                     conn_gate.connected();
                     // A joining viewer gets a keyframe at once.
                     if let Some(pad) = video_ghost.upgrade() {
-                        let ev = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+                        let ev = super::keyframes::request_event();
                         pad.push_event(ev);
                     }
                     let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });

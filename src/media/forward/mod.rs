@@ -229,10 +229,6 @@ pub struct ForwardViewer {
 }
 
 impl ForwardViewer {
-    pub fn id(&self) -> SessionId {
-        self.id
-    }
-
     /// Adds trickled candidates. ICE is lite on our side, so they only help str0m know the client's
     /// addresses early; connectivity comes from the client's checks.
     pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {

@@ -386,9 +386,18 @@ impl Mux {
             Track::Video => std::mem::replace(&mut stream.video_au_start, p.marker),
             Track::Audio => true,
         };
-        let ids: Vec<SessionId> = self.peers.iter().filter(|(_, v)| v.slot == p.slot).map(|(id, _)| *id).collect();
-        for id in ids {
-            self.drive(id, |peer, _, ev| peer.forward(&p, ext, au_start, ev));
+        // Queue the packet on every viewer of the stream (no I/O: `on_timers` sends); only a peer that
+        // failed has events to act on.
+        let mut failed = Vec::new();
+        for (id, peer) in self.peers.iter_mut().filter(|(_, v)| v.slot == p.slot) {
+            let mut evs = Vec::new();
+            peer.forward(&p, ext, au_start, &mut evs);
+            if !evs.is_empty() {
+                failed.push((*id, evs));
+            }
+        }
+        for (id, evs) in failed {
+            self.after(id, p.slot, evs);
         }
     }
 

@@ -251,17 +251,16 @@ impl Peer {
     /// begins an access unit) and marks the peer `dirty`; the mux then sends it with a burst of others.
     /// Video waits for the first keyframe after connecting; audio waits for video.
     pub fn forward(&mut self, p: &MediaPacket, ext_seq: u64, au_start: bool, events: &mut Vec<PeerEvent>) {
-        let stats = Arc::clone(&self.stats);
         if !self.connected {
-            stats.dropped.fetch_add(1, Ordering::Relaxed);
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if !self.video_open {
             if p.track == Track::Video && p.keyframe && au_start {
                 self.video_open = true;
-                stats.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
+                self.stats.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
             } else {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
                 return;
             }
         }
@@ -295,11 +294,11 @@ impl Peer {
         }));
         match written {
             Ok(true) => {
-                stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                self.stats.forwarded.fetch_add(1, Ordering::Relaxed);
                 self.dirty = true;
             }
             Ok(false) => {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
             Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
