@@ -241,20 +241,61 @@ pub fn token_revoke(t: &Target, id: &str) -> anyhow::Result<()> {
 /// `glasscast sessions`
 pub fn sessions(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/sessions", None)?;
-    println!("{:<32}  {:<12}  {:<9}  {:>8}  label", "id", "stream", "connected", "for");
+    println!(
+        "{:<32}  {:<12}  {:<9}  {:>8}  {:<22}  {:>9}  {:>7}  {:>6}  label",
+        "id", "stream", "connected", "for", "remote", "sent", "rtt", "loss"
+    );
     let now = crate::auth::now_s();
     for s in v.as_array().map(Vec::as_slice).unwrap_or_default() {
         let age = now.saturating_sub(s["since"].as_u64().unwrap_or(now));
+        let remote = s["remote_address"].as_str().or(s["client"].as_str()).unwrap_or("-");
+        let rtt = s["rtt_ms"].as_f64().map_or("-".to_owned(), |r| format!("{r:.1}ms"));
+        let loss = s["fraction_lost"].as_f64().map_or("-".to_owned(), |l| format!("{:.1}%", l * 100.0));
         println!(
-            "{:<32}  {:<12}  {:<9}  {:>7}s  {}",
+            "{:<32}  {:<12}  {:<9}  {:>7}s  {:<22}  {:>7}MB  {:>7}  {:>6}  {}",
             s["id"].as_str().unwrap_or("?"),
             s["stream"].as_str().unwrap_or("?"),
             if s["connected"] == true { "yes" } else { "no" },
             age,
+            remote,
+            format!("{:.1}", s["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6),
+            rtt,
+            loss,
             s["label"].as_str().unwrap_or("")
         );
     }
     Ok(())
+}
+
+/// `glasscast key list`
+pub fn key_list(t: &Target) -> anyhow::Result<()> {
+    print_keys(&t.call(reqwest::Method::GET, "/keys", None)?);
+    Ok(())
+}
+
+/// `glasscast key rotate [--retire-previous]`
+pub fn key_rotate(t: &Target, retire_previous: bool) -> anyhow::Result<()> {
+    let v =
+        t.call(reqwest::Method::POST, "/keys/rotate", Some(serde_json::json!({ "retire_previous": retire_previous })))?;
+    print_keys(&v);
+    if retire_previous {
+        println!("older keys retired: tokens they signed no longer work, and their sessions end within seconds");
+    } else {
+        println!("new tokens use the new key; tokens issued before keep working until they expire");
+    }
+    Ok(())
+}
+
+fn print_keys(v: &Value) {
+    println!("{:<10}  {:<8}  created (Unix time)", "key id", "current");
+    for k in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        println!(
+            "{:<10}  {:<8}  {}",
+            k["kid"].as_str().unwrap_or("?"),
+            if k["current"] == true { "yes" } else { "" },
+            k["created_at"]
+        );
+    }
 }
 
 /// `glasscast kick ID`

@@ -42,7 +42,7 @@ pub struct Config {
 }
 
 /// Access control (`[auth]`).
-#[derive(Clone, Deserialize, Default)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// `required` (default): every WHEP request needs a token. `disabled`: anyone who reaches the port can
@@ -53,6 +53,22 @@ pub struct AuthConfig {
     pub admin_token: Option<String>,
     /// A file holding the admin token (compose/systemd secrets).
     pub admin_token_file: Option<PathBuf>,
+    /// Refused tokens one client address may send at once before it gets 429 (0: no limit) ...
+    pub failures_burst: u32,
+    /// ... and how many more it may send per minute after that.
+    pub failures_per_minute: u32,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        Self {
+            mode: AuthMode::default(),
+            admin_token: None,
+            admin_token_file: None,
+            failures_burst: 10,
+            failures_per_minute: 10,
+        }
+    }
 }
 
 impl std::fmt::Debug for AuthConfig {
@@ -61,6 +77,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("mode", &self.mode)
             .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
             .field("admin_token_file", &self.admin_token_file)
+            .field("failures_burst", &self.failures_burst)
+            .field("failures_per_minute", &self.failures_per_minute)
             .finish()
     }
 }
@@ -112,6 +130,9 @@ pub struct ServerConfig {
     pub state_dir: PathBuf,
     /// Host name printed in the viewer link; defaults to the first non-loopback address.
     pub public_host: Option<String>,
+    /// `/readyz` tells everyone which stream is unready and why (names, bitrates). Off (default): without the
+    /// admin token it answers the status code and counts only.
+    pub public_readyz: bool,
 }
 
 impl Default for ServerConfig {
@@ -124,6 +145,7 @@ impl Default for ServerConfig {
             cors_origins: vec!["*".into()],
             state_dir: default_state_dir(),
             public_host: None,
+            public_readyz: false,
         }
     }
 }
@@ -164,18 +186,19 @@ impl Default for WebrtcConfig {
             udp_port_min: 0,
             udp_port_max: 0,
             connect_timeout_s: 30,
-            transport: Transport::Forward,
+            transport: Transport::default(),
             mux_port: 8189,
         }
     }
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
 #[serde(try_from = "String")]
 pub enum Transport {
     /// One webrtcbin (libnice, DTLS, SRTP elements, queues) per viewer; ports from udp_port_min..max.
     Webrtcbin,
     /// str0m peers in one mux thread, one UDP port (`mux_port`); payloads shared by every viewer.
+    #[default]
     Forward,
 }
 

@@ -61,6 +61,13 @@ enum Command {
         /// The session's id (from `glasscast sessions`).
         id: String,
     },
+    /// List or rotate the keys that sign viewer tokens (admin API).
+    Key {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
     /// Issue, list or revoke viewer tokens (admin API).
     Token {
         #[command(flatten)]
@@ -109,6 +116,18 @@ enum TokenCommand {
     Revoke { id: String },
 }
 
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// List the signing keys (ids, ages; never the keys).
+    List,
+    /// Make a new signing key for new tokens; older tokens keep working unless --retire-previous.
+    Rotate {
+        /// Also drop every older key: every token issued before stops working at once.
+        #[arg(long)]
+        retire_previous: bool,
+    },
+}
+
 /// How long the links printed at start work.
 const STARTUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
@@ -151,6 +170,13 @@ fn main() -> anyhow::Result<()> {
         Command::Sessions { target } => cli::sessions(&resolve(&cfg, target)?),
         Command::Stream { target, action, name } => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
         Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
+        Command::Key { target, command } => {
+            let t = resolve(&cfg, target)?;
+            match command {
+                KeyCommand::List => cli::key_list(&t),
+                KeyCommand::Rotate { retire_previous } => cli::key_rotate(&t, retire_previous),
+            }
+        }
         Command::Token { target, command } => {
             let t = resolve(&cfg, target)?;
             match command {

@@ -107,7 +107,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let handle = axum_server::Handle::new();
-        let service = app.into_make_service();
+        let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let (task, tls) = if cfg.server.plain_http {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());
             (tokio::spawn(server.serve(service)), None)

@@ -1,56 +1,18 @@
 //! Access control, with the default `auth.mode = "required"`: every WHEP and admin route refuses missing,
 //! malformed, wrong-scheme, forged, foreign-key, expired, revoked and out-of-scope tokens with the RFC 6750
 //! status and challenge and a problem body, and changes nothing; a session belongs to the token that made
-//! it; revoking a token ends its live session within 5 s; an issued token plays.
+//! it; revoking a token ends its live session within 5 s; an issued token plays. (tests/access.rs: the
+//! refusal limit per address, key rotation, the stream list, /readyz, the session list's stats, headers.)
 
 mod common;
 
 use std::time::Duration;
 
+use common::admin::*;
 use common::*;
 use glasscast::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
-
-const ADMIN: &str = "test-admin-token-0123456789";
-
-async fn start_auth() -> TestServer {
-    let mut cfg = Config::default();
-    cfg.server.plain_http = true;
-    cfg.auth.admin_token = Some(ADMIN.into());
-    cfg.streams = vec![small_stream("main"), small_stream("other")];
-    start_as_configured(cfg).await
-}
-
-/// Issues a viewer token through the admin API.
-async fn issue(srv: &TestServer, body: Value) -> Value {
-    let r = srv
-        .http
-        .post(format!("{}/api/v1/tokens", srv.base))
-        .bearer_auth(ADMIN)
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .expect("post");
-    let status = r.status();
-    let text = r.text().await.expect("body");
-    assert_eq!(status, 201, "{text}");
-    serde_json::from_str(&text).expect("json")
-}
-
-/// Revokes an issued token (the JSON `issue` returned) through the admin API.
-async fn revoke(srv: &TestServer, issued: &Value) {
-    let url = format!("{}/api/v1/tokens/{}", srv.base, issued["id"].as_str().expect("id"));
-    let r = srv.http.delete(url).bearer_auth(ADMIN).send().await.expect("revoke");
-    assert_eq!(r.status(), 204);
-}
-
-async fn list_tokens(srv: &TestServer) -> Value {
-    let r = srv.http.get(format!("{}/api/v1/tokens", srv.base)).bearer_auth(ADMIN).send().await.expect("list");
-    assert_eq!(r.status(), 200);
-    serde_json::from_str(&r.text().await.expect("body")).expect("json")
-}
 
 /// A token for `main` signed with the server's own key but already expired (claims written by hand).
 fn expired_token(srv: &TestServer) -> String {
@@ -88,6 +50,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
     revoke(&srv, &revoked).await;
     let foreign = issue(&other_server, json!({"stream": "main"})).await["token"].as_str().expect("t").to_owned();
     let tokens_before = list_tokens(&srv).await;
+    let keys_before = std::fs::read(srv.state.path().join("auth/keys.json")).expect("keys");
 
     // The routes come from the OpenAPI document the server generates from its handlers, so a new route
     // cannot be left out of this suite. (The document itself is public: it holds no data.)
@@ -118,7 +81,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
             routes.push(Route { method, path, content_type, body, admin_only });
         }
     }
-    assert_eq!(routes.len(), 11, "WHEP POST/PATCH/DELETE and the eight admin operations: {routes:?}");
+    assert_eq!(routes.len(), 14, "WHEP POST/PATCH/DELETE, /streams and the ten admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");
@@ -175,6 +138,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
     // Nothing changed: no session, the same tokens, the same revocations.
     assert_eq!(srv.server.sessions.streams().await.iter().map(|s| s.viewers).sum::<usize>(), 0);
     assert_eq!(list_tokens(&srv).await, tokens_before);
+    assert_eq!(std::fs::read(srv.state.path().join("auth/keys.json")).expect("keys"), keys_before, "no key rotated");
     // CORS preflight and /healthz need no token.
     let pre = srv
         .http
@@ -273,13 +237,26 @@ async fn bad_issue_requests_are_explained_and_max_sessions_is_enforced() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_issued_link_plays_in_chromium_and_revoking_it_stops_the_page_within_5_s() {
+    link_plays_until_revoked("main", None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_link_for_every_stream_lists_them_in_chromium_and_the_one_clicked_plays_until_revoked() {
+    link_plays_until_revoked("*", Some("main")).await;
+}
+
+/// Issues a token for `stream`, opens its link in Chromium (clicking `via_index` on the stream list when
+/// the link is a list's), and checks it plays, then that revoking the token stops the page within 5 s.
+async fn link_plays_until_revoked(stream: &str, via_index: Option<&str>) {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     let srv = start_auth().await;
-    let issued = issue(&srv, json!({"stream": "main", "label": "chromium"})).await;
+    let issued = issue(&srv, json!({"stream": stream, "label": "chromium"})).await;
     let link = format!("{}{}", srv.base, issued["watch_path"].as_str().expect("watch_path"));
     let mut node = tokio::process::Command::new("node")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["tests/browser/revoke.mjs", &link])
+        .arg("tests/browser/revoke.mjs")
+        .arg(&link)
+        .args(via_index)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
@@ -287,6 +264,11 @@ async fn an_issued_link_plays_in_chromium_and_revoking_it_stops_the_page_within_
         .expect("node runs (make test installs it)");
     let mut stdin = node.stdin.take().expect("stdin");
     let mut lines = BufReader::new(node.stdout.take().expect("stdout")).lines();
+    if via_index.is_some() {
+        let listed = lines.next_line().await.expect("read").expect("a line from revoke.mjs");
+        let listed: Value = serde_json::from_str(&listed).expect("json");
+        assert_eq!(listed["streams"], json!(["main", "other"]), "{listed}");
+    }
     let first = lines.next_line().await.expect("read").expect("a line from revoke.mjs");
     let playing: Value = serde_json::from_str(&first).expect("json");
     assert_eq!(playing["phase"], "playing", "{playing}");

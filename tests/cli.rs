@@ -84,6 +84,24 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     again.connect_with(&srv, "main", Some(ADMIN)).await;
     assert!(again.gets_frames(10, 20).await, "the restarted stream plays");
 
+    // Signing keys: list, rotate (old tokens keep working), rotate and retire (they stop).
+    let out = run(&["key", "list"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().filter(|l| l.contains("yes")).count(), 1);
+    let kept = run(&["token", "issue", "--stream", "main"]);
+    let kept = String::from_utf8_lossy(&kept.stdout).lines().find(|l| l.contains("#token=")).expect("link").to_owned();
+    let kept_token = kept.split("#token=").nth(1).expect("token").to_owned();
+    let out = run(&["key", "rotate"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key_lines = text.lines().filter(|l| l.get(..8).is_some_and(|k| k.chars().all(|c| c.is_ascii_hexdigit())));
+    assert_eq!(key_lines.count(), 2, "two keys after one rotation:\n{text}");
+    let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    assert_eq!(srv.post_offer_with("main", &offer, Some(&kept_token)).await.status(), 201, "kept");
+    let out = run(&["key", "rotate", "--retire-previous"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("retired"), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(srv.post_offer_with("main", &offer, Some(&kept_token)).await.status(), 401, "retired");
+
     // Another certificate (or a wrong pin) is refused, not ignored.
     let wrong = "AA:".repeat(31) + "AA";
     let out = tokio::task::block_in_place(|| {

@@ -20,6 +20,9 @@ import { makeLatencyMeter } from './latency.js';
   const token = new URLSearchParams(location.hash.slice(1)).get('token');
   const auth = token ? { Authorization: `Bearer ${token}` } : {};
   document.title = `${stream} · glasscast`;
+  // The way back to the stream list keeps the link's token (a `*` token lists every stream there).
+  const back = document.querySelector('a.back');
+  if (back && token) back.href = `/#token=${encodeURIComponent(token)}`;
 
   // --- test hooks / live state (read by tests/browser/watch.mjs) ---------------------------------------------
   const G = (window.glasscast = {

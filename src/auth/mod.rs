@@ -12,7 +12,7 @@
 mod store;
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-pub use store::Issued;
+pub use store::{Issued, KeyInfo};
 
 use crate::config::{AuthConfig, AuthMode};
 
@@ -59,6 +59,8 @@ pub enum Grant {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ViewerGrant {
     pub token_id: String,
+    /// The signing key's id: when the key is retired, the grant is no longer good.
+    pub kid: String,
     pub stream: String,
     pub label: Option<String>,
     /// Unix seconds.
@@ -107,7 +109,7 @@ pub struct Auth {
 struct Inner {
     mode: AuthMode,
     admin_digest: [u8; 32],
-    keys: store::Keys,
+    keys: RwLock<store::Keys>,
     ledger: Mutex<store::Ledger>,
     dir: PathBuf,
 }
@@ -155,7 +157,13 @@ impl Auth {
         let keys = store::Keys::load_or_create(&dir)?;
         let mut ledger = store::Ledger::load(&dir)?;
         ledger.prune(now_s());
-        let inner = Inner { mode: cfg.mode, admin_digest: digest(&admin), keys, ledger: Mutex::new(ledger), dir };
+        let inner = Inner {
+            mode: cfg.mode,
+            admin_digest: digest(&admin),
+            keys: RwLock::new(keys),
+            ledger: Mutex::new(ledger),
+            dir,
+        };
         Ok((Self { inner: Arc::new(inner) }, source))
     }
 
@@ -220,7 +228,8 @@ impl Auth {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("not a glasscast token".into()))?;
         let kid = header.kid.ok_or_else(|| AuthError::Invalid("no key id".into()))?;
-        let key = self.inner.keys.get(&kid).ok_or_else(|| AuthError::Invalid("signed with an unknown key".into()))?;
+        let keys = self.inner.keys.read().expect("keys lock");
+        let key = keys.get(&kid).ok_or_else(|| AuthError::Invalid("signed with an unknown key".into()))?;
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 0;
         validation.set_required_spec_claims(&["exp", "iat", "jti"]);
@@ -238,11 +247,29 @@ impl Auth {
         }
         Ok(ViewerGrant {
             token_id: c.jti,
+            kid,
             stream: c.stream,
             label: c.label,
             expires_at: c.exp,
             max_sessions: c.max_sessions,
         })
+    }
+
+    /// Is `kid` still a signing key (not retired by [`Auth::rotate_key`])?
+    pub fn knows_key(&self, kid: &str) -> bool {
+        self.inner.keys.read().expect("keys lock").get(kid).is_some()
+    }
+
+    /// Makes a new signing key for new tokens (persisted before returning); returns its id. Tokens signed
+    /// earlier keep working unless `retire`: then every older key is dropped, those tokens are refused and
+    /// their sessions end at the session manager's next sweep.
+    pub fn rotate_key(&self, retire: bool) -> anyhow::Result<String> {
+        self.inner.keys.write().expect("keys lock").rotate(&self.inner.dir, retire, now_s())
+    }
+
+    /// The signing keys kept (ids and ages, never the keys).
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        self.inner.keys.read().expect("keys lock").list()
     }
 
     pub fn is_revoked(&self, token_id: &str) -> bool {
@@ -268,9 +295,12 @@ impl Auth {
             label: issued.label.clone(),
             max_sessions: issued.max_sessions,
         };
-        let header = Header { kid: Some(self.inner.keys.current.clone()), ..Header::new(Algorithm::HS256) };
-        let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(self.inner.keys.current_key()))
-            .context("signing the token")?;
+        let token = {
+            let keys = self.inner.keys.read().expect("keys lock");
+            let header = Header { kid: Some(keys.current.clone()), ..Header::new(Algorithm::HS256) };
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(keys.current_key()))
+                .context("signing the token")?
+        };
         let mut ledger = self.inner.ledger.lock().expect("ledger lock");
         ledger.prune(now);
         ledger.issued.insert(issued.id.clone(), issued.clone());
@@ -302,7 +332,7 @@ mod tests {
 
     fn auth(mode: AuthMode) -> (Auth, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = AuthConfig { mode, admin_token: Some("admin-secret-0123456789".into()), admin_token_file: None };
+        let cfg = AuthConfig { mode, admin_token: Some("admin-secret-0123456789".into()), ..AuthConfig::default() };
         (Auth::load(&cfg, dir.path()).expect("auth").0, dir)
     }
 
@@ -354,11 +384,29 @@ mod tests {
         assert_eq!(a.authenticate(Some(&forged)), Err(AuthError::Invalid("bad signature".into())));
         let claims =
             Claims { jti: "old".into(), stream: "main".into(), iat: 1, exp: 2, label: None, max_sessions: None };
-        let header = Header { kid: Some(a.inner.keys.current.clone()), ..Header::new(Algorithm::HS256) };
-        let old = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(a.inner.keys.current_key()))
-            .expect("sign");
+        let keys = a.inner.keys.read().expect("keys lock");
+        let header = Header { kid: Some(keys.current.clone()), ..Header::new(Algorithm::HS256) };
+        let old = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(keys.current_key())).expect("sign");
+        drop(keys);
         assert_eq!(a.authenticate(Some(&format!("Bearer {old}"))), Err(AuthError::Expired));
         assert!(matches!(a.authenticate(Some("Bearer not-a-jwt")), Err(AuthError::Invalid(_))));
+    }
+
+    #[test]
+    fn rotated_keys_keep_old_tokens_until_retired() {
+        let (a, _d) = auth(AuthMode::Required);
+        let old = format!("Bearer {}", viewer(&a, "main", 60));
+        let Ok(Grant::Viewer(g)) = a.authenticate(Some(&old)) else { panic!("valid") };
+        let kid = a.rotate_key(false).expect("rotate");
+        assert_ne!(kid, g.kid);
+        let new = format!("Bearer {}", viewer(&a, "main", 60));
+        let Ok(Grant::Viewer(n)) = a.authenticate(Some(&new)) else { panic!("valid") };
+        assert_eq!(n.kid, kid, "new tokens use the new key");
+        assert!(a.authenticate(Some(&old)).is_ok() && a.knows_key(&g.kid), "old tokens still verify");
+        a.rotate_key(true).expect("retire");
+        assert_eq!(a.authenticate(Some(&old)), Err(AuthError::Invalid("signed with an unknown key".into())));
+        assert!(a.authenticate(Some(&new)).is_err() && !a.knows_key(&kid));
+        assert_eq!(a.keys().len(), 1);
     }
 
     #[test]
@@ -375,7 +423,7 @@ mod tests {
     fn a_generated_admin_token_is_kept_private_and_reused() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().expect("tempdir");
-        let cfg = AuthConfig { mode: AuthMode::Required, admin_token: None, admin_token_file: None };
+        let cfg = AuthConfig { mode: AuthMode::Required, ..AuthConfig::default() };
         let (_, src) = Auth::load(&cfg, dir.path()).expect("auth");
         let AdminTokenSource::Generated(path) = src else { panic!("generated") };
         assert_eq!(std::fs::metadata(&path).expect("file").permissions().mode() & 0o777, 0o600);

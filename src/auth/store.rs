@@ -14,10 +14,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::state::write_atomic;
 
-/// HMAC-SHA256 keys by key id; new tokens are signed with `current`.
+/// HMAC-SHA256 keys by key id; new tokens are signed with `current`, any kept key verifies.
 pub struct Keys {
     pub current: String,
     keys: BTreeMap<String, Vec<u8>>,
+    /// key id -> unix seconds it was made (0: made by a version that did not record it).
+    created: BTreeMap<String, u64>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -25,6 +27,16 @@ struct KeysFile {
     current: String,
     /// key id -> base64url key
     keys: BTreeMap<String, String>,
+    #[serde(default)]
+    created: BTreeMap<String, u64>,
+}
+
+/// A signing key as listed (never the key itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub created_at: u64,
+    pub current: bool,
 }
 
 fn random_bytes<const N: usize>() -> [u8; N] {
@@ -62,13 +74,50 @@ impl Keys {
                 keys.insert(kid, key);
             }
             anyhow::ensure!(keys.contains_key(&file.current), "{}: the current key is missing", path.display());
-            return Ok(Self { current: file.current, keys });
+            return Ok(Self { current: file.current, keys, created: file.created });
         }
-        let kid = hex(&random_bytes::<4>());
-        let key = random_bytes::<32>().to_vec();
-        let file = KeysFile { current: kid.clone(), keys: BTreeMap::from([(kid.clone(), B64.encode(&key))]) };
-        write_atomic(&path, &serde_json::to_vec_pretty(&file)?, 0o600)?;
-        Ok(Self { current: kid.clone(), keys: BTreeMap::from([(kid, key)]) })
+        let mut keys = Self { current: String::new(), keys: BTreeMap::new(), created: BTreeMap::new() };
+        keys.rotate(dir, false, super::now_s())?;
+        Ok(keys)
+    }
+
+    /// Makes a new current key and writes the file (atomically) before returning its id. With `retire`, every
+    /// older key is dropped: tokens they signed stop verifying (their sessions end at the next sweep).
+    pub fn rotate(&mut self, dir: &Path, retire: bool, now: u64) -> anyhow::Result<String> {
+        let kid = loop {
+            let kid = hex(&random_bytes::<4>());
+            if !self.keys.contains_key(&kid) {
+                break kid;
+            }
+        };
+        let mut next = if retire { BTreeMap::new() } else { self.keys.clone() };
+        next.insert(kid.clone(), random_bytes::<32>().to_vec());
+        let mut created = self.created.clone();
+        created.retain(|k, _| next.contains_key(k));
+        created.insert(kid.clone(), now);
+        let file = KeysFile {
+            current: kid.clone(),
+            keys: next.iter().map(|(k, v)| (k.clone(), B64.encode(v))).collect(),
+            created: created.clone(),
+        };
+        write_atomic(&dir.join("keys.json"), &serde_json::to_vec_pretty(&file)?, 0o600)?;
+        *self = Self { current: kid.clone(), keys: next, created };
+        Ok(kid)
+    }
+
+    /// The keys kept, oldest first.
+    pub fn list(&self) -> Vec<KeyInfo> {
+        let mut all: Vec<KeyInfo> = self
+            .keys
+            .keys()
+            .map(|kid| KeyInfo {
+                kid: kid.clone(),
+                created_at: self.created.get(kid).copied().unwrap_or_default(),
+                current: *kid == self.current,
+            })
+            .collect();
+        all.sort_by_key(|k| (k.created_at, k.current));
+        all
     }
 
     pub fn get(&self, kid: &str) -> Option<&[u8]> {
@@ -139,6 +188,24 @@ mod tests {
         assert_eq!(a.current, b.current);
         assert_eq!(a.current_key(), b.current_key());
         assert_eq!(a.current_key().len(), 32);
+    }
+
+    #[test]
+    fn rotation_keeps_or_retires_old_keys_and_persists() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut k = Keys::load_or_create(dir.path()).expect("create");
+        let first = k.current.clone();
+        let now = crate::auth::now_s();
+        let second = k.rotate(dir.path(), false, now + 100).expect("rotate");
+        assert_ne!(first, second);
+        assert!(k.get(&first).is_some(), "kept: tokens it signed still verify");
+        let back = Keys::load_or_create(dir.path()).expect("reload");
+        assert_eq!(back.current, second);
+        assert_eq!(back.list().iter().map(|i| i.current).collect::<Vec<_>>(), vec![false, true]);
+        let third = k.rotate(dir.path(), true, now + 200).expect("rotate and retire");
+        assert!(k.get(&first).is_none() && k.get(&second).is_none());
+        let back = Keys::load_or_create(dir.path()).expect("reload");
+        assert_eq!(back.list(), vec![KeyInfo { kid: third, created_at: now + 200, current: true }]);
     }
 
     #[test]

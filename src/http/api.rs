@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get};
 use serde::{Deserialize, Serialize};
@@ -15,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{ApiError, AppState, check_auth, whep};
+use super::{ApiError, AppState, Caller, read_body, whep};
 use crate::auth::Grant;
-use crate::auth::{IssueRequest, Issued};
+use crate::auth::{IssueRequest, Issued, KeyInfo};
 use crate::ids::SessionId;
 use crate::ids::StreamName;
 use crate::session::{SessionError, SessionInfo, StreamInfo};
@@ -29,7 +30,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
 /// The OpenAPI document of glasscast's HTTP API (the admin API and WHEP), generated from the handlers.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "glasscast", description = "Admin API (admin token) and WHEP endpoints (viewer or admin token)."),
+    info(title = "glasscast", description = "Admin API (admin token), WHEP endpoints and the stream list (viewer or admin token)."),
     paths(
         streams,
         stop_stream,
@@ -39,11 +40,14 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         list_tokens,
         issue_token,
         revoke_token,
+        list_keys,
+        rotate_key,
+        super::web::streams,
         whep::create,
         whep::patch,
         whep::delete
     ),
-    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo)),
+    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -73,17 +77,19 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}", delete(end_session))
         .route("/tokens", get(list_tokens).post(issue_token))
         .route("/tokens/{id}", delete(revoke_token))
+        .route("/keys", get(list_keys))
+        .route("/keys/rotate", axum::routing::post(rotate_key))
 }
 
-async fn admin(st: &AppState, headers: &HeaderMap, method: Method, path: &str) -> Result<(), ApiError> {
-    check_auth(headers, &method, path, |h| st.auth.authorize_admin(h)).await
+async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    caller.check(st, |h| st.auth.authorize_admin(h)).await
 }
 
 /// Streams with their state and viewer counts.
 #[utoipa::path(get, path = "/api/v1/streams", security(("bearer" = [])),
     responses((status = 200, body = [StreamInfo]), (status = 401), (status = 403)))]
-async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    admin(&st, &headers, Method::GET, "/api/v1/streams").await?;
+async fn streams(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    admin(&st, &caller).await?;
     Ok(Json(st.sessions.streams().await).into_response())
 }
 
@@ -94,9 +100,9 @@ async fn streams(State(st): State<AppState>, headers: HeaderMap) -> Result<Respo
 async fn stop_stream(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    admin(&st, &headers, Method::POST, "/api/v1/streams/{name}/stop").await?;
+    admin(&st, &caller).await?;
     st.sessions.stop_stream(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -108,9 +114,9 @@ async fn stop_stream(
 async fn start_stream(
     State(st): State<AppState>,
     Path(name): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    admin(&st, &headers, Method::POST, "/api/v1/streams/{name}/start").await?;
+    admin(&st, &caller).await?;
     st.sessions.start_stream(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -118,8 +124,8 @@ async fn start_stream(
 /// Live sessions: stream, token id and label, since when, connected, ICE restarts.
 #[utoipa::path(get, path = "/api/v1/sessions", security(("bearer" = [])),
     responses((status = 200, body = [SessionInfo]), (status = 401), (status = 403)))]
-async fn list_sessions(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    admin(&st, &headers, Method::GET, "/api/v1/sessions").await?;
+async fn list_sessions(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    admin(&st, &caller).await?;
     Ok(Json(st.sessions.sessions().await).into_response())
 }
 
@@ -130,9 +136,9 @@ async fn list_sessions(State(st): State<AppState>, headers: HeaderMap) -> Result
 async fn end_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    admin(&st, &headers, Method::DELETE, "/api/v1/sessions/{id}").await?;
+    admin(&st, &caller).await?;
     let id = SessionId::parse(&id).ok_or(SessionError::UnknownSession)?;
     st.sessions.delete(id, Grant::Admin).await?;
     tracing::info!(session = %id, "session ended by the admin");
@@ -188,16 +194,17 @@ fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
         (status = 415), (status = 422)))]
 async fn issue_token(
     State(st): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     body: Result<Json<IssueBody>, JsonRejection>,
 ) -> Result<Response, ApiError> {
-    admin(&st, &headers, Method::POST, "/api/v1/tokens").await?;
+    admin(&st, &caller).await?;
     let Json(body) = body.map_err(|e| match e {
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported-media-type",
             "expected Content-Type application/json",
         ),
+        JsonRejection::BytesRejection(b) => read_body(Err(b)).expect_err("a rejection stays an error"),
         other => bad_request("malformed-json", other.body_text()),
     })?;
     let known = st.sessions.streams().await.iter().any(|s| s.name.as_str() == body.stream);
@@ -238,8 +245,8 @@ async fn issue_token(
 /// Tokens issued and not expired (never the tokens themselves), and whether each is revoked.
 #[utoipa::path(get, path = "/api/v1/tokens", security(("bearer" = [])),
     responses((status = 200, body = [TokenInfo]), (status = 401), (status = 403)))]
-async fn list_tokens(State(st): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
-    admin(&st, &headers, Method::GET, "/api/v1/tokens").await?;
+async fn list_tokens(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    admin(&st, &caller).await?;
     let all: Vec<TokenInfo> = st.auth.list().into_iter().map(|(t, revoked)| TokenInfo::of(t, revoked)).collect();
     Ok(Json(all).into_response())
 }
@@ -251,9 +258,9 @@ async fn list_tokens(State(st): State<AppState>, headers: HeaderMap) -> Result<R
 async fn revoke_token(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    admin(&st, &headers, Method::DELETE, "/api/v1/tokens/{id}").await?;
+    admin(&st, &caller).await?;
     match st.auth.revoke(&id) {
         Ok(true) => {
             tracing::info!(token = %id, "viewer token revoked");
@@ -265,4 +272,46 @@ async fn revoke_token(
             Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token-store", "could not record the revocation"))
         }
     }
+}
+
+/// The signing keys kept for viewer tokens (ids and ages, never the keys).
+#[utoipa::path(get, path = "/api/v1/keys", security(("bearer" = [])),
+    responses((status = 200, body = [KeyInfo]), (status = 401), (status = 403)))]
+async fn list_keys(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    admin(&st, &caller).await?;
+    Ok(Json(st.auth.keys()).into_response())
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct RotateBody {
+    /// Drop every older key too: tokens they signed stop working and their sessions end within seconds.
+    #[serde(default)]
+    retire_previous: bool,
+}
+
+/// Makes a new signing key for new viewer tokens. Older tokens keep working unless `retire_previous`.
+/// The body is optional (no body: keep the older keys).
+#[utoipa::path(post, path = "/api/v1/keys/rotate", security(("bearer" = [])), request_body = Option<RotateBody>,
+    responses((status = 201, body = [KeyInfo]), (status = 400), (status = 401), (status = 403), (status = 415)))]
+async fn rotate_key(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    admin(&st, &caller).await?;
+    let body = read_body(body)?;
+    let body: RotateBody = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateBody::default()
+    } else {
+        whep::require_content_type(&headers, "application/json")?;
+        serde_json::from_slice(&body).map_err(|e| bad_request("malformed-json", e.to_string()))?
+    };
+    let kid = st.auth.rotate_key(body.retire_previous).map_err(|e| {
+        tracing::error!(error = %format!("{e:#}"), "rotating the signing key");
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key-store", "could not write the new key")
+    })?;
+    tracing::info!(kid = %kid, retired = body.retire_previous, "signing key rotated");
+    Ok((StatusCode::CREATED, Json(st.auth.keys())).into_response())
 }

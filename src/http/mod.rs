@@ -4,17 +4,21 @@
 //! ([`crate::session::Sessions`]) and turn its errors into `application/problem+json`.
 
 pub mod api;
+pub mod limit;
 pub mod ops;
 pub mod problem;
 pub mod tls;
 pub mod web;
 pub mod whep;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Request};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request};
+use axum::http::request::Parts;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -37,40 +41,102 @@ pub struct AppState {
     pub auth: Auth,
     pub ice_servers: Arc<Vec<IceServer>>,
     pub tls: bool,
+    pub limiter: Arc<limit::FailureLimiter>,
+    /// `/readyz` shows per-stream detail without the admin token.
+    pub public_readyz: bool,
 }
 
 impl AppState {
     pub fn new(sessions: Sessions, auth: Auth, cfg: &Config) -> Self {
-        Self { sessions, auth, ice_servers: Arc::new(cfg.webrtc.ice_servers.clone()), tls: !cfg.server.plain_http }
+        Self {
+            sessions,
+            auth,
+            ice_servers: Arc::new(cfg.webrtc.ice_servers.clone()),
+            tls: !cfg.server.plain_http,
+            limiter: Arc::new(limit::FailureLimiter::new(cfg.auth.failures_burst, cfg.auth.failures_per_minute)),
+            public_readyz: cfg.server.public_readyz,
+        }
     }
 }
 
 /// How long a refused credential waits before its answer (slows down guessing; a token is never logged).
 const AUTH_FAILURE_DELAY: Duration = Duration::from_millis(200);
 
-/// The request's `Authorization` header, if it is text.
-fn authorization(headers: &axum::http::HeaderMap) -> Option<&str> {
-    headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"))
+/// Who is asking: the request's `Authorization` header, method, route and client address. Handlers check
+/// its token with [`Caller::check`].
+pub struct Caller {
+    authorization: Option<String>,
+    method: Method,
+    route: String,
+    pub addr: Option<SocketAddr>,
 }
 
-/// Turns an auth failure into its response after [`AUTH_FAILURE_DELAY`], logging why (never the token).
-async fn refused(e: AuthError, method: &Method, path: &str) -> ApiError {
-    tracing::info!(%method, path, reason = %e, "request refused by access control");
-    tokio::time::sleep(AUTH_FAILURE_DELAY).await;
-    e.into()
-}
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
 
-/// Checks the request's token against `check`; a refusal becomes a delayed problem response.
-async fn check_auth<T>(
-    headers: &axum::http::HeaderMap,
-    method: &Method,
-    path: &str,
-    check: impl FnOnce(Option<&str>) -> Result<T, AuthError>,
-) -> Result<T, ApiError> {
-    match check(authorization(headers)) {
-        Ok(v) => Ok(v),
-        Err(e) => Err(refused(e, method, path).await),
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let route = parts.extensions.get::<MatchedPath>().map_or(parts.uri.path(), MatchedPath::as_str).to_owned();
+        Ok(Self {
+            // A header that is not text is kept as a value no token check accepts.
+            authorization: parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .map(|v| v.to_str().map_or_else(|_| "\u{0}".to_owned(), str::to_owned)),
+            method: parts.method.clone(),
+            route,
+            addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+        })
     }
+}
+
+impl Caller {
+    /// The request carries an `Authorization` header.
+    pub fn has_token(&self) -> bool {
+        self.authorization.is_some()
+    }
+
+    /// Checks the token against `check`. A refusal is logged (never the token), counted against the
+    /// client's address and answered after [`AUTH_FAILURE_DELAY`]; an address with too many refusals gets
+    /// 429 whatever it sends, until its allowance refills ([`limit::FailureLimiter`]).
+    pub async fn check<T>(
+        &self,
+        st: &AppState,
+        check: impl FnOnce(Option<&str>) -> Result<T, AuthError>,
+    ) -> Result<T, ApiError> {
+        let ip = self.addr.map(|a| a.ip());
+        let (method, route) = (&self.method, self.route.as_str());
+        if let Some(wait) = st.limiter.blocked(ip, Instant::now()) {
+            tracing::info!(%method, route, client = ?ip, "refused: too many failed tokens from this address");
+            return Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too-many-auth-failures",
+                format!("too many refused tokens from this address; try again in {} s", wait.as_secs()),
+            )
+            .retry_after(u32::try_from(wait.as_secs()).unwrap_or(u32::MAX)));
+        }
+        match check(self.authorization.as_deref()) {
+            Ok(v) => Ok(v),
+            Err(e) => {
+                if e != AuthError::Missing {
+                    st.limiter.failed(ip, Instant::now());
+                }
+                tracing::info!(%method, route, client = ?ip, reason = %e, "request refused by access control");
+                tokio::time::sleep(AUTH_FAILURE_DELAY).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// The request body, or 413 (over [`MAX_BODY`]) / 400 (could not be read) as problem+json.
+pub fn read_body(body: Result<axum::body::Bytes, BytesRejection>) -> Result<axum::body::Bytes, ApiError> {
+    body.map_err(|r| {
+        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::new(r.status(), "body-too-large", format!("request bodies are limited to {MAX_BODY} bytes"))
+        } else {
+            ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", r.body_text())
+        }
+    })
 }
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
@@ -86,6 +152,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .merge(whep)
         .nest("/api/v1", api::router())
         .route("/", get(web::index))
+        .route("/streams", get(web::streams))
         .route("/watch/{stream}", get(web::watch))
         .route("/assets/{file}", get(web::asset))
         .route("/healthz", get(ops::healthz))

@@ -1,13 +1,19 @@
-//! The web player, embedded in the binary (no build step): `/` lists streams, `/watch/{stream}` plays one.
+//! The web player, embedded in the binary (no build step): `/` lists the streams a link's token may watch
+//! (`GET /streams`), `/watch/{stream}` plays one.
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState};
+use super::{ApiError, AppState, Caller};
+use crate::auth::Grant;
+use crate::ids::StreamName;
+use crate::session::StreamInfo;
 
 const INDEX: &str = include_str!("../../web/index.html");
 const WATCH: &str = include_str!("../../web/watch.html");
+const INDEX_JS: &str = include_str!("../../web/index.js");
 const PLAYER_JS: &str = include_str!("../../web/player.js");
 const WHEP_JS: &str = include_str!("../../web/whep.js");
 const LATENCY_JS: &str = include_str!("../../web/latency.js");
@@ -30,46 +36,46 @@ fn html(st: &AppState, body: String) -> Response {
     resp
 }
 
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+/// `/`: the stream list page; its script fetches [`streams`] with the link's token.
+pub async fn index(State(st): State<AppState>) -> Response {
+    html(&st, INDEX.to_owned())
 }
 
-pub async fn index(State(st): State<AppState>) -> Response {
-    let items: String = st
+/// `GET /streams`: the streams the caller's token may watch (a viewer token: its stream, or all for `*`;
+/// the admin token or access control off: all), for the stream list page.
+#[utoipa::path(get, path = "/streams", security(("bearer" = [])),
+    responses((status = 200, body = [StreamInfo]), (status = 401)))]
+pub async fn streams(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
+    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
+    let visible: Vec<StreamInfo> = st
         .sessions
         .streams()
         .await
-        .iter()
-        .map(|s| {
-            let name = escape(s.name.as_str());
-            format!(
-                "<li><a href=\"/watch/{name}\">{name}</a> <span class=\"meta\">{}x{}@{}{}, {}, {} viewer{}</span></li>\n",
-                s.width,
-                s.height,
-                s.fps,
-                if s.audio { " + audio" } else { "" },
-                s.state,
-                s.viewers,
-                if s.viewers == 1 { "" } else { "s" },
-            )
+        .into_iter()
+        .filter(|s| match &grant {
+            Grant::Viewer(v) => v.stream == "*" || v.stream == s.name.as_str(),
+            Grant::Admin | Grant::Anyone => true,
         })
         .collect();
-    html(&st, INDEX.replace("<!--STREAMS-->", &items))
+    Ok(Json(visible).into_response())
 }
 
+/// `/watch/{stream}`: the player. With access control on, the page is served for any well-formed name (the
+/// player's WHEP request, with its token, finds out whether the stream exists): the page must not tell
+/// strangers which streams there are.
 pub async fn watch(State(st): State<AppState>, Path(stream): Path<String>) -> Result<Response, ApiError> {
-    if !st.sessions.streams().await.iter().any(|s| s.name.as_str() == stream) {
-        return Err(ApiError::new(
-            axum::http::StatusCode::NOT_FOUND,
-            "unknown-stream",
-            format!("no stream named `{stream}`"),
-        ));
+    let unknown = || ApiError::new(StatusCode::NOT_FOUND, "unknown-stream", format!("no stream named `{stream}`"));
+    if st.auth.required() {
+        StreamName::parse(&stream).map_err(|_| unknown())?;
+    } else if !st.sessions.streams().await.iter().any(|s| s.name.as_str() == stream) {
+        return Err(unknown());
     }
     Ok(html(&st, WATCH.to_owned()))
 }
 
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
+        "index.js" => (INDEX_JS, "text/javascript; charset=utf-8"),
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
         "latency.js" => (LATENCY_JS, "text/javascript; charset=utf-8"),

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::{ApiError, AppState, MAX_BODY, check_auth};
+use super::{ApiError, AppState, Caller, read_body};
 use crate::config::IceServer;
 use crate::ids::SessionId;
 use crate::session::{Patched, SessionError};
@@ -17,7 +17,7 @@ pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
 
 /// 415 unless the request's Content-Type (parameters aside) is `expected`.
-fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
+pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiError> {
     let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
     let essence = got.map(|v| v.split(';').next().unwrap_or_default().trim().to_ascii_lowercase());
     if essence.as_deref() == Some(expected) {
@@ -32,13 +32,7 @@ fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), ApiEr
 
 /// The body as UTF-8 text (413 over the limit, 400 when not text).
 fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Result<String, ApiError> {
-    let bytes = body.map_err(|r| {
-        if r.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::new(r.status(), "body-too-large", format!("request bodies are limited to {MAX_BODY} bytes"))
-        } else {
-            ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", r.body_text())
-        }
-    })?;
+    let bytes = read_body(body)?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, what, "the body is not UTF-8 text"))
 }
@@ -76,14 +70,14 @@ fn session_id(raw: &str) -> Result<SessionId, ApiError> {
 pub async fn create(
     State(st): State<AppState>,
     Path(stream): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let path = format!("/whep/{stream}");
-    let grant = check_auth(&headers, &Method::POST, &path, |h| st.auth.authorize_stream(h, &stream)).await?;
+    let grant = caller.check(&st, |h| st.auth.authorize_stream(h, &stream)).await?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
-    let created = st.sessions.offer(&stream, offer, grant).await?;
+    let created = st.sessions.offer(&stream, offer, grant, caller.addr).await?;
     let mut resp = (StatusCode::CREATED, created.answer).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
@@ -112,10 +106,11 @@ pub async fn create(
 pub async fn patch(
     State(st): State<AppState>,
     Path(id): Path<String>,
+    caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let grant = check_auth(&headers, &Method::PATCH, "/whep/sessions/{id}", |h| st.auth.authenticate(h)).await?;
+    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
     let id = session_id(&id)?;
     require_content_type(&headers, SDPFRAG)?;
     let frag = body_text(body, "malformed-sdpfrag")?;
@@ -142,9 +137,9 @@ pub async fn patch(
 pub async fn delete(
     State(st): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    caller: Caller,
 ) -> Result<StatusCode, ApiError> {
-    let grant = check_auth(&headers, &Method::DELETE, "/whep/sessions/{id}", |h| st.auth.authenticate(h)).await?;
+    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
     st.sessions.delete(session_id(&id)?, grant).await?;
     Ok(StatusCode::OK)
 }

@@ -7,7 +7,7 @@ use gstreamer::glib;
 
 use super::forward::ForwardViewer;
 use super::viewer::WebrtcbinViewer;
-use super::{GateStats, MediaError};
+use super::{GateStats, MediaError, ViewerStats};
 use crate::sdpfrag::SdpFrag;
 
 #[derive(Clone)]
@@ -64,6 +64,14 @@ impl ViewerHandle {
         match self {
             Self::Webrtcbin(v) => v.upnp_disabled(),
             Self::Forward(_) => true,
+        }
+    }
+
+    /// The connection's address, bytes, RTT and loss; may block up to a second (webrtcbin's get-stats).
+    pub fn stats(&self) -> ViewerStats {
+        match self {
+            Self::Webrtcbin(v) => v.stats(),
+            Self::Forward(v) => v.stats(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod probe;
 mod source;
 mod stream;
 mod viewer;
+mod webrtc_stats;
 
 pub use encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
@@ -75,6 +76,24 @@ pub enum MediaError {
     /// webrtcbin refused or timed out; the viewer's branch has been removed.
     #[error("WebRTC negotiation failed: {0}")]
     Negotiation(String),
+}
+
+/// A viewer's connection as its transport sees it (for the admin API's session list).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ViewerStats {
+    /// The viewer's media address: the remote end of the selected ICE candidate pair, once there is one.
+    pub remote: Option<std::net::SocketAddr>,
+    /// RTP bytes and packets sent to the viewer (retransmissions included).
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    /// Round-trip time from the viewer's last RTCP receiver report.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of packets the viewer's last receiver report said were lost (0 to 1; video's, or the
+    /// highest of the tracks where the transport cannot tell them apart).
+    pub fraction_lost: Option<f64>,
+    /// NACKs and PLIs received from the viewer.
+    pub nacks: u64,
+    pub plis: u64,
 }
 
 /// Why a viewer's connection ended, as seen by the media side.

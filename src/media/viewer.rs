@@ -408,6 +408,11 @@ impl WebrtcbinViewer {
         upnp_disabled(&self.inner.webrtcbin)
     }
 
+    /// webrtcbin's view of the connection (blocking, up to a second).
+    pub fn stats(&self) -> super::ViewerStats {
+        super::webrtc_stats::of(&self.inner.webrtcbin)
+    }
+
     /// Unlinks from the tees, releases the tee pads and shuts the branch down. Blocking (waits for the
     /// branch's streaming threads); the other viewers and the encoder are not touched.
     pub fn remove(&self) {

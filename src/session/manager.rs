@@ -1,6 +1,7 @@
 //! The manager task: owns the streams and the session table; one message at a time.
 
 use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -30,6 +31,8 @@ struct Session {
     owner: Grant,
     /// Unix seconds at creation.
     since: u64,
+    /// The address its POST came from.
+    client: Option<SocketAddr>,
 }
 
 impl Session {
@@ -49,6 +52,7 @@ enum Done {
         stream: StreamName,
         id: SessionId,
         grant: Grant,
+        client: Option<SocketAddr>,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
@@ -142,7 +146,7 @@ fn remove_in_background(viewer: ViewerHandle) {
 impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Offer { stream, offer, grant, reply } => self.offer(stream, offer, grant, reply),
+            Command::Offer { stream, offer, grant, client, reply } => self.offer(stream, offer, grant, client, reply),
             Command::Patch { id, grant, if_match, frag, reply } => self.patch(id, grant, if_match, frag, reply),
             Command::Delete { id, grant, reply } => {
                 let result = match self.sessions.get(&id) {
@@ -167,7 +171,7 @@ impl Manager {
                 let _ = reply.send(self.sessions.get(&id).map(|s| s.viewer.clone()));
             }
             Command::Sessions { reply } => {
-                let mut all: Vec<SessionInfo> = self
+                let mut all: Vec<(SessionInfo, ViewerHandle)> = self
                     .sessions
                     .iter()
                     .map(|(id, s)| {
@@ -175,7 +179,7 @@ impl Manager {
                             Grant::Viewer(v) => (Some(v.token_id.clone()), v.label.clone()),
                             _ => (None, None),
                         };
-                        SessionInfo {
+                        let info = SessionInfo {
                             id: id.to_string(),
                             stream: s.stream.to_string(),
                             token_id,
@@ -183,10 +187,13 @@ impl Manager {
                             since: s.since,
                             connected: s.connected,
                             ice_restarts: s.ice_generation,
-                        }
+                            client: s.client.map(|a| a.to_string()),
+                            ..SessionInfo::default()
+                        };
+                        (info, s.viewer.clone())
                     })
                     .collect();
-                all.sort_by_key(|s| s.since);
+                all.sort_by_key(|(s, _)| s.since);
                 let _ = reply.send(all);
             }
             Command::Health { stream, reply } => {
@@ -238,6 +245,7 @@ impl Manager {
         stream: String,
         offer: String,
         grant: Grant,
+        client: Option<SocketAddr>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     ) {
         let Some(name) = self.streams.keys().find(|k| k.as_str() == stream).cloned() else {
@@ -274,7 +282,7 @@ impl Manager {
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let result = pipeline.add_viewer(id, &offer).await;
-            let _ = done.send(Done::Negotiated { stream: name, id, grant, result, reply });
+            let _ = done.send(Done::Negotiated { stream: name, id, grant, client, result, reply });
         });
     }
 
@@ -339,7 +347,7 @@ impl Manager {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated { stream, id, grant, result, reply } => {
+            Done::Negotiated { stream, id, grant, client, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
                 }
@@ -352,7 +360,7 @@ impl Manager {
                             remove_in_background(viewer);
                             return;
                         }
-                        tracing::info!(session = %id, %stream, "session created");
+                        tracing::info!(session = %id, %stream, client = ?client, "session created");
                         let done = self.done_tx.clone();
                         let timeout = self.connect_timeout;
                         tokio::spawn(async move {
@@ -367,6 +375,7 @@ impl Manager {
                             etag,
                             owner: grant,
                             since: now_s(),
+                            client,
                         };
                         self.sessions.insert(id, session);
                     }
@@ -395,6 +404,7 @@ impl Manager {
             .filter_map(|(id, s)| match &s.owner {
                 Grant::Viewer(v) if v.expires_at <= now => Some((*id, "token expired")),
                 Grant::Viewer(v) if self.auth.is_revoked(&v.token_id) => Some((*id, "token revoked")),
+                Grant::Viewer(v) if !self.auth.knows_key(&v.kid) => Some((*id, "token's signing key retired")),
                 _ => None,
             })
             .collect();

@@ -6,6 +6,7 @@
 
 mod manager;
 
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,7 +17,7 @@ pub use manager::spawn;
 
 use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, StreamHealth, ViewerHandle};
+use crate::media::{MediaError, StreamHealth, ViewerHandle, ViewerStats};
 use crate::sdpfrag::FragError;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -83,7 +84,7 @@ pub struct StreamInfo {
 }
 
 /// A live session, as the admin API lists it (no token, only its id and label).
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: String,
     pub stream: String,
@@ -95,6 +96,33 @@ pub struct SessionInfo {
     /// ICE and DTLS completed.
     pub connected: bool,
     pub ice_restarts: u32,
+    /// Where the session's POST came from (`ip:port`).
+    pub client: Option<String>,
+    /// The viewer's media address: the selected ICE pair's remote end (`ip:port`), once connected.
+    pub remote_address: Option<String>,
+    /// RTP sent to the viewer, retransmissions included.
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    /// Round-trip time from the viewer's last RTCP receiver report, ms.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of video packets lost, from the viewer's last receiver report (0 to 1).
+    pub fraction_lost: Option<f64>,
+    /// NACKs and PLIs (+FIRs) the viewer sent.
+    pub nacks: u64,
+    pub plis: u64,
+}
+
+impl SessionInfo {
+    fn with_stats(mut self, s: ViewerStats) -> Self {
+        self.remote_address = s.remote.map(|a| a.to_string());
+        self.bytes_sent = s.bytes_sent;
+        self.packets_sent = s.packets_sent;
+        self.rtt_ms = s.rtt_ms;
+        self.fraction_lost = s.fraction_lost;
+        self.nacks = s.nacks;
+        self.plis = s.plis;
+        self
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -127,6 +155,7 @@ pub(crate) enum Command {
         stream: String,
         offer: String,
         grant: Grant,
+        client: Option<SocketAddr>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
     Patch {
@@ -152,7 +181,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Option<ViewerHandle>>,
     },
     Sessions {
-        reply: oneshot::Sender<Vec<SessionInfo>>,
+        reply: oneshot::Sender<Vec<(SessionInfo, ViewerHandle)>>,
     },
     Health {
         stream: String,
@@ -188,9 +217,15 @@ impl Sessions {
     }
 
     /// A WHEP offer for `stream`: negotiates a new viewer session, bound to `grant`'s token.
-    pub async fn offer(&self, stream: &str, offer: String, grant: Grant) -> Result<Created, SessionError> {
+    pub async fn offer(
+        &self,
+        stream: &str,
+        offer: String,
+        grant: Grant,
+        client: Option<SocketAddr>,
+    ) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Offer { stream, offer, grant, reply })
+        self.ask(|reply| Command::Offer { stream, offer, grant, client, reply })
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))
     }
@@ -221,9 +256,13 @@ impl Sessions {
         self.ask(|reply| Command::Readiness { reply }).await.unwrap_or(Readiness { ready: false, streams: Vec::new() })
     }
 
-    /// The live sessions, oldest first.
+    /// The live sessions, oldest first, with their transport's stats (read outside the manager's task:
+    /// webrtcbin answers stats from its own thread).
     pub async fn sessions(&self) -> Vec<SessionInfo> {
-        self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default()
+        let all = self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default();
+        tokio::task::spawn_blocking(move || all.into_iter().map(|(info, v)| info.with_stats(v.stats())).collect())
+            .await
+            .unwrap_or_default()
     }
 
     /// The media handle of a session (diagnostics and tests).

@@ -1,8 +1,9 @@
 // Headless-Chromium check that an issued viewer link plays and that revoking its token stops the page.
 //
-//   node tests/browser/revoke.mjs <watch-url-with-#token>
+//   node tests/browser/revoke.mjs <watch-url-with-#token> [stream]
 //
-// Opens the link and waits (up to 20 s) for >= 10 rendered frames, then prints {"phase":"playing",...} and
+// With [stream], the link is a stream list's (a `*` token's, `/#token=...`): it waits for the list to show
+// that stream, checks the list's links carry the token, and clicks it. Then it waits (up to 20 s) for >= 10 rendered frames, then prints {"phase":"playing",...} and
 // waits for a line on stdin (the test revokes the token, then writes "revoked"). From then on it watches the
 // page for up to 15 s and prints the result as one JSON line: how long frames kept coming while the player
 // was playing after the revocation (the video element may present one more frame when the player tears the
@@ -15,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
-const [url] = process.argv.slice(2);
+const [url, viaIndex] = process.argv.slice(2);
 if (!url) {
   console.error('usage: node tests/browser/revoke.mjs <watch-url-with-#token>');
   process.exit(2);
@@ -45,6 +46,16 @@ let out = { phase: 'done', ok: false };
 try {
   const page = context.pages()[0] || (await context.newPage());
   await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+  if (viaIndex) {
+    const link = page.locator('#streams a', { hasText: viaIndex }).first();
+    await link.waitFor({ timeout: 10_000 });
+    const listed = await page.$$eval('#streams a', (as) => as.map((a) => ({ text: a.textContent, href: a.href })));
+    const token = new URL(url).hash;
+    if (!listed.every((l) => l.href.endsWith(token))) throw new Error(`a list link lost the token: ${JSON.stringify(listed)}`);
+    console.log(JSON.stringify({ phase: 'listed', streams: listed.map((l) => l.text) }));
+    await link.click();
+    await page.waitForURL(/\/watch\//, { timeout: 10_000 });
+  }
   let snap = null;
   for (const t0 = Date.now(); Date.now() - t0 < 20_000; await sleep(100)) {
     snap = await page.evaluate(snapshot);

@@ -2,6 +2,8 @@
 //! own webrtcbin (a WebRTC stack glasscast does not implement), which decodes what it receives.
 #![allow(dead_code)]
 
+pub mod admin;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -34,7 +34,7 @@ use self::mux::{Cmd, MediaPacket, Track};
 use super::congestion::LossReport;
 use super::gate::GateStats;
 use super::ice_restart::IceCredentials;
-use super::{MediaError, MediaEvent, OfferPlan};
+use super::{MediaError, MediaEvent, OfferPlan, ViewerStats};
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::{FragMedia, SdpFrag};
 
@@ -63,6 +63,8 @@ pub(crate) struct PeerStats {
     pub dropped: AtomicU64,
     pub forwarded: AtomicU64,
     pub first_forwarded_was_keyframe: AtomicBool,
+    /// Updated from str0m's stats events (every [`mux::LOSS_REPORT_EVERY`]).
+    pub transport: Mutex<ViewerStats>,
 }
 
 /// A stream's place in the mux.
@@ -274,6 +276,11 @@ impl ForwardViewer {
             first_forwarded_was_keyframe: self.stats.first_forwarded_was_keyframe.load(Ordering::Relaxed),
             flow_errors: 0,
         }
+    }
+
+    /// What the viewer's connection reported last (at most [`mux::LOSS_REPORT_EVERY`] old).
+    pub fn stats(&self) -> ViewerStats {
+        self.stats.transport.lock().expect("stats lock").clone()
     }
 
     /// Ends the viewer's peer connection in the mux (sends a DTLS close). Returns at once.

@@ -59,6 +59,8 @@ pub(super) struct Peer {
     /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`].
     pub dirty: bool,
     stats: Arc<PeerStats>,
+    /// Video's and audio's last egress totals: bytes, packets, NACKs, PLIs + FIRs.
+    egress: [(u64, u64, u64, u64); 2],
 }
 
 fn negotiation(why: impl std::fmt::Display) -> MediaError {
@@ -147,6 +149,7 @@ impl Peer {
             video_loss: None,
             dirty: false,
             stats,
+            egress: [(0, 0, 0, 0); 2],
         };
         Ok((peer, answer))
     }
@@ -238,9 +241,34 @@ impl Peer {
                 tracing::debug!(session = %self.id, ?state, "ICE state");
             }
             Event::KeyframeRequest(_) => events.push(PeerEvent::KeyframeWanted),
-            Event::MediaEgressStats(s) if s.mid == self.video.mid => {
-                if s.loss.is_some() {
+            Event::MediaEgressStats(s) => {
+                let video = s.mid == self.video.mid;
+                if video && s.loss.is_some() {
                     self.video_loss = s.loss;
+                }
+                let mut t = self.stats.transport.lock().expect("stats lock");
+                let slot = usize::from(!video);
+                self.egress[slot] = (s.bytes, s.packets, s.nacks, s.plis + s.firs);
+                t.bytes_sent = self.egress.iter().map(|e| e.0).sum();
+                t.packets_sent = self.egress.iter().map(|e| e.1).sum();
+                t.nacks = self.egress.iter().map(|e| e.2).sum();
+                t.plis = self.egress.iter().map(|e| e.3).sum();
+                if video {
+                    if let Some(rtt) = s.rtt {
+                        t.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
+                    }
+                    if let Some(loss) = s.loss {
+                        t.fraction_lost = Some(loss.into());
+                    }
+                }
+            }
+            Event::PeerStats(s) => {
+                let mut t = self.stats.transport.lock().expect("stats lock");
+                if let Some(pair) = s.selected_candidate_pair {
+                    t.remote = Some(pair.remote.addr);
+                }
+                if let Some(rtt) = s.rtt {
+                    t.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
                 }
             }
             _ => {}

@@ -1,0 +1,79 @@
+//! A webrtcbin viewer's [`ViewerStats`], read from webrtcbin's `get-stats` (W3C webrtc-stats names).
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+
+use super::ViewerStats;
+
+/// How long webrtcbin gets to answer (it answers from its own thread, normally within a millisecond).
+const STATS_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Asks `webrtcbin` for its stats and folds them into a [`ViewerStats`]; blocking, at most
+/// [`STATS_TIMEOUT`]. Default (empty) stats when webrtcbin does not answer.
+pub fn of(webrtcbin: &gst::Element) -> ViewerStats {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(reply.ok().flatten().map(gst::StructureRef::to_owned));
+    });
+    webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
+    match rx.recv_timeout(STATS_TIMEOUT) {
+        Ok(Some(reply)) => fold(&reply),
+        _ => ViewerStats::default(),
+    }
+}
+
+fn kind(s: &gst::StructureRef) -> Option<gst_webrtc::WebRTCStatsType> {
+    s.get::<gst_webrtc::WebRTCStatsType>("type").ok()
+}
+
+/// Sums outbound RTP, takes the highest RTT and loss of the remote-inbound reports, and the remote address
+/// from the selected candidate pair's remote candidate. (webrtcbin 1.22 labels every stream `kind=audio`
+/// and swaps the local/remote candidate stats types, so neither field is trusted: the pair's
+/// `remote-candidate-id` is looked up by id.)
+fn fold(reply: &gst::StructureRef) -> ViewerStats {
+    use gst_webrtc::WebRTCStatsType as T;
+    let all: Vec<gst::Structure> = reply.iter().filter_map(|(_, v)| v.get::<gst::Structure>().ok()).collect();
+    let mut out = ViewerStats::default();
+    let num = |s: &gst::StructureRef, f: &str| -> u64 {
+        s.get::<u64>(f).or_else(|_| s.get::<u32>(f).map(u64::from)).unwrap_or_default()
+    };
+    let max = |a: Option<f64>, b: f64| Some(a.map_or(b, |a| a.max(b)));
+    for s in &all {
+        match kind(s) {
+            Some(T::OutboundRtp) => {
+                out.bytes_sent += num(s, "bytes-sent");
+                out.packets_sent += num(s, "packets-sent");
+                out.nacks += num(s, "nack-count");
+                out.plis += num(s, "pli-count") + num(s, "fir-count");
+            }
+            Some(T::RemoteInboundRtp) => {
+                if let Ok(rtt) = s.get::<f64>("round-trip-time") {
+                    out.rtt_ms = max(out.rtt_ms, rtt * 1000.0);
+                }
+                if let Ok(lost) = s.get::<f64>("fraction-lost") {
+                    out.fraction_lost = max(out.fraction_lost, lost);
+                }
+            }
+            _ => {}
+        }
+    }
+    let selected = all
+        .iter()
+        .find(|s| kind(s) == Some(T::Transport))
+        .and_then(|s| s.get::<String>("selected-candidate-pair-id").ok());
+    let pair = all.iter().find(|s| {
+        kind(s) == Some(T::CandidatePair)
+            && selected.as_ref().is_none_or(|id| s.get::<&str>("id").is_ok_and(|i| i == id))
+    });
+    let remote_id = pair.and_then(|p| p.get::<String>("remote-candidate-id").ok());
+    let remote = remote_id.and_then(|id| all.iter().find(|s| s.get::<&str>("id").is_ok_and(|i| i == id)));
+    out.remote = remote.and_then(|s| {
+        let ip: std::net::IpAddr = s.get::<String>("address").ok()?.parse().ok()?;
+        let port = u16::try_from(num(s, "port")).ok()?;
+        Some(std::net::SocketAddr::new(ip, port))
+    });
+    out
+}
