@@ -133,6 +133,8 @@ pub struct ServerConfig {
     /// `/readyz` tells everyone which stream is unready and why (names, bitrates). Off (default): without the
     /// admin token it answers the status code and counts only.
     pub public_readyz: bool,
+    /// A request that is not complete (body included) and answered within this many seconds gets 408.
+    pub request_timeout_s: u32,
 }
 
 impl Default for ServerConfig {
@@ -146,6 +148,7 @@ impl Default for ServerConfig {
             state_dir: default_state_dir(),
             public_host: None,
             public_readyz: false,
+            request_timeout_s: 30,
         }
     }
 }
@@ -428,6 +431,9 @@ impl Config {
         }
         if s.plain_http && s.tls_cert.is_some() {
             return Err(invalid("server.plain_http", true, "false when a TLS certificate is configured"));
+        }
+        if !(1..=600).contains(&s.request_timeout_s) {
+            return Err(invalid("server.request_timeout_s", s.request_timeout_s, "1 to 600 seconds"));
         }
         for (i, o) in s.cors_origins.iter().enumerate() {
             let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));

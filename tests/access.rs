@@ -240,3 +240,36 @@ async fn every_route_with_a_body_refuses_an_oversized_one_even_from_the_admin() 
     assert_eq!(json_of(get(&srv, "/api/v1/keys", Some(ADMIN)).await).await.as_array().map(Vec::len), Some(1));
     srv.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_client_that_stalls_its_body_gets_408_and_others_are_served_meanwhile() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let srv = start_auth_with(Transport::default(), |c| c.server.request_timeout_s = 1).await;
+    let addr = srv.base.trim_start_matches("http://").to_owned();
+    let mut stalled = tokio::net::TcpStream::connect(&addr).await.expect("connect");
+    let head = format!(
+        "POST /whep/main HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/sdp\r\nContent-Length: 1000\r\n\r\nv=0\r\n"
+    );
+    stalled.write_all(head.as_bytes()).await.expect("write");
+    // Meanwhile other requests are answered.
+    assert_eq!(get(&srv, "/healthz", None).await.status(), 200);
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = stalled.read(&mut buf).await.expect("read");
+            answer.extend_from_slice(&buf[..n]);
+            if n == 0 || String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "no answer to a stalled request");
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(text.contains("application/problem+json"), "{text}");
+    assert_eq!(srv.server.sessions.streams().await.iter().map(|s| s.viewers).sum::<usize>(), 0);
+    srv.shutdown().await;
+}

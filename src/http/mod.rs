@@ -44,6 +44,8 @@ pub struct AppState {
     pub limiter: Arc<limit::FailureLimiter>,
     /// `/readyz` shows per-stream detail without the admin token.
     pub public_readyz: bool,
+    /// A request (body included) that takes longer gets 408.
+    pub request_timeout: Duration,
 }
 
 impl AppState {
@@ -55,6 +57,7 @@ impl AppState {
             tls: !cfg.server.plain_http,
             limiter: Arc::new(limit::FailureLimiter::new(cfg.auth.failures_burst, cfg.auth.failures_per_minute)),
             public_readyz: cfg.server.public_readyz,
+            request_timeout: Duration::from_secs(cfg.server.request_timeout_s.into()),
         }
     }
 }
@@ -140,6 +143,7 @@ pub fn read_body(body: Result<axum::body::Bytes, BytesRejection>) -> Result<axum
 }
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {
+    let timeout = state.request_timeout;
     let whep = Router::new()
         .route("/whep/{stream}", post(whep::create).options(whep::options_endpoint))
         .route(
@@ -159,9 +163,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/readyz", get(ops::readyz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
+        // Outside the timeout, so a 408 gets its problem body too.
+        .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
