@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use glasscast::config::{EncoderPref, StreamConfig};
-use glasscast::media::{self, Encoder, choose_encoder, encoded_video_chain};
+use glasscast::config::StreamConfig;
+use glasscast::media::{self, Encoder, encoded_video_chain};
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
@@ -126,8 +126,8 @@ struct Args {
 fn main() -> anyhow::Result<()> {
     let Args { seconds, modes, bitrate } = Args::parse();
     media::init()?;
-    let encoders: Vec<Encoder> =
-        [EncoderPref::X264, EncoderPref::Openh264].into_iter().filter_map(|p| choose_encoder(p).ok()).collect();
+    // Every encoder that passes its probe here (hardware ones too, on a machine that has them).
+    let encoders: Vec<Encoder> = Encoder::ALL.into_iter().filter(|e| media::encoder::probe(*e).is_ok()).collect();
     let mut runs = Vec::new();
     for mode in modes.split(',') {
         let (width, height, fps) = common::parse_mode(mode).map_err(anyhow::Error::msg)?;

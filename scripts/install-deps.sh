@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what glasscast needs that this Debian/Ubuntu/Pop!_OS machine lacks, and nothing else.
 #   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
-#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core
+#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core, Xvfb
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,8 +17,11 @@ fi
 pkgs=(build-essential pkg-config curl ca-certificates libssl-dev
   libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
   gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad gstreamer1.0-plugins-ugly
-  gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools libnice-dev)
+  gstreamer1.0-nice gstreamer1.0-libav gstreamer1.0-tools libnice-dev
+  gstreamer1.0-x gstreamer1.0-pulseaudio)
 if [ "$want_test" -eq 1 ]; then
+  # X11 capture is tested against a virtual X server.
+  pkgs+=(xvfb)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

@@ -94,8 +94,9 @@ impl Server {
         };
         let mut streams = Vec::new();
         for s in cfg.streams.iter().filter(|s| s.enabled) {
-            let pipeline = StreamPipeline::build(s, ice.clone(), forward.as_ref(), events_tx.clone())
-                .with_context(|| format!("building stream `{}`", s.name))?;
+            let pipeline =
+                StreamPipeline::build(s, &cfg.encoding.order, ice.clone(), forward.as_ref(), events_tx.clone())
+                    .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
             streams.push((s.clone(), pipeline));
         }

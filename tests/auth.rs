@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use common::admin::*;
 use common::*;
-use glasscast::config::Config;
 use reqwest::Method;
 use serde_json::{Value, json};
 

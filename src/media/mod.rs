@@ -5,7 +5,7 @@
 
 pub mod congestion;
 pub mod dtls;
-mod encoder;
+pub mod encoder;
 mod fanout;
 pub mod forward;
 mod gate;

@@ -1,9 +1,130 @@
-//! Raw sources. Today: the embedded test source (moving pattern with a running clock, and a tone).
+//! Raw sources: the embedded test source (moving pattern with a running clock, and a tone), X11 displays,
+//! V4L2 cameras and capture cards, URL feeds, and desktop or input audio (PulseAudio, or PipeWire's pulse
+//! server). Every video source ends conformed to the stream's size, rate and I420; every audio source to
+//! 48 kHz stereo.
 
 use anyhow::Context;
 use gstreamer as gst;
+use gstreamer::prelude::*;
 
-use crate::config::StreamConfig;
+use crate::config::{AudioSource, StreamConfig, VideoSource};
+
+/// The raw video chain for the stream's configured source, ending in its conforming capsfilter.
+pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
+    let mut chain = match &cfg.source {
+        VideoSource::Test => return test_video(cfg),
+        VideoSource::X11 { display, show_pointer } => {
+            let mut src = gst::ElementFactory::make("ximagesrc")
+                .property("use-damage", false)
+                .property("show-pointer", *show_pointer)
+                .property("do-timestamp", true);
+            if let Some(d) = display {
+                src = src.property("display-name", d);
+            }
+            vec![src.build().context("creating ximagesrc (gstreamer1.0-x)")?]
+        }
+        VideoSource::V4l2 { device } => {
+            let src = gst::ElementFactory::make("v4l2src")
+                .property("device", device)
+                .property("do-timestamp", true)
+                .build()
+                .context("creating v4l2src (gstreamer1.0-plugins-good)")?;
+            vec![decoded("v4l2", src)?]
+        }
+        VideoSource::Uri { url } => {
+            let src = gst::ElementFactory::make("uridecodebin")
+                .property("uri", url)
+                .build()
+                .context("creating uridecodebin")?;
+            // RTSP: keep the jitter buffer short (the default is 2 s).
+            src.connect("source-setup", false, |args| {
+                if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+                    && source.has_property("latency")
+                {
+                    source.set_property_from_str("latency", "100");
+                }
+                None
+            });
+            vec![video_pad_of("uri", src)?]
+        }
+    };
+    chain.extend(conform_video(cfg)?);
+    Ok(chain)
+}
+
+/// A bin `{src} - {decodebin}` whose src pad is decodebin's video pad once it appears.
+fn decoded(name: &str, src: gst::Element) -> anyhow::Result<gst::Element> {
+    let bin = gst::Bin::builder().name(format!("source-{name}")).build();
+    let decode = make("decodebin")?;
+    bin.add_many([&src, &decode])?;
+    src.link(&decode)?;
+    ghost_video_pad(&bin, &decode)?;
+    Ok(bin.upcast())
+}
+
+/// A bin holding `element` (which makes pads as it finds streams), exposing its video pad.
+fn video_pad_of(name: &str, element: gst::Element) -> anyhow::Result<gst::Element> {
+    let bin = gst::Bin::builder().name(format!("source-{name}")).build();
+    bin.add(&element)?;
+    ghost_video_pad(&bin, &element)?;
+    Ok(bin.upcast())
+}
+
+/// Gives `bin` a src ghost pad now, pointed at `element`'s first raw video pad when it appears (other pads,
+/// such as a feed's audio, are left unlinked).
+fn ghost_video_pad(bin: &gst::Bin, element: &gst::Element) -> anyhow::Result<()> {
+    let ghost = gst::GhostPad::builder(gst::PadDirection::Src).name("src").build();
+    bin.add_pad(&ghost)?;
+    let weak = ghost.downgrade();
+    element.connect_pad_added(move |_, pad| {
+        let Some(ghost) = weak.upgrade() else { return };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
+        if video && ghost.target().is_none() {
+            if let Err(e) = ghost.set_target(Some(pad)) {
+                tracing::warn!(error = %e, "could not expose the source's video pad");
+            }
+        }
+    });
+    Ok(())
+}
+
+/// The raw audio chain for the stream's configured audio (`None`: no audio track), ending at 48 kHz stereo.
+pub fn audio(cfg: &StreamConfig) -> anyhow::Result<Option<Vec<gst::Element>>> {
+    let src = match &cfg.audio {
+        AudioSource::None => return Ok(None),
+        AudioSource::Test => return test_audio(cfg.audio_frame_ms).map(Some),
+        AudioSource::Desktop { sink } => {
+            pulse(&sink.as_ref().map_or("@DEFAULT_MONITOR@".into(), |s| format!("{s}.monitor")), cfg)?
+        }
+        AudioSource::Input { device } => pulse(device, cfg)?,
+    };
+    let mut chain = vec![src];
+    chain.extend(conform_audio()?);
+    Ok(Some(chain))
+}
+
+/// `{pulsesrc device, 10/20 ms buffers}`: PulseAudio, or PipeWire through pipewire-pulse (which captures a
+/// sink's monitor reliably; `pipewiresrc` with stream.capture.sink stalled on PipeWire 0.3.65).
+fn pulse(device: &str, cfg: &StreamConfig) -> anyhow::Result<gst::Element> {
+    let frame_us = i64::from(cfg.audio_frame_ms) * 1000;
+    gst::ElementFactory::make("pulsesrc")
+        .property("device", device)
+        .property("buffer-time", frame_us * 4)
+        .property("latency-time", frame_us)
+        .property("do-timestamp", true)
+        .property("client-name", format!("glasscast {}", cfg.name))
+        .build()
+        .context("creating pulsesrc (gstreamer1.0-pulseaudio)")
+}
+
+/// `{audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`
+fn conform_audio() -> anyhow::Result<Vec<gst::Element>> {
+    let caps = gst::Caps::builder("audio/x-raw").field("rate", 48_000i32).field("channels", 2i32).build();
+    let filter =
+        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
+    Ok(vec![make("audioconvert")?, make("audioresample")?, filter])
+}
 
 fn make(factory: &str) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make(factory)
@@ -57,10 +178,9 @@ pub fn test_audio(frame_ms: u32) -> anyhow::Result<Vec<gst::Element>> {
         .property("samplesperbuffer", (48 * frame_ms) as i32)
         .build()
         .context("creating audiotestsrc")?;
-    let caps = gst::Caps::builder("audio/x-raw").field("rate", 48_000i32).field("channels", 2i32).build();
-    let filter =
-        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
-    Ok(vec![src, make("audioconvert")?, make("audioresample")?, filter])
+    let mut chain = vec![src];
+    chain.extend(conform_audio()?);
+    Ok(chain)
 }
 
 /// `{opusenc 10 or 20 ms frames, low delay}`

@@ -11,13 +11,13 @@ use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
 use super::congestion::{LossReport, RateControl};
-use super::encoder::{EncodeParams, Encoder, bitrate_kbps, build_encoder, choose_encoder, set_bitrate};
+use super::encoder::{EncodeParams, Encoder, EncoderChoice, bitrate_kbps, build_encoder, choose_encoder, set_bitrate};
 use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::{MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer, probe, source};
-use crate::config::{AudioSource, StreamConfig, VideoSource};
+use crate::config::StreamConfig;
 use crate::ids::{SessionId, StreamName};
 
 /// A stream counts as producing when its encoder output a frame this recently.
@@ -41,6 +41,8 @@ pub struct StreamHealth {
     /// before the second frame.
     pub encoded_fps: Option<f64>,
     pub encoder: &'static str,
+    /// Encoders tried before it, and why each was not used (`factory: reason`).
+    pub encoders_rejected: Vec<String>,
     /// Viewer branches linked to the stream's RTP tees (video + audio pads; the forwarding transport's
     /// appsinks count too).
     pub viewer_pads: usize,
@@ -69,7 +71,7 @@ struct Inner {
     pipeline: gst::Pipeline,
     video: Fanout,
     audio: Option<Fanout>,
-    encoder: Encoder,
+    encoder: EncoderChoice,
     state: Mutex<StreamState>,
     frames: AtomicU64,
     /// Microseconds since `epoch` of the last encoded frame, +1 (0: none yet), and the smoothed interval
@@ -101,9 +103,7 @@ fn tee(name: &str) -> anyhow::Result<gst::Element> {
 /// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
 /// Without an encoder it ends at the raw queue (to measure what the source alone costs).
 pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
-    let mut video = match cfg.source {
-        VideoSource::Test => source::test_video(cfg)?,
-    };
+    let mut video = source::video(cfg)?;
     if cfg.latency_probe {
         let conformed = video.last().expect("a source chain ends in its capsfilter");
         probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
@@ -147,17 +147,20 @@ impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
     /// ```text
-    /// {videotestsrc} - {clockoverlay} - {videoconvert} - {videoscale} - {videorate} - {capsfilter}
+    /// {videotestsrc - clockoverlay | ximagesrc | v4l2src - decodebin | uridecodebin}
+    ///   - {videoconvert} - {videoscale} - {videorate} - {capsfilter}
     ///   (- latency probe painted here when configured) - {queue leaky 1} - {x264enc} - {capsfilter h264} - {tee h264}
     ///       - per payload type: {rtph264pay} - {capssetter} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
-    /// {audiotestsrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
+    /// {audiotestsrc | pulsesrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
     ///       - per payload type: {rtpopuspay} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
     /// ```
     ///
     /// With the forwarding transport each codec has one payloader instead, and no per-viewer element:
     /// `{tee h264} - {rtph264pay pt=96} - {tee rtp} - {appsink}` (likewise Opus), see [`forward`].
+    /// The encoder is the first of `encoders` that passes its probe (or the stream's forced one).
     pub fn build(
         cfg: &StreamConfig,
+        encoders: &[Encoder],
         ice: IceSettings,
         forward: Option<&Forward>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -165,7 +168,10 @@ impl StreamPipeline {
         let name = cfg.stream_name();
         let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
 
-        let encoder = choose_encoder(cfg.encoder).map_err(anyhow::Error::msg)?;
+        let choice = choose_encoder(cfg.encoder, encoders).map_err(anyhow::Error::msg)?;
+        let encoder = choice.encoder;
+        let rejected = choice.rejected_reasons();
+        tracing::info!(stream = %name, encoder = encoder.factory(), ?rejected, "encoder chosen");
         let mut video = encoded_video_chain(cfg, Some(encoder))?;
         let encoder_element = video
             .iter()
@@ -177,10 +183,9 @@ impl StreamPipeline {
         video.push(h264_tee.clone());
         add_chain(&pipeline, &video)?;
 
-        let audio = match cfg.audio {
-            AudioSource::None => None,
-            AudioSource::Test => {
-                let mut chain = source::test_audio(cfg.audio_frame_ms)?;
+        let audio = match source::audio(cfg)? {
+            None => None,
+            Some(mut chain) => {
                 chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
                 let opus_tee = tee("opus")?;
                 chain.push(opus_tee.clone());
@@ -208,7 +213,7 @@ impl StreamPipeline {
             video,
             audio,
             pipeline,
-            encoder,
+            encoder: choice,
             state: Mutex::new(StreamState::Starting),
             frames: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
@@ -289,11 +294,12 @@ impl StreamPipeline {
             frames: inner.frames.load(Ordering::Relaxed),
             last_frame_age,
             encoded_fps,
-            encoder: inner.encoder.factory(),
+            encoder: inner.encoder.encoder.factory(),
+            encoders_rejected: inner.encoder.rejected_reasons(),
             viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
             keyframes_requested: inner.keyframes.requested.load(Ordering::Relaxed),
             keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
-            bitrate_kbps: bitrate_kbps(&inner.encoder_element, inner.encoder),
+            bitrate_kbps: bitrate_kbps(&inner.encoder_element, inner.encoder.encoder),
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
         }
     }
@@ -370,7 +376,7 @@ impl Inner {
                     let mut state = self.state.lock().expect("state lock");
                     if *state == StreamState::Starting {
                         *state = StreamState::Playing;
-                        tracing::info!(stream = %self.name, encoder = self.encoder.factory(), "stream playing");
+                        tracing::info!(stream = %self.name, encoder = self.encoder.encoder.factory(), "stream playing");
                     }
                 }
             }

@@ -479,6 +479,8 @@ impl Manager {
                     keyframes_sent: h.keyframes_sent,
                     bitrate_kbps: h.bitrate_kbps,
                     send_lag_ms: h.send_lag_ms.map(|l| (l * 100.0).round() / 100.0),
+                    encoder: h.encoder,
+                    encoders_rejected: h.encoders_rejected,
                 }
             })
             .collect();
@@ -522,6 +524,7 @@ mod tests {
             last_frame_age: None,
             encoded_fps: fps,
             encoder: "x264enc",
+            encoders_rejected: Vec::new(),
             viewer_pads: 0,
             keyframes_requested: 0,
             keyframes_sent: 0,

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod analyze;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -236,6 +237,10 @@ pub struct WebrtcbinViewer {
     pub probe_codes: Arc<Mutex<Vec<Option<u64>>>>,
     /// (one-byte RTP header extension id, its data) seen on received video packets.
     pub video_rtp_extensions: Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>,
+    /// The last decoded frame's (min, max) luma.
+    pub luma_range: Arc<Mutex<Option<(u8, u8)>>>,
+    /// The last seconds of decoded audio, mono F32 at 48 kHz.
+    pub audio_samples: Arc<Mutex<Vec<f32>>>,
     pub location: Option<String>,
     pub etag: Option<String>,
 }
@@ -292,6 +297,9 @@ impl WebrtcbinViewer {
         let video_rtp_extensions = Arc::new(Mutex::new(std::collections::BTreeMap::new()));
         let (f, a, sz, pc) = (frames.clone(), audio_buffers.clone(), size.clone(), probe_codes.clone());
         let exts = video_rtp_extensions.clone();
+        let luma_range = Arc::new(Mutex::new(None));
+        let audio_samples = Arc::new(Mutex::new(Vec::new()));
+        let (lr, aus) = (luma_range.clone(), audio_samples.clone());
         webrtcbin.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipe_weak.upgrade() else {
                 return;
@@ -309,6 +317,7 @@ impl WebrtcbinViewer {
             pad.link(&decodebin.static_pad("sink").expect("sink")).expect("link decodebin");
             let pipe_weak = pipeline.downgrade();
             let (f, a, sz, pc) = (f.clone(), a.clone(), sz.clone(), pc.clone());
+            let (lr, aus) = (lr.clone(), aus.clone());
             decodebin.connect_pad_added(move |_, dpad| {
                 let Some(pipeline) = pipe_weak.upgrade() else {
                     return;
@@ -317,12 +326,31 @@ impl WebrtcbinViewer {
                 let is_video = caps.structure(0).expect("s").name().starts_with("video/");
                 let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
                 pipeline.add(&sink).expect("add");
-                sink.sync_state_with_parent().expect("sync");
-                dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
-                count_decoded(dpad, is_video, &f, &a, &sz);
                 if is_video {
+                    dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
                     read_probe_codes(dpad, &pc);
+                    analyze::record_luma_range(dpad, &lr);
+                } else {
+                    // Audio is analysed as 48 kHz mono float.
+                    let convert = gst::ElementFactory::make("audioconvert").build().expect("audioconvert");
+                    let resample = gst::ElementFactory::make("audioresample").build().expect("audioresample");
+                    let caps = gst::Caps::builder("audio/x-raw")
+                        .field("format", "F32LE")
+                        .field("channels", 1i32)
+                        .field("rate", 48_000i32)
+                        .build();
+                    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build().expect("caps");
+                    let chain = [&convert, &resample, &filter, &sink];
+                    pipeline.add_many(&chain[..3]).expect("add");
+                    gst::Element::link_many(chain).expect("link audio analysis");
+                    for e in chain {
+                        e.sync_state_with_parent().expect("sync");
+                    }
+                    dpad.link(&convert.static_pad("sink").expect("sink")).expect("link audio");
+                    analyze::record_audio(&filter.static_pad("src").expect("src"), &aus);
                 }
+                sink.sync_state_with_parent().expect("sync");
+                count_decoded(dpad, is_video, &f, &a, &sz);
             });
         });
         pipeline.set_state(gst::State::Playing).expect("playing");
@@ -334,6 +362,8 @@ impl WebrtcbinViewer {
             size,
             probe_codes,
             video_rtp_extensions,
+            luma_range,
+            audio_samples,
             location: None,
             etag: None,
         }

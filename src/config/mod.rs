@@ -9,7 +9,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::ids::StreamName;
+mod auth;
+mod stream;
+
+pub use auth::{AuthConfig, AuthMode};
+pub use stream::{AudioSource, Encoder, EncoderPref, EncodingConfig, StreamConfig, VideoSource};
 
 /// Where the file is looked for when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";
@@ -37,69 +41,10 @@ pub struct Config {
     pub log: LogConfig,
     #[serde(default)]
     pub auth: AuthConfig,
+    #[serde(default)]
+    pub encoding: EncodingConfig,
     #[serde(default = "default_streams")]
     pub streams: Vec<StreamConfig>,
-}
-
-/// Access control (`[auth]`).
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct AuthConfig {
-    /// `required` (default): every WHEP request needs a token. `disabled`: anyone who reaches the port can
-    /// watch (a warning is logged at start).
-    pub mode: AuthMode,
-    /// The admin token itself (at least 16 characters); prefer `admin_token_file` or the environment
-    /// (GLASSCAST__AUTH__ADMIN_TOKEN). Neither: one is generated into state_dir/auth/admin_token.
-    pub admin_token: Option<String>,
-    /// A file holding the admin token (compose/systemd secrets).
-    pub admin_token_file: Option<PathBuf>,
-    /// Refused tokens one client address may send at once before it gets 429 (0: no limit) ...
-    pub failures_burst: u32,
-    /// ... and how many more it may send per minute after that.
-    pub failures_per_minute: u32,
-}
-
-impl Default for AuthConfig {
-    fn default() -> Self {
-        Self {
-            mode: AuthMode::default(),
-            admin_token: None,
-            admin_token_file: None,
-            failures_burst: 10,
-            failures_per_minute: 10,
-        }
-    }
-}
-
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field("mode", &self.mode)
-            .field("admin_token", &self.admin_token.as_ref().map(|_| "<redacted>"))
-            .field("admin_token_file", &self.admin_token_file)
-            .field("failures_burst", &self.failures_burst)
-            .field("failures_per_minute", &self.failures_per_minute)
-            .finish()
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(try_from = "String")]
-pub enum AuthMode {
-    #[default]
-    Required,
-    Disabled,
-}
-
-impl TryFrom<String> for AuthMode {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "required" => Ok(Self::Required),
-            "disabled" => Ok(Self::Disabled),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"required\", \"disabled\")")),
-        }
-    }
 }
 
 impl Default for Config {
@@ -109,6 +54,7 @@ impl Default for Config {
             webrtc: WebrtcConfig::default(),
             log: LogConfig::default(),
             auth: AuthConfig::default(),
+            encoding: EncodingConfig::default(),
             streams: default_streams(),
         }
     }
@@ -248,139 +194,8 @@ pub enum LogFormat {
     Json,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "String")]
-pub enum VideoSource {
-    /// Moving test pattern with a running clock (videotestsrc + clockoverlay).
-    Test,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "String")]
-pub enum AudioSource {
-    /// A 440 Hz tone (audiotestsrc).
-    Test,
-    /// No audio track.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "String")]
-pub enum EncoderPref {
-    /// The best working encoder (today: x264, then openh264).
-    Auto,
-    X264,
-    Openh264,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StreamConfig {
-    pub name: String,
-    #[serde(default = "yes")]
-    pub enabled: bool,
-    #[serde(default = "default_source")]
-    pub source: VideoSource,
-    #[serde(default = "default_audio")]
-    pub audio: AudioSource,
-    #[serde(default = "default_width")]
-    pub width: u32,
-    #[serde(default = "default_height")]
-    pub height: u32,
-    #[serde(default = "default_fps")]
-    pub fps: u32,
-    /// Video bitrate in kbit/s.
-    #[serde(default = "default_bitrate")]
-    pub bitrate_kbps: u32,
-    /// The lowest bitrate congestion control may go to when many viewers lose packets (forwarding transport).
-    /// Default: a quarter of `bitrate_kbps` (at least 100). Equal to `bitrate_kbps`: a fixed bitrate.
-    #[serde(default)]
-    pub min_bitrate_kbps: Option<u32>,
-    /// Seconds between forced keyframes (joins get one at once regardless).
-    #[serde(default = "default_keyframe_interval")]
-    pub keyframe_interval_s: u32,
-    #[serde(default = "default_encoder")]
-    pub encoder: EncoderPref,
-    /// Concurrent viewers allowed on this stream; further joins get 503.
-    #[serde(default = "default_max_viewers")]
-    pub max_viewers: u32,
-    /// Paint the capture wall-clock time into each frame (a strip of cells along the top) so the player can
-    /// show glass-to-glass latency; for measuring, not for watching.
-    #[serde(default)]
-    pub latency_probe: bool,
-    /// Opus frame length in ms: 10 (lowest audio latency) or 20 (half the audio packets per viewer).
-    #[serde(default = "default_audio_frame_ms")]
-    pub audio_frame_ms: u32,
-}
-
-fn default_audio_frame_ms() -> u32 {
-    10
-}
-
-fn yes() -> bool {
-    true
-}
-fn default_source() -> VideoSource {
-    VideoSource::Test
-}
-fn default_audio() -> AudioSource {
-    AudioSource::Test
-}
-fn default_width() -> u32 {
-    1280
-}
-fn default_height() -> u32 {
-    720
-}
-fn default_fps() -> u32 {
-    30
-}
-fn default_bitrate() -> u32 {
-    2500
-}
-fn default_keyframe_interval() -> u32 {
-    2
-}
-fn default_encoder() -> EncoderPref {
-    EncoderPref::Auto
-}
-fn default_max_viewers() -> u32 {
-    50
-}
-
 fn default_streams() -> Vec<StreamConfig> {
     vec![StreamConfig::test_pattern("main")]
-}
-
-impl StreamConfig {
-    /// The embedded default: the test pattern with a tone, 1280x720@30, 2.5 Mbit/s.
-    pub fn test_pattern(name: &str) -> Self {
-        Self {
-            name: name.into(),
-            enabled: true,
-            source: VideoSource::Test,
-            audio: AudioSource::Test,
-            width: default_width(),
-            height: default_height(),
-            fps: default_fps(),
-            bitrate_kbps: default_bitrate(),
-            min_bitrate_kbps: None,
-            keyframe_interval_s: default_keyframe_interval(),
-            encoder: EncoderPref::Auto,
-            max_viewers: default_max_viewers(),
-            latency_probe: false,
-            audio_frame_ms: default_audio_frame_ms(),
-        }
-    }
-
-    /// The floor for congestion control: `min_bitrate_kbps`, else a quarter of `bitrate_kbps` (at least 100).
-    pub fn min_bitrate(&self) -> u32 {
-        self.min_bitrate_kbps.unwrap_or((self.bitrate_kbps / 4).max(100)).min(self.bitrate_kbps)
-    }
-
-    pub fn stream_name(&self) -> StreamName {
-        StreamName::parse(&self.name).expect("validated by Config::validate")
-    }
 }
 
 impl Config {
@@ -486,41 +301,9 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, st) in self.streams.iter().enumerate() {
-            let k = |f: &str| format!("streams[{i}].{f}");
-            if let Err(why) = StreamName::parse(&st.name) {
-                return Err(invalid(k("name"), &st.name, why));
-            }
+            st.validate(i)?;
             if !seen.insert(st.name.as_str()) {
-                return Err(invalid(k("name"), &st.name, "a name no other stream uses"));
-            }
-            if !(16..=7680).contains(&st.width) || st.width % 2 != 0 {
-                return Err(invalid(k("width"), st.width, "an even number from 16 to 7680"));
-            }
-            if !(16..=4320).contains(&st.height) || st.height % 2 != 0 {
-                return Err(invalid(k("height"), st.height, "an even number from 16 to 4320"));
-            }
-            if !(1..=120).contains(&st.fps) {
-                return Err(invalid(k("fps"), st.fps, "1 to 120"));
-            }
-            if ![10, 20].contains(&st.audio_frame_ms) {
-                return Err(invalid(k("audio_frame_ms"), st.audio_frame_ms, "10 or 20"));
-            }
-            if st.latency_probe && st.width < crate::media::probe::MIN_WIDTH {
-                return Err(invalid(k("width"), st.width, "at least 256 with latency_probe = true"));
-            }
-            if !(100..=100_000).contains(&st.bitrate_kbps) {
-                return Err(invalid(k("bitrate_kbps"), st.bitrate_kbps, "100 to 100000 (kbit/s)"));
-            }
-            if let Some(min) = st.min_bitrate_kbps
-                && !(100..=st.bitrate_kbps).contains(&min)
-            {
-                return Err(invalid(k("min_bitrate_kbps"), min, format!("100 to bitrate_kbps ({})", st.bitrate_kbps)));
-            }
-            if !(1..=60).contains(&st.keyframe_interval_s) {
-                return Err(invalid(k("keyframe_interval_s"), st.keyframe_interval_s, "1 to 60 (seconds)"));
-            }
-            if !(1..=10_000).contains(&st.max_viewers) {
-                return Err(invalid(k("max_viewers"), st.max_viewers, "1 to 10000"));
+                return Err(invalid(format!("streams[{i}].name"), &st.name, "a name no other stream uses"));
             }
         }
         if !self.streams.iter().any(|s| s.enabled) {
@@ -558,7 +341,7 @@ mod tests {
 
     #[test]
     fn the_shipped_example_config_is_valid() {
-        let text = include_str!("../config/glasscast.toml");
+        let text = include_str!("../../config/glasscast.toml");
         let cfg = load_toml(text, &[]).expect("config/glasscast.toml is valid");
         assert!(!cfg.streams.is_empty());
     }
@@ -623,13 +406,59 @@ mod tests {
         assert!(e.contains("fps") && e.contains("fast"), "{e}");
 
         let e = err_text(load_toml("[[streams]]\nname = \"a\"\nsource = \"webcam9\"\n", &[]));
-        assert!(e.contains("webcam9") && e.contains("allowed: \"test\"") && e.contains("source"), "{e}");
+        assert!(e.contains("webcam9") && e.contains("allowed: \"test\", \"x11\"") && e.contains("source"), "{e}");
 
         let e = err_text(load_toml("[server]\nlisten_port = 1\n", &[]));
         assert!(e.contains("listen_port"), "{e}");
 
         let e = err_text(load_toml("", &[("GLASSCAST__SERVER__PLAIN_HTTP", "maybe")]));
         assert!(e.contains("plain_http") && e.contains("maybe"), "{e}");
+    }
+
+    #[test]
+    fn sources_are_a_name_or_a_table_and_say_what_is_wrong() {
+        let stream = |body: &str| load_toml(&format!("[[streams]]\nname = \"a\"\n{body}"), &[]);
+        let cfg = stream("source = \"x11\"\naudio = \"desktop\"\n").expect("short names");
+        assert_eq!(cfg.streams[0].source, VideoSource::X11 { display: None, show_pointer: true });
+        assert_eq!(cfg.streams[0].audio, AudioSource::Desktop { sink: None });
+        let cfg = stream(
+            "source = { kind = \"x11\", display = \":97\", show_pointer = false }\n\
+             audio = { kind = \"input\", device = \"alsa_input.usb-mic\" }\n",
+        )
+        .expect("tables");
+        assert_eq!(cfg.streams[0].source, VideoSource::X11 { display: Some(":97".into()), show_pointer: false });
+        assert_eq!(cfg.streams[0].audio, AudioSource::Input { device: "alsa_input.usb-mic".into() });
+        let cfg = stream("[streams.source]\nkind = \"v4l2\"\ndevice = \"/dev/video2\"\n").expect("a sub-table");
+        assert_eq!(cfg.streams[0].source, VideoSource::V4l2 { device: "/dev/video2".into() });
+        let cfg = stream("source = { kind = \"uri\", url = \"rtsp://cam.lan/live\" }\n").expect("uri");
+        assert_eq!(cfg.streams[0].source, VideoSource::Uri { url: "rtsp://cam.lan/live".into() });
+
+        let e = err_text(stream("source = \"v4l2\"\n"));
+        assert!(e.contains("needs options") && e.contains("device"), "{e}");
+        let e = err_text(stream("source = { kind = \"v4l2\" }\n"));
+        assert!(e.contains("device"), "{e}");
+        let e = err_text(stream("source = { kind = \"x11\", screen = 2 }\n"));
+        assert!(e.contains("screen"), "an unknown option is named: {e}");
+        let e = err_text(stream("source = { kind = \"uri\", url = \"cam.lan/live\" }\n"));
+        assert!(e.contains("streams[0].source.url") && e.contains("rtsp"), "{e}");
+        let e = err_text(stream("source = { kind = \"x11\", display = \"zero\" }\n"));
+        assert!(e.contains("streams[0].source.display"), "{e}");
+        let e = err_text(stream("audio = \"input\"\n"));
+        assert!(e.contains("needs a device"), "{e}");
+    }
+
+    #[test]
+    fn encoders_by_name_or_factory_and_a_configurable_order() {
+        let cfg = load_toml(
+            "[encoding]\norder = [\"nvenc\", \"openh264enc\"]\n[[streams]]\nname = \"a\"\nencoder = \"va-lp\"\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(cfg.encoding.order, vec![Encoder::Nvenc, Encoder::OpenH264]);
+        assert_eq!(cfg.streams[0].encoder, EncoderPref::Only(Encoder::VaLp));
+        assert_eq!(load_toml("", &[]).expect("defaults").encoding.order, Encoder::ALL.to_vec());
+        let e = err_text(load_toml("[[streams]]\nname = \"a\"\nencoder = \"h265\"\n", &[]));
+        assert!(e.contains("h265") && e.contains("\"va-lp\"") && e.contains("\"x264\""), "{e}");
     }
 }
 
@@ -641,39 +470,6 @@ impl TryFrom<String> for LogFormat {
             "human" => Ok(Self::Human),
             "json" => Ok(Self::Json),
             _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"human\", \"json\")")),
-        }
-    }
-}
-
-impl TryFrom<String> for VideoSource {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "test" => Ok(Self::Test),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"test\")")),
-        }
-    }
-}
-
-impl TryFrom<String> for AudioSource {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "test" => Ok(Self::Test),
-            "none" => Ok(Self::None),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"test\", \"none\")")),
-        }
-    }
-}
-
-impl TryFrom<String> for EncoderPref {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "auto" => Ok(Self::Auto),
-            "x264" => Ok(Self::X264),
-            "openh264" => Ok(Self::Openh264),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"x264\", \"openh264\")")),
         }
     }
 }

@@ -1,0 +1,70 @@
+//! What a test viewer measures in the decoded media: the picture's luma range (a captured screen is not
+//! black) and the sound's dominant frequency and level (a captured tone is the tone that was played).
+
+use std::sync::{Arc, Mutex};
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_video as gst_video;
+
+/// Seconds of decoded mono audio kept for [`dominant_frequency`].
+pub const AUDIO_KEEP_S: usize = 2;
+
+/// Records the (min, max) luma of each decoded I420 frame passing `pad` (sampled every 4th pixel).
+pub fn record_luma_range(pad: &gst::Pad, range: &Arc<Mutex<Option<(u8, u8)>>>) {
+    let range = range.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        let vinfo = pad.current_caps().and_then(|c| gst_video::VideoInfo::from_caps(&c).ok());
+        if let (Some(vinfo), Some(buffer)) = (vinfo, info.buffer())
+            && vinfo.format() == gst_video::VideoFormat::I420
+            && let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
+            && let Ok(y) = frame.plane_data(0)
+        {
+            let (mut lo, mut hi) = (u8::MAX, u8::MIN);
+            for &v in y.iter().step_by(4) {
+                lo = lo.min(v);
+                hi = hi.max(v);
+            }
+            *range.lock().expect("lock") = Some((lo, hi));
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// Keeps the last [`AUDIO_KEEP_S`] seconds of F32LE mono samples passing `pad`.
+pub fn record_audio(pad: &gst::Pad, samples: &Arc<Mutex<Vec<f32>>>) {
+    let samples = samples.clone();
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(map) = info.buffer().and_then(|b| b.map_readable().ok()) {
+            let mut s = samples.lock().expect("lock");
+            s.extend(map.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+            let keep = 48_000 * AUDIO_KEEP_S;
+            if s.len() > keep {
+                let cut = s.len() - keep;
+                s.drain(..cut);
+            }
+        }
+        gst::PadProbeReturn::Ok
+    });
+}
+
+/// The strongest frequency (Hz) among 50..5000 Hz in 10 Hz steps (Goertzel), and the RMS level.
+pub fn dominant_frequency(samples: &[f32], rate: f32) -> (f32, f32) {
+    let rms = (samples.iter().map(|s| s * s).sum::<f32>() / samples.len().max(1) as f32).sqrt();
+    let power = |f: f32| {
+        let w = 2.0 * std::f32::consts::PI * f / rate;
+        let coeff = 2.0 * w.cos();
+        let (mut s1, mut s2) = (0.0f32, 0.0f32);
+        for &x in samples {
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        s1 * s1 + s2 * s2 - coeff * s1 * s2
+    };
+    let best = (5..=500)
+        .map(|i| i as f32 * 10.0)
+        .map(|f| (f, power(f)))
+        .fold((0.0, 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    (best.0, rms)
+}
