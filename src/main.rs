@@ -35,6 +35,13 @@ enum Command {
     Serve,
     /// Load and validate the configuration, print it, and exit (non-zero when invalid).
     CheckConfig,
+    /// List what this machine can capture and encode: X11 displays, cameras, audio inputs and outputs (with
+    /// the names to put in the configuration) and each encoder's probe result.
+    Sources,
+    /// Check that the configuration can work here: GStreamer elements, each stream's encoder and sources
+    /// (really started), VA-API devices, the desktop session, ports, certificate, state directory. One line
+    /// per finding with its fix; exits 1 when something configured cannot work.
+    Doctor,
     /// List the streams with their state and viewers (admin API).
     Streams {
         #[command(flatten)]
@@ -165,6 +172,20 @@ fn main() -> anyhow::Result<()> {
             init_logging(&cfg);
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve(cfg))
+        }
+        Command::Sources => {
+            print!("{}", glasscast::doctor::sources(&cfg)?);
+            Ok(())
+        }
+        Command::Doctor => {
+            let findings = glasscast::doctor::run(&cfg);
+            for f in &findings {
+                println!("{f}");
+            }
+            if findings.iter().any(|f| f.level == glasscast::doctor::Level::Fail) {
+                std::process::exit(1);
+            }
+            Ok(())
         }
         Command::Streams { target } => cli::streams(&resolve(&cfg, target)?),
         Command::Sessions { target } => cli::sessions(&resolve(&cfg, target)?),

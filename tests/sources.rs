@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::*;
-use glasscast::config::{AudioSource, Config, StreamConfig, VideoSource};
+use glasscast::config::{AudioSource, Config, Encoder, EncoderPref, StreamConfig, VideoSource};
 
 /// A child process killed on drop.
 struct Killed(Child);
@@ -119,4 +119,23 @@ async fn the_test_tone_arrives_as_440_hz() {
     assert!((freq - 440.0).abs() <= 10.0, "heard {freq} Hz");
     assert!(rms > 0.02, "too quiet: rms {rms}");
     srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_forced_encoder_that_cannot_work_stops_the_start_with_the_reason() {
+    init();
+    let state = tempfile::tempdir().expect("tempdir");
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.state_dir = state.path().to_path_buf();
+    cfg.webrtc.mux_port = 0;
+    cfg.streams = vec![StreamConfig { encoder: EncoderPref::Only(Encoder::Vaapi), ..small_stream("main") }];
+    let err = match glasscast::serve::Server::start(&cfg).await {
+        Ok(_) => panic!("started with an encoder that cannot work here"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("building stream `main`"), "{err}");
+    assert!(err.contains("encoder = \"vaapi\" cannot work here: vaapih264enc: "), "{err}");
+    assert!(err.contains("/dev/dri") || err.contains("plugin"), "says what is missing: {err}");
 }

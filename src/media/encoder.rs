@@ -120,49 +120,18 @@ fn missing(encoder: Encoder) -> String {
 
 /// `{videotestsrc 5 frames 320x240} - {chain} - {fakesink}`: `Ok` when encoded buffers reach the sink.
 pub(crate) fn encodes_frames(chain: Vec<gst::Element>) -> Result<(), String> {
-    let run = || -> anyhow::Result<Result<(), String>> {
-        let pipeline = gst::Pipeline::builder().name("encoder-probe").build();
-        let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 5i32).build()?;
-        let caps = gst::Caps::builder("video/x-raw")
-            .field("format", "I420")
-            .field("width", 320i32)
-            .field("height", 240i32)
-            .field("framerate", gst::Fraction::new(30, 1))
-            .build();
-        let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
-        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
-        let mut all = vec![src, filter];
-        all.extend(chain);
-        all.push(sink.clone());
-        pipeline.add_many(&all)?;
-        gst::Element::link_many(&all)?;
-        let frames = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let counter = frames.clone();
-        sink.static_pad("sink").context("fakesink pad")?.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            gst::PadProbeReturn::Ok
-        });
-        let bus = pipeline.bus().context("bus")?;
-        let started = pipeline.set_state(gst::State::Playing);
-        let msg = bus.timed_pop_filtered(
-            gst::ClockTime::from_nseconds(PROBE_TIMEOUT.as_nanos() as u64),
-            &[gst::MessageType::Eos, gst::MessageType::Error],
-        );
-        let _ = pipeline.set_state(gst::State::Null);
-        let outcome = match (started, msg.as_ref().map(|m| m.view())) {
-            (_, Some(gst::MessageView::Error(e))) => Err(format!(
-                "failed to encode: {}{}",
-                e.error(),
-                e.debug().map(|d| format!(" ({d})")).unwrap_or_default()
-            )),
-            (Err(_), _) => Err("failed to start (state change refused)".to_owned()),
-            (_, Some(_)) if frames.load(std::sync::atomic::Ordering::Relaxed) > 0 => Ok(()),
-            (_, Some(_)) => Err("produced no frames".to_owned()),
-            (_, None) => Err(format!("no frames within {} s", PROBE_TIMEOUT.as_secs())),
-        };
-        Ok(outcome)
-    };
-    run().unwrap_or_else(|e| Err(format!("could not build the probe pipeline: {e:#}")))
+    let src = gst::ElementFactory::make("videotestsrc").property("num-buffers", 5i32).build();
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", 320i32)
+        .field("height", 240i32)
+        .field("framerate", gst::Fraction::new(30, 1))
+        .build();
+    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build();
+    let (Ok(src), Ok(filter)) = (src, filter) else { return Err("videotestsrc or capsfilter is missing".into()) };
+    let mut all = vec![src, filter];
+    all.extend(chain);
+    super::trial::first_buffers(all, 1, PROBE_TIMEOUT).map(|_| ()).map_err(|e| format!("failed to encode: {e}"))
 }
 
 pub struct EncodeParams {

@@ -4,6 +4,7 @@
 //! session ids and gets SDP text, handles and [`MediaEvent`]s back.
 
 pub mod congestion;
+pub mod discover;
 pub mod dtls;
 pub mod encoder;
 mod fanout;
@@ -17,6 +18,7 @@ mod playout_delay;
 pub mod probe;
 mod source;
 mod stream;
+pub mod trial;
 mod viewer;
 mod webrtc_stats;
 
