@@ -117,8 +117,21 @@ fn stream(cfg: &Config, s: &StreamConfig) -> Vec<Finding> {
             Some("check the device with `glasscast sources`; is this user in the `video` group?")
         }
         VideoSource::Uri { .. } => Some("is the feed reachable from here (URL, credentials, firewall)?"),
+        VideoSource::Portal { .. } => Some(
+            "run glasscast in the desktop user's session (its D-Bus session bus and PipeWire); the first start \
+             shows the portal's chooser",
+        ),
     };
-    out.push(match discover::try_video(s) {
+    let video = match &s.source {
+        VideoSource::Portal { cursor } => {
+            discover::try_portal(s, &crate::media::portal::token_path(&cfg.server.state_dir, &s.name), *cursor)
+        }
+        _ => discover::try_video(s),
+    };
+    out.push(match video {
+        Ok(got) if got.starts_with("warn: ") => {
+            finding(Level::Warn, what("video source"), format!("{}: {}", source_name(&s.source), &got[6..]), source_fix)
+        }
         Ok(got) => finding(Level::Ok, what("video source"), format!("{} delivers {got}", source_name(&s.source)), None),
         Err(why) => {
             finding(Level::Fail, what("video source"), format!("{}: {why}", source_name(&s.source)), source_fix)
@@ -142,6 +155,7 @@ fn stream(cfg: &Config, s: &StreamConfig) -> Vec<Finding> {
 fn source_name(s: &VideoSource) -> String {
     match s {
         VideoSource::Test => "test pattern".into(),
+        VideoSource::Portal { .. } => "ScreenCast portal".into(),
         VideoSource::X11 { display, .. } => format!("X11 display {}", display.as_deref().unwrap_or("$DISPLAY")),
         VideoSource::V4l2 { device } => format!("V4L2 {device}"),
         VideoSource::Uri { url } => format!("feed {}", url.split('@').next_back().unwrap_or(url)),

@@ -8,7 +8,7 @@ use anyhow::Context;
 use tokio::sync::mpsc;
 
 use crate::auth::{AdminTokenSource, Auth};
-use crate::config::{Config, IceServer, Transport, WebrtcConfig};
+use crate::config::{Config, IceServer, Transport, VideoSource, WebrtcConfig};
 use crate::http::{self, AppState, tls};
 use crate::media::{self, IceSettings, StreamPipeline};
 use crate::session::{self, Sessions};
@@ -31,6 +31,8 @@ pub struct Server {
     pub auth: Auth,
     /// Where the admin token came from (a generated one's file is printed at start).
     pub admin_token: AdminTokenSource,
+    /// Portal streams' source supervisors (aborting one closes its portal session).
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
@@ -93,11 +95,16 @@ impl Server {
             Transport::Webrtcbin => None,
         };
         let mut streams = Vec::new();
+        let mut supervisors = Vec::new();
         for s in cfg.streams.iter().filter(|s| s.enabled) {
             let pipeline =
                 StreamPipeline::build(s, &cfg.encoding.order, ice.clone(), forward.as_ref(), events_tx.clone())
                     .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
+            if let VideoSource::Portal { cursor } = s.source {
+                let token = media::portal::token_path(&cfg.server.state_dir, &s.name);
+                supervisors.push(media::portal::supervise(pipeline.clone(), s.clone(), token, cursor));
+            }
             streams.push((s.clone(), pipeline));
         }
         let sessions =
@@ -124,7 +131,7 @@ impl Server {
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
             (tokio::spawn(server.serve(service)), Some(info))
         };
-        Ok(Self { addr, sessions, tls, forward, auth, admin_token, handle, task })
+        Ok(Self { addr, sessions, tls, forward, auth, admin_token, supervisors, handle, task })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -134,6 +141,9 @@ impl Server {
     /// Stops accepting, lets requests finish (up to 5 s), closes every session and stops the pipelines.
     pub async fn shutdown(self) {
         self.handle.graceful_shutdown(Some(Duration::from_secs(5)));
+        for s in &self.supervisors {
+            s.abort();
+        }
         self.sessions.shutdown().await;
         if let Some(fwd) = self.forward {
             let _ = tokio::task::spawn_blocking(move || fwd.stop()).await;

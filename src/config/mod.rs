@@ -13,7 +13,7 @@ mod auth;
 mod stream;
 
 pub use auth::{AuthConfig, AuthMode};
-pub use stream::{AudioSource, Encoder, EncoderPref, EncodingConfig, StreamConfig, VideoSource};
+pub use stream::{AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, StreamConfig, VideoSource};
 
 /// Where the file is looked for when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";

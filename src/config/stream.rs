@@ -21,11 +21,28 @@ pub enum VideoSource {
         #[serde(default = "yes")]
         show_pointer: bool,
     },
+    /// A monitor through the xdg-desktop-portal ScreenCast interface (Wayland desktops; X11 ones with a
+    /// portal). The first start shows the portal's chooser (or the compositor's configured output); the
+    /// choice is kept as a restore token in the state directory, so later starts need nobody.
+    Portal {
+        #[serde(default)]
+        cursor: PortalCursor,
+    },
     /// A camera or capture card (v4l2src), by device path (`/dev/video0`) or name; its native format is
     /// negotiated and MJPEG decoded.
     V4l2 { device: String },
     /// An RTSP, SRT, HTTP or file URL (uridecodebin), decoded and encoded like any source.
     Uri { url: String },
+}
+
+/// How the pointer appears in portal capture.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum PortalCursor {
+    /// Drawn into the picture.
+    #[default]
+    Embedded,
+    Hidden,
 }
 
 impl FromStr for VideoSource {
@@ -34,12 +51,13 @@ impl FromStr for VideoSource {
         match v {
             "test" => Ok(Self::Test),
             "x11" => Ok(Self::X11 { display: None, show_pointer: true }),
+            "portal" => Ok(Self::Portal { cursor: PortalCursor::default() }),
             "v4l2" | "uri" => Err(format!(
                 "`{v}` needs options: write a table, e.g. source = {{ kind = \"{v}\", {} }}",
                 if v == "v4l2" { "device = \"/dev/video0\"" } else { "url = \"rtsp://camera/stream\"" }
             )),
             _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"test\", \"x11\", or a table with kind = \"v4l2\" or \"uri\")"
+                "unknown value \"{v}\" (allowed: \"test\", \"x11\", \"portal\", or a table with kind = \"v4l2\" or \"uri\")"
             )),
         }
     }

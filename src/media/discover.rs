@@ -85,6 +85,34 @@ pub fn try_video(cfg: &StreamConfig) -> Result<String, String> {
     trial::first_buffers(chain, 2, SOURCE_TRIAL).map(|c| trial::describe(&c))
 }
 
+/// A portal stream: with a saved restore token, opens the cast with it (no chooser) and runs it until two
+/// frames arrive; without one, only checks the portal is there (`Ok("warn: ...")`: opening it would ask).
+pub fn try_portal(
+    cfg: &StreamConfig,
+    token_file: &std::path::Path,
+    cursor: crate::config::PortalCursor,
+) -> Result<String, String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    rt.block_on(async {
+        if !token_file.exists() {
+            return super::portal::available()
+                .await
+                .map(|()| "warn: reachable; no screen chosen yet (the first `serve` shows the portal's chooser)".into())
+                .map_err(|e| e.to_string());
+        }
+        let capture = super::portal::open(token_file, cursor).await.map_err(|e| e.to_string())?;
+        let mut chain = vec![source::portal_source(cfg, capture.fd(), capture.node).map_err(|e| format!("{e:#}"))?];
+        chain.extend(source::conform_video(cfg).map_err(|e| format!("{e:#}"))?);
+        let got = tokio::task::block_in_place(|| trial::first_buffers(chain, 2, SOURCE_TRIAL));
+        drop(capture);
+        got.map(|c| format!("{} (restored the saved choice)", trial::describe(&c)))
+    })
+}
+
 /// Runs the stream's audio source until a few buffers arrive (`Ok(None)`: the stream has no audio).
 pub fn try_audio(cfg: &StreamConfig) -> Result<Option<String>, String> {
     let Some(chain) = source::audio(cfg).map_err(|e| format!("{e:#}"))? else { return Ok(None) };

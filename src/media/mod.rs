@@ -15,6 +15,7 @@ pub mod ice_restart;
 pub mod keyframes;
 pub mod negotiate;
 mod playout_delay;
+pub mod portal;
 pub mod probe;
 mod source;
 mod stream;

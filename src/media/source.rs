@@ -9,10 +9,13 @@ use gstreamer::prelude::*;
 
 use crate::config::{AudioSource, StreamConfig, VideoSource};
 
-/// The raw video chain for the stream's configured source, ending in its conforming capsfilter.
+/// The raw video chain for the stream's configured source, ending in its conforming capsfilter. A portal
+/// stream's chain is only the conforming part: its source is attached once the portal grants a screen
+/// ([`portal_source`], [`super::portal::supervise`]).
 pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let mut chain = match &cfg.source {
         VideoSource::Test => return test_video(cfg),
+        VideoSource::Portal { .. } => return conform_video(cfg),
         VideoSource::X11 { display, show_pointer } => {
             let mut src = gst::ElementFactory::make("ximagesrc")
                 .property("use-damage", false)
@@ -50,6 +53,26 @@ pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     };
     chain.extend(conform_video(cfg)?);
     Ok(chain)
+}
+
+/// `{pipewiresrc fd node, repeating the last frame while the screen is still}` in a bin named
+/// `source-portal` (errors from inside it are the source's, not the stream's).
+pub fn portal_source(cfg: &StreamConfig, fd: i32, node: u32) -> anyhow::Result<gst::Element> {
+    let src = gst::ElementFactory::make("pipewiresrc")
+        .property("fd", fd)
+        .property("path", node.to_string())
+        .property("do-timestamp", true)
+        // Capture is damage-driven: a still screen sends nothing. Resend the last frame at the stream's rate
+        // so joins get a picture and the encoder keeps its pace.
+        .property("keepalive-time", (1000 / cfg.fps.max(1)) as i32)
+        .property("always-copy", true)
+        .build()
+        .context("creating pipewiresrc (gstreamer1.0-pipewire)")?;
+    let bin = gst::Bin::builder().name("source-portal").build();
+    bin.add(&src)?;
+    let pad = src.static_pad("src").context("pipewiresrc has a src pad")?;
+    bin.add_pad(&gst::GhostPad::builder_with_target(&pad)?.name("src").build())?;
+    Ok(bin.upcast())
 }
 
 /// A bin `{src} - {decodebin}` whose src pad is decodebin's video pad once it appears.

@@ -53,6 +53,8 @@ pub struct StreamHealth {
     pub bitrate_kbps: u32,
     /// Forwarding transport: how long packets wait for the mux thread (ms, smoothed).
     pub send_lag_ms: Option<f64>,
+    /// Why a source that comes and goes (the portal) gives no picture now, and when it is retried.
+    pub source_problem: Option<String>,
 }
 
 impl StreamHealth {
@@ -87,6 +89,20 @@ struct Inner {
     keyframes: Arc<KeyframeCounters>,
     events: mpsc::UnboundedSender<MediaEvent>,
     bus_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Where a source attached later (the portal's) links in; `None` for sources built with the stream.
+    slot: Option<SourceSlot>,
+}
+
+/// A source that is attached and detached while the stream runs.
+struct SourceSlot {
+    /// The conforming chain's sink pad.
+    sink: gst::Pad,
+    current: Mutex<Option<gst::Element>>,
+    problem: Mutex<Option<String>>,
+    /// Bumped each time the attached source fails (its bin posted an error).
+    lost: tokio::sync::watch::Sender<u64>,
+    /// When the attached source last pushed a buffer (µs since the stream's epoch, +1; 0: not yet).
+    last_buffer_us: Arc<AtomicU64>,
 }
 
 fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result<()> {
@@ -179,6 +195,13 @@ impl StreamPipeline {
             .expect("the chain holds its encoder")
             .clone();
 
+        let slot = matches!(cfg.source, crate::config::VideoSource::Portal { .. }).then(|| SourceSlot {
+            sink: video[0].static_pad("sink").expect("the conforming chain starts with a sink pad"),
+            current: Mutex::new(None),
+            problem: Mutex::new(Some("waiting for the ScreenCast portal".into())),
+            lost: tokio::sync::watch::Sender::new(0),
+            last_buffer_us: Arc::new(AtomicU64::new(0)),
+        });
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         add_chain(&pipeline, &video)?;
@@ -225,6 +248,7 @@ impl StreamPipeline {
             keyframes,
             events,
             bus_task: Mutex::new(None),
+            slot,
         });
         let weak = Arc::downgrade(&inner);
         h264_tee.static_pad("sink").expect("tee has a sink pad").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
@@ -301,7 +325,74 @@ impl StreamPipeline {
             keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
             bitrate_kbps: bitrate_kbps(&inner.encoder_element, inner.encoder.encoder),
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
+            source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
         }
+    }
+
+    /// Links `source` (a bin with a `src` pad, named `source-*`) into the stream's source slot, replacing
+    /// any source there, and starts it. Only for streams whose source comes later (the portal).
+    pub fn attach_source(&self, source: gst::Element) -> anyhow::Result<()> {
+        let slot = self.inner.slot.as_ref().context("this stream's source is built in")?;
+        self.detach_source();
+        self.inner.pipeline.add(&source)?;
+        let src = source.static_pad("src").context("the source has a src pad")?;
+        // A source that ends (a monitor unplugged) must not end the stream: its EOS is a source failure.
+        let weak = Arc::downgrade(&self.inner);
+        src.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            let Some(gst::PadProbeData::Event(ev)) = &info.data else { return gst::PadProbeReturn::Ok };
+            if ev.type_() != gst::EventType::Eos {
+                return gst::PadProbeReturn::Ok;
+            }
+            if let Some(slot) = weak.upgrade().as_ref().and_then(|i| i.slot.as_ref()) {
+                *slot.problem.lock().expect("slot lock") = Some("the screen cast ended".into());
+                slot.lost.send_modify(|n| *n += 1);
+            }
+            gst::PadProbeReturn::Drop
+        });
+        let (last, epoch) = (slot.last_buffer_us.clone(), self.inner.epoch);
+        last.store(epoch.elapsed().as_micros() as u64 + 1, Ordering::Relaxed);
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            last.store(epoch.elapsed().as_micros() as u64 + 1, Ordering::Relaxed);
+            gst::PadProbeReturn::Ok
+        });
+        src.link(&slot.sink)?;
+        source.sync_state_with_parent()?;
+        *slot.current.lock().expect("slot lock") = Some(source);
+        *slot.problem.lock().expect("slot lock") = None;
+        tracing::info!(stream = %self.inner.name, "video source attached");
+        Ok(())
+    }
+
+    /// Stops and removes the attached source (blocking while it stops); the stream keeps running without
+    /// a picture until another is attached.
+    pub fn detach_source(&self) {
+        let Some(slot) = &self.inner.slot else { return };
+        let Some(old) = slot.current.lock().expect("slot lock").take() else { return };
+        if let Some(pad) = old.static_pad("src") {
+            let _ = pad.unlink(&slot.sink);
+        }
+        let _ = old.set_state(gst::State::Null);
+        let _ = self.inner.pipeline.remove(&old);
+    }
+
+    /// How long the attached source has pushed nothing (`None`: no source attached, or a built-in one).
+    pub fn source_idle(&self) -> Option<Duration> {
+        let slot = self.inner.slot.as_ref()?;
+        slot.current.lock().expect("slot lock").as_ref()?;
+        let last = slot.last_buffer_us.load(Ordering::Relaxed);
+        Some(self.inner.epoch.elapsed().saturating_sub(Duration::from_micros(last.saturating_sub(1))))
+    }
+
+    /// Says why there is no picture (shown in `/readyz`).
+    pub fn set_source_problem(&self, problem: impl Into<String>) {
+        if let Some(slot) = &self.inner.slot {
+            *slot.problem.lock().expect("slot lock") = Some(problem.into());
+        }
+    }
+
+    /// Changes each time the attached source fails (`None` for built-in sources).
+    pub fn source_failures(&self) -> Option<tokio::sync::watch::Receiver<u64>> {
+        self.inner.slot.as_ref().map(|s| s.lost.subscribe())
     }
 
     pub fn has_audio(&self) -> bool {
@@ -358,7 +449,11 @@ impl Inner {
             MessageView::Error(err) => {
                 let reason =
                     format!("{} ({})", err.error(), msg.src().map(|s| s.path_string().to_string()).unwrap_or_default());
-                if let Some(id) = viewer_of(msg) {
+                if let (Some(slot), true) = (&self.slot, from_source(msg)) {
+                    tracing::warn!(stream = %self.name, %reason, "video source failed");
+                    *slot.problem.lock().expect("slot lock") = Some(format!("the source failed: {}", err.error()));
+                    slot.lost.send_modify(|n| *n += 1);
+                } else if let Some(id) = viewer_of(msg) {
                     tracing::warn!(stream = %self.name, session = %id, %reason, "viewer branch error");
                     let why = ViewerEnd::Error(err.error().to_string());
                     let _ = self.events.send(MediaEvent::ViewerEnded { stream: self.name.clone(), id, why });
@@ -383,6 +478,18 @@ impl Inner {
             _ => {}
         }
     }
+}
+
+/// Did an element inside an attached source bin (`source-*`) post `msg`?
+fn from_source(msg: &gst::Message) -> bool {
+    let mut obj = msg.src().cloned();
+    while let Some(o) = obj {
+        if o.name().starts_with("source-") {
+            return true;
+        }
+        obj = o.parent();
+    }
+    false
 }
 
 /// The viewer session whose branch (bin `viewer-<id>`) posted `msg`, if any.

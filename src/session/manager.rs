@@ -464,6 +464,9 @@ impl Manager {
                 let h = e.pipeline.health();
                 let reason = match (&h.state, h.producing()) {
                     (_, true) => None,
+                    (StreamState::Playing | StreamState::Starting, _) if h.source_problem.is_some() => {
+                        h.source_problem.clone().map(|p| format!("no picture: {p}"))
+                    }
                     (StreamState::Failed(why), _) => Some(format!("pipeline failed: {why}")),
                     (StreamState::Starting, _) => Some("pipeline is starting".into()),
                     (StreamState::Stopped, _) => Some("pipeline is stopped".into()),
@@ -525,6 +528,7 @@ mod tests {
             encoded_fps: fps,
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
+            source_problem: None,
             viewer_pads: 0,
             keyframes_requested: 0,
             keyframes_sent: 0,

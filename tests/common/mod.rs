@@ -45,10 +45,20 @@ pub async fn start_with(mut cfg: Config) -> TestServer {
 
 /// Starts `cfg` as it is (access control as configured: required by default).
 pub async fn start_as_configured(mut cfg: Config) -> TestServer {
-    init();
     let state = tempfile::tempdir().expect("tempdir");
-    cfg.server.listen = "127.0.0.1:0".into();
     cfg.server.state_dir = state.path().to_path_buf();
+    launch(cfg, state).await
+}
+
+/// [`start_with`] keeping `cfg.server.state_dir` (a directory the test keeps across restarts).
+pub async fn start_with_state(mut cfg: Config, _kept: &tempfile::TempDir) -> TestServer {
+    cfg.auth.mode = glasscast::config::AuthMode::Disabled;
+    launch(cfg, tempfile::tempdir().expect("tempdir")).await
+}
+
+async fn launch(mut cfg: Config, state: tempfile::TempDir) -> TestServer {
+    init();
+    cfg.server.listen = "127.0.0.1:0".into();
     // Tests run side by side: never the fixed default media port.
     cfg.webrtc.mux_port = 0;
     let server = Server::start(&cfg).await.expect("server starts");
