@@ -22,9 +22,10 @@ pkgs=(build-essential pkg-config curl ca-certificates libssl-dev
 if [ "$want_test" -eq 1 ]; then
   # X11 capture is tested against a virtual X server, desktop audio against a private PipeWire session
   # (scripts/testbed/pipewire-audio.sh), portal capture against headless sway + xdg-desktop-portal
-  # (scripts/testbed/wayland-session.sh, which builds its patched portal backend itself).
+  # (scripts/testbed/wayland-session.sh, which builds its patched portal backend itself), feeds against a
+  # stand-in RTSP camera (scripts/testbed/rtsp-camera.py).
   pkgs+=(xvfb pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils dbus gstreamer1.0-pipewire
-    sway xdg-desktop-portal xdg-desktop-portal-wlr)
+    sway xdg-desktop-portal xdg-desktop-portal-wlr python3-gi gir1.2-gst-rtsp-server-1.0)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

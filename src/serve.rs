@@ -31,7 +31,7 @@ pub struct Server {
     pub auth: Auth,
     /// Where the admin token came from (a generated one's file is printed at start).
     pub admin_token: AdminTokenSource,
-    /// Portal streams' source supervisors (aborting one closes its portal session).
+    /// Supervisors of sources that come and go (portal, feeds); aborting one releases its source.
     supervisors: Vec<tokio::task::JoinHandle<()>>,
     handle: axum_server::Handle<SocketAddr>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
@@ -101,9 +101,15 @@ impl Server {
                 StreamPipeline::build(s, &cfg.encoding.order, ice.clone(), forward.as_ref(), events_tx.clone())
                     .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
-            if let VideoSource::Portal { cursor } = s.source {
-                let token = media::portal::token_path(&cfg.server.state_dir, &s.name);
-                supervisors.push(media::portal::supervise(pipeline.clone(), s.clone(), token, cursor));
+            match &s.source {
+                VideoSource::Portal { cursor } => {
+                    let token = media::portal::token_path(&cfg.server.state_dir, &s.name);
+                    supervisors.push(media::portal::supervise(pipeline.clone(), s.clone(), token, *cursor));
+                }
+                VideoSource::Uri { url } => {
+                    supervisors.push(media::supervise::feed(pipeline.clone(), s.name.clone(), url.clone()));
+                }
+                _ => {}
             }
             streams.push((s.clone(), pipeline));
         }

@@ -81,7 +81,10 @@ const SOURCE_TRIAL: Duration = Duration::from_secs(6);
 
 /// Runs the stream's video source (conformed to its size) until two frames arrive: `Ok` with what came.
 pub fn try_video(cfg: &StreamConfig) -> Result<String, String> {
-    let chain = source::video(cfg).map_err(|e| format!("{e:#}"))?;
+    let mut chain = source::video(cfg).map_err(|e| format!("{e:#}"))?;
+    if let crate::config::VideoSource::Uri { url } = &cfg.source {
+        chain.insert(0, source::uri_source(url).map_err(|e| format!("{e:#}"))?);
+    }
     trial::first_buffers(chain, 2, SOURCE_TRIAL).map(|c| trial::describe(&c))
 }
 

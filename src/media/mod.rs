@@ -19,6 +19,7 @@ pub mod portal;
 pub mod probe;
 mod source;
 mod stream;
+pub mod supervise;
 pub mod trial;
 mod viewer;
 mod webrtc_stats;

@@ -8,7 +8,7 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ashpd::desktop::PersistMode;
 use ashpd::desktop::screencast::{
@@ -17,6 +17,7 @@ use ashpd::desktop::screencast::{
 use futures::StreamExt;
 use thiserror::Error;
 
+use super::supervise::Attached;
 use super::{StreamPipeline, source};
 use crate::config::{PortalCursor, StreamConfig};
 
@@ -150,70 +151,23 @@ pub async fn open(token_file: &Path, cursor: PortalCursor) -> Result<PortalCaptu
 /// pipewiresrc nor the portal says so).
 const STALL: Duration = Duration::from_secs(3);
 
-/// Resolves once the attached source has been idle for [`STALL`], with how long.
-async fn stalled(pipeline: &StreamPipeline) -> Duration {
-    loop {
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        if let Some(idle) = pipeline.source_idle().filter(|i| *i >= STALL) {
-            return idle;
-        }
-    }
-}
-
-/// Longest wait between attempts to get the screen back.
-const MAX_BACKOFF: Duration = Duration::from_secs(30);
-
-/// Keeps a portal stream's picture coming: opens the cast, attaches `pipewiresrc` to the stream, and when
-/// the cast ends (the compositor closed the session, the monitor went away, `pipewiresrc` failed) or the
-/// portal refuses, puts the reason in the stream's health (`/readyz`) and tries again after 1, 2, 4 ... 30
-/// s. Viewers stay connected meanwhile and get the picture again when it returns. Aborting the task drops
-/// the capture, which closes the portal session.
+/// Keeps a portal stream's picture coming ([`super::supervise`]): each attempt opens the cast and attaches
+/// `pipewiresrc`; the compositor closing the session, an error or EOS from the source, or [`STALL`] without
+/// a frame ends it, and the portal is asked again (with the restore token: nobody is asked).
 pub fn supervise(
     pipeline: StreamPipeline,
     cfg: StreamConfig,
     token_file: PathBuf,
     cursor: PortalCursor,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let Some(mut failures) = pipeline.source_failures() else { return };
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            let why = match open(&token_file, cursor).await {
-                Ok(mut capture) => {
-                    let attached = source::portal_source(&cfg, capture.fd(), capture.node)
-                        .and_then(|bin| pipeline.attach_source(bin));
-                    match attached {
-                        Ok(()) => {
-                            let since = Instant::now();
-                            failures.borrow_and_update();
-                            let why = tokio::select! {
-                                _ = capture.closed.changed() => "the compositor ended the screen cast".to_owned(),
-                                _ = failures.changed() => pipeline
-                                    .health()
-                                    .source_problem
-                                    .unwrap_or_else(|| "the screen cast failed".into()),
-                                idle = stalled(&pipeline) => format!(
-                                    "the screen cast stopped delivering frames ({} s without one)",
-                                    idle.as_secs()
-                                ),
-                            };
-                            let p = pipeline.clone();
-                            let _ = tokio::task::spawn_blocking(move || p.detach_source()).await;
-                            drop(capture);
-                            if since.elapsed() > MAX_BACKOFF {
-                                backoff = Duration::from_secs(1);
-                            }
-                            why
-                        }
-                        Err(e) => format!("{e:#}"),
-                    }
-                }
-                Err(e) => e.to_string(),
-            };
-            tracing::warn!(stream = %cfg.name, %why, retry_in_s = backoff.as_secs(), "no picture from the portal");
-            pipeline.set_source_problem(format!("{why}; retrying in {} s", backoff.as_secs()));
-            tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(MAX_BACKOFF);
+    let name = cfg.name.clone();
+    super::supervise::supervise(pipeline, name, STALL, move || {
+        let (cfg, token_file) = (cfg.clone(), token_file.clone());
+        async move {
+            let capture = open(&token_file, cursor).await.map_err(|e| e.to_string())?;
+            let source = source::portal_source(&cfg, capture.fd(), capture.node).map_err(|e| format!("{e:#}"))?;
+            let closed = Some(capture.closed.clone());
+            Ok(Attached { source, guard: Box::new(capture), closed })
         }
     })
 }

@@ -15,7 +15,7 @@ use crate::config::{AudioSource, StreamConfig, VideoSource};
 pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let mut chain = match &cfg.source {
         VideoSource::Test => return test_video(cfg),
-        VideoSource::Portal { .. } => return conform_video(cfg),
+        VideoSource::Portal { .. } | VideoSource::Uri { .. } => return conform_video(cfg),
         VideoSource::X11 { display, show_pointer } => {
             let mut src = gst::ElementFactory::make("ximagesrc")
                 .property("use-damage", false)
@@ -34,25 +34,29 @@ pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
                 .context("creating v4l2src (gstreamer1.0-plugins-good)")?;
             vec![decoded("v4l2", src)?]
         }
-        VideoSource::Uri { url } => {
-            let src = gst::ElementFactory::make("uridecodebin")
-                .property("uri", url)
-                .build()
-                .context("creating uridecodebin")?;
-            // RTSP: keep the jitter buffer short (the default is 2 s).
-            src.connect("source-setup", false, |args| {
-                if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
-                    && source.has_property("latency")
-                {
-                    source.set_property_from_str("latency", "100");
-                }
-                None
-            });
-            vec![video_pad_of("uri", src)?]
-        }
     };
     chain.extend(conform_video(cfg)?);
     Ok(chain)
+}
+
+/// `{uridecodebin url}` in a bin named `source-uri` exposing the feed's decoded video (RTSP with a 100 ms
+/// jitter buffer, not the default 2 s). Attached and re-attached by [`super::supervise::feed`].
+pub fn uri_source(url: &str) -> anyhow::Result<gst::Element> {
+    let src =
+        gst::ElementFactory::make("uridecodebin").property("uri", url).build().context("creating uridecodebin")?;
+    src.connect("source-setup", false, |args| {
+        if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
+            && source.has_property("latency")
+        {
+            source.set_property_from_str("latency", "100");
+            // RTP over the RTSP connection: no UDP ports to open or lose, and a reconnect starts clean.
+            if source.has_property("protocols") {
+                source.set_property_from_str("protocols", "tcp");
+            }
+        }
+        None
+    });
+    video_pad_of("uri", src)
 }
 
 /// `{pipewiresrc fd node, repeating the last frame while the screen is still}` in a bin named
@@ -77,7 +81,7 @@ pub fn portal_source(cfg: &StreamConfig, fd: i32, node: u32) -> anyhow::Result<g
 
 /// A bin `{src} - {decodebin}` whose src pad is decodebin's video pad once it appears.
 fn decoded(name: &str, src: gst::Element) -> anyhow::Result<gst::Element> {
-    let bin = gst::Bin::builder().name(format!("source-{name}")).build();
+    let bin = gst::Bin::builder().name(format!("source-{name}")).async_handling(true).build();
     let decode = make("decodebin")?;
     bin.add_many([&src, &decode])?;
     src.link(&decode)?;
@@ -87,7 +91,9 @@ fn decoded(name: &str, src: gst::Element) -> anyhow::Result<gst::Element> {
 
 /// A bin holding `element` (which makes pads as it finds streams), exposing its video pad.
 fn video_pad_of(name: &str, element: gst::Element) -> anyhow::Result<gst::Element> {
-    let bin = gst::Bin::builder().name(format!("source-{name}")).build();
+    // async-handling: the bin finishes its own asynchronous state changes (decodebin prerolls when the
+    // stream appears), so one attached to a running pipeline really reaches PLAYING.
+    let bin = gst::Bin::builder().name(format!("source-{name}")).async_handling(true).build();
     bin.add(&element)?;
     ghost_video_pad(&bin, &element)?;
     Ok(bin.upcast())

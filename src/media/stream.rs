@@ -195,10 +195,12 @@ impl StreamPipeline {
             .expect("the chain holds its encoder")
             .clone();
 
-        let slot = matches!(cfg.source, crate::config::VideoSource::Portal { .. }).then(|| SourceSlot {
+        let attached_later =
+            matches!(cfg.source, crate::config::VideoSource::Portal { .. } | crate::config::VideoSource::Uri { .. });
+        let slot = attached_later.then(|| SourceSlot {
             sink: video[0].static_pad("sink").expect("the conforming chain starts with a sink pad"),
             current: Mutex::new(None),
-            problem: Mutex::new(Some("waiting for the ScreenCast portal".into())),
+            problem: Mutex::new(Some("waiting for the source".into())),
             lost: tokio::sync::watch::Sender::new(0),
             last_buffer_us: Arc::new(AtomicU64::new(0)),
         });

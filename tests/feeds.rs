@@ -1,0 +1,92 @@
+//! A network feed as a source: a stand-in IP camera (gst-rtsp-server in its own process) serves a moving
+//! ball as H.264; a `source = { kind = "uri" }` stream plays it to the webrtcbin
+//! client; the feed going away makes the stream say why it has no picture, and when the RTSP server comes
+//! back on the same port the connected viewer gets the ball again without doing anything.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use glasscast::config::{AudioSource, Config, StreamConfig, VideoSource};
+use std::io::BufRead;
+use std::process::{Child, Command, Stdio};
+
+/// A stand-in IP camera (scripts/testbed/rtsp-camera.py: gst-rtsp-server serving a moving ball as H.264)
+/// in its own process; killed on drop, as a camera that loses power.
+struct Camera(Child);
+
+impl Camera {
+    fn start(port: u16) -> Self {
+        let mut child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed/rtsp-camera.py"))
+            .arg(port.to_string())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("rtsp-camera.py runs (python3-gi, gir1.2-gst-rtsp-server-1.0)");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("stdout");
+        std::io::BufReader::new(stdout).read_line(&mut line).expect("read");
+        assert_eq!(line.trim(), "ready", "the RTSP camera did not start");
+        Self(child)
+    }
+}
+
+impl Drop for Camera {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+}
+
+/// Waits until the viewer decodes new frames showing the ball (white on black: a wide luma range).
+async fn sees_the_ball(v: &WebrtcbinViewer, secs: u64) -> bool {
+    let start = v.frames();
+    for _ in 0..secs * 10 {
+        let range = *v.luma_range.lock().expect("lock");
+        if v.frames() > start + 5 && range.is_some_and(|(lo, hi)| hi - lo > 120) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_rtsp_feed_plays_and_comes_back_after_the_camera_does() {
+    let port = free_port();
+    let camera = Camera::start(port);
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.streams = vec![StreamConfig {
+        source: VideoSource::Uri { url: format!("rtsp://127.0.0.1:{port}/ball") },
+        audio: AudioSource::None,
+        ..small_stream("cam")
+    }];
+    let srv = start_with(cfg).await;
+    let mut v = WebrtcbinViewer::new(96, "42e01f", false);
+    v.connect(&srv, "cam").await;
+    assert!(sees_the_ball(&v, 20).await, "the feed's picture did not arrive");
+    assert_eq!(*v.size.lock().expect("lock"), Some((320, 240)));
+
+    drop(camera);
+    let mut why = None;
+    for _ in 0..150 {
+        let r = srv.server.sessions.readiness().await;
+        if let Some(reason) = r.streams[0].reason.clone().filter(|r| r.starts_with("no picture: ")) {
+            why = Some(reason);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let why = why.expect("the stream did not say it lost its feed");
+    assert!(why.contains("retrying in"), "{why}");
+
+    let _camera = Camera::start(port);
+    assert!(sees_the_ball(&v, 45).await, "the viewer did not get the feed back");
+    assert!(srv.server.sessions.readiness().await.ready);
+    srv.shutdown().await;
+}
