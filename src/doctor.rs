@@ -158,7 +158,7 @@ fn source_name(s: &VideoSource) -> String {
         VideoSource::Portal { .. } => "ScreenCast portal".into(),
         VideoSource::X11 { display, .. } => format!("X11 display {}", display.as_deref().unwrap_or("$DISPLAY")),
         VideoSource::V4l2 { device } => format!("V4L2 {device}"),
-        VideoSource::Uri { url } => format!("feed {}", url.split('@').next_back().unwrap_or(url)),
+        VideoSource::Uri { url, .. } => format!("feed {}", url.split('@').next_back().unwrap_or(url)),
     }
 }
 

@@ -97,17 +97,26 @@ impl Server {
         let mut streams = Vec::new();
         let mut supervisors = Vec::new();
         for s in cfg.streams.iter().filter(|s| s.enabled) {
-            let pipeline =
-                StreamPipeline::build(s, &cfg.encoding.order, ice.clone(), forward.as_ref(), events_tx.clone())
-                    .with_context(|| format!("building stream `{}`", s.name))?;
+            let passthrough = feed_passthrough(s).await;
+            let pipeline = StreamPipeline::build(
+                s,
+                &cfg.encoding.order,
+                passthrough,
+                ice.clone(),
+                forward.as_ref(),
+                events_tx.clone(),
+            )
+            .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
             match &s.source {
                 VideoSource::Portal { cursor } => {
                     let token = media::portal::token_path(&cfg.server.state_dir, &s.name);
                     supervisors.push(media::portal::supervise(pipeline.clone(), s.clone(), token, *cursor));
                 }
-                VideoSource::Uri { url } => {
-                    supervisors.push(media::supervise::feed(pipeline.clone(), s.name.clone(), url.clone()));
+                VideoSource::Uri { url, .. } => {
+                    let feed =
+                        media::supervise::feed(pipeline.clone(), s.name.clone(), url.clone(), passthrough.is_some());
+                    supervisors.push(feed);
                 }
                 _ => {}
             }
@@ -167,6 +176,32 @@ impl Server {
         }
         self.shutdown().await;
         Ok(())
+    }
+}
+
+/// For a feed with `passthrough`: reads its H.264 (up to 8 s) and says whether browsers can take it as it is
+/// (the profile viewers then receive); `None` (decode and encode) otherwise, or when the feed cannot be read
+/// at start.
+async fn feed_passthrough(s: &crate::config::StreamConfig) -> Option<media::H264Profile> {
+    let VideoSource::Uri { url, passthrough: true } = &s.source else { return None };
+    let url = url.clone();
+    let found = tokio::task::spawn_blocking(move || media::discover::feed_h264(&url)).await.ok()?;
+    match found {
+        Ok(feed) => {
+            let profile = feed.passthrough();
+            match profile {
+                Some(p) => tracing::info!(stream = %s.name, profile = p.name(), "the feed's H.264 passes through"),
+                None => tracing::info!(
+                    stream = %s.name, feed_profile = %feed.profile, b_frames = feed.reordered,
+                    "the feed is re-encoded: browsers need constrained-baseline or main H.264 without B-frames"
+                ),
+            }
+            profile
+        }
+        Err(why) => {
+            tracing::warn!(stream = %s.name, %why, "could not read the feed's H.264 at start; it is decoded and re-encoded");
+            None
+        }
     }
 }
 

@@ -18,8 +18,13 @@ struct Camera(Child);
 
 impl Camera {
     fn start(port: u16) -> Self {
+        Self::start_with(port, &[])
+    }
+
+    fn start_with(port: u16, args: &[&str]) -> Self {
         let mut child = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed/rtsp-camera.py"))
             .arg(port.to_string())
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("rtsp-camera.py runs (python3-gi, gir1.2-gst-rtsp-server-1.0)");
@@ -56,13 +61,22 @@ async fn sees_the_ball(v: &WebrtcbinViewer, secs: u64) -> bool {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn an_rtsp_feed_plays_and_comes_back_after_the_camera_does() {
+async fn a_constrained_baseline_feed_passes_through_and_comes_back_after_the_camera_does() {
+    feed_plays_and_comes_back(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_without_passthrough_is_re_encoded_and_comes_back_too() {
+    feed_plays_and_comes_back(false).await;
+}
+
+async fn feed_plays_and_comes_back(passthrough: bool) {
     let port = free_port();
     let camera = Camera::start(port);
     let mut cfg = Config::default();
     cfg.server.plain_http = true;
     cfg.streams = vec![StreamConfig {
-        source: VideoSource::Uri { url: format!("rtsp://127.0.0.1:{port}/ball") },
+        source: VideoSource::Uri { url: format!("rtsp://127.0.0.1:{port}/ball"), passthrough },
         audio: AudioSource::None,
         ..small_stream("cam")
     }];
@@ -71,6 +85,9 @@ async fn an_rtsp_feed_plays_and_comes_back_after_the_camera_does() {
     v.connect(&srv, "cam").await;
     assert!(sees_the_ball(&v, 20).await, "the feed's picture did not arrive");
     assert_eq!(*v.size.lock().expect("lock"), Some((320, 240)));
+    // Passed through: no encoder at all in the stream (the camera's H.264 is what the viewer decodes).
+    let health = srv.server.sessions.health("cam").await.expect("health");
+    assert_eq!(health.encoder, if passthrough { "passthrough" } else { "x264enc" });
 
     drop(camera);
     let mut why = None;
@@ -88,5 +105,25 @@ async fn an_rtsp_feed_plays_and_comes_back_after_the_camera_does() {
     let _camera = Camera::start(port);
     assert!(sees_the_ball(&v, 45).await, "the viewer did not get the feed back");
     assert!(srv.server.sessions.readiness().await.ready);
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_feed_with_b_frames_is_re_encoded_even_with_passthrough() {
+    let port = free_port();
+    let _camera = Camera::start_with(port, &["--bframes"]);
+    let mut cfg = Config::default();
+    cfg.server.plain_http = true;
+    cfg.streams = vec![StreamConfig {
+        source: VideoSource::Uri { url: format!("rtsp://127.0.0.1:{port}/ball"), passthrough: true },
+        audio: AudioSource::None,
+        ..small_stream("cam")
+    }];
+    let srv = start_with(cfg).await;
+    let health = srv.server.sessions.health("cam").await.expect("health");
+    assert_eq!(health.encoder, "x264enc", "B-frames (which browsers' low-latency decoders reorder) are re-encoded");
+    let mut v = WebrtcbinViewer::new(96, "42e01f", false);
+    v.connect(&srv, "cam").await;
+    assert!(sees_the_ball(&v, 20).await, "the re-encoded feed did not arrive");
     srv.shutdown().await;
 }

@@ -431,7 +431,7 @@ mod tests {
         let cfg = stream("[streams.source]\nkind = \"v4l2\"\ndevice = \"/dev/video2\"\n").expect("a sub-table");
         assert_eq!(cfg.streams[0].source, VideoSource::V4l2 { device: "/dev/video2".into() });
         let cfg = stream("source = { kind = \"uri\", url = \"rtsp://cam.lan/live\" }\n").expect("uri");
-        assert_eq!(cfg.streams[0].source, VideoSource::Uri { url: "rtsp://cam.lan/live".into() });
+        assert_eq!(cfg.streams[0].source, VideoSource::Uri { url: "rtsp://cam.lan/live".into(), passthrough: true });
 
         let e = err_text(stream("source = \"v4l2\"\n"));
         assert!(e.contains("needs options") && e.contains("device"), "{e}");

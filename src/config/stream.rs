@@ -31,8 +31,14 @@ pub enum VideoSource {
     /// A camera or capture card (v4l2src), by device path (`/dev/video0`) or name; its native format is
     /// negotiated and MJPEG decoded.
     V4l2 { device: String },
-    /// An RTSP, SRT, HTTP or file URL (uridecodebin), decoded and encoded like any source.
-    Uri { url: String },
+    /// An RTSP, SRT, HTTP or file URL, reopened with backoff when it drops. H.264 that browsers decode as
+    /// it is (constrained baseline or main, no B-frames) passes through without re-encoding when
+    /// `passthrough` (default); anything else is decoded and encoded like any source.
+    Uri {
+        url: String,
+        #[serde(default = "yes")]
+        passthrough: bool,
+    },
 }
 
 /// How the pointer appears in portal capture.
@@ -358,7 +364,7 @@ impl StreamConfig {
             VideoSource::V4l2 { device } if device.trim().is_empty() => {
                 return Err(invalid(k("source.device"), device, "a device path (/dev/video0) or name"));
             }
-            VideoSource::Uri { url } => {
+            VideoSource::Uri { url, .. } => {
                 let scheme = url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
                 let known = ["rtsp", "rtsps", "rtspt", "srt", "http", "https", "file", "udp", "rtmp"];
                 if !scheme.is_some_and(|s| known.contains(&s.as_str())) {

@@ -82,7 +82,7 @@ const SOURCE_TRIAL: Duration = Duration::from_secs(6);
 /// Runs the stream's video source (conformed to its size) until two frames arrive: `Ok` with what came.
 pub fn try_video(cfg: &StreamConfig) -> Result<String, String> {
     let mut chain = source::video(cfg).map_err(|e| format!("{e:#}"))?;
-    if let crate::config::VideoSource::Uri { url } = &cfg.source {
+    if let crate::config::VideoSource::Uri { url, .. } = &cfg.source {
         chain.insert(0, source::uri_source(url).map_err(|e| format!("{e:#}"))?);
     }
     trial::first_buffers(chain, 2, SOURCE_TRIAL).map(|c| trial::describe(&c))
@@ -116,8 +116,68 @@ pub fn try_portal(
     })
 }
 
+/// What a feed's H.264 is, as far as passing it through goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedH264 {
+    /// The `profile` of its caps (`constrained-baseline`, `main`, `high`, ...).
+    pub profile: String,
+    /// Frames arrive out of presentation order: B-frames.
+    pub reordered: bool,
+}
+
+impl FeedH264 {
+    /// The profile viewers would receive if it passed through; `None` when it must be re-encoded.
+    pub fn passthrough(&self) -> Option<super::H264Profile> {
+        match (self.profile.as_str(), self.reordered) {
+            (_, true) => None,
+            ("constrained-baseline" | "baseline", false) => Some(super::H264Profile::ConstrainedBaseline),
+            ("main", false) => Some(super::H264Profile::Main),
+            _ => None,
+        }
+    }
+}
+
+/// Opens a feed and reads its first 30 frames of H.264 (profile, and whether any arrives with an earlier
+/// timestamp than the one before it: B-frames). `Err` when it does not deliver H.264 within 8 s.
+pub fn feed_h264(url: &str) -> Result<FeedH264, String> {
+    let source = source::uri_h264_source(url).map_err(|e| format!("{e:#}"))?;
+    let pad = source.static_pad("src").ok_or("the feed's bin has no src pad")?;
+    let reordered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (flag, last) = (reordered.clone(), std::sync::Mutex::new(None::<gst::ClockTime>));
+    pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(pts) = info.buffer().and_then(|b| b.pts()) {
+            let mut last = last.lock().expect("probe lock");
+            if last.is_some_and(|l| pts < l) {
+                flag.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+            *last = Some(pts);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let caps = trial::first_buffers(vec![source], 30, Duration::from_secs(8))?;
+    let profile = caps.structure(0).and_then(|s| s.get::<String>("profile").ok()).unwrap_or_else(|| "unknown".into());
+    Ok(FeedH264 { profile, reordered: reordered.load(std::sync::atomic::Ordering::Relaxed) })
+}
+
 /// Runs the stream's audio source until a few buffers arrive (`Ok(None)`: the stream has no audio).
 pub fn try_audio(cfg: &StreamConfig) -> Result<Option<String>, String> {
     let Some(chain) = source::audio(cfg).map_err(|e| format!("{e:#}"))? else { return Ok(None) };
     trial::first_buffers(chain, 3, SOURCE_TRIAL).map(|c| Some(trial::describe(&c)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::H264Profile;
+
+    #[test]
+    fn only_h264_browsers_take_as_it_is_passes_through() {
+        let feed = |profile: &str, reordered| FeedH264 { profile: profile.into(), reordered };
+        assert_eq!(feed("constrained-baseline", false).passthrough(), Some(H264Profile::ConstrainedBaseline));
+        assert_eq!(feed("baseline", false).passthrough(), Some(H264Profile::ConstrainedBaseline));
+        assert_eq!(feed("main", false).passthrough(), Some(H264Profile::Main));
+        assert_eq!(feed("main", true).passthrough(), None, "B-frames");
+        assert_eq!(feed("high", false).passthrough(), None, "headless Chromium has no High decoder");
+        assert_eq!(feed("unknown", false).passthrough(), None);
+    }
 }

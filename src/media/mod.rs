@@ -28,7 +28,7 @@ pub use encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
 pub use gate::GateStats;
 pub use handle::ViewerHandle;
-pub use negotiate::{OfferPlan, plan_offer};
+pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for};
 pub use stream::{StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
 pub use viewer::{IceSettings, WebrtcbinViewer};
 

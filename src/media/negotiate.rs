@@ -9,6 +9,25 @@ use gstreamer_sdp as gst_sdp;
 
 use super::MediaError;
 
+/// The H.264 profile a stream sends: what we encode ourselves, or what a passed-through feed carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H264Profile {
+    /// Decodable by every baseline, main and high decoder.
+    #[default]
+    ConstrainedBaseline,
+    /// A passed-through feed's main profile (no B-frames): needs a main or high decoder.
+    Main,
+}
+
+impl H264Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::ConstrainedBaseline => "constrained-baseline",
+            Self::Main => "main",
+        }
+    }
+}
+
 /// What we will send to this viewer, by offer m-line index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OfferPlan {
@@ -47,13 +66,21 @@ fn malformed(why: impl Into<String>) -> MediaError {
     MediaError::MalformedOffer(why.into())
 }
 
-/// How well a decoder for `profile-level-id` plays our constrained-baseline stream; `None`: not at all.
-fn profile_rank(plid: &str) -> Option<u8> {
+/// How well a decoder for `profile-level-id` plays a stream of `profile`; `None`: not at all.
+fn profile_rank(plid: &str, profile: H264Profile) -> Option<u8> {
     if plid.len() != 6 || !plid.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
     let idc = u8::from_str_radix(&plid[0..2], 16).ok()?;
     let iop = u8::from_str_radix(&plid[2..4], 16).ok()?;
+    if profile == H264Profile::Main {
+        return match idc {
+            0x4d => Some(4),
+            // High and its extensions decode main too; baseline decoders do not.
+            0x64 | 0x6e | 0x7a | 0xf4 => Some(3),
+            _ => None,
+        };
+    }
     match idc {
         // constraint_set1 makes baseline "constrained baseline": exactly what we send.
         0x42 if iop & 0x40 != 0 => Some(4),
@@ -128,7 +155,7 @@ fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
     if names.is_empty() { "nothing".into() } else { names.join(", ") }
 }
 
-fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
+fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32, profile: H264Profile) -> Option<VideoPick> {
     let mut best: Option<(u8, VideoPick)> = None;
     for pt in payload_types(media) {
         let Some((name, 90_000)) = rtpmap(media, pt) else { continue };
@@ -144,7 +171,7 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
         };
         // RFC 6184: absent profile-level-id means 42000a (baseline, level 1).
         let plid = fmtp_param(media, pt, "profile-level-id").unwrap_or_else(|| "42000a".into()).to_ascii_lowercase();
-        let Some(rank) = profile_rank(&plid).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
+        let Some(rank) = profile_rank(&plid, profile).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
             best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));
         }
@@ -159,8 +186,18 @@ fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
     })
 }
 
-/// Parses and checks a WHEP offer. `with_audio`: whether the stream has an audio track to send.
+/// Parses and checks a WHEP offer for a constrained-baseline stream. `with_audio`: whether the stream has
+/// an audio track to send.
 pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+    plan_offer_for(text, with_audio, H264Profile::ConstrainedBaseline)
+}
+
+/// [`plan_offer`] for a stream of `profile`.
+pub fn plan_offer_for(
+    text: &str,
+    with_audio: bool,
+    profile: H264Profile,
+) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
     if !text.trim_start().starts_with("v=0") {
         return Err(malformed("it does not start with `v=0`"));
     }
@@ -208,10 +245,11 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
                 if dir == "sendonly" || dir == "inactive" {
                     return Err(malformed(format!("the video section is {dir}; a WHEP offer receives (recvonly)")));
                 }
-                let mut pick = pick_h264(media, mline).ok_or_else(|| {
+                let mut pick = pick_h264(media, mline, profile).ok_or_else(|| {
                     MediaError::NoUsableCodec(format!(
-                        "no usable H.264 in the offer's video section: glasscast sends H.264 \
-                         (constrained-baseline, packetization-mode 1 or 0); offered: {}",
+                        "no usable H.264 in the offer's video section: this stream sends H.264 \
+                         ({}, packetization-mode 1 or 0); offered: {}",
+                        profile.name(),
                         offered_names(media)
                     ))
                 })?;
@@ -313,6 +351,15 @@ pub(crate) mod tests {
             .replace("packetization-mode=1;profile-level-id=42e01f", "packetization-mode=1;profile-level-id=640032");
         let (_, plan) = plan_offer(&offer, true).expect("usable");
         assert_eq!(plan.video.pt, 108, "main (4d001f) beats high");
+    }
+
+    #[test]
+    fn a_main_profile_stream_needs_a_main_or_high_decoder() {
+        let (_, plan) = plan_offer_for(&chromium_offer(), true, H264Profile::Main).expect("chromium offers main");
+        assert_eq!(plan.video.profile_level_id, "4d001f");
+        let baseline_only = gstreamer_offer();
+        let err = plan_offer_for(&baseline_only, true, H264Profile::Main).expect_err("baseline only");
+        assert!(matches!(&err, MediaError::NoUsableCodec(m) if m.contains("(main,")), "{err:?}");
     }
 
     #[test]

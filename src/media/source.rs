@@ -39,11 +39,44 @@ pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     Ok(chain)
 }
 
-/// `{uridecodebin url}` in a bin named `source-uri` exposing the feed's decoded video (RTSP with a 100 ms
-/// jitter buffer, not the default 2 s). Attached and re-attached by [`super::supervise::feed`].
+/// `{uridecodebin url}` in a bin named `source-uri` exposing the feed's decoded video (RTSP over TCP with
+/// a 100 ms jitter buffer, not the default 2 s). Attached and re-attached by [`super::supervise::feed`].
 pub fn uri_source(url: &str) -> anyhow::Result<gst::Element> {
-    let src =
-        gst::ElementFactory::make("uridecodebin").property("uri", url).build().context("creating uridecodebin")?;
+    video_pad_of("uri", uridecodebin(url, None)?)
+}
+
+/// `{uridecodebin url, stopping at H.264} - {h264parse, SPS/PPS with every IDR} - {capsfilter byte-stream,
+/// au}` in a bin named `source-uri`: the feed's own H.264, for a stream that passes it through.
+pub fn uri_h264_source(url: &str) -> anyhow::Result<gst::Element> {
+    let decode = uridecodebin(url, Some(gst::Caps::builder("video/x-h264").build()))?;
+    let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
+    let caps =
+        gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
+    let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
+    let bin = gst::Bin::builder().name("source-uri").async_handling(true).build();
+    bin.add_many([&decode, &parse, &filter])?;
+    parse.link(&filter)?;
+    let sink = parse.static_pad("sink").context("h264parse has a sink pad")?;
+    decode.connect_pad_added(move |_, pad| {
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        if caps.structure(0).is_some_and(|s| s.name() == "video/x-h264") && !sink.is_linked() {
+            if let Err(e) = pad.link(&sink) {
+                tracing::warn!(error = ?e, "could not link the feed's H.264");
+            }
+        }
+    });
+    let src = filter.static_pad("src").context("capsfilter has a src pad")?;
+    bin.add_pad(&gst::GhostPad::builder_with_target(&src)?.name("src").build())?;
+    Ok(bin.upcast())
+}
+
+/// A `uridecodebin` for `url` (stopping at `caps` when given), RTSP over TCP with a 100 ms jitter buffer.
+fn uridecodebin(url: &str, caps: Option<gst::Caps>) -> anyhow::Result<gst::Element> {
+    let mut b = gst::ElementFactory::make("uridecodebin").property("uri", url);
+    if let Some(caps) = caps {
+        b = b.property("caps", caps);
+    }
+    let src = b.build().context("creating uridecodebin")?;
     src.connect("source-setup", false, |args| {
         if let Some(source) = args.get(1).and_then(|v| v.get::<gst::Element>().ok())
             && source.has_property("latency")
@@ -56,7 +89,7 @@ pub fn uri_source(url: &str) -> anyhow::Result<gst::Element> {
         }
         None
     });
-    video_pad_of("uri", src)
+    Ok(src)
 }
 
 /// `{pipewiresrc fd node, repeating the last frame while the screen is still}` in a bin named

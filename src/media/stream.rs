@@ -16,7 +16,7 @@ use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::{MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer, probe, source};
+use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_for, probe, source};
 use crate::config::StreamConfig;
 use crate::ids::{SessionId, StreamName};
 
@@ -73,7 +73,10 @@ struct Inner {
     pipeline: gst::Pipeline,
     video: Fanout,
     audio: Option<Fanout>,
-    encoder: EncoderChoice,
+    /// `None`: a passed-through feed.
+    encoder: Option<EncoderChoice>,
+    /// The H.264 profile viewers receive.
+    profile: H264Profile,
     state: Mutex<StreamState>,
     frames: AtomicU64,
     /// Microseconds since `epoch` of the last encoded frame, +1 (0: none yet), and the smoothed interval
@@ -81,7 +84,7 @@ struct Inner {
     last_frame_us: AtomicU64,
     frame_interval_us: AtomicU64,
     /// The encoder itself (its bitrate is read for health and set by congestion control).
-    encoder_element: gst::Element,
+    encoder_element: Option<gst::Element>,
     epoch: Instant,
     ice: IceSettings,
     /// Set when viewers are served by the forwarding transport (else each gets a webrtcbin).
@@ -173,10 +176,13 @@ impl StreamPipeline {
     ///
     /// With the forwarding transport each codec has one payloader instead, and no per-viewer element:
     /// `{tee h264} - {rtph264pay pt=96} - {tee rtp} - {appsink}` (likewise Opus), see [`forward`].
-    /// The encoder is the first of `encoders` that passes its probe (or the stream's forced one).
+    /// The encoder is the first of `encoders` that passes its probe (or the stream's forced one). With
+    /// `passthrough` (a feed whose H.264 browsers decode as it is) there is no encoder: the feed's source
+    /// bin links straight to `{tee h264}` and the SDP answers state its profile.
     pub fn build(
         cfg: &StreamConfig,
         encoders: &[Encoder],
+        passthrough: Option<H264Profile>,
         ice: IceSettings,
         forward: Option<&Forward>,
         events: mpsc::UnboundedSender<MediaEvent>,
@@ -184,28 +190,36 @@ impl StreamPipeline {
         let name = cfg.stream_name();
         let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
 
-        let choice = choose_encoder(cfg.encoder, encoders).map_err(anyhow::Error::msg)?;
-        let encoder = choice.encoder;
-        let rejected = choice.rejected_reasons();
-        tracing::info!(stream = %name, encoder = encoder.factory(), ?rejected, "encoder chosen");
-        let mut video = encoded_video_chain(cfg, Some(encoder))?;
-        let encoder_element = video
-            .iter()
-            .find(|e| e.factory().is_some_and(|f| f.name() == encoder.factory()))
-            .expect("the chain holds its encoder")
-            .clone();
-
+        let (choice, mut video, encoder_element) = match passthrough {
+            Some(profile) => {
+                tracing::info!(stream = %name, profile = profile.name(), "the feed's H.264 passes through (no encoder)");
+                (None, Vec::new(), None)
+            }
+            None => {
+                let choice = choose_encoder(cfg.encoder, encoders).map_err(anyhow::Error::msg)?;
+                let encoder = choice.encoder;
+                let rejected = choice.rejected_reasons();
+                tracing::info!(stream = %name, encoder = encoder.factory(), ?rejected, "encoder chosen");
+                let video = encoded_video_chain(cfg, Some(encoder))?;
+                let element = video
+                    .iter()
+                    .find(|e| e.factory().is_some_and(|f| f.name() == encoder.factory()))
+                    .expect("the chain holds its encoder")
+                    .clone();
+                (Some(choice), video, Some(element))
+            }
+        };
+        let h264_tee = tee("h264")?;
+        video.push(h264_tee.clone());
         let attached_later =
             matches!(cfg.source, crate::config::VideoSource::Portal { .. } | crate::config::VideoSource::Uri { .. });
         let slot = attached_later.then(|| SourceSlot {
-            sink: video[0].static_pad("sink").expect("the conforming chain starts with a sink pad"),
+            sink: video[0].static_pad("sink").expect("the chain starts with a sink pad"),
             current: Mutex::new(None),
             problem: Mutex::new(Some("waiting for the source".into())),
             lost: tokio::sync::watch::Sender::new(0),
             last_buffer_us: Arc::new(AtomicU64::new(0)),
         });
-        let h264_tee = tee("h264")?;
-        video.push(h264_tee.clone());
         add_chain(&pipeline, &video)?;
 
         let audio = match source::audio(cfg)? {
@@ -227,7 +241,11 @@ impl StreamPipeline {
                 let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
                 let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
                 let audio_rtp = audio.as_ref().map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
-                let on_loss = congestion_control(&name, cfg, encoder, encoder_element.clone());
+                let on_loss: Box<dyn Fn(LossReport) + Send> = match (&choice, &encoder_element) {
+                    (Some(c), Some(e)) => Box::new(congestion_control(&name, cfg, c.encoder, e.clone())),
+                    // A passed-through feed's bitrate is the camera's.
+                    _ => Box::new(|_| {}),
+                };
                 let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad, on_loss)?;
                 Some((fwd.clone(), slot))
             }
@@ -239,6 +257,7 @@ impl StreamPipeline {
             audio,
             pipeline,
             encoder: choice,
+            profile: passthrough.unwrap_or_default(),
             state: Mutex::new(StreamState::Starting),
             frames: AtomicU64::new(0),
             last_frame_us: AtomicU64::new(0),
@@ -320,12 +339,15 @@ impl StreamPipeline {
             frames: inner.frames.load(Ordering::Relaxed),
             last_frame_age,
             encoded_fps,
-            encoder: inner.encoder.encoder.factory(),
-            encoders_rejected: inner.encoder.rejected_reasons(),
+            encoder: inner.encoder.as_ref().map_or("passthrough", |c| c.encoder.factory()),
+            encoders_rejected: inner.encoder.as_ref().map(EncoderChoice::rejected_reasons).unwrap_or_default(),
             viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
             keyframes_requested: inner.keyframes.requested.load(Ordering::Relaxed),
             keyframes_sent: inner.keyframes.sent.load(Ordering::Relaxed),
-            bitrate_kbps: bitrate_kbps(&inner.encoder_element, inner.encoder.encoder),
+            bitrate_kbps: match (&inner.encoder_element, &inner.encoder) {
+                (Some(e), Some(c)) => bitrate_kbps(e, c.encoder),
+                _ => 0,
+            },
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
             source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
         }
@@ -404,7 +426,7 @@ impl StreamPipeline {
     /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
     pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
         let inner = &self.inner;
-        let (msg, plan) = plan_offer(offer, inner.audio.is_some())?;
+        let (msg, plan) = plan_offer_for(offer, inner.audio.is_some(), inner.profile)?;
         if !self.health().producing() {
             return Err(MediaError::NotProducing);
         }
@@ -473,7 +495,8 @@ impl Inner {
                     let mut state = self.state.lock().expect("state lock");
                     if *state == StreamState::Starting {
                         *state = StreamState::Playing;
-                        tracing::info!(stream = %self.name, encoder = self.encoder.encoder.factory(), "stream playing");
+                        let encoder = self.encoder.as_ref().map_or("passthrough", |c| c.encoder.factory());
+                        tracing::info!(stream = %self.name, encoder, "stream playing");
                     }
                 }
             }

@@ -24,13 +24,16 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A live feed at any frame rate sends a frame within this; longer, it is gone.
 const FEED_STALL: Duration = Duration::from_secs(5);
 
-/// Keeps a URL feed's picture coming: each attempt attaches a new `uridecodebin`; an error or EOS (the feed
-/// went away), or [`FEED_STALL`] without a frame, ends it and it is opened again.
-pub fn feed(pipeline: StreamPipeline, stream: String, url: String) -> tokio::task::JoinHandle<()> {
+/// Keeps a URL feed's picture coming: each attempt attaches a new `uridecodebin` (decoding, or stopping at
+/// the feed's H.264 when it `passthrough`); an error or EOS (the feed went away), or [`FEED_STALL`] without
+/// a frame, ends it and it is opened again.
+pub fn feed(pipeline: StreamPipeline, stream: String, url: String, passthrough: bool) -> tokio::task::JoinHandle<()> {
     supervise(pipeline, stream, FEED_STALL, move || {
         let url = url.clone();
         async move {
-            let source = super::source::uri_source(&url).map_err(|e| format!("{e:#}"))?;
+            let source =
+                if passthrough { super::source::uri_h264_source(&url) } else { super::source::uri_source(&url) };
+            let source = source.map_err(|e| format!("{e:#}"))?;
             Ok(Attached { source, guard: Box::new(()), closed: None })
         }
     })
