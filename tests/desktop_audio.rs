@@ -106,5 +106,10 @@ async fn desktop_audio_from_a_pipewire_sink_monitor_arrives_as_the_tone_played()
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(heard, "the viewer did not hear 1 kHz from the desktop; (Hz, rms) per 100 ms: {seen}");
+    // Chromium hears it too (a Web Audio analyser on the player's stream).
+    let chromium = chromium_plays(&srv, "/watch/desk", 320, 240).await;
+    let hz = chromium["audio"]["hz"].as_i64().unwrap_or(0);
+    assert!((hz - 1000).abs() <= 15, "Chromium heard {hz} Hz: {chromium}");
+    assert!(chromium["audio"]["db"].as_i64().unwrap_or(-200) > -60, "too quiet in Chromium: {chromium}");
     srv.shutdown().await;
 }

@@ -88,6 +88,9 @@ async fn feed_plays_and_comes_back(passthrough: bool) {
     // Passed through: no encoder at all in the stream (the camera's H.264 is what the viewer decodes).
     let health = srv.server.sessions.health("cam").await.expect("health");
     assert_eq!(health.encoder, if passthrough { "passthrough" } else { "x264enc" });
+    // Chromium decodes it too (the camera's own H.264, when passed through).
+    let seen = chromium_plays(&srv, "/watch/cam", 320, 240).await;
+    assert!(seen["lumaMax"].as_i64().unwrap_or(0) - seen["lumaMin"].as_i64().unwrap_or(0) > 120, "{seen}");
 
     drop(camera);
     let mut why = None;

@@ -103,6 +103,8 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     assert!(v.gets_frames(10, 20).await, "frames from the portal");
     assert_eq!(*v.size.lock().expect("lock"), Some((640, 360)), "the 1280x720 monitor scaled to the stream");
     assert!(sees_the_screen(&v, 10).await.is_some(), "the picture is not the screen: {:?}", v.luma_range);
+    let seen = chromium_plays(&srv, "/watch/screen", 640, 360).await;
+    assert!(seen["lumaMax"].as_i64().unwrap_or(0) - seen["lumaMin"].as_i64().unwrap_or(0) > 120, "{seen}");
     let token = std::fs::read_to_string(&token_file).expect("the portal's restore token is saved");
     use std::os::unix::fs::PermissionsExt;
     assert_eq!(std::fs::metadata(&token_file).expect("token").permissions().mode() & 0o777, 0o600);

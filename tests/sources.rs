@@ -95,6 +95,9 @@ async fn an_x11_display_streams_its_picture() {
     }
     let (lo, hi) = range.expect("a decoded frame");
     assert!(hi - lo > 120, "the picture is flat (luma {lo}..{hi}): the window was not captured");
+    // And in a browser: the player shows the window's bars.
+    let seen = chromium_plays(&srv, "/watch/desk", 320, 240).await;
+    assert!(seen["lumaMax"].as_i64().unwrap_or(0) - seen["lumaMin"].as_i64().unwrap_or(0) > 120, "{seen}");
     srv.shutdown().await;
 }
 

@@ -479,3 +479,24 @@ pub fn drop_video_packets(
     });
     dropped
 }
+
+/// Opens `path` (a `/watch/...` page) of `srv` in headless Chromium (`tests/browser/plays.mjs`) and returns
+/// what it saw: frames at the size, the picture's luma range, the loudest audio frequency. Panics when it did
+/// not play at `width`x`height`.
+pub async fn chromium_plays(srv: &TestServer, path: &str, width: u32, height: u32) -> serde_json::Value {
+    let url = format!("{}{path}", srv.base);
+    let out = tokio::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["tests/browser/plays.mjs", &url, &width.to_string(), &height.to_string()])
+        .output()
+        .await
+        .expect("node runs (make test installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout.lines().last().unwrap_or_default();
+    let result: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
+        panic!("plays.mjs printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
+    });
+    eprintln!("chromium: {result}");
+    assert!(out.status.success() && result["ok"] == true, "Chromium did not play {path}: {result}");
+    result
+}

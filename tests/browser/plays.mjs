@@ -1,0 +1,94 @@
+// Headless-Chromium check that a stream's player page really shows its source.
+//
+//   node tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>
+//
+// Opens the watch page and waits (up to 20 s) for >= 20 rendered frames at the expected size. Then it reads
+// the picture back (the video element drawn on a canvas: the luma range of the frame) and, when the stream has
+// audio, listens to it for 1.5 s with a Web Audio analyser (the loudest frequency and its level). Prints one
+// line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, failed?}.
+// Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
+import { chromium } from 'playwright-core';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const [url, wArg, hArg] = process.argv.slice(2);
+if (!url || !wArg || !hArg) {
+  console.error('usage: node tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>');
+  process.exit(2);
+}
+const [width, height] = [Number(wArg), Number(hArg)];
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const watchdog = setTimeout(() => {
+  console.log(JSON.stringify({ ok: false, failed: 'watchdog: more than 60 s' }));
+  process.exit(1);
+}, 60_000);
+watchdog.unref();
+
+const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-chromium-'));
+const context = await chromium.launchPersistentContext(userDataDir, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  ignoreHTTPSErrors: true,
+  args: [
+    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+    '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
+  ],
+});
+let out = { ok: false };
+try {
+  const page = context.pages()[0] || (await context.newPage());
+  await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+  let snap = null;
+  for (const t0 = Date.now(); Date.now() - t0 < 20_000; await sleep(100)) {
+    snap = await page.evaluate(() => {
+      const v = document.getElementById('video');
+      const g = window.glasscast;
+      return { frames: g ? g.framesRendered : 0, width: v.videoWidth, height: v.videoHeight, state: g && g.state };
+    });
+    if (snap.frames >= 20 && snap.width === width && snap.height === height) break;
+  }
+  out = { ...out, ...snap };
+  if (snap.frames < 20 || snap.width !== width || snap.height !== height) {
+    throw new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`);
+  }
+  const seen = await page.evaluate(async () => {
+    const v = document.getElementById('video');
+    const c = document.createElement('canvas');
+    [c.width, c.height] = [v.videoWidth, v.videoHeight];
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    ctx.drawImage(v, 0, 0);
+    const px = ctx.getImageData(0, 0, c.width, c.height).data;
+    let [lo, hi] = [255, 0];
+    for (let i = 0; i < px.length; i += 16) {
+      const y = Math.round(0.299 * px[i] + 0.587 * px[i + 1] + 0.114 * px[i + 2]);
+      lo = Math.min(lo, y);
+      hi = Math.max(hi, y);
+    }
+    let audio = null;
+    const stream = v.srcObject;
+    if (stream && stream.getAudioTracks().length > 0) {
+      const ac = new AudioContext();
+      await ac.resume();
+      const analyser = ac.createAnalyser();
+      analyser.fftSize = 8192;
+      ac.createMediaStreamSource(stream).connect(analyser);
+      await new Promise((r) => setTimeout(r, 1500));
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      analyser.getFloatFrequencyData(bins);
+      let best = 0;
+      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+      audio = { hz: Math.round((best * ac.sampleRate) / analyser.fftSize), db: Math.round(bins[best]) };
+      await ac.close();
+    }
+    return { lumaMin: lo, lumaMax: hi, audio };
+  });
+  out = { ...out, ...seen, ok: true };
+} catch (e) {
+  out.failed = String(e && e.message ? e.message : e);
+} finally {
+  await context.close().catch(() => {});
+  await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+}
+console.log(JSON.stringify(out));
+process.exit(out.ok ? 0 : 1);
