@@ -255,6 +255,10 @@ pub struct StreamConfig {
     /// Opus frame length in ms: 10 (lowest audio latency) or 20 (half the audio packets per viewer).
     #[serde(default = "default_audio_frame_ms")]
     pub audio_frame_ms: u32,
+    /// Test source only: flash the picture white for one frame and beep for 100 ms at every second of the
+    /// stream clock (silence in between), to check audio/video sync by eye and ear or with a tool.
+    #[serde(default)]
+    pub sync_marks: bool,
 }
 
 fn default_audio_frame_ms() -> u32 {
@@ -309,6 +313,7 @@ impl StreamConfig {
             max_viewers: default_max_viewers(),
             latency_probe: false,
             audio_frame_ms: default_audio_frame_ms(),
+            sync_marks: false,
         }
     }
 
@@ -372,6 +377,9 @@ impl StreamConfig {
                 }
             }
             _ => {}
+        }
+        if st.sync_marks && (st.source != VideoSource::Test || st.audio != AudioSource::Test) {
+            return Err(invalid(k("sync_marks"), true, "only with source = \"test\" and audio = \"test\""));
         }
         if let AudioSource::Input { device } = &st.audio
             && device.trim().is_empty()

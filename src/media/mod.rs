@@ -20,6 +20,7 @@ pub mod probe;
 mod source;
 mod stream;
 pub mod supervise;
+pub mod sync_marks;
 pub mod trial;
 mod viewer;
 mod webrtc_stats;

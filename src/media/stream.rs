@@ -127,6 +127,10 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
         let conformed = video.last().expect("a source chain ends in its capsfilter");
         probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
+    if cfg.sync_marks {
+        let conformed = video.last().expect("a source chain ends in its capsfilter");
+        super::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+    }
     // Never let a slow encoder build up latency: keep only the newest raw frame.
     video.push(super::leaky_queue(1, Duration::ZERO)?);
     if let Some(encoder) = encoder {
@@ -225,6 +229,10 @@ impl StreamPipeline {
         let audio = match source::audio(cfg)? {
             None => None,
             Some(mut chain) => {
+                if cfg.sync_marks {
+                    let conformed = chain.last().expect("an audio chain ends in its capsfilter");
+                    super::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+                }
                 chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
                 let opus_tee = tee("opus")?;
                 chain.push(opus_tee.clone());

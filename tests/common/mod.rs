@@ -251,6 +251,9 @@ pub struct WebrtcbinViewer {
     pub luma_range: Arc<Mutex<Option<(u8, u8)>>>,
     /// The last seconds of decoded audio, mono F32 at 48 kHz.
     pub audio_samples: Arc<Mutex<Vec<f32>>>,
+    /// (PTS ns, mean luma) of each decoded frame, and the PTS (ns) where decoded audio turns loud.
+    pub video_marks: Arc<Mutex<Vec<(u64, f32)>>>,
+    pub audio_onsets: Arc<Mutex<Vec<u64>>>,
     pub location: Option<String>,
     pub etag: Option<String>,
 }
@@ -310,6 +313,9 @@ impl WebrtcbinViewer {
         let luma_range = Arc::new(Mutex::new(None));
         let audio_samples = Arc::new(Mutex::new(Vec::new()));
         let (lr, aus) = (luma_range.clone(), audio_samples.clone());
+        let video_marks = Arc::new(Mutex::new(Vec::new()));
+        let audio_onsets = Arc::new(Mutex::new(Vec::new()));
+        let (vm, ao) = (video_marks.clone(), audio_onsets.clone());
         webrtcbin.connect_pad_added(move |_, pad| {
             let Some(pipeline) = pipe_weak.upgrade() else {
                 return;
@@ -328,6 +334,7 @@ impl WebrtcbinViewer {
             let pipe_weak = pipeline.downgrade();
             let (f, a, sz, pc) = (f.clone(), a.clone(), sz.clone(), pc.clone());
             let (lr, aus) = (lr.clone(), aus.clone());
+            let (vm, ao) = (vm.clone(), ao.clone());
             decodebin.connect_pad_added(move |_, dpad| {
                 let Some(pipeline) = pipe_weak.upgrade() else {
                     return;
@@ -340,6 +347,7 @@ impl WebrtcbinViewer {
                     dpad.link(&sink.static_pad("sink").expect("sink")).expect("link sink");
                     read_probe_codes(dpad, &pc);
                     analyze::record_luma_range(dpad, &lr);
+                    analyze::record_video_marks(dpad, &vm);
                 } else {
                     // Audio is analysed as 48 kHz mono float.
                     let convert = gst::ElementFactory::make("audioconvert").build().expect("audioconvert");
@@ -358,6 +366,7 @@ impl WebrtcbinViewer {
                     }
                     dpad.link(&convert.static_pad("sink").expect("sink")).expect("link audio");
                     analyze::record_audio(&filter.static_pad("src").expect("src"), &aus);
+                    analyze::record_audio_onsets(&filter.static_pad("src").expect("src"), &ao);
                 }
                 sink.sync_state_with_parent().expect("sync");
                 count_decoded(dpad, is_video, &f, &a, &sz);
@@ -374,6 +383,8 @@ impl WebrtcbinViewer {
             video_rtp_extensions,
             luma_range,
             audio_samples,
+            video_marks,
+            audio_onsets,
             location: None,
             etag: None,
         }
