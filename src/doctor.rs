@@ -320,7 +320,16 @@ pub fn sources(cfg: &Config) -> anyhow::Result<String> {
         Err(_) => writeln!(out, "  (no X11 display: DISPLAY is not set)")?,
     }
     if let Ok(w) = std::env::var("WAYLAND_DISPLAY") {
-        writeln!(out, "  wayland {w}: portal capture is not built yet; use an X11 display or Xwayland")?;
+        writeln!(
+            out,
+            "  wayland {w}    source = \"portal\" (the portal's chooser picks the monitor at the first start)"
+        )?;
+    }
+    for s in cfg.streams.iter().filter(|s| matches!(s.source, VideoSource::Portal { .. })) {
+        let token = crate::media::portal::token_path(&cfg.server.state_dir, &s.name);
+        let state =
+            if token.exists() { "a monitor is chosen (delete the file to choose again)" } else { "not chosen yet" };
+        writeln!(out, "  stream {}: {} ({})", s.name, state, token.display())?;
     }
     let devices = discover::devices();
     for (kind, title, key) in [
