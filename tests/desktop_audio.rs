@@ -13,45 +13,6 @@ use glasscast::config::{AudioSource, StreamConfig};
 
 const SINK: &str = "glasscast_test_sink";
 
-/// The private session; stopped (and its directory removed) on drop.
-struct Session {
-    dir: String,
-    env: Vec<(String, String)>,
-}
-
-impl Session {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("gc-audio.").tempdir_in("/tmp").expect("tempdir").keep();
-        let dir = dir.to_str().expect("utf-8").to_owned();
-        let out = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed/pipewire-audio.sh"))
-            .args(["start", &dir, SINK])
-            .env("GLASSCAST_PW_OWNER_PID", std::process::id().to_string())
-            .output()
-            .expect("pipewire-audio.sh");
-        assert!(
-            out.status.success(),
-            "starting PipeWire failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let text = std::fs::read_to_string(format!("{dir}/env")).expect("env file");
-        let env = text
-            .lines()
-            .filter_map(|l| l.strip_prefix("export ")?.split_once('='))
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect();
-        Self { dir, env }
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new(concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed/pipewire-audio.sh"))
-            .args(["stop", &self.dir])
-            .output();
-    }
-}
-
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -63,13 +24,8 @@ impl Drop for Killed {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn desktop_audio_from_a_pipewire_sink_monitor_arrives_as_the_tone_played() {
-    let session = Session::start();
-    for (k, v) in &session.env {
-        if k.starts_with("PULSE_") {
-            // SAFETY: set before any thread of this test binary uses libpulse (GStreamer is not started yet).
-            unsafe { std::env::set_var(k, v) };
-        }
-    }
+    let session = testbed::Testbed::start("pipewire-audio.sh", "gc-audio.", &[SINK]);
+    session.export("PULSE_");
     // Something plays on the desktop: 1 kHz into the sink (0.3: the mono mix-down must not clip).
     let _player = Killed(
         Command::new("gst-launch-1.0")

@@ -47,19 +47,6 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
 
-/// Waits until the viewer decodes new frames showing the ball (white on black: a wide luma range).
-async fn sees_the_ball(v: &WebrtcbinViewer, secs: u64) -> bool {
-    let start = v.frames();
-    for _ in 0..secs * 10 {
-        let range = *v.luma_range.lock().expect("lock");
-        if v.frames() > start + 5 && range.is_some_and(|(lo, hi)| hi - lo > 120) {
-            return true;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    false
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_constrained_baseline_feed_passes_through_and_comes_back_after_the_camera_does() {
     feed_plays_and_comes_back(true).await;
@@ -83,7 +70,7 @@ async fn feed_plays_and_comes_back(passthrough: bool) {
     let srv = start_with(cfg).await;
     let mut v = WebrtcbinViewer::new(96, "42e01f", false);
     v.connect(&srv, "cam").await;
-    assert!(sees_the_ball(&v, 20).await, "the feed's picture did not arrive");
+    assert!(testbed::sees_a_picture(&v, 20).await, "the feed's picture did not arrive");
     assert_eq!(*v.size.lock().expect("lock"), Some((320, 240)));
     // Passed through: no encoder at all in the stream (the camera's H.264 is what the viewer decodes).
     let health = srv.server.sessions.health("cam").await.expect("health");
@@ -106,7 +93,7 @@ async fn feed_plays_and_comes_back(passthrough: bool) {
     assert!(why.contains("retrying in"), "{why}");
 
     let _camera = Camera::start(port);
-    assert!(sees_the_ball(&v, 45).await, "the viewer did not get the feed back");
+    assert!(testbed::sees_a_picture(&v, 45).await, "the viewer did not get the feed back");
     assert!(srv.server.sessions.readiness().await.ready);
     srv.shutdown().await;
 }
@@ -127,6 +114,6 @@ async fn a_feed_with_b_frames_is_re_encoded_even_with_passthrough() {
     assert_eq!(health.encoder, "x264enc", "B-frames (which browsers' low-latency decoders reorder) are re-encoded");
     let mut v = WebrtcbinViewer::new(96, "42e01f", false);
     v.connect(&srv, "cam").await;
-    assert!(sees_the_ball(&v, 20).await, "the re-encoded feed did not arrive");
+    assert!(testbed::sees_a_picture(&v, 20).await, "the re-encoded feed did not arrive");
     srv.shutdown().await;
 }

@@ -14,48 +14,15 @@ use std::time::Duration;
 use common::*;
 use glasscast::config::{AudioSource, Config, PortalCursor, StreamConfig, VideoSource};
 
-const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/testbed/wayland-session.sh");
-
-/// The Wayland session; stopped on drop.
-struct Session {
-    dir: String,
-}
-
-impl Session {
-    fn start() -> Self {
-        let dir = tempfile::Builder::new().prefix("gc-wl.").tempdir_in("/tmp").expect("tempdir").keep();
-        let dir = dir.to_str().expect("utf-8").to_owned();
-        let out = Command::new(SCRIPT).args(["start", &dir]).output().expect("wayland-session.sh");
-        assert!(
-            out.status.success(),
-            "starting the Wayland session failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let env = std::fs::read_to_string(format!("{dir}/env")).expect("env file");
-        for (k, v) in env.lines().filter_map(|l| l.strip_prefix("export ").unwrap_or(l).split_once('=')) {
-            // SAFETY: set before this test binary starts GStreamer or D-Bus threads.
-            unsafe { std::env::set_var(k, v.trim_matches(['"', '\''])) };
-        }
-        Self { dir }
-    }
-
-    /// Kills one of the session's processes (by its name in DIR/pids).
-    fn kill(&self, name: &str) {
-        let pids = std::fs::read_to_string(format!("{}/pids", self.dir)).expect("pids");
-        let pid = pids
-            .lines()
-            .find_map(|l| l.split_once(' ').filter(|(n, _)| *n == name).map(|(_, p)| p.trim().to_owned()))
-            .unwrap_or_else(|| panic!("no {name} in {pids}"));
-        let ok = Command::new("kill").args(["-KILL", &pid]).status().expect("kill").success();
-        assert!(ok, "kill {name} ({pid})");
-    }
-}
-
-impl Drop for Session {
-    fn drop(&mut self) {
-        let _ = Command::new(SCRIPT).env("KEEP_LOGS", "0").args(["stop", &self.dir]).output();
-    }
+/// Kills one of the Wayland session's processes (by its name in DIR/pids).
+fn kill(wl: &testbed::Testbed, name: &str) {
+    let pids = std::fs::read_to_string(format!("{}/pids", wl.dir)).expect("pids");
+    let pid = pids
+        .lines()
+        .find_map(|l| l.split_once(' ').filter(|(n, _)| *n == name).map(|(_, p)| p.trim().to_owned()))
+        .unwrap_or_else(|| panic!("no {name} in {pids}"));
+    let ok = Command::new("kill").args(["-KILL", &pid]).status().expect("kill").success();
+    assert!(ok, "kill {name} ({pid})");
 }
 
 fn portal_config(state: &std::path::Path) -> Config {
@@ -73,19 +40,6 @@ fn portal_config(state: &std::path::Path) -> Config {
     cfg
 }
 
-/// Waits until the viewer's latest frame shows the ball scene (white ball on black: a wide luma range).
-async fn sees_the_screen(v: &WebrtcbinViewer, secs: u64) -> Option<(u8, u8)> {
-    let start = v.frames();
-    for _ in 0..secs * 10 {
-        let range = *v.luma_range.lock().expect("lock");
-        if v.frames() > start + 5 && range.is_some_and(|(lo, hi)| hi - lo > 120) {
-            return range;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    None
-}
-
 async fn readiness(srv: &TestServer) -> (bool, Option<String>) {
     let r = srv.server.sessions.readiness().await;
     (r.ready, r.streams[0].reason.clone())
@@ -93,7 +47,8 @@ async fn readiness(srv: &TestServer) -> (bool, Option<String>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a_lost_cast() {
-    let wl = Session::start();
+    let wl = testbed::Testbed::start("wayland-session.sh", "gc-wl.", &[]);
+    wl.export("");
     let state = tempfile::tempdir().expect("state");
     let token_file = glasscast::media::portal::token_path(state.path(), "screen");
 
@@ -102,7 +57,7 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     v.connect(&srv, "screen").await;
     assert!(v.gets_frames(10, 20).await, "frames from the portal");
     assert_eq!(*v.size.lock().expect("lock"), Some((640, 360)), "the 1280x720 monitor scaled to the stream");
-    assert!(sees_the_screen(&v, 10).await.is_some(), "the picture is not the screen: {:?}", v.luma_range);
+    assert!(testbed::sees_a_picture(&v, 10).await, "the picture is not the screen: {:?}", v.luma_range);
     let seen = chromium_plays(&srv, "/watch/screen", 640, 360).await;
     assert!(seen["lumaMax"].as_i64().unwrap_or(0) - seen["lumaMin"].as_i64().unwrap_or(0) > 120, "{seen}");
     let token = std::fs::read_to_string(&token_file).expect("the portal's restore token is saved");
@@ -112,7 +67,7 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     // The screen cast dies under us (its portal backend is killed, as when the compositor or the backend
     // crashes): the stream says why it has no picture, the viewer stays, and once the backend is back (D-Bus
     // starts it again on the next call) the viewer gets the screen again without doing anything.
-    wl.kill("xdpw");
+    kill(&wl, "xdpw");
     let mut why = None;
     for _ in 0..100 {
         // (First "no frame encoded in the last 2 s", then the supervisor's diagnosis.)
@@ -126,7 +81,7 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     }
     let why = why.expect("the stream stayed ready with its screen cast gone");
     assert!(why.starts_with("no picture: ") && why.contains("retrying in"), "{why}");
-    assert!(sees_the_screen(&v, 40).await.is_some(), "the viewer did not get the screen back");
+    assert!(testbed::sees_a_picture(&v, 40).await, "the viewer did not get the screen back");
     assert!(readiness(&srv).await.0, "ready again: {:?}", readiness(&srv).await);
     srv.shutdown().await;
 
@@ -134,7 +89,7 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     let srv = start_with_state(portal_config(state.path()), &state).await;
     let mut again = WebrtcbinViewer::new(96, "42e01f", false);
     again.connect(&srv, "screen").await;
-    assert!(sees_the_screen(&again, 20).await.is_some(), "no screen after the restart");
+    assert!(testbed::sees_a_picture(&again, 20).await, "no screen after the restart");
     assert_eq!(std::fs::read_to_string(&token_file).expect("token"), token, "the saved choice was restored");
     srv.shutdown().await;
 
