@@ -227,7 +227,16 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
         .build();
     let filter =
         gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
-    Ok(vec![make("videoconvert")?, make("videoscale")?, make("videorate")?, filter])
+    // drop-only: pass each frame on at once (dropping what exceeds the rate) instead of holding it until the
+    // next arrives to decide on duplicates, which delays every frame by one interval (33 ms at 30 fps). Only
+    // for sources with a fixed rate: drop-only cannot turn a variable rate (0/1: the portal's PipeWire
+    // stream, feeds without timing in their SPS) into a fixed one.
+    let drop_only = matches!(cfg.source, VideoSource::Test | VideoSource::X11 { .. } | VideoSource::V4l2 { .. });
+    let rate = gst::ElementFactory::make("videorate")
+        .property("drop-only", drop_only)
+        .build()
+        .context("creating videorate")?;
+    Ok(vec![make("videoconvert")?, make("videoscale")?, rate, filter])
 }
 
 /// `{audiotestsrc 440 Hz, frame_ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`

@@ -4,7 +4,8 @@
 //
 // Opens the watch page and waits (up to 20 s) for >= 20 rendered frames at the expected size. Then it reads
 // the picture back (the video element drawn on a canvas: the luma range of the frame) and, when the stream has
-// audio, listens to it for 1.5 s with a Web Audio analyser (the loudest frequency and its level). Prints one
+// audio, listens to it for 3 s with a Web Audio analyser (the loudest frequency and its level, at the loudest
+// of ten looks). Prints one
 // line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, failed?}.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
@@ -73,12 +74,16 @@ try {
       const analyser = ac.createAnalyser();
       analyser.fftSize = 8192;
       ac.createMediaStreamSource(stream).connect(analyser);
-      await new Promise((r) => setTimeout(r, 1500));
+      // Ten looks over 3 s; keep the loudest peak (a moment of dropout or silence does not decide).
       const bins = new Float32Array(analyser.frequencyBinCount);
-      analyser.getFloatFrequencyData(bins);
-      let best = 0;
-      for (let i = 1; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
-      audio = { hz: Math.round((best * ac.sampleRate) / analyser.fftSize), db: Math.round(bins[best]) };
+      for (let look = 0; look < 10; look++) {
+        await new Promise((r) => setTimeout(r, 300));
+        analyser.getFloatFrequencyData(bins);
+        let best = 1;
+        for (let i = 2; i < bins.length; i++) if (bins[i] > bins[best]) best = i;
+        const seen = { hz: Math.round((best * ac.sampleRate) / analyser.fftSize), db: Math.round(bins[best]) };
+        if (!audio || seen.db > audio.db) audio = seen;
+      }
       await ac.close();
     }
     return { lumaMin: lo, lumaMax: hi, audio };
