@@ -242,7 +242,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         if links_with_tokens {
             println!("  (these links carry a viewer token valid for 12 hours)");
         } else {
-            println!("  viewers need a token: `glasscast token issue --stream NAME` prints a link (or POST {base}/api/v1/tokens)");
+            println!(
+                "  viewers need a token: `glasscast token issue --stream NAME` prints a link (or POST {base}/api/v1/tokens)"
+            );
         }
         match &server.admin_token {
             AdminTokenSource::Generated(path) => println!("  admin token in {}", path.display()),
