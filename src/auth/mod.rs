@@ -76,6 +76,15 @@ impl Grant {
             _ => None,
         }
     }
+
+    /// May this grant watch `stream`? (The admin and access control off: every stream; a viewer token:
+    /// its own stream, or every one for `*`.)
+    pub fn covers(&self, stream: &str) -> bool {
+        match self {
+            Grant::Viewer(v) => v.stream == "*" || v.stream == stream,
+            Grant::Admin | Grant::Anyone => true,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -207,13 +216,10 @@ impl Auth {
     /// Like [`Auth::authenticate`], and the token must cover `stream`.
     pub fn authorize_stream(&self, header: Option<&str>, stream: &str) -> Result<Grant, AuthError> {
         let grant = self.authenticate(header)?;
-        if let Grant::Viewer(v) = &grant
-            && v.stream != "*"
-            && v.stream != stream
-        {
-            return Err(AuthError::WrongStream(v.stream.clone()));
+        match &grant {
+            Grant::Viewer(v) if !grant.covers(stream) => Err(AuthError::WrongStream(v.stream.clone())),
+            _ => Ok(grant),
         }
-        Ok(grant)
     }
 
     /// The admin token only.

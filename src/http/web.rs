@@ -7,7 +7,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::{ApiError, AppState, Caller};
-use crate::auth::Grant;
 use crate::ids::StreamName;
 use crate::session::StreamInfo;
 
@@ -47,16 +46,8 @@ pub async fn index(State(st): State<AppState>) -> Response {
     responses((status = 200, body = [StreamInfo]), (status = 401)))]
 pub async fn streams(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
-    let visible: Vec<StreamInfo> = st
-        .sessions
-        .streams()
-        .await
-        .into_iter()
-        .filter(|s| match &grant {
-            Grant::Viewer(v) => v.stream == "*" || v.stream == s.name.as_str(),
-            Grant::Admin | Grant::Anyone => true,
-        })
-        .collect();
+    let visible: Vec<StreamInfo> =
+        st.sessions.streams().await.into_iter().filter(|s| grant.covers(s.name.as_str())).collect();
     Ok(Json(visible).into_response())
 }
 
