@@ -83,11 +83,13 @@ pub enum MediaError {
     Negotiation(String),
 }
 
-/// A viewer's connection as its transport sees it (for the admin API's session list).
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A viewer's connection as its transport sees it (for the admin API's session list, which shows it as is).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct ViewerStats {
-    /// The viewer's media address: the remote end of the selected ICE candidate pair, once there is one.
-    pub remote: Option<std::net::SocketAddr>,
+    /// The viewer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
+    /// there is one.
+    #[schema(value_type = Option<String>)]
+    pub remote_address: Option<std::net::SocketAddr>,
     /// RTP bytes and packets sent to the viewer (retransmissions included).
     pub bytes_sent: u64,
     pub packets_sent: u64,

@@ -70,7 +70,7 @@ fn fold(reply: &gst::StructureRef) -> ViewerStats {
     });
     let remote_id = pair.and_then(|p| p.get::<String>("remote-candidate-id").ok());
     let remote = remote_id.and_then(|id| all.iter().find(|s| s.get::<&str>("id").is_ok_and(|i| i == id)));
-    out.remote = remote.and_then(|s| {
+    out.remote_address = remote.and_then(|s| {
         let ip: std::net::IpAddr = s.get::<String>("address").ok()?.parse().ok()?;
         let port = u16::try_from(num(s, "port")).ok()?;
         Some(std::net::SocketAddr::new(ip, port))

@@ -98,31 +98,9 @@ pub struct SessionInfo {
     pub ice_restarts: u32,
     /// Where the session's POST came from (`ip:port`).
     pub client: Option<String>,
-    /// The viewer's media address: the selected ICE pair's remote end (`ip:port`), once connected.
-    pub remote_address: Option<String>,
-    /// RTP sent to the viewer, retransmissions included.
-    pub bytes_sent: u64,
-    pub packets_sent: u64,
-    /// Round-trip time from the viewer's last RTCP receiver report, ms.
-    pub rtt_ms: Option<f64>,
-    /// Fraction of video packets lost, from the viewer's last receiver report (0 to 1).
-    pub fraction_lost: Option<f64>,
-    /// NACKs and PLIs (+FIRs) the viewer sent.
-    pub nacks: u64,
-    pub plis: u64,
-}
-
-impl SessionInfo {
-    fn with_stats(mut self, s: ViewerStats) -> Self {
-        self.remote_address = s.remote.map(|a| a.to_string());
-        self.bytes_sent = s.bytes_sent;
-        self.packets_sent = s.packets_sent;
-        self.rtt_ms = s.rtt_ms;
-        self.fraction_lost = s.fraction_lost;
-        self.nacks = s.nacks;
-        self.plis = s.plis;
-        self
-    }
+    /// The transport's view: media address, bytes, packets, RTT, loss, NACKs, PLIs.
+    #[serde(flatten)]
+    pub transport: ViewerStats,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -263,9 +241,11 @@ impl Sessions {
     /// webrtcbin answers stats from its own thread).
     pub async fn sessions(&self) -> Vec<SessionInfo> {
         let all = self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default();
-        tokio::task::spawn_blocking(move || all.into_iter().map(|(info, v)| info.with_stats(v.stats())).collect())
-            .await
-            .unwrap_or_default()
+        tokio::task::spawn_blocking(move || {
+            all.into_iter().map(|(info, v)| SessionInfo { transport: v.stats(), ..info }).collect()
+        })
+        .await
+        .unwrap_or_default()
     }
 
     /// The media handle of a session (diagnostics and tests).

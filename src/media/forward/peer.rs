@@ -265,7 +265,7 @@ impl Peer {
             Event::PeerStats(s) => {
                 let mut t = self.stats.transport.lock().expect("stats lock");
                 if let Some(pair) = s.selected_candidate_pair {
-                    t.remote = Some(pair.remote.addr);
+                    t.remote_address = Some(pair.remote.addr);
                 }
                 if let Some(rtt) = s.rtt {
                     t.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);
