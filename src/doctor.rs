@@ -174,14 +174,7 @@ fn audio_name(a: &AudioSource) -> String {
 /// `/dev/dri/renderD*`: present and openable, or why hardware encoding is off.
 fn va_devices(cfg: &Config) -> Finding {
     let wants_va = cfg.encoding.order.iter().any(|e| matches!(e, Encoder::VaLp | Encoder::Va | Encoder::Vaapi));
-    let nodes: Vec<std::path::PathBuf> = std::fs::read_dir("/dev/dri")
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .map(|e| e.path())
-                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD")))
-                .collect()
-        })
-        .unwrap_or_default();
+    let nodes = media::encoder::render_nodes();
     if nodes.is_empty() {
         let level = if wants_va { Level::Warn } else { Level::Ok };
         let fix = "a GPU with its VA driver (intel-media-va-driver, mesa-va-drivers); in a container, pass /dev/dri";

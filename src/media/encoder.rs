@@ -85,11 +85,22 @@ fn probe_uncached(encoder: Encoder) -> Result<(), String> {
     encodes_frames(chain)
 }
 
+/// The GPU render nodes (`/dev/dri/renderD*`) VA-API encoders open; none: no GPU, or not passed into the
+/// container.
+pub fn render_nodes() -> Vec<std::path::PathBuf> {
+    std::fs::read_dir("/dev/dri")
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.path())
+                .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("renderD")))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Why an encoder's element does not exist, with what would provide it.
 fn missing(encoder: Encoder) -> String {
-    let dri = std::fs::read_dir("/dev/dri")
-        .map(|d| d.filter_map(Result::ok).any(|e| e.file_name().to_string_lossy().starts_with("renderD")))
-        .unwrap_or(false);
+    let dri = !render_nodes().is_empty();
     let plugin = |name: &str| gst::Registry::get().find_plugin(name).is_some();
     match encoder {
         Encoder::VaLp | Encoder::Va | Encoder::Vaapi => {
