@@ -496,6 +496,10 @@ pub fn drop_video_packets(
 /// what it saw: frames at the size, the picture's luma range, the loudest audio frequency. Panics when it did
 /// not play at `width`x`height`.
 pub async fn chromium_plays(srv: &TestServer, path: &str, width: u32, height: u32) -> serde_json::Value {
+    // One Chromium at a time per test binary: tests run side by side, and several browsers starting at once
+    // on two cores load the machine enough that a player once missed its 20 s in tests/feeds.rs.
+    static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    let _turn = ONE_AT_A_TIME.lock().await;
     let url = format!("{}{path}", srv.base);
     let out = tokio::process::Command::new("node")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
