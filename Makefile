@@ -15,11 +15,12 @@ test: test-deps
 
 ## bench: latency, time to first frame, encode cost and fan-out benchmarks; JSON in artifacts/bench/ (docs/performance.md)
 bench: test-deps
-	cargo build --release --locked --bin glasscast --example peer --example encode
+	cargo build --release --locked --bin glasscast --example peer --example encode --example conform
 	mkdir -p artifacts/bench
 	node bench/latency.mjs --peer target/release/examples/peer > artifacts/bench/latency.json
 	node bench/ttff.mjs --peer target/release/examples/peer > artifacts/bench/ttff.json
 	target/release/examples/encode > artifacts/bench/encode.json
+	target/release/examples/conform > artifacts/bench/conform.json
 	cd bench/loadclient && cargo build --release --locked
 	node bench/fanout.mjs > artifacts/bench/fanout.json
 

@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use glasscast::auth::{AdminTokenSource, IssueRequest};
 use glasscast::cli;
-use glasscast::config::{Config, LogFormat};
+use glasscast::config::Config;
 use glasscast::serve::{Server, display_host};
 
 /// Self-hosted, low-latency screen + audio streaming: encode once, watch in any browser over WHEP.
@@ -138,22 +138,6 @@ enum KeyCommand {
 /// How long the links printed at start work.
 const STARTUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
-fn init_logging(cfg: &Config) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&cfg.log.filter));
-    let json = match cfg.log.format {
-        LogFormat::Json => true,
-        LogFormat::Human => false,
-        LogFormat::Auto => !std::io::stderr().is_terminal(),
-    };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cfg = match Config::load(cli.config.as_deref()) {
@@ -169,7 +153,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => {
-            init_logging(&cfg);
+            glasscast::logging::init(&cfg.log).context("opening log.file")?;
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             rt.block_on(serve(cfg))
         }
@@ -217,6 +201,8 @@ fn resolve(cfg: &Config, t: TargetArgs) -> anyhow::Result<cli::Target> {
 
 async fn serve(cfg: Config) -> anyhow::Result<()> {
     let server = Server::start(&cfg).await?;
+    // Type=notify units wait for this (no-op elsewhere).
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
     let host = display_host(&cfg, server.addr);
     let base = format!("{}://{host}:{}", server.scheme(), server.addr.port());
     println!("glasscast is serving on {}", server.addr);

@@ -24,6 +24,8 @@ pub struct TlsInfo {
 
 pub struct Server {
     pub addr: SocketAddr,
+    /// The Prometheus scrape listener (`GET /metrics`), when `[metrics] enabled`.
+    pub metrics_addr: Option<SocketAddr>,
     pub sessions: Sessions,
     pub tls: Option<TlsInfo>,
     /// The forwarding transport, when `webrtc.transport = "forward"`.
@@ -74,6 +76,7 @@ impl Server {
     /// Starts every enabled stream and the listener. Returns once the listener is bound.
     pub async fn start(cfg: &Config) -> anyhow::Result<Self> {
         media::init().context("initializing GStreamer")?;
+        crate::telemetry::install();
         media::prewarm();
         // Each viewer holds ~10 file descriptors (sockets, pipes); the usual soft limit of 1024 would cap a
         // stream near 100 viewers. Raise it to the hard limit.
@@ -124,12 +127,16 @@ impl Server {
         }
         let sessions =
             session::spawn(streams, events_rx, Duration::from_secs(cfg.webrtc.connect_timeout_s.into()), auth.clone());
+        let handle = axum_server::Handle::new();
+        let metrics_addr = match cfg.metrics.enabled {
+            true => Some(serve_metrics(cfg, sessions.clone(), handle.clone())?),
+            false => None,
+        };
         let app = http::router(AppState::new(sessions.clone(), auth.clone(), cfg), &cfg.server.cors_origins);
         let listener = std::net::TcpListener::bind(cfg.listen_addr())
             .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
-        let handle = axum_server::Handle::new();
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
         let (task, tls) = if cfg.server.plain_http {
             let server = axum_server::from_tcp(listener)?.handle(handle.clone());
@@ -146,7 +153,7 @@ impl Server {
             let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
             (tokio::spawn(server.serve(service)), Some(info))
         };
-        Ok(Self { addr, sessions, tls, forward, auth, admin_token, supervisors, handle, task })
+        Ok(Self { addr, metrics_addr, sessions, tls, forward, auth, admin_token, supervisors, handle, task })
     }
 
     pub fn scheme(&self) -> &'static str {
@@ -174,9 +181,27 @@ impl Server {
             _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: shutting down"),
             _ = term.recv() => tracing::info!("SIGTERM: shutting down"),
         }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         self.shutdown().await;
         Ok(())
     }
+}
+
+/// Binds `[metrics] listen` and serves `GET /metrics` there (plain HTTP), shut down with the main listener.
+fn serve_metrics(
+    cfg: &Config,
+    sessions: Sessions,
+    handle: axum_server::Handle<SocketAddr>,
+) -> anyhow::Result<SocketAddr> {
+    let token = cfg.metrics.load_token().context("reading metrics.token_file")?;
+    let listener = std::net::TcpListener::bind(cfg.metrics.listen_addr())
+        .with_context(|| format!("listening for metrics on {} (metrics.listen)", cfg.metrics.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let service = http::metrics::router(sessions, token).into_make_service();
+    tokio::spawn(axum_server::from_tcp(listener)?.handle(handle).serve(service));
+    tracing::info!(%addr, "metrics at /metrics");
+    Ok(addr)
 }
 
 /// For a feed with `passthrough`: reads its H.264 (up to 8 s) and says whether browsers can take it as it is

@@ -47,6 +47,22 @@ pub enum AuthError {
     NotAdmin,
 }
 
+impl AuthError {
+    /// A short name for metrics (`glasscast_auth_failures_total{reason}`).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing => "missing",
+            Self::WrongScheme => "wrong-scheme",
+            Self::Malformed(_) => "malformed",
+            Self::Invalid(_) => "invalid",
+            Self::Expired => "expired",
+            Self::Revoked => "revoked",
+            Self::WrongStream(_) => "wrong-stream",
+            Self::NotAdmin => "not-admin",
+        }
+    }
+}
+
 /// Who a request is, once its token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Grant {

@@ -10,9 +10,11 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod auth;
+mod ops;
 mod stream;
 
 pub use auth::{AuthConfig, AuthMode};
+pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use stream::{AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, StreamConfig, VideoSource};
 
 /// Where the file is looked for when `--config` is not given.
@@ -40,6 +42,8 @@ pub struct Config {
     #[serde(default)]
     pub log: LogConfig,
     #[serde(default)]
+    pub metrics: MetricsConfig,
+    #[serde(default)]
     pub auth: AuthConfig,
     #[serde(default)]
     pub encoding: EncodingConfig,
@@ -53,6 +57,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             webrtc: WebrtcConfig::default(),
             log: LogConfig::default(),
+            metrics: MetricsConfig::default(),
             auth: AuthConfig::default(),
             encoding: EncodingConfig::default(),
             streams: default_streams(),
@@ -171,29 +176,6 @@ pub struct IceServer {
     pub credential: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    /// A tracing env-filter, e.g. `info` or `glasscast=debug,info`; `RUST_LOG` wins when set.
-    pub filter: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        Self { filter: "info".into(), format: LogFormat::Auto }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
-#[serde(try_from = "String")]
-pub enum LogFormat {
-    /// Human-readable on a terminal, JSON otherwise.
-    Auto,
-    Human,
-    Json,
-}
-
 fn default_streams() -> Vec<StreamConfig> {
     vec![StreamConfig::test_pattern("main")]
 }
@@ -293,9 +275,8 @@ impl Config {
                 format!("0 together with udp_port_min = 0, or >= udp_port_min ({})", w.udp_port_min),
             ));
         }
-        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
-            return Err(invalid("log.filter", &self.log.filter, format!("a tracing filter ({e})")));
-        }
+        self.log.validate()?;
+        self.metrics.validate()?;
         if self.streams.is_empty() {
             return Err(invalid("streams", "[]", "at least one [[streams]] entry"));
         }
@@ -459,17 +440,5 @@ mod tests {
         assert_eq!(load_toml("", &[]).expect("defaults").encoding.order, Encoder::ALL.to_vec());
         let e = err_text(load_toml("[[streams]]\nname = \"a\"\nencoder = \"h265\"\n", &[]));
         assert!(e.contains("h265") && e.contains("\"va-lp\"") && e.contains("\"x264\""), "{e}");
-    }
-}
-
-impl TryFrom<String> for LogFormat {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "auto" => Ok(Self::Auto),
-            "human" => Ok(Self::Human),
-            "json" => Ok(Self::Json),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"human\", \"json\")")),
-        }
     }
 }

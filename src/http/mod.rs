@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod limit;
+pub mod metrics;
 pub mod ops;
 pub mod problem;
 pub mod tls;
@@ -109,6 +110,7 @@ impl Caller {
         let ip = self.addr.map(|a| a.ip());
         let (method, route) = (&self.method, self.route.as_str());
         if let Some(wait) = st.limiter.blocked(ip, Instant::now()) {
+            crate::telemetry::auth_failure("rate-limited");
             tracing::info!(%method, route, client = ?ip, "refused: too many failed tokens from this address");
             return Err(ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -120,6 +122,7 @@ impl Caller {
         match check(self.authorization.as_deref()) {
             Ok(v) => Ok(v),
             Err(e) => {
+                crate::telemetry::auth_failure(e.kind());
                 if e != AuthError::Missing {
                     st.limiter.failed(ip, Instant::now());
                 }
@@ -161,6 +164,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/assets/{file}", get(web::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
+        .route_layer(middleware::from_fn(metrics::note_route))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))
@@ -168,6 +172,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         // Outside the timeout, so a 408 gets its problem body too.
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(TraceLayer::new_for_http())
+        .layer(middleware::from_fn(metrics::track))
         .with_state(state)
 }
 

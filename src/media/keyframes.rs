@@ -59,13 +59,6 @@ fn decide(state: &mut State, now: Instant) -> Result<(), Option<Duration>> {
     }
 }
 
-/// Swallows the probed event. (`PadProbeReturn::Drop` makes gstreamer-rs 0.25 unref it twice, a
-/// GStreamer-CRITICAL; taking it and answering `Handled` is the clean way.)
-fn drop_event(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
-    drop(info.take_event());
-    gst::PadProbeReturn::Handled
-}
-
 /// Installs the limiter on `pad` (the sink pad of the tee right after the encoder). Returns its counters.
 ///
 /// It also stops the encoder's *downstream* force-key-unit events there. GstVideoEncoder sends one ahead
@@ -75,7 +68,7 @@ fn drop_event(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
 /// keyframe per interval. The payloaders still send SPS/PPS with every keyframe (`config-interval=-1`).
 pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| match info.event() {
-        Some(ev) if gstreamer_video::DownstreamForceKeyUnitEvent::parse(ev).is_ok() => drop_event(info),
+        Some(ev) if gstreamer_video::DownstreamForceKeyUnitEvent::parse(ev).is_ok() => super::swallow(info),
         _ => gst::PadProbeReturn::Ok,
     });
     let state = Arc::new(Mutex::new(State::default()));
@@ -95,7 +88,7 @@ pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             }
-            Err(None) => drop_event(info),
+            Err(None) => super::swallow(info),
             Err(Some(delay)) => {
                 // Sent again through this pad when due; the probe then sees it as a new request and passes it.
                 let clock = gst::SystemClock::obtain();
@@ -110,7 +103,7 @@ pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
                 if scheduled.is_err() {
                     tracing::warn!("could not schedule a held keyframe request");
                 }
-                drop_event(info)
+                super::swallow(info)
             }
         }
     });

@@ -13,7 +13,9 @@ mod gate;
 mod handle;
 pub mod ice_restart;
 pub mod keyframes;
+mod meter;
 pub mod negotiate;
+mod pace;
 mod playout_delay;
 pub mod portal;
 pub mod probe;
@@ -40,6 +42,13 @@ use crate::ids::{SessionId, StreamName};
 /// Initializes GStreamer; call once before building pipelines.
 pub fn init() -> Result<(), gstreamer::glib::Error> {
     gstreamer::init()
+}
+
+/// Swallows the probed buffer or event. (`PadProbeReturn::Drop` makes gstreamer-rs 0.25 unref it twice, a
+/// GStreamer-CRITICAL; taking it and answering `Handled` is the clean way.)
+fn swallow(info: &mut gstreamer::PadProbeInfo) -> gstreamer::PadProbeReturn {
+    drop(info.data.take());
+    gstreamer::PadProbeReturn::Handled
 }
 
 /// A queue that drops its oldest data (leaky downstream) beyond `max_buffers` buffers or `max_time`
@@ -98,6 +107,8 @@ pub struct ViewerStats {
     /// Fraction of packets the viewer's last receiver report said were lost (0 to 1; video's, or the
     /// highest of the tracks where the transport cannot tell them apart).
     pub fraction_lost: Option<f64>,
+    /// Interarrival jitter from the viewer's last receiver report (video's, or the highest of the tracks).
+    pub jitter_ms: Option<f64>,
     /// NACKs and PLIs received from the viewer.
     pub nacks: u64,
     pub plis: u64,
@@ -106,8 +117,10 @@ pub struct ViewerStats {
 /// Why a viewer's connection ended, as seen by the media side.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ViewerEnd {
-    /// ICE or DTLS failed, or the peer vanished (consent/keepalive checks stopped being answered).
-    ConnectionFailed,
+    /// ICE failed, or the peer vanished (consent/keepalive checks stopped being answered).
+    IceFailed,
+    /// The DTLS handshake or the DTLS connection failed.
+    DtlsFailed,
     /// The peer closed the connection (DTLS close notify).
     Closed,
     /// An element of the viewer's branch posted an error.

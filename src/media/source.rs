@@ -216,27 +216,43 @@ pub fn test_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     Ok(chain)
 }
 
-/// `{videoconvert} - {videoscale} - {videorate} - {capsfilter}`: any raw video to the configured size and rate.
+/// Any raw video to the configured size, rate and I420. Sources with a fixed rate (test, X11, V4L2):
+/// `{videoconvert} - {videoscale} - {videorate drop-only} - {capsfilter I420 WxH@fps}`.
+/// Sources with a variable rate (portal, feeds): `(pace fps) {videoconvert} - {videoscale}
+/// - {capsfilter I420 WxH} - {capssetter framerate fps}`, where the pace is a probe on the chain's sink pad
+/// ([`super::pace`]).
 pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
-    let caps = gst::Caps::builder("video/x-raw")
+    let fixed_rate = matches!(cfg.source, VideoSource::Test | VideoSource::X11 { .. } | VideoSource::V4l2 { .. });
+    let mut caps = gst::Caps::builder("video/x-raw")
         .field("format", "I420")
         .field("width", cfg.width as i32)
         .field("height", cfg.height as i32)
-        .field("framerate", gst::Fraction::new(cfg.fps as i32, 1))
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
-    let filter =
-        gst::ElementFactory::make("capsfilter").property("caps", caps).build().context("creating capsfilter")?;
-    // drop-only: pass each frame on at once (dropping what exceeds the rate) instead of holding it until the
-    // next arrives to decide on duplicates, which delays every frame by one interval (33 ms at 30 fps). Only
-    // for sources with a fixed rate: drop-only cannot turn a variable rate (0/1: the portal's PipeWire
-    // stream, feeds without timing in their SPS) into a fixed one.
-    let drop_only = matches!(cfg.source, VideoSource::Test | VideoSource::X11 { .. } | VideoSource::V4l2 { .. });
-    let rate = gst::ElementFactory::make("videorate")
-        .property("drop-only", drop_only)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
+    let rate = gst::Fraction::new(cfg.fps as i32, 1);
+    if fixed_rate {
+        caps = caps.field("framerate", rate);
+    }
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property("caps", caps.build())
         .build()
-        .context("creating videorate")?;
-    Ok(vec![make("videoconvert")?, make("videoscale")?, rate, filter])
+        .context("creating capsfilter")?;
+    let convert = make("videoconvert")?;
+    if fixed_rate {
+        // drop-only: pass each frame on at once (dropping what exceeds the rate) instead of holding it until
+        // the next arrives to decide on duplicates, which delays every frame by one interval (33 ms at 30 fps).
+        let rate =
+            gst::ElementFactory::make("videorate").property("drop-only", true).build().context("creating videorate")?;
+        return Ok(vec![convert, make("videoscale")?, rate, filter]);
+    }
+    // videorate cannot take a variable rate (0/1) without holding every frame; the pace drops what exceeds
+    // the rate at the chain's entrance (before any conversion is paid for) and the caps state the nominal
+    // rate for the encoder.
+    super::pace::limit(&convert.static_pad("sink").context("videoconvert has a sink pad")?, cfg.fps);
+    let setter = gst::ElementFactory::make("capssetter")
+        .property("caps", gst::Caps::builder("video/x-raw").field("framerate", rate).build())
+        .build()
+        .context("creating capssetter (gstreamer1.0-plugins-good)")?;
+    Ok(vec![convert, make("videoscale")?, filter, setter])
 }
 
 /// `{audiotestsrc 440 Hz, frame_ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`

@@ -15,6 +15,7 @@ use super::encoder::{EncodeParams, Encoder, EncoderChoice, bitrate_kbps, build_e
 use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
+use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_for, probe, source};
 use crate::config::StreamConfig;
@@ -34,12 +35,19 @@ pub enum StreamState {
 #[derive(Debug, Clone)]
 pub struct StreamHealth {
     pub state: StreamState,
-    /// Encoded video frames so far.
+    /// Encoded video frames so far, and their bytes.
     pub frames: u64,
+    pub encoded_bytes: u64,
     pub last_frame_age: Option<Duration>,
     /// Encoded frames per second, smoothed over the last ~50 frames (and lower while frames stall); `None`
     /// before the second frame.
     pub encoded_fps: Option<f64>,
+    /// Raw frames that reached the encoder's queue (after the rate limit), and their rate likewise; 0 and
+    /// `None` for a passed-through feed.
+    pub raw_frames: u64,
+    pub raw_fps: Option<f64>,
+    /// Raw frames the encoder's queue dropped because the encoder was still busy with the previous one.
+    pub frames_dropped: u64,
     pub encoder: &'static str,
     /// Encoders tried before it, and why each was not used (`factory: reason`).
     pub encoders_rejected: Vec<String>,
@@ -78,11 +86,11 @@ struct Inner {
     /// The H.264 profile viewers receive.
     profile: H264Profile,
     state: Mutex<StreamState>,
-    frames: AtomicU64,
-    /// Microseconds since `epoch` of the last encoded frame, +1 (0: none yet), and the smoothed interval
-    /// between frames (µs, an exponentially weighted mean, stored as f64 bits; 0: not known yet).
-    last_frame_us: AtomicU64,
-    frame_interval_us: AtomicU64,
+    /// Encoded frames (at the H.264 tee), and raw frames entering the encoder's queue (`None`: passthrough).
+    encoded: Arc<FrameMeter>,
+    raw: Option<Arc<FrameMeter>>,
+    /// Raw frames the encoder's queue dropped (its overruns).
+    dropped: Arc<AtomicU64>,
     /// The encoder itself (its bitrate is read for health and set by congestion control).
     encoder_element: Option<gst::Element>,
     epoch: Instant,
@@ -118,6 +126,9 @@ fn tee(name: &str) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make("tee").name(name).property("allow-not-linked", true).build().context("creating tee")
 }
 
+/// The name of the queue in front of the encoder.
+const RAW_QUEUE: &str = "raw-queue";
+
 /// The capture + encode part of a stream, up to (not including) the H.264 tee:
 /// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
 /// Without an encoder it ends at the raw queue (to measure what the source alone costs).
@@ -132,7 +143,9 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
         super::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
     // Never let a slow encoder build up latency: keep only the newest raw frame.
-    video.push(super::leaky_queue(1, Duration::ZERO)?);
+    let queue = super::leaky_queue(1, Duration::ZERO)?;
+    queue.set_property("name", RAW_QUEUE);
+    video.push(queue);
     if let Some(encoder) = encoder {
         video.extend(build_encoder(
             encoder,
@@ -171,7 +184,7 @@ impl StreamPipeline {
     ///
     /// ```text
     /// {videotestsrc - clockoverlay | ximagesrc | v4l2src - decodebin | uridecodebin}
-    ///   - {videoconvert} - {videoscale} - {videorate} - {capsfilter}
+    ///   - {videoconvert} - {videoscale} - {videorate drop-only | pace + capssetter} - {capsfilter}
     ///   (- latency probe painted here when configured) - {queue leaky 1} - {x264enc} - {capsfilter h264} - {tee h264}
     ///       - per payload type: {rtph264pay} - {capssetter} - {tee rtp} - per viewer: {gate} - {queue} - {webrtcbin}
     /// {audiotestsrc | pulsesrc} - {audioconvert} - {audioresample} - {capsfilter} - {opusenc} - {tee opus}
@@ -213,6 +226,7 @@ impl StreamPipeline {
                 (Some(choice), video, Some(element))
             }
         };
+        let raw_queue = video.iter().find(|e| e.name() == RAW_QUEUE).cloned();
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         let attached_later =
@@ -254,11 +268,29 @@ impl StreamPipeline {
                     // A passed-through feed's bitrate is the camera's.
                     _ => Box::new(|_| {}),
                 };
-                let slot = fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad, on_loss)?;
+                let slot =
+                    fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad.clone(), on_loss)?;
                 Some((fwd.clone(), slot))
             }
             None => None,
         };
+        if let Some(e) = &encoder_element {
+            super::meter::time_encoder(e, name.to_string());
+        }
+        let epoch = Instant::now();
+        let encoded = FrameMeter::new(epoch);
+        encoded.attach(&encoded_pad);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let raw = raw_queue.map(|queue| {
+            let meter = FrameMeter::new(epoch);
+            meter.attach(&queue.static_pad("sink").expect("queue has a sink pad"));
+            let dropped = dropped.clone();
+            queue.connect("overrun", false, move |_| {
+                dropped.fetch_add(1, Ordering::Relaxed);
+                None
+            });
+            meter
+        });
         let inner = Arc::new(Inner {
             name,
             video,
@@ -267,32 +299,17 @@ impl StreamPipeline {
             encoder: choice,
             profile: passthrough.unwrap_or_default(),
             state: Mutex::new(StreamState::Starting),
-            frames: AtomicU64::new(0),
-            last_frame_us: AtomicU64::new(0),
-            frame_interval_us: AtomicU64::new(0),
+            encoded,
+            raw,
+            dropped,
             encoder_element,
-            epoch: Instant::now(),
+            epoch,
             ice,
             forward,
             keyframes,
             events,
             bus_task: Mutex::new(None),
             slot,
-        });
-        let weak = Arc::downgrade(&inner);
-        h264_tee.static_pad("sink").expect("tee has a sink pad").add_probe(gst::PadProbeType::BUFFER, move |_, _| {
-            if let Some(inner) = weak.upgrade() {
-                inner.frames.fetch_add(1, Ordering::Relaxed);
-                let now_us = inner.epoch.elapsed().as_micros() as u64 + 1;
-                let prev = inner.last_frame_us.swap(now_us, Ordering::Relaxed);
-                if prev > 0 {
-                    let dt = now_us.saturating_sub(prev) as f64;
-                    let old = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
-                    let smoothed = if old > 0.0 { old * 0.98 + dt * 0.02 } else { dt };
-                    inner.frame_interval_us.store(smoothed.to_bits(), Ordering::Relaxed);
-                }
-            }
-            gst::PadProbeReturn::Ok
         });
         Ok(Self { inner })
     }
@@ -336,17 +353,15 @@ impl StreamPipeline {
 
     pub fn health(&self) -> StreamHealth {
         let inner = &self.inner;
-        let last = inner.last_frame_us.load(Ordering::Relaxed);
-        let last_frame_age = (last > 0).then(|| inner.epoch.elapsed().saturating_sub(Duration::from_micros(last - 1)));
-        let interval = f64::from_bits(inner.frame_interval_us.load(Ordering::Relaxed));
-        // A stall counts at once: the time since the last frame when it is longer than the usual interval.
-        let since_last = last_frame_age.map_or(0.0, |a| a.as_micros() as f64);
-        let encoded_fps = (interval > 0.0).then(|| 1e6 / interval.max(since_last));
         StreamHealth {
             state: inner.state.lock().expect("state lock").clone(),
-            frames: inner.frames.load(Ordering::Relaxed),
-            last_frame_age,
-            encoded_fps,
+            frames: inner.encoded.count(),
+            encoded_bytes: inner.encoded.bytes(),
+            last_frame_age: inner.encoded.last_age(),
+            encoded_fps: inner.encoded.fps(),
+            raw_frames: inner.raw.as_ref().map_or(0, |m| m.count()),
+            raw_fps: inner.raw.as_ref().and_then(|m| m.fps()),
+            frames_dropped: inner.dropped.load(Ordering::Relaxed),
             encoder: inner.encoder.as_ref().map_or("passthrough", |c| c.encoder.factory()),
             encoders_rejected: inner.encoder.as_ref().map(EncoderChoice::rejected_reasons).unwrap_or_default(),
             viewer_pads: inner.video.viewer_pads() + inner.audio.as_ref().map_or(0, Fanout::viewer_pads),
@@ -379,7 +394,7 @@ impl StreamPipeline {
                 *slot.problem.lock().expect("slot lock") = Some("the screen cast ended".into());
                 slot.lost.send_modify(|n| *n += 1);
             }
-            gst::PadProbeReturn::Drop
+            super::swallow(info)
         });
         let (last, epoch) = (slot.last_buffer_us.clone(), self.inner.epoch);
         last.store(epoch.elapsed().as_micros() as u64 + 1, Ordering::Relaxed);

@@ -246,7 +246,16 @@ impl WebrtcbinViewer {
                     let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });
                 }
                 S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
-                    let why = if state == S::Failed { ViewerEnd::ConnectionFailed } else { ViewerEnd::Closed };
+                    let why = match state {
+                        S::Closed => ViewerEnd::Closed,
+                        // The peer connection fails when either ICE or DTLS does.
+                        _ if w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
+                            == gst_webrtc::WebRTCICEConnectionState::Failed =>
+                        {
+                            ViewerEnd::IceFailed
+                        }
+                        _ => ViewerEnd::DtlsFailed,
+                    };
                     let _ = events.send(MediaEvent::ViewerEnded { stream: stream_name.clone(), id, why });
                 }
                 _ => {}

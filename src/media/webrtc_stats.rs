@@ -56,6 +56,9 @@ fn fold(reply: &gst::StructureRef) -> ViewerStats {
                 if let Ok(lost) = s.get::<f64>("fraction-lost") {
                     out.fraction_lost = max(out.fraction_lost, lost);
                 }
+                if let Ok(jitter) = s.get::<f64>("jitter") {
+                    out.jitter_ms = max(out.jitter_ms, jitter * 1000.0);
+                }
             }
             _ => {}
         }

@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -9,8 +10,9 @@ use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Ses
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::StreamConfig;
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerHandle};
+use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
 use crate::sdpfrag::SdpFrag;
+use crate::telemetry::{self, EndReason};
 
 struct StreamEntry {
     pipeline: StreamPipeline,
@@ -33,6 +35,15 @@ struct Session {
     since: u64,
     /// The address its POST came from.
     client: Option<SocketAddr>,
+    /// When its POST arrived (setup time is measured from here to connected).
+    posted: Instant,
+    /// `session{session, stream, client}`: every log line about the session carries these (never a token).
+    span: tracing::Span,
+}
+
+/// Counts a session's end (`glasscast_sessions_ended_total`).
+fn ended(s: &Session, reason: EndReason) {
+    telemetry::session_ended(s.stream.as_str(), reason);
 }
 
 impl Session {
@@ -53,6 +64,7 @@ enum Done {
         id: SessionId,
         grant: Grant,
         client: Option<SocketAddr>,
+        posted: Instant,
         result: Result<(ViewerHandle, String), MediaError>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
@@ -75,15 +87,17 @@ const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Admission control: a stream with viewers is overloaded (more viewers would make every viewer's picture
 /// worse) when its encoder has fallen below 80% of its frame rate (the fan-out starves the encoder on this
-/// machine), or when the forwarding transport's mux sends packets more than [`MAX_SEND_LAG_MS`] after they
+/// machine) — of the configured rate, or of what its source delivers when that is less (a still screen, a
+/// 15 fps camera: a slow source is not the fan-out's doing) —, or when the forwarding transport's mux sends packets more than [`MAX_SEND_LAG_MS`] after they
 /// were made (its thread cannot keep up). Without viewers neither is the fan-out's doing, so joins are
 /// allowed. Returns why.
 fn overloaded(viewers: usize, health: &StreamHealth, target_fps: u32) -> Option<String> {
     if viewers == 0 {
         return None;
     }
-    if let Some(fps) = health.encoded_fps.filter(|fps| *fps < 0.8 * f64::from(target_fps)) {
-        return Some(format!("it encodes {fps:.1} of its {target_fps} frames per second with its current viewers"));
+    let expected = health.raw_fps.map_or(f64::from(target_fps), |raw| raw.min(f64::from(target_fps)));
+    if let Some(fps) = health.encoded_fps.filter(|fps| *fps < 0.8 * expected) {
+        return Some(format!("it encodes {fps:.1} of the {expected:.0} frames per second its source delivers"));
     }
     if let Some(lag) = health.send_lag_ms.filter(|lag| *lag > MAX_SEND_LAG_MS) {
         return Some(format!("its packets leave {lag:.0} ms after they are made (the media thread is saturated)"));
@@ -153,7 +167,10 @@ impl Manager {
                     Some(s) if !s.allows(&grant) => Err(SessionError::NotYourSession),
                     Some(_) => {
                         let s = self.sessions.remove(&id).expect("looked up above");
-                        tracing::info!(session = %id, stream = %s.stream, "session deleted by client");
+                        // The admin API ending someone else's session is a kick.
+                        let kicked = grant == Grant::Admin && s.owner != Grant::Admin;
+                        ended(&s, if kicked { EndReason::Kicked } else { EndReason::Closed });
+                        tracing::info!(parent: &s.span, kicked, "session deleted");
                         remove_in_background(s.viewer);
                         Ok(())
                     }
@@ -200,6 +217,9 @@ impl Manager {
                 let h = self.streams.iter().find(|(k, _)| k.as_str() == stream).map(|(_, e)| e.pipeline.health());
                 let _ = reply.send(h);
             }
+            Command::Healths { reply } => {
+                let _ = reply.send(self.streams.iter().map(|(k, e)| (k.clone(), e.pipeline.health())).collect());
+            }
             Command::StopStream { stream, reply } => {
                 let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
                     let _ = reply.send(Err(SessionError::UnknownStream(stream)));
@@ -208,7 +228,12 @@ impl Manager {
                 let name = name.clone();
                 let pipeline = entry.pipeline.clone();
                 let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
-                let viewers: Vec<_> = ids.iter().filter_map(|id| self.sessions.remove(id)).map(|s| s.viewer).collect();
+                let viewers: Vec<_> = ids
+                    .iter()
+                    .filter_map(|id| self.sessions.remove(id))
+                    .inspect(|s| ended(s, EndReason::Stopped))
+                    .map(|s| s.viewer)
+                    .collect();
                 tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
                 tokio::task::spawn_blocking(move || {
                     for v in viewers {
@@ -280,9 +305,10 @@ impl Manager {
         let pipeline = entry.pipeline.clone();
         let id = SessionId::random();
         let done = self.done_tx.clone();
+        let posted = Instant::now();
         tokio::spawn(async move {
             let result = pipeline.add_viewer(id, &offer).await;
-            let _ = done.send(Done::Negotiated { stream: name, id, grant, client, result, reply });
+            let _ = done.send(Done::Negotiated { stream: name, id, grant, client, posted, result, reply });
         });
     }
 
@@ -321,7 +347,7 @@ impl Manager {
         };
         if !restart {
             let n = session.viewer.add_remote_candidates(&frag);
-            tracing::debug!(session = %id, candidates = n, "trickle");
+            tracing::debug!(parent: &session.span, candidates = n, "trickle");
             let _ = reply.send(Ok(Patched::Trickled));
             return;
         }
@@ -334,11 +360,11 @@ impl Manager {
             Ok(answer) => {
                 session.ice_generation += 1;
                 session.etag = ETag::new(id, session.ice_generation);
-                tracing::info!(session = %id, generation = session.ice_generation, "ICE restarted");
+                tracing::info!(parent: &session.span, generation = session.ice_generation, "ICE restarted");
                 Ok(Patched::Restarted { etag: session.etag.clone(), frag: answer.render() })
             }
             Err(e) => {
-                tracing::warn!(session = %id, error = %e, "ICE restart failed");
+                tracing::warn!(parent: &session.span, error = %e, "ICE restart failed");
                 Err(SessionError::IceRestartFailed(e.to_string()))
             }
         };
@@ -347,7 +373,7 @@ impl Manager {
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated { stream, id, grant, client, result, reply } => {
+            Done::Negotiated { stream, id, grant, client, posted, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
                 }
@@ -360,7 +386,9 @@ impl Manager {
                             remove_in_background(viewer);
                             return;
                         }
-                        tracing::info!(session = %id, %stream, client = ?client, "session created");
+                        let span = tracing::info_span!("session", session = %id, %stream, client = ?client);
+                        tracing::info!(parent: &span, "session created");
+                        telemetry::session_started(stream.as_str());
                         let done = self.done_tx.clone();
                         let timeout = self.connect_timeout;
                         tokio::spawn(async move {
@@ -376,6 +404,8 @@ impl Manager {
                             owner: grant,
                             since: now_s(),
                             client,
+                            posted,
+                            span,
                         };
                         self.sessions.insert(id, session);
                     }
@@ -388,7 +418,8 @@ impl Manager {
             Done::ConnectDeadline { id } => {
                 if self.sessions.get(&id).is_some_and(|s| !s.connected) {
                     let s = self.sessions.remove(&id).expect("checked above");
-                    tracing::info!(session = %id, stream = %s.stream, "session never connected; ended");
+                    ended(&s, EndReason::Timeout);
+                    tracing::info!(parent: &s.span, "session never connected; ended");
                     remove_in_background(s.viewer);
                 }
             }
@@ -398,7 +429,7 @@ impl Manager {
     /// Ends the sessions whose token expired or was revoked (called every [`TOKEN_SWEEP`]).
     fn end_unauthorized(&mut self) {
         let now = now_s();
-        let ended: Vec<(SessionId, &'static str)> = self
+        let unauthorized: Vec<(SessionId, &'static str)> = self
             .sessions
             .iter()
             .filter_map(|(id, s)| match &s.owner {
@@ -408,9 +439,10 @@ impl Manager {
                 _ => None,
             })
             .collect();
-        for (id, why) in ended {
+        for (id, why) in unauthorized {
             if let Some(s) = self.sessions.remove(&id) {
-                tracing::info!(session = %id, stream = %s.stream, token = s.owner.token_id(), why, "session ended");
+                ended(&s, EndReason::Revoked);
+                tracing::info!(parent: &s.span, token_id = s.owner.token_id(), why, "session ended");
                 remove_in_background(s.viewer);
             }
         }
@@ -419,14 +451,26 @@ impl Manager {
     fn on_media(&mut self, ev: MediaEvent) {
         match ev {
             MediaEvent::ViewerConnected { stream, id } => {
-                if let Some(s) = self.sessions.get_mut(&id) {
+                if let Some(s) = self.sessions.get_mut(&id)
+                    && !s.connected
+                {
                     s.connected = true;
+                    telemetry::session_setup(stream.as_str(), s.posted.elapsed());
+                    tracing::info!(parent: &s.span, setup_ms = s.posted.elapsed().as_millis() as u64, "viewer connected");
                 }
-                tracing::info!(session = %id, %stream, "viewer connected");
             }
-            MediaEvent::ViewerEnded { stream, id, why } => {
+            MediaEvent::ViewerEnded { stream: _, id, why } => {
                 if let Some(s) = self.sessions.remove(&id) {
-                    tracing::info!(session = %id, %stream, ?why, "session ended");
+                    ended(
+                        &s,
+                        match why {
+                            ViewerEnd::Closed => EndReason::Closed,
+                            ViewerEnd::IceFailed => EndReason::IceFailed,
+                            ViewerEnd::DtlsFailed => EndReason::DtlsFailed,
+                            ViewerEnd::Error(_) => EndReason::Error,
+                        },
+                    );
+                    tracing::info!(parent: &s.span, ?why, "session ended");
                     remove_in_background(s.viewer);
                 }
             }
@@ -491,7 +535,8 @@ impl Manager {
     }
 
     async fn shutdown(&mut self) {
-        let viewers: Vec<_> = self.sessions.drain().map(|(_, s)| s.viewer).collect();
+        let viewers: Vec<_> =
+            self.sessions.drain().inspect(|(_, s)| ended(s, EndReason::Stopped)).map(|(_, s)| s.viewer).collect();
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
         let n = viewers.len();
         let _ = tokio::task::spawn_blocking(move || {
@@ -521,11 +566,19 @@ mod tests {
     use super::*;
 
     fn health(fps: Option<f64>, lag: Option<f64>) -> StreamHealth {
+        health_with_source(fps, None, lag)
+    }
+
+    fn health_with_source(fps: Option<f64>, raw_fps: Option<f64>, lag: Option<f64>) -> StreamHealth {
         StreamHealth {
             state: StreamState::Playing,
             frames: 100,
+            encoded_bytes: 0,
             last_frame_age: None,
             encoded_fps: fps,
+            raw_frames: 100,
+            raw_fps,
+            frames_dropped: 0,
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
             source_problem: None,
@@ -546,6 +599,17 @@ mod tests {
         assert!(!refuses(10, Some(24.0), 30), "80% exactly still passes");
         assert!(refuses(10, Some(23.9), 30));
         assert!(refuses(1, Some(0.5), 60));
+    }
+
+    #[test]
+    fn admission_holds_the_encoder_to_what_its_source_delivers() {
+        let refuses = |fps, raw| overloaded(10, &health_with_source(Some(fps), Some(raw), None), 30).is_some();
+        assert!(!refuses(15.0, 15.0), "a 15 fps camera is not a starving encoder");
+        assert!(!refuses(28.0, 28.5), "a still screen repeated by keepalive");
+        assert!(refuses(10.0, 15.0), "the encoder keeps two thirds of a slow source's frames");
+        assert!(refuses(20.0, 60.0), "a source faster than the configured rate still expects that rate");
+        let why = overloaded(10, &health_with_source(Some(10.0), Some(15.0), None), 30).expect("refused");
+        assert!(why.contains("10.0 of the 15"), "{why}");
     }
 
     #[test]

@@ -168,6 +168,9 @@ pub(crate) enum Command {
         stream: String,
         reply: oneshot::Sender<Option<StreamHealth>>,
     },
+    Healths {
+        reply: oneshot::Sender<Vec<(StreamName, StreamHealth)>>,
+    },
     StopStream {
         stream: String,
         reply: oneshot::Sender<Result<(), SessionError>>,
@@ -257,6 +260,11 @@ impl Sessions {
     pub async fn health(&self, stream: &str) -> Option<StreamHealth> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Health { stream, reply }).await.flatten()
+    }
+
+    /// Every stream's media health, by name.
+    pub async fn stream_healths(&self) -> Vec<(StreamName, StreamHealth)> {
+        self.ask(|reply| Command::Healths { reply }).await.unwrap_or_default()
     }
 
     /// Viewer branches linked to a stream's RTP tees (0 for an unknown stream).

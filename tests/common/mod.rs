@@ -60,8 +60,9 @@ pub async fn start_with_state(mut cfg: Config, _kept: &tempfile::TempDir) -> Tes
 async fn launch(mut cfg: Config, state: tempfile::TempDir) -> TestServer {
     init();
     cfg.server.listen = "127.0.0.1:0".into();
-    // Tests run side by side: never the fixed default media port.
+    // Tests run side by side: never the fixed default media or metrics port.
     cfg.webrtc.mux_port = 0;
+    cfg.metrics.listen = "127.0.0.1:0".into();
     let server = Server::start(&cfg).await.expect("server starts");
     let base = format!("{}://127.0.0.1:{}", server.scheme(), server.addr.port());
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));

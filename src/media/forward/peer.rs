@@ -67,6 +67,14 @@ fn negotiation(why: impl std::fmt::Display) -> MediaError {
     MediaError::Negotiation(why.to_string())
 }
 
+/// A str0m error that ends a peer: DTLS's own, or any other.
+fn ended_by(e: &str0m::RtcError) -> ViewerEnd {
+    match e {
+        str0m::RtcError::Dtls(_) => ViewerEnd::DtlsFailed,
+        _ => ViewerEnd::Error(format!("str0m: {e}")),
+    }
+}
+
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -181,7 +189,7 @@ impl Peer {
         let r = catch_unwind(AssertUnwindSafe(|| self.rtc.handle_input(input)));
         match r {
             Ok(Ok(())) => self.drain(send, events),
-            Ok(Err(e)) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m: {e}")))),
+            Ok(Err(e)) => events.push(PeerEvent::Ended(ended_by(&e))),
             Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
     }
@@ -194,7 +202,7 @@ impl Peer {
         events: &mut Vec<PeerEvent>,
     ) {
         if self.connected && now.duration_since(self.last_heard) >= SILENCE_TIMEOUT {
-            events.push(PeerEvent::Ended(ViewerEnd::ConnectionFailed));
+            events.push(PeerEvent::Ended(ViewerEnd::IceFailed));
             return;
         }
         self.handle(Input::Timeout(now), send, events);
@@ -216,7 +224,7 @@ impl Peer {
                 Ok(Ok(Output::Transmit(t))) => send(&t),
                 Ok(Ok(Output::Event(e))) => self.on_event(e, events),
                 Ok(Err(e)) => {
-                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m: {e}"))));
+                    events.push(PeerEvent::Ended(ended_by(&e)));
                     break;
                 }
                 Err(p) => {
@@ -259,6 +267,10 @@ impl Peer {
                     }
                     if let Some(loss) = s.loss {
                         t.fraction_lost = Some(loss.into());
+                    }
+                    if let Some(remote) = &s.remote {
+                        // In RTP timestamp units: video's clock is 90 kHz.
+                        t.jitter_ms = Some(f64::from(remote.jitter) / 90.0);
                     }
                 }
             }

@@ -1,0 +1,111 @@
+//! Operating glasscast: `[log]` and `[metrics]`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing env-filter, e.g. `info` or `glasscast=debug,info`; `RUST_LOG` wins when set.
+    pub filter: String,
+    pub format: LogFormat,
+    /// Also write the log to this file (JSON lines with format `auto`), rotated by size.
+    pub file: Option<PathBuf>,
+    /// Rotate the file once it reaches this many bytes, keeping `file_keep` older files (`FILE.1` newest).
+    pub file_max_bytes: u64,
+    pub file_keep: usize,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { filter: "info".into(), format: LogFormat::Auto, file: None, file_max_bytes: 10 << 20, file_keep: 5 }
+    }
+}
+
+impl LogConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.filter) {
+            return Err(invalid("log.filter", &self.filter, format!("a tracing filter ({e})")));
+        }
+        if self.file_max_bytes < 4096 {
+            return Err(invalid("log.file_max_bytes", self.file_max_bytes, "at least 4096 bytes"));
+        }
+        if !(1..=100).contains(&self.file_keep) {
+            return Err(invalid("log.file_keep", self.file_keep, "1 to 100 files"));
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// Human-readable on a terminal, JSON otherwise (under systemd, in a container).
+    Auto,
+    Human,
+    Json,
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match v.as_str() {
+            "auto" => Ok(Self::Auto),
+            "human" => Ok(Self::Human),
+            "json" => Ok(Self::Json),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"auto\", \"human\", \"json\")")),
+        }
+    }
+}
+
+/// The Prometheus scrape endpoint: its own plain-HTTP listener, so it can stay on localhost (or an internal
+/// network) while the player and WHEP face the users.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// Address and port of the listener serving `GET /metrics`.
+    pub listen: String,
+    /// A bearer token scrapers must send (`Authorization: Bearer ...`), or the file holding it. Neither: no
+    /// token (then keep `listen` on localhost or a trusted network).
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true, listen: "127.0.0.1:9464".into(), token: None, token_file: None }
+    }
+}
+
+impl MetricsConfig {
+    pub fn listen_addr(&self) -> SocketAddr {
+        self.listen.parse().expect("validated by MetricsConfig::validate")
+    }
+
+    /// The token scrapers must send, read from `token_file` when that is how it is given.
+    pub fn load_token(&self) -> std::io::Result<Option<String>> {
+        match (&self.token, &self.token_file) {
+            (Some(t), _) => Ok(Some(t.clone())),
+            (None, Some(path)) => Ok(Some(std::fs::read_to_string(path)?.trim().to_owned())),
+            (None, None) => Ok(None),
+        }
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.listen.parse::<SocketAddr>().is_err() {
+            return Err(invalid("metrics.listen", &self.listen, "an address and port such as 127.0.0.1:9464"));
+        }
+        if self.token.is_some() && self.token_file.is_some() {
+            return Err(invalid("metrics.token_file", &self.token_file, "token or token_file, not both"));
+        }
+        if self.token.as_ref().is_some_and(|t| t.len() < 16) {
+            return Err(invalid("metrics.token", "(hidden)", "at least 16 characters"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,136 @@
+//! Prometheus metrics: the recorder, every metric's name and meaning, and the functions that record them.
+//! Events are recorded where they happen (the session manager, the HTTP layer, the encoder's pads); what is
+//! a state (stream health, viewers' RTCP reports) is sampled at each scrape ([`scrape`]).
+//!
+//! Conventions: a `glasscast_` prefix, base units (seconds, bytes, bits per second), `_total` counters, and
+//! only bounded label values (stream names from the configuration, route templates, fixed reason lists;
+//! never a session id, a token or an address). Process metrics (`process_*`) come from `metrics-process`.
+
+mod scrape;
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+pub use scrape::scrape;
+
+/// Histogram buckets for every `_seconds` histogram: 1 ms to 10 s.
+const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the process-wide recorder once (later calls return the same handle). Until it is installed,
+/// recording is a no-op.
+pub fn install() -> &'static PrometheusHandle {
+    HANDLE.get_or_init(|| {
+        let handle = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .expect("the bucket list is not empty")
+            .install_recorder()
+            .expect("glasscast installs the only metrics recorder of its process");
+        describe();
+        gauge!("glasscast_build_info", "version" => env!("CARGO_PKG_VERSION")).set(1.0);
+        handle
+    })
+}
+
+/// Why a session ended (the `reason` label of `glasscast_sessions_ended_total`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The client sent DELETE or closed the connection.
+    Closed,
+    IceFailed,
+    DtlsFailed,
+    /// Never connected within `webrtc.connect_timeout_s`.
+    Timeout,
+    /// Its token expired, was revoked, or its signing key was retired.
+    Revoked,
+    /// An admin ended it (`glasscast kick`).
+    Kicked,
+    /// Its stream was stopped, or the server shut down.
+    Stopped,
+    Error,
+}
+
+impl EndReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Closed => "closed",
+            Self::IceFailed => "ice-failed",
+            Self::DtlsFailed => "dtls-failed",
+            Self::Timeout => "timeout",
+            Self::Revoked => "revoked",
+            Self::Kicked => "kicked",
+            Self::Stopped => "stopped",
+            Self::Error => "error",
+        }
+    }
+}
+
+pub fn session_started(stream: &str) {
+    counter!("glasscast_sessions_started_total", "stream" => stream.to_owned()).increment(1);
+}
+
+pub fn session_ended(stream: &str, reason: EndReason) {
+    counter!("glasscast_sessions_ended_total", "stream" => stream.to_owned(), "reason" => reason.as_str()).increment(1);
+}
+
+/// From the viewer's POST to its connection completing (ICE + DTLS).
+pub fn session_setup(stream: &str, took: Duration) {
+    histogram!("glasscast_session_setup_seconds", "stream" => stream.to_owned()).record(took.as_secs_f64());
+}
+
+/// One raw frame's time in the encoder (its input to its output).
+pub fn encode_latency(stream: &str, took: Duration) {
+    histogram!("glasscast_encode_latency_seconds", "stream" => stream.to_owned()).record(took.as_secs_f64());
+}
+
+/// `route`: the matched route template (`/whep/{stream}`), or `unmatched`.
+pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    let method = match method {
+        "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "OPTIONS" | "PUT" => method.to_owned(),
+        _ => "other".to_owned(),
+    };
+    let route = route.to_owned();
+    histogram!("glasscast_http_request_duration_seconds", "route" => route.clone(), "method" => method.clone())
+        .record(took.as_secs_f64());
+    counter!("glasscast_http_requests_total", "route" => route, "method" => method, "status" => status.to_string())
+        .increment(1);
+}
+
+/// `reason`: missing, wrong-scheme, malformed, invalid, expired, revoked, wrong-stream, not-admin,
+/// rate-limited.
+pub fn auth_failure(reason: &'static str) {
+    counter!("glasscast_auth_failures_total", "reason" => reason).increment(1);
+}
+
+fn describe() {
+    describe_gauge!("glasscast_build_info", "1, labelled with the running version");
+    describe_gauge!("glasscast_stream_state", "1 for the stream's current state (starting, playing, failed, stopped)");
+    describe_gauge!("glasscast_stream_producing", "1 while the stream encodes frames (its readiness)");
+    describe_gauge!("glasscast_stream_encoder_info", "1, labelled with the stream's encoder (or passthrough)");
+    describe_counter!("glasscast_frames_captured_total", "Raw frames that reached the encoder's queue");
+    describe_counter!("glasscast_frames_encoded_total", "Encoded video frames (passed-through ones for a feed)");
+    describe_counter!("glasscast_frames_dropped_total", "Raw frames dropped because the encoder was busy");
+    describe_counter!("glasscast_encoded_bytes_total", Unit::Bytes, "Encoded video bytes (rate() is the bitrate)");
+    describe_histogram!("glasscast_encode_latency_seconds", Unit::Seconds, "Time a frame spends in the encoder");
+    describe_gauge!("glasscast_encoder_bitrate_bits_per_second", "The encoder's target bitrate now");
+    describe_counter!("glasscast_keyframes_requested_total", "Keyframes asked for (joins, PLIs, FIRs)");
+    describe_counter!("glasscast_keyframes_sent_total", "Keyframe requests passed to the encoder (rate-limited)");
+    describe_gauge!("glasscast_send_lag_seconds", Unit::Seconds, "Forwarding transport: packet wait for the mux");
+    describe_gauge!("glasscast_sessions", "Current sessions by state (connecting, connected)");
+    describe_counter!("glasscast_sessions_started_total", "Sessions created (WHEP POST answered)");
+    describe_counter!("glasscast_sessions_ended_total", "Sessions ended, by reason");
+    describe_histogram!("glasscast_session_setup_seconds", Unit::Seconds, "From WHEP POST to ICE+DTLS connected");
+    describe_gauge!("glasscast_viewer_rtt_seconds", Unit::Seconds, "Viewers' RTT from RTCP (stat: mean, max)");
+    describe_gauge!("glasscast_viewer_fraction_lost", "Viewers' reported loss, 0-1 (stat: mean, max)");
+    describe_gauge!("glasscast_viewer_jitter_seconds", Unit::Seconds, "Viewers' reported jitter (stat: mean, max)");
+    describe_counter!("glasscast_viewer_nacks_total", "NACKs received from viewers");
+    describe_counter!("glasscast_viewer_plis_total", "PLIs and FIRs received from viewers");
+    describe_counter!("glasscast_viewer_sent_bytes_total", Unit::Bytes, "RTP bytes sent to viewers");
+    describe_counter!("glasscast_http_requests_total", "HTTP requests by route template, method and status");
+    describe_histogram!("glasscast_http_request_duration_seconds", Unit::Seconds, "HTTP request latency");
+    describe_counter!("glasscast_auth_failures_total", "Requests refused by access control, by reason");
+}

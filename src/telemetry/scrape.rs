@@ -1,0 +1,171 @@
+//! What is sampled at each scrape: every stream's health and every session's transport stats, turned into
+//! gauges and counters, then the recorder's text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use metrics::{counter, gauge};
+
+use crate::media::{StreamHealth, StreamState};
+use crate::session::{SessionInfo, Sessions};
+
+/// Samples the streams and sessions and renders every metric in the Prometheus text format.
+pub async fn scrape(sessions: &Sessions) -> String {
+    let handle = super::install();
+    let streams = sessions.stream_healths().await;
+    let list = sessions.sessions().await;
+    for (name, health) in &streams {
+        observe_stream(name.as_str(), health);
+    }
+    observe_sessions(streams.iter().map(|(n, _)| n.as_str()), &list);
+    process_collector().collect();
+    handle.run_upkeep();
+    handle.render()
+}
+
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: std::sync::OnceLock<metrics_process::Collector> = std::sync::OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let c = metrics_process::Collector::default();
+        c.describe();
+        c
+    })
+}
+
+fn observe_stream(name: &str, h: &StreamHealth) {
+    let current = match h.state {
+        StreamState::Starting => "starting",
+        StreamState::Playing => "playing",
+        StreamState::Failed(_) => "failed",
+        StreamState::Stopped => "stopped",
+    };
+    for state in ["starting", "playing", "failed", "stopped"] {
+        gauge!("glasscast_stream_state", "stream" => name.to_owned(), "state" => state)
+            .set(f64::from(u8::from(state == current)));
+    }
+    let s = || name.to_owned();
+    gauge!("glasscast_stream_producing", "stream" => s()).set(f64::from(u8::from(h.producing())));
+    gauge!("glasscast_stream_encoder_info", "stream" => s(), "encoder" => h.encoder).set(1.0);
+    counter!("glasscast_frames_captured_total", "stream" => s()).absolute(h.raw_frames);
+    counter!("glasscast_frames_encoded_total", "stream" => s()).absolute(h.frames);
+    counter!("glasscast_frames_dropped_total", "stream" => s()).absolute(h.frames_dropped);
+    counter!("glasscast_encoded_bytes_total", "stream" => s()).absolute(h.encoded_bytes);
+    gauge!("glasscast_encoder_bitrate_bits_per_second", "stream" => s()).set(f64::from(h.bitrate_kbps) * 1000.0);
+    counter!("glasscast_keyframes_requested_total", "stream" => s()).absolute(h.keyframes_requested);
+    counter!("glasscast_keyframes_sent_total", "stream" => s()).absolute(h.keyframes_sent);
+    if let Some(lag) = h.send_lag_ms {
+        gauge!("glasscast_send_lag_seconds", "stream" => s()).set(lag / 1000.0);
+    }
+}
+
+/// Per stream: current sessions, the mean and max of the viewers' RTT, loss and jitter (NaN without
+/// viewers reporting), and totals of NACKs, PLIs and bytes sent that never go down (a session's last
+/// numbers stay counted after it ends).
+fn observe_sessions<'a>(streams: impl Iterator<Item = &'a str>, list: &[SessionInfo]) {
+    let totals = totals().lock().expect("totals lock").update(list);
+    for stream in streams {
+        let of_stream: Vec<&SessionInfo> = list.iter().filter(|s| s.stream == stream).collect();
+        let connected = of_stream.iter().filter(|s| s.connected).count();
+        let st = || stream.to_owned();
+        gauge!("glasscast_sessions", "stream" => st(), "state" => "connected").set(connected as f64);
+        gauge!("glasscast_sessions", "stream" => st(), "state" => "connecting")
+            .set((of_stream.len() - connected) as f64);
+        let reported: [(&'static str, Vec<f64>); 3] = [
+            ("glasscast_viewer_rtt_seconds", of_stream.iter().filter_map(|s| s.transport.rtt_ms).map(ms).collect()),
+            ("glasscast_viewer_fraction_lost", of_stream.iter().filter_map(|s| s.transport.fraction_lost).collect()),
+            (
+                "glasscast_viewer_jitter_seconds",
+                of_stream.iter().filter_map(|s| s.transport.jitter_ms).map(ms).collect(),
+            ),
+        ];
+        for (metric, v) in reported {
+            let mean = if v.is_empty() { f64::NAN } else { v.iter().sum::<f64>() / v.len() as f64 };
+            let max = v.iter().copied().fold(f64::NAN, f64::max);
+            gauge!(metric, "stream" => st(), "stat" => "mean").set(mean);
+            gauge!(metric, "stream" => st(), "stat" => "max").set(max);
+        }
+        let t = totals.get(stream).copied().unwrap_or_default();
+        counter!("glasscast_viewer_nacks_total", "stream" => st()).absolute(t.nacks);
+        counter!("glasscast_viewer_plis_total", "stream" => st()).absolute(t.plis);
+        counter!("glasscast_viewer_sent_bytes_total", "stream" => st()).absolute(t.bytes);
+    }
+}
+
+fn ms(v: f64) -> f64 {
+    v / 1000.0
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Sums {
+    nacks: u64,
+    plis: u64,
+    bytes: u64,
+}
+
+impl Sums {
+    fn of(s: &SessionInfo) -> Self {
+        Self { nacks: s.transport.nacks, plis: s.transport.plis, bytes: s.transport.bytes_sent }
+    }
+
+    fn add(&mut self, o: Self) {
+        self.nacks += o.nacks;
+        self.plis += o.plis;
+        self.bytes += o.bytes;
+    }
+}
+
+/// Per-stream totals over every session seen: the live ones' current numbers plus the last numbers of
+/// those that ended.
+#[derive(Default)]
+struct Totals {
+    live: HashMap<String, (String, Sums)>,
+    ended: BTreeMap<String, Sums>,
+}
+
+impl Totals {
+    fn update(&mut self, list: &[SessionInfo]) -> BTreeMap<String, Sums> {
+        let now: HashMap<String, (String, Sums)> =
+            list.iter().map(|s| (s.id.clone(), (s.stream.clone(), Sums::of(s)))).collect();
+        for (id, (stream, last)) in self.live.drain() {
+            if !now.contains_key(&id) {
+                self.ended.entry(stream).or_default().add(last);
+            }
+        }
+        self.live = now;
+        let mut out = self.ended.clone();
+        for (stream, sums) in self.live.values() {
+            out.entry(stream.clone()).or_default().add(*sums);
+        }
+        out
+    }
+}
+
+fn totals() -> &'static Mutex<Totals> {
+    static TOTALS: std::sync::OnceLock<Mutex<Totals>> = std::sync::OnceLock::new();
+    TOTALS.get_or_init(Mutex::default)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::ViewerStats;
+
+    fn session(id: &str, nacks: u64) -> SessionInfo {
+        SessionInfo {
+            id: id.into(),
+            stream: "main".into(),
+            transport: ViewerStats { nacks, plis: 1, bytes_sent: 100, ..ViewerStats::default() },
+            ..SessionInfo::default()
+        }
+    }
+
+    #[test]
+    fn totals_keep_what_ended_sessions_counted() {
+        let mut t = Totals::default();
+        assert_eq!(t.update(&[session("a", 3), session("b", 4)])["main"], Sums { nacks: 7, plis: 2, bytes: 200 });
+        // b ended with 4 NACKs; a went on to 5.
+        assert_eq!(t.update(&[session("a", 5)])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
+        assert_eq!(t.update(&[])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
+        assert_eq!(t.update(&[session("c", 1)])["main"], Sums { nacks: 10, plis: 3, bytes: 300 });
+    }
+}
