@@ -50,16 +50,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-# The prefix ends up in ExecStart= and in a sed replacement: plain absolute paths only.
-[[ "$prefix" =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "--prefix must be an absolute path of [A-Za-z0-9._/+-]: $prefix"
-prefix=${prefix%/}
-if [ -n "$root" ]; then
-  [ -d "$root" ] || die "--root $root is not a directory"
-  root=$(cd "$root" && pwd)
-  if [ "$root" = / ]; then root=""; fi
-fi
-
-R=$root
+# shellcheck source=install-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
+check_prefix_and_root
 bin_dest="$R$prefix/bin/glasscast"
 lib_dir="$R$prefix/lib/glasscast"
 previous="$lib_dir/glasscast.previous"

@@ -34,14 +34,9 @@ while [ $# -gt 0 ]; do
   shift
 done
 
-[[ "$prefix" =~ ^/[A-Za-z0-9._/+-]*$ ]] || die "--prefix must be an absolute path of [A-Za-z0-9._/+-]: $prefix"
-prefix=${prefix%/}
-if [ -n "$root" ]; then
-  [ -d "$root" ] || die "--root $root is not a directory"
-  root=$(cd "$root" && pwd)
-  if [ "$root" = / ]; then root=""; fi
-fi
-R=$root
+# shellcheck source=install-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/install-common.sh"
+check_prefix_and_root
 
 host_systemd=0
 if [ -z "$root" ] && [ -d /run/systemd/system ]; then host_systemd=1; fi

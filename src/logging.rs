@@ -80,6 +80,35 @@ mod tests {
         }
     }
 
+    /// The query docs/operations.md gives (`jq 'select(.span.session == ID)'`) finds a line logged, as the
+    /// session manager does, with the session's span as explicit parent outside it.
+    #[test]
+    fn json_lines_carry_the_session_span_given_as_parent() {
+        #[derive(Clone, Default)]
+        struct Buf(std::sync::Arc<Mutex<Vec<u8>>>);
+        impl Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().expect("lock").extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::registry()
+            .with(fmt::layer().json().with_writer(move || writer.clone()).with_filter(EnvFilter::new("info")));
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("session", session = "abc123", stream = "main", client = "10.0.0.2:5000");
+            tracing::info!(parent: &span, "viewer connected");
+        });
+        let text = String::from_utf8(buf.0.lock().expect("lock").clone()).expect("utf-8");
+        let line: serde_json::Value = serde_json::from_str(text.lines().next().expect("a line")).expect("json");
+        assert_eq!(line["span"]["session"], "abc123", "{text}");
+        assert_eq!(line["span"]["stream"], "main");
+    }
+
     #[test]
     fn an_unusable_path_is_an_error_not_a_panic() {
         let dir = tempfile::tempdir().expect("tempdir");

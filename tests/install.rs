@@ -290,10 +290,14 @@ fn container_install_and_mode_conflicts() {
 
 #[test]
 fn scripts_pass_bash_n_and_shellcheck() {
-    for script in ["scripts/install.sh", "scripts/uninstall.sh"] {
+    for script in ["scripts/install.sh", "scripts/uninstall.sh", "scripts/install-common.sh"] {
         let out = Command::new("bash").arg("-n").arg(repo(script)).output().unwrap();
         assert!(out.status.success(), "bash -n {script}: {}", String::from_utf8_lossy(&out.stderr));
-        let out = Command::new("shellcheck").arg(repo(script)).output().expect("shellcheck (package shellcheck)");
+        let out = Command::new("shellcheck")
+            .args(["-x", "-P", "SCRIPTDIR"])
+            .arg(repo(script))
+            .output()
+            .expect("shellcheck (package shellcheck)");
         assert!(out.status.success(), "shellcheck {script}:\n{}", String::from_utf8_lossy(&out.stdout));
     }
 }
