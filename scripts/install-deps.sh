@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what glasscast needs that this Debian/Ubuntu/Pop!_OS machine lacks, and nothing else.
 #   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
-#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core, Xvfb
+#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core, Xvfb,
+#                                    Podman + podman-compose
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,11 @@ if [ "$want_test" -eq 1 ]; then
   # stand-in RTSP camera (scripts/testbed/rtsp-camera.py).
   pkgs+=(xvfb pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils dbus gstreamer1.0-pipewire
     sway xdg-desktop-portal xdg-desktop-portal-wlr python3-gi gir1.2-gst-rtsp-server-1.0)
+  # The container image and compose.yaml (tests/container.rs): Podman, a local Debian base image made with
+  # debootstrap, catatonit for `init: true`, and a venv for podman-compose (below).
+  pkgs+=(podman buildah slirp4netns runc catatonit debootstrap python3-venv)
+  # scripts/install.sh's tests (tests/install.rs): shellcheck, and systemd-analyze to verify the units.
+  pkgs+=(shellcheck systemd)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
@@ -68,6 +74,19 @@ if ! rust_ok; then
     curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y --profile minimal
   fi
   rust_ok || { echo "install-deps: Rust >= 1.95 is still missing" >&2; exit 1; }
+fi
+
+# podman-compose >= 1.1 from PyPI (Debian 12's 1.0.3 puts a `network_mode: host` service on a bridge
+# network anyway), pinned, in its own virtualenv so it cannot clash with Debian's Python packages.
+podman_compose_ok() {
+  local v; v=$(podman-compose version 2>/dev/null | sed -n 's/^podman-compose version \([0-9.]*\).*/\1/p' | head -n1)
+  [ -n "$v" ] && [ "$(printf '%s\n1.1.0\n' "$v" | sort -V | head -n1)" = "1.1.0" ]
+}
+if [ "$want_test" -eq 1 ] && ! podman_compose_ok; then
+  echo "install-deps: installing podman-compose 1.6.0 (pip, into /usr/local/lib/podman-compose)"
+  $sudo /usr/bin/python3 -m venv /usr/local/lib/podman-compose
+  $sudo /usr/local/lib/podman-compose/bin/pip install -q --disable-pip-version-check podman-compose==1.6.0
+  $sudo ln -sf /usr/local/lib/podman-compose/bin/podman-compose /usr/local/bin/podman-compose
 fi
 
 if [ "$want_test" -eq 1 ] && [ ! -d node_modules/playwright-core ]; then

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod remote;
 pub mod testbed;
 
 use std::sync::atomic::{AtomicU64, Ordering};
