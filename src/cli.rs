@@ -194,10 +194,24 @@ pub fn token_issue(
     ttl: Duration,
     label: Option<String>,
     max_sessions: Option<u32>,
+    publish: bool,
 ) -> anyhow::Result<()> {
-    let body =
-        serde_json::json!({ "stream": stream, "ttl_s": ttl.as_secs(), "label": label, "max_sessions": max_sessions });
+    let body = serde_json::json!({
+        "stream": stream, "ttl_s": ttl.as_secs(), "label": label, "max_sessions": max_sessions, "publish": publish
+    });
     let v = t.call(reqwest::Method::POST, "/tokens", Some(body))?;
+    if publish {
+        // OBS: Settings, Stream, Service "WHIP": Server = the URL, Bearer Token = the token.
+        let path = v["watch_path"].as_str().context("no watch_path in the answer")?;
+        println!("WHIP URL      {}{path}", t.server);
+        println!("Bearer token  {}", v["token"].as_str().context("no token in the answer")?);
+        println!(
+            "token id {} (publish) for `{stream}`, expires at {} (Unix time)",
+            v["id"].as_str().unwrap_or("?"),
+            v["expires_at"]
+        );
+        return Ok(());
+    }
     let link = format!("{}{}", t.server, v["watch_path"].as_str().context("no watch_path in the answer")?);
     let qr = qrcode::QrCode::new(link.as_bytes()).context("making the QR code")?;
     println!("{}", qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());

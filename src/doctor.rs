@@ -88,6 +88,11 @@ fn elements(cfg: &Config) -> Vec<Finding> {
 
 fn stream(cfg: &Config, s: &StreamConfig) -> Vec<Finding> {
     let what = |part: &str| format!("stream {} {part}", s.name);
+    if s.source == VideoSource::Whip {
+        // Nothing to open or encode here: the publisher brings both.
+        let detail = format!("relays what a WHIP publisher sends to POST /whip/{} (no encoder)", s.name);
+        return vec![finding(Level::Ok, what("source"), detail, None)];
+    }
     let mut out = Vec::new();
     match media::choose_encoder(s.encoder, &cfg.encoding.order) {
         Ok(choice) => {
@@ -117,6 +122,7 @@ fn stream(cfg: &Config, s: &StreamConfig) -> Vec<Finding> {
             Some("check the device with `glasscast sources`; is this user in the `video` group?")
         }
         VideoSource::Uri { .. } => Some("is the feed reachable from here (URL, credentials, firewall)?"),
+        VideoSource::Whip => None,
         VideoSource::Portal { .. } => Some(
             "run glasscast in the desktop user's session (its D-Bus session bus and PipeWire); the first start \
              shows the portal's chooser",
@@ -159,6 +165,7 @@ fn source_name(s: &VideoSource) -> String {
         VideoSource::X11 { display, .. } => format!("X11 display {}", display.as_deref().unwrap_or("$DISPLAY")),
         VideoSource::V4l2 { device } => format!("V4L2 {device}"),
         VideoSource::Uri { url, .. } => format!("feed {}", url.split('@').next_back().unwrap_or(url)),
+        VideoSource::Whip => "WHIP publisher".into(),
     }
 }
 

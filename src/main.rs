@@ -75,7 +75,7 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
-    /// Issue, list or revoke viewer tokens (admin API).
+    /// Issue, list or revoke viewer and publish tokens (admin API).
     Token {
         #[command(flatten)]
         target: TargetArgs,
@@ -116,6 +116,10 @@ enum TokenCommand {
         /// At most this many concurrent sessions with this token.
         #[arg(long)]
         max_sessions: Option<u32>,
+        /// A publish token for WHIP ingest (OBS, ffmpeg) to a `source = "whip"` stream, instead of a viewer
+        /// token; prints the WHIP URL and the bearer token to give the publisher.
+        #[arg(long)]
+        publish: bool,
     },
     /// List issued tokens (ids, labels, expiry, revoked; never the tokens).
     List,
@@ -185,8 +189,8 @@ fn main() -> anyhow::Result<()> {
         Command::Token { target, command } => {
             let t = resolve(&cfg, target)?;
             match command {
-                TokenCommand::Issue { stream, ttl, label, max_sessions } => {
-                    cli::token_issue(&t, &stream, ttl, label, max_sessions)
+                TokenCommand::Issue { stream, ttl, label, max_sessions, publish } => {
+                    cli::token_issue(&t, &stream, ttl, label, max_sessions, publish)
                 }
                 TokenCommand::List => cli::token_list(&t),
                 TokenCommand::Revoke { id } => cli::token_revoke(&t, &id),
@@ -216,6 +220,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
                 ttl: STARTUP_LINK_TTL,
                 label: Some("printed at start".into()),
                 max_sessions: None,
+                publish: false,
             };
             let (token, _) = server.auth.issue(&req).context("issuing a viewer token")?;
             format!("#token={token}")

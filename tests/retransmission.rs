@@ -56,13 +56,15 @@ async fn lost_packets_come_back(srv: TestServer) {
 
     assert!(v.gets_frames(90, 30).await, "frames keep decoding with 2.5% loss");
     assert!(dropped.load(Ordering::Relaxed) >= 5, "the test dropped packets");
-    // On webrtcbin the server's RTX sender shows it answered every NACK it got with a retransmission.
+    // On webrtcbin the server's RTX sender shows it answered the NACKs it got with retransmissions.
     let id = glasscast::ids::SessionId::parse(resp_loc.rsplit('/').next().expect("id")).expect("session id");
     let handle = srv.server.sessions.viewer(id).await.expect("session");
     if let Some(server) = handle.webrtcbin_weak().and_then(|w| w.upgrade()) {
         let tx = find_by_factory(server.downcast_ref::<gst::Bin>().expect("bin"), "rtprtxsend").expect("server RTX");
         let (requests, resent) = (tx.property::<u32>("num-rtx-requests"), tx.property::<u32>("num-rtx-packets"));
-        assert!(requests >= 1 && resent == requests, "server: {requests} NACKed packets, {resent} resent");
+        // Its history is time-bounded: on a loaded machine (CI, two cores) a NACK can come after a packet left
+        // it, so most, not strictly all, are answered.
+        assert!(requests >= 1 && resent * 10 >= requests * 8, "server: {requests} NACKed packets, {resent} resent");
     }
     // Either way the client got them back.
     let rx =

@@ -45,6 +45,10 @@ pub enum AuthError {
     WrongStream(String),
     #[error("this needs the admin token")]
     NotAdmin,
+    #[error("this is a publish token: it publishes to POST /whip/{{stream}}, it does not watch")]
+    PublishOnly,
+    #[error("publishing needs a publish token (`glasscast token issue --publish`), not a viewer token")]
+    NotPublish,
 }
 
 impl AuthError {
@@ -59,6 +63,8 @@ impl AuthError {
             Self::Revoked => "revoked",
             Self::WrongStream(_) => "wrong-stream",
             Self::NotAdmin => "not-admin",
+            Self::PublishOnly => "publish-token",
+            Self::NotPublish => "not-publish",
         }
     }
 }
@@ -82,6 +88,8 @@ pub struct ViewerGrant {
     /// Unix seconds.
     pub expires_at: u64,
     pub max_sessions: Option<u32>,
+    /// A publish token (WHIP ingest) rather than a viewer token; neither does the other's job.
+    pub publish: bool,
 }
 
 impl Grant {
@@ -113,6 +121,8 @@ struct Claims {
     label: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     max_sessions: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    publish: bool,
 }
 
 /// What to issue.
@@ -123,6 +133,8 @@ pub struct IssueRequest {
     pub ttl: Duration,
     pub label: Option<String>,
     pub max_sessions: Option<u32>,
+    /// A publish token (WHIP) instead of a viewer token.
+    pub publish: bool,
 }
 
 /// Access control's handle. Cheap to clone.
@@ -229,10 +241,21 @@ impl Auth {
         self.verify_viewer(token).map(Grant::Viewer)
     }
 
-    /// Like [`Auth::authenticate`], and the token must cover `stream`.
+    /// Like [`Auth::authenticate`], and the token must be a viewer token (or the admin's) covering `stream`.
     pub fn authorize_stream(&self, header: Option<&str>, stream: &str) -> Result<Grant, AuthError> {
         let grant = self.authenticate(header)?;
         match &grant {
+            Grant::Viewer(v) if v.publish => Err(AuthError::PublishOnly),
+            Grant::Viewer(v) if !grant.covers(stream) => Err(AuthError::WrongStream(v.stream.clone())),
+            _ => Ok(grant),
+        }
+    }
+
+    /// Like [`Auth::authenticate`], and the token must be a publish token (or the admin's) covering `stream`.
+    pub fn authorize_publish(&self, header: Option<&str>, stream: &str) -> Result<Grant, AuthError> {
+        let grant = self.authenticate(header)?;
+        match &grant {
+            Grant::Viewer(v) if !v.publish => Err(AuthError::NotPublish),
             Grant::Viewer(v) if !grant.covers(stream) => Err(AuthError::WrongStream(v.stream.clone())),
             _ => Ok(grant),
         }
@@ -274,6 +297,7 @@ impl Auth {
             label: c.label,
             expires_at: c.exp,
             max_sessions: c.max_sessions,
+            publish: c.publish,
         })
     }
 
@@ -308,6 +332,7 @@ impl Auth {
             issued_at: now,
             expires_at: now + req.ttl.as_secs().max(1),
             max_sessions: req.max_sessions,
+            publish: req.publish,
         };
         let claims = Claims {
             jti: issued.id.clone(),
@@ -316,6 +341,7 @@ impl Auth {
             exp: issued.expires_at,
             label: issued.label.clone(),
             max_sessions: issued.max_sessions,
+            publish: issued.publish,
         };
         let token = {
             let keys = self.inner.keys.read().expect("keys lock");
@@ -359,8 +385,13 @@ mod tests {
     }
 
     fn viewer(a: &Auth, stream: &str, ttl_s: u64) -> String {
-        let req =
-            IssueRequest { stream: stream.into(), ttl: Duration::from_secs(ttl_s), label: None, max_sessions: None };
+        let req = IssueRequest {
+            stream: stream.into(),
+            ttl: Duration::from_secs(ttl_s),
+            label: None,
+            max_sessions: None,
+            publish: false,
+        };
         a.issue(&req).expect("issue").0
     }
 
@@ -404,8 +435,15 @@ mod tests {
         );
         let forged = format!("Bearer {head}.{forged_claims}.{sig}");
         assert_eq!(a.authenticate(Some(&forged)), Err(AuthError::Invalid("bad signature".into())));
-        let claims =
-            Claims { jti: "old".into(), stream: "main".into(), iat: 1, exp: 2, label: None, max_sessions: None };
+        let claims = Claims {
+            jti: "old".into(),
+            stream: "main".into(),
+            iat: 1,
+            exp: 2,
+            label: None,
+            max_sessions: None,
+            publish: false,
+        };
         let keys = a.inner.keys.read().expect("keys lock");
         let header = Header { kid: Some(keys.current.clone()), ..Header::new(Algorithm::HS256) };
         let old = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(keys.current_key())).expect("sign");

@@ -138,6 +138,9 @@ pub struct Issued {
     pub issued_at: u64,
     pub expires_at: u64,
     pub max_sessions: Option<u32>,
+    /// A publish token (WHIP); older ledgers have none.
+    #[serde(default)]
+    pub publish: bool,
 }
 
 /// Issued tokens and revocations (token id -> its expiry, kept until then).
@@ -219,6 +222,7 @@ mod tests {
             issued_at: 10,
             expires_at: 100,
             max_sessions: None,
+            publish: false,
         };
         l.issued.insert(t.id.clone(), t.clone());
         l.revoked.insert("x".into(), 50);

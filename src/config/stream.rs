@@ -39,6 +39,10 @@ pub enum VideoSource {
         #[serde(default = "yes")]
         passthrough: bool,
     },
+    /// A WHIP publisher (OBS, ffmpeg, GStreamer, a browser) sends H.264 and Opus to `POST /whip/NAME` with a
+    /// publish token; glasscast relays them to every viewer without decoding or encoding. The stream's audio
+    /// is the publisher's (`audio = "none"` drops it); width, height, fps and bitrate are the publisher's.
+    Whip,
 }
 
 /// How the pointer appears in portal capture.
@@ -58,12 +62,13 @@ impl FromStr for VideoSource {
             "test" => Ok(Self::Test),
             "x11" => Ok(Self::X11 { display: None, show_pointer: true }),
             "portal" => Ok(Self::Portal { cursor: PortalCursor::default() }),
+            "whip" => Ok(Self::Whip),
             "v4l2" | "uri" => Err(format!(
                 "`{v}` needs options: write a table, e.g. source = {{ kind = \"{v}\", {} }}",
                 if v == "v4l2" { "device = \"/dev/video0\"" } else { "url = \"rtsp://camera/stream\"" }
             )),
             _ => Err(format!(
-                "unknown value \"{v}\" (allowed: \"test\", \"x11\", \"portal\", or a table with kind = \"v4l2\" or \"uri\")"
+                "unknown value \"{v}\" (allowed: \"test\", \"x11\", \"portal\", \"whip\", or a table with kind = \"v4l2\" or \"uri\")"
             )),
         }
     }

@@ -30,7 +30,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
 /// The OpenAPI document of glasscast's HTTP API (the admin API and WHEP), generated from the handlers.
 #[derive(OpenApi)]
 #[openapi(
-    info(title = "glasscast", description = "Admin API (admin token), WHEP endpoints and the stream list (viewer or admin token)."),
+    info(title = "glasscast", description = "Admin API (admin token), WHEP endpoints and the stream list (viewer or admin token), WHIP ingest (publish or admin token)."),
     paths(
         streams,
         stop_stream,
@@ -45,7 +45,9 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         super::web::streams,
         whep::create,
         whep::patch,
-        whep::delete
+        whep::delete,
+        super::whip::create,
+        super::whip::delete
     ),
     components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),
     modifiers(&BearerAuth)
@@ -154,6 +156,9 @@ struct IssueBody {
     ttl_s: Option<u64>,
     label: Option<String>,
     max_sessions: Option<u32>,
+    /// Issue a publish token (it publishes to POST /whip/{stream} and cannot watch) instead of a viewer token.
+    #[serde(default)]
+    publish: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -164,13 +169,15 @@ struct TokenInfo {
     issued_at: u64,
     expires_at: u64,
     max_sessions: Option<u32>,
+    /// A publish token (WHIP ingest) rather than a viewer token.
+    publish: bool,
     revoked: bool,
 }
 
 impl TokenInfo {
     fn of(t: Issued, revoked: bool) -> Self {
-        let Issued { id, stream, label, issued_at, expires_at, max_sessions } = t;
-        Self { id, stream, label, issued_at, expires_at, max_sessions, revoked }
+        let Issued { id, stream, label, issued_at, expires_at, max_sessions, publish } = t;
+        Self { id, stream, label, issued_at, expires_at, max_sessions, publish, revoked }
     }
 }
 
@@ -230,14 +237,21 @@ async fn issue_token(
         ttl: Duration::from_secs(ttl_s),
         label: body.label,
         max_sessions: body.max_sessions,
+        publish: body.publish,
     };
     let (token, issued) = st.auth.issue(&req).map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "issuing a token");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token-store", "could not record the token")
     })?;
-    tracing::info!(token = %issued.id, stream = %issued.stream, label = ?issued.label, "viewer token issued");
+    let kind = if issued.publish { "publish" } else { "viewer" };
+    tracing::info!(token = %issued.id, stream = %issued.stream, label = ?issued.label, kind, "token issued");
     let stream_path = if issued.stream == "*" { String::new() } else { format!("/watch/{}", issued.stream) };
-    let watch_path = format!("{}#token={token}", if stream_path.is_empty() { "/" } else { &stream_path });
+    // A publish token's "link" is the WHIP endpoint (the token goes in its Authorization header).
+    let watch_path = if issued.publish {
+        format!("/whip/{}", issued.stream)
+    } else {
+        format!("{}#token={token}", if stream_path.is_empty() { "/" } else { &stream_path })
+    };
     let out = IssuedToken { info: TokenInfo::of(issued, false), token, watch_path };
     Ok((StatusCode::CREATED, Json(out)).into_response())
 }

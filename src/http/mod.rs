@@ -11,6 +11,7 @@ pub mod problem;
 pub mod tls;
 pub mod web;
 pub mod whep;
+pub mod whip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -153,6 +154,8 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             "/whep/sessions/{id}",
             axum::routing::patch(whep::patch).delete(whep::delete).options(whep::options_session),
         )
+        .route("/whip/{stream}", post(whip::create).options(whip::options_endpoint))
+        .route("/whip/sessions/{id}", axum::routing::delete(whip::delete).options(whip::options_session))
         .layer(cors(cors_origins))
         .layer(middleware::from_fn(whep::advertise_on_preflight));
     Router::new()

@@ -91,6 +91,8 @@ impl From<SessionError> for ApiError {
             SessionError::NotYourSession => Self::new(S::FORBIDDEN, "not-your-session", detail),
             SessionError::StartFailed(..) => Self::new(S::INTERNAL_SERVER_ERROR, "stream-start-failed", detail),
             SessionError::TokenSessionLimit(_) => Self::new(S::TOO_MANY_REQUESTS, "token-session-limit", detail),
+            SessionError::NotWhip(_) => Self::new(S::CONFLICT, "not-a-whip-stream", detail),
+            SessionError::AlreadyPublished(_) => Self::new(S::CONFLICT, "already-published", detail),
         }
     }
 }
@@ -108,7 +110,7 @@ impl From<AuthError> for ApiError {
             AuthError::Invalid(_) | AuthError::Expired | AuthError::Revoked => {
                 (S::UNAUTHORIZED, "invalid-token", Some("invalid_token"))
             }
-            AuthError::WrongStream(_) | AuthError::NotAdmin => {
+            AuthError::WrongStream(_) | AuthError::NotAdmin | AuthError::PublishOnly | AuthError::NotPublish => {
                 (S::FORBIDDEN, "insufficient-scope", Some("insufficient_scope"))
             }
         };

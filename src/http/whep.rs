@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState, Caller, read_body};
 use crate::config::IceServer;
 use crate::ids::SessionId;
-use crate::session::{Patched, SessionError};
+use crate::session::{Created, Patched, SessionError};
 
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -31,7 +31,7 @@ pub fn require_content_type(headers: &HeaderMap, expected: &str) -> Result<(), A
 }
 
 /// The body as UTF-8 text (413 over the limit, 400 when not text).
-fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Result<String, ApiError> {
+pub fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Result<String, ApiError> {
     let bytes = read_body(body)?;
     String::from_utf8(bytes.to_vec())
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, what, "the body is not UTF-8 text"))
@@ -56,7 +56,7 @@ pub fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
     links
 }
 
-fn session_id(raw: &str) -> Result<SessionId, ApiError> {
+pub fn session_id(raw: &str) -> Result<SessionId, ApiError> {
     SessionId::parse(raw).ok_or_else(|| SessionError::UnknownSession.into())
 }
 
@@ -78,21 +78,30 @@ pub async fn create(
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
     let created = st.sessions.offer(&stream, offer, grant, caller.addr).await?;
+    Ok(created_response(created, "/whep/sessions", &st.ice_servers, true))
+}
+
+/// 201 with the answer, the session resource's `Location` (under `sessions`), its ETag, and the STUN/TURN
+/// servers as `Link` headers (WHEP and WHIP alike). `patchable`: the resource takes PATCH (trickle, ICE
+/// restart).
+pub fn created_response(created: Created, sessions: &str, ice_servers: &[IceServer], patchable: bool) -> Response {
     let mut resp = (StatusCode::CREATED, created.answer).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
     h.insert(
         header::LOCATION,
-        HeaderValue::from_str(&format!("/whep/sessions/{}", created.id)).expect("hex is a valid header"),
+        HeaderValue::from_str(&format!("{sessions}/{}", created.id)).expect("hex is a valid header"),
     );
     h.insert(header::ETAG, HeaderValue::from_str(created.etag.as_str()).expect("etag is ASCII"));
-    h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
-    for link in ice_server_links(&st.ice_servers) {
+    if patchable {
+        h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
+    }
+    for link in ice_server_links(ice_servers) {
         if let Ok(v) = HeaderValue::from_str(&link) {
             h.append(header::LINK, v);
         }
     }
-    Ok(resp)
+    resp
 }
 
 /// `PATCH /whep/sessions/{id}`: trickle (204), or an ICE restart (new ufrag/pwd, `If-Match` required): 200 with

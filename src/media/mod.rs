@@ -19,6 +19,7 @@ mod pace;
 mod playout_delay;
 pub mod portal;
 pub mod probe;
+mod publisher;
 mod source;
 mod stream;
 pub mod supervise;
@@ -26,12 +27,14 @@ pub mod sync_marks;
 pub mod trial;
 mod viewer;
 mod webrtc_stats;
+pub mod whip_offer;
 
 pub use encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
 pub use gate::GateStats;
 pub use handle::ViewerHandle;
 pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for};
+pub use publisher::Publisher;
 pub use stream::{StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
 pub use viewer::{IceSettings, WebrtcbinViewer};
 
@@ -130,7 +133,27 @@ pub enum ViewerEnd {
 /// What the media side reports to the session manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    ViewerConnected { stream: StreamName, id: SessionId },
-    ViewerEnded { stream: StreamName, id: SessionId, why: ViewerEnd },
-    StreamFailed { stream: StreamName, reason: String },
+    ViewerConnected {
+        stream: StreamName,
+        id: SessionId,
+    },
+    /// A WHIP publisher's connection completed, or ended.
+    PublisherConnected {
+        stream: StreamName,
+        id: SessionId,
+    },
+    PublisherEnded {
+        stream: StreamName,
+        id: SessionId,
+        why: ViewerEnd,
+    },
+    ViewerEnded {
+        stream: StreamName,
+        id: SessionId,
+        why: ViewerEnd,
+    },
+    StreamFailed {
+        stream: StreamName,
+        reason: String,
+    },
 }

@@ -62,7 +62,7 @@ fn extmap_id(media: &gst_sdp::SDPMediaRef, uri: &str) -> Option<u8> {
     })
 }
 
-fn malformed(why: impl Into<String>) -> MediaError {
+pub(super) fn malformed(why: impl Into<String>) -> MediaError {
     MediaError::MalformedOffer(why.into())
 }
 
@@ -92,7 +92,7 @@ fn profile_rank(plid: &str, profile: H264Profile) -> Option<u8> {
     }
 }
 
-fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
+pub(super) fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
     for a in media.attributes() {
         match a.key() {
             "sendrecv" => return "sendrecv",
@@ -106,7 +106,7 @@ fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
 }
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` for `pt`: (name, clock rate).
-fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
+pub(super) fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
     media.attributes().filter(|a| a.key() == "rtpmap").find_map(|a| {
         let (p, rest) = a.value()?.trim().split_once(' ')?;
         if p.parse::<u8>().ok()? != pt {
@@ -120,7 +120,7 @@ fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
 }
 
 /// The `a=fmtp:<pt> k=v;k=v` parameter `key` for `pt`.
-fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
+pub(super) fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
     media.attributes().filter(|a| a.key() == "fmtp").find_map(|a| {
         let (p, params) = a.value()?.trim().split_once(' ')?;
         if p.parse::<u8>().ok()? != pt {
@@ -134,11 +134,11 @@ fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String>
 }
 
 /// The m-line's RTP payload types; anything that is not a 7-bit number (RFC 3550) is ignored.
-fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
+pub(super) fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
     media.formats().filter_map(|f| f.parse::<u8>().ok()).filter(|pt| *pt <= 127)
 }
 
-fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
+pub(super) fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
     let mut names: Vec<String> = Vec::new();
     for pt in payload_types(media) {
         let name = match rtpmap(media, pt) {
@@ -179,25 +179,16 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32, profile: H264Profile) -> 
     best.map(|(_, pick)| pick)
 }
 
-fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
+pub(super) fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
     payload_types(media).find_map(|pt| {
         let (name, clock) = rtpmap(media, pt)?;
         (name.eq_ignore_ascii_case("opus") && clock == 48_000).then_some(AudioPick { mline, pt })
     })
 }
 
-/// Parses and checks a WHEP offer for a constrained-baseline stream. `with_audio`: whether the stream has
-/// an audio track to send.
-pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
-    plan_offer_for(text, with_audio, H264Profile::ConstrainedBaseline)
-}
-
-/// [`plan_offer`] for a stream of `profile`.
-pub fn plan_offer_for(
-    text: &str,
-    with_audio: bool,
-    profile: H264Profile,
-) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+/// The checks every offer passes (WHEP and WHIP): SDP that parses, with media sections, ICE credentials,
+/// a DTLS fingerprint and a setup role. Returns it with its ICE ufrag.
+pub(super) fn parse_offer(text: &str) -> Result<(gst_sdp::SDPMessage, String), MediaError> {
     if !text.trim_start().starts_with("v=0") {
         return Err(malformed("it does not start with `v=0`"));
     }
@@ -209,9 +200,6 @@ pub fn plan_offer_for(
     let session_ufrag = msg.attribute_val("ice-ufrag");
     let session_pwd = msg.attribute_val("ice-pwd").is_some();
     let session_fp = msg.attribute_val("fingerprint").is_some();
-    let mut video = None;
-    let mut audio = None;
-    let mut mids = Vec::new();
     // With BUNDLE, one m-line's ICE credentials and fingerprint serve all.
     let ice_ufrag = session_ufrag
         .filter(|_| session_pwd)
@@ -230,6 +218,25 @@ pub fn plan_offer_for(
         Some(other) => return Err(malformed(format!("a=setup:{other} is not actpass, active or passive"))),
         None => return Err(malformed("it has no a=setup (an offer says a=setup:actpass, RFC 8842)")),
     }
+    Ok((msg, ice_ufrag))
+}
+
+/// Parses and checks a WHEP offer for a constrained-baseline stream. `with_audio`: whether the stream has
+/// an audio track to send.
+pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+    plan_offer_for(text, with_audio, H264Profile::ConstrainedBaseline)
+}
+
+/// [`plan_offer`] for a stream of `profile`.
+pub fn plan_offer_for(
+    text: &str,
+    with_audio: bool,
+    profile: H264Profile,
+) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+    let (msg, ice_ufrag) = parse_offer(text)?;
+    let mut video = None;
+    let mut audio = None;
+    let mut mids = Vec::new();
     for (i, media) in msg.medias().enumerate() {
         let mline = i as u32;
         mids.push(media.attribute_val("mid").unwrap_or_default().to_owned());

@@ -16,6 +16,8 @@ pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let mut chain = match &cfg.source {
         VideoSource::Test => return test_video(cfg),
         VideoSource::Portal { .. } | VideoSource::Uri { .. } => return conform_video(cfg),
+        // A publisher's H.264 is relayed as it is: no raw chain.
+        VideoSource::Whip => return Ok(Vec::new()),
         VideoSource::X11 { display, show_pointer } => {
             let mut src = gst::ElementFactory::make("ximagesrc")
                 .property("use-damage", false)

@@ -16,9 +16,10 @@ use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
+use super::publisher::Publisher;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_for, probe, source};
-use crate::config::StreamConfig;
+use crate::config::{AudioSource, StreamConfig, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
 /// A stream counts as producing when its encoder output a frame this recently.
@@ -83,8 +84,8 @@ struct Inner {
     audio: Option<Fanout>,
     /// `None`: a passed-through feed.
     encoder: Option<EncoderChoice>,
-    /// The H.264 profile viewers receive.
-    profile: H264Profile,
+    /// The H.264 profile viewers receive (a WHIP stream's changes with its publisher).
+    profile: Mutex<H264Profile>,
     state: Mutex<StreamState>,
     /// Encoded frames (at the H.264 tee), and raw frames entering the encoder's queue (`None`: passthrough).
     encoded: Arc<FrameMeter>,
@@ -106,8 +107,10 @@ struct Inner {
 
 /// A source that is attached and detached while the stream runs.
 struct SourceSlot {
-    /// The conforming chain's sink pad.
+    /// The conforming chain's sink pad (a passed-through or relayed stream's H.264 tee).
     sink: gst::Pad,
+    /// A WHIP stream's Opus tee, which its publisher's `audio` pad feeds.
+    audio_sink: Option<gst::Pad>,
     current: Mutex<Option<gst::Element>>,
     problem: Mutex<Option<String>>,
     /// Bumped each time the attached source fails (its bin posted an error).
@@ -207,6 +210,8 @@ impl StreamPipeline {
         let name = cfg.stream_name();
         let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
 
+        let whip = cfg.source == VideoSource::Whip;
+        let passthrough = if whip { Some(H264Profile::default()) } else { passthrough };
         let (choice, mut video, encoder_element) = match passthrough {
             Some(profile) => {
                 tracing::info!(stream = %name, profile = profile.name(), "the feed's H.264 passes through (no encoder)");
@@ -230,18 +235,22 @@ impl StreamPipeline {
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         let attached_later =
-            matches!(cfg.source, crate::config::VideoSource::Portal { .. } | crate::config::VideoSource::Uri { .. });
-        let slot = attached_later.then(|| SourceSlot {
-            sink: video[0].static_pad("sink").expect("the chain starts with a sink pad"),
-            current: Mutex::new(None),
-            problem: Mutex::new(Some("waiting for the source".into())),
-            lost: tokio::sync::watch::Sender::new(0),
-            last_buffer_us: Arc::new(AtomicU64::new(0)),
-        });
+            matches!(cfg.source, VideoSource::Portal { .. } | VideoSource::Uri { .. } | VideoSource::Whip);
+        let video_sink = attached_later
+            .then(|| video[0].static_pad("sink").expect("an attached source's chain starts with a sink pad"));
         add_chain(&pipeline, &video)?;
 
-        let audio = match source::audio(cfg)? {
+        // A WHIP stream's audio is its publisher's Opus, straight into the tee (unless `audio = "none"`).
+        let audio_source = if whip && cfg.audio != AudioSource::None { Some(Vec::new()) } else { source::audio(cfg)? };
+        let mut audio_sink = None;
+        let audio = match audio_source {
             None => None,
+            Some(chain) if chain.is_empty() => {
+                let opus_tee = tee("opus")?;
+                pipeline.add(&opus_tee)?;
+                audio_sink = opus_tee.static_pad("sink");
+                Some(Fanout::new(Codec::Opus, &pipeline, opus_tee))
+            }
             Some(mut chain) => {
                 if cfg.sync_marks {
                     let conformed = chain.last().expect("an audio chain ends in its capsfilter");
@@ -255,6 +264,19 @@ impl StreamPipeline {
             }
         };
 
+        let waiting = if whip {
+            format!("waiting for a WHIP publisher (POST /whip/{name})")
+        } else {
+            "waiting for the source".into()
+        };
+        let slot = video_sink.map(|sink| SourceSlot {
+            sink,
+            audio_sink,
+            current: Mutex::new(None),
+            problem: Mutex::new(Some(waiting)),
+            lost: tokio::sync::watch::Sender::new(0),
+            last_buffer_us: Arc::new(AtomicU64::new(0)),
+        });
         let video = Fanout::new(Codec::H264, &pipeline, h264_tee.clone());
         let encoded_pad = h264_tee.static_pad("sink").expect("tee has a sink pad");
         let keyframes = keyframes::limit(&encoded_pad);
@@ -297,7 +319,7 @@ impl StreamPipeline {
             audio,
             pipeline,
             encoder: choice,
-            profile: passthrough.unwrap_or_default(),
+            profile: Mutex::new(passthrough.unwrap_or_default()),
             state: Mutex::new(StreamState::Starting),
             encoded,
             raw,
@@ -403,6 +425,9 @@ impl StreamPipeline {
             gst::PadProbeReturn::Ok
         });
         src.link(&slot.sink)?;
+        if let (Some(audio), Some(sink)) = (source.static_pad("audio"), &slot.audio_sink) {
+            audio.link(sink)?;
+        }
         source.sync_state_with_parent()?;
         *slot.current.lock().expect("slot lock") = Some(source);
         *slot.problem.lock().expect("slot lock") = None;
@@ -417,6 +442,9 @@ impl StreamPipeline {
         let Some(old) = slot.current.lock().expect("slot lock").take() else { return };
         if let Some(pad) = old.static_pad("src") {
             let _ = pad.unlink(&slot.sink);
+        }
+        if let (Some(pad), Some(sink)) = (old.static_pad("audio"), &slot.audio_sink) {
+            let _ = pad.unlink(sink);
         }
         let _ = old.set_state(gst::State::Null);
         let _ = self.inner.pipeline.remove(&old);
@@ -442,6 +470,41 @@ impl StreamPipeline {
         self.inner.slot.as_ref().map(|s| s.lost.subscribe())
     }
 
+    /// Takes a WHIP publisher's offer: checks it is something we can relay, attaches a receiving bin in place
+    /// of any source, and negotiates. Returns the publisher (for [`StreamPipeline::detach_publisher`]) and the
+    /// answer. On error nothing stays attached.
+    pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Publisher, String), MediaError> {
+        let (msg, plan) = super::whip_offer::plan_publish(offer)?;
+        let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
+        let publisher =
+            Publisher::build(&self.inner.name, id, &self.inner.ice, self.inner.events.clone()).map_err(internal)?;
+        self.attach_source(publisher.bin()).map_err(internal)?;
+        *self.inner.profile.lock().expect("profile lock") = plan.profile;
+        match publisher.answer(msg).await {
+            Ok(answer) => {
+                tracing::info!(stream = %self.inner.name, publisher = %id, profile = plan.profile.name(), "publisher attached");
+                Ok((publisher, answer))
+            }
+            Err(e) => {
+                self.detach_publisher(&publisher);
+                Err(e)
+            }
+        }
+    }
+
+    /// Detaches `publisher` if it is still the stream's source (blocking while its bin stops); the stream
+    /// waits for the next publisher, and its viewers stay connected.
+    pub fn detach_publisher(&self, publisher: &Publisher) {
+        publisher.release();
+        let Some(slot) = &self.inner.slot else { return };
+        let current = slot.current.lock().expect("slot lock").clone();
+        if current.is_some_and(|c| c == publisher.bin()) {
+            self.detach_source();
+            let name = &self.inner.name;
+            self.set_source_problem(format!("the publisher left; waiting for a WHIP publisher (POST /whip/{name})"));
+        }
+    }
+
     pub fn has_audio(&self) -> bool {
         self.inner.audio.is_some()
     }
@@ -449,7 +512,8 @@ impl StreamPipeline {
     /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
     pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
         let inner = &self.inner;
-        let (msg, plan) = plan_offer_for(offer, inner.audio.is_some(), inner.profile)?;
+        let profile = *inner.profile.lock().expect("profile lock");
+        let (msg, plan) = plan_offer_for(offer, inner.audio.is_some(), profile)?;
         if !self.health().producing() {
             return Err(MediaError::NotProducing);
         }

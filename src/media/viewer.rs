@@ -74,7 +74,7 @@ fn negotiation(msg: impl Into<String>) -> MediaError {
 }
 
 /// Emits a promise-taking webrtcbin action and waits for the reply.
-async fn call(
+pub(super) async fn call(
     webrtcbin: &gst::Element,
     action: &str,
     arg: Option<&gst_webrtc::WebRTCSessionDescription>,
@@ -113,7 +113,7 @@ fn set_if_exists(obj: &impl IsA<glib::Object>, name: &str, value: impl Into<glib
 
 /// Turns off libnice UPnP (+200 ms per join and port-mapping noise on a LAN) and enables conncheck keepalives
 /// (so a peer that vanishes without DELETE fails ICE instead of lingering), and applies the port range.
-fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
+pub(super) fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
     let agent = webrtcbin.property::<glib::Object>("ice-agent");
     if let Some((min, max)) = ice.port_range {
         set_if_exists(&agent, "min-rtp-port", u32::from(min));

@@ -1,6 +1,8 @@
 //! The manager task: owns the streams and the session table; one message at a time.
 
-use std::collections::{BTreeMap, HashMap};
+mod publishers;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -8,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
 use crate::auth::{Auth, Grant, now_s};
-use crate::config::StreamConfig;
+use crate::config::{StreamConfig, VideoSource};
 use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
 use crate::sdpfrag::SdpFrag;
@@ -49,11 +51,16 @@ fn ended(s: &Session, reason: EndReason) {
 impl Session {
     /// May a request with `grant` act on this session?
     fn allows(&self, grant: &Grant) -> bool {
-        match (grant, &self.owner) {
-            (Grant::Admin | Grant::Anyone, _) => true,
-            (Grant::Viewer(g), Grant::Viewer(o)) => g.token_id == o.token_id,
-            (Grant::Viewer(_), _) => false,
-        }
+        grant_allows(&self.owner, grant)
+    }
+}
+
+/// May a request with `grant` act on a session `owner` created? Its own token, or the admin.
+fn grant_allows(owner: &Grant, grant: &Grant) -> bool {
+    match (grant, owner) {
+        (Grant::Admin | Grant::Anyone, _) => true,
+        (Grant::Viewer(g), Grant::Viewer(o)) => g.token_id == o.token_id,
+        (Grant::Viewer(_), _) => false,
     }
 }
 
@@ -71,11 +78,15 @@ enum Done {
     ConnectDeadline {
         id: SessionId,
     },
+    Published(Box<publishers::Published>),
 }
 
 struct Manager {
     streams: BTreeMap<StreamName, StreamEntry>,
     sessions: HashMap<SessionId, Session>,
+    /// WHIP publishers, and the streams with one being negotiated.
+    publishers: HashMap<SessionId, publishers::PublisherSession>,
+    publishing: HashSet<StreamName>,
     done_tx: mpsc::UnboundedSender<Done>,
     /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
     connect_timeout: std::time::Duration,
@@ -123,6 +134,8 @@ pub fn spawn(
             .map(|(cfg, pipeline)| (cfg.stream_name(), StreamEntry { pipeline, cfg, pending: 0 }))
             .collect(),
         sessions: HashMap::new(),
+        publishers: HashMap::new(),
+        publishing: HashSet::new(),
         done_tx,
         connect_timeout,
         auth,
@@ -161,6 +174,9 @@ impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Offer { stream, offer, grant, client, reply } => self.offer(stream, offer, grant, client, reply),
+            Command::Publish { stream, offer, grant, client, reply } => {
+                self.publish(stream, offer, grant, client, reply)
+            }
             Command::Patch { id, grant, if_match, frag, reply } => self.patch(id, grant, if_match, frag, reply),
             Command::Delete { id, grant, reply } => {
                 let result = match self.sessions.get(&id) {
@@ -174,7 +190,14 @@ impl Manager {
                         remove_in_background(s.viewer);
                         Ok(())
                     }
-                    None => Err(SessionError::UnknownSession),
+                    None => match self.publisher_allows(id, &grant) {
+                        Some(true) => {
+                            self.end_publisher(id, "deleted");
+                            Ok(())
+                        }
+                        Some(false) => Err(SessionError::NotYourSession),
+                        None => Err(SessionError::UnknownSession),
+                    },
                 };
                 let _ = reply.send(result);
             }
@@ -415,6 +438,7 @@ impl Manager {
                     }
                 }
             }
+            Done::Published(p) => self.on_published(*p),
             Done::ConnectDeadline { id } => {
                 if self.sessions.get(&id).is_some_and(|s| !s.connected) {
                     let s = self.sessions.remove(&id).expect("checked above");
@@ -439,6 +463,9 @@ impl Manager {
                 _ => None,
             })
             .collect();
+        for id in self.unauthorized_publishers(now) {
+            self.end_publisher(id, "its token expired or was revoked");
+        }
         for (id, why) in unauthorized {
             if let Some(s) = self.sessions.remove(&id) {
                 ended(&s, EndReason::Revoked);
@@ -474,6 +501,8 @@ impl Manager {
                     remove_in_background(s.viewer);
                 }
             }
+            MediaEvent::PublisherConnected { id, .. } => self.on_publisher_connected(id),
+            MediaEvent::PublisherEnded { id, why, .. } => self.on_publisher_ended(id, why),
             MediaEvent::StreamFailed { stream, reason } => {
                 tracing::error!(%stream, %reason, "stream failed");
             }
@@ -531,12 +560,18 @@ impl Manager {
                 }
             })
             .collect();
-        Readiness { ready: streams.iter().all(|s| s.ready), streams }
+        // A WHIP stream waits for its publisher: the server is ready to take one, so it does not count.
+        let counts =
+            |s: &&StreamReadiness| self.streams.get(&s.name).is_some_and(|e| e.cfg.source != VideoSource::Whip);
+        Readiness { ready: streams.iter().filter(counts).all(|s| s.ready), streams }
     }
 
     async fn shutdown(&mut self) {
         let viewers: Vec<_> =
             self.sessions.drain().inspect(|(_, s)| ended(s, EndReason::Stopped)).map(|(_, s)| s.viewer).collect();
+        for (_, p) in self.publishers.drain() {
+            p.publisher.release();
+        }
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
         let n = viewers.len();
         let _ = tokio::task::spawn_blocking(move || {

@@ -50,6 +50,10 @@ pub enum SessionError {
     StartFailed(StreamName, String),
     #[error("glasscast is shutting down")]
     ShuttingDown,
+    #[error("stream `{0}` takes no WHIP publisher: its source is configured (source = \"whip\" takes one)")]
+    NotWhip(StreamName),
+    #[error("stream `{0}` already has a publisher: DELETE its session first, or wait for it to end")]
+    AlreadyPublished(StreamName),
 }
 
 /// What a PATCH did.
@@ -139,6 +143,13 @@ pub(crate) enum Command {
         client: Option<SocketAddr>,
         reply: oneshot::Sender<Result<Created, SessionError>>,
     },
+    Publish {
+        stream: String,
+        offer: String,
+        grant: Grant,
+        client: Option<SocketAddr>,
+        reply: oneshot::Sender<Result<Created, SessionError>>,
+    },
     Patch {
         id: SessionId,
         grant: Grant,
@@ -210,6 +221,20 @@ impl Sessions {
     ) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
         self.ask(|reply| Command::Offer { stream, offer, grant, client, reply })
+            .await
+            .unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// A WHIP offer for `stream`: its publisher from now on (one at a time), bound to `grant`'s token.
+    pub async fn publish(
+        &self,
+        stream: &str,
+        offer: String,
+        grant: Grant,
+        client: Option<SocketAddr>,
+    ) -> Result<Created, SessionError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Publish { stream, offer, grant, client, reply })
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))
     }

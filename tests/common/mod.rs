@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod analyze;
+pub mod publisher;
 pub mod remote;
 pub mod testbed;
 

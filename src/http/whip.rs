@@ -1,0 +1,61 @@
+//! WHIP ingest (RFC 9725): `POST /whip/{stream}` takes a publisher's offer for a `source = "whip"` stream
+//! (with a publish token) and answers; `DELETE /whip/sessions/{id}` ends the publisher. One publisher per
+//! stream at a time (409 for a second). PATCH (trickle, ICE restart) is not offered yet: publishers send
+//! their candidates in the offer, as OBS, ffmpeg and GStreamer's whipclientsink do.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::whep::{SDP, body_text, created_response, require_content_type, session_id};
+use super::{ApiError, AppState, Caller};
+
+/// `POST /whip/{stream}`: the publisher's offer in, 201 + answer out.
+#[utoipa::path(post, path = "/whip/{stream}", security(("bearer" = [])),
+    params(("stream" = String, Path, description = "the stream's name (its source is \"whip\")")),
+    request_body(content = String, content_type = "application/sdp", description = "the publisher's SDP offer"),
+    responses((status = 201, body = String, content_type = "application/sdp", description = "the SDP answer"),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 409), (status = 413),
+        (status = 415), (status = 429)))]
+pub async fn create(
+    State(st): State<AppState>,
+    Path(stream): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let grant = caller.check(&st, |h| st.auth.authorize_publish(h, &stream)).await?;
+    require_content_type(&headers, SDP)?;
+    let offer = body_text(body, "malformed-sdp")?;
+    let created = st.sessions.publish(&stream, offer, grant, caller.addr).await?;
+    Ok(created_response(created, "/whip/sessions", &st.ice_servers, false))
+}
+
+/// `DELETE /whip/sessions/{id}`: the publisher stops; viewers stay and wait for the next one.
+#[utoipa::path(delete, path = "/whip/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the publisher session's id")),
+    responses((status = 200), (status = 401), (status = 403), (status = 404)))]
+pub async fn delete(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
+    st.sessions.delete(session_id(&id)?, grant).await?;
+    Ok(StatusCode::OK)
+}
+
+pub async fn options_endpoint() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
+    resp.headers_mut().insert("accept-post", HeaderValue::from_static(SDP));
+    resp
+}
+
+pub async fn options_session() -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    resp
+}

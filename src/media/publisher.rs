@@ -1,0 +1,205 @@
+//! A WHIP publisher's receiving end: a bin named `source-whip-<id>` that its stream attaches to its source
+//! slot, like a feed, but fed by a peer instead of a URL:
+//!
+//! ```text
+//! {webrtcbin, answering the publisher's offer}
+//!   - {rtph264depay} - {h264parse, SPS/PPS with every IDR} - {capsfilter byte-stream, au} -> ghost `src` -> {tee h264}
+//!   - {rtpopusdepay} -> ghost `audio` -> {tee opus}
+//! ```
+//!
+//! Nothing is decoded or encoded. A keyframe request from a viewer (upstream force-key-unit on the H.264
+//! tee, already limited to one per 250 ms) travels up through the depayloader into webrtcbin's RTP session,
+//! which sends the publisher a PLI. `h264parse` re-sends the last SPS/PPS ahead of every IDR, so a viewer
+//! who joins mid-stream can decode from the first keyframe it gets.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::glib;
+use gstreamer::prelude::*;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
+use tokio::sync::{mpsc, watch};
+
+use super::viewer::{IceSettings, call, tune_ice_agent};
+use super::{MediaError, MediaEvent, ViewerEnd};
+use crate::ids::{SessionId, StreamName};
+
+const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A publisher's receiving bin and its webrtcbin. Cheap to clone.
+#[derive(Clone)]
+pub struct Publisher {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    id: SessionId,
+    bin: gst::Bin,
+    webrtcbin: gst::Element,
+    handlers: Mutex<Vec<glib::SignalHandlerId>>,
+    gathered: watch::Receiver<bool>,
+    own_dtls_certificate: bool,
+    removed: AtomicBool,
+}
+
+fn negotiation(msg: impl Into<String>) -> MediaError {
+    MediaError::Negotiation(msg.into())
+}
+
+fn make(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory).build().with_context(|| format!("creating {factory}"))
+}
+
+impl Publisher {
+    /// Builds the bin (not yet in a pipeline). `events` hears when the publisher's connection ends.
+    pub fn build(
+        stream: &StreamName,
+        id: SessionId,
+        ice: &IceSettings,
+        events: mpsc::UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Self> {
+        let bin = gst::Bin::builder().name(format!("source-whip-{id}")).build();
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .context("creating webrtcbin (is gstreamer1.0-nice installed?)")?;
+        if let Some(stun) = &ice.stun_server {
+            webrtcbin.set_property("stun-server", stun);
+        }
+        for turn in &ice.turn_servers {
+            webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
+        }
+        let dtls_handler = super::dtls::attach(&webrtcbin);
+        tune_ice_agent(&webrtcbin, ice);
+        let depay = make("rtph264depay")?;
+        let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
+        let caps =
+            gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
+        let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
+        let opus = make("rtpopusdepay")?;
+        bin.add_many([&webrtcbin, &depay, &parse, &filter, &opus])?;
+        gst::Element::link_many([&depay, &parse, &filter])?;
+        let ghost = |name: &str, target: &gst::Element| -> anyhow::Result<()> {
+            let pad = target.static_pad("src").context("a src pad")?;
+            bin.add_pad(&gst::GhostPad::builder_with_target(&pad)?.name(name).build())?;
+            Ok(())
+        };
+        ghost("src", &filter)?;
+        ghost("audio", &opus)?;
+
+        let own_dtls_certificate = dtls_handler.is_some();
+        let mut handlers: Vec<glib::SignalHandlerId> = dtls_handler.into_iter().collect();
+        let (video_in, audio_in) = (depay.static_pad("sink"), opus.static_pad("sink"));
+        handlers.push(webrtcbin.connect_pad_added(move |_, pad| {
+            let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+            let media = caps.structure(0).and_then(|s| s.get::<&str>("media").ok()).unwrap_or_default();
+            let sink = match media {
+                "video" => video_in.as_ref(),
+                "audio" => audio_in.as_ref(),
+                _ => None,
+            };
+            match sink {
+                Some(sink) if !sink.is_linked() => {
+                    if let Err(e) = pad.link(sink) {
+                        tracing::warn!(error = ?e, media, "could not link the publisher's track");
+                    }
+                }
+                _ => tracing::debug!(media, "publisher track not relayed"),
+            }
+        }));
+        let (gathered_tx, gathered) = watch::channel(false);
+        handlers.push(webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
+            let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                gathered_tx.send_replace(true);
+            }
+        }));
+        let ended = Arc::new(AtomicBool::new(false));
+        let stream = stream.clone();
+        handlers.push(webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
+            use gst_webrtc::WebRTCPeerConnectionState as S;
+            let state = w.property::<S>("connection-state");
+            tracing::debug!(publisher = %id, ?state, "publisher connection state");
+            let why = match state {
+                S::Connected => {
+                    let _ = events.send(MediaEvent::PublisherConnected { stream: stream.clone(), id });
+                    return;
+                }
+                S::Closed => ViewerEnd::Closed,
+                S::Failed
+                    if w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
+                        == gst_webrtc::WebRTCICEConnectionState::Failed =>
+                {
+                    ViewerEnd::IceFailed
+                }
+                S::Failed => ViewerEnd::DtlsFailed,
+                _ => return,
+            };
+            if !ended.swap(true, Ordering::AcqRel) {
+                let _ = events.send(MediaEvent::PublisherEnded { stream: stream.clone(), id, why });
+            }
+        }));
+        let inner = Inner {
+            id,
+            bin,
+            webrtcbin,
+            handlers: Mutex::new(handlers),
+            gathered,
+            own_dtls_certificate,
+            removed: AtomicBool::new(false),
+        };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// The bin to attach to the stream (`src`: H.264 access units; `audio`: Opus).
+    pub fn bin(&self) -> gst::Element {
+        self.inner.bin.clone().upcast()
+    }
+
+    /// Answers the (trimmed) offer once the bin is in the running pipeline; returns the answer SDP with all
+    /// our host candidates.
+    pub async fn answer(&self, offer: gst_sdp::SDPMessage) -> Result<String, MediaError> {
+        let w = &self.inner.webrtcbin;
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        call(w, "set-remote-description", Some(&offer)).await?;
+        let reply = call(w, "create-answer", None).await?.ok_or_else(|| negotiation("create-answer gave no reply"))?;
+        let answer = reply
+            .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+            .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
+        let answer = if self.inner.own_dtls_certificate {
+            let mut sdp = answer.sdp().to_owned();
+            super::dtls::restate_fingerprint(&mut sdp);
+            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
+        } else {
+            answer
+        };
+        call(w, "set-local-description", Some(&answer)).await?;
+        let mut gathered = self.inner.gathered.clone();
+        tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done))
+            .await
+            .map_err(|_| negotiation("ICE gathering did not complete"))?
+            .map_err(|_| negotiation("webrtcbin went away"))?;
+        let local = w
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .ok_or_else(|| negotiation("no local description after gathering"))?;
+        local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
+    }
+
+    pub fn id(&self) -> SessionId {
+        self.inner.id
+    }
+
+    /// Disconnects the signal handlers (idempotent); the stream detaches and stops the bin.
+    pub fn release(&self) {
+        if self.inner.removed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for h in self.inner.handlers.lock().expect("handlers lock").drain(..) {
+            self.inner.webrtcbin.disconnect(h);
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The manager's WHIP publishers: at most one per `source = "whip"` stream. A publisher is a source that
+//! comes and goes; its viewers stay connected across publishers and get its picture again as soon as the
+//! next one sends a keyframe.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::{Done, Manager};
+use crate::auth::Grant;
+use crate::config::VideoSource;
+use crate::ids::{ETag, SessionId, StreamName};
+use crate::media::{MediaError, Publisher, StreamPipeline, ViewerEnd};
+use crate::session::{Created, SessionError};
+
+pub(super) struct PublisherSession {
+    pub stream: StreamName,
+    pub publisher: Publisher,
+    pub owner: Grant,
+    /// `publisher{session, stream, client}`: every log line about it carries these.
+    pub span: tracing::Span,
+}
+
+/// A negotiation that finished: its publisher and answer, or why not.
+pub(super) struct Published {
+    pub stream: StreamName,
+    pub id: SessionId,
+    pub grant: Grant,
+    pub client: Option<SocketAddr>,
+    pub posted: Instant,
+    pub result: Result<(Publisher, String), MediaError>,
+    pub reply: oneshot::Sender<Result<Created, SessionError>>,
+}
+
+fn detach_in_background(pipeline: StreamPipeline, publisher: Publisher) {
+    tokio::task::spawn_blocking(move || pipeline.detach_publisher(&publisher));
+}
+
+impl Manager {
+    pub(super) fn publish(
+        &mut self,
+        stream: String,
+        offer: String,
+        grant: Grant,
+        client: Option<SocketAddr>,
+        reply: oneshot::Sender<Result<Created, SessionError>>,
+    ) {
+        let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+            return;
+        };
+        let name = name.clone();
+        if entry.cfg.source != VideoSource::Whip {
+            let _ = reply.send(Err(SessionError::NotWhip(name)));
+            return;
+        }
+        if self.publishing.contains(&name) || self.publishers.values().any(|p| p.stream == name) {
+            let _ = reply.send(Err(SessionError::AlreadyPublished(name)));
+            return;
+        }
+        self.publishing.insert(name.clone());
+        let pipeline = entry.pipeline.clone();
+        let id = SessionId::random();
+        let done = self.done_tx.clone();
+        let posted = Instant::now();
+        tokio::spawn(async move {
+            let result = pipeline.attach_publisher(id, &offer).await;
+            let published = Published { stream: name, id, grant, client, posted, result, reply };
+            let _ = done.send(Done::Published(Box::new(published)));
+        });
+    }
+
+    pub(super) fn on_published(&mut self, p: Published) {
+        self.publishing.remove(&p.stream);
+        let Some(pipeline) = self.streams.get(&p.stream).map(|e| e.pipeline.clone()) else { return };
+        match p.result {
+            Ok((publisher, answer)) => {
+                let created = Created { id: p.id, answer, etag: ETag::new(p.id, 0) };
+                if p.reply.send(Ok(created)).is_err() {
+                    // The publisher went away before its answer.
+                    detach_in_background(pipeline, publisher);
+                    return;
+                }
+                let span = tracing::info_span!("publisher", session = %p.id, stream = %p.stream, client = ?p.client);
+                tracing::info!(parent: &span, setup_ms = p.posted.elapsed().as_millis() as u64, "publisher answered");
+                let session = PublisherSession { stream: p.stream, publisher, owner: p.grant, span };
+                self.publishers.insert(p.id, session);
+            }
+            Err(e) => {
+                tracing::info!(stream = %p.stream, error = %e, "WHIP offer refused");
+                let _ = p.reply.send(Err(e.into()));
+            }
+        }
+    }
+
+    /// Ends publisher `id` (if it is one), detaching it from its stream. `None`: no such publisher.
+    pub(super) fn end_publisher(&mut self, id: SessionId, why: &str) -> Option<()> {
+        let p = self.publishers.remove(&id)?;
+        tracing::info!(parent: &p.span, why, "publisher ended");
+        if let Some(entry) = self.streams.get(&p.stream) {
+            detach_in_background(entry.pipeline.clone(), p.publisher);
+        }
+        Some(())
+    }
+
+    pub(super) fn on_publisher_connected(&self, id: SessionId) {
+        if let Some(p) = self.publishers.get(&id) {
+            tracing::info!(parent: &p.span, "publisher connected");
+        }
+    }
+
+    pub(super) fn on_publisher_ended(&mut self, id: SessionId, why: ViewerEnd) {
+        let why = match why {
+            ViewerEnd::Closed => "it closed the connection".to_owned(),
+            ViewerEnd::IceFailed => "its connection failed or it vanished (ICE)".to_owned(),
+            ViewerEnd::DtlsFailed => "DTLS failed".to_owned(),
+            ViewerEnd::Error(e) => e,
+        };
+        self.end_publisher(id, &why);
+    }
+
+    /// Whether `grant` may end publisher `id`: `None` when there is no such publisher.
+    pub(super) fn publisher_allows(&self, id: SessionId, grant: &Grant) -> Option<bool> {
+        self.publishers.get(&id).map(|p| super::grant_allows(&p.owner, grant))
+    }
+
+    /// Publishers whose token expired, was revoked or whose key was retired.
+    pub(super) fn unauthorized_publishers(&self, now: u64) -> Vec<SessionId> {
+        self.publishers
+            .iter()
+            .filter(|(_, p)| match &p.owner {
+                Grant::Viewer(v) => {
+                    v.expires_at <= now || self.auth.is_revoked(&v.token_id) || !self.auth.knows_key(&v.kid)
+                }
+                _ => false,
+            })
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}

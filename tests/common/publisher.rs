@@ -1,0 +1,100 @@
+//! A WHIP publisher on GStreamer's own webrtcbin (a stack glasscast does not implement):
+//! `{videotestsrc} - {x264enc PROFILE} - {rtph264pay} - {webrtcbin sendonly}` and
+//! `{audiotestsrc} - {opusenc} - {rtpopuspay} - {webrtcbin}`, offering what a real encoder would.
+
+use std::time::Duration;
+
+use gstreamer as gst;
+use gstreamer::prelude::*;
+use gstreamer_webrtc as gst_webrtc;
+
+use super::{TestServer, promise};
+
+pub struct WebrtcbinPublisher {
+    pub pipeline: gst::Pipeline,
+    pub webrtcbin: gst::Element,
+    pub location: Option<String>,
+}
+
+impl WebrtcbinPublisher {
+    /// `profile`: x264enc's output profile (`constrained-baseline`, `main`, `high`); `width`x`height` at 30 fps.
+    pub fn new(profile: &str, width: i32, height: i32) -> Self {
+        let desc = format!(
+            "webrtcbin name=w bundle-policy=max-bundle \
+             videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 \
+             ! video/x-h264,profile={profile} ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency \
+             ! application/x-rtp,media=video,encoding-name=H264,payload=102 ! w. \
+             audiotestsrc is-live=true wave=sine freq=1000 ! audioconvert ! audioresample ! opusenc \
+             ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! w."
+        );
+        let pipeline =
+            gst::parse::launch(&desc).expect("publisher pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
+        let webrtcbin = pipeline.by_name("w").expect("webrtcbin");
+        for pad in webrtcbin.sink_pads() {
+            let t = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+            t.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+        }
+        pipeline.set_state(gst::State::Playing).expect("playing");
+        Self { pipeline, webrtcbin, location: None }
+    }
+
+    /// The offer with all candidates (once the payloaders have caps: webrtcbin 1.22 offers from them).
+    pub async fn offer(&self) -> String {
+        for _ in 0..250 {
+            if self.webrtcbin.sink_pads().iter().all(|p| p.current_caps().is_some()) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
+        let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
+        promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
+        for _ in 0..250 {
+            let state = self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let local = self.webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
+        local.expect("local description").sdp().as_text().expect("sdp text")
+    }
+
+    /// POSTs `offer` to `/whip/{stream}` with `token`; returns the response (answer not applied).
+    pub async fn post(srv: &TestServer, stream: &str, offer: &str, token: &str) -> reqwest::Response {
+        srv.http
+            .post(format!("{}/whip/{stream}", srv.base))
+            .bearer_auth(token)
+            .header("content-type", "application/sdp")
+            .body(offer.to_owned())
+            .send()
+            .await
+            .expect("POST /whip")
+    }
+
+    /// Offer, POST, answer. Panics unless the server says 201.
+    pub async fn publish(&mut self, srv: &TestServer, stream: &str, token: &str) {
+        let offer = self.offer().await;
+        let resp = Self::post(srv, stream, &offer, token).await;
+        assert_eq!(resp.status(), 201, "POST /whip/{stream}: {:?}", resp.text().await);
+        assert_eq!(resp.headers()["content-type"], "application/sdp");
+        let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
+        assert!(location.starts_with("/whip/sessions/"), "{location}");
+        self.location = Some(format!("{}{location}", srv.base));
+        let answer = resp.text().await.expect("answer");
+        let sdp = gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
+        let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
+        promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for WebrtcbinPublisher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

@@ -1,0 +1,135 @@
+//! WHIP ingest (RFC 9725): a publisher on GStreamer's webrtcbin sends H.264 + Opus to `POST /whip/live`;
+//! glasscast relays it without an encoder to WHEP viewers; publish and viewer tokens do not mix; a second
+//! publisher and an offer with nothing to relay are refused with what is wrong; when the publisher leaves,
+//! its viewers stay and get the next publisher's picture.
+
+mod common;
+
+use common::admin::{ADMIN, issue, start_auth_with};
+use common::publisher::WebrtcbinPublisher;
+use common::{TestServer, WebrtcbinViewer, eventually, small_stream};
+use glasscast::config::{StreamConfig, Transport, VideoSource};
+use serde_json::json;
+
+async fn start(transport: Transport) -> TestServer {
+    start_auth_with(transport, |cfg| {
+        let live = StreamConfig { source: VideoSource::Whip, ..small_stream("live") };
+        cfg.streams = vec![live, small_stream("main")];
+    })
+    .await
+}
+
+async fn problem(resp: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = resp.status().as_u16();
+    assert_eq!(resp.headers()["content-type"], "application/problem+json");
+    (status, serde_json::from_str(&resp.text().await.expect("body")).expect("json"))
+}
+
+async fn ready(srv: &TestServer, stream: &str) -> bool {
+    srv.server.sessions.health(stream).await.is_some_and(|h| h.producing())
+}
+
+/// Waits up to 15 s for `stream` to be producing (`want`) or not.
+async fn becomes_ready(srv: &TestServer, stream: &str, want: bool) -> bool {
+    for _ in 0..150 {
+        if ready(srv, stream).await == want {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn relays(transport: Transport) {
+    let srv = start(transport).await;
+    let publish = issue(&srv, json!({ "stream": "live", "publish": true })).await;
+    let publish = publish["token"].as_str().expect("token").to_owned();
+    let viewer_token = issue(&srv, json!({ "stream": "live" })).await["token"].as_str().expect("token").to_owned();
+    assert!(!ready(&srv, "live").await, "no publisher yet");
+
+    let mut publisher = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    let offer = publisher.offer().await;
+    // A viewer token does not publish, and a publish token does not watch.
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &offer, &viewer_token).await).await;
+    assert_eq!((status, p["type"].as_str()), (403, Some("urn:glasscast:problem:insufficient-scope")));
+    assert!(p["detail"].as_str().expect("detail").contains("publish token"), "{p}");
+    let (status, _) = problem(
+        srv.post_offer_with("live", &WebrtcbinViewer::new(96, "42e01f", true).offer().await, Some(&publish)).await,
+    )
+    .await;
+    assert_eq!(status, 403);
+    // A stream with its own source takes no publisher.
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "main", &offer, ADMIN).await).await;
+    assert_eq!(status, 409);
+    assert!(p["detail"].as_str().expect("detail").contains("whip"), "{p}");
+
+    publisher.publish(&srv, "live", &publish).await;
+    assert!(becomes_ready(&srv, "live", true).await, "the publisher's frames make the stream ready");
+    let mut viewer = WebrtcbinViewer::new(96, "42e01f", true);
+    viewer.connect_with(&srv, "live", Some(&viewer_token)).await;
+    assert!(viewer.gets_frames(30, 20).await, "the viewer decodes the publisher's frames");
+    assert_eq!(*viewer.size.lock().expect("size"), Some((320, 240)));
+    assert!(eventually(10, || viewer.audio() > 10).await, "and its audio");
+    // Relayed, not transcoded: the stream has no encoder at all.
+    let health = srv.server.sessions.health("live").await.expect("health");
+    assert_eq!(health.encoder, "passthrough");
+
+    // One publisher at a time.
+    let second = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &second.offer().await, &publish).await).await;
+    assert_eq!((status, p["type"].as_str()), (409, Some("urn:glasscast:problem:already-published")));
+    drop(second);
+
+    // The publisher leaves: its viewer stays; new viewers hear 409 until the next publisher.
+    let url = publisher.location.clone().expect("location");
+    let r = srv.http.delete(&url).bearer_auth(&publish).send().await.expect("delete");
+    assert_eq!(r.status(), 200);
+    publisher.stop();
+    assert!(becomes_ready(&srv, "live", false).await, "without a publisher the stream is not producing");
+    let late = WebrtcbinViewer::new(96, "42e01f", true);
+    let (status, p) = problem(srv.post_offer_with("live", &late.offer().await, Some(&viewer_token)).await).await;
+    assert_eq!(status, 409, "{p}");
+    let readiness = srv.server.sessions.readiness().await;
+    let live = readiness.streams.iter().find(|s| s.name.as_str() == "live").expect("live");
+    assert!(live.reason.as_deref().is_some_and(|r| r.contains("publisher left")), "{:?}", live.reason);
+
+    let mut again = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    again.publish(&srv, "live", &publish).await;
+    assert!(viewer.gets_frames(30, 20).await, "the same viewer gets the next publisher's picture");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_is_relayed_to_viewers_and_can_come_back() {
+    relays(Transport::Forward).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_is_relayed_on_the_webrtcbin_transport_too() {
+    relays(Transport::Webrtcbin).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn offers_with_nothing_to_relay_are_refused_with_what_is_wrong() {
+    let srv = start(Transport::Forward).await;
+    // An offer of High profile only, as OBS makes with its encoder on "high" (which many viewers cannot
+    // decode, and which glasscast does not transcode).
+    let publisher = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    let offer = publisher.offer().await;
+    let at = offer.find("profile-level-id=").expect("the offer states its profile") + "profile-level-id=".len();
+    let high = format!("{}640015{}", &offer[..at], &offer[at + 6..]);
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &high, ADMIN).await).await;
+    assert_eq!((status, p["type"].as_str()), (400, Some("urn:glasscast:problem:no-usable-codec")));
+    let detail = p["detail"].as_str().expect("detail");
+    assert!(detail.contains("not High") && detail.contains("baseline or main"), "{detail}");
+    // A viewer's (recvonly) offer sent to the WHIP endpoint.
+    let viewer_offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &viewer_offer, ADMIN).await).await;
+    assert_eq!(status, 400);
+    assert!(p["detail"].as_str().expect("detail").contains("recvonly"), "{p}");
+    // A refused offer leaves no publisher behind: a good one is taken right after.
+    let resp = WebrtcbinPublisher::post(&srv, "live", &offer, ADMIN).await;
+    assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
+    publisher.stop();
+    srv.shutdown().await;
+}
