@@ -40,7 +40,7 @@ async fn becomes_ready(srv: &TestServer, stream: &str, want: bool) -> bool {
     false
 }
 
-async fn relays(transport: Transport) {
+async fn relays(transport: Transport, in_chromium: bool) {
     let srv = start(transport).await;
     let publish = issue(&srv, json!({ "stream": "live", "publish": true })).await;
     let publish = publish["token"].as_str().expect("token").to_owned();
@@ -70,6 +70,9 @@ async fn relays(transport: Transport) {
     assert!(viewer.gets_frames(30, 20).await, "the viewer decodes the publisher's frames");
     assert_eq!(*viewer.size.lock().expect("size"), Some((320, 240)));
     assert!(eventually(10, || viewer.audio() > 10).await, "and its audio");
+    if in_chromium {
+        common::chromium_plays(&srv, &format!("/watch/live#token={viewer_token}"), 320, 240).await;
+    }
     // Relayed, not transcoded: the stream has no encoder at all.
     let health = srv.server.sessions.health("live").await.expect("health");
     assert_eq!(health.encoder, "passthrough");
@@ -101,12 +104,12 @@ async fn relays(transport: Transport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_is_relayed_to_viewers_and_can_come_back() {
-    relays(Transport::Forward).await;
+    relays(Transport::Forward, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_is_relayed_on_the_webrtcbin_transport_too() {
-    relays(Transport::Webrtcbin).await;
+    relays(Transport::Webrtcbin, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -131,5 +134,34 @@ async fn offers_with_nothing_to_relay_are_refused_with_what_is_wrong() {
     let resp = WebrtcbinPublisher::post(&srv, "live", &offer, ADMIN).await;
     assert_eq!(resp.status(), 201, "{:?}", resp.text().await);
     publisher.stop();
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_that_vanishes_without_delete_is_ended_and_the_next_one_is_taken() {
+    let srv = start(Transport::Forward).await;
+    let mut gone = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    gone.publish(&srv, "live", ADMIN).await;
+    assert!(becomes_ready(&srv, "live", true).await);
+    let mut viewer = WebrtcbinViewer::new(96, "42e01f", true);
+    viewer.connect_with(&srv, "live", Some(ADMIN)).await;
+    assert!(viewer.gets_frames(30, 20).await);
+    // The publisher's process "dies": no DELETE, no more packets. Its ICE connection fails (consent checks go
+    // unanswered) and glasscast ends it; meanwhile a second publisher is refused.
+    gone.stop();
+    let next = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    let offer = next.offer().await;
+    assert_eq!(WebrtcbinPublisher::post(&srv, "live", &offer, ADMIN).await.status(), 409);
+    let mut taken = false;
+    for _ in 0..90 {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let r = WebrtcbinPublisher::post(&srv, "live", &next.offer().await, ADMIN).await;
+        if r.status() == 201 {
+            taken = true;
+            break;
+        }
+        assert_eq!(r.status(), 409);
+    }
+    assert!(taken, "the vanished publisher was never ended");
     srv.shutdown().await;
 }

@@ -450,7 +450,7 @@ impl Manager {
         }
     }
 
-    /// Ends the sessions whose token expired or was revoked (called every [`TOKEN_SWEEP`]).
+    /// Ends the sessions whose token expired or was revoked, and stalled publishers (every [`TOKEN_SWEEP`]).
     fn end_unauthorized(&mut self) {
         let now = now_s();
         let unauthorized: Vec<(SessionId, &'static str)> = self
@@ -465,6 +465,9 @@ impl Manager {
             .collect();
         for id in self.unauthorized_publishers(now) {
             self.end_publisher(id, "its token expired or was revoked");
+        }
+        for (id, why) in self.stalled_publishers() {
+            self.end_publisher(id, why);
         }
         for (id, why) in unauthorized {
             if let Some(s) = self.sessions.remove(&id) {

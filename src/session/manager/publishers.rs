@@ -14,12 +14,18 @@ use crate::ids::{ETag, SessionId, StreamName};
 use crate::media::{MediaError, Publisher, StreamPipeline, ViewerEnd};
 use crate::session::{Created, SessionError};
 
+/// A publisher that sends no video this long is ended (encoders send frames, and keyframes, continually).
+const PUBLISHER_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(super) struct PublisherSession {
     pub stream: StreamName,
     pub publisher: Publisher,
     pub owner: Grant,
     /// `publisher{session, stream, client}`: every log line about it carries these.
     pub span: tracing::Span,
+    /// When its offer was answered, and when its connection (ICE + DTLS) completed.
+    pub answered: Instant,
+    pub connected: Option<Instant>,
 }
 
 /// A negotiation that finished: its publisher and answer, or why not.
@@ -84,7 +90,14 @@ impl Manager {
                 }
                 let span = tracing::info_span!("publisher", session = %p.id, stream = %p.stream, client = ?p.client);
                 tracing::info!(parent: &span, setup_ms = p.posted.elapsed().as_millis() as u64, "publisher answered");
-                let session = PublisherSession { stream: p.stream, publisher, owner: p.grant, span };
+                let session = PublisherSession {
+                    stream: p.stream,
+                    publisher,
+                    owner: p.grant,
+                    span,
+                    answered: Instant::now(),
+                    connected: None,
+                };
                 self.publishers.insert(p.id, session);
             }
             Err(e) => {
@@ -104,8 +117,9 @@ impl Manager {
         Some(())
     }
 
-    pub(super) fn on_publisher_connected(&self, id: SessionId) {
-        if let Some(p) = self.publishers.get(&id) {
+    pub(super) fn on_publisher_connected(&mut self, id: SessionId) {
+        if let Some(p) = self.publishers.get_mut(&id) {
+            p.connected.get_or_insert_with(Instant::now);
             tracing::info!(parent: &p.span, "publisher connected");
         }
     }
@@ -123,6 +137,24 @@ impl Manager {
     /// Whether `grant` may end publisher `id`: `None` when there is no such publisher.
     pub(super) fn publisher_allows(&self, id: SessionId, grant: &Grant) -> Option<bool> {
         self.publishers.get(&id).map(|p| super::grant_allows(&p.owner, grant))
+    }
+
+    /// Publishers that never connected within the connect timeout (they hold their stream: a second
+    /// publisher gets 409), and connected ones that sent no video for [`PUBLISHER_SILENCE`]: gone without
+    /// DELETE (their ICE failure would take libnice's consent timeout, ~40 s, while viewers watch a frozen
+    /// picture). With why.
+    pub(super) fn stalled_publishers(&self) -> Vec<(SessionId, &'static str)> {
+        self.publishers
+            .iter()
+            .filter_map(|(id, p)| match p.connected {
+                None if p.answered.elapsed() >= self.connect_timeout => Some((*id, "it never connected")),
+                Some(at) if at.elapsed() >= PUBLISHER_SILENCE => {
+                    let idle = self.streams.get(&p.stream).and_then(|e| e.pipeline.source_idle());
+                    idle.is_some_and(|i| i >= PUBLISHER_SILENCE).then_some((*id, "it sent nothing for 5 s"))
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     /// Publishers whose token expired, was revoked or whose key was retired.
