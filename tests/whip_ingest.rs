@@ -165,3 +165,58 @@ async fn a_publisher_that_vanishes_without_delete_is_ended_and_the_next_one_is_t
     assert!(taken, "the vanished publisher was never ended");
     srv.shutdown().await;
 }
+
+/// PATCH on the publisher's resource: trickle (204), an ICE restart without If-Match (428), and with it (200,
+/// our new credentials and candidates, a new ETag); the publisher restarts too and its picture keeps
+/// reaching the viewer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_publisher_trickles_and_restarts_ice_with_patch() {
+    use glasscast::media::ice_restart::{self, IceCredentials};
+    use gstreamer::prelude::*;
+    let srv = start_auth_with(Transport::Forward, |cfg| {
+        cfg.auth.mode = glasscast::config::AuthMode::Disabled;
+        cfg.streams = vec![StreamConfig { source: VideoSource::Whip, ..small_stream("live") }];
+    })
+    .await;
+    let publisher = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    let offer = publisher.offer().await;
+    let resp = WebrtcbinPublisher::post(&srv, "live", &offer, ADMIN).await;
+    assert_eq!(resp.status(), 201);
+    assert_eq!(resp.headers()["accept-patch"], "application/trickle-ice-sdpfrag");
+    let etag0 = resp.headers()["etag"].to_str().expect("ascii").to_owned();
+    let url = format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii"));
+    let answer = resp.text().await.expect("answer");
+    publisher.set_answer(&answer).await;
+    assert!(becomes_ready(&srv, "live", true).await);
+    let mut viewer = WebrtcbinViewer::new(96, "42e01f", true);
+    viewer.connect(&srv, "live").await;
+    assert!(viewer.gets_frames(30, 20).await);
+
+    let ufrag = offer.lines().find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:")).expect("ufrag").to_owned();
+    let trickle =
+        format!("a=ice-ufrag:{ufrag}\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:video0\r\na=end-of-candidates\r\n");
+    assert_eq!(srv.patch_frag(&url, None, &trickle).await.status(), 204);
+    let client = IceCredentials::random();
+    let mut frag = format!(
+        "a=ice-ufrag:{}\r\na=ice-pwd:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 102\r\na=mid:video0\r\n",
+        client.ufrag, client.pwd
+    );
+    for cand in offer.lines().filter(|l| l.starts_with("a=candidate:")) {
+        frag.push_str(cand.trim_end());
+        frag.push_str("\r\n");
+    }
+    assert_eq!(srv.patch_frag(&url, None, &frag).await.status(), 428, "a restart needs If-Match");
+    let r = srv.patch_frag(&url, Some(&etag0), &frag).await;
+    assert_eq!(r.status(), 200);
+    let etag1 = r.headers()["etag"].to_str().expect("ascii").to_owned();
+    assert_ne!(etag1, etag0);
+    let server = glasscast::sdpfrag::SdpFrag::parse(&r.text().await.expect("body")).expect("an sdpfrag");
+    let server_creds = IceCredentials { ufrag: server.ufrag.expect("ufrag"), pwd: server.pwd.expect("pwd") };
+    ice_restart::restart(&publisher.webrtcbin, &client, &server_creds).expect("publisher-side restart");
+    for cand in &server.media[0].candidates {
+        publisher.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&0u32, cand]);
+    }
+    assert!(viewer.gets_frames(60, 20).await, "the publisher's picture keeps coming after the restart");
+    assert_eq!(srv.patch_frag(&url, Some(&etag0), &trickle).await.status(), 412, "the old ETag is gone");
+    srv.shutdown().await;
+}

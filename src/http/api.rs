@@ -47,6 +47,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         whep::patch,
         whep::delete,
         super::whip::create,
+        super::whip::patch,
         super::whip::delete
     ),
     components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),

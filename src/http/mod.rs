@@ -155,7 +155,10 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
             axum::routing::patch(whep::patch).delete(whep::delete).options(whep::options_session),
         )
         .route("/whip/{stream}", post(whip::create).options(whip::options_endpoint))
-        .route("/whip/sessions/{id}", axum::routing::delete(whip::delete).options(whip::options_session))
+        .route(
+            "/whip/sessions/{id}",
+            axum::routing::patch(whip::patch).delete(whip::delete).options(whip::options_session),
+        )
         .layer(cors(cors_origins))
         .layer(middleware::from_fn(whep::advertise_on_preflight));
     Router::new()

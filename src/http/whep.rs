@@ -170,7 +170,7 @@ pub async fn options_session() -> Response {
 /// CORS preflights are answered by the CORS layer; add what WHEP clients look for on OPTIONS.
 pub async fn advertise_on_preflight(req: Request, next: Next) -> Response {
     let is_options = req.method() == Method::OPTIONS;
-    let is_session = req.uri().path().starts_with("/whep/sessions/");
+    let is_session = req.uri().path().starts_with("/whep/sessions/") || req.uri().path().starts_with("/whip/sessions/");
     let mut resp = next.run(req).await;
     if is_options && resp.status().is_success() {
         let (k, v) = if is_session { ("accept-patch", SDPFRAG) } else { ("accept-post", SDP) };

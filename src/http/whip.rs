@@ -1,7 +1,7 @@
 //! WHIP ingest (RFC 9725): `POST /whip/{stream}` takes a publisher's offer for a `source = "whip"` stream
-//! (with a publish token) and answers; `DELETE /whip/sessions/{id}` ends the publisher. One publisher per
-//! stream at a time (409 for a second). PATCH (trickle, ICE restart) is not offered yet: publishers send
-//! their candidates in the offer, as OBS, ffmpeg and GStreamer's whipclientsink do.
+//! (with a publish token) and answers; `PATCH /whip/sessions/{id}` trickles candidates or restarts ICE (the
+//! same handling as WHEP's); `DELETE` ends the publisher. One publisher per stream at a time (409 for a
+//! second).
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::whep::{SDP, body_text, created_response, require_content_type, session_id};
+use super::whep::{SDP, SDPFRAG, body_text, created_response, require_content_type, session_id};
 use super::{ApiError, AppState, Caller};
 
 /// `POST /whip/{stream}`: the publisher's offer in, 201 + answer out.
@@ -30,7 +30,25 @@ pub async fn create(
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
     let created = st.sessions.publish(&stream, offer, grant, caller.addr).await?;
-    Ok(created_response(created, "/whip/sessions", &st.ice_servers, false))
+    Ok(created_response(created, "/whip/sessions", &st.ice_servers, true))
+}
+
+/// `PATCH /whip/sessions/{id}`: trickle (204), or an ICE restart (new ufrag/pwd, `If-Match` required): 200
+/// with our new credentials and candidates as an sdpfrag and the resource's new ETag.
+#[utoipa::path(patch, path = "/whip/sessions/{id}", security(("bearer" = [])),
+    params(("id" = String, Path, description = "the publisher session's id")),
+    request_body(content = String, content_type = "application/trickle-ice-sdpfrag"),
+    responses((status = 204), (status = 200, body = String, content_type = "application/trickle-ice-sdpfrag"),
+        (status = 400), (status = 401), (status = 403), (status = 404), (status = 412), (status = 415),
+        (status = 428)))]
+pub async fn patch(
+    st: State<AppState>,
+    id: Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    super::whep::patch(st, id, caller, headers, body).await
 }
 
 /// `DELETE /whip/sessions/{id}`: the publisher stops; viewers stay and wait for the next one.
@@ -56,6 +74,7 @@ pub async fn options_endpoint() -> Response {
 
 pub async fn options_session() -> Response {
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("DELETE, OPTIONS"));
+    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("PATCH, DELETE, OPTIONS"));
+    resp.headers_mut().insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     resp
 }

@@ -22,6 +22,7 @@ use gstreamer_webrtc::prelude::*;
 use rand::Rng;
 
 use super::MediaError;
+use crate::sdpfrag::{FragMedia, SdpFrag};
 
 // libnice's public API (nice/agent.h, since 0.1.6). Neither gstreamer-rs nor a maintained crate binds it, and
 // GstWebRTCICE has no restart; this is the one call we need. build.rs links libnice via pkg-config.
@@ -99,6 +100,75 @@ pub fn restart(webrtcbin: &gst::Element, local: &IceCredentials, remote: &IceCre
         return Err(restart_error("setting the client's new credentials failed"));
     }
     Ok(())
+}
+
+/// A webrtcbin peer's trickle and ICE restart, as a WHEP viewer and a WHIP publisher both need them: the
+/// offer's `a=mid`s (to map trickled candidates to m-lines) and the peer's current ufrag.
+pub struct PeerIce {
+    mids: Vec<String>,
+    remote_ufrag: std::sync::Mutex<String>,
+}
+
+impl PeerIce {
+    pub fn new(mids: Vec<String>, remote_ufrag: String) -> Self {
+        Self { mids, remote_ufrag: std::sync::Mutex::new(remote_ufrag) }
+    }
+
+    /// The peer's current ICE ufrag (from its offer, then from its last restart): a PATCH with another one
+    /// asks for an ICE restart.
+    pub fn remote_ufrag(&self) -> String {
+        self.remote_ufrag.lock().expect("ufrag lock").clone()
+    }
+
+    /// Adds trickled remote candidates; `mid`s are mapped to m-line indexes of the offer.
+    pub fn add_remote_candidates(&self, webrtcbin: &gst::Element, frag: &SdpFrag) -> usize {
+        let mut added = 0;
+        for media in &frag.media {
+            let mline = media.mid.as_ref().and_then(|mid| self.mids.iter().position(|m| m == mid)).unwrap_or(0) as u32;
+            for cand in &media.candidates {
+                webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, cand]);
+                added += 1;
+            }
+        }
+        added
+    }
+
+    /// Restarts ICE with the peer's new credentials and candidates from `frag` (which must carry both ufrag
+    /// and pwd). Returns our answer: fresh credentials, our host candidates (a restart keeps them) and
+    /// end-of-candidates. DTLS/SRTP and the media flow carry on.
+    pub fn restart(&self, webrtcbin: &gst::Element, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
+            return Err(restart_error("the fragment needs a=ice-ufrag and a=ice-pwd"));
+        };
+        let local = IceCredentials::random();
+        let remote = IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone() };
+        restart(webrtcbin, &local, &remote)?;
+        *self.remote_ufrag.lock().expect("ufrag lock") = remote.ufrag;
+        self.add_remote_candidates(webrtcbin, frag);
+        let media = FragMedia {
+            mid: self.mids.first().cloned(),
+            candidates: local_candidates(webrtcbin),
+            end_of_candidates: true,
+        };
+        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
+    }
+}
+
+/// Our gathered candidates (`candidate:...` values) from the local description's bundled section.
+fn local_candidates(webrtcbin: &gst::Element) -> Vec<String> {
+    let Some(local) = webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description") else {
+        return Vec::new();
+    };
+    let mut out: Vec<String> = Vec::new();
+    for media in local.sdp().medias() {
+        for a in media.attributes().filter(|a| a.key() == "candidate") {
+            let c = format!("candidate:{}", a.value().unwrap_or_default());
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

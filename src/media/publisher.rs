@@ -24,9 +24,11 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, watch};
 
+use super::ice_restart::PeerIce;
 use super::viewer::{IceSettings, call, tune_ice_agent};
 use super::{MediaError, MediaEvent, ViewerEnd};
 use crate::ids::{SessionId, StreamName};
+use crate::sdpfrag::SdpFrag;
 
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -44,6 +46,8 @@ struct Inner {
     gathered: watch::Receiver<bool>,
     own_dtls_certificate: bool,
     removed: AtomicBool,
+    /// Trickle and ICE restart (PATCH on the publisher's session).
+    ice: PeerIce,
 }
 
 fn negotiation(msg: impl Into<String>) -> MediaError {
@@ -60,6 +64,7 @@ impl Publisher {
         stream: &StreamName,
         id: SessionId,
         ice: &IceSettings,
+        peer: PeerIce,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
         let bin = gst::Bin::builder().name(format!("source-whip-{id}")).build();
@@ -151,6 +156,7 @@ impl Publisher {
             gathered,
             own_dtls_certificate,
             removed: AtomicBool::new(false),
+            ice: peer,
         };
         Ok(Self { inner: Arc::new(inner) })
     }
@@ -191,6 +197,20 @@ impl Publisher {
 
     pub fn id(&self) -> SessionId {
         self.inner.id
+    }
+
+    /// Adds trickled remote candidates (PATCH).
+    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        self.inner.ice.add_remote_candidates(&self.inner.webrtcbin, frag)
+    }
+
+    pub fn remote_ufrag(&self) -> String {
+        self.inner.ice.remote_ufrag()
+    }
+
+    /// Restarts ICE with the publisher's new credentials (PATCH); returns our answer fragment.
+    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        self.inner.ice.restart(&self.inner.webrtcbin, frag)
     }
 
     /// Disconnects the signal handlers (idempotent); the stream detaches and stops the bin.

@@ -475,9 +475,10 @@ impl StreamPipeline {
     /// answer. On error nothing stays attached.
     pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Publisher, String), MediaError> {
         let (msg, plan) = super::whip_offer::plan_publish(offer)?;
+        let peer = super::ice_restart::PeerIce::new(plan.mids.clone(), plan.ice_ufrag.clone());
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
-        let publisher =
-            Publisher::build(&self.inner.name, id, &self.inner.ice, self.inner.events.clone()).map_err(internal)?;
+        let publisher = Publisher::build(&self.inner.name, id, &self.inner.ice, peer, self.inner.events.clone())
+            .map_err(internal)?;
         self.attach_source(publisher.bin()).map_err(internal)?;
         *self.inner.profile.lock().expect("profile lock") = plan.profile;
         match publisher.answer(msg).await {

@@ -17,10 +17,10 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gate::{Gate, GateStats, Track};
-use super::ice_restart::{self, IceCredentials};
+use super::ice_restart::PeerIce;
 use super::{MediaError, MediaEvent, OfferPlan, ViewerEnd};
 use crate::ids::{SessionId, StreamName};
-use crate::sdpfrag::{FragMedia, SdpFrag};
+use crate::sdpfrag::SdpFrag;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the stream gets to put caps on a new viewer's pads (one frame, normally).
@@ -61,10 +61,8 @@ struct Inner {
     /// The DTLS transport uses glasscast's ECDSA certificate (so the answer restates its fingerprint).
     own_dtls_certificate: bool,
     offer: gst_sdp::SDPMessage,
-    /// The client's current ICE ufrag (from its offer, then from its last ICE restart): a PATCH with another
-    /// one asks for an ICE restart.
-    remote_ufrag: Mutex<String>,
-    mids: Vec<String>,
+    /// Trickle and ICE restart (the offer's mids, the client's current ufrag).
+    ice: PeerIce,
     /// Counts completed ICE gatherings (one per negotiation or restart).
     gathered: watch::Receiver<u32>,
 }
@@ -282,8 +280,7 @@ impl WebrtcbinViewer {
                 removed: AtomicBool::new(false),
                 own_dtls_certificate,
                 offer,
-                remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
-                mids: plan.mids.clone(),
+                ice: PeerIce::new(plan.mids.clone(), plan.ice_ufrag.clone()),
                 gathered,
             }),
         })
@@ -342,62 +339,18 @@ impl WebrtcbinViewer {
         local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
     }
 
-    /// Adds trickled remote candidates; `mid`s are mapped to m-line indexes of the offer.
+    /// Adds trickled remote candidates.
     pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        let mut added = 0;
-        for media in &frag.media {
-            let mline =
-                media.mid.as_ref().and_then(|mid| self.inner.mids.iter().position(|m| m == mid)).unwrap_or(0) as u32;
-            for cand in &media.candidates {
-                self.inner.webrtcbin.emit_by_name::<()>("add-ice-candidate", &[&mline, cand]);
-                added += 1;
-            }
-        }
-        added
+        self.inner.ice.add_remote_candidates(&self.inner.webrtcbin, frag)
     }
 
     pub fn remote_ufrag(&self) -> String {
-        self.inner.remote_ufrag.lock().expect("ufrag lock").clone()
+        self.inner.ice.remote_ufrag()
     }
 
-    /// Restarts ICE with the client's new credentials and candidates from `frag` (which must carry both
-    /// ufrag and pwd). Returns our answer: fresh credentials, our host candidates (a restart keeps them) and
-    /// end-of-candidates. DTLS/SRTP and the media flow carry on.
+    /// Restarts ICE with the client's new credentials and candidates; returns our answer fragment.
     pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
-            return Err(negotiation("ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd"));
-        };
-        let local = IceCredentials::random();
-        let remote = IceCredentials { ufrag: ufrag.clone(), pwd: pwd.clone() };
-        ice_restart::restart(&self.inner.webrtcbin, &local, &remote)?;
-        *self.inner.remote_ufrag.lock().expect("ufrag lock") = remote.ufrag;
-        self.add_remote_candidates(frag);
-        let media = FragMedia {
-            mid: self.inner.mids.first().cloned(),
-            candidates: self.local_candidates(),
-            end_of_candidates: true,
-        };
-        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
-    }
-
-    /// Our gathered candidates (`candidate:...` values) from the local description's bundled section.
-    fn local_candidates(&self) -> Vec<String> {
-        let Some(local) =
-            self.inner.webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-        else {
-            return Vec::new();
-        };
-        let sdp = local.sdp();
-        let mut out: Vec<String> = Vec::new();
-        for media in sdp.medias() {
-            for a in media.attributes().filter(|a| a.key() == "candidate") {
-                let c = format!("candidate:{}", a.value().unwrap_or_default());
-                if !out.contains(&c) {
-                    out.push(c);
-                }
-            }
-        }
-        out
+        self.inner.ice.restart(&self.inner.webrtcbin, frag)
     }
 
     pub fn id(&self) -> SessionId {

@@ -17,6 +17,9 @@ pub struct PublishPlan {
     pub profile: H264Profile,
     pub profile_level_id: String,
     pub audio_pt: Option<u8>,
+    /// The `a=mid` of each m-line (empty when absent), and the publisher's ICE ufrag.
+    pub mids: Vec<String>,
+    pub ice_ufrag: String,
 }
 
 /// How an H.264 format ranks for relaying; `None`: not relayed.
@@ -37,7 +40,8 @@ fn relay_rank(plid: &str) -> Option<(u8, H264Profile)> {
 
 /// Parses and checks a WHIP offer. Returns it trimmed to the chosen formats (and their RTX), and the plan.
 pub fn plan_publish(text: &str) -> Result<(gst_sdp::SDPMessage, PublishPlan), MediaError> {
-    let (mut msg, _ufrag) = parse_offer(text)?;
+    let (mut msg, ice_ufrag) = parse_offer(text)?;
+    let mids = msg.medias().map(|m| m.attribute_val("mid").unwrap_or_default().to_owned()).collect();
     let mut video: Option<(u32, u8, H264Profile, String)> = None;
     let mut audio: Option<(u32, u8)> = None;
     for (i, media) in msg.medias().enumerate() {
@@ -105,7 +109,8 @@ pub fn plan_publish(text: &str) -> Result<(gst_sdp::SDPMessage, PublishPlan), Me
     if let Some((aline, pt)) = audio {
         keep_only(&mut msg, aline, pt)?;
     }
-    Ok((msg, PublishPlan { video_pt, profile, profile_level_id, audio_pt: audio.map(|(_, pt)| pt) }))
+    let audio_pt = audio.map(|(_, pt)| pt);
+    Ok((msg, PublishPlan { video_pt, profile, profile_level_id, audio_pt, mids, ice_ufrag }))
 }
 
 /// Removes every format of m-line `idx` but `pt` and its RTX (`a=fmtp:X apt=pt`), with their attributes.
@@ -163,7 +168,9 @@ mod tests {
                 video_pt: 106,
                 profile: H264Profile::ConstrainedBaseline,
                 profile_level_id: "42e01f".into(),
-                audio_pt: Some(111)
+                audio_pt: Some(111),
+                mids: vec!["0".into(), "1".into()],
+                ice_ufrag: "abcd".into(),
             }
         );
         let text = msg.as_text().expect("text");

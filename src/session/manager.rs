@@ -43,6 +43,84 @@ struct Session {
     span: tracing::Span,
 }
 
+/// What PATCH needs of a peer (a WHEP viewer or a WHIP publisher): trickle, and ICE restart.
+trait IcePeer {
+    fn remote_ufrag(&self) -> String;
+    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize;
+    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError>;
+}
+
+impl IcePeer for ViewerHandle {
+    fn remote_ufrag(&self) -> String {
+        ViewerHandle::remote_ufrag(self)
+    }
+    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        ViewerHandle::add_remote_candidates(self, frag)
+    }
+    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        ViewerHandle::restart_ice(self, frag)
+    }
+}
+
+impl IcePeer for crate::media::Publisher {
+    fn remote_ufrag(&self) -> String {
+        crate::media::Publisher::remote_ufrag(self)
+    }
+    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        crate::media::Publisher::add_remote_candidates(self, frag)
+    }
+    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        crate::media::Publisher::restart_ice(self, frag)
+    }
+}
+
+/// A session's ETag and ICE generation (bumped by each restart), and its log span.
+struct IceState<'a> {
+    etag: &'a mut ETag,
+    generation: &'a mut u32,
+    span: &'a tracing::Span,
+}
+
+/// A PATCH (RFC 9725 section 4.3): candidates to add (204), or new credentials, an ICE restart, which needs
+/// `If-Match` (200 with our new credentials and candidates, and a new ETag).
+fn patch_ice(
+    id: SessionId,
+    peer: &dyn IcePeer,
+    ice: IceState,
+    if_match: Option<String>,
+    body: &str,
+) -> Result<Patched, SessionError> {
+    let frag = SdpFrag::parse(body)?;
+    if if_match.as_deref().is_some_and(|tag| !ice.etag.matches(tag)) {
+        return Err(SessionError::PreconditionFailed);
+    }
+    let restart = match (&frag.ufrag, &frag.pwd) {
+        (Some(u), Some(_)) => *u != peer.remote_ufrag(),
+        _ => false,
+    };
+    if !restart {
+        let n = peer.add_remote_candidates(&frag);
+        tracing::debug!(parent: ice.span, candidates = n, "trickle");
+        return Ok(Patched::Trickled);
+    }
+    if if_match.is_none() {
+        return Err(SessionError::PreconditionRequired);
+    }
+    // New credentials: an ICE restart. Quick (no gathering: a restart keeps our host candidates).
+    match peer.restart_ice(&frag) {
+        Ok(answer) => {
+            *ice.generation += 1;
+            *ice.etag = ETag::new(id, *ice.generation);
+            tracing::info!(parent: ice.span, generation = *ice.generation, "ICE restarted");
+            Ok(Patched::Restarted { etag: ice.etag.clone(), frag: answer.render() })
+        }
+        Err(e) => {
+            tracing::warn!(parent: ice.span, error = %e, "ICE restart failed");
+            Err(SessionError::IceRestartFailed(e.to_string()))
+        }
+    }
+}
+
 /// Counts a session's end (`glasscast_sessions_ended_total`).
 fn ended(s: &Session, reason: EndReason) {
     telemetry::session_ended(s.stream.as_str(), reason);
@@ -343,53 +421,18 @@ impl Manager {
         body: String,
         reply: oneshot::Sender<Result<Patched, SessionError>>,
     ) {
-        let Some(session) = self.sessions.get_mut(&id) else {
-            let _ = reply.send(Err(SessionError::UnknownSession));
-            return;
-        };
-        if !session.allows(&grant) {
-            let _ = reply.send(Err(SessionError::NotYourSession));
-            return;
-        }
-        let frag = match SdpFrag::parse(&body) {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = reply.send(Err(e.into()));
-                return;
+        let result = match (self.sessions.get_mut(&id), self.publishers.get_mut(&id)) {
+            (Some(s), _) if !s.allows(&grant) => Err(SessionError::NotYourSession),
+            (Some(s), _) => {
+                let ice = IceState { etag: &mut s.etag, generation: &mut s.ice_generation, span: &s.span };
+                patch_ice(id, &s.viewer, ice, if_match, &body)
             }
-        };
-        if let Some(tag) = &if_match {
-            if !session.etag.matches(tag) {
-                let _ = reply.send(Err(SessionError::PreconditionFailed));
-                return;
+            (None, Some(p)) if !grant_allows(&p.owner, &grant) => Err(SessionError::NotYourSession),
+            (None, Some(p)) => {
+                let ice = IceState { etag: &mut p.etag, generation: &mut p.ice_generation, span: &p.span };
+                patch_ice(id, &p.publisher, ice, if_match, &body)
             }
-        }
-        let restart = match (&frag.ufrag, &frag.pwd) {
-            (Some(u), Some(_)) => *u != session.viewer.remote_ufrag(),
-            _ => false,
-        };
-        if !restart {
-            let n = session.viewer.add_remote_candidates(&frag);
-            tracing::debug!(parent: &session.span, candidates = n, "trickle");
-            let _ = reply.send(Ok(Patched::Trickled));
-            return;
-        }
-        if if_match.is_none() {
-            let _ = reply.send(Err(SessionError::PreconditionRequired));
-            return;
-        }
-        // New credentials: an ICE restart. Quick (no gathering: a restart keeps our host candidates).
-        let result = match session.viewer.restart_ice(&frag) {
-            Ok(answer) => {
-                session.ice_generation += 1;
-                session.etag = ETag::new(id, session.ice_generation);
-                tracing::info!(parent: &session.span, generation = session.ice_generation, "ICE restarted");
-                Ok(Patched::Restarted { etag: session.etag.clone(), frag: answer.render() })
-            }
-            Err(e) => {
-                tracing::warn!(parent: &session.span, error = %e, "ICE restart failed");
-                Err(SessionError::IceRestartFailed(e.to_string()))
-            }
+            (None, None) => Err(SessionError::UnknownSession),
         };
         let _ = reply.send(result);
     }

@@ -83,6 +83,10 @@ impl WebrtcbinPublisher {
         assert!(location.starts_with("/whip/sessions/"), "{location}");
         self.location = Some(format!("{}{location}", srv.base));
         let answer = resp.text().await.expect("answer");
+        self.set_answer(&answer).await;
+    }
+
+    pub async fn set_answer(&self, answer: &str) {
         let sdp = gstreamer_sdp::SDPMessage::parse_buffer(answer.as_bytes()).expect("answer parses");
         let desc = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp);
         promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;

@@ -26,6 +26,9 @@ pub(super) struct PublisherSession {
     /// When its offer was answered, and when its connection (ICE + DTLS) completed.
     pub answered: Instant,
     pub connected: Option<Instant>,
+    /// The resource's ETag and ICE generation (PATCH: trickle, ICE restart).
+    pub etag: ETag,
+    pub ice_generation: u32,
 }
 
 /// A negotiation that finished: its publisher and answer, or why not.
@@ -82,7 +85,8 @@ impl Manager {
         let Some(pipeline) = self.streams.get(&p.stream).map(|e| e.pipeline.clone()) else { return };
         match p.result {
             Ok((publisher, answer)) => {
-                let created = Created { id: p.id, answer, etag: ETag::new(p.id, 0) };
+                let etag = ETag::new(p.id, 0);
+                let created = Created { id: p.id, answer, etag: etag.clone() };
                 if p.reply.send(Ok(created)).is_err() {
                     // The publisher went away before its answer.
                     detach_in_background(pipeline, publisher);
@@ -97,6 +101,8 @@ impl Manager {
                     span,
                     answered: Instant::now(),
                     connected: None,
+                    etag,
+                    ice_generation: 0,
                 };
                 self.publishers.insert(p.id, session);
             }
