@@ -326,6 +326,14 @@ pub fn stream_action(t: &Target, name: &str, action: &str) -> anyhow::Result<()>
     Ok(())
 }
 
+/// `glasscast stream push NAME URL [--token T]`
+pub fn stream_push(t: &Target, name: &str, url: &str, token: Option<String>) -> anyhow::Result<()> {
+    let body = serde_json::json!({ "url": url, "token": token });
+    t.call(reqwest::Method::POST, &format!("/streams/{name}/push"), Some(body))?;
+    println!("stream {name}: pushing to {url} (its state: `curl .../readyz` with the admin token, or the metrics)");
+    Ok(())
+}
+
 /// `glasscast streams`
 pub fn streams(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/streams", None)?;

@@ -47,14 +47,21 @@ enum Command {
         #[command(flatten)]
         target: TargetArgs,
     },
-    /// Start or stop a stream (admin API). Stopping ends its sessions.
+    /// Start or stop a stream, or push it to a WHIP endpoint too (admin API). Stopping ends its sessions.
+    /// `push NAME URL [--token T]` lasts until the stream stops; `[[streams.push]]` in the configuration
+    /// keeps it across restarts.
     Stream {
         #[command(flatten)]
         target: TargetArgs,
-        #[arg(value_parser = ["start", "stop"])]
+        #[arg(value_parser = ["start", "stop", "push"])]
         action: String,
         /// The stream's name.
         name: String,
+        /// push: the WHIP endpoint, e.g. https://sfu.example/whip/room1.
+        url: Option<String>,
+        /// push: the bearer token the endpoint wants.
+        #[arg(long, env = "GLASSCAST_PUSH_TOKEN", hide_env_values = true)]
+        token: Option<String>,
     },
     /// List the live sessions: stream, token label, since when (admin API).
     Sessions {
@@ -177,7 +184,11 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Streams { target } => cli::streams(&resolve(&cfg, target)?),
         Command::Sessions { target } => cli::sessions(&resolve(&cfg, target)?),
-        Command::Stream { target, action, name } => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
+        Command::Stream { target, action, name, url, token } => match (action.as_str(), url) {
+            ("push", Some(url)) => cli::stream_push(&resolve(&cfg, target)?, &name, &url, token),
+            ("push", None) => anyhow::bail!("`glasscast stream push NAME URL`: the WHIP endpoint's URL is missing"),
+            _ => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
+        },
         Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
         Command::Key { target, command } => {
             let t = resolve(&cfg, target)?;

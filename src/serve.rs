@@ -111,6 +111,7 @@ impl Server {
             )
             .with_context(|| format!("building stream `{}`", s.name))?;
             pipeline.start()?;
+            session::start_pushes(&pipeline, s).with_context(|| format!("pushing stream `{}`", s.name))?;
             match &s.source {
                 VideoSource::Portal { cursor } => {
                     let token = media::portal::token_path(&cfg.server.state_dir, &s.name);

@@ -80,7 +80,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
             routes.push(Route { method, path, content_type, body, admin_only });
         }
     }
-    assert_eq!(routes.len(), 17, "WHEP and WHIP POST/PATCH/DELETE, /streams, ten admin operations: {routes:?}");
+    assert_eq!(routes.len(), 18, "WHEP and WHIP POST/PATCH/DELETE, /streams, 11 admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");

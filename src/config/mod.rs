@@ -15,7 +15,9 @@ mod stream;
 
 pub use auth::{AuthConfig, AuthMode};
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
-pub use stream::{AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, StreamConfig, VideoSource};
+pub use stream::{
+    AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoSource,
+};
 
 /// Where the file is looked for when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";

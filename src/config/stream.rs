@@ -264,6 +264,32 @@ pub struct StreamConfig {
     /// stream clock (silence in between), to check audio/video sync by eye and ear or with a tool.
     #[serde(default)]
     pub sync_marks: bool,
+    /// WHIP endpoints this stream is also pushed to (an SFU, a CDN, another glasscast), from the same
+    /// encoding.
+    #[serde(default)]
+    pub push: Vec<PushConfig>,
+}
+
+/// `[[streams.push]]`: a WHIP endpoint and the bearer token it wants (or the file holding it).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushConfig {
+    pub url: String,
+    #[serde(default)]
+    pub token: Option<String>,
+    #[serde(default)]
+    pub token_file: Option<std::path::PathBuf>,
+}
+
+impl PushConfig {
+    /// The token, read from `token_file` when given that way.
+    pub fn load_token(&self) -> std::io::Result<Option<String>> {
+        match (&self.token, &self.token_file) {
+            (Some(t), _) => Ok(Some(t.clone())),
+            (None, Some(path)) => Ok(Some(std::fs::read_to_string(path)?.trim().to_owned())),
+            (None, None) => Ok(None),
+        }
+    }
 }
 
 fn default_audio_frame_ms() -> u32 {
@@ -319,6 +345,7 @@ impl StreamConfig {
             latency_probe: false,
             audio_frame_ms: default_audio_frame_ms(),
             sync_marks: false,
+            push: Vec::new(),
         }
     }
 
@@ -382,6 +409,15 @@ impl StreamConfig {
                 }
             }
             _ => {}
+        }
+        for (j, p) in st.push.iter().enumerate() {
+            let scheme = p.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+            if !matches!(scheme.as_deref(), Some("http" | "https")) {
+                return Err(invalid(k(&format!("push[{j}].url")), &p.url, "an http:// or https:// WHIP endpoint"));
+            }
+            if p.token.is_some() && p.token_file.is_some() {
+                return Err(invalid(k(&format!("push[{j}].token_file")), &p.token_file, "token or token_file"));
+            }
         }
         if st.sync_marks && (st.source != VideoSource::Test || st.audio != AudioSource::Test) {
             return Err(invalid(k("sync_marks"), true, "only with source = \"test\" and audio = \"test\""));

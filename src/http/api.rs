@@ -35,6 +35,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         streams,
         stop_stream,
         start_stream,
+        push_stream,
         list_sessions,
         end_session,
         list_tokens,
@@ -50,7 +51,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         super::whip::patch,
         super::whip::delete
     ),
-    components(schemas(IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),
+    components(schemas(PushBody, IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -76,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/streams", get(streams))
         .route("/streams/{name}/stop", axum::routing::post(stop_stream))
         .route("/streams/{name}/start", axum::routing::post(start_stream))
+        .route("/streams/{name}/push", axum::routing::post(push_stream))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(end_session))
         .route("/tokens", get(list_tokens).post(issue_token))
@@ -108,6 +110,38 @@ async fn stop_stream(
     admin(&st, &caller).await?;
     st.sessions.stop_stream(&name).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+struct PushBody {
+    /// The WHIP endpoint (http:// or https://).
+    url: String,
+    /// The bearer token the endpoint wants, if any.
+    token: Option<String>,
+}
+
+/// Pushes a stream to a WHIP endpoint too (an SFU, a CDN, another glasscast), from its encoder, retrying
+/// with backoff until the stream stops; its state shows in `/readyz` and the metrics. Not kept across
+/// restarts: put it in the configuration (`[[streams.push]]`) for that.
+#[utoipa::path(post, path = "/api/v1/streams/{name}/push", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the stream's name")),
+    request_body(content = PushBody, content_type = "application/json"),
+    responses((status = 202), (status = 400), (status = 401), (status = 403), (status = 404), (status = 413),
+        (status = 415)))]
+async fn push_stream(
+    State(st): State<AppState>,
+    Path(name): Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &caller).await?;
+    let body = read_body(body)?;
+    whep::require_content_type(&headers, "application/json")?;
+    let body: PushBody = serde_json::from_slice(&body).map_err(|e| bad_request("malformed-json", e.to_string()))?;
+    st.sessions.push(&name, body.url, body.token).await?;
+    Ok(StatusCode::ACCEPTED)
 }
 
 /// Starts a stopped stream again (no-op when it runs).

@@ -93,6 +93,7 @@ impl From<SessionError> for ApiError {
             SessionError::TokenSessionLimit(_) => Self::new(S::TOO_MANY_REQUESTS, "token-session-limit", detail),
             SessionError::NotWhip(_) => Self::new(S::CONFLICT, "not-a-whip-stream", detail),
             SessionError::AlreadyPublished(_) => Self::new(S::CONFLICT, "already-published", detail),
+            SessionError::BadPush(..) => Self::new(S::BAD_REQUEST, "bad-push", detail),
         }
     }
 }

@@ -105,6 +105,11 @@ impl Fanout {
     }
 
     /// Source pads on all RTP tees: one per connected or negotiating viewer.
+    /// The tee of the encoded (not yet payloaded) stream.
+    pub fn encoded_tee(&self) -> &gst::Element {
+        &self.encoded_tee
+    }
+
     pub fn viewer_pads(&self) -> usize {
         let branches = self.branches.lock().expect("fanout lock poisoned");
         branches.values().map(|t| t.src_pads().len()).sum()

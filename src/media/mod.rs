@@ -6,6 +6,7 @@
 pub mod congestion;
 pub mod discover;
 pub mod dtls;
+pub mod egress;
 pub mod encoder;
 mod fanout;
 pub mod forward;
@@ -35,7 +36,7 @@ pub use gate::GateStats;
 pub use handle::ViewerHandle;
 pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for};
 pub use publisher::Publisher;
-pub use stream::{StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
+pub use stream::{PushStatus, StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
 pub use viewer::{IceSettings, WebrtcbinViewer};
 
 use thiserror::Error;

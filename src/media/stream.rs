@@ -11,6 +11,7 @@ use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
 use super::congestion::{LossReport, RateControl};
+use super::egress::{Egress, EgressState, PushTarget};
 use super::encoder::{EncodeParams, Encoder, EncoderChoice, bitrate_kbps, build_encoder, choose_encoder, set_bitrate};
 use super::fanout::{BranchKey, Codec, Fanout};
 use super::forward::{self, Forward, StreamSlot};
@@ -64,6 +65,21 @@ pub struct StreamHealth {
     pub send_lag_ms: Option<f64>,
     /// Why a source that comes and goes (the portal) gives no picture now, and when it is retried.
     pub source_problem: Option<String>,
+    /// WHIP pushes to other endpoints (`[[streams.push]]`).
+    pub pushes: Vec<PushStatus>,
+}
+
+/// One WHIP push, as health and metrics show it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PushStatus {
+    /// The endpoint's scheme, host and port (its path may hold a secret).
+    pub target: String,
+    /// connecting, connected, retrying, stopped.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+    pub bytes_sent: u64,
+    pub attempts: u64,
 }
 
 impl StreamHealth {
@@ -103,6 +119,8 @@ struct Inner {
     bus_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Where a source attached later (the portal's) links in; `None` for sources built with the stream.
     slot: Option<SourceSlot>,
+    /// WHIP pushes fed from the encoded tees.
+    pushes: Mutex<Vec<Egress>>,
 }
 
 /// A source that is attached and detached while the stream runs.
@@ -332,6 +350,7 @@ impl StreamPipeline {
             events,
             bus_task: Mutex::new(None),
             slot,
+            pushes: Mutex::new(Vec::new()),
         });
         Ok(Self { inner })
     }
@@ -364,8 +383,22 @@ impl StreamPipeline {
         Ok(())
     }
 
+    /// Pushes the stream to a WHIP endpoint too, from its encoded tees (no second encode), retrying with
+    /// backoff while the stream runs (docs/whip.md).
+    pub fn start_push(&self, target: PushTarget) -> anyhow::Result<()> {
+        let inner = &self.inner;
+        let audio = inner.audio.as_ref().map(Fanout::encoded_tee);
+        let egress =
+            super::egress::push(&inner.pipeline, inner.video.encoded_tee(), audio, target, inner.name.as_str())?;
+        inner.pushes.lock().expect("pushes lock").push(egress);
+        Ok(())
+    }
+
     /// Stops the pipeline (blocking: waits for its streaming threads).
     pub fn stop(&self) {
+        for push in self.inner.pushes.lock().expect("pushes lock").drain(..) {
+            push.stop();
+        }
         let _ = self.inner.pipeline.set_state(gst::State::Null);
         *self.inner.state.lock().expect("state lock") = StreamState::Stopped;
         if let Some(task) = self.inner.bus_task.lock().expect("bus task lock").take() {
@@ -395,6 +428,7 @@ impl StreamPipeline {
             },
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
             source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
+            pushes: inner.pushes.lock().expect("pushes lock").iter().map(push_status).collect(),
         }
     }
 
@@ -594,6 +628,16 @@ impl Inner {
 }
 
 /// Did an element inside an attached source bin (`source-*`) post `msg`?
+fn push_status(e: &Egress) -> PushStatus {
+    let (state, last_error) = match e.state() {
+        EgressState::Connecting => ("connecting", None),
+        EgressState::Connected => ("connected", None),
+        EgressState::Retrying { last_error, .. } => ("retrying", Some(last_error)),
+        EgressState::Stopped => ("stopped", None),
+    };
+    PushStatus { target: e.target(), state, last_error, bytes_sent: e.bytes_sent(), attempts: e.attempts() }
+}
+
 fn from_source(msg: &gst::Message) -> bool {
     let mut obj = msg.src().cloned();
     while let Some(o) = obj {

@@ -121,6 +121,16 @@ fn patch_ice(
     }
 }
 
+/// Starts the stream's configured WHIP pushes (`[[streams.push]]`).
+pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Result<()> {
+    use anyhow::Context;
+    for p in &cfg.push {
+        let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
+        pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token })?;
+    }
+    Ok(())
+}
+
 /// Counts a session's end (`glasscast_sessions_ended_total`).
 fn ended(s: &Session, reason: EndReason) {
     telemetry::session_ended(s.stream.as_str(), reason);
@@ -354,8 +364,21 @@ impl Manager {
                     return;
                 }
                 tracing::info!(stream = %name, "starting stream");
-                let result =
-                    entry.pipeline.start().map_err(|e| SessionError::StartFailed(name.clone(), format!("{e:#}")));
+                // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
+                let result = entry.pipeline.start().and_then(|()| start_pushes(&entry.pipeline, &entry.cfg));
+                let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name.clone(), format!("{e:#}"))));
+            }
+            Command::Push { stream, url, token, reply } => {
+                let result = match self.streams.iter().find(|(k, _)| k.as_str() == stream) {
+                    None => Err(SessionError::UnknownStream(stream)),
+                    Some((name, entry)) => {
+                        let target = crate::media::egress::PushTarget { url, token };
+                        let shown = crate::media::egress::redacted(&target.url);
+                        let started = entry.pipeline.start_push(target);
+                        tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
+                        started.map_err(|e| SessionError::BadPush(name.clone(), format!("{e:#}")))
+                    }
+                };
                 let _ = reply.send(result);
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -603,6 +626,7 @@ impl Manager {
                     send_lag_ms: h.send_lag_ms.map(|l| (l * 100.0).round() / 100.0),
                     encoder: h.encoder,
                     encoders_rejected: h.encoders_rejected,
+                    pushes: h.pushes,
                 }
             })
             .collect();
@@ -660,6 +684,7 @@ mod tests {
             raw_frames: 100,
             raw_fps,
             frames_dropped: 0,
+            pushes: Vec::new(),
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
             source_problem: None,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub use manager::spawn;
+pub use manager::{spawn, start_pushes};
 
 use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
@@ -54,6 +54,8 @@ pub enum SessionError {
     NotWhip(StreamName),
     #[error("stream `{0}` already has a publisher: DELETE its session first, or wait for it to end")]
     AlreadyPublished(StreamName),
+    #[error("cannot push stream `{0}`: {1}")]
+    BadPush(StreamName, String),
 }
 
 /// What a PATCH did.
@@ -127,6 +129,9 @@ pub struct StreamReadiness {
     /// The H.264 encoder in use, and the ones tried before it with why each was not used.
     pub encoder: &'static str,
     pub encoders_rejected: Vec<String>,
+    /// WHIP pushes to other endpoints: target (scheme, host, port), state, bytes, attempts, last error.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pushes: Vec<crate::media::PushStatus>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -188,6 +193,12 @@ pub(crate) enum Command {
     },
     StartStream {
         stream: String,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Push {
+        stream: String,
+        url: String,
+        token: Option<String>,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Shutdown {
@@ -295,6 +306,12 @@ impl Sessions {
     /// Viewer branches linked to a stream's RTP tees (0 for an unknown stream).
     pub async fn viewer_pads(&self, stream: &str) -> usize {
         self.health(stream).await.map_or(0, |h| h.viewer_pads)
+    }
+
+    /// Also pushes `stream` to the WHIP endpoint `url` (with `token`), from its encoder, until it stops.
+    pub async fn push(&self, stream: &str, url: String, token: Option<String>) -> Result<(), SessionError> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::Push { stream, url, token, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends a stream's sessions and stops its pipeline; new viewers get 409 until it runs again.

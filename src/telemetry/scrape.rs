@@ -56,6 +56,12 @@ fn observe_stream(name: &str, h: &StreamHealth) {
     if let Some(lag) = h.send_lag_ms {
         gauge!("glasscast_send_lag_seconds", "stream" => s()).set(lag / 1000.0);
     }
+    for p in &h.pushes {
+        let labels = || [("stream", name.to_owned()), ("target", p.target.clone())];
+        gauge!("glasscast_push_connected", &labels()).set(f64::from(u8::from(p.state == "connected")));
+        counter!("glasscast_push_sent_bytes_total", &labels()).absolute(p.bytes_sent);
+        counter!("glasscast_push_attempts_total", &labels()).absolute(p.attempts);
+    }
 }
 
 /// Per stream: current sessions, the mean and max of the viewers' RTT, loss and jitter (NaN without
