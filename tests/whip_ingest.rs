@@ -76,6 +76,11 @@ async fn relays(transport: Transport, in_chromium: bool) {
     // Relayed, not transcoded: the stream has no encoder at all.
     let health = srv.server.sessions.health("live").await.expect("health");
     assert_eq!(health.encoder, "passthrough");
+    // The publisher makes a keyframe every 100 s: the viewer's picture came from the keyframe its join
+    // asked for, forwarded to the publisher as a PLI.
+    assert!(health.keyframes_sent >= 1, "{} keyframe requests passed on", health.keyframes_sent);
+    let made = publisher.keyframes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(made >= 2, "the publisher's encoder made {made} keyframes: the join's request never reached it");
 
     // One publisher at a time.
     let second = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
@@ -125,6 +130,11 @@ async fn offers_with_nothing_to_relay_are_refused_with_what_is_wrong() {
     assert_eq!((status, p["type"].as_str()), (400, Some("urn:glasscast:problem:no-usable-codec")));
     let detail = p["detail"].as_str().expect("detail");
     assert!(detail.contains("not High") && detail.contains("baseline or main"), "{detail}");
+    // VP8 only (a browser told to prefer it, with H.264 left out): nothing to relay.
+    let vp8 = offer.replace("H264/90000", "VP8/90000");
+    let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &vp8, ADMIN).await).await;
+    assert_eq!(status, 400);
+    assert!(p["detail"].as_str().expect("detail").contains("offered: VP8"), "{p}");
     // A viewer's (recvonly) offer sent to the WHIP endpoint.
     let viewer_offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
     let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &viewer_offer, ADMIN).await).await;

@@ -1,6 +1,8 @@
 //! A WHIP publisher on GStreamer's own webrtcbin (a stack glasscast does not implement):
 //! `{videotestsrc} - {x264enc PROFILE} - {rtph264pay} - {webrtcbin sendonly}` and
-//! `{audiotestsrc} - {opusenc} - {rtpopuspay} - {webrtcbin}`, offering what a real encoder would.
+//! `{audiotestsrc} - {opusenc} - {rtpopuspay} - {webrtcbin}`, offering what a real encoder would. Its
+//! keyframe interval is 100 s: a viewer who joins later gets a picture only through a keyframe request
+//! that glasscast forwards to the publisher (a PLI).
 
 use std::time::Duration;
 
@@ -14,6 +16,8 @@ pub struct WebrtcbinPublisher {
     pub pipeline: gst::Pipeline,
     pub webrtcbin: gst::Element,
     pub location: Option<String>,
+    /// Keyframes its encoder made (the first, then one per keyframe request that reached it).
+    pub keyframes: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl WebrtcbinPublisher {
@@ -22,7 +26,7 @@ impl WebrtcbinPublisher {
         let desc = format!(
             "webrtcbin name=w bundle-policy=max-bundle \
              videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1 \
-             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 bframes=0 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=3000 bframes=0 \
              ! video/x-h264,profile={profile} ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency \
              ! application/x-rtp,media=video,encoding-name=H264,payload=102 ! w. \
              audiotestsrc is-live=true wave=sine freq=1000 ! audioconvert ! audioresample ! opusenc \
@@ -35,8 +39,17 @@ impl WebrtcbinPublisher {
             let t = pad.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
             t.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
         }
+        let keyframes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let encoder = super::find_by_factory(pipeline.upcast_ref(), "x264enc").expect("x264enc");
+        let count = keyframes.clone();
+        encoder.static_pad("src").expect("src").add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            if info.buffer().is_some_and(|b| !b.flags().contains(gst::BufferFlags::DELTA_UNIT)) {
+                count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            gst::PadProbeReturn::Ok
+        });
         pipeline.set_state(gst::State::Playing).expect("playing");
-        Self { pipeline, webrtcbin, location: None }
+        Self { pipeline, webrtcbin, location: None, keyframes }
     }
 
     /// The offer with all candidates (once the payloaders have caps: webrtcbin 1.22 offers from them).
