@@ -6,10 +6,10 @@
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 
-use super::whep::{SDP, SDPFRAG, body_text, created_response, require_content_type, session_id};
+use super::whep::{SDP, body_text, created_response, require_content_type};
 use super::{ApiError, AppState, Caller};
 
 /// `POST /whip/{stream}`: the publisher's offer in, 201 + answer out.
@@ -55,26 +55,9 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/whip/sessions/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "the publisher session's id")),
     responses((status = 200), (status = 401), (status = 403), (status = 404)))]
-pub async fn delete(
-    State(st): State<AppState>,
-    Path(id): Path<String>,
-    caller: Caller,
-) -> Result<StatusCode, ApiError> {
-    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
-    st.sessions.delete(session_id(&id)?, grant).await?;
-    Ok(StatusCode::OK)
+pub async fn delete(st: State<AppState>, id: Path<String>, caller: Caller) -> Result<StatusCode, ApiError> {
+    super::whep::delete(st, id, caller).await
 }
 
-pub async fn options_endpoint() -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST, OPTIONS"));
-    resp.headers_mut().insert("accept-post", HeaderValue::from_static(SDP));
-    resp
-}
-
-pub async fn options_session() -> Response {
-    let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut().insert(header::ALLOW, HeaderValue::from_static("PATCH, DELETE, OPTIONS"));
-    resp.headers_mut().insert("accept-patch", HeaderValue::from_static(SDPFRAG));
-    resp
-}
+/// `OPTIONS` on the endpoint and on a session: the same answers as WHEP's.
+pub use super::whep::{options_endpoint, options_session};

@@ -155,22 +155,30 @@ pub(super) fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
     if names.is_empty() { "nothing".into() } else { names.join(", ") }
 }
 
-fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32, profile: H264Profile) -> Option<VideoPick> {
-    let mut best: Option<(u8, VideoPick)> = None;
-    for pt in payload_types(media) {
-        let Some((name, 90_000)) = rtpmap(media, pt) else { continue };
-        if !name.eq_ignore_ascii_case("H264") {
-            continue;
+/// The m-line's H.264 formats: (payload type, packetization-mode 1 (else 0), profile-level-id in lowercase).
+/// Formats with another packetization mode are left out.
+pub(super) fn h264_formats(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = (u8, bool, String)> + '_ {
+    payload_types(media).filter_map(|pt| {
+        let (name, clock) = rtpmap(media, pt)?;
+        if !name.eq_ignore_ascii_case("H264") || clock != 90_000 {
+            return None;
         }
         // Mode 1 (FU-A/STAP-A) is what we send. Mode 0 (absent) is accepted when nothing better is offered:
         // gst-plugins-rs whepclientsrc offers only that, and its depayloader (like libwebrtc's) takes FU-A.
         let mode_1 = match fmtp_param(media, pt, "packetization-mode").as_deref() {
             Some("1") => true,
             None | Some("0") => false,
-            Some(_) => continue,
+            Some(_) => return None,
         };
         // RFC 6184: absent profile-level-id means 42000a (baseline, level 1).
         let plid = fmtp_param(media, pt, "profile-level-id").unwrap_or_else(|| "42000a".into()).to_ascii_lowercase();
+        Some((pt, mode_1, plid))
+    })
+}
+
+fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32, profile: H264Profile) -> Option<VideoPick> {
+    let mut best: Option<(u8, VideoPick)> = None;
+    for (pt, mode_1, plid) in h264_formats(media) {
         let Some(rank) = profile_rank(&plid, profile).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
             best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));

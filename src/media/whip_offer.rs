@@ -7,7 +7,9 @@
 
 use gstreamer_sdp as gst_sdp;
 
-use super::negotiate::{direction, fmtp_param, malformed, offered_names, parse_offer, payload_types, rtpmap};
+use super::negotiate::{
+    direction, fmtp_param, h264_formats, malformed, offered_names, parse_offer, payload_types, rtpmap,
+};
 use super::{H264Profile, MediaError};
 
 /// What a publisher will send, by payload type.
@@ -58,19 +60,7 @@ pub fn plan_publish(text: &str) -> Result<(gst_sdp::SDPMessage, PublishPlan), Me
         match kind {
             "video" if video.is_none() => {
                 let mut best: Option<(u8, u8, H264Profile, String)> = None;
-                for pt in payload_types(media) {
-                    let Some((name, 90_000)) = rtpmap(media, pt) else { continue };
-                    if !name.eq_ignore_ascii_case("H264") {
-                        continue;
-                    }
-                    let mode_1 = match fmtp_param(media, pt, "packetization-mode").as_deref() {
-                        Some("1") => true,
-                        None | Some("0") => false,
-                        Some(_) => continue,
-                    };
-                    let plid = fmtp_param(media, pt, "profile-level-id")
-                        .unwrap_or_else(|| "42000a".into())
-                        .to_ascii_lowercase();
+                for (pt, mode_1, plid) in h264_formats(media) {
                     let Some((rank, profile)) = relay_rank(&plid) else { continue };
                     let rank = rank + if mode_1 { 10 } else { 0 };
                     if best.as_ref().is_none_or(|(r, ..)| rank > *r) {
