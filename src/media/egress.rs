@@ -480,7 +480,8 @@ fn watch(ctx: &Ctx, n: u64, pipeline: &gst::Pipeline, sink: &gst::Element) {
 /// Connected, or why not: ICE or DTLS failing, or the endpoint's RTCP timing out (rtpbin's `on-timeout`,
 /// ~25 s of silence; libnice's keepalive checks take ~50 s to notice a vanished endpoint).
 fn watch_webrtcbin(webrtcbin: &gst::Element, tx: mpsc::Sender<Event>, n: u64) {
-    tune_ice_agent(webrtcbin);
+    // No UPnP, and keepalives that are connectivity checks (a vanished endpoint fails ICE), as for viewers.
+    super::viewer::tune_ice_agent(webrtcbin, &super::IceSettings::default());
     if let Some(rtpbin) = webrtcbin.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
         let tx = tx.clone();
         rtpbin.connect("on-timeout", false, move |_| {
@@ -489,18 +490,18 @@ fn watch_webrtcbin(webrtcbin: &gst::Element, tx: mpsc::Sender<Event>, n: u64) {
         });
     }
     webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
-        use gst_webrtc::WebRTCPeerConnectionState as S;
-        let ice_failed = || {
-            w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
-                == gst_webrtc::WebRTCICEConnectionState::Failed
+        use super::ViewerEnd as E;
+        let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
+        if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
+            let _ = tx.send(Event::Connected(n));
+        }
+        let why = match super::viewer::connection_end(w, state) {
+            Some(E::IceFailed) => "ICE failed",
+            Some(E::DtlsFailed) => "the DTLS handshake failed",
+            Some(E::Closed) => "the WebRTC connection was closed",
+            Some(E::Error(_)) | None => return,
         };
-        let _ = match w.property::<S>("connection-state") {
-            S::Connected => tx.send(Event::Connected(n)),
-            S::Failed if ice_failed() => tx.send(Event::Failed(n, "ICE failed".into())),
-            S::Failed => tx.send(Event::Failed(n, "the DTLS handshake failed".into())),
-            S::Closed => tx.send(Event::Failed(n, "the WebRTC connection was closed".into())),
-            _ => Ok(()),
-        };
+        let _ = tx.send(Event::Failed(n, why.into()));
     });
 }
 
@@ -516,20 +517,6 @@ fn record_encoder(shared: &Shared, element: &gst::Element) {
     let name = element.factory().map_or_else(|| element.name().to_string(), |f| f.name().to_string());
     tracing::error!(encoder = %name, "an encoder appeared in a WHIP push: the stream is encoded twice");
     shared.encoders.lock().expect("egress encoders lock").push(name);
-}
-
-/// libnice: no UPnP (slow, noisy), and keepalives that are connectivity checks, so that an endpoint that
-/// vanishes fails ICE instead of being sent to forever.
-fn tune_ice_agent(webrtcbin: &gst::Element) {
-    let agent = webrtcbin.property::<glib::Object>("ice-agent");
-    if agent.find_property("agent").is_some() {
-        let nice = agent.property::<glib::Object>("agent");
-        for (name, value) in [("upnp", false), ("keepalive-conncheck", true)] {
-            if nice.find_property(name).is_some_and(|p| p.value_type() == bool::static_type()) {
-                nice.set_property(name, value);
-            }
-        }
-    }
 }
 
 /// Tears an attempt down: stop feeding it, then NULL (whipclientsink DELETEs an established session).

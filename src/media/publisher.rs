@@ -25,8 +25,8 @@ use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, watch};
 
 use super::ice_restart::PeerIce;
-use super::viewer::{IceSettings, call, tune_ice_agent};
-use super::{MediaError, MediaEvent, ViewerEnd};
+use super::viewer::{IceSettings, answer_offer, connection_end, local_sdp, make_webrtcbin};
+use super::{MediaError, MediaEvent};
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::SdpFrag;
 
@@ -68,18 +68,7 @@ impl Publisher {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
         let bin = gst::Bin::builder().name(format!("source-whip-{id}")).build();
-        let webrtcbin = gst::ElementFactory::make("webrtcbin")
-            .property_from_str("bundle-policy", "max-bundle")
-            .build()
-            .context("creating webrtcbin (is gstreamer1.0-nice installed?)")?;
-        if let Some(stun) = &ice.stun_server {
-            webrtcbin.set_property("stun-server", stun);
-        }
-        for turn in &ice.turn_servers {
-            webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
-        }
-        let dtls_handler = super::dtls::attach(&webrtcbin);
-        tune_ice_agent(&webrtcbin, ice);
+        let (webrtcbin, dtls_handler) = make_webrtcbin(format!("webrtc-{id}"), ice)?;
         let depay = make("rtph264depay")?;
         let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
         let caps =
@@ -129,21 +118,10 @@ impl Publisher {
             use gst_webrtc::WebRTCPeerConnectionState as S;
             let state = w.property::<S>("connection-state");
             tracing::debug!(publisher = %id, ?state, "publisher connection state");
-            let why = match state {
-                S::Connected => {
-                    let _ = events.send(MediaEvent::PublisherConnected { stream: stream.clone(), id });
-                    return;
-                }
-                S::Closed => ViewerEnd::Closed,
-                S::Failed
-                    if w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
-                        == gst_webrtc::WebRTCICEConnectionState::Failed =>
-                {
-                    ViewerEnd::IceFailed
-                }
-                S::Failed => ViewerEnd::DtlsFailed,
-                _ => return,
-            };
+            if state == S::Connected {
+                let _ = events.send(MediaEvent::PublisherConnected { stream: stream.clone(), id });
+            }
+            let Some(why) = connection_end(w, state) else { return };
             if !ended.swap(true, Ordering::AcqRel) {
                 let _ = events.send(MediaEvent::PublisherEnded { stream: stream.clone(), id, why });
             }
@@ -170,29 +148,13 @@ impl Publisher {
     /// our host candidates.
     pub async fn answer(&self, offer: gst_sdp::SDPMessage) -> Result<String, MediaError> {
         let w = &self.inner.webrtcbin;
-        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
-        call(w, "set-remote-description", Some(&offer)).await?;
-        let reply = call(w, "create-answer", None).await?.ok_or_else(|| negotiation("create-answer gave no reply"))?;
-        let answer = reply
-            .get::<gst_webrtc::WebRTCSessionDescription>("answer")
-            .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
-        let answer = if self.inner.own_dtls_certificate {
-            let mut sdp = answer.sdp().to_owned();
-            super::dtls::restate_fingerprint(&mut sdp);
-            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
-        } else {
-            answer
-        };
-        call(w, "set-local-description", Some(&answer)).await?;
+        answer_offer(w, offer, self.inner.own_dtls_certificate, |_| Ok(())).await?;
         let mut gathered = self.inner.gathered.clone();
         tokio::time::timeout(GATHER_TIMEOUT, gathered.wait_for(|done| *done))
             .await
             .map_err(|_| negotiation("ICE gathering did not complete"))?
             .map_err(|_| negotiation("webrtcbin went away"))?;
-        let local = w
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .ok_or_else(|| negotiation("no local description after gathering"))?;
-        local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
+        local_sdp(w)
     }
 
     pub fn id(&self) -> SessionId {

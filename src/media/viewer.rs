@@ -72,7 +72,7 @@ fn negotiation(msg: impl Into<String>) -> MediaError {
 }
 
 /// Emits a promise-taking webrtcbin action and waits for the reply.
-pub(super) async fn call(
+async fn call(
     webrtcbin: &gst::Element,
     action: &str,
     arg: Option<&gst_webrtc::WebRTCSessionDescription>,
@@ -132,6 +132,87 @@ pub fn upnp_disabled(webrtcbin: &gst::Element) -> bool {
     agent.find_property("agent").is_some() && !agent.property::<glib::Object>("agent").property::<bool>("upnp")
 }
 
+/// A `webrtcbin` for one peer (a viewer or a WHIP publisher): max-bundle, the configured STUN/TURN servers,
+/// glasscast's DTLS certificate (the handler, `None` when it could not be attached) and a tuned ICE agent.
+pub(super) fn make_webrtcbin(
+    name: String,
+    ice: &IceSettings,
+) -> anyhow::Result<(gst::Element, Option<glib::SignalHandlerId>)> {
+    let webrtcbin = gst::ElementFactory::make("webrtcbin")
+        .name(name)
+        .property_from_str("bundle-policy", "max-bundle")
+        .build()
+        .context("creating webrtcbin (is gstreamer1.0-nice installed?)")?;
+    if let Some(stun) = &ice.stun_server {
+        webrtcbin.set_property("stun-server", stun);
+    }
+    for turn in &ice.turn_servers {
+        webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
+    }
+    // Before any sink pad is requested: requesting one may build the DTLS transport.
+    let dtls_handler = super::dtls::attach(&webrtcbin);
+    if !tune_ice_agent(&webrtcbin, ice) {
+        tracing::warn!("could not turn off libnice UPnP; joins may be slower");
+    }
+    Ok((webrtcbin, dtls_handler))
+}
+
+/// set-remote-description(offer), create-answer, `check` on the answer, set-local-description (with our
+/// certificate's fingerprint restated when it is ours). The caller waits for gathering, then reads
+/// [`local_sdp`].
+pub(super) async fn answer_offer(
+    webrtcbin: &gst::Element,
+    offer: gst_sdp::SDPMessage,
+    own_dtls_certificate: bool,
+    check: impl FnOnce(&gst_sdp::SDPMessageRef) -> Result<(), MediaError>,
+) -> Result<(), MediaError> {
+    let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+    call(webrtcbin, "set-remote-description", Some(&offer)).await?;
+    let reply =
+        call(webrtcbin, "create-answer", None).await?.ok_or_else(|| negotiation("create-answer gave no reply"))?;
+    let answer = reply
+        .get::<gst_webrtc::WebRTCSessionDescription>("answer")
+        .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
+    check(answer.sdp())?;
+    let answer = if own_dtls_certificate {
+        let mut sdp = answer.sdp().to_owned();
+        super::dtls::restate_fingerprint(&mut sdp);
+        gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
+    } else {
+        answer
+    };
+    call(webrtcbin, "set-local-description", Some(&answer)).await?;
+    Ok(())
+}
+
+/// The local description as SDP text (after gathering: with all our candidates).
+pub(super) fn local_sdp(webrtcbin: &gst::Element) -> Result<String, MediaError> {
+    let local = webrtcbin
+        .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+        .ok_or_else(|| negotiation("no local description after gathering"))?;
+    local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
+}
+
+/// Why a webrtcbin's peer connection in `state` ended (`None`: it has not). It fails when either ICE or
+/// DTLS does; ICE's own state tells which.
+pub(super) fn connection_end(
+    webrtcbin: &gst::Element,
+    state: gst_webrtc::WebRTCPeerConnectionState,
+) -> Option<ViewerEnd> {
+    use gst_webrtc::WebRTCPeerConnectionState as S;
+    match state {
+        S::Closed => Some(ViewerEnd::Closed),
+        S::Failed
+            if webrtcbin.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
+                == gst_webrtc::WebRTCICEConnectionState::Failed =>
+        {
+            Some(ViewerEnd::IceFailed)
+        }
+        S::Failed => Some(ViewerEnd::DtlsFailed),
+        _ => None,
+    }
+}
+
 /// At most 200 ms of packets wait for a viewer; older ones are dropped.
 fn make_queue() -> anyhow::Result<gst::Element> {
     super::leaky_queue(0, Duration::from_millis(200))
@@ -174,22 +255,7 @@ impl WebrtcbinViewer {
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
         let bin = gst::Bin::builder().name(format!("viewer-{id}")).build();
-        let webrtcbin = gst::ElementFactory::make("webrtcbin")
-            .name(format!("webrtc-{id}"))
-            .property_from_str("bundle-policy", "max-bundle")
-            .build()
-            .context("creating webrtcbin (is gstreamer1.0-nice installed?)")?;
-        if let Some(stun) = &ice.stun_server {
-            webrtcbin.set_property("stun-server", stun);
-        }
-        for turn in &ice.turn_servers {
-            webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
-        }
-        // Before any sink pad is requested: requesting one may build the DTLS transport.
-        let dtls_handler = super::dtls::attach(&webrtcbin);
-        if !tune_ice_agent(&webrtcbin, ice) {
-            tracing::warn!("could not turn off libnice UPnP; joins may be slower");
-        }
+        let (webrtcbin, dtls_handler) = make_webrtcbin(format!("webrtc-{id}"), ice)?;
         bin.add(&webrtcbin)?;
 
         let gate = Gate::new();
@@ -244,16 +310,7 @@ impl WebrtcbinViewer {
                     let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });
                 }
                 S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
-                    let why = match state {
-                        S::Closed => ViewerEnd::Closed,
-                        // The peer connection fails when either ICE or DTLS does.
-                        _ if w.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
-                            == gst_webrtc::WebRTCICEConnectionState::Failed =>
-                        {
-                            ViewerEnd::IceFailed
-                        }
-                        _ => ViewerEnd::DtlsFailed,
-                    };
+                    let why = connection_end(w, state).expect("failed or closed is an end");
                     let _ = events.send(MediaEvent::ViewerEnded { stream: stream_name.clone(), id, why });
                 }
                 _ => {}
@@ -316,27 +373,9 @@ impl WebrtcbinViewer {
         let w = &self.inner.webrtcbin;
         self.wait_for_caps().await?;
         let gathered_before = *self.inner.gathered.borrow();
-        let offer = self.inner.offer.clone();
-        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
-        call(w, "set-remote-description", Some(&offer)).await?;
-        let reply = call(w, "create-answer", None).await?.ok_or_else(|| negotiation("create-answer gave no reply"))?;
-        let answer = reply
-            .get::<gst_webrtc::WebRTCSessionDescription>("answer")
-            .map_err(|_| negotiation(format!("create-answer gave no answer: {reply}")))?;
-        check_answer_sends(answer.sdp())?;
-        let answer = if self.inner.own_dtls_certificate {
-            let mut sdp = answer.sdp().to_owned();
-            super::dtls::restate_fingerprint(&mut sdp);
-            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
-        } else {
-            answer
-        };
-        call(w, "set-local-description", Some(&answer)).await?;
+        answer_offer(w, self.inner.offer.clone(), self.inner.own_dtls_certificate, check_answer_sends).await?;
         self.wait_gathered(gathered_before).await?;
-        let local = w
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .ok_or_else(|| negotiation("no local description after gathering"))?;
-        local.sdp().as_text().map_err(|e| negotiation(format!("rendering the answer: {e}")))
+        local_sdp(w)
     }
 
     /// Adds trickled remote candidates.
