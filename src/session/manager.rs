@@ -1,5 +1,7 @@
 //! The manager task: owns the streams and the session table; one message at a time.
 
+mod admission;
+mod ice;
 mod publishers;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,9 +14,10 @@ use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Ses
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::{StreamConfig, VideoSource};
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, MediaEvent, StreamHealth, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
-use crate::sdpfrag::SdpFrag;
+use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
 use crate::telemetry::{self, EndReason};
+use admission::overloaded;
+use ice::{IceState, patch_ice};
 
 struct StreamEntry {
     pipeline: StreamPipeline,
@@ -41,84 +44,6 @@ struct Session {
     posted: Instant,
     /// `session{session, stream, client}`: every log line about the session carries these (never a token).
     span: tracing::Span,
-}
-
-/// What PATCH needs of a peer (a WHEP viewer or a WHIP publisher): trickle, and ICE restart.
-trait IcePeer {
-    fn remote_ufrag(&self) -> String;
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize;
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError>;
-}
-
-impl IcePeer for ViewerHandle {
-    fn remote_ufrag(&self) -> String {
-        ViewerHandle::remote_ufrag(self)
-    }
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        ViewerHandle::add_remote_candidates(self, frag)
-    }
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        ViewerHandle::restart_ice(self, frag)
-    }
-}
-
-impl IcePeer for crate::media::Publisher {
-    fn remote_ufrag(&self) -> String {
-        crate::media::Publisher::remote_ufrag(self)
-    }
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        crate::media::Publisher::add_remote_candidates(self, frag)
-    }
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        crate::media::Publisher::restart_ice(self, frag)
-    }
-}
-
-/// A session's ETag and ICE generation (bumped by each restart), and its log span.
-struct IceState<'a> {
-    etag: &'a mut ETag,
-    generation: &'a mut u32,
-    span: &'a tracing::Span,
-}
-
-/// A PATCH (RFC 9725 section 4.3): candidates to add (204), or new credentials, an ICE restart, which needs
-/// `If-Match` (200 with our new credentials and candidates, and a new ETag).
-fn patch_ice(
-    id: SessionId,
-    peer: &dyn IcePeer,
-    ice: IceState,
-    if_match: Option<String>,
-    body: &str,
-) -> Result<Patched, SessionError> {
-    let frag = SdpFrag::parse(body)?;
-    if if_match.as_deref().is_some_and(|tag| !ice.etag.matches(tag)) {
-        return Err(SessionError::PreconditionFailed);
-    }
-    let restart = match (&frag.ufrag, &frag.pwd) {
-        (Some(u), Some(_)) => *u != peer.remote_ufrag(),
-        _ => false,
-    };
-    if !restart {
-        let n = peer.add_remote_candidates(&frag);
-        tracing::debug!(parent: ice.span, candidates = n, "trickle");
-        return Ok(Patched::Trickled);
-    }
-    if if_match.is_none() {
-        return Err(SessionError::PreconditionRequired);
-    }
-    // New credentials: an ICE restart. Quick (no gathering: a restart keeps our host candidates).
-    match peer.restart_ice(&frag) {
-        Ok(answer) => {
-            *ice.generation += 1;
-            *ice.etag = ETag::new(id, *ice.generation);
-            tracing::info!(parent: ice.span, generation = *ice.generation, "ICE restarted");
-            Ok(Patched::Restarted { etag: ice.etag.clone(), frag: answer.render() })
-        }
-        Err(e) => {
-            tracing::warn!(parent: ice.span, error = %e, "ICE restart failed");
-            Err(SessionError::IceRestartFailed(e.to_string()))
-        }
-    }
 }
 
 /// Starts the stream's configured WHIP pushes (`[[streams.push]]`).
@@ -183,29 +108,6 @@ struct Manager {
 
 /// How often sessions are checked against their token's expiry and the revocation list.
 const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// Admission control: a stream with viewers is overloaded (more viewers would make every viewer's picture
-/// worse) when its encoder has fallen below 80% of its frame rate (the fan-out starves the encoder on this
-/// machine) — of the configured rate, or of what its source delivers when that is less (a still screen, a
-/// 15 fps camera: a slow source is not the fan-out's doing) —, or when the forwarding transport's mux sends packets more than [`MAX_SEND_LAG_MS`] after they
-/// were made (its thread cannot keep up). Without viewers neither is the fan-out's doing, so joins are
-/// allowed. Returns why.
-fn overloaded(viewers: usize, health: &StreamHealth, target_fps: u32) -> Option<String> {
-    if viewers == 0 {
-        return None;
-    }
-    let expected = health.raw_fps.map_or(f64::from(target_fps), |raw| raw.min(f64::from(target_fps)));
-    if let Some(fps) = health.encoded_fps.filter(|fps| *fps < 0.8 * expected) {
-        return Some(format!("it encodes {fps:.1} of the {expected:.0} frames per second its source delivers"));
-    }
-    if let Some(lag) = health.send_lag_ms.filter(|lag| *lag > MAX_SEND_LAG_MS) {
-        return Some(format!("its packets leave {lag:.0} ms after they are made (the media thread is saturated)"));
-    }
-    None
-}
-
-/// The forwarding transport's send lag (smoothed) above which a stream takes no new viewers.
-const MAX_SEND_LAG_MS: f64 = 10.0;
 
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
 pub fn spawn(
@@ -663,66 +565,5 @@ fn state_label(s: &StreamState) -> &'static str {
         StreamState::Playing => "playing",
         StreamState::Failed(_) => "failed",
         StreamState::Stopped => "stopped",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn health(fps: Option<f64>, lag: Option<f64>) -> StreamHealth {
-        health_with_source(fps, None, lag)
-    }
-
-    fn health_with_source(fps: Option<f64>, raw_fps: Option<f64>, lag: Option<f64>) -> StreamHealth {
-        StreamHealth {
-            state: StreamState::Playing,
-            frames: 100,
-            encoded_bytes: 0,
-            last_frame_age: None,
-            encoded_fps: fps,
-            raw_frames: 100,
-            raw_fps,
-            frames_dropped: 0,
-            pushes: Vec::new(),
-            encoder: "x264enc",
-            encoders_rejected: Vec::new(),
-            source_problem: None,
-            viewer_pads: 0,
-            keyframes_requested: 0,
-            keyframes_sent: 0,
-            bitrate_kbps: 2500,
-            send_lag_ms: lag,
-        }
-    }
-
-    #[test]
-    fn admission_refuses_only_a_starving_stream_with_viewers() {
-        let refuses = |viewers, fps, target| overloaded(viewers, &health(fps, None), target).is_some();
-        assert!(!refuses(0, Some(5.0), 30), "no viewers: a slow encoder is not the fan-out's doing");
-        assert!(!refuses(10, None, 30), "no rate known yet");
-        assert!(!refuses(10, Some(29.7), 30));
-        assert!(!refuses(10, Some(24.0), 30), "80% exactly still passes");
-        assert!(refuses(10, Some(23.9), 30));
-        assert!(refuses(1, Some(0.5), 60));
-    }
-
-    #[test]
-    fn admission_holds_the_encoder_to_what_its_source_delivers() {
-        let refuses = |fps, raw| overloaded(10, &health_with_source(Some(fps), Some(raw), None), 30).is_some();
-        assert!(!refuses(15.0, 15.0), "a 15 fps camera is not a starving encoder");
-        assert!(!refuses(28.0, 28.5), "a still screen repeated by keepalive");
-        assert!(refuses(10.0, 15.0), "the encoder keeps two thirds of a slow source's frames");
-        assert!(refuses(20.0, 60.0), "a source faster than the configured rate still expects that rate");
-        let why = overloaded(10, &health_with_source(Some(10.0), Some(15.0), None), 30).expect("refused");
-        assert!(why.contains("10.0 of the 15"), "{why}");
-    }
-
-    #[test]
-    fn admission_refuses_when_the_mux_lags() {
-        assert_eq!(overloaded(10, &health(Some(30.0), Some(3.0)), 30), None);
-        let why = overloaded(10, &health(Some(30.0), Some(45.0)), 30).expect("refused");
-        assert!(why.contains("45 ms"), "{why}");
-        assert_eq!(overloaded(0, &health(Some(30.0), Some(45.0)), 30), None);
     }
 }
