@@ -2,7 +2,7 @@
 # Installs what glasscast needs that this Debian/Ubuntu/Pop!_OS machine lacks, and nothing else.
 #   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
 #   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core, Xvfb,
-#                                    Podman + podman-compose
+#                                    Podman + podman-compose, aiortc (a venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -87,6 +87,15 @@ if [ "$want_test" -eq 1 ] && ! podman_compose_ok; then
   $sudo /usr/bin/python3 -m venv /usr/local/lib/podman-compose
   $sudo /usr/local/lib/podman-compose/bin/pip install -q --disable-pip-version-check podman-compose==1.6.0
   $sudo ln -sf /usr/local/lib/podman-compose/bin/podman-compose /usr/local/bin/podman-compose
+fi
+
+# aiortc (a Python WebRTC stack that is not ours) for the WHIP/WHEP interop tests (tests/peers/aiortc_peer.py),
+# pinned, in its own virtualenv; its PyAV wheel brings the H.264 encoder and decoder.
+aiortc_venv=/usr/local/lib/glasscast-aiortc
+if [ "$want_test" -eq 1 ] && ! "$aiortc_venv/bin/python" -c 'import aiortc, av' 2>/dev/null; then
+  echo "install-deps: installing aiortc 1.16.0 (pip, into $aiortc_venv)"
+  $sudo /usr/bin/python3 -m venv "$aiortc_venv"
+  $sudo "$aiortc_venv/bin/pip" install -q --disable-pip-version-check aiortc==1.16.0 av==18.1.0
 fi
 
 if [ "$want_test" -eq 1 ] && [ ! -d node_modules/playwright-core ]; then

@@ -1,6 +1,7 @@
 //! End to end over WHEP with GStreamer's own webrtcbin as the viewer: decoded frames and audio arrive, the
 //! fan-out traps stay fixed (payload types, profile-level-id, keyframe on join, stale packets, UPnP,
-//! leaked webrtcbins), and a viewer leaving or failing never disturbs the others.
+//! leaked webrtcbins), a viewer leaving or failing never disturbs the others, and sections a viewer (aiortc)
+//! offers beyond what we send are refused in the answer.
 
 mod common;
 
@@ -168,4 +169,32 @@ async fn graceful_shutdown_closes_sessions_and_stops_pipelines() {
     assert!(sessions.health("main").await.is_none(), "the session manager is gone after shutdown");
     let after = reqwest::Client::new().get(format!("{base}/healthz")).send().await;
     assert!(after.is_err(), "the listener still accepts after shutdown");
+}
+
+/// A viewer on aiortc (Python) that offers more than a stream sends: two video sections, audio for a stream
+/// without audio, a data channel. Those sections are refused in the answer (inactive or port 0) and the first video
+/// section plays, on both transports; where the stream has audio, it plays too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sections_a_viewer_offers_beyond_what_we_send_are_refused_on_both_transports() {
+    use glasscast::config::{AudioSource, Transport};
+    for transport in [Transport::Forward, Transport::Webrtcbin] {
+        let silent = StreamConfig { audio: AudioSource::None, ..small_stream("silent") };
+        let srv = start_on(transport, vec![silent, small_stream("main")]).await;
+        let all = ["--videos", "2", "--audio", "--datachannel"];
+        for (stream, audio) in [("silent", false), ("main", true)] {
+            let report = common::aiortc::watch(&srv, stream, None, &all).await;
+            eprintln!("{transport:?} {stream}: frames {} audio {}", report["frames"], report["audio_frames"]);
+            assert_eq!(report["status"], 201, "{transport:?} {stream}: {report}");
+            let answer = report["answer"].as_str().expect("answer");
+            let want = [("video", true), ("video", false), ("audio", audio), ("application", false)];
+            let used = common::aiortc::sections(answer);
+            assert_eq!(used, common::aiortc::expect(&want), "{transport:?} {stream}: which are used:\n{answer}");
+            assert!(report["frames"].as_u64() >= Some(30), "{transport:?} {stream}: aiortc decoded {report}");
+            assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
+            if audio {
+                assert!(report["audio_frames"].as_u64() > Some(0), "{transport:?}: the audio plays: {report}");
+            }
+        }
+        srv.shutdown().await;
+    }
 }

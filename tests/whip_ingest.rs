@@ -2,6 +2,8 @@
 //! glasscast relays it without an encoder to WHEP viewers; publish and viewer tokens do not mix; a second
 //! publisher and an offer with nothing to relay are refused with what is wrong; when the publisher leaves,
 //! its viewers stay and get the next publisher's picture.
+//! Sections a stream does not relay (audio into `audio = "none"`, a second video, a data channel) are refused
+//! in the answer, from publishers on aiortc and webrtcbin, and Chromium plays the picture each time.
 
 mod common;
 
@@ -228,5 +230,89 @@ async fn a_publisher_trickles_and_restarts_ice_with_patch() {
     }
     assert!(viewer.gets_frames(60, 20).await, "the publisher's picture keeps coming after the restart");
     assert_eq!(srv.patch_frag(&url, Some(&etag0), &trickle).await.status(), 412, "the old ETag is gone");
+    srv.shutdown().await;
+}
+
+/// Two WHIP streams without a password: `live` (audio = "none") and `av` (with audio).
+async fn start_unwanted() -> TestServer {
+    start_auth_with(Transport::Forward, |cfg| {
+        cfg.auth.mode = glasscast::config::AuthMode::Disabled;
+        let whip = |name: &str| StreamConfig { source: VideoSource::Whip, ..small_stream(name) };
+        cfg.streams = vec![StreamConfig { audio: glasscast::config::AudioSource::None, ..whip("live") }, whip("av")];
+    })
+    .await
+}
+
+/// The answer has one section per offered one, exactly one video section is used, and the sections the
+/// stream does not relay are refused (port 0 or inactive); returns (kind, used) per section.
+fn answered(answer: &str, offered: usize) -> Vec<(String, bool)> {
+    let sections = common::aiortc::sections(answer);
+    assert_eq!(sections.len(), offered, "one answer section per offered one:\n{answer}");
+    assert_eq!(sections.iter().filter(|(k, used)| k == "video" && *used).count(), 1, "one video used:\n{answer}");
+    sections
+}
+
+/// After a publisher connected: the stream produces, Chromium decodes the publisher's picture, and the
+/// stream is still producing afterwards (the failure this guards against came within 300 ms of connecting
+/// and ended the publisher 5 s later).
+async fn plays_in_chromium(srv: &TestServer, stream: &str) {
+    assert!(becomes_ready(srv, stream, true).await, "{stream}: the publisher's frames make it ready");
+    common::chromium_plays(srv, &format!("/watch/{stream}"), 320, 240).await;
+    assert!(ready(srv, stream).await, "{stream}: still producing after the viewer played");
+}
+
+/// A publisher on aiortc (Python; H.264 + Opus as OBS sends) offering what the stream does not relay:
+/// audio into `audio = "none"`, two video sections, a data channel. Each is refused in the answer, and a
+/// Chromium viewer decodes the publisher's video every time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_aiortc_publisher_s_unrelayed_sections_are_refused_and_its_picture_plays() {
+    use common::aiortc::AiortcPublisher;
+    let srv = start_unwanted().await;
+    type Case<'a> = (&'a str, &'a [&'a str], &'a [(&'a str, bool)]);
+    let cases: [Case; 3] = [
+        ("live", &["--audio"], &[("video", true), ("audio", false)]),
+        ("av", &["--videos", "2", "--audio"], &[("video", true), ("video", false), ("audio", true)]),
+        ("live", &["--audio", "--datachannel"], &[("video", true), ("audio", false), ("application", false)]),
+    ];
+    for (stream, args, want) in cases {
+        let mut publisher = AiortcPublisher::start(&srv, stream, ADMIN, args).await;
+        assert_eq!(publisher.status, 201, "{stream} {args:?}: {}", publisher.answer);
+        let sections = answered(&publisher.answer, want.len());
+        assert_eq!(sections, common::aiortc::expect(want), "{args:?}: which are used:\n{}", publisher.answer);
+        assert!(publisher.connected().await, "{args:?}: aiortc connects with the refusing answer");
+        plays_in_chromium(&srv, stream).await;
+        publisher.stop().await;
+        assert!(becomes_ready(&srv, stream, false).await, "{args:?}: the publisher's DELETE ends it");
+    }
+    srv.shutdown().await;
+}
+
+/// The same on GStreamer's webrtcbin: audio into `audio = "none"`, a second video section, a data channel.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_webrtcbin_publisher_s_unrelayed_sections_are_refused_and_its_picture_plays() {
+    use common::publisher::Extras;
+    let srv = start_unwanted().await;
+    let cases = [
+        ("live", Extras::default(), 2),
+        ("av", Extras { second_video: true, ..Extras::default() }, 3),
+        ("live", Extras { datachannel: true, second_video: true }, 4),
+    ];
+    for (stream, extras, sections) in cases {
+        let mut publisher = WebrtcbinPublisher::with("constrained-baseline", 320, 240, extras);
+        let offer = publisher.offer().await;
+        let resp = WebrtcbinPublisher::post(&srv, stream, &offer, ADMIN).await;
+        assert_eq!(resp.status(), 201, "{extras:?}");
+        publisher.location = Some(format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii")));
+        let answer = resp.text().await.expect("answer");
+        let refused = answered(&answer, sections).iter().filter(|(_, used)| !used).count();
+        let want = usize::from(stream == "live") + usize::from(extras.second_video) + usize::from(extras.datachannel);
+        assert_eq!(refused, want, "{extras:?}:\n{answer}");
+        publisher.set_answer(&answer).await;
+        plays_in_chromium(&srv, stream).await;
+        let url = publisher.location.clone().expect("location");
+        assert_eq!(srv.http.delete(&url).send().await.expect("delete").status(), 200);
+        publisher.stop();
+        assert!(becomes_ready(&srv, stream, false).await);
+    }
     srv.shutdown().await;
 }

@@ -21,6 +21,7 @@ mod playout_delay;
 pub mod portal;
 pub mod probe;
 mod publisher;
+pub mod sections;
 mod source;
 mod stream;
 pub mod supervise;

@@ -8,6 +8,7 @@
 use gstreamer_sdp as gst_sdp;
 
 use super::MediaError;
+use super::sections::{SetAside, why_unused};
 
 /// The H.264 profile a stream sends: what we encode ourselves, or what a passed-through feed carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -33,9 +34,11 @@ impl H264Profile {
 pub struct OfferPlan {
     pub video: VideoPick,
     pub audio: Option<AudioPick>,
-    /// The `a=mid` of each m-line, in order (empty string when absent).
+    /// The `a=mid` of each m-line of the trimmed offer, in order (empty string when absent).
     pub mids: Vec<String>,
     pub ice_ufrag: String,
+    /// Offered sections we do not send on: trimmed off the offer, rejected in the answer.
+    pub aside: SetAside,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -235,23 +238,26 @@ pub fn plan_offer(text: &str, with_audio: bool) -> Result<(gst_sdp::SDPMessage, 
     plan_offer_for(text, with_audio, H264Profile::ConstrainedBaseline)
 }
 
-/// [`plan_offer`] for a stream of `profile`.
+/// [`plan_offer`] for a stream of `profile`. Sections we do not send on (a second video section, audio for a
+/// stream without it, audio the viewer only sends, a data channel) are set aside: the returned message and
+/// the plan's m-line indexes and mids are those of the trimmed offer, and `plan.aside` restores them in the
+/// answer as rejected.
 pub fn plan_offer_for(
     text: &str,
     with_audio: bool,
     profile: H264Profile,
 ) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
     let (msg, ice_ufrag) = parse_offer(text)?;
-    let mut video = None;
-    let mut audio = None;
-    let mut mids = Vec::new();
+    let mut video: Option<VideoPick> = None;
+    let mut audio: Option<AudioPick> = None;
+    let mut refused = Vec::new();
     for (i, media) in msg.medias().enumerate() {
         let mline = i as u32;
-        mids.push(media.attribute_val("mid").unwrap_or_default().to_owned());
         let kind = media.media().unwrap_or_default();
         // Port 0 rejects an m-line, unless it is bundle-only (JSEP: it shares the first m-line's transport).
         let bundle_only = media.attributes().any(|a| a.key() == "bundle-only");
         if media.port() == 0 && !bundle_only {
+            refused.push((i, "the offer rejects it (port 0)".to_owned()));
             continue;
         }
         let dir = direction(media);
@@ -271,7 +277,10 @@ pub fn plan_offer_for(
                 pick.playout_delay_ext = extmap_id(media, super::playout_delay::URI);
                 video = Some(pick);
             }
-            "audio" if audio.is_none() && with_audio && dir != "sendonly" && dir != "inactive" => {
+            "audio" if audio.is_none() && with_audio && (dir == "sendonly" || dir == "inactive") => {
+                refused.push((i, format!("the viewer's audio section is {dir}: it receives nothing")));
+            }
+            "audio" if audio.is_none() && with_audio => {
                 audio = Some(pick_opus(media, mline).ok_or_else(|| {
                     MediaError::NoUsableCodec(format!(
                         "no usable Opus in the offer's audio section: glasscast sends Opus/48000/2; offered: {}",
@@ -279,13 +288,38 @@ pub fn plan_offer_for(
                     ))
                 })?);
             }
-            _ => {}
+            _ => {
+                let taken = if kind == "video" { video.is_some() } else { audio.is_some() };
+                refused.push((i, why_unused(kind, taken, with_audio)));
+            }
         }
     }
-    let video = video.ok_or_else(|| {
+    let mut video = video.ok_or_else(|| {
         MediaError::NoUsableCodec("the offer has no video section: glasscast sends H.264 video".into())
     })?;
-    Ok((msg, OfferPlan { video, audio, mids, ice_ufrag }))
+    let aside = SetAside::new(text, refused);
+    let (msg, mids) = trimmed(msg, text, &aside)?;
+    video.mline = kept_mline(&aside, video.mline)?;
+    if let Some(a) = audio.as_mut() {
+        a.mline = kept_mline(&aside, a.mline)?;
+    }
+    Ok((msg, OfferPlan { video, audio, mids, ice_ufrag, aside }))
+}
+
+/// The offer as the media stack sees it (`aside`'s sections removed), and its mids.
+pub(super) fn trimmed(
+    msg: gst_sdp::SDPMessage,
+    text: &str,
+    aside: &SetAside,
+) -> Result<(gst_sdp::SDPMessage, Vec<String>), MediaError> {
+    let msg = if aside.is_empty() { msg } else { parse_offer(&aside.trim(text))?.0 };
+    let mids = msg.medias().map(|m| m.attribute_val("mid").unwrap_or_default().to_owned()).collect();
+    Ok((msg, mids))
+}
+
+/// A used section's m-line index in the trimmed offer.
+pub(super) fn kept_mline(aside: &SetAside, mline: u32) -> Result<u32, MediaError> {
+    aside.kept(mline as usize).map(|i| i as u32).ok_or_else(|| malformed("a used section was set aside"))
 }
 
 #[cfg(test)]

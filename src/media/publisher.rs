@@ -4,8 +4,12 @@
 //! ```text
 //! {webrtcbin, answering the publisher's offer}
 //!   - {rtph264depay} - {h264parse, SPS/PPS with every IDR} - {capsfilter byte-stream, au} -> ghost `src` -> {tee h264}
-//!   - {rtpopusdepay} -> ghost `audio` -> {tee opus}
+//!   - {rtpopusdepay} -> ghost `audio` -> {tee opus}                  (streams with audio)
+//!   - {fakesink}                                                    any other track that still arrives
 //! ```
+//!
+//! Sections of the publisher's offer that the stream does not relay (audio for `audio = "none"`, a second
+//! video, a data channel) never reach webrtcbin: `sections::SetAside` refuses them in the answer.
 //!
 //! Nothing is decoded or encoded. A keyframe request from a viewer (upstream force-key-unit on the H.264
 //! tee, already limited to one per 250 ms) travels up through the depayloader into webrtcbin's RTP session,
@@ -58,12 +62,34 @@ fn make(factory: &str) -> anyhow::Result<gst::Element> {
     gst::ElementFactory::make(factory).build().with_context(|| format!("creating {factory}"))
 }
 
+/// Links a webrtcbin source pad nobody relays to a fakesink in the publisher's bin.
+fn discard(webrtcbin: &gst::Element, pad: &gst::Pad, media: &str) {
+    tracing::info!(media, pad = %pad.name(), "a publisher's track is not relayed: dropped");
+    let Some(bin) = webrtcbin.parent().and_then(|p| p.downcast::<gst::Bin>().ok()) else { return };
+    let linked = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .property("async", false)
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|sink| {
+            bin.add(&sink)?;
+            sink.sync_state_with_parent()?;
+            pad.link(&sink.static_pad("sink").context("fakesink has a sink pad")?)?;
+            Ok(())
+        });
+    if let Err(e) = linked {
+        tracing::warn!(error = %e, media, "could not drop the publisher's extra track");
+    }
+}
+
 impl Publisher {
-    /// Builds the bin (not yet in a pipeline). `events` hears when the publisher's connection ends.
+    /// Builds the bin (not yet in a pipeline); `audio`: the stream relays the publisher's Opus. `events`
+    /// hears when the publisher's connection ends.
     pub fn build(
         stream: &StreamName,
         id: SessionId,
         ice: &IceSettings,
+        audio: bool,
         peer: PeerIce,
         events: mpsc::UnboundedSender<MediaEvent>,
     ) -> anyhow::Result<Self> {
@@ -74,8 +100,7 @@ impl Publisher {
         let caps =
             gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
         let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
-        let opus = make("rtpopusdepay")?;
-        bin.add_many([&webrtcbin, &depay, &parse, &filter, &opus])?;
+        bin.add_many([&webrtcbin, &depay, &parse, &filter])?;
         gst::Element::link_many([&depay, &parse, &filter])?;
         let ghost = |name: &str, target: &gst::Element| -> anyhow::Result<()> {
             let pad = target.static_pad("src").context("a src pad")?;
@@ -83,12 +108,16 @@ impl Publisher {
             Ok(())
         };
         ghost("src", &filter)?;
-        ghost("audio", &opus)?;
+        let opus = if audio { Some(make("rtpopusdepay")?) } else { None };
+        if let Some(opus) = &opus {
+            bin.add(opus)?;
+            ghost("audio", opus)?;
+        }
 
         let own_dtls_certificate = dtls_handler.is_some();
         let mut handlers: Vec<glib::SignalHandlerId> = dtls_handler.into_iter().collect();
-        let (video_in, audio_in) = (depay.static_pad("sink"), opus.static_pad("sink"));
-        handlers.push(webrtcbin.connect_pad_added(move |_, pad| {
+        let (video_in, audio_in) = (depay.static_pad("sink"), opus.and_then(|o| o.static_pad("sink")));
+        handlers.push(webrtcbin.connect_pad_added(move |w, pad| {
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
             let media = caps.structure(0).and_then(|s| s.get::<&str>("media").ok()).unwrap_or_default();
             let sink = match media {
@@ -102,7 +131,9 @@ impl Publisher {
                         tracing::warn!(error = ?e, media, "could not link the publisher's track");
                     }
                 }
-                _ => tracing::debug!(media, "publisher track not relayed"),
+                // Its answer refused every section we do not relay; whatever still arrives (a stray SSRC)
+                // is dropped here, never left unlinked (a not-linked flow error stops the whole receiver).
+                _ => discard(w, pad, media),
             }
         }));
         let (gathered_tx, gathered) = watch::channel(false);

@@ -433,9 +433,12 @@ impl StreamPipeline {
         if !self.health().producing() {
             return Err(MediaError::NotProducing);
         }
+        if !plan.aside.is_empty() {
+            tracing::info!(stream = %inner.name, session = %id, refused = %plan.aside.describe(), "viewer's offered sections not used");
+        }
         if let Some((fwd, slot)) = &inner.forward {
-            let (viewer, answer) = fwd.add_viewer(*slot, id, offer, &plan)?;
-            return Ok((ViewerHandle::Forward(Arc::new(viewer)), answer));
+            let (viewer, answer) = fwd.add_viewer(*slot, id, &plan.aside.trim(offer), &plan)?;
+            return Ok((ViewerHandle::Forward(Arc::new(viewer)), plan.aside.restore(&answer)));
         }
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
         let video = inner
@@ -465,7 +468,7 @@ impl StreamPipeline {
             inner.events.clone(),
         )
         .await?;
-        Ok((ViewerHandle::Webrtcbin(viewer), answer))
+        Ok((ViewerHandle::Webrtcbin(viewer), plan.aside.restore(&answer)))
     }
 }
 

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod aiortc;
 pub mod analyze;
 pub mod publisher;
 pub mod remote;

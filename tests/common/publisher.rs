@@ -12,6 +12,15 @@ use gstreamer_webrtc as gst_webrtc;
 
 use super::{TestServer, promise};
 
+/// What a publisher offers beyond H.264 + Opus.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Extras {
+    /// A second H.264 video section (160x120, a different pattern).
+    pub second_video: bool,
+    /// A data channel (an `m=application` section).
+    pub datachannel: bool,
+}
+
 pub struct WebrtcbinPublisher {
     pub pipeline: gst::Pipeline,
     pub webrtcbin: gst::Element,
@@ -23,6 +32,18 @@ pub struct WebrtcbinPublisher {
 impl WebrtcbinPublisher {
     /// `profile`: x264enc's output profile (`constrained-baseline`, `main`, `high`); `width`x`height` at 30 fps.
     pub fn new(profile: &str, width: i32, height: i32) -> Self {
+        Self::with(profile, width, height, Extras::default())
+    }
+
+    /// [`WebrtcbinPublisher::new`] with more in its offer than a stream relays.
+    pub fn with(profile: &str, width: i32, height: i32, extras: Extras) -> Self {
+        let second_video = if extras.second_video {
+            "videotestsrc is-live=true pattern=smpte ! video/x-raw,width=160,height=120,framerate=15/1 \
+             ! x264enc tune=zerolatency speed-preset=ultrafast bframes=0 ! video/x-h264,profile=constrained-baseline \
+             ! rtph264pay pt=103 config-interval=-1 ! application/x-rtp,media=video,encoding-name=H264,payload=103 ! w. "
+        } else {
+            ""
+        };
         let desc = format!(
             "webrtcbin name=w bundle-policy=max-bundle \
              videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate=30/1 \
@@ -30,7 +51,7 @@ impl WebrtcbinPublisher {
              ! video/x-h264,profile={profile} ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency \
              ! application/x-rtp,media=video,encoding-name=H264,payload=102 ! w. \
              audiotestsrc is-live=true wave=sine freq=1000 ! audioconvert ! audioresample ! opusenc \
-             ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! w."
+             ! rtpopuspay pt=111 ! application/x-rtp,media=audio,encoding-name=OPUS,payload=111 ! w. {second_video}"
         );
         let pipeline =
             gst::parse::launch(&desc).expect("publisher pipeline").downcast::<gst::Pipeline>().expect("a pipeline");
@@ -49,6 +70,13 @@ impl WebrtcbinPublisher {
             gst::PadProbeReturn::Ok
         });
         pipeline.set_state(gst::State::Playing).expect("playing");
+        if extras.datachannel {
+            let channel = webrtcbin.emit_by_name::<Option<gst_webrtc::WebRTCDataChannel>>(
+                "create-data-channel",
+                &[&"chat", &None::<gst::Structure>],
+            );
+            assert!(channel.is_some(), "webrtcbin made a data channel");
+        }
         Self { pipeline, webrtcbin, location: None, keyframes }
     }
 

@@ -104,17 +104,22 @@ impl StreamPipeline {
     /// of any source, and negotiates. Returns the publisher (for [`StreamPipeline::detach_publisher`]) and the
     /// answer. On error nothing stays attached.
     pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Publisher, String), MediaError> {
-        let (msg, plan) = crate::media::whip_offer::plan_publish(offer)?;
+        let audio = slot_audio(self).is_some();
+        let (msg, plan) = crate::media::whip_offer::plan_publish(offer, audio)?;
+        let name = &self.inner.name;
+        if !plan.aside.is_empty() {
+            tracing::info!(stream = %name, publisher = %id, refused = %plan.aside.describe(), "publisher's offered sections not relayed");
+        }
         let peer = crate::media::ice_restart::PeerIce::new(plan.mids.clone(), plan.ice_ufrag.clone());
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
-        let publisher = Publisher::build(&self.inner.name, id, &self.inner.ice, peer, self.inner.events.clone())
-            .map_err(internal)?;
+        let publisher =
+            Publisher::build(name, id, &self.inner.ice, audio, peer, self.inner.events.clone()).map_err(internal)?;
         self.attach_source(publisher.bin()).map_err(internal)?;
         *self.inner.profile.lock().expect("profile lock") = plan.profile;
         match publisher.answer(msg).await {
             Ok(answer) => {
-                tracing::info!(stream = %self.inner.name, publisher = %id, profile = plan.profile.name(), "publisher attached");
-                Ok((publisher, answer))
+                tracing::info!(stream = %name, publisher = %id, profile = plan.profile.name(), "publisher attached");
+                Ok((publisher, plan.aside.restore(&answer)))
             }
             Err(e) => {
                 self.detach_publisher(&publisher);
@@ -135,4 +140,9 @@ impl StreamPipeline {
             self.set_source_problem(format!("the publisher left; waiting for a WHIP publisher (POST /whip/{name})"));
         }
     }
+}
+
+/// The stream's Opus tee a publisher's audio would feed (`None`: the stream has no audio).
+fn slot_audio(stream: &StreamPipeline) -> Option<&gst::Pad> {
+    stream.inner.slot.as_ref()?.audio_sink.as_ref()
 }
