@@ -32,6 +32,8 @@ if [ "$want_test" -eq 1 ]; then
   pkgs+=(podman buildah slirp4netns runc catatonit debootstrap python3-venv)
   # scripts/install.sh's tests (tests/install.rs): shellcheck, and systemd-analyze to verify the units.
   pkgs+=(shellcheck systemd)
+  # Network testbeds (tests/reach.rs): namespaces, veth and NAT with nftables; curl to probe readiness.
+  pkgs+=(iproute2 nftables curl)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

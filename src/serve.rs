@@ -92,13 +92,18 @@ impl Server {
         let ice = ice_settings(&cfg.webrtc);
         let forward = match cfg.webrtc.transport {
             Transport::Forward => Some(
-                media::Forward::start(cfg.webrtc.mux_port, events_tx.clone())
+                media::Forward::start(cfg.webrtc.mux_port, cfg.webrtc.local_candidates.clone(), events_tx.clone())
                     .context("starting the forwarding transport (webrtc.mux_port)")?,
             ),
             Transport::Webrtcbin => None,
         };
         let mut streams = Vec::new();
         let mut supervisors = Vec::new();
+        if let Some(fwd) = forward.as_ref().filter(|_| !cfg.webrtc.advertise.is_empty()) {
+            let entries = cfg.webrtc.advertised();
+            supervisors.push(media::forward::keep_resolved(fwd.clone(), entries, fwd.port()).await);
+            tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
+        }
         for s in cfg.streams.iter().filter(|s| s.enabled) {
             let passthrough = feed_passthrough(s).await;
             let pipeline = StreamPipeline::build(

@@ -12,12 +12,14 @@ use thiserror::Error;
 mod auth;
 mod ops;
 mod stream;
+mod webrtc;
 
 pub use auth::{AuthConfig, AuthMode};
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use stream::{
     AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoSource,
 };
+pub use webrtc::{Advertised, IceServer, LocalCandidates, Transport, WebrtcConfig};
 
 /// Where the file is looked for when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";
@@ -119,65 +121,6 @@ fn default_state_dir() -> PathBuf {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct WebrtcConfig {
-    /// STUN/TURN servers, given to our ICE agent and to clients in `Link: rel="ice-server"` headers.
-    pub ice_servers: Vec<IceServer>,
-    /// Local UDP port range for media; 0/0 lets the OS choose.
-    pub udp_port_min: u16,
-    pub udp_port_max: u16,
-    /// A session whose client has not completed ICE + DTLS this many seconds after its answer is ended.
-    pub connect_timeout_s: u32,
-    /// How viewers are served: one webrtcbin each, or all from one thread and one UDP port (ADR 0003).
-    pub transport: Transport,
-    /// The forwarding transport's one UDP port, on every local address (0: the OS picks one).
-    pub mux_port: u16,
-}
-
-impl Default for WebrtcConfig {
-    fn default() -> Self {
-        Self {
-            ice_servers: Vec::new(),
-            udp_port_min: 0,
-            udp_port_max: 0,
-            connect_timeout_s: 30,
-            transport: Transport::default(),
-            mux_port: 8189,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
-#[serde(try_from = "String")]
-pub enum Transport {
-    /// One webrtcbin (libnice, DTLS, SRTP elements, queues) per viewer; ports from udp_port_min..max.
-    Webrtcbin,
-    /// str0m peers in one mux thread, one UDP port (`mux_port`); payloads shared by every viewer.
-    #[default]
-    Forward,
-}
-
-impl TryFrom<String> for Transport {
-    type Error = String;
-    fn try_from(v: String) -> Result<Self, String> {
-        match v.as_str() {
-            "webrtcbin" => Ok(Self::Webrtcbin),
-            "forward" => Ok(Self::Forward),
-            _ => Err(format!("unknown value \"{v}\" (allowed: \"webrtcbin\", \"forward\")")),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields)]
-pub struct IceServer {
-    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`
-    pub urls: Vec<String>,
-    pub username: Option<String>,
-    pub credential: Option<String>,
-}
-
 fn default_streams() -> Vec<StreamConfig> {
     vec![StreamConfig::test_pattern("main")]
 }
@@ -244,39 +187,7 @@ impl Config {
                 ));
             }
         }
-        let w = &self.webrtc;
-        for (i, server) in w.ice_servers.iter().enumerate() {
-            if server.urls.is_empty() {
-                return Err(invalid(format!("webrtc.ice_servers[{i}].urls"), &server.urls, "at least one URL"));
-            }
-            for (j, url) in server.urls.iter().enumerate() {
-                let scheme = url.split(':').next().unwrap_or_default();
-                if !["stun", "stuns", "turn", "turns"].contains(&scheme) || !url.contains(':') {
-                    return Err(invalid(
-                        format!("webrtc.ice_servers[{i}].urls[{j}]"),
-                        url,
-                        "a stun:, stuns:, turn: or turns: URL",
-                    ));
-                }
-                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
-                    return Err(invalid(
-                        format!("webrtc.ice_servers[{i}].username"),
-                        &server.username,
-                        "TURN servers need a username and a credential",
-                    ));
-                }
-            }
-        }
-        if !(1..=300).contains(&w.connect_timeout_s) {
-            return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));
-        }
-        if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
-            return Err(invalid(
-                "webrtc.udp_port_max",
-                w.udp_port_max,
-                format!("0 together with udp_port_min = 0, or >= udp_port_min ({})", w.udp_port_min),
-            ));
-        }
+        self.webrtc.validate()?;
         self.log.validate()?;
         self.metrics.validate()?;
         if self.streams.is_empty() {

@@ -3,6 +3,7 @@
 mod admission;
 mod ice;
 mod publishers;
+mod reach;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -334,6 +335,9 @@ impl Manager {
         let posted = Instant::now();
         tokio::spawn(async move {
             let result = pipeline.add_viewer(id, &offer).await;
+            if let Ok((_, answer)) = &result {
+                reach::hint(client, answer);
+            }
             let _ = done.send(Done::Negotiated { stream: name, id, grant, client, posted, result, reply });
         });
     }

@@ -6,7 +6,8 @@
 // the picture back (the video element drawn on a canvas: the luma range of the frame) and, when the stream has
 // audio, listens to it for 3 s with a Web Audio analyser (the loudest frequency and its level, at the loudest
 // of ten looks). Prints one
-// line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, failed?}.
+// line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, pair: {remote, type,
+// protocol} | null (the selected ICE pair's remote candidate), failed?}.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -88,7 +89,22 @@ try {
     }
     return { lumaMin: lo, lumaMax: hi, audio };
   });
-  out = { ...out, ...seen, ok: true };
+  // The ICE candidate pair carrying the media: its remote (glasscast's) address, type and protocol.
+  const pair = await page.evaluate(async () => {
+    const pc = window.glasscast && window.glasscast.pc;
+    if (!pc) return null;
+    const stats = await pc.getStats();
+    const byId = new Map();
+    stats.forEach((s) => byId.set(s.id, s));
+    let sel = null;
+    stats.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) sel = byId.get(s.selectedCandidatePairId);
+    });
+    if (!sel) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') sel = s; });
+    const r = sel && byId.get(sel.remoteCandidateId);
+    return r ? { remote: `${r.address}:${r.port}`, type: r.candidateType, protocol: r.protocol } : null;
+  });
+  out = { ...out, ...seen, pair, ok: true };
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
 } finally {

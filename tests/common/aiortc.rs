@@ -13,8 +13,15 @@ fn python() -> String {
     std::env::var("AIORTC_PYTHON").unwrap_or_else(|_| "/usr/local/lib/glasscast-aiortc/bin/python".into())
 }
 
-fn command(role: &str, url: &str, token: Option<&str>, args: &[&str]) -> Command {
-    let mut cmd = Command::new(python());
+fn command(netns: Option<&str>, role: &str, url: &str, token: Option<&str>, args: &[&str]) -> Command {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns]).arg(python());
+            c
+        }
+        None => Command::new(python()),
+    };
     cmd.current_dir(env!("CARGO_MANIFEST_DIR")).arg("tests/peers/aiortc_peer.py").args([role, url]);
     if let Some(t) = token {
         cmd.args(["--token", t]);
@@ -45,7 +52,7 @@ impl AiortcPublisher {
     /// POSTs to `/whip/{stream}`; `args` as aiortc_peer.py takes them (`--videos 2 --audio --datachannel`).
     pub async fn start(srv: &TestServer, stream: &str, token: &str, args: &[&str]) -> Self {
         let url = format!("{}/whip/{stream}", srv.base);
-        let mut child = command("publish", &url, Some(token), args)
+        let mut child = command(None, "publish", &url, Some(token), args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -74,8 +81,12 @@ impl AiortcPublisher {
 /// A WHEP viewer on aiortc: POSTs to `/whep/{stream}` and decodes until 30 frames or 20 s. Returns its
 /// report (`status`, `answer`, `frames`, `width`, `height`, `audio_frames`, `connection`).
 pub async fn watch(srv: &TestServer, stream: &str, token: Option<&str>, args: &[&str]) -> serde_json::Value {
-    let url = format!("{}/whep/{stream}", srv.base);
-    let mut child = command("watch", &url, token, args).stdout(Stdio::piped()).spawn().expect("aiortc runs");
+    watch_url(None, &format!("{}/whep/{stream}", srv.base), token, args).await
+}
+
+/// [`watch`] any WHEP URL, from network namespace `netns` when given.
+pub async fn watch_url(netns: Option<&str>, url: &str, token: Option<&str>, args: &[&str]) -> serde_json::Value {
+    let mut child = command(netns, "watch", url, token, args).stdout(Stdio::piped()).spawn().expect("aiortc runs");
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let report = json_line(&mut lines, "watch").await;
     let _ = child.wait().await;

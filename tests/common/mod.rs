@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod aiortc;
 pub mod analyze;
+pub mod netns;
 pub mod publisher;
 pub mod remote;
 pub mod testbed;
@@ -500,14 +501,26 @@ pub fn drop_video_packets(
 /// what it saw: frames at the size, the picture's luma range, the loudest audio frequency. Panics when it did
 /// not play at `width`x`height`.
 pub async fn chromium_plays(srv: &TestServer, path: &str, width: u32, height: u32) -> serde_json::Value {
+    chromium_plays_url(None, &format!("{}{path}", srv.base), width, height).await
+}
+
+/// [`chromium_plays`] for any URL, with the browser in network namespace `netns` when given.
+pub async fn chromium_plays_url(netns: Option<&str>, url: &str, width: u32, height: u32) -> serde_json::Value {
     // One Chromium at a time per test binary: tests run side by side, and several browsers starting at once
     // on two cores load the machine enough that a player once missed its 20 s in tests/feeds.rs.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
-    let url = format!("{}{path}", srv.base);
-    let out = tokio::process::Command::new("node")
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = tokio::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "node"]);
+            c
+        }
+        None => tokio::process::Command::new("node"),
+    };
+    let out = cmd
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["tests/browser/plays.mjs", &url, &width.to_string(), &height.to_string()])
+        .args(["tests/browser/plays.mjs", url, &width.to_string(), &height.to_string()])
         .output()
         .await
         .expect("node runs (make test installs it)");
@@ -517,6 +530,6 @@ pub async fn chromium_plays(srv: &TestServer, path: &str, width: u32, height: u3
         panic!("plays.mjs printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
     });
     eprintln!("chromium: {result}");
-    assert!(out.status.success() && result["ok"] == true, "Chromium did not play {path}: {result}");
+    assert!(out.status.success() && result["ok"] == true, "Chromium did not play {url}: {result}");
     result
 }

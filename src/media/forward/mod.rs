@@ -13,13 +13,16 @@
 //! browser's checks on our host candidates); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
 //! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
 
+mod advertise;
 mod mux;
 mod peer;
 mod sdp;
 
-use std::net::IpAddr;
+pub use advertise::keep_resolved;
+
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -35,6 +38,7 @@ use super::congestion::LossReport;
 use super::gate::GateStats;
 use super::ice_restart::IceCredentials;
 use super::{MediaError, MediaEvent, OfferPlan, ViewerStats};
+use crate::config::LocalCandidates;
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::{FragMedia, SdpFrag};
 
@@ -51,7 +55,13 @@ pub struct Forward {
 struct Shared {
     mux: mux::MuxSender,
     port: u16,
-    candidates: Vec<Candidate>,
+    /// A host candidate per bound socket: every peer's `Rtc` knows them all (str0m answers STUN only on an
+    /// address it has as a candidate, and a port-forwarded check arrives on the local one).
+    locals: Vec<Candidate>,
+    /// Which of `locals` the answers announce.
+    local_filter: LocalCandidates,
+    /// `webrtc.advertise`, as last resolved: announced as host candidates too.
+    advertised: RwLock<Vec<Candidate>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
     lag: Arc<mux::SendLag>,
@@ -90,11 +100,16 @@ fn local_ips() -> Vec<IpAddr> {
 
 impl Forward {
     /// Binds the UDP port (`0`: the OS picks one) on every local address and starts the mux thread.
-    pub fn start(port: u16, events: UnboundedSender<MediaEvent>) -> anyhow::Result<Self> {
+    /// `local_filter`: which local addresses answers announce (see also [`Forward::set_advertised`]).
+    pub fn start(
+        port: u16,
+        local_filter: LocalCandidates,
+        events: UnboundedSender<MediaEvent>,
+    ) -> anyhow::Result<Self> {
         let ips = local_ips();
         let sockets = mux::bind_all(&ips, port)?;
         let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
-        let candidates = sockets.iter().filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok()).collect();
+        let locals = sockets.iter().filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok()).collect();
         let lag = Arc::new(mux::SendLag::default());
         let (mux, thread) = mux::spawn(sockets, events, lag.clone())?;
         tracing::info!(port, addresses = ?ips, "forwarding transport listening");
@@ -102,7 +117,9 @@ impl Forward {
             shared: Arc::new(Shared {
                 mux,
                 port,
-                candidates,
+                locals,
+                local_filter,
+                advertised: RwLock::new(Vec::new()),
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
                 lag,
@@ -114,6 +131,31 @@ impl Forward {
     /// It grows when the thread cannot keep up: admission control refuses joins then.
     pub fn send_lag_ms(&self) -> Option<f64> {
         self.shared.lag.ms()
+    }
+
+    /// Announces these addresses (resolved `webrtc.advertise`) to the viewers who join from now on.
+    pub fn set_advertised(&self, addrs: &[SocketAddr]) {
+        let cands: Vec<Candidate> = addrs.iter().filter_map(|a| Candidate::host(*a, "udp").ok()).collect();
+        *self.shared.advertised.write().expect("advertised lock") = cands;
+    }
+
+    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised.
+    pub fn announced(&self) -> Vec<SocketAddr> {
+        let shared = &self.shared;
+        let locals = shared.locals.iter().map(Candidate::addr).filter(|a| shared.local_filter.announces(a.ip()));
+        let advertised = shared.advertised.read().expect("advertised lock");
+        let mut all: Vec<SocketAddr> = locals.chain(advertised.iter().map(Candidate::addr)).collect();
+        let mut seen = std::collections::HashSet::new();
+        all.retain(|a| seen.insert(*a));
+        all
+    }
+
+    /// Every candidate a peer's `Rtc` gets: all local ones and the advertised.
+    fn rtc_candidates(&self) -> Vec<Candidate> {
+        let advertised = self.shared.advertised.read().expect("advertised lock");
+        let mut all = self.shared.locals.clone();
+        all.extend(advertised.iter().filter(|c| !self.shared.locals.iter().any(|l| l.addr() == c.addr())).cloned());
+        all
     }
 
     /// The one UDP port all media goes through.
@@ -196,7 +238,9 @@ impl Forward {
         plan: &OfferPlan,
     ) -> Result<(ForwardViewer, String), MediaError> {
         let stats = Arc::new(PeerStats::default());
-        let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, &self.shared.candidates, stats.clone())?;
+        let announced = self.announced();
+        let candidates = (self.rtc_candidates(), announced.as_slice());
+        let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, candidates, stats.clone())?;
         tracing::trace!(session = %id, %offer, %answer, "forwarded viewer negotiated");
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
@@ -205,7 +249,12 @@ impl Forward {
             stats,
             remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
             first_mid: plan.mids.first().cloned(),
-            candidates: self.shared.candidates.iter().map(|c| c.to_sdp_string()).collect(),
+            candidates: self
+                .rtc_candidates()
+                .iter()
+                .filter(|c| announced.contains(&c.addr()))
+                .map(Candidate::to_sdp_string)
+                .collect(),
         };
         Ok((handle, answer))
     }

@@ -13,7 +13,7 @@ use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::mux::{MediaPacket, Track};
-use super::sdp::{normalize_offer, one_media_stream};
+use super::sdp::{normalize_offer, one_media_stream, only_candidates};
 use super::{PeerStats, StreamSlot};
 use crate::ids::SessionId;
 use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
@@ -99,7 +99,7 @@ impl Peer {
         slot: StreamSlot,
         offer: &str,
         plan: &OfferPlan,
-        candidates: &[Candidate],
+        (candidates, announced): (Vec<Candidate>, &[std::net::SocketAddr]),
         stats: Arc<PeerStats>,
     ) -> Result<(Peer, String), MediaError> {
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
@@ -125,10 +125,10 @@ impl Peer {
                 .set_stats_interval(Some(super::mux::LOSS_REPORT_EVERY))
                 .build(Instant::now());
             for c in candidates {
-                rtc.add_local_candidate(c.clone());
+                rtc.add_local_candidate(c);
             }
             let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| negotiation(format!("str0m: {e}")))?;
-            Ok::<_, MediaError>((rtc, one_media_stream(&answer.to_sdp_string())))
+            Ok::<_, MediaError>((rtc, only_candidates(&one_media_stream(&answer.to_sdp_string()), announced)))
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
         let (rtc, answer) = built?;

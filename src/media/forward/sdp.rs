@@ -69,9 +69,33 @@ pub(super) fn one_media_stream(answer: &str) -> String {
     out
 }
 
+/// Drops the answer's `a=candidate` lines whose address is not in `announced` (`webrtc.local_candidates`
+/// hides local addresses str0m must still know to answer checks that arrive on them).
+pub(super) fn only_candidates(answer: &str, announced: &[std::net::SocketAddr]) -> String {
+    let shown = |line: &str| {
+        let Some(c) = line.strip_prefix("a=candidate:") else { return true };
+        let f: Vec<&str> = c.split_whitespace().collect();
+        let addr = f.get(4).and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+        let port = f.get(5).and_then(|p| p.parse::<u16>().ok());
+        matches!((addr, port), (Some(ip), Some(port)) if announced.contains(&std::net::SocketAddr::new(ip, port)))
+    };
+    answer.split_inclusive('\n').filter(|l| shown(l.trim_end())).collect()
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{normalize_offer, one_media_stream};
+    use super::{normalize_offer, one_media_stream, only_candidates};
+
+    #[test]
+    fn only_announced_candidates_stay_in_the_answer() {
+        let answer = "v=0\r\nm=video 9 X 96\r\na=candidate:1 1 udp 2130706431 10.88.0.5 8189 typ host\r\n\
+                      a=candidate:2 1 udp 2130706175 198.51.100.7 8189 typ host\r\na=mid:0\r\n";
+        let kept = only_candidates(answer, &["198.51.100.7:8189".parse().expect("addr")]);
+        assert_eq!(
+            kept,
+            "v=0\r\nm=video 9 X 96\r\na=candidate:2 1 udp 2130706175 198.51.100.7 8189 typ host\r\na=mid:0\r\n"
+        );
+    }
 
     #[test]
     fn all_tracks_go_into_one_media_stream() {

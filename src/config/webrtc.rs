@@ -1,0 +1,275 @@
+//! `[webrtc]`: ICE servers, the transport, its ports, and the addresses announced to viewers.
+
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+use super::{ConfigError, invalid};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcConfig {
+    /// STUN/TURN servers, given to our ICE agent and to clients in `Link: rel="ice-server"` headers.
+    pub ice_servers: Vec<IceServer>,
+    /// Local UDP port range for media; 0/0 lets the OS choose.
+    pub udp_port_min: u16,
+    pub udp_port_max: u16,
+    /// A session whose client has not completed ICE + DTLS this many seconds after its answer is ended.
+    pub connect_timeout_s: u32,
+    /// How viewers are served: one webrtcbin each, or all from one thread and one UDP port (ADR 0003).
+    pub transport: Transport,
+    /// The forwarding transport's one UDP port, on every local address (0: the OS picks one).
+    pub mux_port: u16,
+    /// More addresses announced as host candidates (forwarding transport): `IP`, `IP:PORT` or a hostname
+    /// (`name`, `name:PORT`, resolved at start and every minute). A NAT's outside address, a router's port
+    /// forward, a container's published port. Without a port: `mux_port`.
+    pub advertise: Vec<String>,
+    /// Which of the local addresses are announced (all are bound either way).
+    pub local_candidates: LocalCandidates,
+}
+
+impl Default for WebrtcConfig {
+    fn default() -> Self {
+        Self {
+            ice_servers: Vec::new(),
+            udp_port_min: 0,
+            udp_port_max: 0,
+            connect_timeout_s: 30,
+            transport: Transport::default(),
+            mux_port: 8189,
+            advertise: Vec::new(),
+            local_candidates: LocalCandidates::All,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+#[serde(try_from = "String")]
+pub enum Transport {
+    /// One webrtcbin (libnice, DTLS, SRTP elements, queues) per viewer; ports from udp_port_min..max.
+    Webrtcbin,
+    /// str0m peers in one mux thread, one UDP port (`mux_port`); payloads shared by every viewer.
+    #[default]
+    Forward,
+}
+
+impl TryFrom<String> for Transport {
+    type Error = String;
+    fn try_from(v: String) -> Result<Self, String> {
+        match v.as_str() {
+            "webrtcbin" => Ok(Self::Webrtcbin),
+            "forward" => Ok(Self::Forward),
+            _ => Err(format!("unknown value \"{v}\" (allowed: \"webrtcbin\", \"forward\")")),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct IceServer {
+    /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    pub credential: Option<String>,
+}
+
+/// `webrtc.local_candidates`: which local addresses are announced as host candidates.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize)]
+#[serde(try_from = "OneOrMany")]
+pub enum LocalCandidates {
+    /// Every local address (but loopback and link-local).
+    #[default]
+    All,
+    /// None: only `advertise` (a container's private address, a host behind a 1:1 NAT).
+    None,
+    /// Those inside these networks (`198.51.100.0/24`, `2001:db8::/32`; a bare address is a /32 or /128).
+    Within(Vec<IpNet>),
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl TryFrom<OneOrMany> for LocalCandidates {
+    type Error = String;
+    fn try_from(v: OneOrMany) -> Result<Self, String> {
+        let list = match v {
+            OneOrMany::One(w) if w == "all" => return Ok(Self::All),
+            OneOrMany::One(w) if w == "none" => return Ok(Self::None),
+            OneOrMany::One(w) => {
+                return Err(format!("unknown value \"{w}\" (allowed: \"all\", \"none\" or a list of CIDRs)"));
+            }
+            OneOrMany::Many(list) => list,
+        };
+        let parse = |s: &String| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("\"{s}\" is not a CIDR like 198.51.100.0/24 or 2001:db8::/32"))
+        };
+        list.iter().map(parse).collect::<Result<Vec<_>, _>>().map(Self::Within)
+    }
+}
+
+impl LocalCandidates {
+    /// Whether a local address is announced.
+    pub fn announces(&self, ip: IpAddr) -> bool {
+        match self {
+            Self::All => true,
+            Self::None => false,
+            Self::Within(nets) => nets.iter().any(|n| n.contains(&ip)),
+        }
+    }
+}
+
+/// One `webrtc.advertise` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Advertised {
+    /// An address, with its port or (`None`) the mux port's.
+    Addr(IpAddr, Option<u16>),
+    /// A name to resolve (A and AAAA), likewise.
+    Name(String, Option<u16>),
+}
+
+impl Advertised {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(a) = s.parse::<SocketAddr>() {
+            return Ok(Self::Addr(a.ip(), Some(a.port())));
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Self::Addr(ip, None));
+        }
+        let (name, port) = match s.rsplit_once(':') {
+            Some((n, p)) => (n, Some(p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("the port is not 1-65535")?)),
+            None => (s, None),
+        };
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        let name = name.strip_suffix('.').unwrap_or(name);
+        if name.is_empty()
+            || name.len() > 253
+            || !name.split('.').all(label_ok)
+            || name.split('.').all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err("not an IP address, IP:PORT or a hostname".into());
+        }
+        Ok(Self::Name(name.to_ascii_lowercase(), port))
+    }
+
+    /// The addresses this entry stands for now (a name is looked up: blocking).
+    pub fn resolve(&self, mux_port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        match self {
+            Self::Addr(ip, port) => Ok(vec![SocketAddr::new(*ip, port.unwrap_or(mux_port))]),
+            Self::Name(name, port) => {
+                let mut addrs: Vec<SocketAddr> = (name.as_str(), port.unwrap_or(mux_port)).to_socket_addrs()?.collect();
+                addrs.sort();
+                addrs.dedup();
+                Ok(addrs)
+            }
+        }
+    }
+}
+
+impl WebrtcConfig {
+    /// The parsed `advertise` entries (valid after [`WebrtcConfig::validate`]).
+    pub fn advertised(&self) -> Vec<Advertised> {
+        self.advertise.iter().filter_map(|s| Advertised::parse(s).ok()).collect()
+    }
+
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        let w = self;
+        for (i, server) in w.ice_servers.iter().enumerate() {
+            if server.urls.is_empty() {
+                return Err(invalid(format!("webrtc.ice_servers[{i}].urls"), &server.urls, "at least one URL"));
+            }
+            for (j, url) in server.urls.iter().enumerate() {
+                let scheme = url.split(':').next().unwrap_or_default();
+                if !["stun", "stuns", "turn", "turns"].contains(&scheme) || !url.contains(':') {
+                    return Err(invalid(
+                        format!("webrtc.ice_servers[{i}].urls[{j}]"),
+                        url,
+                        "a stun:, stuns:, turn: or turns: URL",
+                    ));
+                }
+                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
+                    return Err(invalid(
+                        format!("webrtc.ice_servers[{i}].username"),
+                        &server.username,
+                        "TURN servers need a username and a credential",
+                    ));
+                }
+            }
+        }
+        if !(1..=300).contains(&w.connect_timeout_s) {
+            return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));
+        }
+        if (w.udp_port_min == 0) != (w.udp_port_max == 0) || w.udp_port_min > w.udp_port_max {
+            return Err(invalid(
+                "webrtc.udp_port_max",
+                w.udp_port_max,
+                format!("0 together with udp_port_min = 0, or >= udp_port_min ({})", w.udp_port_min),
+            ));
+        }
+        for (i, entry) in w.advertise.iter().enumerate() {
+            Advertised::parse(entry).map_err(|why| invalid(format!("webrtc.advertise[{i}]"), entry, why))?;
+        }
+        if !w.advertise.is_empty() && w.transport == Transport::Webrtcbin {
+            return Err(invalid(
+                "webrtc.advertise",
+                &w.advertise,
+                "announced addresses need transport = \"forward\" (webrtcbin announces what libnice gathers)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advertise_entries_are_addresses_ports_or_names() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert_eq!(Advertised::parse("198.51.100.7"), Ok(Advertised::Addr(ip("198.51.100.7"), None)));
+        assert_eq!(Advertised::parse("198.51.100.7:40000"), Ok(Advertised::Addr(ip("198.51.100.7"), Some(40000))));
+        assert_eq!(Advertised::parse("[2001:db8::1]:9"), Ok(Advertised::Addr(ip("2001:db8::1"), Some(9))));
+        assert_eq!(Advertised::parse("2001:db8::1"), Ok(Advertised::Addr(ip("2001:db8::1"), None)));
+        assert_eq!(Advertised::parse("Home.Example.NET"), Ok(Advertised::Name("home.example.net".into(), None)));
+        assert_eq!(
+            Advertised::parse("home.example.net:8190"),
+            Ok(Advertised::Name("home.example.net".into(), Some(8190)))
+        );
+        for bad in ["", "http://x", "a b", "host:0", "host:99999", "-x.net", "1.2.3", "x..y"] {
+            assert!(Advertised::parse(bad).is_err(), "{bad} accepted");
+        }
+        let port = Advertised::parse("localhost").expect("name").resolve(8189).expect("localhost resolves");
+        assert!(port.iter().all(|a| a.port() == 8189 && a.ip().is_loopback()), "{port:?}");
+    }
+
+    #[test]
+    fn local_candidates_are_all_none_or_networks() {
+        let parse = |v: OneOrMany| LocalCandidates::try_from(v);
+        assert_eq!(parse(OneOrMany::One("all".into())), Ok(LocalCandidates::All));
+        assert_eq!(parse(OneOrMany::One("none".into())), Ok(LocalCandidates::None));
+        let some = parse(OneOrMany::Many(vec!["198.18.0.0/15".into(), "2001:db8::1".into()])).expect("cidrs");
+        assert!(some.announces("198.19.3.4".parse().expect("ip")));
+        assert!(!some.announces("10.0.0.1".parse().expect("ip")));
+        assert!(
+            some.announces("2001:db8::1".parse().expect("ip")) && !some.announces("2001:db8::2".parse().expect("ip"))
+        );
+        assert!(!LocalCandidates::None.announces("198.18.0.1".parse().expect("ip")));
+        let e = parse(OneOrMany::Many(vec!["10.0.0.0/33".into()])).expect_err("bad prefix");
+        assert!(e.contains("10.0.0.0/33"), "{e}");
+        assert!(parse(OneOrMany::One("some".into())).expect_err("bad word").contains("\"all\", \"none\""));
+    }
+}

@@ -1,0 +1,146 @@
+//! Network-namespace testbeds (root only): hosts on 198.18.0.0/15, a router doing NAT with nftables, and a
+//! glasscast run as its own process inside a namespace. Everything made here is removed on drop.
+//!
+//! ```text
+//!  [server ns] 198.18.10.2 --- 198.18.10.1 [router ns] 198.18.20.1 --- 198.18.20.2 [viewer ns]
+//!              (LAN, behind the router)      masquerade out of the WAN,    ("the internet": no route
+//!                                            port forwards in               to the LAN)
+//! ```
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+pub const SERVER_LAN: &str = "198.18.10.2";
+pub const ROUTER_WAN: &str = "198.18.20.1";
+
+fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().expect("run a testbed command");
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+fn exec(ns: &str, args: &[&str]) {
+    let mut all = vec!["ip", "netns", "exec", ns];
+    all.extend_from_slice(args);
+    run(&all);
+}
+
+/// Whether this process may build testbeds (root, with `ip` and `nft`).
+pub fn available() -> bool {
+    let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");
+    let nft = Command::new("nft").arg("--version").output().is_ok_and(|o| o.status.success());
+    root && nft
+}
+
+/// A server behind a home router, a viewer on the router's outside.
+pub struct HomeRouter {
+    pub server: String,
+    pub router: String,
+    pub viewer: String,
+}
+
+impl HomeRouter {
+    /// Builds the three namespaces and links; the router forwards `tcp_ports` and `udp_ports` from its
+    /// outside address to the server.
+    pub fn new(tcp_ports: &[u16], udp_ports: &[u16]) -> Self {
+        assert!(available(), "network testbeds need root and nftables (make test installs nftables; CI runs as root)");
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!("{}{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed));
+        let bed = Self { server: format!("gc{id}s"), router: format!("gc{id}r"), viewer: format!("gc{id}v") };
+        for ns in [&bed.server, &bed.router, &bed.viewer] {
+            run(&["ip", "netns", "add", ns]);
+            exec(ns, &["ip", "link", "set", "lo", "up"]);
+        }
+        bed.link(&bed.server, SERVER_LAN, &bed.router, "198.18.10.1", "l");
+        bed.link(&bed.viewer, "198.18.20.2", &bed.router, ROUTER_WAN, "w");
+        exec(&bed.server, &["ip", "route", "add", "default", "via", "198.18.10.1"]);
+        exec(&bed.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
+        let wan = format!("{}w", bed.router);
+        let mut rules = format!(
+            "table ip nat {{\n chain postrouting {{ type nat hook postrouting priority 100; oifname \"{wan}\" masquerade; }}\n \
+             chain prerouting {{ type nat hook prerouting priority -100;\n"
+        );
+        for (proto, ports) in [("tcp", tcp_ports), ("udp", udp_ports)] {
+            for p in ports {
+                rules.push_str(&format!("  iifname \"{wan}\" {proto} dport {p} dnat to {SERVER_LAN}:{p};\n"));
+            }
+        }
+        rules.push_str(" }\n}\n");
+        let file = tempfile::NamedTempFile::new().expect("rules file");
+        std::fs::write(file.path(), rules).expect("write rules");
+        exec(&bed.router, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
+        bed
+    }
+
+    /// A veth pair between `a` (address `a_ip`) and `b` (`b_ip`), both /24; the `b` end is named `b` + `tag`.
+    fn link(&self, a: &str, a_ip: &str, b: &str, b_ip: &str, tag: &str) {
+        let (ea, eb) = (format!("{a}{tag}"), format!("{b}{tag}"));
+        run(&["ip", "link", "add", &ea, "type", "veth", "peer", "name", &eb]);
+        run(&["ip", "link", "set", &ea, "netns", a]);
+        run(&["ip", "link", "set", &eb, "netns", b]);
+        for (ns, dev, ip) in [(a, &ea, a_ip), (b, &eb, b_ip)] {
+            exec(ns, &["ip", "addr", "add", &format!("{ip}/24"), "dev", dev]);
+            exec(ns, &["ip", "link", "set", dev, "up"]);
+        }
+    }
+}
+
+impl Drop for HomeRouter {
+    fn drop(&mut self) {
+        for ns in [&self.server, &self.router, &self.viewer] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+/// `glasscast serve` with `config` (TOML) as a process in namespace `ns`; killed on drop.
+pub struct Glasscast {
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Glasscast {
+    pub fn start(ns: &str, config: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("glasscast.toml");
+        let config = format!("{config}\n[server]\nstate_dir = \"{}\"\n", dir.path().join("state").display());
+        std::fs::write(&cfg, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("log")).expect("log file");
+        let child = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_glasscast"), "--config"])
+            .arg(&cfg)
+            .arg("serve")
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("glasscast starts");
+        Self { child, _dir: dir }
+    }
+
+    /// Its log so far (JSON lines).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("log")).unwrap_or_default()
+    }
+
+    /// Waits up to 20 s until `url` (seen from namespace `from`) answers /readyz with 200.
+    pub async fn wait_ready(&self, from: &str, base: &str) {
+        for _ in 0..100 {
+            let ok = Command::new("ip")
+                .args(["netns", "exec", from, "curl", "-sfk", "-o", "/dev/null", &format!("{base}/readyz")])
+                .status()
+                .is_ok_and(|s| s.success());
+            if ok {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("glasscast never became ready at {base}:\n{}", self.log());
+    }
+}
+
+impl Drop for Glasscast {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
