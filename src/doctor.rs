@@ -1,7 +1,7 @@
 //! `glasscast doctor` and `glasscast sources`: what this machine can capture and encode, and whether the
 //! configuration can work here, one line per finding with the fix.
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 
 use crate::config::{AudioSource, Config, StreamConfig, Transport, VideoSource};
@@ -227,7 +227,7 @@ fn pipewire_session() -> Finding {
 fn ports(cfg: &Config) -> Vec<Finding> {
     let mut out = Vec::new();
     let listen = cfg.listen_addr();
-    out.push(match TcpListener::bind(listen) {
+    out.push(match crate::serve::bind_listener(cfg) {
         Ok(_) => finding(Level::Ok, "HTTPS port", format!("{listen} is free"), None),
         Err(e) => finding(
             Level::Warn,

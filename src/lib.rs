@@ -11,6 +11,7 @@ pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod media;
+pub mod net;
 pub mod sdpfrag;
 pub mod serve;
 pub mod session;

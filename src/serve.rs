@@ -92,16 +92,19 @@ impl Server {
         let ice = ice_settings(&cfg.webrtc);
         let forward = match cfg.webrtc.transport {
             Transport::Forward => Some(
-                media::Forward::start(cfg.webrtc.mux_port, cfg.webrtc.local_candidates.clone(), events_tx.clone())
+                media::Forward::start(&cfg.webrtc, events_tx.clone())
                     .context("starting the forwarding transport (webrtc.mux_port)")?,
             ),
             Transport::Webrtcbin => None,
         };
         let mut streams = Vec::new();
         let mut supervisors = Vec::new();
-        if let Some(fwd) = forward.as_ref().filter(|_| !cfg.webrtc.advertise.is_empty()) {
-            let entries = cfg.webrtc.advertised();
-            supervisors.push(media::forward::keep_resolved(fwd.clone(), entries, fwd.port()).await);
+        if let Some(fwd) = &forward {
+            supervisors.push(media::forward::follow_local(fwd.clone()));
+            if !cfg.webrtc.advertise.is_empty() {
+                let entries = cfg.webrtc.advertised();
+                supervisors.push(media::forward::keep_resolved(fwd.clone(), entries, fwd.port()).await);
+            }
             tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
         }
         for s in cfg.streams.iter().filter(|s| s.enabled) {
@@ -139,8 +142,7 @@ impl Server {
             false => None,
         };
         let app = http::router(AppState::new(sessions.clone(), auth.clone(), cfg), &cfg.server.cors_origins);
-        let listener = std::net::TcpListener::bind(cfg.listen_addr())
-            .with_context(|| format!("listening on {}", cfg.listen_addr()))?;
+        let listener = bind_listener(cfg).with_context(|| format!("listening on {}", cfg.listen_addr()))?;
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
@@ -234,6 +236,11 @@ async fn feed_passthrough(s: &crate::config::StreamConfig) -> Option<media::H264
             None
         }
     }
+}
+
+/// Binds `server.listen` (see [`crate::net::listen_tcp`]: `[::]` takes IPv4 too).
+pub fn bind_listener(cfg: &Config) -> std::io::Result<std::net::TcpListener> {
+    crate::net::listen_tcp(cfg.listen_addr())
 }
 
 /// The host to print in links: the configured public host, else the first non-loopback IPv4 address.

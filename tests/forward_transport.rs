@@ -109,6 +109,27 @@ async fn a_garbage_datagram_on_the_mux_port_hurts_nobody() {
         }
     }
     assert!(v.gets_frames(30, 20).await, "the viewer stalled after garbage on the mux port");
+
+    // The ICE-TCP port likewise: noise, a zero-length frame, frames of junk, a half frame left hanging,
+    // connections opened and abandoned. The viewer keeps playing and the port still takes connections.
+    let tcp =
+        std::net::SocketAddr::new(local_ip, srv.server.forward.as_ref().and_then(|f| f.tcp_port()).expect("ICE-TCP"));
+    let mut framed: Vec<u8> = Vec::new();
+    for p in &packets {
+        framed.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        framed.extend_from_slice(p);
+    }
+    let junk: [&[u8]; 4] = [&[0xff; 3000], &[0, 0, 1, 2], &framed, &[0x05, 0xdc, 1, 2, 3]];
+    let mut open = Vec::new();
+    for bytes in junk {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(tcp).expect("the ICE-TCP port accepts");
+        let _ = c.write_all(bytes);
+        open.push(c);
+    }
+    assert!(v.gets_frames(30, 20).await, "the viewer stalled after junk on the ICE-TCP port");
+    drop(open);
+    assert!(std::net::TcpStream::connect(tcp).is_ok(), "the ICE-TCP port still accepts");
     srv.shutdown().await;
 }
 

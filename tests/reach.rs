@@ -7,13 +7,28 @@ mod common;
 use common::netns::{Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN};
 use glasscast::config::{Config, LocalCandidates};
 
-/// The answer's candidates, `ip port`.
+/// The answer's candidates, `proto ip port` (`udp 198.18.20.1 8189`).
 fn candidates(answer: &str) -> Vec<String> {
     answer
         .lines()
         .filter_map(|l| l.trim_end().strip_prefix("a=candidate:"))
-        .map(|c| c.split_whitespace().skip(4).take(2).collect::<Vec<_>>().join(" "))
+        .map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            format!("{} {}", f.get(2).unwrap_or(&"").to_ascii_lowercase(), f[4..6.min(f.len())].join(" "))
+        })
         .collect()
+}
+
+/// glasscast in the server namespace (`[webrtc]` with `webrtc_extra`), serving a small test stream, with no
+/// token needed; ready as the viewer sees it at `base`.
+async fn serve(bed: &HomeRouter, webrtc_extra: &str, base: &str) -> Glasscast {
+    let config = format!(
+        "[auth]\nmode = \"disabled\"\n[metrics]\nenabled = false\n[webrtc]\nmux_port = 8189\n{webrtc_extra}\n\
+         [[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\nbitrate_kbps = 600\n"
+    );
+    let gc = Glasscast::start(&bed.server, &config);
+    gc.wait_ready(&bed.viewer, base).await;
+    gc
 }
 
 /// Home router: glasscast on a private address, the router's outside address in `webrtc.advertise`. Both
@@ -22,19 +37,13 @@ fn candidates(answer: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_viewer_outside_a_home_router_plays_through_its_port_forward() {
     let bed = HomeRouter::new(&[8443], &[8189]);
-    let config = format!(
-        "[auth]\nmode = \"disabled\"\n[metrics]\nenabled = false\n\
-         [webrtc]\nmux_port = 8189\nadvertise = [\"{ROUTER_WAN}\"]\n\
-         [[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\nbitrate_kbps = 600\n"
-    );
-    let gc = Glasscast::start(&bed.server, &config);
     let base = format!("https://{ROUTER_WAN}:8443");
-    gc.wait_ready(&bed.viewer, &base).await;
+    let gc = serve(&bed, &format!("advertise = [\"{ROUTER_WAN}\"]"), &base).await;
 
     let report = common::aiortc::watch_url(Some(&bed.viewer), &format!("{base}/whep/main"), None, &["--audio"]).await;
     let announced = candidates(report["answer"].as_str().expect("answer"));
-    assert!(announced.contains(&format!("{ROUTER_WAN} 8189")), "the router's address is announced: {announced:?}");
-    assert!(announced.contains(&format!("{SERVER_LAN} 8189")), "local_candidates = \"all\": {announced:?}");
+    assert!(announced.contains(&format!("udp {ROUTER_WAN} 8189")), "the router's address is announced: {announced:?}");
+    assert!(announced.contains(&format!("udp {SERVER_LAN} 8189")), "local_candidates = \"all\": {announced:?}");
     assert!(report["frames"].as_u64() >= Some(30), "aiortc decodes from outside: {report}");
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
 
@@ -42,6 +51,38 @@ async fn a_viewer_outside_a_home_router_plays_through_its_port_forward() {
     let pair = &played["pair"];
     assert_eq!(pair["remote"], format!("{ROUTER_WAN}:8189"), "Chromium's media goes through the forward: {played}");
     assert_eq!((pair["type"].as_str(), pair["protocol"].as_str()), (Some("host"), Some("udp")), "{played}");
+    drop(gc);
+}
+
+/// UDP blocked: the same home router (forwarding 8189/tcp too), and the viewer's network drops every UDP
+/// packet. Chromium plays over ICE-TCP to the advertised address; so does GStreamer's webrtcbin (libnice's
+/// ICE-TCP, in a process of its own: `tests/peers/webrtcbin_watch.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_viewer_whose_network_blocks_udp_plays_over_ice_tcp() {
+    let bed = HomeRouter::new(&[8443, 8189], &[8189]);
+    let base = format!("https://{ROUTER_WAN}:8443");
+    let gc = serve(&bed, &format!("advertise = [\"{ROUTER_WAN}\"]"), &base).await;
+    let rules =
+        "table inet no_udp {\n chain out {\n  type filter hook output priority 0;\n  meta l4proto udp drop\n }\n}\n";
+    bed.filter_viewer(rules);
+
+    let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+    let pair = &played["pair"];
+    assert_eq!(pair["remote"], format!("{ROUTER_WAN}:8189"), "through the router's forward: {played}");
+    assert_eq!((pair["type"].as_str(), pair["protocol"].as_str()), (Some("host"), Some("tcp")), "{played}");
+
+    let out = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &bed.viewer, "/usr/bin/python3", "tests/peers/webrtcbin_watch.py"])
+        .arg(format!("{base}/whep/main"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .await
+        .expect("python3 runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    assert!(report["frames"].as_u64() >= Some(30), "webrtcbin decodes over ICE-TCP: {report}");
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
     drop(gc);
 }
 
@@ -68,8 +109,49 @@ async fn hidden_local_addresses_leave_only_the_advertised_one_and_it_plays() {
     assert_eq!(resp.status(), 201);
     viewer.location = Some(format!("{}{}", srv.base, resp.headers()["location"].to_str().expect("ascii")));
     let answer = resp.text().await.expect("answer");
-    assert_eq!(candidates(&answer), vec![format!("{own} {port}")], "only the advertised address:\n{answer}");
+    let tcp = srv.server.forward.as_ref().and_then(|f| f.tcp_port()).expect("ICE-TCP listening");
+    let want = vec![format!("udp {own} {port}"), format!("tcp {own} {tcp}")];
+    assert_eq!(candidates(&answer), want, "only the advertised address (and its ICE-TCP twin):\n{answer}");
     viewer.set_answer(&answer).await;
     assert!(viewer.gets_frames(30, 20).await, "the viewer plays over the advertised address");
     srv.shutdown().await;
+}
+
+/// IPv6: the server has a global IPv6 address besides its NATed IPv4 one, no port forward. A viewer given
+/// the IPv6 address plays with the default listener (`[::]:8443`, dual-stack), media over IPv6. Then an
+/// address added to the server while it runs is announced to the next viewer, which plays over it (the
+/// viewer's UDP and TCP to the mux port of every other address of the server is dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_ipv6_viewer_plays_with_the_default_listener_and_a_new_address_is_used_without_a_restart() {
+    let bed = HomeRouter::dual_stack(&[], &[]);
+    let base = format!("https://[{}]:8443", common::netns::SERVER_V6);
+    let gc = serve(&bed, "", &base).await;
+    let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+    let remote = played["pair"]["remote"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(remote, format!("{}:8189", common::netns::SERVER_V6), "media over IPv6: {played}");
+
+    bed.add_server_address("2001:db8:10::3/64");
+    // The viewer can now reach the mux port only at the new address.
+    let rules = "table inet only_new {\n chain out {\n  type filter hook output priority 0;\n  \
+                 meta nfproto ipv4 meta l4proto { tcp, udp } th dport 8189 drop\n  \
+                 ip6 daddr != 2001:db8:10::3 meta l4proto { tcp, udp } th dport 8189 drop\n }\n}\n";
+    bed.filter_viewer(rules);
+    let mut announced = Vec::new();
+    for _ in 0..30 {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let report =
+            common::aiortc::watch_url(Some(&bed.viewer), &format!("{base}/whep/main"), None, &["--seconds", "8"]).await;
+        announced = candidates(report["answer"].as_str().unwrap_or_default());
+        if announced.contains(&"udp 2001:db8:10::3 8189".to_owned()) {
+            assert!(report["frames"].as_u64() >= Some(30), "aiortc plays over the new address: {report}");
+            break;
+        }
+    }
+    assert!(
+        announced.contains(&"udp 2001:db8:10::3 8189".to_owned()),
+        "the new address was never announced: {announced:?}"
+    );
+    let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+    assert_eq!(played["pair"]["remote"], "2001:db8:10::3:8189", "Chromium over the new address: {played}");
+    drop(gc);
 }

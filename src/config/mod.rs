@@ -95,7 +95,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "0.0.0.0:8443".into(),
+            listen: "[::]:8443".into(),
             tls_cert: None,
             tls_key: None,
             plain_http: false,

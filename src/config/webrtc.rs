@@ -27,6 +27,10 @@ pub struct WebrtcConfig {
     pub advertise: Vec<String>,
     /// Which of the local addresses are announced (all are bound either way).
     pub local_candidates: LocalCandidates,
+    /// ICE-TCP (RFC 6544, passive) on `tcp_port`, for viewers whose network blocks UDP.
+    pub ice_tcp: bool,
+    /// The ICE-TCP port (0: the same number as the UDP mux port).
+    pub tcp_port: u16,
 }
 
 impl Default for WebrtcConfig {
@@ -40,6 +44,8 @@ impl Default for WebrtcConfig {
             mux_port: 8189,
             advertise: Vec::new(),
             local_candidates: LocalCandidates::All,
+            ice_tcp: true,
+            tcp_port: 0,
         }
     }
 }

@@ -89,7 +89,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
                 .map(|v| v.to_str().map_or_else(|_| "\u{0}".to_owned(), str::to_owned)),
             method: parts.method.clone(),
             route,
-            addr: parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0),
+            // A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d: name them by their IPv4 address (the
+            // rate limit groups IPv6 clients by /64, which would put every IPv4 client in one group).
+            addr: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| SocketAddr::new(c.0.ip().to_canonical(), c.0.port())),
         })
     }
 }

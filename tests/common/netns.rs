@@ -13,13 +13,15 @@ use std::time::Duration;
 
 pub const SERVER_LAN: &str = "198.18.10.2";
 pub const ROUTER_WAN: &str = "198.18.20.1";
+/// With [`HomeRouter::dual_stack`]: the server's global IPv6 address (routed, no NAT, as ISPs hand out).
+pub const SERVER_V6: &str = "2001:db8:10::2";
 
 fn run(args: &[&str]) {
     let out = Command::new(args[0]).args(&args[1..]).output().expect("run a testbed command");
     assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
-fn exec(ns: &str, args: &[&str]) {
+pub fn exec(ns: &str, args: &[&str]) {
     let mut all = vec!["ip", "netns", "exec", ns];
     all.extend_from_slice(args);
     run(&all);
@@ -70,6 +72,35 @@ impl HomeRouter {
         std::fs::write(file.path(), rules).expect("write rules");
         exec(&bed.router, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
         bed
+    }
+
+    /// [`HomeRouter::new`], and IPv6 routed end to end: the server has `SERVER_V6` (2001:db8:10::/64 on
+    /// the LAN), the viewer 2001:db8:20::2, the router forwards between them without NAT.
+    pub fn dual_stack(tcp_ports: &[u16], udp_ports: &[u16]) -> Self {
+        let bed = Self::new(tcp_ports, udp_ports);
+        let v6 = |ns: &str, dev: String, ip: &str| exec(ns, &["ip", "-6", "addr", "add", ip, "dev", &dev, "nodad"]);
+        v6(&bed.server, format!("{}l", bed.server), &format!("{SERVER_V6}/64"));
+        v6(&bed.router, format!("{}l", bed.router), "2001:db8:10::1/64");
+        v6(&bed.router, format!("{}w", bed.router), "2001:db8:20::1/64");
+        v6(&bed.viewer, format!("{}w", bed.viewer), "2001:db8:20::2/64");
+        exec(&bed.router, &["sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"]);
+        exec(&bed.server, &["ip", "-6", "route", "add", "default", "via", "2001:db8:10::1"]);
+        exec(&bed.viewer, &["ip", "-6", "route", "add", "2001:db8:10::/64", "via", "2001:db8:20::1"]);
+        bed
+    }
+
+    /// Loads nftables `rules` (a whole table) into the viewer's namespace.
+    pub fn filter_viewer(&self, rules: &str) {
+        let file = tempfile::NamedTempFile::new().expect("rules file");
+        std::fs::write(file.path(), rules).expect("write rules");
+        exec(&self.viewer, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
+    }
+
+    /// Adds an address to the server's LAN interface (as DHCP, SLAAC or a VPN would, while glasscast runs).
+    pub fn add_server_address(&self, cidr: &str) {
+        let dev = format!("{}l", self.server);
+        let family = if cidr.contains(':') { "-6" } else { "-4" };
+        exec(&self.server, &["ip", family, "addr", "add", cidr, "dev", &dev, "nodad"]);
     }
 
     /// A veth pair between `a` (address `a_ip`) and `b` (`b_ip`), both /24; the `b` end is named `b` + `tag`.

@@ -13,12 +13,13 @@
 //! browser's checks on our host candidates); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
 //! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
 
-mod advertise;
+mod announce;
 mod mux;
 mod peer;
 mod sdp;
+mod tcp;
 
-pub use advertise::keep_resolved;
+pub use announce::{follow_local, keep_resolved};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -29,8 +30,8 @@ use anyhow::Context;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use str0m::Candidate;
-use str0m::IceCreds;
+use str0m::net::TcpType;
+use str0m::{Candidate, IceCreds};
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::mux::{Cmd, MediaPacket, Track};
@@ -38,7 +39,7 @@ use super::congestion::LossReport;
 use super::gate::GateStats;
 use super::ice_restart::IceCredentials;
 use super::{MediaError, MediaEvent, OfferPlan, ViewerStats};
-use crate::config::LocalCandidates;
+use crate::config::{LocalCandidates, WebrtcConfig};
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::{FragMedia, SdpFrag};
 
@@ -55,11 +56,16 @@ pub struct Forward {
 struct Shared {
     mux: mux::MuxSender,
     port: u16,
-    /// A host candidate per bound socket: every peer's `Rtc` knows them all (str0m answers STUN only on an
-    /// address it has as a candidate, and a port-forwarded check arrives on the local one).
-    locals: Vec<Candidate>,
+    /// A host candidate per bound socket whose address is present now: every peer's `Rtc` knows them all
+    /// (str0m answers STUN only on an address it has as a candidate, and a port-forwarded check arrives on
+    /// the local one).
+    locals: RwLock<Vec<Candidate>>,
+    /// Every address a socket was bound to, present or not (one that goes may come back).
+    bound: Mutex<Vec<SocketAddr>>,
     /// Which of `locals` the answers announce.
     local_filter: LocalCandidates,
+    /// The ICE-TCP listener's port (`None`: no ICE-TCP): every UDP candidate has a passive TCP twin there.
+    tcp_port: Option<u16>,
     /// `webrtc.advertise`, as last resolved: announced as host candidates too.
     advertised: RwLock<Vec<Candidate>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -98,27 +104,43 @@ fn local_ips() -> Vec<IpAddr> {
     ips
 }
 
+/// The ICE-TCP listener on `port` of every local address (dual-stack), or `None` with a warning when it
+/// cannot be had (viewers then have UDP only).
+fn ice_tcp_listener(port: u16) -> Option<std::net::TcpListener> {
+    let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
+    match crate::net::listen_tcp(any) {
+        Ok(l) => Some(l),
+        Err(e) => {
+            tracing::warn!(port, error = %e, "ICE-TCP: cannot listen (webrtc.tcp_port); viewers without UDP cannot play");
+            None
+        }
+    }
+}
+
 impl Forward {
-    /// Binds the UDP port (`0`: the OS picks one) on every local address and starts the mux thread.
-    /// `local_filter`: which local addresses answers announce (see also [`Forward::set_advertised`]).
-    pub fn start(
-        port: u16,
-        local_filter: LocalCandidates,
-        events: UnboundedSender<MediaEvent>,
-    ) -> anyhow::Result<Self> {
+    /// Binds `webrtc.mux_port` (`0`: the OS picks one) on every local address, and the ICE-TCP port, and
+    /// starts the mux thread. What answers announce follows `local_candidates` (and
+    /// [`Forward::set_advertised`]).
+    pub fn start(w: &WebrtcConfig, events: UnboundedSender<MediaEvent>) -> anyhow::Result<Self> {
         let ips = local_ips();
-        let sockets = mux::bind_all(&ips, port)?;
+        let sockets = mux::bind_all(&ips, w.mux_port)?;
         let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
-        let locals = sockets.iter().filter_map(|(addr, _)| Candidate::host(*addr, "udp").ok()).collect();
+        let bound: Vec<SocketAddr> = sockets.iter().map(|(addr, _)| *addr).collect();
+        let locals = bound.iter().filter_map(|addr| Candidate::host(*addr, "udp").ok()).collect();
+        let tcp_listener =
+            if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }) } else { None };
+        let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
         let lag = Arc::new(mux::SendLag::default());
-        let (mux, thread) = mux::spawn(sockets, events, lag.clone())?;
-        tracing::info!(port, addresses = ?ips, "forwarding transport listening");
+        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, lag.clone())?;
+        tracing::info!(port, ?tcp_port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
                 mux,
                 port,
-                locals,
-                local_filter,
+                locals: RwLock::new(locals),
+                bound: Mutex::new(bound),
+                local_filter: w.local_candidates.clone(),
+                tcp_port,
                 advertised: RwLock::new(Vec::new()),
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
@@ -139,23 +161,76 @@ impl Forward {
         *self.shared.advertised.write().expect("advertised lock") = cands;
     }
 
-    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised.
-    pub fn announced(&self) -> Vec<SocketAddr> {
-        let shared = &self.shared;
-        let locals = shared.locals.iter().map(Candidate::addr).filter(|a| shared.local_filter.announces(a.ip()));
-        let advertised = shared.advertised.read().expect("advertised lock");
-        let mut all: Vec<SocketAddr> = locals.chain(advertised.iter().map(Candidate::addr)).collect();
-        let mut seen = std::collections::HashSet::new();
-        all.retain(|a| seen.insert(*a));
-        all
+    /// Binds the mux port on local addresses that appeared since start (DHCP, SLAAC, a VPN coming up) and
+    /// stops announcing those that went; the viewers who join next get the change.
+    pub fn follow_local_addresses(&self) {
+        let present = local_ips();
+        let port = self.shared.port;
+        let mut bound = self.shared.bound.lock().expect("bound lock");
+        for ip in &present {
+            if bound.iter().any(|a| a.ip() == *ip) {
+                continue;
+            }
+            match mux::bind(*ip, port) {
+                Ok((addr, socket)) => {
+                    tracing::info!(%addr, "forwarding transport: a new local address, listening there too");
+                    bound.push(addr);
+                    self.shared.mux.send(Cmd::Socket(addr, socket));
+                }
+                // An IPv6 address still in duplicate-address detection cannot be bound yet: next round.
+                Err(e) => tracing::debug!(%ip, error = %format!("{e:#}"), "not bound yet"),
+            }
+        }
+        let now: Vec<Candidate> = bound
+            .iter()
+            .filter(|a| present.contains(&a.ip()))
+            .filter_map(|a| Candidate::host(*a, "udp").ok())
+            .collect();
+        *self.shared.locals.write().expect("locals lock") = now;
     }
 
-    /// Every candidate a peer's `Rtc` gets: all local ones and the advertised.
+    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised;
+    /// UDP first, then each one's ICE-TCP twin.
+    pub fn announced(&self) -> Vec<Candidate> {
+        let shared = &self.shared;
+        let locals = shared.locals.read().expect("locals lock");
+        let advertised = shared.advertised.read().expect("advertised lock");
+        let shown = locals.iter().filter(|c| shared.local_filter.announces(c.addr().ip()));
+        self.with_tcp(shown.chain(advertised.iter()))
+    }
+
+    /// Every candidate a peer's `Rtc` gets: all local ones and the advertised, with their TCP twins.
     fn rtc_candidates(&self) -> Vec<Candidate> {
+        let locals = self.shared.locals.read().expect("locals lock");
         let advertised = self.shared.advertised.read().expect("advertised lock");
-        let mut all = self.shared.locals.clone();
-        all.extend(advertised.iter().filter(|c| !self.shared.locals.iter().any(|l| l.addr() == c.addr())).cloned());
-        all
+        self.with_tcp(locals.iter().chain(advertised.iter()))
+    }
+
+    /// `udp` (deduplicated), then a passive TCP candidate for each: on the ICE-TCP port for an address on
+    /// the mux port, else (an advertised port forward) on the same port.
+    fn with_tcp<'a>(&self, udp: impl Iterator<Item = &'a Candidate>) -> Vec<Candidate> {
+        let mut out: Vec<Candidate> = Vec::new();
+        for c in udp {
+            if !out.iter().any(|o| o.addr() == c.addr()) {
+                out.push(c.clone());
+            }
+        }
+        let Some(tcp_port) = self.shared.tcp_port else { return out };
+        let twins: Vec<Candidate> = out
+            .iter()
+            .filter_map(|c| {
+                let port = if c.addr().port() == self.shared.port { tcp_port } else { c.addr().port() };
+                let addr = SocketAddr::new(c.addr().ip(), port);
+                Candidate::builder().tcp().host(addr).tcptype(TcpType::Passive).build().ok()
+            })
+            .collect();
+        out.extend(twins);
+        out
+    }
+
+    /// The ICE-TCP port (`None`: off, or it could not be bound).
+    pub fn tcp_port(&self) -> Option<u16> {
+        self.shared.tcp_port
     }
 
     /// The one UDP port all media goes through.
@@ -239,7 +314,8 @@ impl Forward {
     ) -> Result<(ForwardViewer, String), MediaError> {
         let stats = Arc::new(PeerStats::default());
         let announced = self.announced();
-        let candidates = (self.rtc_candidates(), announced.as_slice());
+        let shown: Vec<(String, SocketAddr)> = announced.iter().map(|c| (c.proto().to_string(), c.addr())).collect();
+        let candidates = (self.rtc_candidates(), shown.as_slice());
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, candidates, stats.clone())?;
         tracing::trace!(session = %id, %offer, %answer, "forwarded viewer negotiated");
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
@@ -249,12 +325,7 @@ impl Forward {
             stats,
             remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
             first_mid: plan.mids.first().cloned(),
-            candidates: self
-                .rtc_candidates()
-                .iter()
-                .filter(|c| announced.contains(&c.addr()))
-                .map(Candidate::to_sdp_string)
-                .collect(),
+            candidates: announced.iter().map(Candidate::to_sdp_string).collect(),
         };
         Ok((handle, answer))
     }

@@ -19,13 +19,14 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_rtp::RTPBuffer;
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
+use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, IceCreds, Input};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
 use super::peer::{Peer, PeerEvent};
+use super::tcp::{self, TcpMux};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
 use crate::media::{MediaEvent, keyframes};
@@ -76,11 +77,25 @@ pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
 pub(crate) const LOSS_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) enum Cmd {
-    Stream { slot: StreamSlot, name: StreamName, keyframe_pad: gst::Pad, on_loss: LossSink },
+    Stream {
+        slot: StreamSlot,
+        name: StreamName,
+        keyframe_pad: gst::Pad,
+        on_loss: LossSink,
+    },
     Add(Box<Peer>),
     Remove(SessionId),
-    Candidates { id: SessionId, cands: Vec<Candidate> },
-    Restart { id: SessionId, local: IceCreds, remote: IceCreds },
+    Candidates {
+        id: SessionId,
+        cands: Vec<Candidate>,
+    },
+    Restart {
+        id: SessionId,
+        local: IceCreds,
+        remote: IceCreds,
+    },
+    /// A socket on a local address that appeared after start.
+    Socket(SocketAddr, UdpSocket),
     Media(MediaPacket),
     Stop,
 }
@@ -101,13 +116,14 @@ impl MuxSender {
 
 /// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
 /// same; if another address has that one taken, it tries again with a new one.
+/// A non-blocking UDP socket on `ip`:`port`, and the address it got.
+pub(crate) fn bind(ip: IpAddr, port: u16) -> anyhow::Result<(SocketAddr, UdpSocket)> {
+    let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
+    s.set_nonblocking(true)?;
+    Ok((s.local_addr()?, UdpSocket::from_std(s)))
+}
+
 pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketAddr, UdpSocket)>> {
-    let bind = |ip: IpAddr, port: u16| -> anyhow::Result<(SocketAddr, UdpSocket)> {
-        let s =
-            std::net::UdpSocket::bind(SocketAddr::new(ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
-        s.set_nonblocking(true)?;
-        Ok((s.local_addr()?, UdpSocket::from_std(s)))
-    };
     let mut last_err = None;
     for _ in 0..8 {
         let mut out: Vec<(SocketAddr, UdpSocket)> = Vec::new();
@@ -155,6 +171,7 @@ struct Mux {
     poll: Poll,
     rx: Receiver<Cmd>,
     sockets: Vec<(SocketAddr, UdpSocket)>,
+    tcp: TcpMux,
     events: UnboundedSender<MediaEvent>,
     streams: HashMap<StreamSlot, StreamEntry>,
     peers: HashMap<SessionId, Peer>,
@@ -186,6 +203,7 @@ impl SendLag {
 
 pub(crate) fn spawn(
     mut sockets: Vec<(SocketAddr, UdpSocket)>,
+    tcp_listener: Option<std::net::TcpListener>,
     events: UnboundedSender<MediaEvent>,
     lag: Arc<SendLag>,
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
@@ -194,11 +212,13 @@ pub(crate) fn spawn(
     for (i, (_, s)) in sockets.iter_mut().enumerate() {
         poll.registry().register(s, Token(i), Interest::READABLE)?;
     }
+    let tcp = TcpMux::new(tcp_listener, poll.registry())?;
     let (tx, rx) = channel();
     let mux = Mux {
         poll,
         rx,
         sockets,
+        tcp,
         events,
         streams: HashMap::new(),
         peers: HashMap::new(),
@@ -208,6 +228,22 @@ pub(crate) fn spawn(
     };
     let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
     Ok((MuxSender { tx, waker }, thread))
+}
+
+/// Where a peer's packets go out: the UDP sockets, and the ICE-TCP connections.
+struct Net<'a> {
+    udp: &'a [(SocketAddr, UdpSocket)],
+    tcp: &'a mut TcpMux,
+    registry: &'a Registry,
+}
+
+impl Net<'_> {
+    fn send(&mut self, t: &Transmit) {
+        match t.proto {
+            Protocol::Tcp => self.tcp.send(self.registry, t.source, t.destination, &t.contents),
+            _ => transmit(self.udp, t),
+        }
+    }
 }
 
 /// Puts one datagram on the wire from the socket bound to its source address.
@@ -239,8 +275,11 @@ impl Mux {
                 break;
             }
             for event in events.iter() {
-                if event.token() != WAKER {
-                    self.on_readable(event.token().0, &mut buf);
+                match event.token() {
+                    WAKER => {}
+                    tcp::LISTENER => self.tcp.accept(self.poll.registry(), Instant::now()),
+                    t if TcpMux::is_conn(t) => self.on_tcp(t, event.is_readable(), event.is_writable(), &mut buf),
+                    t => self.on_readable(t.0, &mut buf),
                 }
             }
             // Commands (and media) every round: cheap when there are none. Media is only queued here; the
@@ -250,9 +289,9 @@ impl Mux {
             }
             self.on_timers();
         }
-        let sockets = &self.sockets;
+        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
         for peer in self.peers.values_mut() {
-            peer.close(&mut |t| transmit(sockets, t));
+            peer.close(&mut |t| net.send(t));
         }
         self.peers.clear();
         tracing::debug!("forwarding transport stopped");
@@ -279,7 +318,8 @@ impl Mux {
                 }
                 Ok(Cmd::Remove(id)) => {
                     if let Some(mut p) = self.peers.remove(&id) {
-                        p.close(&mut |t| transmit(&self.sockets, t));
+                        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
+                        p.close(&mut |t| net.send(t));
                         self.by_source.retain(|_, v| *v != id);
                         tracing::debug!(session = %id, "forwarded viewer removed");
                     }
@@ -294,6 +334,12 @@ impl Mux {
                         p.restart_ice(local, remote);
                     }
                 }
+                Ok(Cmd::Socket(addr, mut socket)) => {
+                    match self.poll.registry().register(&mut socket, Token(self.sockets.len()), Interest::READABLE) {
+                        Ok(()) => self.sockets.push((addr, socket)),
+                        Err(e) => tracing::warn!(%addr, error = %e, "forwarding transport: cannot poll a new socket"),
+                    }
+                }
                 Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
                 Err(TryRecvError::Empty) => return false,
             }
@@ -305,8 +351,8 @@ impl Mux {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let sockets = &self.sockets;
-        let mut send = |t: &Transmit| transmit(sockets, t);
+        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
+        let mut send = |t: &Transmit| net.send(t);
         let mut evs = Vec::new();
         f(peer, &mut send, &mut evs);
         let slot = peer.slot;
@@ -354,25 +400,46 @@ impl Mux {
                 // e.g. an ICMP error queued on the socket: nothing more to read now.
                 Err(_) => return,
             };
-            let now = Instant::now();
             let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..n]) else {
                 continue;
             };
-            let input = Input::Receive(now, receive);
-            let known =
-                self.by_source.get(&source).copied().filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
-            let id = match known {
-                Some(id) => id,
-                None => match self.peers.iter().find(|(_, p)| p.accepts(&input)) {
-                    Some((id, _)) => {
-                        self.by_source.insert(source, *id);
-                        *id
-                    }
-                    None => continue,
-                },
-            };
-            self.drive(id, |p, send, ev| p.handle(input, send, ev));
+            self.route(Input::Receive(Instant::now(), receive), source);
         }
+    }
+
+    /// An ICE-TCP connection is readable (its frames go to the peers as datagrams do) or writable.
+    fn on_tcp(&mut self, token: Token, readable: bool, writable: bool, buf: &mut [u8]) {
+        if writable {
+            self.tcp.flush(self.poll.registry(), token);
+        }
+        if !readable {
+            return;
+        }
+        let now = Instant::now();
+        let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+        self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
+        for (local, remote, f) in frames {
+            if let Ok(receive) = Receive::new(Protocol::Tcp, remote, local, &f) {
+                self.route(Input::Receive(now, receive), remote);
+            }
+        }
+    }
+
+    /// Gives `input` from `source` to the peer last seen there, or to the one whose `Rtc` accepts it.
+    fn route(&mut self, input: Input, source: SocketAddr) {
+        let known =
+            self.by_source.get(&source).copied().filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
+        let id = match known {
+            Some(id) => id,
+            None => match self.peers.iter().find(|(_, p)| p.accepts(&input)) {
+                Some((id, _)) => {
+                    self.by_source.insert(source, *id);
+                    *id
+                }
+                None => return,
+            },
+        };
+        self.drive(id, |p, send, ev| p.handle(input, send, ev));
     }
 
     fn on_media(&mut self, p: MediaPacket) {
@@ -410,6 +477,7 @@ impl Mux {
         }
         if now >= self.next_loss_report {
             self.next_loss_report = now + LOSS_REPORT_EVERY;
+            self.tcp.sweep(now);
             for (slot, stream) in &self.streams {
                 let losses: Vec<f32> =
                     self.peers.values_mut().filter(|p| p.slot == *slot).filter_map(Peer::take_video_loss).collect();

@@ -99,7 +99,7 @@ impl Peer {
         slot: StreamSlot,
         offer: &str,
         plan: &OfferPlan,
-        (candidates, announced): (Vec<Candidate>, &[std::net::SocketAddr]),
+        (candidates, announced): (Vec<Candidate>, &[(String, std::net::SocketAddr)]),
         stats: Arc<PeerStats>,
     ) -> Result<(Peer, String), MediaError> {
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;

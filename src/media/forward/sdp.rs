@@ -71,13 +71,16 @@ pub(super) fn one_media_stream(answer: &str) -> String {
 
 /// Drops the answer's `a=candidate` lines whose address is not in `announced` (`webrtc.local_candidates`
 /// hides local addresses str0m must still know to answer checks that arrive on them).
-pub(super) fn only_candidates(answer: &str, announced: &[std::net::SocketAddr]) -> String {
+/// `announced`: (protocol in lowercase, address).
+pub(super) fn only_candidates(answer: &str, announced: &[(String, std::net::SocketAddr)]) -> String {
     let shown = |line: &str| {
         let Some(c) = line.strip_prefix("a=candidate:") else { return true };
         let f: Vec<&str> = c.split_whitespace().collect();
+        let proto = f.get(2).map(|p| p.to_ascii_lowercase()).unwrap_or_default();
         let addr = f.get(4).and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
         let port = f.get(5).and_then(|p| p.parse::<u16>().ok());
-        matches!((addr, port), (Some(ip), Some(port)) if announced.contains(&std::net::SocketAddr::new(ip, port)))
+        let Some(addr) = addr.zip(port).map(|(ip, port)| std::net::SocketAddr::new(ip, port)) else { return false };
+        announced.iter().any(|(p, a)| *p == proto && *a == addr)
     };
     answer.split_inclusive('\n').filter(|l| shown(l.trim_end())).collect()
 }
@@ -90,7 +93,7 @@ mod tests {
     fn only_announced_candidates_stay_in_the_answer() {
         let answer = "v=0\r\nm=video 9 X 96\r\na=candidate:1 1 udp 2130706431 10.88.0.5 8189 typ host\r\n\
                       a=candidate:2 1 udp 2130706175 198.51.100.7 8189 typ host\r\na=mid:0\r\n";
-        let kept = only_candidates(answer, &["198.51.100.7:8189".parse().expect("addr")]);
+        let kept = only_candidates(answer, &[("udp".into(), "198.51.100.7:8189".parse().expect("addr"))]);
         assert_eq!(
             kept,
             "v=0\r\nm=video 9 X 96\r\na=candidate:2 1 udp 2130706175 198.51.100.7 8189 typ host\r\na=mid:0\r\n"

@@ -1,6 +1,7 @@
-//! `webrtc.advertise`: the announced addresses kept resolved. Names are looked up at start (before the
-//! first viewer) and every minute after, so a dynamic-DNS name that moves is followed without a restart; a
-//! lookup that fails keeps the addresses that name had.
+//! What answers announce, kept current: the local addresses (checked every 5 s: one that appears is bound
+//! and announced to the next viewer, one that goes is no longer announced) and `webrtc.advertise` (names
+//! looked up at start, before the first viewer, and every minute after, so a dynamic-DNS name that moves is
+//! followed without a restart; a lookup that fails keeps the addresses that name had).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -8,7 +9,19 @@ use std::time::Duration;
 use super::Forward;
 use crate::config::Advertised;
 
-const EVERY: Duration = Duration::from_secs(60);
+const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+const LOCAL_EVERY: Duration = Duration::from_secs(5);
+
+/// Follows the local addresses in a task (returned, to abort on shutdown).
+pub fn follow_local(forward: Forward) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(LOCAL_EVERY).await;
+            let f = forward.clone();
+            let _ = tokio::task::spawn_blocking(move || f.follow_local_addresses()).await;
+        }
+    })
+}
 
 /// Resolves every entry (blocking lookups off the runtime) and announces the result. `last` holds each
 /// entry's previous addresses, kept when its lookup fails.
@@ -37,7 +50,7 @@ pub async fn keep_resolved(forward: Forward, entries: Vec<Advertised>, port: u16
     resolve(&forward, &entries, port, &mut last).await;
     tokio::spawn(async move {
         loop {
-            tokio::time::sleep(EVERY).await;
+            tokio::time::sleep(RESOLVE_EVERY).await;
             resolve(&forward, &entries, port, &mut last).await;
         }
     })

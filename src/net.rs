@@ -1,0 +1,30 @@
+//! Listening sockets shared by the HTTPS listener and the media transport's ICE-TCP port.
+
+use std::io::ErrorKind;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+
+/// A listening TCP socket on `addr`. The IPv6 wildcard `[::]` takes IPv4 (mapped) connections too,
+/// whatever the system's IPV6_V6ONLY default; where the host has no IPv6 at all it falls back to `0.0.0.0`
+/// on the same port, with a warning.
+pub fn listen_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    match bind_tcp(addr) {
+        Err(e) if addr.ip() == Ipv6Addr::UNSPECIFIED && e.kind() != ErrorKind::AddrInUse => {
+            let v4 = SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), addr.port());
+            tracing::warn!(error = %e, fallback = %v4, "no IPv6 here: listening on IPv4 only");
+            bind_tcp(v4)
+        }
+        other => other,
+    }
+}
+
+fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(!addr.ip().is_unspecified())?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
