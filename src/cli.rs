@@ -256,8 +256,8 @@ pub fn token_revoke(t: &Target, id: &str) -> anyhow::Result<()> {
 pub fn sessions(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/sessions", None)?;
     println!(
-        "{:<32}  {:<12}  {:<9}  {:>8}  {:<22}  {:>9}  {:>7}  {:>6}  label",
-        "id", "stream", "connected", "for", "remote", "sent", "rtt", "loss"
+        "{:<32}  {:<12}  {:<9}  {:>8}  {:<22}  {:<9}  {:>9}  {:>7}  {:>6}  label",
+        "id", "stream", "connected", "for", "remote", "path", "sent", "rtt", "loss"
     );
     let now = crate::auth::now_s();
     for s in v.as_array().map(Vec::as_slice).unwrap_or_default() {
@@ -265,13 +265,18 @@ pub fn sessions(t: &Target) -> anyhow::Result<()> {
         let remote = s["remote_address"].as_str().or(s["client"].as_str()).unwrap_or("-");
         let rtt = s["rtt_ms"].as_f64().map_or("-".to_owned(), |r| format!("{r:.1}ms"));
         let loss = s["fraction_lost"].as_f64().map_or("-".to_owned(), |l| format!("{:.1}%", l * 100.0));
+        let path = match (s["candidate_type"].as_str(), s["protocol"].as_str()) {
+            (Some(kind), Some(proto)) => format!("{kind}/{proto}"),
+            _ => "-".to_owned(),
+        };
         println!(
-            "{:<32}  {:<12}  {:<9}  {:>7}s  {:<22}  {:>7}MB  {:>7}  {:>6}  {}",
+            "{:<32}  {:<12}  {:<9}  {:>7}s  {:<22}  {:<9}  {:>7}MB  {:>7}  {:>6}  {}",
             s["id"].as_str().unwrap_or("?"),
             s["stream"].as_str().unwrap_or("?"),
             if s["connected"] == true { "yes" } else { "no" },
             age,
             remote,
+            path,
             format!("{:.1}", s["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6),
             rtt,
             loss,

@@ -57,6 +57,9 @@ pub fn run(cfg: &Config) -> Vec<Finding> {
     out.push(va_devices(cfg));
     out.push(pipewire_session());
     out.extend(ports(cfg));
+    if cfg.webrtc.transport == Transport::Forward {
+        out.extend(announced(cfg));
+    }
     out.push(certificate(cfg));
     out.push(state_dir(&cfg.server.state_dir));
     out
@@ -252,6 +255,62 @@ fn ports(cfg: &Config) -> Vec<Finding> {
             ),
         });
     }
+    let tcp_port = if cfg.webrtc.tcp_port == 0 { cfg.webrtc.mux_port } else { cfg.webrtc.tcp_port };
+    if cfg.webrtc.transport == Transport::Forward && cfg.webrtc.ice_tcp && tcp_port != 0 {
+        let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), tcp_port);
+        out.push(match crate::net::listen_tcp(any) {
+            Ok(_) => {
+                finding(Level::Ok, "ICE-TCP port", format!("TCP {tcp_port} is free; open it in the firewall"), None)
+            }
+            Err(e) => finding(
+                Level::Warn,
+                "ICE-TCP port",
+                format!("cannot listen on TCP {tcp_port}: {e} (viewers without UDP could not play)"),
+                Some("is glasscast already running? Otherwise change webrtc.tcp_port, or set ice_tcp = false"),
+            ),
+        });
+    }
+    out
+}
+
+/// What answers will announce (the forward transport): the local addresses `local_candidates` keeps and
+/// every `advertise` entry resolved now; a warning for a name that does not resolve, and for a set that is
+/// private only (viewers outside this network could not reach any of it).
+fn announced(cfg: &Config) -> Vec<Finding> {
+    let w = &cfg.webrtc;
+    let mut out = Vec::new();
+    let mut addrs: Vec<std::net::IpAddr> =
+        crate::media::forward::local_ips().into_iter().filter(|ip| w.local_candidates.announces(*ip)).collect();
+    for (entry, text) in w.advertised().iter().zip(&w.advertise) {
+        match entry.resolve(w.mux_port) {
+            Ok(found) => addrs.extend(found.iter().map(SocketAddr::ip)),
+            Err(e) => out.push(finding(
+                Level::Warn,
+                "announced addresses",
+                format!("webrtc.advertise entry `{text}` does not resolve now: {e}"),
+                Some("fix the name in webrtc.advertise (glasscast keeps trying every minute)"),
+            )),
+        }
+    }
+    addrs.dedup();
+    let list = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
+    out.push(if addrs.is_empty() {
+        finding(
+            Level::Fail,
+            "announced addresses",
+            "none: no viewer could reach the media",
+            Some("set webrtc.advertise, or local_candidates = \"all\""),
+        )
+    } else if addrs.iter().all(|ip| crate::net::private(*ip)) {
+        finding(
+            Level::Warn,
+            "announced addresses",
+            format!("{list} (private only: viewers outside this network cannot reach them)"),
+            Some("for viewers elsewhere set webrtc.advertise to the public address or name (docs/networking.md)"),
+        )
+    } else {
+        finding(Level::Ok, "announced addresses", list, None)
+    });
     out
 }
 

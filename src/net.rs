@@ -1,7 +1,8 @@
-//! Listening sockets shared by the HTTPS listener and the media transport's ICE-TCP port.
+//! Listening sockets shared by the HTTPS listener and the media transport's ICE-TCP port, and which
+//! addresses are private.
 
 use std::io::ErrorKind;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
 
 /// A listening TCP socket on `addr`. The IPv6 wildcard `[::]` takes IPv4 (mapped) connections too,
 /// whatever the system's IPV6_V6ONLY default; where the host has no IPv6 at all it falls back to `0.0.0.0`
@@ -27,4 +28,19 @@ fn bind_tcp(addr: SocketAddr) -> std::io::Result<TcpListener> {
     socket.bind(&addr.into())?;
     socket.listen(1024)?;
     Ok(socket.into())
+}
+
+/// Addresses only reachable inside some private network: RFC 1918, shared (CGNAT) 100.64/10, link-local,
+/// loopback, unique-local fc00::/7, and IPv4-mapped forms of these.
+pub fn private(ip: IpAddr) -> bool {
+    match ip.to_canonical() {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
 }

@@ -152,7 +152,8 @@ async fn session_list_has_transport_stats(transport: Transport) {
         let list = json_of(get(&srv, "/api/v1/sessions", Some(ADMIN)).await).await;
         last = list[0].clone();
         let complete = ["rtt_ms", "fraction_lost"].iter().all(|k| last[k].is_number());
-        if complete && last["remote_address"].is_string() && last["bytes_sent"].as_u64() > Some(0) {
+        let path = last["candidate_type"].is_string() && last["protocol"].is_string();
+        if complete && path && last["remote_address"].is_string() && last["bytes_sent"].as_u64() > Some(0) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -163,6 +164,8 @@ async fn session_list_has_transport_stats(transport: Transport) {
     let remote: std::net::SocketAddr =
         last["remote_address"].as_str().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("{last}"));
     assert_ne!(remote.port(), 0);
+    // The path the media took: a host candidate of ours over UDP (the loopback viewer has UDP).
+    assert_eq!((last["candidate_type"].as_str(), last["protocol"].as_str()), (Some("host"), Some("udp")), "{last}");
     assert!(last["bytes_sent"].as_u64() > Some(10_000) && last["packets_sent"].as_u64() > Some(10), "{last}");
     let rtt = last["rtt_ms"].as_f64().unwrap_or_else(|| panic!("no RTT: {last}"));
     assert!((0.0..1000.0).contains(&rtt), "{last}");

@@ -33,6 +33,23 @@ fn a_configuration_that_works_here_passes() {
     assert!(text.contains("ok    stream main audio: test tone delivers 48000 Hz x2"), "{text}");
     assert!(text.contains("VA-API"), "the VA-API device check is reported: {text}");
     assert!(text.contains("state directory") && text.contains("is writable"), "{text}");
+    assert!(text.contains("ok    announced addresses: "), "the addresses viewers are given: {text}");
+}
+
+/// What viewers would be given, and why it may not reach them: a name that does not resolve, and a set of
+/// private addresses only.
+#[test]
+fn announced_addresses_say_what_viewers_get_and_what_will_not_reach_them() {
+    let config = "advertise = [\"192.168.1.20\", \"no-such-host.invalid\"]\nlocal_candidates = [\"10.99.0.0/16\"]\n\
+                  [[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\n";
+    let (code, text) = glasscast(config, &["doctor"], &[]);
+    assert_eq!(code, 0, "warnings only: {text}");
+    assert!(
+        text.contains("warn  announced addresses: webrtc.advertise entry `no-such-host.invalid` does not resolve"),
+        "{text}"
+    );
+    assert!(text.contains("warn  announced addresses: 192.168.1.20 (private only"), "{text}");
+    assert!(text.contains("webrtc.advertise"), "the fix names the key: {text}");
 }
 
 #[test]

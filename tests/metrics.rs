@@ -98,8 +98,10 @@ async fn metrics_move_during_a_live_session() {
     assert!(viewer.gets_frames(30, 20).await, "the viewer decodes frames");
     // Viewers' RTCP receiver reports come every second or so; wait for one to be in the stats.
     let mut during = scrape(&srv).await;
+    let host_udp = [("stream", "metered"), ("candidate_type", "host"), ("protocol", "udp")];
     for _ in 0..40 {
-        if during.get("glasscast_viewer_rtt_seconds", &[("stream", "metered"), ("stat", "max")]) > 0.0 {
+        let rtt = during.get("glasscast_viewer_rtt_seconds", &[("stream", "metered"), ("stat", "max")]);
+        if rtt > 0.0 && during.get("glasscast_sessions_by_path", &host_udp) > 0.0 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
@@ -119,6 +121,7 @@ async fn metrics_move_during_a_live_session() {
         assert!(grew(name), "{name}: {} -> {}", before.get(name, &s), during.get(name, &s));
     }
     assert_eq!(during.get("glasscast_sessions", &[("stream", "metered"), ("state", "connected")]), 1.0);
+    assert_eq!(during.get("glasscast_sessions_by_path", &host_udp), 1.0, "the viewer's media path");
     let rtt = during.get("glasscast_viewer_rtt_seconds", &[("stream", "metered"), ("stat", "max")]);
     assert!(rtt > 0.0 && rtt < 1.0, "a loopback RTT: {rtt}");
     let posted = [("route", "/whep/{stream}"), ("method", "POST")];
@@ -134,6 +137,7 @@ async fn metrics_move_during_a_live_session() {
     let after = scrape(&srv).await;
     assert_eq!(after.get("glasscast_sessions_ended_total", &ended), 1.0, "the DELETE counts as closed");
     assert_eq!(after.get("glasscast_sessions", &[("stream", "metered"), ("state", "connected")]), 0.0);
+    assert_eq!(after.get("glasscast_sessions_by_path", &host_udp), 0.0);
     assert!(after.get("glasscast_viewer_sent_bytes_total", &s) >= during.get("glasscast_viewer_sent_bytes_total", &s));
 
     // docs/grafana-dashboard.json queries only series this server really exports.

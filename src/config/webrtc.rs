@@ -228,6 +228,13 @@ impl WebrtcConfig {
         for (i, entry) in w.advertise.iter().enumerate() {
             Advertised::parse(entry).map_err(|why| invalid(format!("webrtc.advertise[{i}]"), entry, why))?;
         }
+        if w.local_candidates == LocalCandidates::None && w.advertise.is_empty() && w.transport == Transport::Forward {
+            return Err(invalid(
+                "webrtc.local_candidates",
+                "none",
+                "\"none\" needs webrtc.advertise entries: otherwise no address is announced and nothing plays",
+            ));
+        }
         if !w.advertise.is_empty() && w.transport == Transport::Webrtcbin {
             return Err(invalid(
                 "webrtc.advertise",
@@ -277,5 +284,18 @@ mod tests {
         let e = parse(OneOrMany::Many(vec!["10.0.0.0/33".into()])).expect_err("bad prefix");
         assert!(e.contains("10.0.0.0/33"), "{e}");
         assert!(parse(OneOrMany::One("some".into())).expect_err("bad word").contains("\"all\", \"none\""));
+    }
+
+    #[test]
+    fn nothing_announced_or_advertise_on_webrtcbin_is_a_config_error() {
+        let none = WebrtcConfig { local_candidates: LocalCandidates::None, ..WebrtcConfig::default() };
+        let e = none.validate().expect_err("nothing to announce").to_string();
+        assert!(e.contains("webrtc.local_candidates") && e.contains("advertise"), "{e}");
+        let ok = WebrtcConfig { advertise: vec!["198.51.100.7".into()], ..none };
+        assert!(ok.validate().is_ok());
+        let bin = WebrtcConfig { transport: Transport::Webrtcbin, ..ok.clone() };
+        assert!(bin.validate().expect_err("webrtcbin").to_string().contains("forward"));
+        let bad = WebrtcConfig { advertise: vec!["not a host".into()], ..ok };
+        assert!(bad.validate().expect_err("bad entry").to_string().contains("webrtc.advertise[0]"));
     }
 }

@@ -104,6 +104,10 @@ pub struct ViewerStats {
     /// there is one.
     #[schema(value_type = Option<String>)]
     pub remote_address: Option<std::net::SocketAddr>,
+    /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
+    /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.
+    pub candidate_type: Option<String>,
+    pub protocol: Option<String>,
     /// RTP bytes and packets sent to the viewer (retransmissions included).
     pub bytes_sent: u64,
     pub packets_sent: u64,

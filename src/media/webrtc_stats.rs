@@ -71,8 +71,15 @@ fn fold(reply: &gst::StructureRef) -> ViewerStats {
         kind(s) == Some(T::CandidatePair)
             && selected.as_ref().is_none_or(|id| s.get::<&str>("id").is_ok_and(|i| i == id))
     });
-    let remote_id = pair.and_then(|p| p.get::<String>("remote-candidate-id").ok());
-    let remote = remote_id.and_then(|id| all.iter().find(|s| s.get::<&str>("id").is_ok_and(|i| i == id)));
+    let by_id = |field: &str| {
+        let id = pair.and_then(|p| p.get::<String>(field).ok())?;
+        all.iter().find(|s| s.get::<&str>("id").is_ok_and(|i| i == id))
+    };
+    let remote = by_id("remote-candidate-id");
+    if let Some(local) = by_id("local-candidate-id") {
+        out.candidate_type = local.get::<String>("candidate-type").ok();
+        out.protocol = local.get::<String>("protocol").ok().map(|p| p.to_ascii_lowercase());
+    }
     out.remote_address = remote.and_then(|s| {
         let ip: std::net::IpAddr = s.get::<String>("address").ok()?.parse().ok()?;
         let port = u16::try_from(num(s, "port")).ok()?;

@@ -121,6 +121,10 @@ fn describe() {
     describe_counter!("glasscast_keyframes_sent_total", "Keyframe requests passed to the encoder (rate-limited)");
     describe_gauge!("glasscast_send_lag_seconds", Unit::Seconds, "Forwarding transport: packet wait for the mux");
     describe_gauge!("glasscast_sessions", "Current sessions by state (connecting, connected)");
+    describe_gauge!(
+        "glasscast_sessions_by_path",
+        "Connected sessions by their media path: glasscast's candidate type (host, srflx, relay) and protocol"
+    );
     describe_gauge!("glasscast_push_connected", "1 while a WHIP push to `target` (scheme://host:port) is connected");
     describe_counter!("glasscast_push_sent_bytes_total", Unit::Bytes, "RTP payload bytes pushed to `target`");
     describe_counter!("glasscast_push_attempts_total", "Connection attempts of a WHIP push (1 + retries)");

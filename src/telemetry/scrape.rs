@@ -90,10 +90,36 @@ fn observe_sessions<'a>(streams: impl Iterator<Item = &'a str>, list: &[SessionI
             gauge!(metric, "stream" => st(), "stat" => "mean").set(mean);
             gauge!(metric, "stream" => st(), "stat" => "max").set(max);
         }
+        observe_paths(stream, &of_stream);
         let t = totals.get(stream).copied().unwrap_or_default();
         counter!("glasscast_viewer_nacks_total", "stream" => st()).absolute(t.nacks);
         counter!("glasscast_viewer_plis_total", "stream" => st()).absolute(t.plis);
         counter!("glasscast_viewer_sent_bytes_total", "stream" => st()).absolute(t.bytes);
+    }
+}
+
+/// Connected sessions of `stream` by the path their media took (candidate type and protocol); every
+/// combination seen so far is set, to 0 when none is left on it.
+fn observe_paths(stream: &str, of_stream: &[&SessionInfo]) {
+    static SEEN: Mutex<Vec<(String, String, String)>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().expect("paths lock");
+    let path = |s: &SessionInfo| {
+        let t = &s.transport;
+        (
+            t.candidate_type.clone().unwrap_or_else(|| "unknown".into()),
+            t.protocol.clone().unwrap_or_else(|| "unknown".into()),
+        )
+    };
+    for s in of_stream.iter().filter(|s| s.connected) {
+        let (kind, proto) = path(s);
+        if !seen.iter().any(|(st, k, p)| st == stream && *k == kind && *p == proto) {
+            seen.push((stream.to_owned(), kind, proto));
+        }
+    }
+    for (st, kind, proto) in seen.iter().filter(|(st, ..)| st == stream) {
+        let n = of_stream.iter().filter(|s| s.connected && path(s) == (kind.clone(), proto.clone())).count();
+        gauge!("glasscast_sessions_by_path", "stream" => st.clone(), "candidate_type" => kind.clone(), "protocol" => proto.clone())
+            .set(n as f64);
     }
 }
 

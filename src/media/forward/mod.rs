@@ -89,7 +89,7 @@ pub struct StreamSlot(usize);
 
 /// The local addresses we offer as host candidates: every up interface's address but link-local ones;
 /// loopback only when there is nothing else.
-fn local_ips() -> Vec<IpAddr> {
+pub fn local_ips() -> Vec<IpAddr> {
     let all: Vec<IpAddr> =
         if_addrs::get_if_addrs().map(|v| v.into_iter().map(|i| i.ip()).collect()).unwrap_or_default();
     let usable = |ip: &IpAddr| match ip {

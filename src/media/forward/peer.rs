@@ -278,6 +278,10 @@ impl Peer {
                 let mut t = self.stats.transport.lock().expect("stats lock");
                 if let Some(pair) = s.selected_candidate_pair {
                     t.remote_address = Some(pair.remote.addr);
+                    // Every candidate of ours is a host one (advertised addresses too: a port forward or a
+                    // 1:1 NAT maps them straight to a local socket).
+                    t.candidate_type = Some("host".into());
+                    t.protocol = Some(pair.protocol.to_string());
                 }
                 if let Some(rtt) = s.rtt {
                     t.rtt_ms = Some(rtt.as_secs_f64() * 1000.0);

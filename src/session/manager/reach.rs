@@ -4,20 +4,7 @@
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Addresses only reachable inside some private network: RFC 1918, shared (CGNAT) 100.64/10, link-local,
-/// loopback, unique-local fc00::/7, and IPv4-mapped forms of these.
-fn private(ip: IpAddr) -> bool {
-    match ip.to_canonical() {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    }
-}
+use crate::net::private;
 
 /// The addresses of an SDP's `a=candidate` lines.
 fn candidate_ips(sdp: &str) -> impl Iterator<Item = IpAddr> + '_ {
