@@ -34,6 +34,8 @@ if [ "$want_test" -eq 1 ]; then
   pkgs+=(shellcheck systemd)
   # Network testbeds (tests/reach.rs): namespaces, veth and NAT with nftables; curl to probe readiness.
   pkgs+=(iproute2 nftables curl)
+  # TURN (tests/reach.rs): coturn, started by the test itself with use-auth-secret (REST credentials).
+  pkgs+=(coturn)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

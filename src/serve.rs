@@ -43,6 +43,9 @@ pub struct Server {
 const USERINFO: &percent_encoding::AsciiSet =
     &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
 
+/// How long the TURN REST credentials glasscast's own webrtcbin agents use are good for (made once at start).
+const OWN_TURN_CREDENTIAL_S: u64 = 30 * 24 * 3600;
+
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
     fn host_port(url: &str) -> Option<(&str, &str)> {
@@ -53,7 +56,16 @@ pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
         port_range: (w.udp_port_min != 0).then_some((w.udp_port_min, w.udp_port_max)),
         ..IceSettings::default()
     };
-    for IceServer { urls, username, credential } in &w.ice_servers {
+    for IceServer { urls, username, credential, secret } in &w.ice_servers {
+        let rest = secret.as_ref().map(|s| {
+            let (u, c) =
+                crate::auth::turn::rest_credentials(s, crate::auth::now_s() + OWN_TURN_CREDENTIAL_S, "glasscast");
+            (Some(u), Some(c))
+        });
+        let (username, credential) = match &rest {
+            Some((u, c)) => (u, c),
+            None => (username, credential),
+        };
         for url in urls {
             match host_port(url) {
                 Some(("stun", hp)) if ice.stun_server.is_none() => ice.stun_server = Some(format!("stun://{hp}")),
@@ -270,16 +282,23 @@ mod tests {
     fn ice_urls_become_webrtcbin_uris() {
         let w = WebrtcConfig {
             ice_servers: vec![
-                IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
+                IceServer { urls: vec!["stun:stun.example.net:3478".into()], ..IceServer::default() },
                 IceServer {
                     urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
                     username: Some("u".into()),
                     credential: Some("p".into()),
+                    secret: None,
                 },
                 IceServer {
                     urls: vec!["turns:turn.example.net:5349".into()],
                     username: Some("1700000000:alice".into()),
                     credential: Some("s3cr@t/+=".into()),
+                    secret: None,
+                },
+                IceServer {
+                    urls: vec!["turn:rest.example.net:3478".into()],
+                    secret: Some("shared".into()),
+                    ..IceServer::default()
                 },
             ],
             udp_port_min: 40000,
@@ -289,12 +308,17 @@ mod tests {
         let ice = ice_settings(&w);
         assert_eq!(ice.stun_server.as_deref(), Some("stun://stun.example.net:3478"));
         assert_eq!(
-            ice.turn_servers,
-            vec![
+            ice.turn_servers[..2],
+            [
                 "turn://u:p@turn.example.net:3478".to_owned(),
                 "turns://1700000000%3Aalice:s3cr%40t%2F%2B%3D@turn.example.net:5349".to_owned(),
             ]
         );
+        // A shared secret: REST credentials of our own, good for 30 days.
+        let rest = &ice.turn_servers[2];
+        let user = rest.strip_prefix("turn://").and_then(|r| r.split("%3Aglasscast:").next()).expect("user");
+        let expiry: u64 = user.parse().expect("an expiry");
+        assert!(expiry > crate::auth::now_s() + 29 * 24 * 3600, "{rest}");
         assert_eq!(ice.port_range, Some((40000, 40100)));
     }
 }

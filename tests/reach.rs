@@ -155,3 +155,74 @@ async fn an_ipv6_viewer_plays_with_the_default_listener_and_a_new_address_is_use
     assert_eq!(played["pair"]["remote"], "2001:db8:10::3:8189", "Chromium over the new address: {played}");
     drop(gc);
 }
+
+/// coturn (`use-auth-secret`) on this host, started for the test and killed on drop.
+/// (The directory holds its database; kept until the server stops.)
+struct Coturn(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Coturn {
+    fn start(port: u16, secret: &str) -> Self {
+        let relay = common::netns::own_ipv4().expect("an IPv4 address to relay from");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = format!("--userdb={}", dir.path().join("turndb").display());
+        let child = std::process::Command::new("turnserver")
+            .args([
+                "-n",
+                "--listening-ip=127.0.0.1",
+                &format!("--listening-port={port}"),
+                &format!("--relay-ip={relay}"),
+            ])
+            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}"), "--realm=glasscast"])
+            .args(["--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "-v"])
+            .args(["--min-port=49160", "--max-port=49260", &db])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("turnserver runs (make test installs coturn)");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        Self(child, dir)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// TURN REST credentials (`ice_servers` entry with a shared `secret`): the WHEP answer's `Link` header carries
+/// a username that expires with the viewer's token and a credential coturn accepts. An aiortc viewer that
+/// may use relayed candidates only (iceTransportPolicy "relay") plays with them; with a secret coturn does
+/// not share, it cannot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn turn_rest_credentials_from_the_link_header_work_at_coturn_and_expire_with_the_token() {
+    use common::admin::{issue, start_auth_with};
+    let _turn = Coturn::start(34781, "shared-secret");
+    let with_secret = |secret: &'static str| {
+        move |cfg: &mut Config| {
+            cfg.webrtc.ice_servers = vec![glasscast::config::IceServer {
+                urls: vec!["turn:127.0.0.1:34781?transport=udp".into()],
+                secret: Some(secret.into()),
+                ..Default::default()
+            }];
+        }
+    };
+    let srv = start_auth_with(glasscast::config::Transport::Forward, with_secret("shared-secret")).await;
+    let token = issue(&srv, serde_json::json!({"stream": "main", "ttl_s": 600})).await;
+    let url = format!("{}/whep/main", srv.base);
+    let report = common::aiortc::watch_url(None, &url, token["token"].as_str(), &["--relay-from-link"]).await;
+    let servers = report["ice_servers"].as_array().cloned().unwrap_or_default();
+    let username = servers.first().and_then(|s| s["username"].as_str()).unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(username, format!("{}:glasscast", token["expires_at"]), "expires with the token: {report}");
+    assert!(report["frames"].as_u64() >= Some(30), "plays through coturn's relay only: {report}");
+    srv.shutdown().await;
+
+    let wrong = start_auth_with(glasscast::config::Transport::Forward, with_secret("not-coturns-secret")).await;
+    let token = issue(&wrong, serde_json::json!({"stream": "main"})).await;
+    let url = format!("{}/whep/main", wrong.base);
+    let args = ["--relay-from-link", "--seconds", "6"];
+    let report = common::aiortc::watch_url(None, &url, token["token"].as_str(), &args).await;
+    assert_eq!(report["frames"], 0, "credentials coturn does not accept get no relay: {report}");
+    wrong.shutdown().await;
+}

@@ -10,6 +10,7 @@
 //! Architecture invariant: a token is never logged, stored or put into an error message; its id is.
 
 mod store;
+pub mod turn;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
@@ -93,6 +94,14 @@ pub struct ViewerGrant {
 }
 
 impl Grant {
+    /// When the token behind this grant expires (Unix seconds); `None` for the admin and for anyone.
+    pub fn expires_at(&self) -> Option<u64> {
+        match self {
+            Self::Viewer(v) => Some(v.expires_at),
+            Self::Admin | Self::Anyone => None,
+        }
+    }
+
     /// The viewer token's id, if a viewer token made this grant.
     pub fn token_id(&self) -> Option<&str> {
         match self {

@@ -71,13 +71,28 @@ impl TryFrom<String> for Transport {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Deserialize, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct IceServer {
     /// `stun:host:port`, `turn:host:port?transport=udp`, `turns:...`
     pub urls: Vec<String>,
     pub username: Option<String>,
     pub credential: Option<String>,
+    /// A TURN server's shared secret (coturn `use-auth-secret`, the TURN REST convention): each answer
+    /// carries a username/credential pair made from it that expires with the viewer's token.
+    pub secret: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "(hidden)");
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &hidden(&self.credential))
+            .field("secret", &hidden(&self.secret))
+            .finish()
+    }
 }
 
 /// `webrtc.local_candidates`: which local addresses are announced as host candidates.
@@ -206,11 +221,19 @@ impl WebrtcConfig {
                         "a stun:, stuns:, turn: or turns: URL",
                     ));
                 }
-                if scheme.starts_with("turn") && (server.username.is_none() || server.credential.is_none()) {
+                let fixed = server.username.is_some() && server.credential.is_some();
+                if scheme.starts_with("turn") && !fixed && server.secret.is_none() {
                     return Err(invalid(
                         format!("webrtc.ice_servers[{i}].username"),
                         &server.username,
-                        "TURN servers need a username and a credential",
+                        "TURN servers need a username and a credential, or a shared `secret`",
+                    ));
+                }
+                if server.secret.is_some() && server.credential.is_some() {
+                    return Err(invalid(
+                        format!("webrtc.ice_servers[{i}].secret"),
+                        "(hidden)",
+                        "either a fixed credential or a shared secret, not both",
                     ));
                 }
             }

@@ -37,13 +37,23 @@ pub fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Res
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, what, "the body is not UTF-8 text"))
 }
 
-/// `Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6).
-pub fn ice_server_links(servers: &[IceServer]) -> Vec<String> {
+/// How long TURN REST credentials last for a caller whose grant does not expire (the admin token, or
+/// access control disabled).
+pub const TURN_CREDENTIAL_TTL_S: u64 = 12 * 3600;
+
+/// `Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6). A server with a shared
+/// `secret` gets TURN REST credentials valid until `expires_at` (Unix seconds).
+pub fn ice_server_links(servers: &[IceServer], expires_at: u64) -> Vec<String> {
     let mut links = Vec::new();
     for s in servers {
+        let rest = s.secret.as_ref().map(|secret| crate::auth::turn::rest_credentials(secret, expires_at, "glasscast"));
+        let (username, credential) = match &rest {
+            Some((u, c)) => (Some(u), Some(c)),
+            None => (s.username.as_ref(), s.credential.as_ref()),
+        };
         for url in &s.urls {
             let mut link = format!("<{url}>; rel=\"ice-server\"");
-            if let (Some(u), Some(c)) = (&s.username, &s.credential) {
+            if let (Some(u), Some(c)) = (username, credential) {
                 link.push_str(&format!(
                     "; username=\"{}\"; credential=\"{}\"; credential-type=\"password\"",
                     u.replace('"', "\\\""),
@@ -77,14 +87,20 @@ pub async fn create(
     let grant = caller.check(&st, |h| st.auth.authorize_stream(h, &stream)).await?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
+    let turn_until = turn_expiry(&grant);
     let created = st.sessions.offer(&stream, offer, grant, caller.addr).await?;
-    Ok(created_response(created, "/whep/sessions", &st.ice_servers, true))
+    Ok(created_response(created, "/whep/sessions", &ice_server_links(&st.ice_servers, turn_until), true))
+}
+
+/// Until when TURN REST credentials handed to `grant`'s holder are good: its token's expiry, else
+/// [`TURN_CREDENTIAL_TTL_S`] from now.
+pub fn turn_expiry(grant: &crate::auth::Grant) -> u64 {
+    grant.expires_at().unwrap_or_else(|| crate::auth::now_s() + TURN_CREDENTIAL_TTL_S)
 }
 
 /// 201 with the answer, the session resource's `Location` (under `sessions`), its ETag, and the STUN/TURN
-/// servers as `Link` headers (WHEP and WHIP alike). `patchable`: the resource takes PATCH (trickle, ICE
-/// restart).
-pub fn created_response(created: Created, sessions: &str, ice_servers: &[IceServer], patchable: bool) -> Response {
+/// servers' `links` (WHEP and WHIP alike). `patchable`: the resource takes PATCH (trickle, ICE restart).
+pub fn created_response(created: Created, sessions: &str, links: &[String], patchable: bool) -> Response {
     let mut resp = (StatusCode::CREATED, created.answer).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(SDP));
@@ -96,8 +112,8 @@ pub fn created_response(created: Created, sessions: &str, ice_servers: &[IceServ
     if patchable {
         h.insert("accept-patch", HeaderValue::from_static(SDPFRAG));
     }
-    for link in ice_server_links(ice_servers) {
-        if let Ok(v) = HeaderValue::from_str(&link) {
+    for link in links {
+        if let Ok(v) = HeaderValue::from_str(link) {
             h.append(header::LINK, v);
         }
     }
@@ -186,15 +202,16 @@ mod tests {
     #[test]
     fn ice_server_link_headers() {
         let servers = vec![
-            IceServer { urls: vec!["stun:stun.example.net:3478".into()], username: None, credential: None },
+            IceServer { urls: vec!["stun:stun.example.net:3478".into()], ..IceServer::default() },
             IceServer {
                 urls: vec!["turn:turn.example.net:3478?transport=udp".into()],
                 username: Some("u".into()),
                 credential: Some("p\"w".into()),
+                secret: None,
             },
         ];
         assert_eq!(
-            ice_server_links(&servers),
+            ice_server_links(&servers, 0),
             vec![
                 "<stun:stun.example.net:3478>; rel=\"ice-server\"".to_owned(),
                 "<turn:turn.example.net:3478?transport=udp>; rel=\"ice-server\"; username=\"u\"; \

@@ -27,6 +27,13 @@ pub fn exec(ns: &str, args: &[&str]) {
     run(&all);
 }
 
+/// This host's first non-loopback IPv4 address.
+pub fn own_ipv4() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip()).filter(|ip| !ip.is_loopback())
+}
+
 /// Whether this process may build testbeds (root, with `ip` and `nft`).
 pub fn available() -> bool {
     let root = Command::new("id").arg("-u").output().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0");

@@ -3,6 +3,7 @@
 
     aiortc_peer.py publish URL [--token T] [--videos N] [--audio] [--datachannel] [--size WxH]
     aiortc_peer.py watch URL [--token T] [--videos N] [--audio] [--datachannel] [--frames N] [--seconds S]
+                       [--relay-from-link]
 
 publish: sends N video tracks (H.264 or VP8 as negotiated; a moving bar at WxH, 30 fps), an audio track
 (Opus) and a data channel as asked, POSTs the offer, applies the answer and runs until stdin closes; then
@@ -11,7 +12,10 @@ unless 201), then {"event": "connected", "media", "connection"} when the media t
 
 watch: receives N video sections (only the first is expected to carry media), audio and a data channel as
 asked, and counts decoded frames until --frames arrive or --seconds pass. Prints one JSON line: {"status",
-"answer", "frames", "width", "height", "audio_frames", "connection"}; exit 0 when --frames were decoded.
+"answer", "frames", "width", "height", "audio_frames", "connection", "ice_servers"}; exit 0 when --frames
+were decoded. --relay-from-link: a first POST only learns the TURN servers from its `Link: rel="ice-server"`
+headers (and DELETEs that session); the real one then gathers relay candidates only (iceTransportPolicy
+"relay"), so it plays only if those credentials work.
 """
 import argparse
 import asyncio
@@ -21,8 +25,11 @@ import sys
 import urllib.error
 import urllib.request
 
+import re
+
 import av
-from aiortc import (MediaStreamTrack, RTCConfiguration, RTCPeerConnection,
+from aiortc import (MediaStreamTrack, RTCConfiguration, RTCIceServer,
+                    RTCIceTransportPolicy, RTCPeerConnection,
                     RTCSessionDescription)
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
@@ -74,12 +81,28 @@ def absolute(base, location):
     return "/".join(scheme_host) + location
 
 
-async def negotiate(pc, args):
+def ice_servers(links):
+    """RTCIceServers from `Link: <url>; rel="ice-server"; username="u"; credential="c"` header values."""
+    out = []
+    for link in links:
+        for part in re.split(r",\s*(?=<)", link):
+            url = re.match(r"\s*<([^>]+)>", part)
+            if not url or 'rel="ice-server"' not in part:
+                continue
+            params = dict(re.findall(r'(\w[\w-]*)="((?:[^"\\]|\\.)*)"', part))
+            out.append({"urls": url.group(1), "username": params.get("username"),
+                        "credential": params.get("credential")})
+    return out
+
+
+async def negotiate(pc, args, learn=None):
     await pc.setLocalDescription(await pc.createOffer())
     loop = asyncio.get_running_loop()
     status, headers, body = await loop.run_in_executor(
         None, request, "POST", args.url, args.token, pc.localDescription.sdp, "application/sdp")
     location = headers.get("Location") or headers.get("location")
+    if learn is not None:
+        learn.extend(ice_servers([v for k, v in headers.items() if k.lower() == "link"]))
     if status == 201:
         await pc.setRemoteDescription(RTCSessionDescription(sdp=body, type="answer"))
     return status, location and absolute(args.url, location), body
@@ -121,8 +144,26 @@ async def publish(args):
     return 0
 
 
-async def watch(args):
+async def learn_ice_servers(args):
+    """POSTs once only to read the Link headers, then DELETEs that session."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    learned = []
+    _, location, _ = await negotiate(pc, args, learned)
+    if location:
+        await asyncio.get_running_loop().run_in_executor(None, request, "DELETE", location, args.token)
+    await pc.close()
+    return learned
+
+
+async def watch(args):
+    config = RTCConfiguration(iceServers=[])
+    learned = []
+    if args.relay_from_link:
+        learned = await learn_ice_servers(args)
+        servers = [RTCIceServer(**s) for s in learned if s["urls"].startswith("turn")]
+        config = RTCConfiguration(iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy.RELAY)
+    pc = RTCPeerConnection(config)
     for _ in range(args.videos):
         pc.addTransceiver("video", direction="recvonly")
     if args.audio:
@@ -156,7 +197,7 @@ async def watch(args):
             await asyncio.wait_for(enough.wait(), args.seconds)
         except asyncio.TimeoutError:
             pass
-    print_line({"status": status, "answer": body, "connection": pc.connectionState, **seen})
+    print_line({"status": status, "answer": body, "connection": pc.connectionState, "ice_servers": learned, **seen})
     if location:
         await asyncio.get_running_loop().run_in_executor(None, request, "DELETE", location, args.token)
     await pc.close()
@@ -174,6 +215,7 @@ def main():
     p.add_argument("--size", default="320x240")
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--seconds", type=float, default=20)
+    p.add_argument("--relay-from-link", action="store_true")
     args = p.parse_args()
     run = publish if args.role == "publish" else watch
     sys.exit(asyncio.run(run(args)))
