@@ -4,6 +4,8 @@
 //! check passes; glasscast runs as uid 10001 under an init; the CLI inside the container issues a viewer token;
 //! a WHEP client on the host (webrtcbin) plays the test stream at the configured size; it stops on SIGTERM
 //! with exit code 0; and `podman-compose down -v` leaves no container, pod, network or volume of the project.
+//! Then the same image on a bridge network (compose.bridge.yaml: published ports, `webrtc.advertise`): a viewer
+//! on the host plays through the published media port.
 //!
 //! Needs root (debootstrap, rootful Podman), podman and podman-compose >= 1.1 (scripts/install-deps.sh --test),
 //! and a Debian 12 host: the host-built binary must match the image's glibc and GStreamer.
@@ -74,11 +76,22 @@ struct Project {
     env: Vec<(&'static str, String)>,
     images: Vec<String>,
     up: bool,
+    /// An override file on top of compose.yaml (`compose.bridge.yaml`).
+    extra: Option<&'static str>,
 }
 
 impl Project {
     fn up(name: String, env: Vec<(&'static str, String)>, images: Vec<String>) -> Self {
-        let project = Self { name, env, images, up: true };
+        Self::up_with(name, env, images, None)
+    }
+
+    fn up_with(
+        name: String,
+        env: Vec<(&'static str, String)>,
+        images: Vec<String>,
+        extra: Option<&'static str>,
+    ) -> Self {
+        let project = Self { name, env, images, up: true, extra };
         project.spawn_reaper();
         project.compose(&["up", "-d"]);
         project
@@ -90,7 +103,13 @@ impl Project {
 
     fn compose(&self, args: &[&str]) -> String {
         let file = repo().join("compose.yaml");
-        run("podman-compose", &self.compose_args(file.to_str().expect("utf-8"), args), &self.env)
+        let mut all = self.compose_args(file.to_str().expect("utf-8"), &[]);
+        let extra = self.extra.as_ref().map(|f| repo().join(f));
+        if let Some(extra) = &extra {
+            all.extend(["-f", extra.to_str().expect("utf-8")]);
+        }
+        all.extend_from_slice(args);
+        run("podman-compose", &all, &self.env)
     }
 
     fn down(&mut self) {
@@ -148,7 +167,14 @@ impl Drop for Project {
         // No panics here (a second panic while a failed assertion unwinds aborts): outcomes are ignored.
         let file = repo().join("compose.yaml");
         if self.up {
-            let _ = try_run("podman-compose", &self.compose_args(&file.to_string_lossy(), &["down", "-v"]), &self.env);
+            let mut args =
+                self.compose_args(&file.to_string_lossy(), &[]).iter().map(|s| s.to_string()).collect::<Vec<_>>();
+            if let Some(extra) = self.extra {
+                args.extend(["-f".to_owned(), repo().join(extra).to_string_lossy().into_owned()]);
+            }
+            args.extend(["down".to_owned(), "-v".to_owned()]);
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let _ = try_run("podman-compose", &args, &self.env);
         }
         // Newest first: the test image, then the stage images it was made with.
         for id in &self.images {
@@ -257,4 +283,42 @@ async fn the_image_runs_under_compose_plays_over_whep_and_leaves_nothing_behind(
     project.down();
     let left = project.leftovers();
     assert!(left.is_empty(), "left behind by `down -v`:\n{left}");
+    plays_on_a_bridge_network(&tag, config.path(), id).await;
+}
+
+/// compose.bridge.yaml: the same image on a bridge network with published ports, the host's address (here
+/// its loopback, where the ports are published) announced and the container's own hidden. A viewer on the
+/// host plays through the published UDP port, and the answer names nothing but the advertised address.
+async fn plays_on_a_bridge_network(tag: &str, config: &Path, id: u32) {
+    let (https, media) = (free_port(false), free_port(true));
+    let env = vec![
+        ("GLASSCAST_IMAGE", tag.to_owned()),
+        ("GLASSCAST_CONFIG_DIR", config.to_str().expect("utf-8").to_owned()),
+        ("GLASSCAST_HTTPS_PORT", https.to_string()),
+        ("GLASSCAST_MEDIA_PORT", media.to_string()),
+        ("GLASSCAST_ADVERTISE", format!("127.0.0.1:{media}")),
+    ];
+    let mut project = Project::up_with(format!("glasscastbridge{id}"), env, Vec::new(), Some("compose.bridge.yaml"));
+    let c = project.container();
+    let healthy = wait_for(60, || try_run("podman", &["healthcheck", "run", &c], &[]).status.success()).await;
+    assert!(healthy, "never healthy; logs:\n{}", run("podman", &["logs", &c], &[]));
+    let issued = podman(&["exec", &c, "glasscast", "token", "issue", "--stream", "main"]);
+    let token = issued.lines().find_map(|l| l.split_once("/watch/main#token=")).expect("a link").1.to_owned();
+    let cert = podman(&["exec", &c, "cat", "/var/lib/glasscast/tls/cert.pem"]);
+    let http = remote::client_trusting(cert.as_bytes());
+    let base = format!("https://127.0.0.1:{https}");
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    let answer = remote::connect(&mut v, &http, &base, "main", Some(&token)).await;
+    let candidates: Vec<&str> = answer.lines().filter(|l| l.starts_with("a=candidate:")).collect();
+    assert!(
+        !candidates.is_empty() && candidates.iter().all(|c| c.contains(&format!(" 127.0.0.1 {media} "))),
+        "only the advertised address:\n{answer}"
+    );
+    assert!(
+        v.gets_frames(30, 20).await,
+        "frames through the published port; logs:\n{}",
+        run("podman", &["logs", &c], &[])
+    );
+    v.stop();
+    project.down();
 }

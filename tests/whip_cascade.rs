@@ -5,7 +5,7 @@
 mod common;
 
 use common::admin::{issue, start_auth_with};
-use common::{WebrtcbinViewer, chromium_plays, eventually, small_stream, start};
+use common::{WebrtcbinViewer, chromium_plays, eventually, eventually_async, small_stream, start};
 use glasscast::config::{PushConfig, StreamConfig, Transport, VideoSource};
 use serde_json::json;
 
@@ -42,6 +42,12 @@ async fn a_stream_pushed_from_one_glasscast_plays_on_another() {
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
     assert!(connected, "A's push never connected: {:?}", a.server.sessions.health("main").await.map(|h| h.pushes));
+    // Connected is not yet producing: B's stream is ready once A's first keyframe has arrived (a viewer
+    // joining in between got 409, once in CI).
+    assert!(
+        eventually_async(15, || async { b.server.sessions.health("live").await.is_some_and(|h| h.producing()) }).await,
+        "B's stream never produced A's frames"
+    );
     let mut viewer = WebrtcbinViewer::new(96, "42e01f", true);
     viewer.connect_with(&b, "live", Some(&watch)).await;
     assert!(viewer.gets_frames(30, 20).await, "B's viewer decodes A's frames");

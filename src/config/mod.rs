@@ -148,6 +148,7 @@ impl Config {
                 .try_parsing(true)
                 .list_separator(",")
                 .with_list_parse_key("server.cors_origins")
+                .with_list_parse_key("webrtc.advertise")
                 .source(Some(env_map)),
         );
         let cfg: Config = builder.build()?.try_deserialize()?;
@@ -249,6 +250,14 @@ mod tests {
         .expect("valid");
         assert_eq!(cfg.listen_addr().port(), 2000);
         assert!(cfg.server.plain_http);
+        // What a container on a bridge network sets (compose.bridge.yaml).
+        let env = [
+            ("GLASSCAST__WEBRTC__ADVERTISE", "203.0.113.7,home.example.net:8190"),
+            ("GLASSCAST__WEBRTC__LOCAL_CANDIDATES", "none"),
+        ];
+        let cfg = load_toml("", &env).expect("valid");
+        assert_eq!(cfg.webrtc.advertise, vec!["203.0.113.7", "home.example.net:8190"]);
+        assert_eq!(cfg.webrtc.local_candidates, LocalCandidates::None);
     }
 
     #[test]

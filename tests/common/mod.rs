@@ -185,6 +185,21 @@ pub async fn eventually<F: FnMut() -> bool>(secs: u64, mut f: F) -> bool {
     f()
 }
 
+/// [`eventually`] for a check that awaits (asks the server, say): polls `f` every 100 ms for `secs` seconds.
+pub async fn eventually_async<F, Fut>(secs: u64, mut f: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..(secs * 10) {
+        if f().await {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    f().await
+}
+
 /// Counts decoded buffers passing `pad` (video frames with their size, or audio buffers).
 pub fn count_decoded(
     pad: &gst::Pad,

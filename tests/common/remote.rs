@@ -12,8 +12,14 @@ pub fn client_trusting(cert_pem: &[u8]) -> reqwest::Client {
 }
 
 /// Offers, POSTs to `{base}/whep/{stream}` (with `Authorization: Bearer` when a token is given) and sets the
-/// answer. Panics unless the server says 201.
-pub async fn connect(v: &mut WebrtcbinViewer, http: &reqwest::Client, base: &str, stream: &str, token: Option<&str>) {
+/// answer, which it returns. Panics unless the server says 201.
+pub async fn connect(
+    v: &mut WebrtcbinViewer,
+    http: &reqwest::Client,
+    base: &str,
+    stream: &str,
+    token: Option<&str>,
+) -> String {
     let offer = v.offer().await;
     let mut req = http.post(format!("{base}/whep/{stream}")).header("content-type", "application/sdp").body(offer);
     if let Some(t) = token {
@@ -26,4 +32,5 @@ pub async fn connect(v: &mut WebrtcbinViewer, http: &reqwest::Client, base: &str
     v.location = Some(format!("{base}{location}"));
     let answer = resp.text().await.expect("answer");
     v.set_answer(&answer).await;
+    answer
 }
