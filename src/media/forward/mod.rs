@@ -358,7 +358,8 @@ impl ForwardViewer {
             .media
             .iter()
             .flat_map(|m| m.candidates.iter())
-            .filter_map(|c| Candidate::from_sdp_string(c).ok())
+            // The client's text: a panic in str0m's parser drops the candidate, not the manager task.
+            .filter_map(|c| std::panic::catch_unwind(|| Candidate::from_sdp_string(c)).ok()?.ok())
             .collect();
         let n = cands.len();
         if n > 0 {

@@ -230,6 +230,18 @@ pub(crate) fn spawn(
     Ok((MuxSender { tx, waker }, thread))
 }
 
+/// A stranger's datagram classified by str0m (STUN, DTLS, RTP, RTCP); `None` for what it does not take,
+/// and for anything that makes it panic: the mux thread serves every viewer and must outlive any input.
+fn receive(proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) -> Option<Receive<'_>> {
+    match std::panic::catch_unwind(|| Receive::new(proto, source, local, buf)) {
+        Ok(r) => r.ok(),
+        Err(_) => {
+            tracing::warn!(%source, len = buf.len(), "str0m panicked on a datagram; dropped");
+            None
+        }
+    }
+}
+
 /// Where a peer's packets go out: the UDP sockets, and the ICE-TCP connections.
 struct Net<'a> {
     udp: &'a [(SocketAddr, UdpSocket)],
@@ -400,7 +412,7 @@ impl Mux {
                 // e.g. an ICMP error queued on the socket: nothing more to read now.
                 Err(_) => return,
             };
-            let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buf[..n]) else {
+            let Some(receive) = receive(Protocol::Udp, source, local, &buf[..n]) else {
                 continue;
             };
             self.route(Input::Receive(Instant::now(), receive), source);
@@ -419,7 +431,7 @@ impl Mux {
         let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
         self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
         for (local, remote, f) in frames {
-            if let Ok(receive) = Receive::new(Protocol::Tcp, remote, local, &f) {
+            if let Some(receive) = receive(Protocol::Tcp, remote, local, &f) {
                 self.route(Input::Receive(now, receive), remote);
             }
         }

@@ -103,8 +103,9 @@ impl Peer {
         stats: Arc<PeerStats>,
     ) -> Result<(Peer, String), MediaError> {
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
-        let offer = SdpOffer::from_sdp_string(&normalize_offer(offer))
-            .map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
+        let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&normalize_offer(offer)))
+            .map_err(|p| MediaError::MalformedOffer(format!("str0m panicked parsing it: {}", panic_text(p))))?;
+        let offer = parsed.map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         let built = catch_unwind(AssertUnwindSafe(|| {
             let mut rtc = RtcConfig::new()
                 .set_crypto_provider(crypto())
@@ -167,18 +168,31 @@ impl Peer {
         self.video_loss.take().filter(|_| self.connected)
     }
 
+    /// Whether this peer takes `input` (a stranger's datagram: a panic in str0m counts as no).
     pub fn accepts(&self, input: &Input) -> bool {
-        self.rtc.accepts(input)
+        catch_unwind(AssertUnwindSafe(|| self.rtc.accepts(input))).unwrap_or_else(|p| {
+            tracing::warn!(session = %self.id, panic = %panic_text(p), "str0m panicked checking a datagram; dropped");
+            false
+        })
     }
 
+    /// Adds a trickled candidate (the client's text: a panic in str0m drops it).
     pub fn add_remote_candidate(&mut self, c: Candidate) {
-        self.rtc.add_remote_candidate(c);
+        if let Err(p) = catch_unwind(AssertUnwindSafe(|| self.rtc.add_remote_candidate(c))) {
+            tracing::warn!(session = %self.id, panic = %panic_text(p), "str0m panicked adding a candidate; ignored");
+        }
     }
 
+    /// New ICE credentials (the client's from a PATCH): a panic in str0m leaves the old ones.
     pub fn restart_ice(&mut self, local: str0m::IceCreds, remote: str0m::IceCreds) {
-        let mut api = self.rtc.direct_api();
-        api.set_local_ice_credentials(local);
-        api.set_remote_ice_credentials(remote);
+        let restarted = catch_unwind(AssertUnwindSafe(|| {
+            let mut api = self.rtc.direct_api();
+            api.set_local_ice_credentials(local);
+            api.set_remote_ice_credentials(remote);
+        }));
+        if let Err(p) = restarted {
+            tracing::warn!(session = %self.id, panic = %panic_text(p), "str0m panicked restarting ICE");
+        }
     }
 
     /// Feeds `input`; then drains what str0m has to send and say. `send` puts a datagram on the wire.
