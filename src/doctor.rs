@@ -292,6 +292,24 @@ fn announced(cfg: &Config) -> Vec<Finding> {
             )),
         }
     }
+    if let Some(url) = &w.stun_discover {
+        let asked = crate::media::forward::stun::server_addrs(url).and_then(|servers| {
+            let server = servers.first().copied().ok_or_else(|| std::io::Error::other("the name has no address"))?;
+            crate::media::forward::stun::public_address(server)
+        });
+        out.push(match asked {
+            Ok(public) => {
+                addrs.push(public.ip());
+                finding(Level::Ok, "public address", format!("{url} sees this host as {}", public.ip()), None)
+            }
+            Err(e) => finding(
+                Level::Warn,
+                "public address",
+                format!("{url} did not answer: {e}"),
+                Some("check webrtc.stun_discover and that UDP to it is allowed"),
+            ),
+        });
+    }
     addrs.dedup();
     let list = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");
     out.push(if addrs.is_empty() {

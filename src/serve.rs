@@ -112,12 +112,7 @@ impl Server {
         let mut streams = Vec::new();
         let mut supervisors = Vec::new();
         if let Some(fwd) = &forward {
-            supervisors.push(media::forward::follow_local(fwd.clone()));
-            if !cfg.webrtc.advertise.is_empty() {
-                let entries = cfg.webrtc.advertised();
-                supervisors.push(media::forward::keep_resolved(fwd.clone(), entries, fwd.port()).await);
-            }
-            tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
+            supervisors.extend(keep_announcing(fwd, &cfg.webrtc).await);
         }
         for s in cfg.streams.iter().filter(|s| s.enabled) {
             let passthrough = feed_passthrough(s).await;
@@ -248,6 +243,20 @@ async fn feed_passthrough(s: &crate::config::StreamConfig) -> Option<media::H264
             None
         }
     }
+}
+
+/// The tasks that keep what the forwarding transport announces current (local addresses, `advertise`,
+/// `stun_discover`), after their first round: the first viewer already gets the result.
+async fn keep_announcing(fwd: &media::Forward, w: &WebrtcConfig) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut tasks = vec![media::forward::follow_local(fwd.clone())];
+    if !w.advertise.is_empty() {
+        tasks.push(media::forward::keep_resolved(fwd.clone(), w.advertised(), fwd.port()).await);
+    }
+    if let Some(url) = &w.stun_discover {
+        tasks.push(media::forward::keep_discovered(fwd.clone(), url.clone()).await);
+    }
+    tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
+    tasks
 }
 
 /// Binds `server.listen` (see [`crate::net::listen_tcp`]: `[::]` takes IPv4 too).

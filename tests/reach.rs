@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::netns::{Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN};
+use common::netns::{Coturn, Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN};
 use glasscast::config::{Config, LocalCandidates};
 
 /// The answer's candidates, `proto ip port` (`udp 198.18.20.1 8189`).
@@ -156,41 +156,6 @@ async fn an_ipv6_viewer_plays_with_the_default_listener_and_a_new_address_is_use
     drop(gc);
 }
 
-/// coturn (`use-auth-secret`) on this host, started for the test and killed on drop.
-/// (The directory holds its database; kept until the server stops.)
-struct Coturn(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
-
-impl Coturn {
-    fn start(port: u16, secret: &str) -> Self {
-        let relay = common::netns::own_ipv4().expect("an IPv4 address to relay from");
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = format!("--userdb={}", dir.path().join("turndb").display());
-        let child = std::process::Command::new("turnserver")
-            .args([
-                "-n",
-                "--listening-ip=127.0.0.1",
-                &format!("--listening-port={port}"),
-                &format!("--relay-ip={relay}"),
-            ])
-            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}"), "--realm=glasscast"])
-            .args(["--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout", "-v"])
-            .args(["--min-port=49160", "--max-port=49260", &db])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("turnserver runs (make test installs coturn)");
-        std::thread::sleep(std::time::Duration::from_millis(500));
-        Self(child, dir)
-    }
-}
-
-impl Drop for Coturn {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// TURN REST credentials (`ice_servers` entry with a shared `secret`): the WHEP answer's `Link` header carries
 /// a username that expires with the viewer's token and a credential coturn accepts. An aiortc viewer that
 /// may use relayed candidates only (iceTransportPolicy "relay") plays with them; with a secret coturn does
@@ -198,7 +163,9 @@ impl Drop for Coturn {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn turn_rest_credentials_from_the_link_header_work_at_coturn_and_expire_with_the_token() {
     use common::admin::{issue, start_auth_with};
-    let _turn = Coturn::start(34781, "shared-secret");
+    let relay = common::netns::own_ipv4().expect("an IPv4 address to relay from").to_string();
+    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
+    let _turn = Coturn::start(None, "127.0.0.1", 34781, &[&[&format!("--relay-ip={relay}")[..]][..], &secret].concat());
     let with_secret = |secret: &'static str| {
         move |cfg: &mut Config| {
             cfg.webrtc.ice_servers = vec![glasscast::config::IceServer {
@@ -225,4 +192,36 @@ async fn turn_rest_credentials_from_the_link_header_work_at_coturn_and_expire_wi
     let report = common::aiortc::watch_url(None, &url, token["token"].as_str(), &args).await;
     assert_eq!(report["frames"], 0, "credentials coturn does not accept get no relay: {report}");
     wrong.shutdown().await;
+}
+
+/// `webrtc.stun_discover` instead of `advertise`: behind the same home router (port forwards, no advertised
+/// address), glasscast asks a STUN server on the outside (coturn, STUN only) which public address it leaves
+/// from, announces it with the mux port, and the viewer outside plays over it; `doctor` says what the STUN
+/// server sees.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stun_discovered_public_address_is_announced_and_plays() {
+    let bed = HomeRouter::new(&[8443], &[8189]);
+    let _stun = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &["--stun-only"]);
+    let base = format!("https://{ROUTER_WAN}:8443");
+    let gc = serve(&bed, "stun_discover = \"stun:198.18.20.2:3478\"", &base).await;
+    let report = common::aiortc::watch_url(Some(&bed.viewer), &format!("{base}/whep/main"), None, &[]).await;
+    let announced = candidates(report["answer"].as_str().expect("answer"));
+    let log = gc.log();
+    let stun_lines: Vec<&str> = log.lines().filter(|l| l.contains("stun")).collect();
+    assert!(
+        announced.contains(&format!("udp {ROUTER_WAN} 8189")),
+        "the discovered address: {announced:?}\n{stun_lines:?}"
+    );
+    assert!(report["frames"].as_u64() >= Some(30), "aiortc decodes from outside: {report}");
+    let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+    assert_eq!(played["pair"]["remote"], format!("{ROUTER_WAN}:8189"), "{played}");
+    let doctor = std::process::Command::new("ip")
+        .args(["netns", "exec", &bed.server, env!("CARGO_BIN_EXE_glasscast"), "--config"])
+        .arg(gc.config_path())
+        .arg("doctor")
+        .output()
+        .expect("doctor runs");
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert!(text.contains(&format!("stun:198.18.20.2:3478 sees this host as {ROUTER_WAN}")), "{text}");
+    drop(gc);
 }

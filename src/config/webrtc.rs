@@ -27,6 +27,10 @@ pub struct WebrtcConfig {
     pub advertise: Vec<String>,
     /// Which of the local addresses are announced (all are bound either way).
     pub local_candidates: LocalCandidates,
+    /// A `stun:host[:port]` server asked at start and every 5 minutes which public address this host's
+    /// traffic leaves from; that address is announced with the mux port (a router's port forward found by
+    /// itself).
+    pub stun_discover: Option<String>,
     /// ICE-TCP (RFC 6544, passive) on `tcp_port`, for viewers whose network blocks UDP.
     pub ice_tcp: bool,
     /// The ICE-TCP port (0: the same number as the UDP mux port).
@@ -44,6 +48,7 @@ impl Default for WebrtcConfig {
             mux_port: 8189,
             advertise: Vec::new(),
             local_candidates: LocalCandidates::All,
+            stun_discover: None,
             ice_tcp: true,
             tcp_port: 0,
         }
@@ -251,7 +256,18 @@ impl WebrtcConfig {
         for (i, entry) in w.advertise.iter().enumerate() {
             Advertised::parse(entry).map_err(|why| invalid(format!("webrtc.advertise[{i}]"), entry, why))?;
         }
-        if w.local_candidates == LocalCandidates::None && w.advertise.is_empty() && w.transport == Transport::Forward {
+        if let Some(url) = &w.stun_discover {
+            let host = url.strip_prefix("stun:").filter(|h| !h.is_empty() && !h.starts_with('/'));
+            if host.is_none() {
+                return Err(invalid("webrtc.stun_discover", url, "a stun: URL such as stun:stun.example.net:3478"));
+            }
+        }
+        let discovers = w.stun_discover.is_some();
+        if w.local_candidates == LocalCandidates::None
+            && w.advertise.is_empty()
+            && !discovers
+            && w.transport == Transport::Forward
+        {
             return Err(invalid(
                 "webrtc.local_candidates",
                 "none",

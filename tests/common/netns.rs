@@ -131,6 +131,46 @@ impl Drop for HomeRouter {
     }
 }
 
+/// coturn, started for a test (in namespace `ns`, or here) on `ip:port` with `args` (`--stun-only`, or
+/// `--use-auth-secret ...`), with a database of its own; killed on drop.
+pub struct Coturn(std::process::Child, #[allow(dead_code)] tempfile::TempDir);
+
+impl Coturn {
+    pub fn start(ns: Option<&str>, ip: &str, port: u16, args: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut cmd = match ns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "turnserver"]);
+                c
+            }
+            None => Command::new("turnserver"),
+        };
+        let child = cmd
+            .args(["-n", &format!("--listening-ip={ip}"), &format!("--listening-port={port}")])
+            .args(["--no-tls", "--no-dtls", "--no-cli", "--fingerprint", "--log-file=stdout"])
+            .args([
+                "--min-port=49160",
+                "--max-port=49260",
+                &format!("--userdb={}", dir.path().join("turndb").display()),
+            ])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("turnserver runs (make test installs coturn)");
+        std::thread::sleep(Duration::from_millis(500));
+        Self(child, dir)
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// `glasscast serve` with `config` (TOML) as a process in namespace `ns`; killed on drop.
 pub struct Glasscast {
     child: std::process::Child,
@@ -153,6 +193,11 @@ impl Glasscast {
             .spawn()
             .expect("glasscast starts");
         Self { child, _dir: dir }
+    }
+
+    /// Its configuration file.
+    pub fn config_path(&self) -> std::path::PathBuf {
+        self._dir.path().join("glasscast.toml")
     }
 
     /// Its log so far (JSON lines).

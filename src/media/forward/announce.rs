@@ -10,6 +10,40 @@ use super::Forward;
 use crate::config::Advertised;
 
 const RESOLVE_EVERY: Duration = Duration::from_secs(60);
+const STUN_EVERY: Duration = Duration::from_secs(300);
+
+/// Asks `url` (a `stun:` server) for the public address once now, then every 5 minutes in a task (returned,
+/// to abort on shutdown); a failed ask keeps the last answer and logs why.
+pub async fn keep_discovered(forward: Forward, url: String) -> tokio::task::JoinHandle<()> {
+    let mut last = None;
+    discover(&forward, &url, &mut last).await;
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(STUN_EVERY).await;
+            discover(&forward, &url, &mut last).await;
+        }
+    })
+}
+
+async fn discover(forward: &Forward, url: &str, last: &mut Option<std::net::IpAddr>) {
+    let u = url.to_owned();
+    let asked = tokio::task::spawn_blocking(move || {
+        let servers = super::stun::server_addrs(&u)?;
+        let server = servers.first().copied().ok_or_else(|| std::io::Error::other("the name has no address"))?;
+        super::stun::public_address(server)
+    })
+    .await;
+    match asked {
+        Ok(Ok(public)) if Some(public.ip()) != *last => {
+            tracing::info!(stun = url, public = %public.ip(), "webrtc.stun_discover: announcing the public address");
+            *last = Some(public.ip());
+            forward.set_discovered(*last);
+        }
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(stun = url, error = %e, kept = ?last, "webrtc.stun_discover: no answer"),
+        Err(e) => tracing::warn!(error = %e, "webrtc.stun_discover: the task failed"),
+    }
+}
 const LOCAL_EVERY: Duration = Duration::from_secs(5);
 
 /// Follows the local addresses in a task (returned, to abort on shutdown).

@@ -17,9 +17,10 @@ mod announce;
 mod mux;
 mod peer;
 mod sdp;
+pub mod stun;
 mod tcp;
 
-pub use announce::{follow_local, keep_resolved};
+pub use announce::{follow_local, keep_discovered, keep_resolved};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -68,6 +69,8 @@ struct Shared {
     tcp_port: Option<u16>,
     /// `webrtc.advertise`, as last resolved: announced as host candidates too.
     advertised: RwLock<Vec<Candidate>>,
+    /// The public address `webrtc.stun_discover` last reported, on the mux port.
+    discovered: RwLock<Option<Candidate>>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
     lag: Arc<mux::SendLag>,
@@ -142,6 +145,7 @@ impl Forward {
                 local_filter: w.local_candidates.clone(),
                 tcp_port,
                 advertised: RwLock::new(Vec::new()),
+                discovered: RwLock::new(None),
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
                 lag,
@@ -189,21 +193,30 @@ impl Forward {
         *self.shared.locals.write().expect("locals lock") = now;
     }
 
-    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised;
-    /// UDP first, then each one's ICE-TCP twin.
+    /// Announces `ip` (what `webrtc.stun_discover` found) with the mux port, or stops announcing it.
+    pub fn set_discovered(&self, ip: Option<std::net::IpAddr>) {
+        let cand = ip.and_then(|ip| Candidate::host(SocketAddr::new(ip, self.shared.port), "udp").ok());
+        *self.shared.discovered.write().expect("discovered lock") = cand;
+    }
+
+    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised
+    /// and the STUN-discovered; UDP first, then each one's ICE-TCP twin.
     pub fn announced(&self) -> Vec<Candidate> {
         let shared = &self.shared;
         let locals = shared.locals.read().expect("locals lock");
         let advertised = shared.advertised.read().expect("advertised lock");
+        let discovered = shared.discovered.read().expect("discovered lock");
         let shown = locals.iter().filter(|c| shared.local_filter.announces(c.addr().ip()));
-        self.with_tcp(shown.chain(advertised.iter()))
+        self.with_tcp(shown.chain(advertised.iter()).chain(discovered.iter()))
     }
 
-    /// Every candidate a peer's `Rtc` gets: all local ones and the advertised, with their TCP twins.
+    /// Every candidate a peer's `Rtc` gets: all local ones, the advertised and the discovered, with their
+    /// TCP twins.
     fn rtc_candidates(&self) -> Vec<Candidate> {
         let locals = self.shared.locals.read().expect("locals lock");
         let advertised = self.shared.advertised.read().expect("advertised lock");
-        self.with_tcp(locals.iter().chain(advertised.iter()))
+        let discovered = self.shared.discovered.read().expect("discovered lock");
+        self.with_tcp(locals.iter().chain(advertised.iter()).chain(discovered.iter()))
     }
 
     /// `udp` (deduplicated), then a passive TCP candidate for each: on the ICE-TCP port for an address on
