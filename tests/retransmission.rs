@@ -63,8 +63,10 @@ async fn lost_packets_come_back(srv: TestServer) {
         let tx = find_by_factory(server.downcast_ref::<gst::Bin>().expect("bin"), "rtprtxsend").expect("server RTX");
         let (requests, resent) = (tx.property::<u32>("num-rtx-requests"), tx.property::<u32>("num-rtx-packets"));
         // Its history is time-bounded: on a loaded machine (CI, two cores) a NACK can come after a packet left
-        // it, so most, not strictly all, are answered.
-        assert!(requests >= 1 && resent * 10 >= requests * 8, "server: {requests} NACKed packets, {resent} resent");
+        // it, so most, not strictly all, are answered: at most a fifth missed, and with only a handful of
+        // NACKs one (4 NACKed, 3 resent was seen once under a full `make test`).
+        let missed = requests.saturating_sub(resent);
+        assert!(requests >= 1 && missed <= (requests / 5).max(1), "server: {requests} NACKed packets, {resent} resent");
     }
     // Either way the client got them back.
     let rx =
