@@ -108,10 +108,11 @@ pub fn local_ips() -> Vec<IpAddr> {
 }
 
 /// The ICE-TCP listener on `port` of every local address (dual-stack), or `None` with a warning when it
-/// cannot be had (viewers then have UDP only).
-fn ice_tcp_listener(port: u16) -> Option<std::net::TcpListener> {
-    let any = SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port);
-    match crate::net::listen_tcp(any) {
+/// cannot be had (viewers then have UDP only). `any_port`: no port was configured (`mux_port = 0`), so when
+/// the UDP port's number is taken for TCP, any other will do.
+fn ice_tcp_listener(port: u16, any_port: bool) -> Option<std::net::TcpListener> {
+    let on = |port| crate::net::listen_tcp(SocketAddr::new(std::net::Ipv6Addr::UNSPECIFIED.into(), port));
+    match on(port).or_else(|e| if any_port { on(0) } else { Err(e) }) {
         Ok(l) => Some(l),
         Err(e) => {
             tracing::warn!(port, error = %e, "ICE-TCP: cannot listen (webrtc.tcp_port); viewers without UDP cannot play");
@@ -130,8 +131,9 @@ impl Forward {
         let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
         let bound: Vec<SocketAddr> = sockets.iter().map(|(addr, _)| *addr).collect();
         let locals = bound.iter().filter_map(|addr| Candidate::host(*addr, "udp").ok()).collect();
+        let any_port = w.tcp_port == 0 && w.mux_port == 0;
         let tcp_listener =
-            if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }) } else { None };
+            if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }, any_port) } else { None };
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
         let lag = Arc::new(mux::SendLag::default());
         let (mux, thread) = mux::spawn(sockets, tcp_listener, events, lag.clone())?;
