@@ -273,6 +273,42 @@ fn ports(cfg: &Config) -> Vec<Finding> {
     out
 }
 
+/// `webrtc.relay`: one allocation at the TURN server, released at once; the relayed address when it works.
+fn relay(cfg: &Config) -> (Finding, Option<std::net::IpAddr>) {
+    use crate::media::forward::{RelaySpec, relay_try_allocate};
+    let Some((server, url)) = cfg.webrtc.relay_server() else {
+        return (finding(Level::Fail, "TURN relay", "no turn: server in webrtc.ice_servers", None), None);
+    };
+    let tried = crate::config::TurnUrl::parse(url).and_then(|turn| {
+        let addr = crate::config::Advertised::Name(turn.host.clone(), Some(turn.port));
+        let addr = turn.host.parse().map(|ip| crate::config::Advertised::Addr(ip, Some(turn.port))).unwrap_or(addr);
+        let found = addr.resolve(0).map_err(|e| format!("{} does not resolve: {e}", turn.host))?;
+        let server_addr = found.first().copied().ok_or_else(|| format!("{} has no address", turn.host))?;
+        let spec = RelaySpec {
+            url: url.to_owned(),
+            server: server_addr,
+            tcp: turn.tcp,
+            credentials: crate::serve::relay_credentials(server),
+        };
+        relay_try_allocate(spec, std::time::Duration::from_secs(5))
+    });
+    match tried {
+        Ok(relayed) => (
+            finding(Level::Ok, "TURN relay", format!("{url} allocated {relayed} (released again)"), None),
+            Some(relayed.ip()),
+        ),
+        Err(why) => (
+            finding(
+                Level::Fail,
+                "TURN relay",
+                format!("{url}: {why}"),
+                Some("check the TURN server, its credentials (username/credential or secret) and that it is reachable"),
+            ),
+            None,
+        ),
+    }
+}
+
 /// What answers will announce (the forward transport): the local addresses `local_candidates` keeps and
 /// every `advertise` entry resolved now; a warning for a name that does not resolve, and for a set that is
 /// private only (viewers outside this network could not reach any of it).
@@ -309,6 +345,11 @@ fn announced(cfg: &Config) -> Vec<Finding> {
                 Some("check webrtc.stun_discover and that UDP to it is allowed"),
             ),
         });
+    }
+    if w.relay {
+        let (finding, relayed) = relay(cfg);
+        out.push(finding);
+        addrs.extend(relayed);
     }
     addrs.dedup();
     let list = addrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ");

@@ -46,6 +46,16 @@ const USERINFO: &percent_encoding::AsciiSet =
 /// How long the TURN REST credentials glasscast's own webrtcbin agents use are good for (made once at start).
 const OWN_TURN_CREDENTIAL_S: u64 = 30 * 24 * 3600;
 
+/// The relay's TURN credentials: the configured pair, or a TURN REST pair made from the shared secret
+/// for each allocation (good for 30 days; a refresh after that fails and the relay allocates anew).
+pub(crate) fn relay_credentials(server: &IceServer) -> media::forward::Credentials {
+    let server = server.clone();
+    std::sync::Arc::new(move || match &server.secret {
+        Some(s) => crate::auth::turn::rest_credentials(s, crate::auth::now_s() + OWN_TURN_CREDENTIAL_S, "glasscast"),
+        None => (server.username.clone().unwrap_or_default(), server.credential.clone().unwrap_or_default()),
+    })
+}
+
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
     fn host_port(url: &str) -> Option<(&str, &str)> {
@@ -141,8 +151,13 @@ impl Server {
             }
             streams.push((s.clone(), pipeline));
         }
-        let sessions =
-            session::spawn(streams, events_rx, Duration::from_secs(cfg.webrtc.connect_timeout_s.into()), auth.clone());
+        let sessions = session::spawn(
+            streams,
+            events_rx,
+            Duration::from_secs(cfg.webrtc.connect_timeout_s.into()),
+            auth.clone(),
+            forward.clone(),
+        );
         let handle = axum_server::Handle::new();
         let metrics_addr = match cfg.metrics.enabled {
             true => Some(serve_metrics(cfg, sessions.clone(), handle.clone())?),
@@ -254,6 +269,12 @@ async fn keep_announcing(fwd: &media::Forward, w: &WebrtcConfig) -> Vec<tokio::t
     }
     if let Some(url) = &w.stun_discover {
         tasks.push(media::forward::keep_discovered(fwd.clone(), url.clone()).await);
+    }
+    if let Some((server, url)) = w.relay_server().filter(|_| w.relay)
+        && let Ok(turn) = crate::config::TurnUrl::parse(url)
+    {
+        let credentials = relay_credentials(server);
+        tasks.push(media::forward::keep_relayed(fwd.clone(), url.to_owned(), turn, credentials).await);
     }
     tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
     tasks

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::netns::{Coturn, Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN};
+use common::netns::{Coturn, Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN, curl_json};
 use glasscast::config::{Config, LocalCandidates};
 
 /// The answer's candidates, `proto ip port` (`udp 198.18.20.1 8189`).
@@ -215,13 +215,123 @@ async fn a_stun_discovered_public_address_is_announced_and_plays() {
     assert!(report["frames"].as_u64() >= Some(30), "aiortc decodes from outside: {report}");
     let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
     assert_eq!(played["pair"]["remote"], format!("{ROUTER_WAN}:8189"), "{played}");
-    let doctor = std::process::Command::new("ip")
-        .args(["netns", "exec", &bed.server, env!("CARGO_BIN_EXE_glasscast"), "--config"])
-        .arg(gc.config_path())
-        .arg("doctor")
-        .output()
-        .expect("doctor runs");
-    let text = String::from_utf8_lossy(&doctor.stdout);
+    let text = gc.doctor(&bed.server);
     assert!(text.contains(&format!("stun:198.18.20.2:3478 sees this host as {ROUTER_WAN}")), "{text}");
     drop(gc);
+}
+
+/// The router's forward filter, replacing any earlier one: `rule` applies to what the LAN sends out.
+fn strict_router(bed: &HomeRouter, rule: &str) {
+    let lan = format!("{}l", bed.router);
+    bed.filter_router(&format!(
+        "table inet strict\ndelete table inet strict\ntable inet strict {{\n chain lan_out {{\n  \
+         type filter hook forward priority 0;\n  iifname \"{lan}\" {rule}\n }}\n}}\n"
+    ));
+}
+
+/// The session list's first entry once its selected path is known (auth is disabled in [`serve`]).
+async fn path_seen(bed: &HomeRouter, base: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    for _ in 0..100 {
+        last = curl_json(&bed.viewer, &format!("{base}/api/v1/sessions"))[0].clone();
+        if last["candidate_type"].is_string() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// No port forward for media: the router forwards only 8443/tcp (signalling, as a reverse proxy or tunnel
+/// would carry it) and lets no UDP out but to the TURN server (so no hole punching either). With
+/// `relay = true` glasscast allocates on coturn outside (TURN REST credentials from a shared secret),
+/// announces the relayed address, and both viewers play through it: aiortc with relayed candidates only
+/// from the Link header's credentials, and Chromium. Then the same over TCP to the TURN server, with all
+/// UDP out of the LAN dropped. `/readyz` and `doctor` say the allocation works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn behind_a_nat_that_forwards_no_media_port_viewers_play_through_the_servers_turn_relay() {
+    let bed = HomeRouter::new(&[8443], &[]);
+    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
+    let _turn = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &secret);
+    let base = format!("https://{ROUTER_WAN}:8443");
+    for (transport, rule) in [("udp", "udp dport != 3478 drop"), ("tcp", "meta l4proto udp drop")] {
+        strict_router(&bed, rule);
+        let webrtc = format!(
+            "relay = true\n[[webrtc.ice_servers]]\nurls = [\"turn:198.18.20.2:3478?transport={transport}\"]\n\
+             secret = \"shared-secret\"\n"
+        );
+        let gc = serve(&bed, &webrtc, &base).await;
+        let url = format!("{base}/whep/main");
+        let args = ["--relay-from-link", "--frames", "240", "--seconds", "20"];
+        let (report, path) = tokio::join!(common::aiortc::watch_url(Some(&bed.viewer), &url, None, &args), async {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            path_seen(&bed, &base).await
+        });
+        let announced = candidates(report["answer"].as_str().expect("answer"));
+        let relayed: Vec<&String> = announced.iter().filter(|c| c.starts_with("udp 198.18.20.2 ")).collect();
+        assert_eq!(relayed.len(), 1, "{transport}: the relayed address is announced: {announced:?}\n{}", gc.log());
+        assert!(
+            report["frames"].as_u64() >= Some(30),
+            "{transport}: aiortc plays through both relays: {report}\n{}",
+            gc.log()
+        );
+        assert_eq!(path["candidate_type"], "relay", "{transport}: the session's path: {path}");
+
+        let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+        assert_eq!(played["pair"]["type"], "relay", "{transport}: Chromium's media comes from the relay: {played}");
+
+        let ready = curl_json(&bed.viewer, &format!("{base}/readyz"));
+        assert_eq!(ready["relay"]["state"], "allocated", "{ready}");
+        let text = gc.doctor(&bed.server);
+        let line = text.lines().find(|l| l.contains("TURN relay")).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("allocated 198.18.20.2:"), "{transport}: {line}");
+        drop(gc);
+    }
+}
+
+/// A TURN server that refuses the relay (a secret it does not share): `/readyz` names the server and says
+/// the allocation failed, `doctor` fails its TURN line with the reason, and viewers on the LAN still play
+/// over the host candidates.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_turn_server_that_refuses_the_relay_is_named_in_readiness_and_doctor_and_nothing_else_breaks() {
+    use common::admin::{ADMIN, start_auth_with};
+    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
+    let _turn = Coturn::start(None, "127.0.0.1", 34782, &secret);
+    let wrong = |cfg: &mut Config| {
+        cfg.webrtc.relay = true;
+        cfg.webrtc.ice_servers = vec![glasscast::config::IceServer {
+            urls: vec!["turn:127.0.0.1:34782".into()],
+            secret: Some("not-coturns-secret".into()),
+            ..Default::default()
+        }];
+    };
+    let mut cfg = Config::default();
+    wrong(&mut cfg);
+    let srv = start_auth_with(glasscast::config::Transport::Forward, wrong).await;
+    let mut ready = serde_json::Value::Null;
+    for _ in 0..150 {
+        let req = srv.http.get(format!("{}/readyz", srv.base)).bearer_auth(ADMIN);
+        ready = match req.send().await {
+            Ok(r) => serde_json::from_slice(&r.bytes().await.unwrap_or_default()).unwrap_or_default(),
+            Err(_) => serde_json::Value::Null,
+        };
+        if ready["relay"]["state"] == "failed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(ready["relay"]["state"], "failed", "readiness says the relay failed: {ready}");
+    assert_eq!(ready["relay"]["server"], "turn:127.0.0.1:34782", "{ready}");
+    assert!(ready["relay"]["reason"].as_str().is_some_and(|r| !r.is_empty()), "{ready}");
+    assert_eq!(ready["ready"], true, "LAN viewers still play, so the server stays ready: {ready}");
+
+    let token = common::admin::issue(&srv, serde_json::json!({"stream": "main"})).await;
+    let report = common::aiortc::watch(&srv, "main", token["token"].as_str(), &[]).await;
+    assert!(report["frames"].as_u64() >= Some(30), "a viewer plays on the host candidates: {report}");
+    srv.shutdown().await;
+
+    let findings = tokio::task::spawn_blocking(move || glasscast::doctor::run(&cfg)).await.expect("doctor");
+    let turn = findings.iter().find(|f| f.what == "TURN relay").expect("a TURN relay line");
+    assert_eq!(turn.level, glasscast::doctor::Level::Fail, "{turn}");
+    assert!(turn.detail.contains("turn:127.0.0.1:34782"), "{turn}");
 }

@@ -19,7 +19,7 @@ pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use stream::{
     AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoSource,
 };
-pub use webrtc::{Advertised, IceServer, LocalCandidates, Transport, WebrtcConfig};
+pub use webrtc::{Advertised, IceServer, LocalCandidates, Transport, TurnUrl, WebrtcConfig};
 
 /// Where the file is looked for when `--config` is not given.
 pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";

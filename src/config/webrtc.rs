@@ -35,6 +35,9 @@ pub struct WebrtcConfig {
     pub ice_tcp: bool,
     /// The ICE-TCP port (0: the same number as the UDP mux port).
     pub tcp_port: u16,
+    /// Allocate a relay on the first `turn:` server of `ice_servers` and announce it (forwarding
+    /// transport; ICE is then full rather than lite): reachable behind a NAT nobody forwards through.
+    pub relay: bool,
 }
 
 impl Default for WebrtcConfig {
@@ -51,6 +54,7 @@ impl Default for WebrtcConfig {
             stun_discover: None,
             ice_tcp: true,
             tcp_port: 0,
+            relay: false,
         }
     }
 }
@@ -205,7 +209,49 @@ impl Advertised {
     }
 }
 
+/// A `turn:` URL as the relay uses it: `turn:host[:port][?transport=udp|tcp]` (port 3478).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TurnUrl {
+    pub host: String,
+    pub port: u16,
+    /// `?transport=tcp`: to the TURN server over TCP.
+    pub tcp: bool,
+}
+
+impl TurnUrl {
+    pub fn parse(url: &str) -> Result<Self, String> {
+        if url.starts_with("turns:") {
+            return Err("turns: (TLS to the TURN server) is not supported for webrtc.relay; give a turn: URL \
+                        (?transport=tcp for TCP)"
+                .into());
+        }
+        let rest = url.strip_prefix("turn:").ok_or("not a turn: URL")?;
+        let (hostport, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let tcp = match query {
+            "" | "transport=udp" => false,
+            "transport=tcp" => true,
+            other => return Err(format!("unknown parameter \"{other}\" (allowed: transport=udp, transport=tcp)")),
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.is_empty() && (!h.contains(':') || h.ends_with(']')) => {
+                (h, p.parse::<u16>().ok().filter(|p| *p != 0).ok_or("the port is not 1-65535")?)
+            }
+            _ => (hostport, 3478),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err("no host".into());
+        }
+        Ok(Self { host: host.to_owned(), port, tcp })
+    }
+}
+
 impl WebrtcConfig {
+    /// The ICE server and `turn:` URL `relay` allocates on: the first `turn:` URL in `ice_servers`.
+    pub fn relay_server(&self) -> Option<(&IceServer, &str)> {
+        self.ice_servers.iter().find_map(|s| s.urls.iter().find(|u| u.starts_with("turn:")).map(|u| (s, u.as_str())))
+    }
+
     /// The parsed `advertise` entries (valid after [`WebrtcConfig::validate`]).
     pub fn advertised(&self) -> Vec<Advertised> {
         self.advertise.iter().filter_map(|s| Advertised::parse(s).ok()).collect()
@@ -274,6 +320,9 @@ impl WebrtcConfig {
                 "\"none\" needs webrtc.advertise entries: otherwise no address is announced and nothing plays",
             ));
         }
+        if w.relay {
+            w.validate_relay()?;
+        }
         if !w.advertise.is_empty() && w.transport == Transport::Webrtcbin {
             return Err(invalid(
                 "webrtc.advertise",
@@ -282,6 +331,25 @@ impl WebrtcConfig {
             ));
         }
         Ok(())
+    }
+
+    fn validate_relay(&self) -> Result<(), ConfigError> {
+        if self.transport == Transport::Webrtcbin {
+            return Err(invalid(
+                "webrtc.relay",
+                true,
+                "the relay is the forwarding transport's (webrtcbin's libnice uses the TURN servers in \
+                 ice_servers by itself)",
+            ));
+        }
+        let Some((_, url)) = self.relay_server() else {
+            let why = match self.ice_servers.iter().any(|s| s.urls.iter().any(|u| u.starts_with("turns:"))) {
+                true => "turns: (TLS to the TURN server) is not supported for the relay; add a turn: URL",
+                false => "needs a turn: server in webrtc.ice_servers to allocate on",
+            };
+            return Err(invalid("webrtc.relay", true, why));
+        };
+        TurnUrl::parse(url).map(|_| ()).map_err(|why| invalid("webrtc.relay", url, why))
     }
 }
 
@@ -323,6 +391,39 @@ mod tests {
         let e = parse(OneOrMany::Many(vec!["10.0.0.0/33".into()])).expect_err("bad prefix");
         assert!(e.contains("10.0.0.0/33"), "{e}");
         assert!(parse(OneOrMany::One("some".into())).expect_err("bad word").contains("\"all\", \"none\""));
+    }
+
+    #[test]
+    fn relay_urls_are_turn_with_host_port_and_transport() {
+        let t = |h: &str, port, tcp| Ok(TurnUrl { host: h.into(), port, tcp });
+        assert_eq!(TurnUrl::parse("turn:turn.example.net"), t("turn.example.net", 3478, false));
+        assert_eq!(TurnUrl::parse("turn:198.51.100.1:3479?transport=tcp"), t("198.51.100.1", 3479, true));
+        assert_eq!(TurnUrl::parse("turn:[2001:db8::1]:3478?transport=udp"), t("2001:db8::1", 3478, false));
+        assert_eq!(TurnUrl::parse("turn:[2001:db8::1]"), t("2001:db8::1", 3478, false));
+        for bad in ["turns:t.example.net", "turn:", "turn:t:0", "turn:t?transport=sctp", "stun:t"] {
+            assert!(TurnUrl::parse(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn relay_needs_a_turn_server_and_the_forwarding_transport() {
+        let turn = |url: &str| IceServer {
+            urls: vec![url.into()],
+            username: Some("u".into()),
+            credential: Some("p".into()),
+            secret: None,
+        };
+        let no_server = WebrtcConfig { relay: true, ..WebrtcConfig::default() };
+        let e = no_server.validate().expect_err("no TURN server").to_string();
+        assert!(e.contains("webrtc.relay") && e.contains("turn:"), "{e}");
+        let tls = WebrtcConfig { ice_servers: vec![turn("turns:t.example.net")], ..no_server.clone() };
+        assert!(tls.validate().expect_err("turns only").to_string().contains("TLS"));
+        let ok =
+            WebrtcConfig { ice_servers: vec![turn("stun:s.example.net"), turn("turn:t.example.net")], ..no_server };
+        assert!(ok.validate().is_ok());
+        assert_eq!(ok.relay_server().map(|(_, u)| u), Some("turn:t.example.net"));
+        let bin = WebrtcConfig { transport: Transport::Webrtcbin, ..ok };
+        assert!(bin.validate().expect_err("webrtcbin").to_string().contains("forwarding transport"));
     }
 
     #[test]

@@ -105,6 +105,8 @@ struct Manager {
     /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
     connect_timeout: std::time::Duration,
     auth: Auth,
+    /// The forwarding transport, for its relay's state in readiness.
+    forward: Option<crate::media::Forward>,
 }
 
 /// How often sessions are checked against their token's expiry and the revocation list.
@@ -116,6 +118,7 @@ pub fn spawn(
     mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
     connect_timeout: std::time::Duration,
     auth: Auth,
+    forward: Option<crate::media::Forward>,
 ) -> Sessions {
     let (tx, mut rx) = mpsc::channel::<Command>(256);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
@@ -130,6 +133,7 @@ pub fn spawn(
         done_tx,
         connect_timeout,
         auth,
+        forward,
     };
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(TOKEN_SWEEP);
@@ -539,7 +543,8 @@ impl Manager {
         // A WHIP stream waits for its publisher: the server is ready to take one, so it does not count.
         let counts =
             |s: &&StreamReadiness| self.streams.get(&s.name).is_some_and(|e| e.cfg.source != VideoSource::Whip);
-        Readiness { ready: streams.iter().filter(counts).all(|s| s.ready), streams }
+        let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status);
+        Readiness { ready: streams.iter().filter(counts).all(|s| s.ready), streams, relay }
     }
 
     async fn shutdown(&mut self) {

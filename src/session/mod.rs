@@ -138,6 +138,10 @@ pub struct StreamReadiness {
 pub struct Readiness {
     pub ready: bool,
     pub streams: Vec<StreamReadiness>,
+    /// `webrtc.relay`: the TURN server, and whether the allocation is made (its address), being asked, or
+    /// failed (why; tried again every 30 s). It does not make the server unready: LAN viewers still play.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub relay: Option<crate::media::forward::RelayStatus>,
 }
 
 pub(crate) enum Command {
@@ -273,7 +277,11 @@ impl Sessions {
     }
 
     pub async fn readiness(&self) -> Readiness {
-        self.ask(|reply| Command::Readiness { reply }).await.unwrap_or(Readiness { ready: false, streams: Vec::new() })
+        self.ask(|reply| Command::Readiness { reply }).await.unwrap_or(Readiness {
+            ready: false,
+            streams: Vec::new(),
+            relay: None,
+        })
     }
 
     /// The live sessions, oldest first, with their transport's stats (read outside the manager's task:

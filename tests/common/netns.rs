@@ -63,6 +63,10 @@ impl HomeRouter {
         bed.link(&bed.server, SERVER_LAN, &bed.router, "198.18.10.1", "l");
         bed.link(&bed.viewer, "198.18.20.2", &bed.router, ROUTER_WAN, "w");
         exec(&bed.server, &["ip", "route", "add", "default", "via", "198.18.10.1"]);
+        // The viewer's default route is the router, which lets in from outside only port forwards and
+        // replies (IPv4; below): what is sent to the private LAN is lost on the way, as on the internet. (With
+        // no route, or a blackhole one, sending fails at once, and coturn ends an allocation whose send fails.)
+        exec(&bed.viewer, &["ip", "route", "add", "default", "via", ROUTER_WAN]);
         exec(&bed.router, &["sysctl", "-qw", "net.ipv4.ip_forward=1"]);
         let wan = format!("{}w", bed.router);
         let mut rules = format!(
@@ -75,9 +79,12 @@ impl HomeRouter {
             }
         }
         rules.push_str(" }\n}\n");
-        let file = tempfile::NamedTempFile::new().expect("rules file");
-        std::fs::write(file.path(), rules).expect("write rules");
-        exec(&bed.router, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
+        rules.push_str(&format!(
+            "table ip home_firewall {{\n chain from_wan {{ type filter hook forward priority 0;\n  \
+             iifname \"{wan}\" ct state established,related accept;\n  iifname \"{wan}\" ct status dnat accept;\n  \
+             iifname \"{wan}\" drop;\n }}\n}}\n"
+        ));
+        load_rules(&bed.router, &rules);
         bed
     }
 
@@ -98,9 +105,12 @@ impl HomeRouter {
 
     /// Loads nftables `rules` (a whole table) into the viewer's namespace.
     pub fn filter_viewer(&self, rules: &str) {
-        let file = tempfile::NamedTempFile::new().expect("rules file");
-        std::fs::write(file.path(), rules).expect("write rules");
-        exec(&self.viewer, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
+        load_rules(&self.viewer, rules);
+    }
+
+    /// Loads nftables `rules` into the router's namespace (a filter beside its NAT).
+    pub fn filter_router(&self, rules: &str) {
+        load_rules(&self.router, rules);
     }
 
     /// Adds an address to the server's LAN interface (as DHCP, SLAAC or a VPN would, while glasscast runs).
@@ -129,6 +139,18 @@ impl Drop for HomeRouter {
             let _ = Command::new("ip").args(["netns", "del", ns]).output();
         }
     }
+}
+
+/// `GET url` (TLS unchecked) with curl from namespace `ns`, as JSON (`Null` when it is not).
+pub fn curl_json(ns: &str, url: &str) -> serde_json::Value {
+    let out = Command::new("ip").args(["netns", "exec", ns, "curl", "-sk", url]).output().expect("curl runs");
+    serde_json::from_slice(&out.stdout).unwrap_or_default()
+}
+
+fn load_rules(ns: &str, rules: &str) {
+    let file = tempfile::NamedTempFile::new().expect("rules file");
+    std::fs::write(file.path(), rules).expect("write rules");
+    exec(ns, &["nft", "-f", file.path().to_str().expect("utf-8 path")]);
 }
 
 /// coturn, started for a test (in namespace `ns`, or here) on `ip:port` with `args` (`--stun-only`, or
@@ -198,6 +220,17 @@ impl Glasscast {
     /// Its configuration file.
     pub fn config_path(&self) -> std::path::PathBuf {
         self._dir.path().join("glasscast.toml")
+    }
+
+    /// `glasscast doctor` on its configuration, run in namespace `ns`: what it prints.
+    pub fn doctor(&self, ns: &str) -> String {
+        let out = Command::new("ip")
+            .args(["netns", "exec", ns, env!("CARGO_BIN_EXE_glasscast"), "--config"])
+            .arg(self.config_path())
+            .arg("doctor")
+            .output()
+            .expect("doctor runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Its log so far (JSON lines).

@@ -6,8 +6,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use super::Forward;
-use crate::config::Advertised;
+use super::{Credentials, Forward, RelaySpec, RelayState, RelayStatus};
+use crate::config::{Advertised, TurnUrl};
 
 const RESOLVE_EVERY: Duration = Duration::from_secs(60);
 const STUN_EVERY: Duration = Duration::from_secs(300);
@@ -44,6 +44,69 @@ async fn discover(forward: &Forward, url: &str, last: &mut Option<std::net::IpAd
         Err(e) => tracing::warn!(error = %e, "webrtc.stun_discover: the task failed"),
     }
 }
+/// Looks the relay's TURN server up now (blocking lookups off the runtime) and has the mux allocate there,
+/// then every minute in a task (returned, to abort on shutdown): a server that moved gets a new
+/// allocation; a lookup that fails keeps the one there is.
+pub async fn keep_relayed(
+    forward: Forward,
+    url: String,
+    turn: TurnUrl,
+    credentials: Credentials,
+) -> tokio::task::JoinHandle<()> {
+    let mut last = None;
+    relay_lookup(&forward, &url, &turn, &credentials, &mut last).await;
+    // The first viewers get the relay too: wait (a little) for the TURN server's answer.
+    for _ in 0..30 {
+        let allocating = forward.relay_status().is_none_or(|s| s.state == RelayState::Allocating);
+        if !allocating {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RESOLVE_EVERY).await;
+            relay_lookup(&forward, &url, &turn, &credentials, &mut last).await;
+        }
+    })
+}
+
+async fn relay_lookup(
+    forward: &Forward,
+    url: &str,
+    turn: &TurnUrl,
+    credentials: &Credentials,
+    last: &mut Option<SocketAddr>,
+) {
+    let entry = Advertised::Name(turn.host.clone(), Some(turn.port));
+    let entry = match turn.host.parse() {
+        Ok(ip) => Advertised::Addr(ip, Some(turn.port)),
+        Err(_) => entry,
+    };
+    let found = tokio::task::spawn_blocking(move || entry.resolve(0)).await;
+    let server = match found {
+        Ok(Ok(addrs)) => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied(),
+        Ok(Err(e)) => {
+            tracing::warn!(turn = url, error = %e, "webrtc.relay: the TURN server's name does not resolve");
+            None
+        }
+        Err(_) => None,
+    };
+    match server {
+        Some(server) if Some(server) != *last => {
+            *last = Some(server);
+            let spec = RelaySpec { url: url.to_owned(), server, tcp: turn.tcp, credentials: credentials.clone() };
+            forward.set_relay(spec);
+        }
+        Some(_) => {}
+        None if last.is_none() => forward.set_relay_status(RelayStatus {
+            server: url.to_owned(),
+            state: RelayState::Failed { reason: format!("{} does not resolve", turn.host) },
+        }),
+        None => {}
+    }
+}
+
 const LOCAL_EVERY: Duration = Duration::from_secs(5);
 
 /// Follows the local addresses in a task (returned, to abort on shutdown).

@@ -10,17 +10,20 @@
 //!
 //! Packets are payloaded once; each payload is shared (`Arc<[u8]>`) by every viewer, which only adds its
 //! own header and encryption. There is no per-viewer element, queue or thread. ICE is lite (we answer the
-//! browser's checks on our host candidates); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
+//! browser's checks on our host candidates) unless `webrtc.relay` adds a TURN relay candidate, which needs
+//! full ICE ([`relay`]); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
 //! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
 
 mod announce;
 mod mux;
 mod peer;
+mod relay;
 mod sdp;
 pub mod stun;
 mod tcp;
 
-pub use announce::{follow_local, keep_discovered, keep_resolved};
+pub use announce::{follow_local, keep_discovered, keep_relayed, keep_resolved};
+pub use relay::{Credentials, RelaySpec, RelayState, RelayStatus, try_allocate as relay_try_allocate};
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -71,6 +74,10 @@ struct Shared {
     advertised: RwLock<Vec<Candidate>>,
     /// The public address `webrtc.stun_discover` last reported, on the mux port.
     discovered: RwLock<Option<Candidate>>,
+    /// `webrtc.relay`: the TURN allocation as the mux last reported it (`None`: no relay).
+    relay: relay::SharedStatus,
+    /// Full ICE rather than lite (a relay is configured: an ICE-lite agent cannot have a relay candidate).
+    full_ice: bool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
     lag: Arc<mux::SendLag>,
@@ -136,7 +143,8 @@ impl Forward {
             if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }, any_port) } else { None };
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
         let lag = Arc::new(mux::SendLag::default());
-        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, lag.clone())?;
+        let relay = relay::SharedStatus::default();
+        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, lag.clone(), relay.clone())?;
         tracing::info!(port, ?tcp_port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -148,6 +156,8 @@ impl Forward {
                 tcp_port,
                 advertised: RwLock::new(Vec::new()),
                 discovered: RwLock::new(None),
+                relay,
+                full_ice: w.relay,
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
                 lag,
@@ -195,30 +205,52 @@ impl Forward {
         *self.shared.locals.write().expect("locals lock") = now;
     }
 
+    /// Allocates a relay on this TURN server (replacing any other); answers announce it once allocated.
+    pub fn set_relay(&self, spec: RelaySpec) {
+        self.shared.mux.send(Cmd::Relay(spec));
+    }
+
+    /// The TURN allocation's state (`None`: no relay configured or asked yet).
+    pub fn relay_status(&self) -> Option<RelayStatus> {
+        self.shared.relay.lock().expect("relay status lock").clone()
+    }
+
+    pub(crate) fn set_relay_status(&self, status: RelayStatus) {
+        *self.shared.relay.lock().expect("relay status lock") = Some(status);
+    }
+
+    /// The relayed address as a candidate, once allocated.
+    fn relay_candidate(&self) -> Option<Candidate> {
+        match self.relay_status()?.state {
+            RelayState::Allocated { address, via } => Candidate::relayed(address, via, "udp").ok(),
+            _ => None,
+        }
+    }
+
     /// Announces `ip` (what `webrtc.stun_discover` found) with the mux port, or stops announcing it.
     pub fn set_discovered(&self, ip: Option<std::net::IpAddr>) {
         let cand = ip.and_then(|ip| Candidate::host(SocketAddr::new(ip, self.shared.port), "udp").ok());
         *self.shared.discovered.write().expect("discovered lock") = cand;
     }
 
-    /// The host candidates answers announce: the local ones `local_candidates` keeps, then the advertised
-    /// and the STUN-discovered; UDP first, then each one's ICE-TCP twin.
+    /// The candidates answers announce: the local host ones `local_candidates` keeps, then the advertised
+    /// and the STUN-discovered; UDP first, then each one's ICE-TCP twin; then the relay's.
     pub fn announced(&self) -> Vec<Candidate> {
+        self.candidates(true)
+    }
+
+    /// Every candidate a peer's `Rtc` gets (`filtered`: only those announced). str0m answers STUN only on
+    /// an address it has as a candidate, and a port-forwarded check arrives on a local one, so an `Rtc`
+    /// knows the hidden local addresses too.
+    fn candidates(&self, filtered: bool) -> Vec<Candidate> {
         let shared = &self.shared;
         let locals = shared.locals.read().expect("locals lock");
         let advertised = shared.advertised.read().expect("advertised lock");
         let discovered = shared.discovered.read().expect("discovered lock");
-        let shown = locals.iter().filter(|c| shared.local_filter.announces(c.addr().ip()));
-        self.with_tcp(shown.chain(advertised.iter()).chain(discovered.iter()))
-    }
-
-    /// Every candidate a peer's `Rtc` gets: all local ones, the advertised and the discovered, with their
-    /// TCP twins.
-    fn rtc_candidates(&self) -> Vec<Candidate> {
-        let locals = self.shared.locals.read().expect("locals lock");
-        let advertised = self.shared.advertised.read().expect("advertised lock");
-        let discovered = self.shared.discovered.read().expect("discovered lock");
-        self.with_tcp(locals.iter().chain(advertised.iter()).chain(discovered.iter()))
+        let shown = locals.iter().filter(|c| !filtered || shared.local_filter.announces(c.addr().ip()));
+        let mut all = self.with_tcp(shown.chain(advertised.iter()).chain(discovered.iter()));
+        all.extend(self.relay_candidate());
+        all
     }
 
     /// `udp` (deduplicated), then a passive TCP candidate for each: on the ICE-TCP port for an address on
@@ -330,8 +362,13 @@ impl Forward {
         let stats = Arc::new(PeerStats::default());
         let announced = self.announced();
         let shown: Vec<(String, SocketAddr)> = announced.iter().map(|c| (c.proto().to_string(), c.addr())).collect();
-        let candidates = (self.rtc_candidates(), shown.as_slice());
-        let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, candidates, stats.clone())?;
+        let locals = peer::Locals {
+            candidates: self.candidates(false),
+            announced: shown.as_slice(),
+            full_ice: self.shared.full_ice,
+            relayed: self.relay_candidate().map(|c| c.addr()),
+        };
+        let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
         tracing::trace!(session = %id, %offer, %answer, "forwarded viewer negotiated");
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
@@ -366,8 +403,9 @@ pub struct ForwardViewer {
 }
 
 impl ForwardViewer {
-    /// Adds trickled candidates. ICE is lite on our side, so they only help str0m know the client's
-    /// addresses early; connectivity comes from the client's checks.
+    /// Adds trickled candidates. With ICE lite on our side they only help str0m know the client's
+    /// addresses early (connectivity comes from the client's checks); with full ICE (a relay) they are
+    /// checked too.
     pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
         let cands: Vec<Candidate> = frag
             .media

@@ -26,6 +26,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
 use super::peer::{Peer, PeerEvent};
+use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::tcp::{self, TcpMux};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
@@ -96,6 +97,8 @@ pub(crate) enum Cmd {
     },
     /// A socket on a local address that appeared after start.
     Socket(SocketAddr, UdpSocket),
+    /// Allocate on this TURN server (`webrtc.relay`; a new spec replaces the allocation).
+    Relay(RelaySpec),
     Media(MediaPacket),
     Stop,
 }
@@ -178,6 +181,10 @@ struct Mux {
     by_source: HashMap<SocketAddr, SessionId>,
     next_loss_report: Instant,
     lag: Arc<SendLag>,
+    relay: Option<Relay>,
+    /// A relay whose connection could not even be opened, and when to try again.
+    relay_retry: Option<(RelaySpec, Instant)>,
+    relay_status: SharedStatus,
 }
 
 /// The time from a packet leaving its appsink to the mux taking it, smoothed (f64 ms bits; NaN: none yet).
@@ -206,6 +213,7 @@ pub(crate) fn spawn(
     tcp_listener: Option<std::net::TcpListener>,
     events: UnboundedSender<MediaEvent>,
     lag: Arc<SendLag>,
+    relay_status: SharedStatus,
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -225,6 +233,9 @@ pub(crate) fn spawn(
         by_source: HashMap::new(),
         next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
         lag,
+        relay: None,
+        relay_retry: None,
+        relay_status,
     };
     let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
     Ok((MuxSender { tx, waker }, thread))
@@ -242,17 +253,21 @@ fn receive(proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) -
     }
 }
 
-/// Where a peer's packets go out: the UDP sockets, and the ICE-TCP connections.
+/// Where a peer's packets go out: the UDP sockets, the ICE-TCP connections, and the TURN relay.
 struct Net<'a> {
     udp: &'a [(SocketAddr, UdpSocket)],
     tcp: &'a mut TcpMux,
     registry: &'a Registry,
+    relay: Option<&'a mut Relay>,
 }
 
 impl Net<'_> {
     fn send(&mut self, t: &Transmit) {
-        match t.proto {
-            Protocol::Tcp => self.tcp.send(self.registry, t.source, t.destination, &t.contents),
+        match (t.proto, &mut self.relay) {
+            (Protocol::Tcp, _) => self.tcp.send(self.registry, t.source, t.destination, &t.contents),
+            (_, Some(relay)) if relay.relayed() == Some(t.source) => {
+                relay.send(t.destination, &t.contents, Instant::now());
+            }
             _ => transmit(self.udp, t),
         }
     }
@@ -278,7 +293,8 @@ impl Mux {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
-            let wake = self.peers.values().map(Peer::wake_at).chain(report).min();
+            let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_retry.as_ref().map(|r| r.1));
+            let wake = self.peers.values().map(Peer::wake_at).chain(report).chain(relay).min();
             let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != ErrorKind::Interrupted
@@ -290,6 +306,7 @@ impl Mux {
                 match event.token() {
                     WAKER => {}
                     tcp::LISTENER => self.tcp.accept(self.poll.registry(), Instant::now()),
+                    relay::RELAY => self.on_relay(event.is_readable(), event.is_writable(), &mut buf),
                     t if TcpMux::is_conn(t) => self.on_tcp(t, event.is_readable(), event.is_writable(), &mut buf),
                     t => self.on_readable(t.0, &mut buf),
                 }
@@ -301,11 +318,15 @@ impl Mux {
             }
             self.on_timers();
         }
-        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
+        let mut net =
+            Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry(), relay: self.relay.as_mut() };
         for peer in self.peers.values_mut() {
             peer.close(&mut |t| net.send(t));
         }
         self.peers.clear();
+        if let Some(relay) = &mut self.relay {
+            relay.release(self.poll.registry());
+        }
         tracing::debug!("forwarding transport stopped");
     }
 
@@ -330,7 +351,12 @@ impl Mux {
                 }
                 Ok(Cmd::Remove(id)) => {
                     if let Some(mut p) = self.peers.remove(&id) {
-                        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
+                        let mut net = Net {
+                            udp: &self.sockets,
+                            tcp: &mut self.tcp,
+                            registry: self.poll.registry(),
+                            relay: self.relay.as_mut(),
+                        };
                         p.close(&mut |t| net.send(t));
                         self.by_source.retain(|_, v| *v != id);
                         tracing::debug!(session = %id, "forwarded viewer removed");
@@ -352,6 +378,7 @@ impl Mux {
                         Err(e) => tracing::warn!(%addr, error = %e, "forwarding transport: cannot poll a new socket"),
                     }
                 }
+                Ok(Cmd::Relay(spec)) => self.start_relay(spec),
                 Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
                 Err(TryRecvError::Empty) => return false,
             }
@@ -363,7 +390,8 @@ impl Mux {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let mut net = Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry() };
+        let mut net =
+            Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry(), relay: self.relay.as_mut() };
         let mut send = |t: &Transmit| net.send(t);
         let mut evs = Vec::new();
         f(peer, &mut send, &mut evs);
@@ -437,6 +465,61 @@ impl Mux {
         }
     }
 
+    /// Replaces the TURN allocation with a new one on `spec`'s server.
+    fn start_relay(&mut self, spec: RelaySpec) {
+        if let Some(mut old) = self.relay.take() {
+            old.release(self.poll.registry());
+        }
+        self.relay_retry = None;
+        match Relay::start(spec.clone(), self.poll.registry(), self.relay_status.clone()) {
+            Ok(r) => self.relay = Some(r),
+            Err(e) => {
+                tracing::warn!(turn = %spec.url, error = %e, "webrtc.relay: cannot reach the TURN server");
+                let state = relay::RelayState::Failed { reason: format!("cannot reach {}: {e}", spec.server) };
+                *self.relay_status.lock().expect("relay status lock") =
+                    Some(relay::RelayStatus { server: spec.url.clone(), state });
+                self.relay_retry = Some((spec, Instant::now() + relay::RETRY_EVERY));
+            }
+        }
+    }
+
+    /// The relay's timer work, and a new allocation when the last one failed a while ago.
+    fn relay_timers(&mut self, now: Instant) {
+        if let Some((spec, at)) = &self.relay_retry
+            && *at <= now
+        {
+            let spec = spec.clone();
+            self.start_relay(spec);
+        }
+        let Some(relay) = &mut self.relay else { return };
+        if relay.retry_due(now) {
+            let spec = relay.spec().clone();
+            self.start_relay(spec);
+        } else if relay.wake_at() <= now {
+            relay.on_timeout(now);
+        }
+    }
+
+    /// The TURN server sent something (peers' datagrams go to their peers as any other), or the TCP
+    /// connection to it became writable.
+    fn on_relay(&mut self, readable: bool, writable: bool, buf: &mut [u8]) {
+        let Some(relay) = &mut self.relay else { return };
+        if writable {
+            relay.on_writable();
+        }
+        if !readable {
+            return;
+        }
+        let now = Instant::now();
+        let mut got: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+        relay.on_readable(buf, now, &mut |peer, relayed, data| got.push((peer, relayed, data.to_vec())));
+        for (peer, relayed, data) in got {
+            if let Some(receive) = receive(Protocol::Udp, peer, relayed, &data) {
+                self.route(Input::Receive(now, receive), peer);
+            }
+        }
+    }
+
     /// Gives `input` from `source` to the peer last seen there, or to the one whose `Rtc` accepts it.
     fn route(&mut self, input: Input, source: SocketAddr) {
         let known =
@@ -487,6 +570,7 @@ impl Mux {
         for id in due {
             self.drive(id, |p, send, ev| p.on_timeout(now, send, ev));
         }
+        self.relay_timers(now);
         if now >= self.next_loss_report {
             self.next_loss_report = now + LOSS_REPORT_EVERY;
             self.tcp.sweep(now);

@@ -1,5 +1,6 @@
 //! One viewer in the mux: a str0m `Rtc` in RTP mode, the keyframe gate and the viewer's sequence numbers.
 
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
@@ -49,6 +50,8 @@ pub(super) struct Peer {
     rtc: Rtc,
     video: Sender,
     audio: Option<Sender>,
+    /// Our relay candidate's address, when the answer had one.
+    relayed: Option<SocketAddr>,
     pub next_timeout: Instant,
     connected: bool,
     video_open: bool,
@@ -92,6 +95,16 @@ fn agreed_pt(rtc: &Rtc, mid: Mid, want: u8, codec: Codec) -> Option<Pt> {
     pts.iter().find(|pt| **pt == Pt::from(want) && of_codec(pt)).or_else(|| pts.iter().find(|pt| of_codec(pt))).copied()
 }
 
+/// What a new peer's `Rtc` has of ours: every candidate, which of them the answer shows (protocol,
+/// address), the ICE mode, and the relayed address among them.
+pub(super) struct Locals<'a> {
+    pub candidates: Vec<Candidate>,
+    pub announced: &'a [(String, SocketAddr)],
+    /// Full ICE (a relay is configured) rather than lite.
+    pub full_ice: bool,
+    pub relayed: Option<SocketAddr>,
+}
+
 impl Peer {
     /// Builds the viewer's `Rtc`, applies the offer and returns the peer and our SDP answer.
     pub fn answer(
@@ -99,9 +112,10 @@ impl Peer {
         slot: StreamSlot,
         offer: &str,
         plan: &OfferPlan,
-        (candidates, announced): (Vec<Candidate>, &[(String, std::net::SocketAddr)]),
+        locals: Locals<'_>,
         stats: Arc<PeerStats>,
     ) -> Result<(Peer, String), MediaError> {
+        let Locals { candidates, announced, full_ice, relayed } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
         let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&normalize_offer(offer)))
             .map_err(|p| MediaError::MalformedOffer(format!("str0m panicked parsing it: {}", panic_text(p))))?;
@@ -110,7 +124,7 @@ impl Peer {
             let mut rtc = RtcConfig::new()
                 .set_crypto_provider(crypto())
                 .set_dtls_cert(DtlsCert { certificate: cert.der.clone(), private_key: cert.key_der.clone() })
-                .set_ice_lite(true)
+                .set_ice_lite(!full_ice)
                 .set_rtp_mode(true)
                 .clear_codecs()
                 .enable_h264(true)
@@ -151,6 +165,7 @@ impl Peer {
             rtc,
             video: Sender { mid: video_mid, pt: video_pt, base: None },
             audio,
+            relayed,
             next_timeout: Instant::now(),
             connected: false,
             video_open: false,
@@ -292,9 +307,10 @@ impl Peer {
                 let mut t = self.stats.transport.lock().expect("stats lock");
                 if let Some(pair) = s.selected_candidate_pair {
                     t.remote_address = Some(pair.remote.addr);
-                    // Every candidate of ours is a host one (advertised addresses too: a port forward or a
-                    // 1:1 NAT maps them straight to a local socket).
-                    t.candidate_type = Some("host".into());
+                    // Every other candidate of ours is a host one (advertised addresses too: a port forward
+                    // or a 1:1 NAT maps them straight to a local socket).
+                    let relay = Some(pair.local.addr) == self.relayed;
+                    t.candidate_type = Some(if relay { "relay" } else { "host" }.into());
                     t.protocol = Some(pair.protocol.to_string());
                 }
                 if let Some(rtt) = s.rtt {
