@@ -19,9 +19,9 @@ async fn problem(resp: reqwest::Response, status: u16, needle: &str) {
     assert!(detail.contains(needle), "detail `{detail}` does not mention `{needle}`");
 }
 
-const VP8_ONLY: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
+const AV1_ONLY: &str = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n\
     a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n\
-    a=setup:actpass\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:a\r\na=ice-pwd:bbbbbbbbbbbbbbbbbbbbbbbb\r\na=recvonly\r\na=rtpmap:96 VP8/90000\r\n";
+    a=setup:actpass\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=ice-ufrag:a\r\na=ice-pwd:bbbbbbbbbbbbbbbbbbbbbbbb\r\na=recvonly\r\na=rtpmap:96 AV1/90000\r\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
@@ -45,10 +45,10 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     problem(srv.post_offer("main", &good_offer.replace("a=fingerprint", "a=fingerprinx")).await, 400, "fingerprint")
         .await;
     problem(srv.post_offer("main", &good_offer.replace("a=setup:", "a=x-setup:")).await, 400, "a=setup").await;
-    problem(srv.post_offer("main", VP8_ONLY).await, 400, "VP8").await;
+    problem(srv.post_offer("main", AV1_ONLY).await, 400, "AV1").await;
     // H.264 only under a payload type that does not fit RTP's 7 bits: refused, and the server stays whole.
-    let pt200 = VP8_ONLY.replace("SAVPF 96", "SAVPF 200").replace(
-        "a=rtpmap:96 VP8/90000",
+    let pt200 = AV1_ONLY.replace("SAVPF 96", "SAVPF 200").replace(
+        "a=rtpmap:96 AV1/90000",
         "a=rtpmap:200 H264/90000\r\na=fmtp:200 packetization-mode=1;profile-level-id=42e01f",
     );
     problem(srv.post_offer("main", &pt200).await, 400, "H.264").await;

@@ -17,7 +17,7 @@ mod webrtc;
 pub use auth::{AuthConfig, AuthMode};
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use stream::{
-    AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoSource,
+    AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoCodec, VideoSource,
 };
 pub use webrtc::{Advertised, IceServer, LocalCandidates, Transport, TurnUrl, WebrtcConfig};
 

@@ -250,6 +250,10 @@ pub struct StreamConfig {
     pub keyframe_interval_s: u32,
     #[serde(default = "default_encoder")]
     pub encoder: EncoderPref,
+    /// The video encodings viewers may get, in order of preference: H.264 always (the stream's own),
+    /// then VP8 made on demand for viewers whose browser has no H.264 (Firefox without OpenH264).
+    #[serde(default = "default_codecs")]
+    pub codecs: Vec<VideoCodec>,
     /// Concurrent viewers allowed on this stream; further joins get 503.
     #[serde(default = "default_max_viewers")]
     pub max_viewers: u32,
@@ -322,6 +326,26 @@ fn default_keyframe_interval() -> u32 {
 fn default_encoder() -> EncoderPref {
     EncoderPref::Auto
 }
+fn default_codecs() -> Vec<VideoCodec> {
+    vec![VideoCodec::H264, VideoCodec::Vp8]
+}
+
+/// A video encoding a viewer can get (`codecs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VideoCodec {
+    H264,
+    Vp8,
+}
+
+impl VideoCodec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::H264 => "h264",
+            Self::Vp8 => "vp8",
+        }
+    }
+}
 fn default_max_viewers() -> u32 {
     50
 }
@@ -341,6 +365,7 @@ impl StreamConfig {
             min_bitrate_kbps: None,
             keyframe_interval_s: default_keyframe_interval(),
             encoder: EncoderPref::Auto,
+            codecs: default_codecs(),
             max_viewers: default_max_viewers(),
             latency_probe: false,
             audio_frame_ms: default_audio_frame_ms(),
@@ -390,6 +415,15 @@ impl StreamConfig {
         }
         if !(1..=60).contains(&st.keyframe_interval_s) {
             return Err(invalid(k("keyframe_interval_s"), st.keyframe_interval_s, "1 to 60 (seconds)"));
+        }
+        if st.codecs.first() != Some(&VideoCodec::H264)
+            || (1..st.codecs.len()).any(|j| st.codecs[..j].contains(&st.codecs[j]))
+        {
+            return Err(invalid(
+                k("codecs"),
+                format!("{:?}", st.codecs),
+                "[\"h264\"] or [\"h264\", \"vp8\"]: H.264 first, each once",
+            ));
         }
         if !(1..=10_000).contains(&st.max_viewers) {
             return Err(invalid(k("max_viewers"), st.max_viewers, "1 to 10000"));

@@ -28,6 +28,7 @@ pub mod supervise;
 pub mod sync_marks;
 pub mod trial;
 mod viewer;
+pub mod vp8;
 mod webrtc_stats;
 pub mod whip_offer;
 
@@ -35,7 +36,7 @@ pub use encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
 pub use gate::GateStats;
 pub use handle::ViewerHandle;
-pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for};
+pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for, plan_offer_with};
 pub use publisher::Publisher;
 pub use stream::{PushStatus, StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
 pub use viewer::{IceSettings, WebrtcbinViewer};

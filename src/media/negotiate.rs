@@ -9,6 +9,7 @@ use gstreamer_sdp as gst_sdp;
 
 use super::MediaError;
 use super::sections::{SetAside, why_unused};
+use crate::config::VideoCodec;
 
 /// The H.264 profile a stream sends: what we encode ourselves, or what a passed-through feed carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +45,8 @@ pub struct OfferPlan {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VideoPick {
     pub mline: u32,
+    /// H.264, or VP8 for a viewer that has no usable H.264 (when the stream allows it).
+    pub codec: VideoCodec,
     pub pt: u8,
     pub profile_level_id: String,
     /// The id the offer gives the playout-delay RTP header extension (one-byte ids 1-14 only).
@@ -184,10 +187,46 @@ fn pick_h264(media: &gst_sdp::SDPMediaRef, mline: u32, profile: H264Profile) -> 
     for (pt, mode_1, plid) in h264_formats(media) {
         let Some(rank) = profile_rank(&plid, profile).map(|r| r + if mode_1 { 10 } else { 0 }) else { continue };
         if best.as_ref().is_none_or(|(r, _)| rank > *r) {
-            best = Some((rank, VideoPick { mline, pt, profile_level_id: plid, playout_delay_ext: None }));
+            let pick =
+                VideoPick { mline, codec: VideoCodec::H264, pt, profile_level_id: plid, playout_delay_ext: None };
+            best = Some((rank, pick));
         }
     }
     best.map(|(_, pick)| pick)
+}
+
+/// The first VP8/90000 payload type of a video section.
+fn pick_vp8(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<VideoPick> {
+    payload_types(media).find_map(|pt| {
+        let (name, clock) = rtpmap(media, pt)?;
+        (name.eq_ignore_ascii_case("VP8") && clock == 90_000).then(|| VideoPick {
+            mline,
+            codec: VideoCodec::Vp8,
+            pt,
+            profile_level_id: String::new(),
+            playout_delay_ext: None,
+        })
+    })
+}
+
+/// The video section's pick: H.264 when it has a usable one, else VP8 when `codecs` allows it.
+fn pick_video(
+    media: &gst_sdp::SDPMediaRef,
+    mline: u32,
+    profile: H264Profile,
+    codecs: &[VideoCodec],
+) -> Result<VideoPick, MediaError> {
+    let vp8 = codecs.contains(&VideoCodec::Vp8);
+    pick_h264(media, mline, profile).or_else(|| vp8.then(|| pick_vp8(media, mline)).flatten()).ok_or_else(|| {
+        MediaError::NoUsableCodec(format!(
+            "no usable {} in the offer's video section: this stream sends H.264 ({}, packetization-mode 1 or \
+             0){}; offered: {}",
+            if vp8 { "H.264 or VP8" } else { "H.264" },
+            profile.name(),
+            if vp8 { " or VP8" } else { " only (codecs = [\"h264\"])" },
+            offered_names(media)
+        ))
+    })
 }
 
 pub(super) fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
@@ -247,6 +286,16 @@ pub fn plan_offer_for(
     with_audio: bool,
     profile: H264Profile,
 ) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
+    plan_offer_with(text, with_audio, profile, &[VideoCodec::H264])
+}
+
+/// [`plan_offer_for`] with the video encodings the stream allows (`codecs`: VP8 for an offer without H.264).
+pub fn plan_offer_with(
+    text: &str,
+    with_audio: bool,
+    profile: H264Profile,
+    codecs: &[VideoCodec],
+) -> Result<(gst_sdp::SDPMessage, OfferPlan), MediaError> {
     let (msg, ice_ufrag) = parse_offer(text)?;
     let mut video: Option<VideoPick> = None;
     let mut audio: Option<AudioPick> = None;
@@ -266,14 +315,7 @@ pub fn plan_offer_for(
                 if dir == "sendonly" || dir == "inactive" {
                     return Err(malformed(format!("the video section is {dir}; a WHEP offer receives (recvonly)")));
                 }
-                let mut pick = pick_h264(media, mline, profile).ok_or_else(|| {
-                    MediaError::NoUsableCodec(format!(
-                        "no usable H.264 in the offer's video section: this stream sends H.264 \
-                         ({}, packetization-mode 1 or 0); offered: {}",
-                        profile.name(),
-                        offered_names(media)
-                    ))
-                })?;
+                let mut pick = pick_video(media, mline, profile, codecs)?;
                 pick.playout_delay_ext = extmap_id(media, super::playout_delay::URI);
                 video = Some(pick);
             }
@@ -367,7 +409,13 @@ pub(crate) mod tests {
         let (_, plan) = plan_offer(&chromium_offer(), true).expect("usable");
         assert_eq!(
             plan.video,
-            VideoPick { mline: 0, pt: 106, profile_level_id: "42e01f".into(), playout_delay_ext: Some(5) }
+            VideoPick {
+                mline: 0,
+                codec: VideoCodec::H264,
+                pt: 106,
+                profile_level_id: "42e01f".into(),
+                playout_delay_ext: Some(5)
+            }
         );
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 111 }));
         assert_eq!(plan.mids, vec!["0", "1"]);
@@ -380,7 +428,13 @@ pub(crate) mod tests {
         let (_, plan) = plan_offer(&gstreamer_offer(), true).expect("usable");
         assert_eq!(
             plan.video,
-            VideoPick { mline: 0, pt: 96, profile_level_id: "42e016".into(), playout_delay_ext: None }
+            VideoPick {
+                mline: 0,
+                codec: VideoCodec::H264,
+                pt: 96,
+                profile_level_id: "42e016".into(),
+                playout_delay_ext: None
+            }
         );
         assert_eq!(plan.audio, Some(AudioPick { mline: 1, pt: 97 }));
     }

@@ -18,8 +18,9 @@ use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_for, probe, source};
-use crate::config::{AudioSource, StreamConfig, VideoSource};
+use super::vp8::{Vp8Encoding, Vp8Lease, Vp8Params};
+use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_with, probe, source};
+use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
 mod slot;
@@ -70,6 +71,8 @@ pub struct StreamHealth {
     pub source_problem: Option<String>,
     /// WHIP pushes to other endpoints (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
+    /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
+    pub vp8: Option<(bool, usize)>,
 }
 
 /// One WHIP push, as health and metrics show it.
@@ -124,6 +127,10 @@ struct Inner {
     slot: Option<SourceSlot>,
     /// WHIP pushes fed from the encoded tees.
     pushes: Mutex<Vec<Egress>>,
+    /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
+    /// (forwarding transport, raw video here: not a WHIP relay or a passed-through feed).
+    codecs: Vec<VideoCodec>,
+    vp8: Option<Arc<Vp8Encoding>>,
 }
 
 fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result<()> {
@@ -138,9 +145,11 @@ fn tee(name: &str) -> anyhow::Result<gst::Element> {
 
 /// The name of the queue in front of the encoder.
 const RAW_QUEUE: &str = "raw-queue";
+/// The name of the tee in front of it (where an on-demand VP8 encoding takes the raw video).
+const RAW_TEE: &str = "raw";
 
 /// The capture + encode part of a stream, up to (not including) the H.264 tee:
-/// `{source ... capsfilter} (- latency probe) - {queue leaky 1} - {encoder} - {capsfilter h264}`.
+/// `{source ... capsfilter} (- latency probe) - {tee raw} - {queue leaky 1} - {encoder} - {capsfilter h264}`.
 /// Without an encoder it ends at the raw queue (to measure what the source alone costs).
 pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
     let mut video = source::video(cfg)?;
@@ -152,6 +161,7 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
         let conformed = video.last().expect("a source chain ends in its capsfilter");
         super::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
+    video.push(tee(RAW_TEE)?);
     // Never let a slow encoder build up latency: keep only the newest raw frame.
     let queue = super::leaky_queue(1, Duration::ZERO)?;
     queue.set_property("name", RAW_QUEUE);
@@ -239,6 +249,7 @@ impl StreamPipeline {
             }
         };
         let raw_queue = video.iter().find(|e| e.name() == RAW_QUEUE).cloned();
+        let raw_tee = video.iter().find(|e| e.name() == RAW_TEE).cloned();
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         let attached_later =
@@ -306,6 +317,17 @@ impl StreamPipeline {
         if let Some(e) = &encoder_element {
             super::meter::time_encoder(e, name.to_string());
         }
+        let vp8 = match (&forward, raw_tee) {
+            (Some(fwd), Some(raw_tee)) if cfg.codecs.contains(&VideoCodec::Vp8) => {
+                let params = Vp8Params {
+                    bitrate_kbps: cfg.bitrate_kbps,
+                    fps: cfg.fps,
+                    keyframe_interval_s: cfg.keyframe_interval_s,
+                };
+                Some(Vp8Encoding::new(name.clone(), pipeline.clone(), raw_tee, fwd.clone(), params))
+            }
+            _ => None,
+        };
         let epoch = Instant::now();
         let encoded = FrameMeter::new(epoch);
         encoded.attach(&encoded_pad);
@@ -340,6 +362,8 @@ impl StreamPipeline {
             bus_task: Mutex::new(None),
             slot,
             pushes: Mutex::new(Vec::new()),
+            codecs: cfg.codecs.clone(),
+            vp8,
         });
         Ok(Self { inner })
     }
@@ -418,6 +442,7 @@ impl StreamPipeline {
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
             source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
             pushes: inner.pushes.lock().expect("pushes lock").iter().map(push_status).collect(),
+            vp8: inner.vp8.as_ref().map(|v| v.status()),
         }
     }
 
@@ -425,19 +450,41 @@ impl StreamPipeline {
         self.inner.audio.is_some()
     }
 
+    /// A share of the VP8 encoding for a viewer whose offer has no usable H.264 (started if need be), or
+    /// why this stream cannot make one.
+    fn vp8_lease(&self) -> Result<Vp8Lease, MediaError> {
+        let inner = &self.inner;
+        let why = match (&inner.forward, &inner.vp8) {
+            (_, Some(enc)) => return enc.lease().map_err(|e| MediaError::Negotiation(format!("{e:#}"))),
+            (None, _) => "VP8 viewers (no H.264 in the offer) need webrtc.transport = \"forward\"",
+            (Some(_), None) => {
+                "this stream relays its source's H.264 (a WHIP publisher or a passed-through feed); a VP8 \
+                 encoding is not made for it, so the viewer needs H.264"
+            }
+        };
+        Err(MediaError::NoUsableCodec(why.into()))
+    }
+
     /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
     pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
         let inner = &self.inner;
         let profile = *inner.profile.lock().expect("profile lock");
-        let (msg, plan) = plan_offer_for(offer, inner.audio.is_some(), profile)?;
+        let (msg, plan) = plan_offer_with(offer, inner.audio.is_some(), profile, &inner.codecs)?;
         if !self.health().producing() {
             return Err(MediaError::NotProducing);
         }
         if !plan.aside.is_empty() {
             tracing::info!(stream = %inner.name, session = %id, refused = %plan.aside.describe(), "viewer's offered sections not used");
         }
+        let lease = match plan.video.codec {
+            VideoCodec::Vp8 => Some(self.vp8_lease()?),
+            VideoCodec::H264 => None,
+        };
         if let Some((fwd, slot)) = &inner.forward {
-            let (viewer, answer) = fwd.add_viewer(*slot, id, &plan.aside.trim(offer), &plan)?;
+            let (mut viewer, answer) = fwd.add_viewer(*slot, id, &plan.aside.trim(offer), &plan)?;
+            if let Some(lease) = lease {
+                viewer.hold(Box::new(lease));
+            }
             return Ok((ViewerHandle::Forward(Arc::new(viewer)), plan.aside.restore(&answer)));
         }
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));

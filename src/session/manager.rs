@@ -109,6 +109,16 @@ struct Manager {
     forward: Option<crate::media::Forward>,
 }
 
+/// A stream's running encodings: H.264 with every viewer that is not on VP8, and VP8 while it runs.
+fn encodings(viewers: usize, vp8: Option<(bool, usize)>) -> Vec<super::EncodingReadiness> {
+    let (running, on_vp8) = vp8.unwrap_or((false, 0));
+    let mut out = vec![super::EncodingReadiness { codec: "h264", viewers: viewers.saturating_sub(on_vp8) }];
+    if running {
+        out.push(super::EncodingReadiness { codec: "vp8", viewers: on_vp8 });
+    }
+    out
+}
+
 /// How often sessions are checked against their token's expiry and the revocation list.
 const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
@@ -536,6 +546,7 @@ impl Manager {
                     send_lag_ms: h.send_lag_ms.map(|l| (l * 100.0).round() / 100.0),
                     encoder: h.encoder,
                     encoders_rejected: h.encoders_rejected,
+                    encodings: encodings(self.viewers_of(name), h.vp8),
                     pushes: h.pushes,
                 }
             })

@@ -132,6 +132,14 @@ pub struct StreamReadiness {
     /// WHIP pushes to other endpoints: target (scheme, host, port), state, bytes, attempts, last error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<crate::media::PushStatus>,
+    /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.
+    pub encodings: Vec<EncodingReadiness>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EncodingReadiness {
+    pub codec: &'static str,
+    pub viewers: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

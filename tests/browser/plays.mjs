@@ -7,8 +7,9 @@
 // audio, listens to it for 3 s with a Web Audio analyser (the loudest frequency and its level, at the loudest
 // of ten looks). Prints one
 // line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, pair: {remote, type,
-// protocol} | null (the selected ICE pair's remote candidate), failed?}.
-// Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
+// protocol} | null (the selected ICE pair's remote candidate), codec (the video's MIME type), failed?}.
+// Environment: CHROMIUM = browser binary (default /usr/bin/chromium); VIDEO_CODEC = offer only this video
+// codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264).
 import { chromium } from 'playwright-core';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -40,6 +41,19 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 let out = { ok: false };
 try {
   const page = context.pages()[0] || (await context.newPage());
+  if (process.env.VIDEO_CODEC) {
+    await page.addInitScript((codec) => {
+      const add = RTCPeerConnection.prototype.addTransceiver;
+      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+        const t = add.call(this, kind, init);
+        if (kind === 'video') {
+          const want = [`video/${codec.toLowerCase()}`, 'video/rtx'];
+          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => want.includes(c.mimeType.toLowerCase())));
+        }
+        return t;
+      };
+    }, process.env.VIDEO_CODEC);
+  }
   await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
   let snap = null;
   for (const t0 = Date.now(); Date.now() - t0 < 20_000; await sleep(100)) {
@@ -102,9 +116,11 @@ try {
     });
     if (!sel) stats.forEach((s) => { if (s.type === 'candidate-pair' && s.nominated && s.state === 'succeeded') sel = s; });
     const r = sel && byId.get(sel.remoteCandidateId);
-    return r ? { remote: `${r.address}:${r.port}`, type: r.candidateType, protocol: r.protocol } : null;
+    let codec = null;
+    stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') codec = (byId.get(s.codecId) || {}).mimeType || null; });
+    return { codec, pair: r ? { remote: `${r.address}:${r.port}`, type: r.candidateType, protocol: r.protocol } : null };
   });
-  out = { ...out, ...seen, pair, ok: true };
+  out = { ...out, ...seen, pair: pair && pair.pair, codec: pair && pair.codec, ok: true };
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
 } finally {

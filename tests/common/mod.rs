@@ -521,6 +521,17 @@ pub async fn chromium_plays(srv: &TestServer, path: &str, width: u32, height: u3
 
 /// [`chromium_plays`] for any URL, with the browser in network namespace `netns` when given.
 pub async fn chromium_plays_url(netns: Option<&str>, url: &str, width: u32, height: u32) -> serde_json::Value {
+    chromium_plays_with(netns, url, width, height, &[]).await
+}
+
+/// [`chromium_plays_url`] with environment for tests/browser/plays.mjs (`VIDEO_CODEC`).
+pub async fn chromium_plays_with(
+    netns: Option<&str>,
+    url: &str,
+    width: u32,
+    height: u32,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
     // One Chromium at a time per test binary: tests run side by side, and several browsers starting at once
     // on two cores load the machine enough that a player once missed its 20 s in tests/feeds.rs.
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -536,6 +547,7 @@ pub async fn chromium_plays_url(netns: Option<&str>, url: &str, width: u32, heig
     let out = cmd
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["tests/browser/plays.mjs", url, &width.to_string(), &height.to_string()])
+        .envs(env.iter().copied())
         .output()
         .await
         .expect("node runs (make test installs it)");

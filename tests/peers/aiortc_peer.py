@@ -3,7 +3,7 @@
 
     aiortc_peer.py publish URL [--token T] [--videos N] [--audio] [--datachannel] [--size WxH]
     aiortc_peer.py watch URL [--token T] [--videos N] [--audio] [--datachannel] [--frames N] [--seconds S]
-                       [--relay-from-link]
+                       [--relay-from-link] [--video-codec vp8]
 
 publish: sends N video tracks (H.264 or VP8 as negotiated; a moving bar at WxH, 30 fps), an audio track
 (Opus) and a data channel as asked, POSTs the offer, applies the answer and runs until stdin closes; then
@@ -29,7 +29,7 @@ import re
 
 import av
 from aiortc import (MediaStreamTrack, RTCConfiguration, RTCIceServer,
-                    RTCIceTransportPolicy, RTCPeerConnection,
+                    RTCIceTransportPolicy, RTCPeerConnection, RTCRtpReceiver,
                     RTCSessionDescription)
 from aiortc.mediastreams import AudioStreamTrack, VideoStreamTrack
 
@@ -165,7 +165,11 @@ async def watch(args):
         config = RTCConfiguration(iceServers=servers, iceTransportPolicy=RTCIceTransportPolicy.RELAY)
     pc = RTCPeerConnection(config)
     for _ in range(args.videos):
-        pc.addTransceiver("video", direction="recvonly")
+        t = pc.addTransceiver("video", direction="recvonly")
+        if args.video_codec:
+            wanted = ("video/" + args.video_codec.lower(), "video/rtx")
+            caps = RTCRtpReceiver.getCapabilities("video").codecs
+            t.setCodecPreferences([c for c in caps if c.mimeType.lower() in wanted])
     if args.audio:
         pc.addTransceiver("audio", direction="recvonly")
     if args.datachannel:
@@ -216,6 +220,7 @@ def main():
     p.add_argument("--frames", type=int, default=30)
     p.add_argument("--seconds", type=float, default=20)
     p.add_argument("--relay-from-link", action="store_true")
+    p.add_argument("--video-codec", help="watch: offer only this video codec (vp8, h264)")
     args = p.parse_args()
     run = publish if args.role == "publish" else watch
     sys.exit(asyncio.run(run(args)))

@@ -16,6 +16,7 @@
 
 mod announce;
 mod mux;
+mod packet;
 mod peer;
 mod relay;
 mod sdp;
@@ -317,6 +318,18 @@ impl Forward {
         slot: StreamSlot,
         track: Track,
     ) -> anyhow::Result<gst_app::AppSink> {
+        let src = tee.request_pad_simple("src_%u").context("requesting an RTP tee pad")?;
+        self.appsink_on(pipeline, &src, slot, track)
+    }
+
+    /// An appsink fed from `src` that hands each RTP packet to the mux as `track` of `slot`.
+    fn appsink_on(
+        &self,
+        pipeline: &gst::Pipeline,
+        src: &gst::Pad,
+        slot: StreamSlot,
+        track: Track,
+    ) -> anyhow::Result<gst_app::AppSink> {
         let sink = gst_app::AppSink::builder()
             .name(format!("forward-{track:?}-{}", slot.0).to_lowercase())
             .sync(false)
@@ -346,9 +359,27 @@ impl Forward {
         );
         pipeline.add(&sink)?;
         sink.sync_state_with_parent()?;
-        let src = tee.request_pad_simple("src_%u").context("requesting an RTP tee pad")?;
         src.link(&sink.static_pad("sink").expect("appsink has a sink pad")).context("linking the appsink")?;
         Ok(sink)
+    }
+
+    /// Feeds a stream's VP8 encoding (its payloader's `src`) into the mux; VP8 viewers' keyframe requests
+    /// go upstream from `keyframe_pad`. Returns the appsink (removed by the caller with the branch).
+    pub fn attach_vp8(
+        &self,
+        slot: StreamSlot,
+        pipeline: &gst::Pipeline,
+        src: &gst::Pad,
+        keyframe_pad: gst::Pad,
+    ) -> anyhow::Result<gst::Element> {
+        let sink = self.appsink_on(pipeline, src, slot, Track::Vp8)?;
+        self.shared.mux.send(Cmd::Vp8 { slot, keyframe_pad: Some(keyframe_pad) });
+        Ok(sink.upcast())
+    }
+
+    /// The stream's VP8 encoding stopped.
+    pub fn detach_vp8(&self, slot: StreamSlot) {
+        self.shared.mux.send(Cmd::Vp8 { slot, keyframe_pad: None });
     }
 
     /// Answers a viewer's offer and hands the viewer to the mux. Quick: no gathering, no element.
@@ -373,6 +404,7 @@ impl Forward {
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
             id,
+            lease: None,
             mux: self.shared.mux.clone(),
             stats,
             remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
@@ -394,6 +426,8 @@ impl Forward {
 /// A viewer on the forwarding transport, as the session manager holds it.
 pub struct ForwardViewer {
     id: SessionId,
+    /// Kept while the viewer lives: its share of an on-demand encoding (VP8), released on drop.
+    lease: Option<Box<dyn Send + Sync>>,
     mux: mux::MuxSender,
     stats: Arc<PeerStats>,
     remote_ufrag: Mutex<String>,
@@ -403,6 +437,11 @@ pub struct ForwardViewer {
 }
 
 impl ForwardViewer {
+    /// Keeps `lease` (an encoding this viewer needs) until the viewer is dropped.
+    pub fn hold(&mut self, lease: Box<dyn Send + Sync>) {
+        self.lease = Some(lease);
+    }
+
     /// Adds trickled candidates. With ICE lite on our side they only help str0m know the client's
     /// addresses early (connectivity comes from the client's checks); with full ICE (a relay) they are
     /// checked too.

@@ -17,7 +17,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use gstreamer_rtp::RTPBuffer;
 use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use str0m::net::{Protocol, Receive, Transmit};
@@ -25,6 +24,7 @@ use str0m::{Candidate, IceCreds, Input};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
+pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::tcp::{self, TcpMux};
@@ -34,41 +34,6 @@ use crate::media::{MediaEvent, keyframes};
 
 const WAKER: Token = Token(usize::MAX);
 const RECV_BUF: usize = 65_536;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Track {
-    Video,
-    Audio,
-}
-
-/// One RTP packet from a stream's payloader, parsed once for every viewer.
-pub(crate) struct MediaPacket {
-    pub slot: StreamSlot,
-    pub track: Track,
-    pub seq: u16,
-    pub timestamp: u32,
-    pub marker: bool,
-    /// Part of a keyframe (the buffer is not a delta unit).
-    pub keyframe: bool,
-    pub payload: Arc<[u8]>,
-    pub at: Instant,
-}
-
-impl MediaPacket {
-    pub fn parse(slot: StreamSlot, track: Track, buffer: &gst::BufferRef, at: Instant) -> Option<Self> {
-        let rtp = RTPBuffer::from_buffer_readable(buffer).ok()?;
-        Some(MediaPacket {
-            slot,
-            track,
-            seq: rtp.seq(),
-            timestamp: rtp.timestamp(),
-            marker: rtp.is_marker(),
-            keyframe: !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT),
-            payload: Arc::from(rtp.payload().ok()?),
-            at,
-        })
-    }
-}
 
 /// Where a stream's every-2-seconds [`LossReport`] goes (the stream's congestion control).
 pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
@@ -99,6 +64,11 @@ pub(crate) enum Cmd {
     Socket(SocketAddr, UdpSocket),
     /// Allocate on this TURN server (`webrtc.relay`; a new spec replaces the allocation).
     Relay(RelaySpec),
+    /// A stream's VP8 encoding started (where its keyframe requests go) or stopped (`None`).
+    Vp8 {
+        slot: StreamSlot,
+        keyframe_pad: Option<gst::Pad>,
+    },
     Media(MediaPacket),
     Stop,
 }
@@ -147,10 +117,12 @@ pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketA
 struct StreamEntry {
     name: StreamName,
     keyframe_pad: gst::Pad,
-    /// Extended (unwrapped) sequence numbers of the last video and audio packets.
-    last_seq: [Option<u64>; 2],
-    /// The last video packet ended an access unit: the next one starts a new one.
-    video_au_start: bool,
+    /// Where VP8 viewers' keyframe requests go, while the VP8 encoding runs.
+    vp8_keyframe_pad: Option<gst::Pad>,
+    /// Extended (unwrapped) sequence numbers of the last packet of each track ([`Track::index`]).
+    last_seq: [Option<u64>; 3],
+    /// Per track: the last packet ended an access unit, so the next one starts a new one (audio: always).
+    au_start: [bool; 3],
     on_loss: LossSink,
 }
 
@@ -339,8 +311,14 @@ impl Mux {
                     self.on_media(p);
                 }
                 Ok(Cmd::Stream { slot, name, keyframe_pad, on_loss }) => {
-                    let entry =
-                        StreamEntry { name, keyframe_pad, last_seq: [None, None], video_au_start: true, on_loss };
+                    let entry = StreamEntry {
+                        name,
+                        keyframe_pad,
+                        vp8_keyframe_pad: None,
+                        last_seq: [None; 3],
+                        au_start: [true; 3],
+                        on_loss,
+                    };
                     self.streams.insert(slot, entry);
                 }
                 Ok(Cmd::Add(peer)) => {
@@ -379,6 +357,11 @@ impl Mux {
                     }
                 }
                 Ok(Cmd::Relay(spec)) => self.start_relay(spec),
+                Ok(Cmd::Vp8 { slot, keyframe_pad }) => {
+                    if let Some(s) = self.streams.get_mut(&slot) {
+                        s.vp8_keyframe_pad = keyframe_pad;
+                    }
+                }
                 Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
                 Err(TryRecvError::Empty) => return false,
             }
@@ -410,8 +393,15 @@ impl Mux {
                     }
                 }
                 PeerEvent::KeyframeWanted => {
-                    if let Some(s) = self.streams.get(&slot) {
-                        s.keyframe_pad.push_event(keyframes::request_event());
+                    let vp8 = self.peers.get(&id).is_some_and(|p| p.video_track() == Track::Vp8);
+                    let stream = self.streams.get(&slot);
+                    let pad = if vp8 {
+                        stream.and_then(|s| s.vp8_keyframe_pad.as_ref())
+                    } else {
+                        stream.map(|s| &s.keyframe_pad)
+                    };
+                    if let Some(pad) = pad {
+                        pad.push_event(keyframes::request_event());
                     }
                 }
                 PeerEvent::Ended(why) => {
@@ -541,12 +531,12 @@ impl Mux {
         let Some(stream) = self.streams.get_mut(&p.slot) else {
             return;
         };
-        let i = if p.track == Track::Video { 0 } else { 1 };
+        let i = p.track.index();
         let ext = extend(stream.last_seq[i], p.seq);
         stream.last_seq[i] = Some(ext);
         let au_start = match p.track {
-            Track::Video => std::mem::replace(&mut stream.video_au_start, p.marker),
             Track::Audio => true,
+            _ => std::mem::replace(&mut stream.au_start[i], p.marker),
         };
         // Queue the packet on every viewer of the stream (no I/O: `on_timers` sends); only a peer that
         // failed has events to act on.
@@ -575,8 +565,9 @@ impl Mux {
             self.next_loss_report = now + LOSS_REPORT_EVERY;
             self.tcp.sweep(now);
             for (slot, stream) in &self.streams {
-                let losses: Vec<f32> =
-                    self.peers.values_mut().filter(|p| p.slot == *slot).filter_map(Peer::take_video_loss).collect();
+                // The H.264 encoder's viewers only: VP8 viewers' loss says nothing about it.
+                let h264 = |p: &&mut Peer| p.slot == *slot && p.video_track() == Track::Video;
+                let losses: Vec<f32> = self.peers.values_mut().filter(h264).filter_map(Peer::take_video_loss).collect();
                 (stream.on_loss)(LossReport::of(losses));
             }
         }

@@ -16,6 +16,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use super::mux::{MediaPacket, Track};
 use super::sdp::{normalize_offer, one_media_stream, only_candidates};
 use super::{PeerStats, StreamSlot};
+use crate::config::VideoCodec;
 use crate::ids::SessionId;
 use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
 
@@ -49,6 +50,8 @@ pub(super) struct Peer {
     pub slot: StreamSlot,
     rtc: Rtc,
     video: Sender,
+    /// The stream's encoding this viewer gets: H.264 ([`Track::Video`]) or VP8.
+    video_track: Track,
     audio: Option<Sender>,
     /// Our relay candidate's address, when the answer had one.
     relayed: Option<SocketAddr>,
@@ -117,6 +120,7 @@ impl Peer {
     ) -> Result<(Peer, String), MediaError> {
         let Locals { candidates, announced, full_ice, relayed } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
+        let vp8 = plan.video.codec == VideoCodec::Vp8;
         let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&normalize_offer(offer)))
             .map_err(|p| MediaError::MalformedOffer(format!("str0m panicked parsing it: {}", panic_text(p))))?;
         let offer = parsed.map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
@@ -127,7 +131,8 @@ impl Peer {
                 .set_ice_lite(!full_ice)
                 .set_rtp_mode(true)
                 .clear_codecs()
-                .enable_h264(true)
+                .enable_h264(!vp8)
+                .enable_vp8(vp8)
                 .enable_opus(true, false)
                 // Only what we use: mid (BUNDLE) and playout-delay (zero: show each frame when decoded).
                 // No transport-wide CC or abs-send-time: nothing here adapts to them yet, and each costs
@@ -150,8 +155,9 @@ impl Peer {
         let mid_of =
             |mline: u32| plan.mids.get(mline as usize).filter(|m| !m.is_empty()).map(|m| Mid::from(m.as_str()));
         let video_mid = mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
-        let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, Codec::H264)
-            .ok_or_else(|| MediaError::NoUsableCodec("no H.264 payload type was agreed for video".into()))?;
+        let codec = if vp8 { Codec::Vp8 } else { Codec::H264 };
+        let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, codec)
+            .ok_or_else(|| MediaError::NoUsableCodec(format!("no {codec} payload type was agreed for video")))?;
         let audio = match &plan.audio {
             Some(a) => {
                 let mid = mid_of(a.mline).ok_or_else(|| negotiation("the audio m-line has no a=mid"))?;
@@ -164,6 +170,7 @@ impl Peer {
             slot,
             rtc,
             video: Sender { mid: video_mid, pt: video_pt, base: None },
+            video_track: if vp8 { Track::Vp8 } else { Track::Video },
             audio,
             relayed,
             next_timeout: Instant::now(),
@@ -176,6 +183,11 @@ impl Peer {
             egress: [(0, 0, 0, 0); 2],
         };
         Ok((peer, answer))
+    }
+
+    /// Which encoding of the stream this viewer gets.
+    pub fn video_track(&self) -> Track {
+        self.video_track
     }
 
     /// The video fraction lost reported since the last call (connected peers only).
@@ -325,12 +337,17 @@ impl Peer {
     /// begins an access unit) and marks the peer `dirty`; the mux then sends it with a burst of others.
     /// Video waits for the first keyframe after connecting; audio waits for video.
     pub fn forward(&mut self, p: &MediaPacket, ext_seq: u64, au_start: bool, events: &mut Vec<PeerEvent>) {
+        let video = p.track == self.video_track;
+        if !video && p.track != Track::Audio {
+            // The stream's other encoding.
+            return;
+        }
         if !self.connected {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
         if !self.video_open {
-            if p.track == Track::Video && p.keyframe && au_start {
+            if video && p.keyframe && au_start {
                 self.video_open = true;
                 self.stats.first_forwarded_was_keyframe.store(true, Ordering::Relaxed);
             } else {
@@ -338,13 +355,10 @@ impl Peer {
                 return;
             }
         }
-        let video = p.track == Track::Video;
-        let sender = match p.track {
-            Track::Video => &mut self.video,
-            Track::Audio => match &mut self.audio {
-                Some(s) => s,
-                None => return,
-            },
+        let sender = match (video, &mut self.audio) {
+            (true, _) => &mut self.video,
+            (false, Some(s)) => s,
+            (false, None) => return,
         };
         let base = *sender.base.get_or_insert(ext_seq);
         let seq = SeqNo::from(ext_seq.wrapping_sub(base) + 1);

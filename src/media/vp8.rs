@@ -1,0 +1,180 @@
+//! A stream's second encoding, VP8, made only while a viewer needs it (a browser without H.264: Firefox
+//! without its OpenH264 plugin), shared by every VP8 viewer of the stream, and stopped [`LINGER`] after the
+//! last one leaves:
+//!
+//! ```text
+//! {tee raw} - {queue leaky 1} - {vp8enc deadline=1 (real time) cbr error-resilient lag 0}
+//!           - {rtpvp8pay pt=97 picture-id 15 bit} - {appsink} --> mux thread (forwarding transport)
+//! ```
+//!
+//! The raw tee sits before the H.264 encoder's own leaky queue, so the H.264 branch never waits for this
+//! one. Keyframe requests of VP8 viewers go upstream from the payloader's sink pad, rate-limited like the
+//! H.264 encoder's ([`super::keyframes`]).
+
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use anyhow::Context;
+use gstreamer as gst;
+use gstreamer::prelude::*;
+
+use super::forward::{Forward, StreamSlot};
+use crate::ids::StreamName;
+
+/// How long the encoder keeps running after its last viewer left (a reload or a reconnect reuses it).
+pub const LINGER: Duration = Duration::from_secs(5);
+
+/// The payload type the shared VP8 payloader uses (each viewer's packets carry the viewer's own).
+pub const VP8_PT: u32 = 97;
+
+/// What the encoder is given.
+#[derive(Debug, Clone, Copy)]
+pub struct Vp8Params {
+    pub bitrate_kbps: u32,
+    pub fps: u32,
+    pub keyframe_interval_s: u32,
+}
+
+struct Branch {
+    tee_pad: gst::Pad,
+    elements: Vec<gst::Element>,
+}
+
+#[derive(Default)]
+struct State {
+    viewers: usize,
+    branch: Option<Branch>,
+    /// Bumped on every release: a scheduled stop only acts if nothing changed since.
+    generation: u64,
+}
+
+/// The on-demand VP8 encoding of one stream.
+pub struct Vp8Encoding {
+    name: StreamName,
+    pipeline: gst::Pipeline,
+    raw_tee: gst::Element,
+    forward: Forward,
+    slot: StreamSlot,
+    params: Vp8Params,
+    state: Mutex<State>,
+}
+
+/// A VP8 viewer's share of the encoding: the encoder runs while one is held.
+pub struct Vp8Lease(Arc<Vp8Encoding>);
+
+impl Drop for Vp8Lease {
+    fn drop(&mut self) {
+        self.0.release();
+    }
+}
+
+impl Vp8Encoding {
+    pub fn new(
+        name: StreamName,
+        pipeline: gst::Pipeline,
+        raw_tee: gst::Element,
+        (forward, slot): (Forward, StreamSlot),
+        params: Vp8Params,
+    ) -> Arc<Self> {
+        Arc::new(Self { name, pipeline, raw_tee, forward, slot, params, state: Mutex::default() })
+    }
+
+    /// Whether the encoder is in the pipeline now, and how many viewers hold it.
+    pub fn status(&self) -> (bool, usize) {
+        let viewers = self.state.lock().expect("vp8 state lock").viewers;
+        (self.pipeline.by_name(&self.encoder_name()).is_some(), viewers)
+    }
+
+    fn encoder_name(&self) -> String {
+        format!("vp8enc-{}", self.name)
+    }
+
+    /// A share for a new VP8 viewer; starts the encoder when none runs.
+    pub fn lease(self: &Arc<Self>) -> anyhow::Result<Vp8Lease> {
+        let mut s = self.state.lock().expect("vp8 state lock");
+        if s.branch.is_none() {
+            s.branch = Some(self.start().with_context(|| format!("starting stream `{}`'s VP8 encoder", self.name))?);
+            tracing::info!(stream = %self.name, "VP8 encoding started (a viewer without H.264)");
+        }
+        s.viewers += 1;
+        s.generation += 1;
+        Ok(Vp8Lease(self.clone()))
+    }
+
+    fn release(self: &Arc<Self>) {
+        let generation = {
+            let mut s = self.state.lock().expect("vp8 state lock");
+            s.viewers = s.viewers.saturating_sub(1);
+            s.generation += 1;
+            if s.viewers > 0 {
+                return;
+            }
+            s.generation
+        };
+        let weak: Weak<Self> = Arc::downgrade(self);
+        std::thread::spawn(move || {
+            std::thread::sleep(LINGER);
+            if let Some(enc) = weak.upgrade() {
+                enc.stop_if_unused(generation);
+            }
+        });
+    }
+
+    fn stop_if_unused(&self, generation: u64) {
+        let branch = {
+            let mut s = self.state.lock().expect("vp8 state lock");
+            if s.viewers > 0 || s.generation != generation {
+                return;
+            }
+            s.branch.take()
+        };
+        if let Some(b) = branch {
+            self.forward.detach_vp8(self.slot);
+            self.raw_tee.release_request_pad(&b.tee_pad);
+            for e in b.elements.iter().rev() {
+                let _ = e.set_state(gst::State::Null);
+            }
+            let _ = self.pipeline.remove_many(&b.elements);
+            tracing::info!(stream = %self.name, "VP8 encoding stopped (its last viewer left)");
+        }
+    }
+
+    /// Builds the branch, links it to the raw tee and starts it with the pipeline.
+    fn start(&self) -> anyhow::Result<Branch> {
+        let p = self.params;
+        let queue = super::leaky_queue(1, Duration::ZERO)?;
+        let encoder = gst::ElementFactory::make("vp8enc")
+            .name(self.encoder_name())
+            .property("deadline", 1i64)
+            .property("cpu-used", 8i32)
+            .property_from_str("end-usage", "cbr")
+            .property("target-bitrate", (p.bitrate_kbps * 1000) as i32)
+            .property("keyframe-max-dist", (p.fps * p.keyframe_interval_s) as i32)
+            .property_from_str("error-resilient", "default")
+            .property("lag-in-frames", 0i32)
+            .property("threads", 2i32)
+            .build()
+            .context("creating vp8enc (gstreamer1.0-plugins-good)")?;
+        let pay = gst::ElementFactory::make("rtpvp8pay")
+            .property("pt", VP8_PT)
+            .property_from_str("picture-id-mode", "15-bit")
+            .property("mtu", 1200u32)
+            .build()
+            .context("creating rtpvp8pay")?;
+        let elements = vec![queue.clone(), encoder, pay.clone()];
+        self.pipeline.add_many(&elements)?;
+        gst::Element::link_many(&elements)?;
+        let keyframe_pad = pay.static_pad("sink").expect("rtpvp8pay has a sink pad");
+        super::keyframes::limit(&keyframe_pad);
+        let src = pay.static_pad("src").expect("rtpvp8pay has a src pad");
+        let sink = self.forward.attach_vp8(self.slot, &self.pipeline, &src, keyframe_pad)?;
+        for e in &elements {
+            e.sync_state_with_parent()?;
+        }
+        let tee_pad = self.raw_tee.request_pad_simple("src_%u").context("requesting a raw tee pad")?;
+        tee_pad.link(&queue.static_pad("sink").expect("queue has a sink pad")).context("linking the VP8 branch")?;
+        let mut all = elements;
+        all.push(sink);
+        Ok(Branch { tee_pad, elements: all })
+    }
+}

@@ -1,0 +1,107 @@
+//! VP8 for viewers without H.264 (issue 16): a second encoding of the stream's raw video, made when the first
+//! such viewer comes, shared, and stopped a while after the last one leaves; H.264 viewers are not touched.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{WebrtcbinViewer, small_stream, start_forward, start_webrtcbin};
+use glasscast::config::{StreamConfig, VideoCodec};
+use glasscast::session::Readiness;
+
+/// The stream's running encodings as `(codec, viewers)`.
+fn encodings(r: &Readiness) -> Vec<(&'static str, usize)> {
+    r.streams.first().map(|s| s.encodings.iter().map(|e| (e.codec, e.viewers)).collect()).unwrap_or_default()
+}
+
+/// An aiortc viewer offering only VP8 decodes VP8 at the stream's size; while it watches the stream runs a
+/// VP8 encoding with one viewer, and within a few seconds of it leaving the VP8 encoder is gone again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vp8_only_viewer_gets_an_encoding_made_for_it_which_stops_after_it_leaves() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    assert_eq!(encodings(&srv.server.sessions.readiness().await), vec![("h264", 0)]);
+    let url = format!("{}/whep/main", srv.base);
+    let args = ["--video-codec", "vp8", "--frames", "120", "--seconds", "25"];
+    let (report, during) = tokio::join!(common::aiortc::watch_url(None, &url, None, &args), async {
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            seen = encodings(&srv.server.sessions.readiness().await);
+            if seen.contains(&("vp8", 1)) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        seen
+    });
+    let answer = report["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("VP8/90000") && !answer.contains("H264"), "answered with VP8 only: {answer}");
+    assert!(report["frames"].as_u64() >= Some(120), "aiortc decodes VP8: {report}");
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)), "{report}");
+    assert_eq!(during, vec![("h264", 0), ("vp8", 1)], "one VP8 encoding with its viewer");
+
+    let linger = glasscast::media::vp8::LINGER + Duration::from_secs(5);
+    let mut after = Vec::new();
+    for _ in 0..(linger.as_millis() / 100) {
+        after = encodings(&srv.server.sessions.readiness().await);
+        if after == vec![("h264", 0)] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(after, vec![("h264", 0)], "the VP8 encoder is removed after its last viewer left");
+    srv.shutdown().await;
+}
+
+/// Chromium made to offer VP8 only (setCodecPreferences, as a browser without H.264) plays the built-in
+/// player; an H.264 viewer (webrtcbin) watching all along gets every frame the H.264 encoder made while
+/// the VP8 encoder starts and stops.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn chromium_on_vp8_plays_and_an_h264_viewer_keeps_every_frame_meanwhile() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    let mut h264 = WebrtcbinViewer::new(96, "42e01f", true);
+    h264.connect(&srv, "main").await;
+    assert!(h264.gets_frames(10, 20).await, "the H.264 viewer plays");
+    let encoded = || async { srv.server.sessions.readiness().await.streams[0].frames };
+    let (viewer_0, encoder_0) = (h264.frames(), encoded().await);
+
+    let played =
+        common::chromium_plays_with(None, &format!("{}/watch/main", srv.base), 320, 240, &[("VIDEO_CODEC", "VP8")])
+            .await;
+    assert_eq!(played["codec"], "video/VP8", "Chromium decodes VP8: {played}");
+    // A closed browser sends nothing more: its session ends after the 15 s silence timeout, the encoder
+    // `LINGER` after that.
+    let linger = Duration::from_secs(15) + glasscast::media::vp8::LINGER + Duration::from_secs(5);
+    let gone = common::eventually_async(linger.as_secs(), || async {
+        encodings(&srv.server.sessions.readiness().await) == vec![("h264", 1)]
+    })
+    .await;
+    assert!(gone, "the VP8 encoder stopped after Chromium left");
+
+    let (viewer_1, encoder_1) = (h264.frames(), encoded().await);
+    let (got, made) = (viewer_1 - viewer_0, encoder_1 - encoder_0);
+    eprintln!("H.264 viewer: {got} frames of the {made} encoded while VP8 started and stopped");
+    // A few frames are still on their way when the counts are read.
+    assert!(made > 100 && got + 10 >= made, "the H.264 viewer lost frames: {got} of {made}");
+    h264.stop();
+    srv.shutdown().await;
+}
+
+/// Where VP8 cannot be had the offer gets a 400 naming why: `codecs = ["h264"]`, and the webrtcbin
+/// transport (which serves H.264 only).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_offer_without_h264_is_refused_with_the_reason_where_vp8_is_not_made() {
+    let h264_only = StreamConfig { codecs: vec![VideoCodec::H264], ..small_stream("main") };
+    for (srv, why) in [
+        (start_forward(vec![h264_only]).await, "codecs = [\"h264\"]"),
+        (start_webrtcbin(vec![small_stream("main")]).await, "webrtc.transport = \"forward\""),
+    ] {
+        let url = format!("{}/whep/main", srv.base);
+        let report = common::aiortc::watch_url(None, &url, None, &["--video-codec", "vp8", "--seconds", "3"]).await;
+        assert_eq!(report["status"], 400, "{report}");
+        let body = report["answer"].as_str().unwrap_or_default();
+        let problem: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+        let detail = problem["detail"].as_str().unwrap_or_default();
+        assert!(detail.contains(why) && body.contains("no-usable-codec"), "{why}: {body}");
+        srv.shutdown().await;
+    }
+}
