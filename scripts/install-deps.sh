@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what glasscast needs that this Debian/Ubuntu/Pop!_OS machine lacks, and nothing else.
 #   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
-#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Node.js + npm, playwright-core, Xvfb,
+#   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Firefox, Node.js + npm, playwright-core
+#                                    and puppeteer-core, Xvfb,
 #                                    Podman + podman-compose, aiortc (a venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -39,6 +40,10 @@ if [ "$want_test" -eq 1 ]; then
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
+  # Firefox (tests/vp8.rs, driven by puppeteer-core): Debian's firefox-esr, else a firefox deb (Pop!_OS).
+  if ! command -v firefox-esr >/dev/null && ! command -v firefox >/dev/null; then
+    if apt-cache show firefox-esr >/dev/null 2>&1; then pkgs+=(firefox-esr); else pkgs+=(firefox); fi
+  fi
   # Debian calls it chromium; Ubuntu's chromium-browser is a snap wrapper, Pop!_OS ships a deb.
   if ! command -v chromium >/dev/null && ! command -v chromium-browser >/dev/null; then
     if apt-cache show chromium >/dev/null 2>&1; then pkgs+=(chromium); else pkgs+=(chromium-browser); fi
@@ -102,7 +107,7 @@ if [ "$want_test" -eq 1 ] && ! "$aiortc_venv/bin/python" -c 'import aiortc, av' 
   $sudo "$aiortc_venv/bin/pip" install -q --disable-pip-version-check aiortc==1.16.0 av==18.1.0
 fi
 
-if [ "$want_test" -eq 1 ] && [ ! -d node_modules/playwright-core ]; then
-  echo "install-deps: installing playwright-core (npm ci; no browser download)"
-  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+if [ "$want_test" -eq 1 ] && { [ ! -d node_modules/playwright-core ] || [ ! -d node_modules/puppeteer-core ]; }; then
+  echo "install-deps: installing playwright-core and puppeteer-core (npm ci; no browser download)"
+  PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi

@@ -105,3 +105,66 @@ async fn an_offer_without_h264_is_refused_with_the_reason_where_vp8_is_not_made(
         srv.shutdown().await;
     }
 }
+
+/// Firefox ESR as Pop!_OS users have it, on a fresh profile without its OpenH264 plugin (offline), opens the
+/// built-in player on the default stream (1280x720@30 with audio): it is answered with VP8, renders frames at
+/// 1280x720, its audio track is live, the stats overlay shows numbers; the screenshot is kept in
+/// artifacts/firefox-player.png.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn firefox_esr_without_openh264_plays_the_default_stream_in_the_player() {
+    let srv = common::start(vec![StreamConfig::test_pattern("main")]).await;
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
+    std::fs::create_dir_all(&dir).expect("artifacts dir");
+    let shot = dir.join("firefox-player.png");
+    let out = tokio::process::Command::new("node")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .arg("tests/browser/firefox.mjs")
+        .arg(format!("{}/watch/main", srv.base))
+        .args(["1280", "720"])
+        .arg(&shot)
+        .output()
+        .await
+        .expect("node runs (make test installs it)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    eprintln!("firefox: {report}");
+    assert_eq!(report["ok"], true, "Firefox plays: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report["codec"], "video/VP8", "{report}");
+    assert_eq!(report["audio"], "live", "{report}");
+    assert!(shot.exists(), "a screenshot is saved");
+    srv.shutdown().await;
+}
+
+/// A WHIP stream has no raw video (it relays its publisher's H.264): a VP8-only viewer gets the publisher's
+/// H.264 decoded and encoded to VP8 for it. The publisher is aiortc.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vp8_only_viewer_of_a_whip_stream_gets_the_publishers_h264_reencoded() {
+    use common::admin::{ADMIN, start_auth_with};
+    use glasscast::config::{Transport, VideoSource};
+    let srv = start_auth_with(Transport::Forward, |cfg| {
+        cfg.streams = vec![StreamConfig { source: VideoSource::Whip, ..small_stream("live") }];
+    })
+    .await;
+    let mut publisher = common::aiortc::AiortcPublisher::start(&srv, "live", ADMIN, &["--audio"]).await;
+    assert_eq!(publisher.status, 201, "{}", publisher.answer);
+    assert!(publisher.connected().await, "aiortc publishes");
+    let token = common::admin::issue(&srv, serde_json::json!({"stream": "live"})).await;
+    let url = format!("{}/whep/live", srv.base);
+    let mut report = serde_json::Value::Null;
+    // The stream is ready once the publisher's first frames arrived.
+    for _ in 0..20 {
+        let args = ["--video-codec", "vp8", "--frames", "60", "--seconds", "20"];
+        report = common::aiortc::watch_url(None, &url, token["token"].as_str(), &args).await;
+        if report["status"] != 409 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let answer = report["answer"].as_str().unwrap_or_default();
+    assert!(answer.contains("VP8/90000"), "answered with VP8: {report}");
+    assert!(report["frames"].as_u64() >= Some(60), "aiortc decodes the re-encoded VP8: {report}");
+    assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)), "{report}");
+    publisher.stop().await;
+    srv.shutdown().await;
+}

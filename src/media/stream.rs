@@ -18,7 +18,7 @@ use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::vp8::{Vp8Encoding, Vp8Lease, Vp8Params};
+use super::vp8::{Vp8Encoding, Vp8Input, Vp8Lease, Vp8Params};
 use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_with, probe, source};
 use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
@@ -128,7 +128,7 @@ struct Inner {
     /// WHIP pushes fed from the encoded tees.
     pushes: Mutex<Vec<Egress>>,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
-    /// (forwarding transport, raw video here: not a WHIP relay or a passed-through feed).
+    /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
     codecs: Vec<VideoCodec>,
     vp8: Option<Arc<Vp8Encoding>>,
 }
@@ -318,13 +318,18 @@ impl StreamPipeline {
             super::meter::time_encoder(e, name.to_string());
         }
         let vp8 = match (&forward, raw_tee) {
-            (Some(fwd), Some(raw_tee)) if cfg.codecs.contains(&VideoCodec::Vp8) => {
+            (Some(fwd), raw_tee) if cfg.codecs.contains(&VideoCodec::Vp8) => {
+                let input = match raw_tee {
+                    Some(tee) => Vp8Input::Raw(tee),
+                    None => Vp8Input::Decode(h264_tee.clone()),
+                };
                 let params = Vp8Params {
                     bitrate_kbps: cfg.bitrate_kbps,
+                    min_bitrate_kbps: cfg.min_bitrate(),
                     fps: cfg.fps,
                     keyframe_interval_s: cfg.keyframe_interval_s,
                 };
-                Some(Vp8Encoding::new(name.clone(), pipeline.clone(), raw_tee, fwd.clone(), params))
+                Some(Vp8Encoding::new(name.clone(), pipeline.clone(), input, fwd.clone(), params))
             }
             _ => None,
         };
@@ -457,10 +462,7 @@ impl StreamPipeline {
         let why = match (&inner.forward, &inner.vp8) {
             (_, Some(enc)) => return enc.lease().map_err(|e| MediaError::Negotiation(format!("{e:#}"))),
             (None, _) => "VP8 viewers (no H.264 in the offer) need webrtc.transport = \"forward\"",
-            (Some(_), None) => {
-                "this stream relays its source's H.264 (a WHIP publisher or a passed-through feed); a VP8 \
-                 encoding is not made for it, so the viewer needs H.264"
-            }
+            (Some(_), None) => "this stream's codecs are [\"h264\"]: the viewer needs H.264",
         };
         Err(MediaError::NoUsableCodec(why.into()))
     }

@@ -7,9 +7,15 @@
 //!           - {rtpvp8pay pt=97 picture-id 15 bit} - {appsink} --> mux thread (forwarding transport)
 //! ```
 //!
+//! A stream with no raw video (a WHIP publisher's H.264 relayed, a passed-through feed) decodes its H.264 for
+//! these viewers only: `{tee h264} - {queue leaky 60} - {h264parse} - {avdec_h264} - {videoconvert}`, then
+//! the same branch from its leaky queue on. The decode costs CPU per stream while VP8 viewers watch, and
+//! starts at the next keyframe (one is asked for when the branch starts).
+//!
 //! The raw tee sits before the H.264 encoder's own leaky queue, so the H.264 branch never waits for this
 //! one. Keyframe requests of VP8 viewers go upstream from the payloader's sink pad, rate-limited like the
-//! H.264 encoder's ([`super::keyframes`]).
+//! H.264 encoder's ([`super::keyframes`]), and their loss reports step its bitrate down and up like the
+//! H.264 encoder's ([`super::congestion`]), each encoder hearing only its own viewers.
 
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
@@ -18,6 +24,7 @@ use anyhow::Context;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
+use super::congestion::{LossReport, RateControl};
 use super::forward::{Forward, StreamSlot};
 use crate::ids::StreamName;
 
@@ -27,10 +34,12 @@ pub const LINGER: Duration = Duration::from_secs(5);
 /// The payload type the shared VP8 payloader uses (each viewer's packets carry the viewer's own).
 pub const VP8_PT: u32 = 97;
 
-/// What the encoder is given.
+/// What the encoder is given: the stream's bitrate (and congestion control's floor), frame rate and keyframe
+/// interval.
 #[derive(Debug, Clone, Copy)]
 pub struct Vp8Params {
     pub bitrate_kbps: u32,
+    pub min_bitrate_kbps: u32,
     pub fps: u32,
     pub keyframe_interval_s: u32,
 }
@@ -48,11 +57,27 @@ struct State {
     generation: u64,
 }
 
+/// Where the VP8 branch takes its pictures.
+pub enum Vp8Input {
+    /// The stream's raw video tee (before its H.264 encoder).
+    Raw(gst::Element),
+    /// The stream's H.264 tee (a relayed stream): decoded first.
+    Decode(gst::Element),
+}
+
+impl Vp8Input {
+    fn tee(&self) -> &gst::Element {
+        match self {
+            Self::Raw(t) | Self::Decode(t) => t,
+        }
+    }
+}
+
 /// The on-demand VP8 encoding of one stream.
 pub struct Vp8Encoding {
     name: StreamName,
     pipeline: gst::Pipeline,
-    raw_tee: gst::Element,
+    input: Vp8Input,
     forward: Forward,
     slot: StreamSlot,
     params: Vp8Params,
@@ -72,11 +97,11 @@ impl Vp8Encoding {
     pub fn new(
         name: StreamName,
         pipeline: gst::Pipeline,
-        raw_tee: gst::Element,
+        input: Vp8Input,
         (forward, slot): (Forward, StreamSlot),
         params: Vp8Params,
     ) -> Arc<Self> {
-        Arc::new(Self { name, pipeline, raw_tee, forward, slot, params, state: Mutex::default() })
+        Arc::new(Self { name, pipeline, input, forward, slot, params, state: Mutex::default() })
     }
 
     /// Whether the encoder is in the pipeline now, and how many viewers hold it.
@@ -130,7 +155,7 @@ impl Vp8Encoding {
         };
         if let Some(b) = branch {
             self.forward.detach_vp8(self.slot);
-            self.raw_tee.release_request_pad(&b.tee_pad);
+            self.input.tee().release_request_pad(&b.tee_pad);
             for e in b.elements.iter().rev() {
                 let _ = e.set_state(gst::State::Null);
             }
@@ -139,11 +164,24 @@ impl Vp8Encoding {
         }
     }
 
-    /// Builds the branch, links it to the raw tee and starts it with the pipeline.
+    /// The decoding front of the branch for a relayed stream (none for raw video).
+    fn decoder(&self) -> anyhow::Result<Vec<gst::Element>> {
+        let Vp8Input::Decode(_) = &self.input else { return Ok(Vec::new()) };
+        let make = |f: &str| gst::ElementFactory::make(f).build().with_context(|| format!("creating {f}"));
+        // Leaky, so a slow decoder never holds up the H.264 viewers (it then waits for a keyframe).
+        Ok(vec![
+            super::leaky_queue(60, Duration::ZERO)?,
+            make("h264parse")?,
+            make("avdec_h264")?,
+            make("videoconvert")?,
+        ])
+    }
+
+    /// Builds the branch, links it to its input tee and starts it with the pipeline.
     fn start(&self) -> anyhow::Result<Branch> {
         let p = self.params;
         let queue = super::leaky_queue(1, Duration::ZERO)?;
-        let encoder = gst::ElementFactory::make("vp8enc")
+        let vp8enc = gst::ElementFactory::make("vp8enc")
             .name(self.encoder_name())
             .property("deadline", 1i64)
             .property("cpu-used", 8i32)
@@ -161,20 +199,41 @@ impl Vp8Encoding {
             .property("mtu", 1200u32)
             .build()
             .context("creating rtpvp8pay")?;
-        let elements = vec![queue.clone(), encoder, pay.clone()];
+        let mut elements = self.decoder()?;
+        elements.extend([queue, vp8enc.clone(), pay.clone()]);
         self.pipeline.add_many(&elements)?;
         gst::Element::link_many(&elements)?;
+        let first = elements[0].static_pad("sink").expect("a queue has a sink pad");
         let keyframe_pad = pay.static_pad("sink").expect("rtpvp8pay has a sink pad");
         super::keyframes::limit(&keyframe_pad);
         let src = pay.static_pad("src").expect("rtpvp8pay has a src pad");
-        let sink = self.forward.attach_vp8(self.slot, &self.pipeline, &src, keyframe_pad)?;
+        let on_loss = congestion_control(self.name.clone(), p, vp8enc);
+        let sink = self.forward.attach_vp8(self.slot, &self.pipeline, &src, keyframe_pad, on_loss)?;
         for e in &elements {
             e.sync_state_with_parent()?;
         }
-        let tee_pad = self.raw_tee.request_pad_simple("src_%u").context("requesting a raw tee pad")?;
-        tee_pad.link(&queue.static_pad("sink").expect("queue has a sink pad")).context("linking the VP8 branch")?;
+        let tee_pad = self.input.tee().request_pad_simple("src_%u").context("requesting a tee pad")?;
+        tee_pad.link(&first).context("linking the VP8 branch")?;
+        if let Vp8Input::Decode(_) = &self.input {
+            // The decoder starts at a keyframe: ask the publisher (or feed) for one now.
+            first.push_event(super::keyframes::request_event());
+        }
         let mut all = elements;
         all.push(sink);
         Ok(Branch { tee_pad, elements: all })
+    }
+}
+
+/// The VP8 encoder's congestion control: its viewers' loss reports move `target-bitrate` within
+/// `[min_bitrate_kbps, bitrate_kbps]`, the same steps as the H.264 encoder's ([`super::congestion`]).
+fn congestion_control(name: StreamName, p: Vp8Params, vp8enc: gst::Element) -> impl Fn(LossReport) + Send + 'static {
+    let control = Mutex::new(RateControl::new(p.min_bitrate_kbps, p.bitrate_kbps));
+    move |report| {
+        let mut control = control.lock().expect("rate control lock");
+        let was = control.current_kbps();
+        if let Some(kbps) = control.on_report(report, std::time::Instant::now()) {
+            tracing::info!(stream = %name, from = was, to = kbps, ?report, "VP8 bitrate changed (its viewers' loss)");
+            vp8enc.set_property("target-bitrate", (kbps * 1000) as i32);
+        }
     }
 }

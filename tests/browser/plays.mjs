@@ -11,6 +11,7 @@
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium); VIDEO_CODEC = offer only this video
 // codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264).
 import { chromium } from 'playwright-core';
+import { waitPlaying } from './player.mjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +22,6 @@ if (!url || !wArg || !hArg) {
   process.exit(2);
 }
 const [width, height] = [Number(wArg), Number(hArg)];
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const watchdog = setTimeout(() => {
   console.log(JSON.stringify({ ok: false, failed: 'watchdog: more than 60 s' }));
   process.exit(1);
@@ -55,18 +55,11 @@ try {
     }, process.env.VIDEO_CODEC);
   }
   await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
-  let snap = null;
-  for (const t0 = Date.now(); Date.now() - t0 < 20_000; await sleep(100)) {
-    snap = await page.evaluate(() => {
-      const v = document.getElementById('video');
-      const g = window.glasscast;
-      return { frames: g ? g.framesRendered : 0, width: v.videoWidth, height: v.videoHeight, state: g && g.state };
-    });
-    if (snap.frames >= 20 && snap.width === width && snap.height === height) break;
-  }
-  out = { ...out, ...snap };
-  if (snap.frames < 20 || snap.width !== width || snap.height !== height) {
-    throw new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`);
+  try {
+    out = { ...out, ...(await waitPlaying(page, width, height, 20_000)) };
+  } catch (e) {
+    out = { ...out, ...e.snap };
+    throw e;
   }
   const seen = await page.evaluate(async () => {
     const v = document.getElementById('video');

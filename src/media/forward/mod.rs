@@ -364,22 +364,24 @@ impl Forward {
     }
 
     /// Feeds a stream's VP8 encoding (its payloader's `src`) into the mux; VP8 viewers' keyframe requests
-    /// go upstream from `keyframe_pad`. Returns the appsink (removed by the caller with the branch).
+    /// go upstream from `keyframe_pad`, their loss every 2 s to `on_loss`. Returns the appsink (removed by
+    /// the caller with the branch).
     pub fn attach_vp8(
         &self,
         slot: StreamSlot,
         pipeline: &gst::Pipeline,
         src: &gst::Pad,
         keyframe_pad: gst::Pad,
+        on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<gst::Element> {
         let sink = self.appsink_on(pipeline, src, slot, Track::Vp8)?;
-        self.shared.mux.send(Cmd::Vp8 { slot, keyframe_pad: Some(keyframe_pad) });
+        self.shared.mux.send(Cmd::Vp8 { slot, encoding: Some((keyframe_pad, Box::new(on_loss))) });
         Ok(sink.upcast())
     }
 
     /// The stream's VP8 encoding stopped.
     pub fn detach_vp8(&self, slot: StreamSlot) {
-        self.shared.mux.send(Cmd::Vp8 { slot, keyframe_pad: None });
+        self.shared.mux.send(Cmd::Vp8 { slot, encoding: None });
     }
 
     /// Answers a viewer's offer and hands the viewer to the mux. Quick: no gathering, no element.

@@ -64,10 +64,11 @@ pub(crate) enum Cmd {
     Socket(SocketAddr, UdpSocket),
     /// Allocate on this TURN server (`webrtc.relay`; a new spec replaces the allocation).
     Relay(RelaySpec),
-    /// A stream's VP8 encoding started (where its keyframe requests go) or stopped (`None`).
+    /// A stream's VP8 encoding started (where its keyframe requests go, where its viewers' loss reports go)
+    /// or stopped (`None`).
     Vp8 {
         slot: StreamSlot,
-        keyframe_pad: Option<gst::Pad>,
+        encoding: Option<(gst::Pad, LossSink)>,
     },
     Media(MediaPacket),
     Stop,
@@ -117,8 +118,8 @@ pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketA
 struct StreamEntry {
     name: StreamName,
     keyframe_pad: gst::Pad,
-    /// Where VP8 viewers' keyframe requests go, while the VP8 encoding runs.
-    vp8_keyframe_pad: Option<gst::Pad>,
+    /// Where VP8 viewers' keyframe requests and loss reports go, while the VP8 encoding runs.
+    vp8: Option<(gst::Pad, LossSink)>,
     /// Extended (unwrapped) sequence numbers of the last packet of each track ([`Track::index`]).
     last_seq: [Option<u64>; 3],
     /// Per track: the last packet ended an access unit, so the next one starts a new one (audio: always).
@@ -314,7 +315,7 @@ impl Mux {
                     let entry = StreamEntry {
                         name,
                         keyframe_pad,
-                        vp8_keyframe_pad: None,
+                        vp8: None,
                         last_seq: [None; 3],
                         au_start: [true; 3],
                         on_loss,
@@ -357,9 +358,9 @@ impl Mux {
                     }
                 }
                 Ok(Cmd::Relay(spec)) => self.start_relay(spec),
-                Ok(Cmd::Vp8 { slot, keyframe_pad }) => {
+                Ok(Cmd::Vp8 { slot, encoding }) => {
                     if let Some(s) = self.streams.get_mut(&slot) {
-                        s.vp8_keyframe_pad = keyframe_pad;
+                        s.vp8 = encoding;
                     }
                 }
                 Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
@@ -396,7 +397,7 @@ impl Mux {
                     let vp8 = self.peers.get(&id).is_some_and(|p| p.video_track() == Track::Vp8);
                     let stream = self.streams.get(&slot);
                     let pad = if vp8 {
-                        stream.and_then(|s| s.vp8_keyframe_pad.as_ref())
+                        stream.and_then(|s| s.vp8.as_ref().map(|v| &v.0))
                     } else {
                         stream.map(|s| &s.keyframe_pad)
                     };
@@ -565,10 +566,15 @@ impl Mux {
             self.next_loss_report = now + LOSS_REPORT_EVERY;
             self.tcp.sweep(now);
             for (slot, stream) in &self.streams {
-                // The H.264 encoder's viewers only: VP8 viewers' loss says nothing about it.
-                let h264 = |p: &&mut Peer| p.slot == *slot && p.video_track() == Track::Video;
-                let losses: Vec<f32> = self.peers.values_mut().filter(h264).filter_map(Peer::take_video_loss).collect();
-                (stream.on_loss)(LossReport::of(losses));
+                // Each encoder hears from its own viewers only.
+                let mut losses = |track: Track| -> Vec<f32> {
+                    let of = |p: &&mut Peer| p.slot == *slot && p.video_track() == track;
+                    self.peers.values_mut().filter(of).filter_map(Peer::take_video_loss).collect()
+                };
+                (stream.on_loss)(LossReport::of(losses(Track::Video)));
+                if let Some((_, on_loss)) = &stream.vp8 {
+                    on_loss(LossReport::of(losses(Track::Vp8)));
+                }
             }
         }
     }

@@ -1,0 +1,18 @@
+// What the browser checks share about the built-in player page (playwright and puppeteer pages alike).
+
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Waits up to `ms` for >= 20 rendered frames at width x height; returns {frames, width, height, state} or
+// throws saying what was seen.
+export async function waitPlaying(page, width, height, ms) {
+  let snap = null;
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(100)) {
+    snap = await page.evaluate(() => {
+      const v = document.getElementById('video');
+      const g = window.glasscast;
+      return { frames: g ? g.framesRendered : 0, width: v.videoWidth, height: v.videoHeight, state: g && g.state };
+    });
+    if (snap.frames >= 20 && snap.width === width && snap.height === height) return snap;
+  }
+  throw Object.assign(new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`), { snap });
+}
