@@ -3,7 +3,7 @@
 //
 //   node bench/latency.mjs [--seconds 60] [--repeats 6] [--modes 1280x720@60,1920x1080@30] [--bitrate 2500]
 //                          [--bin target/release/glasscast] [--port 18600] [--pin] [--no-playout-delay]
-//                          [--peer target/release/examples/peer] [--window-seconds 60]
+//                          [--peer target/release/examples/peer] [--window-seconds 60] [--codec vp8]
 //
 // For each mode: starts glasscast with a probe-painted test stream (`latency_probe = true`: the wall-clock ms
 // is painted into each raw frame before the encoder) and opens /watch/main in headless Chromium. The player
@@ -17,14 +17,17 @@
 // --peer BIN: after glasscast, the same mode is served by BIN (whepserversink) and watched by the same player
 // (Playwright serves the player's files on the peer's origin and maps /whep/main to its endpoint); for both,
 // the clock offset then comes from this process's clock, so the two are measured identically.
+// --codec vp8: Chromium offers VP8 only, so glasscast serves its on-demand VP8 encoding (issue 16); the
+// server's CPU then includes both encoders.
 // --window-seconds W: also report p50/p95/max per W-second window of each page load (does the delay creep
 // over a long session? `--seconds 1800 --repeats 1 --window-seconds 60` is one 30-minute session).
 // Prints one JSON object on stdout and a summary line per run on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, routePage, sleep, startPeer, startServer } from './lib.mjs';
+import { preferVideoCodec } from '../tests/browser/player.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   seconds: '60', repeats: '6', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
-  port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '', 'window-seconds': '0',
+  port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '', 'window-seconds': '0', codec: '',
 });
 const windowSeconds = Number(opts['window-seconds']);
 const seconds = Number(opts.seconds);
@@ -50,6 +53,7 @@ async function runMode(mode, port, server_kind) {
     for (let i = 0; i < repeats; i++) {
       const page = await browser.context.newPage();
       await routePage(page, { peer, nodeClock: Boolean(opts.peer), stripPlayoutDelay: opts['no-playout-delay'] });
+      if (opts.codec) await preferVideoCodec(page, opts.codec);
       await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
       for (const tWait = Date.now(); !(await page.evaluate(() => window.glasscast.latency.lastMs !== null));) {
         if (Date.now() - tWait > 20_000) throw new Error(`${server_kind}: no latency code read within 20 s`);
@@ -86,6 +90,7 @@ async function runMode(mode, port, server_kind) {
     for (let i = 0; i < n; i++) shownAfterReceived.push(all.samples[i] - all.receiveSamples[i]);
     return {
       server: server_kind, mode, width, height, fps, bitrate_kbps: Number(opts.bitrate), seconds, page_loads: repeats,
+      codec: opts.codec || 'h264',
       zero_playout_delay: !peer && !opts['no-playout-delay'],
       frames_presented: all.frames,
       frames_expected: fps * seconds,

@@ -2,20 +2,23 @@
 // peer server (gst-plugins-rs whepserversink, bench/peer.rs) on the same harness in the same run.
 //
 //   node bench/ttff.mjs [--joins 50] [--mode 1280x720@60] [--bitrate 2500] [--bin target/release/glasscast]
-//                       [--port 18620] [--pin] [--peer target/release/examples/peer]
+//                       [--port 18620] [--pin] [--peer target/release/examples/peer] [--codec vp8]
 //
 // Starts glasscast with the test stream, waits until it is producing, then opens /watch/main in a fresh page
 // of headless Chromium --joins times, one after the other. For each join the player records (web/player.js,
 // window.glasscast.join, performance.now() ms): the WHEP POST sent, the answer received, the peer connection
 // connected, the first frame decoded (rVFC receiveTime + processingDuration) and the first frame presented.
 // The page is closed after each join (its DELETE ends the session). Reports p50/p95/max from the POST.
+// --codec vp8: Chromium offers VP8 only (glasscast's on-demand VP8 encoding, issue 16; it keeps running 5 s
+// after a viewer leaves, so only the first join starts the encoder).
 // --peer BIN: the same joins against BIN afterwards (the player served on its origin by Playwright).
 // Prints one JSON object on stdout and a summary line per server on stderr.
 import { launchChromium, machine, parseArgs, percentiles, pinSelf, routePage, sleep, startPeer, startServer } from './lib.mjs';
+import { preferVideoCodec } from '../tests/browser/player.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   joins: '50', mode: '1280x720@60', bitrate: '2500', bin: 'target/release/glasscast', port: '18620', pin: false,
-  peer: '',
+  peer: '', codec: '',
 });
 if (opts.pin) pinSelf('1');
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
@@ -38,6 +41,7 @@ async function measure(kind, port) {
       const page = await browser.context.newPage();
       try {
         await routePage(page, { peer, nodeClock: false, stripPlayoutDelay: false });
+        if (opts.codec) await preferVideoCodec(page, opts.codec);
         await page.goto(`${server.base}/watch/main`, { waitUntil: 'load' });
         const t0 = Date.now();
         let j = null;
@@ -61,7 +65,7 @@ async function measure(kind, port) {
   }
   const since = (key) => joins.filter((j) => typeof j[key] === 'number').map((j) => j[key] - j.postAt);
   const r = {
-    server: kind, mode: opts.mode, bitrate_kbps: Number(opts.bitrate), joins: joins.length, failures,
+    server: kind, mode: opts.mode, codec: opts.codec || 'h264', bitrate_kbps: Number(opts.bitrate), joins: joins.length, failures,
     post_to_answer_ms: percentiles(since('answerAt')),
     post_to_connected_ms: percentiles(since('connectedAt')),
     post_to_first_decoded_ms: percentiles(since('firstDecodedAt')),

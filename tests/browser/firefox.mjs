@@ -5,8 +5,12 @@
 // Driven over WebDriver BiDi with puppeteer-core (nothing downloads a browser). The profile is fresh and its
 // OpenH264 plugin is disabled, as on an offline or air-gapped appliance: Firefox then offers VP8/VP9/AV1 and
 // no H.264. Waits (up to 30 s) for >= 20 rendered frames at the expected size, opens the stats overlay
-// (key "s") and waits for numbers in it, checks the audio track is live, and saves a screenshot. Prints one
-// line of JSON: {ok, frames, width, height, codec, audio, stats, failed?}.
+// (key "s") and waits for numbers in it, checks the audio track is live, and saves a screenshot. Then the
+// controls: Unmute (the video is unmuted after), Fullscreen (the page is fullscreen, then not), an ICE
+// restart on the live session (new server credentials, frames keep coming, no new POST), and a reconnect
+// after the server ends the session (admin API, so the stream's access control must be off: a new POST,
+// frames again). Prints one line of JSON: {ok, frames, width, height, codec, audio, stats, controls,
+// failed?}.
 // Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr).
 import puppeteer from 'puppeteer-core';
 import { sleep, waitPlaying } from './player.mjs';
@@ -22,6 +26,51 @@ const watchdog = setTimeout(() => {
   process.exit(1);
 }, 90_000);
 watchdog.unref();
+
+const frames = (page) => page.evaluate(() => window.glasscast.framesRendered);
+
+// Waits up to `ms` for `check()` to be true.
+async function until(check, ms) {
+  for (const t0 = Date.now(); Date.now() - t0 < ms; await sleep(100)) if (await check()) return true;
+  return check();
+}
+
+// The player's controls, one after another; throws naming the first that does not work.
+async function controls(page) {
+  const seen = {};
+  const fail = (what) => { throw Object.assign(new Error(what), { seen }); };
+  if (await page.evaluate(() => !document.getElementById('unmute').hidden)) await page.click('#unmute');
+  seen.muted = await page.evaluate(() => document.getElementById('video').muted);
+  if (seen.muted) fail('unmute: the video is still muted');
+  await page.click('#fullscreen');
+  seen.fullscreen = await until(() => page.evaluate(() => document.fullscreenElement !== null), 3000);
+  if (!seen.fullscreen) fail('fullscreen: the page did not go fullscreen');
+  await page.click('#fullscreen');
+  if (!(await until(() => page.evaluate(() => document.fullscreenElement === null), 3000))) fail('fullscreen: no way out');
+
+  const before = await frames(page);
+  seen.iceRestart = await page.evaluate(async () => {
+    const g = window.glasscast;
+    const ufrag = () => (g.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+    const was = ufrag();
+    const res = await g.restartIce();
+    return { ok: res.ok, error: res.error || null, serverUfragChanged: ufrag() !== was, attempts: g.attempts };
+  });
+  const r = seen.iceRestart;
+  if (!r.ok || !r.serverUfragChanged || r.attempts !== 1) fail(`iceRestart: ${JSON.stringify(r)}`);
+  if (!(await until(async () => (await frames(page)) >= before + 10, 5000))) fail('iceRestart: frames stopped');
+
+  // The server ends the session; the player connects again by itself.
+  const origin = new URL(url).origin;
+  const sessions = await (await fetch(`${origin}/api/v1/sessions`)).json();
+  for (const s of sessions) await fetch(`${origin}/api/v1/sessions/${s.id}`, { method: 'DELETE' });
+  seen.kicked = sessions.length;
+  const reconnected = await until(() => page.evaluate(() => window.glasscast.connects >= 2 && window.glasscast.attempts >= 2), 20_000);
+  const after = await frames(page);
+  seen.reconnect = reconnected && (await until(async () => (await frames(page)) >= after + 10, 10_000));
+  if (!seen.reconnect) fail('reconnect: the player did not play again after the server ended its session');
+  return seen;
+}
 
 const browser = await puppeteer.launch({
   browser: 'firefox',
@@ -68,9 +117,11 @@ try {
   out.stats = stats;
   await page.screenshot({ path: shot });
   if (!/video\s+\d+x\d+ @ \d/.test(stats)) throw new Error(`the stats overlay shows no numbers: ${stats}`);
+  out.controls = await controls(page);
   out.ok = true;
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
+  if (e && e.seen) out.controls = e.seen;
 } finally {
   await browser.close().catch(() => {});
 }

@@ -16,3 +16,19 @@ export async function waitPlaying(page, width, height, ms) {
   }
   throw Object.assign(new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`), { snap });
 }
+
+// Makes the page's video transceivers offer only `codec` (e.g. VP8: setCodecPreferences, as a browser
+// without H.264 would), before any of its scripts run. A playwright page.
+export async function preferVideoCodec(page, codec) {
+  await page.addInitScript((want) => {
+    const add = RTCPeerConnection.prototype.addTransceiver;
+    RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
+      const t = add.call(this, kind, init);
+      if (kind === 'video') {
+        const keep = [`video/${want.toLowerCase()}`, 'video/rtx'];
+        t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => keep.includes(c.mimeType.toLowerCase())));
+      }
+      return t;
+    };
+  }, codec);
+}

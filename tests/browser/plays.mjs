@@ -11,7 +11,7 @@
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium); VIDEO_CODEC = offer only this video
 // codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264).
 import { chromium } from 'playwright-core';
-import { waitPlaying } from './player.mjs';
+import { preferVideoCodec, waitPlaying } from './player.mjs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,19 +41,7 @@ const context = await chromium.launchPersistentContext(userDataDir, {
 let out = { ok: false };
 try {
   const page = context.pages()[0] || (await context.newPage());
-  if (process.env.VIDEO_CODEC) {
-    await page.addInitScript((codec) => {
-      const add = RTCPeerConnection.prototype.addTransceiver;
-      RTCPeerConnection.prototype.addTransceiver = function (kind, init) {
-        const t = add.call(this, kind, init);
-        if (kind === 'video') {
-          const want = [`video/${codec.toLowerCase()}`, 'video/rtx'];
-          t.setCodecPreferences(RTCRtpReceiver.getCapabilities('video').codecs.filter((c) => want.includes(c.mimeType.toLowerCase())));
-        }
-        return t;
-      };
-    }, process.env.VIDEO_CODEC);
-  }
+  if (process.env.VIDEO_CODEC) await preferVideoCodec(page, process.env.VIDEO_CODEC);
   await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
   try {
     out = { ...out, ...(await waitPlaying(page, width, height, 20_000)) };
