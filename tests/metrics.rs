@@ -85,6 +85,10 @@ async fn metrics_move_during_a_live_session() {
     let before = scrape(&srv).await;
     assert_eq!(before.get("glasscast_stream_state", &[("stream", "metered"), ("state", "playing")]), 1.0);
     assert_eq!(before.get("glasscast_stream_encoder_info", &[("stream", "metered"), ("encoder", "x264enc")]), 1.0);
+    // The on-demand VP8 encoding (tests/vp8.rs runs it) is off while no viewer needs it.
+    assert!(before.has("glasscast_stream_encoding_running") && before.has("glasscast_stream_encoding_viewers"));
+    assert_eq!(before.get("glasscast_stream_encoding_running", &[("stream", "metered"), ("codec", "vp8")]), 0.0);
+    assert_eq!(before.get("glasscast_stream_encoding_viewers", &[("stream", "metered"), ("codec", "vp8")]), 0.0);
     assert!(before.get("glasscast_encoder_bitrate_bits_per_second", &s) == 600_000.0);
     assert!(before.has("process_resident_memory_bytes") && before.has("process_cpu_seconds_total"));
     assert!(before.get("process_open_fds", &[]) > 0.0);
