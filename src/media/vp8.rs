@@ -184,7 +184,9 @@ impl Vp8Encoding {
         let vp8enc = gst::ElementFactory::make("vp8enc")
             .name(self.encoder_name())
             .property("deadline", 1i64)
-            .property("cpu-used", 8i32)
+            // The fastest real-time speed: half the CPU of cpu-used 8 at 720p30 on this 2-core machine (gst-launch,
+            // docs/performance.md); a second encoder must not starve the first.
+            .property("cpu-used", 16i32)
             .property_from_str("end-usage", "cbr")
             .property("target-bitrate", (p.bitrate_kbps * 1000) as i32)
             .property("keyframe-max-dist", (p.fps * p.keyframe_interval_s) as i32)
