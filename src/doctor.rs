@@ -280,10 +280,7 @@ fn relay(cfg: &Config) -> (Finding, Option<std::net::IpAddr>) {
         return (finding(Level::Fail, "TURN relay", "no turn: server in webrtc.ice_servers", None), None);
     };
     let tried = crate::config::TurnUrl::parse(url).and_then(|turn| {
-        let addr = crate::config::Advertised::Name(turn.host.clone(), Some(turn.port));
-        let addr = turn.host.parse().map(|ip| crate::config::Advertised::Addr(ip, Some(turn.port))).unwrap_or(addr);
-        let found = addr.resolve(0).map_err(|e| format!("{} does not resolve: {e}", turn.host))?;
-        let server_addr = found.first().copied().ok_or_else(|| format!("{} has no address", turn.host))?;
+        let server_addr = turn.server_addr().map_err(|e| format!("{} does not resolve: {e}", turn.host))?;
         let spec = RelaySpec {
             url: url.to_owned(),
             server: server_addr,

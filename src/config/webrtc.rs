@@ -244,6 +244,21 @@ impl TurnUrl {
         }
         Ok(Self { host: host.to_owned(), port, tcp })
     }
+
+    /// The TURN server's address now (a name is looked up: blocking), IPv4 first.
+    pub fn server_addr(&self) -> std::io::Result<SocketAddr> {
+        let entry = match self.host.parse() {
+            Ok(ip) => Advertised::Addr(ip, Some(self.port)),
+            Err(_) => Advertised::Name(self.host.clone(), Some(self.port)),
+        };
+        let addrs = entry.resolve(self.port)?;
+        addrs
+            .iter()
+            .find(|a| a.is_ipv4())
+            .or(addrs.first())
+            .copied()
+            .ok_or_else(|| std::io::Error::other("the name has no address"))
+    }
 }
 
 impl WebrtcConfig {

@@ -199,6 +199,31 @@ fn congestion_control(
     }
 }
 
+/// The stream's on-demand VP8 encoding when `codecs` allows it (forwarding transport): from the raw tee, or
+/// (a WHIP relay, a passed-through feed) decoding the H.264 tee.
+fn vp8_encoding(
+    cfg: &StreamConfig,
+    pipeline: &gst::Pipeline,
+    forward: &(Forward, StreamSlot),
+    raw_tee: Option<gst::Element>,
+    h264_tee: &gst::Element,
+) -> Option<Arc<Vp8Encoding>> {
+    if !cfg.codecs.contains(&VideoCodec::Vp8) {
+        return None;
+    }
+    let input = match raw_tee {
+        Some(tee) => Vp8Input::Raw(tee),
+        None => Vp8Input::Decode(h264_tee.clone()),
+    };
+    let params = Vp8Params {
+        bitrate_kbps: cfg.bitrate_kbps,
+        min_bitrate_kbps: cfg.min_bitrate(),
+        fps: cfg.fps,
+        keyframe_interval_s: cfg.keyframe_interval_s,
+    };
+    Some(Vp8Encoding::new(cfg.stream_name(), pipeline.clone(), input, forward.clone(), params))
+}
+
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -317,22 +342,7 @@ impl StreamPipeline {
         if let Some(e) = &encoder_element {
             super::meter::time_encoder(e, name.to_string());
         }
-        let vp8 = match (&forward, raw_tee) {
-            (Some(fwd), raw_tee) if cfg.codecs.contains(&VideoCodec::Vp8) => {
-                let input = match raw_tee {
-                    Some(tee) => Vp8Input::Raw(tee),
-                    None => Vp8Input::Decode(h264_tee.clone()),
-                };
-                let params = Vp8Params {
-                    bitrate_kbps: cfg.bitrate_kbps,
-                    min_bitrate_kbps: cfg.min_bitrate(),
-                    fps: cfg.fps,
-                    keyframe_interval_s: cfg.keyframe_interval_s,
-                };
-                Some(Vp8Encoding::new(name.clone(), pipeline.clone(), input, fwd.clone(), params))
-            }
-            _ => None,
-        };
+        let vp8 = forward.as_ref().and_then(|fwd| vp8_encoding(cfg, &pipeline, fwd, raw_tee, &h264_tee));
         let epoch = Instant::now();
         let encoded = FrameMeter::new(epoch);
         encoded.attach(&encoded_pad);

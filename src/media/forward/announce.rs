@@ -78,14 +78,9 @@ async fn relay_lookup(
     credentials: &Credentials,
     last: &mut Option<SocketAddr>,
 ) {
-    let entry = Advertised::Name(turn.host.clone(), Some(turn.port));
-    let entry = match turn.host.parse() {
-        Ok(ip) => Advertised::Addr(ip, Some(turn.port)),
-        Err(_) => entry,
-    };
-    let found = tokio::task::spawn_blocking(move || entry.resolve(0)).await;
-    let server = match found {
-        Ok(Ok(addrs)) => addrs.iter().find(|a| a.is_ipv4()).or(addrs.first()).copied(),
+    let t = turn.clone();
+    let server = match tokio::task::spawn_blocking(move || t.server_addr()).await {
+        Ok(Ok(addr)) => Some(addr),
         Ok(Err(e)) => {
             tracing::warn!(turn = url, error = %e, "webrtc.relay: the TURN server's name does not resolve");
             None
