@@ -109,7 +109,8 @@ async fn an_offer_without_h264_is_refused_with_the_reason_where_vp8_is_not_made(
 /// Firefox ESR as Pop!_OS users have it, on a fresh profile without its OpenH264 plugin (offline), opens the
 /// built-in player on the default stream (1280x720@30 with audio): it is answered with VP8, renders frames at
 /// 1280x720, its audio track is live, the stats overlay shows numbers, and the player plays again after the
-/// server ends its session, unmutes and goes fullscreen (tests/browser/firefox.mjs); the screenshot is kept
+/// server ends its session, keeps playing across an ICE restart (new ports), unmutes and goes fullscreen
+/// (tests/browser/firefox.mjs); the screenshot is kept
 /// in artifacts/firefox-player.png.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn firefox_esr_without_openh264_plays_the_default_stream_in_the_player() {

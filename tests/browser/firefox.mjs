@@ -38,8 +38,29 @@ async function until(check, ms) {
 async function controls(page) {
   const seen = {};
   const fail = (what) => { throw Object.assign(new Error(what), { seen }); };
-  // No ICE restart here: Firefox takes a new port for it, and str0m 0.24's ICE-lite agent keeps sending on
-  // the old pair (the new one has the same priority) until that one times out, ~15 s later. Known, open.
+  // ICE restart on the live session (PATCH, no new POST): Firefox gathers new ports for it, so the server
+  // must move to the new candidate pair, not keep sending to the old one until that times out.
+  const localPort = () => page.evaluate(async () => {
+    let port = null;
+    const stats = await window.glasscast.pc.getStats();
+    stats.forEach((p) => {
+      if (p.type === 'candidate-pair' && p.nominated && p.state === 'succeeded') port = (stats.get(p.localCandidateId) || {}).port ?? port;
+    });
+    return port;
+  });
+  const portBefore = await localPort();
+  const restart = await page.evaluate(async () => {
+    const g = window.glasscast;
+    const attempts = g.attempts;
+    const res = await g.restartIce();
+    return { ok: res.ok, error: res.error || null, newPost: g.attempts !== attempts, iceRestarts: g.iceRestarts };
+  });
+  const atRestart = await frames(page);
+  seen.iceRestart = { ...restart, portBefore };
+  if (!restart.ok || restart.newPost || restart.iceRestarts !== 1) fail(`iceRestart: ${JSON.stringify(restart)}`);
+  seen.iceRestart.playing = await until(async () => (await frames(page)) >= atRestart + 30, 4_000);
+  seen.iceRestart.portAfter = await localPort();
+  if (!seen.iceRestart.playing) fail(`iceRestart: fewer than 30 frames in the 4 s after it (${(await frames(page)) - atRestart})`);
   // The server ends the session; the player connects again by itself.
   const origin = new URL(url).origin;
   const sessions = await (await fetch(`${origin}/api/v1/sessions`)).json();

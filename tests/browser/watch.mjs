@@ -135,8 +135,9 @@ try {
   // 3. Screenshot.
   await page.screenshot({ path: screenshotPath });
 
-  // 4. Decoder / audio stats straight from getStats().
-  const stats = await page.evaluate(async () => {
+  // 4. Decoder / audio stats straight from getStats(). Chromium's report has the remote certificate a
+  //    little after the transport connects, so a report without it is asked again (up to 3 s).
+  const readStats = () => page.evaluate(async () => {
     const pc = window.glasscast && window.glasscast.pc;
     if (!pc) return null;
     const out = { framesDecoded: 0, decoderImplementation: null, audioPacketsReceived: 0, audioSamplesReceived: 0, serverCertificate: null };
@@ -156,8 +157,19 @@ try {
         out.audioSamplesReceived = r.totalSamplesReceived || 0;
       }
     });
+    if (!out.serverCertificate) {
+      // Not in the report (seen now and then on the webrtcbin transport): the DTLS transport's own copy.
+      const transport = pc.getReceivers().map((r) => r.transport).find(Boolean);
+      const der = transport && transport.getRemoteCertificates ? transport.getRemoteCertificates()[0] : null;
+      if (der) {
+        const hex = [...new Uint8Array(await crypto.subtle.digest('SHA-256', der))].map((b) => b.toString(16).padStart(2, '0'));
+        out.serverCertificate = `sha-256 ${hex.join(':')}`;
+      }
+    }
     return out;
   });
+  let stats = await readStats();
+  for (const t0 = Date.now(); stats && !stats.serverCertificate && Date.now() - t0 < 3000; await sleep(200)) stats = await readStats();
   if (stats) Object.assign(result, stats);
 
   // 4b. The latency probe (when the stream paints it): codes read from presented frames, shown in the overlay.

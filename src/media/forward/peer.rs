@@ -14,7 +14,7 @@ use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::mux::{MediaPacket, Track};
-use super::sdp::{normalize_offer, one_media_stream, only_candidates};
+use super::sdp::{normalize_offer, one_media_stream, only_candidates, restart_offer};
 use super::{PeerStats, StreamSlot};
 use crate::config::VideoCodec;
 use crate::ids::SessionId;
@@ -49,6 +49,8 @@ pub(super) struct Peer {
     pub id: SessionId,
     pub slot: StreamSlot,
     rtc: Rtc,
+    /// The client's offer (normalized), which an ICE restart offers again with new credentials.
+    offer: String,
     video: Sender,
     /// The stream's encoding this viewer gets: H.264 ([`Track::Video`]) or VP8.
     video_track: Track,
@@ -121,7 +123,8 @@ impl Peer {
         let Locals { candidates, announced, full_ice, relayed } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
         let vp8 = plan.video.codec == VideoCodec::Vp8;
-        let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&normalize_offer(offer)))
+        let offer_text = normalize_offer(offer);
+        let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&offer_text))
             .map_err(|p| MediaError::MalformedOffer(format!("str0m panicked parsing it: {}", panic_text(p))))?;
         let offer = parsed.map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         let built = catch_unwind(AssertUnwindSafe(|| {
@@ -169,6 +172,7 @@ impl Peer {
             id,
             slot,
             rtc,
+            offer: offer_text,
             video: Sender { mid: video_mid, pt: video_pt, base: None },
             video_track: if vp8 { Track::Vp8 } else { Track::Video },
             audio,
@@ -210,15 +214,22 @@ impl Peer {
         }
     }
 
-    /// New ICE credentials (the client's from a PATCH): a panic in str0m leaves the old ones.
+    /// An ICE restart (the client's new credentials from a PATCH, and ours): the first offer again with the
+    /// new credentials, so str0m drops every old pair and check and the client's new address is nominated
+    /// once it checks in; media goes on to the old one meanwhile. Then our credentials replace str0m's. A
+    /// failure or a panic in str0m leaves the old ICE state and is logged.
     pub fn restart_ice(&mut self, local: str0m::IceCreds, remote: str0m::IceCreds) {
+        let offer = restart_offer(&self.offer, &remote.ufrag, &remote.pass);
         let restarted = catch_unwind(AssertUnwindSafe(|| {
-            let mut api = self.rtc.direct_api();
-            api.set_local_ice_credentials(local);
-            api.set_remote_ice_credentials(remote);
+            let offer = SdpOffer::from_sdp_string(&offer).map_err(|e| e.to_string())?;
+            self.rtc.sdp_api().accept_offer(offer).map_err(|e| e.to_string())?;
+            self.rtc.direct_api().set_local_ice_credentials(local);
+            Ok::<_, String>(())
         }));
-        if let Err(p) = restarted {
-            tracing::warn!(session = %self.id, panic = %panic_text(p), "str0m panicked restarting ICE");
+        match restarted {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(session = %self.id, error = %e, "str0m refused the ICE restart"),
+            Err(p) => tracing::warn!(session = %self.id, panic = %panic_text(p), "str0m panicked restarting ICE"),
         }
     }
 

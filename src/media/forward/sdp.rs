@@ -85,9 +85,29 @@ pub(super) fn only_candidates(answer: &str, announced: &[(String, std::net::Sock
     answer.split_inclusive('\n').filter(|l| shown(l.trim_end())).collect()
 }
 
+/// The offer a viewer's WHEP ICE restart stands for: `offer` (the one the session began with) with the new
+/// `ufrag`/`pwd` instead of its credentials and without its candidates (they belong to the old ones; the
+/// PATCH's come separately). str0m restarts ICE only when an offer changes the credentials (its direct API
+/// swaps them without clearing the pairs, and an ICE-lite agent then keeps sending on the old pair while the
+/// client's new port, Firefox's on every restart, checks in).
+pub(super) fn restart_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
+    let mut out = String::with_capacity(offer.len());
+    for line in offer.lines().map(|l| l.trim_end_matches('\r')) {
+        if line.starts_with("a=ice-ufrag:") {
+            out.push_str(&format!("a=ice-ufrag:{ufrag}\r\n"));
+        } else if line.starts_with("a=ice-pwd:") {
+            out.push_str(&format!("a=ice-pwd:{pwd}\r\n"));
+        } else if !(line.starts_with("a=candidate:") || line == "a=end-of-candidates") {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{normalize_offer, one_media_stream, only_candidates};
+    use super::{normalize_offer, one_media_stream, only_candidates, restart_offer};
 
     #[test]
     fn only_announced_candidates_stay_in_the_answer() {
@@ -125,5 +145,15 @@ mod tests {
         );
         let good = "v=0\r\nm=audio 9 X 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
         assert_eq!(normalize_offer(good), good);
+    }
+
+    #[test]
+    fn a_restart_offer_has_the_new_credentials_everywhere_and_no_old_candidate() {
+        let offer = "v=0\r\na=ice-ufrag:old\r\nm=audio 9 X 111\r\na=ice-ufrag:old\r\na=ice-pwd:oldpwd\r\n\
+                     a=candidate:1 1 udp 1 198.18.0.2 5000 typ host\r\na=end-of-candidates\r\na=mid:0\r\n";
+        assert_eq!(
+            restart_offer(offer, "new", "newpwd"),
+            "v=0\r\na=ice-ufrag:new\r\nm=audio 9 X 111\r\na=ice-ufrag:new\r\na=ice-pwd:newpwd\r\na=mid:0\r\n"
+        );
     }
 }
