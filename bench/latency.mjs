@@ -4,6 +4,7 @@
 //   node bench/latency.mjs [--seconds 60] [--repeats 6] [--modes 1280x720@60,1920x1080@30] [--bitrate 2500]
 //                          [--bin target/release/glasscast] [--port 18600] [--pin] [--no-playout-delay]
 //                          [--peer target/release/examples/peer] [--window-seconds 60] [--codec vp8]
+//                          [--vp8-churn 10]
 //
 // For each mode: starts glasscast with a probe-painted test stream (`latency_probe = true`: the wall-clock ms
 // is painted into each raw frame before the encoder) and opens /watch/main in headless Chromium. The player
@@ -19,6 +20,10 @@
 // the clock offset then comes from this process's clock, so the two are measured identically.
 // --codec vp8: Chromium offers VP8 only, so glasscast serves its on-demand VP8 encoding (issue 16); the
 // server's CPU then includes both encoders.
+// --vp8-churn S: while the (H.264) page is measured, a second page offering VP8 only opens and closes every S
+// seconds, so the stream's VP8 encoder starts and (LINGER after the page left) stops again and again; the H.264
+// page's latency and frames are also reported split by whether the VP8 page was open (issue 16: H.264 viewers
+// see no change while the second encoder starts and stops). Windows are then S seconds long.
 // --window-seconds W: also report p50/p95/max per W-second window of each page load (does the delay creep
 // over a long session? `--seconds 1800 --repeats 1 --window-seconds 60` is one 30-minute session).
 // Prints one JSON object on stdout and a summary line per run on stderr.
@@ -28,8 +33,10 @@ import { preferVideoCodec } from '../tests/browser/player.mjs';
 const opts = parseArgs(process.argv.slice(2), {
   seconds: '60', repeats: '6', modes: '1280x720@60,1920x1080@30', bitrate: '2500', bin: 'target/release/glasscast',
   port: '18600', pin: false, encoder: 'auto', 'no-playout-delay': false, peer: '', 'window-seconds': '0', codec: '',
+  'vp8-churn': '0',
 });
-const windowSeconds = Number(opts['window-seconds']);
+const churnSeconds = Number(opts['vp8-churn']);
+const windowSeconds = churnSeconds > 0 ? churnSeconds : Number(opts['window-seconds']);
 const seconds = Number(opts.seconds);
 const repeats = Number(opts.repeats);
 if (opts.pin) pinSelf('1');
@@ -46,6 +53,9 @@ async function runMode(mode, port, server_kind) {
   const browser = await launchChromium();
   try {
     const all = { samples: [], receiveSamples: [], misses: 0, frames: 0 };
+    // --vp8-churn: the H.264 page's samples and frames, by whether the VP8 page was open in the window.
+    const churn = { open: { samples: [], frames: 0, ms: 0 }, closed: { samples: [], frames: 0, ms: 0 }, cycles: 0 };
+    let vp8Page = null;
     const perLoad = [];
     const windows = [];
     const cpu0 = cpuSeconds(server.pid);
@@ -67,8 +77,16 @@ async function runMode(mode, port, server_kind) {
       const loadSamples = [];
       let frames1 = frames0;
       for (let done = 0; done < loadMs; done += windowMs) {
+        if (churnSeconds > 0) vp8Page = await toggleVp8Page(browser, vp8Page, server.base, churn);
+        const framesAtStart = frames1;
         await sleep(Math.min(windowMs, loadMs - done));
         const got = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
+        if (churnSeconds > 0) {
+          const bucket = vp8Page ? churn.open : churn.closed;
+          bucket.samples.push(...got.samples);
+          bucket.frames += got.frames - framesAtStart;
+          bucket.ms += Math.min(windowMs, loadMs - done);
+        }
         all.samples.push(...got.samples);
         all.receiveSamples.push(...got.receiveSamples);
         all.misses += got.misses;
@@ -82,6 +100,7 @@ async function runMode(mode, port, server_kind) {
       all.frames += frames1 - frames0;
       perLoad.push((percentiles(loadSamples) || {}).p50 ?? null);
       await page.close({ runBeforeUnload: true });
+      if (vp8Page) vp8Page = await toggleVp8Page(browser, vp8Page, server.base, churn);
     }
     const cpuWall = (Date.now() - t0) / 1000;
     const cpu1 = cpuSeconds(server.pid);
@@ -98,6 +117,7 @@ async function runMode(mode, port, server_kind) {
       g2g_ms: percentiles(all.samples),
       g2g_p50_per_page_load_ms: perLoad,
       ...(windowSeconds > 0 ? { g2g_per_window_ms: windows } : {}),
+      ...(churnSeconds > 0 ? { vp8_churn: churnReport(churn, fps) } : {}),
       frames_over_100ms: all.samples.filter((x) => x > 100).length,
       painted_to_received_ms: percentiles(all.receiveSamples),
       received_to_shown_ms: percentiles(shownAfterReceived),
@@ -107,6 +127,29 @@ async function runMode(mode, port, server_kind) {
     await browser.close();
     await server.stop();
   }
+}
+
+// --vp8-churn: opens a VP8-only page on /watch/main when none is open, else closes it (its DELETE ends the
+// session; the VP8 encoder stops LINGER later). Returns the open page or null.
+async function toggleVp8Page(browser, open, base, churn) {
+  if (open) {
+    await open.close({ runBeforeUnload: true });
+    return null;
+  }
+  const page = await browser.context.newPage();
+  await preferVideoCodec(page, 'VP8');
+  await page.goto(`${base}/watch/main`, { waitUntil: 'load' });
+  churn.cycles++;
+  return page;
+}
+
+// The H.264 page with and without the VP8 page open: latency percentiles and frames presented per second.
+function churnReport(churn, fps) {
+  const side = (b) => ({
+    g2g_ms: percentiles(b.samples), seconds: b.ms / 1000,
+    presented_fps: b.ms > 0 ? Math.round((b.frames / (b.ms / 1000)) * 10) / 10 : null, expected_fps: fps,
+  });
+  return { period_s: churnSeconds, vp8_page_opened: churn.cycles, vp8_page_open: side(churn.open), vp8_page_closed: side(churn.closed) };
 }
 
 const runs = [];

@@ -1,7 +1,8 @@
 //! Lost video packets are retransmitted: glasscast answers `a=rtcp-fb:<pt> nack` and RTX (`apt=<pt>`) when the
 //! client offers them, and when packets go missing on the way the client's NACKs bring them back as RTX
 //! packets. The client is GStreamer's webrtcbin with `do-nack`; a probe inside it drops every 40th video
-//! packet after decryption, before its jitter buffer sees it.
+//! packet after decryption, before its jitter buffer sees it. H.264 on both transports, VP8 on the
+//! forwarding one (the only one that serves it).
 
 mod common;
 
@@ -15,18 +16,27 @@ use gstreamer_webrtc as gst_webrtc;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_video_packets_come_back_by_nack_and_rtx() {
-    lost_packets_come_back(start_webrtcbin(vec![small_stream("main")]).await).await;
+    lost_packets_come_back(start_webrtcbin(vec![small_stream("main")]).await, WebrtcbinViewer::new(96, "42e01f", true))
+        .await;
 }
 
 /// The same on the forwarding transport: str0m keeps each viewer's recent packets (the payloads are shared)
 /// and answers NACKs from them on the RTX stream.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn lost_video_packets_come_back_on_the_forwarding_transport() {
-    lost_packets_come_back(start_forward(vec![small_stream("main")]).await).await;
+    lost_packets_come_back(start_forward(vec![small_stream("main")]).await, WebrtcbinViewer::new(96, "42e01f", true))
+        .await;
 }
 
-async fn lost_packets_come_back(srv: TestServer) {
-    let v = WebrtcbinViewer::new(96, "42e01f", true);
+/// A VP8 viewer (issue 16) the same way: its packets come from the stream's VP8 encoding, and str0m answers
+/// its NACKs from that viewer's history just as for H.264.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lost_vp8_packets_come_back_on_the_forwarding_transport() {
+    lost_packets_come_back(start_forward(vec![small_stream("main")]).await, WebrtcbinViewer::vp8(96, true)).await;
+}
+
+/// `v` (video on payload type 96) watches `srv` with every 40th video packet dropped on arrival.
+async fn lost_packets_come_back(srv: TestServer, v: WebrtcbinViewer) {
     let video = v
         .webrtcbin
         .emit_by_name::<Option<gst_webrtc::WebRTCRTPTransceiver>>("get-transceiver", &[&0i32])
@@ -51,7 +61,7 @@ async fn lost_packets_come_back(srv: TestServer) {
         None
     });
     v.set_answer(&answer).await;
-    // Drop every 40th H.264 packet (payload type 96) as it enters the client's RTP session.
+    // Drop every 40th video packet (payload type 96) as it enters the client's RTP session.
     let dropped = drop_video_packets(&rtpbin, 40, Arc::new(AtomicBool::new(true)));
 
     assert!(v.gets_frames(90, 30).await, "frames keep decoding with 2.5% loss");

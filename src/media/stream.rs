@@ -46,7 +46,7 @@ pub struct StreamHealth {
     pub encoded_bytes: u64,
     pub last_frame_age: Option<Duration>,
     /// Encoded frames per second, smoothed over the last ~50 frames (and lower while frames stall); `None`
-    /// before the second frame.
+    /// until a frame comes a second after the first (the start-up is not the rate: `FrameMeter`).
     pub encoded_fps: Option<f64>,
     /// Raw frames that reached the encoder's queue (after the rate limit), and their rate likewise; 0 and
     /// `None` for a passed-through feed.

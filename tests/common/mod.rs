@@ -297,12 +297,6 @@ async fn promise(
 
 impl WebrtcbinViewer {
     pub fn new(video_pt: u8, profile_level_id: &str, with_audio: bool) -> Self {
-        let pipeline = gst::Pipeline::new();
-        let webrtcbin = gst::ElementFactory::make("webrtcbin")
-            .property_from_str("bundle-policy", "max-bundle")
-            .build()
-            .expect("webrtcbin");
-        pipeline.add(&webrtcbin).expect("add");
         let video_caps = gst::Caps::builder("application/x-rtp")
             .field("media", "video")
             .field("encoding-name", "H264")
@@ -311,6 +305,27 @@ impl WebrtcbinViewer {
             .field("packetization-mode", "1")
             .field("profile-level-id", profile_level_id)
             .build();
+        Self::with_video(video_caps, with_audio)
+    }
+
+    /// A viewer that offers only VP8 (payload type `video_pt`) for video, as a browser without H.264.
+    pub fn vp8(video_pt: u8, with_audio: bool) -> Self {
+        let video_caps = gst::Caps::builder("application/x-rtp")
+            .field("media", "video")
+            .field("encoding-name", "VP8")
+            .field("payload", i32::from(video_pt))
+            .field("clock-rate", 90_000i32)
+            .build();
+        Self::with_video(video_caps, with_audio)
+    }
+
+    fn with_video(video_caps: gst::Caps, with_audio: bool) -> Self {
+        let pipeline = gst::Pipeline::new();
+        let webrtcbin = gst::ElementFactory::make("webrtcbin")
+            .property_from_str("bundle-policy", "max-bundle")
+            .build()
+            .expect("webrtcbin");
+        pipeline.add(&webrtcbin).expect("add");
         let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
         webrtcbin.emit_by_name::<gst_webrtc::WebRTCRTPTransceiver>("add-transceiver", &[&recvonly, &video_caps]);
         if with_audio {

@@ -1,0 +1,66 @@
+//! What H.264 viewers get, VP8 viewers get too (issue 16, point 3), checked with an independent VP8-only
+//! client (webrtcbin + vp8dec) on the forwarding transport: zero playout delay on every video packet when
+//! offered, the latency probe readable from decoded VP8 pictures, and a keyframe at once for a viewer that
+//! joins a running VP8 encoding. NACK/RTX for VP8 is in tests/retransmission.rs.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use glasscast::config::StreamConfig;
+
+const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// `offer` with the playout-delay extension offered (id 7) in its video section, as browsers offer it.
+fn with_playout_delay(offer: &str) -> String {
+    let video_at = offer.find("m=video").expect("video section");
+    let line_end = video_at + offer[video_at..].find("\r\n").expect("eol") + 2;
+    format!("{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}", &offer[..line_end], &offer[line_end..])
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn vp8_packets_carry_zero_playout_delay_and_the_pictures_carry_the_latency_probe() {
+    let stream = StreamConfig { width: 640, height: 360, latency_probe: true, ..small_stream("main") };
+    let srv = start_forward(vec![stream]).await;
+    let v = WebrtcbinViewer::vp8(96, true);
+    let resp = srv.post_offer("main", &with_playout_delay(&v.offer().await)).await;
+    let status = resp.status();
+    let answer = resp.text().await.expect("answer");
+    assert_eq!(status, 201, "{answer}");
+    assert!(answer.contains("VP8/90000") && answer.contains(&format!("a=extmap:7 {PLAYOUT_DELAY}")), "{answer}");
+    v.set_answer(&answer).await;
+    assert!(v.gets_frames(60, 20).await, "VP8 frames decoded");
+    assert_eq!(*v.size.lock().expect("lock"), Some((640, 360)));
+
+    let exts = v.video_rtp_extensions.lock().expect("lock").clone();
+    assert_eq!(exts.get(&7), Some(&vec![0u8, 0, 0]), "playout delay min = max = 0 on VP8 packets: {exts:?}");
+    let codes = v.probe_codes.lock().expect("lock").clone();
+    let read: Vec<u64> = codes.iter().flatten().copied().collect();
+    assert!(read.len() * 100 >= codes.len() * 95, "{} of {} VP8 pictures had a readable code", read.len(), codes.len());
+    assert!(read.windows(2).all(|w| w[0] <= w[1]), "painted times must not go backwards: {read:?}");
+    v.stop();
+    srv.shutdown().await;
+}
+
+/// With a 60 s keyframe interval only a forced keyframe lets a second VP8 viewer decode soon: it joins the
+/// VP8 encoding the first one started, and its first forwarded packet starts a keyframe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_vp8_viewer_joining_a_running_vp8_encoding_gets_a_keyframe_at_once() {
+    let stream = StreamConfig { keyframe_interval_s: 60, ..small_stream("main") };
+    let srv = start_forward(vec![stream]).await;
+    let mut first = WebrtcbinViewer::vp8(96, false);
+    first.connect(&srv, "main").await;
+    assert!(first.gets_frames(10, 20).await, "the first VP8 viewer plays");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut second = WebrtcbinViewer::vp8(97, false);
+    second.connect(&srv, "main").await;
+    assert!(second.gets_frames(10, 15).await, "a late VP8 viewer waited for the periodic keyframe");
+    let stats = srv.server.sessions.viewer(session_of(&second)).await.expect("session").gate_stats();
+    assert!(stats.first_forwarded_was_keyframe, "{stats:?}");
+    let encodings = srv.server.sessions.readiness().await.streams[0].encodings.clone();
+    assert!(encodings.iter().any(|e| e.codec == "vp8" && e.viewers == 2), "one VP8 encoding for both: {encodings:?}");
+    first.stop();
+    second.stop();
+    srv.shutdown().await;
+}
