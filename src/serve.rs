@@ -110,6 +110,12 @@ impl Server {
         if !auth.required() {
             tracing::warn!("auth.mode = \"disabled\": anyone who can reach this server can watch every stream");
         }
+        if auth.admin_open() {
+            tracing::error!(
+                "auth.open_admin_api = true: anyone who can reach this server can end sessions, stop streams, \
+                 rotate keys and make it push to any URL; never do this on a network you do not control"
+            );
+        }
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let ice = ice_settings(&cfg.webrtc);
         let forward = match cfg.webrtc.transport {
@@ -168,8 +174,12 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
+        let limits = &cfg.server.limits;
         let (task, tls) = if cfg.server.plain_http {
-            let server = axum_server::from_tcp(listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(listener)?
+                .handle(handle.clone())
+                .acceptor(http::conn::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits));
+            http::conn::configure(server.http_builder(), limits);
             (tokio::spawn(server.serve(service)), None)
         } else {
             let material = tls::load_or_create(&cfg.server)?;
@@ -180,7 +190,10 @@ impl Server {
                 cert_path: material.cert_path.clone(),
             };
             let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
-            let server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?.handle(handle.clone());
+            let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?
+                .handle(handle.clone())
+                .map(|tls| tls.acceptor(http::conn::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits)));
+            http::conn::configure(server.http_builder(), limits);
             (tokio::spawn(server.serve(service)), Some(info))
         };
         Ok(Self { addr, metrics_addr, sessions, tls, forward, auth, admin_token, supervisors, handle, task })

@@ -16,6 +16,11 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
     tmp.write_all(data)?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).with_context(|| format!("renaming into {}", path.display()))?;
+    // The rename is in the directory: without syncing it, a power loss can bring back the old file (a
+    // revocation or a new key lost although the call returned).
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing the directory {}", dir.display()))?;
     Ok(())
 }
 

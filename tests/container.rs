@@ -245,6 +245,13 @@ async fn the_image_runs_under_compose_plays_over_whep_and_leaves_nothing_behind(
     assert_eq!(podman(&["inspect", "--format", "{{.State.Health.Status}}", &c]).trim(), "healthy");
     assert_eq!(podman(&["exec", &c, "id", "-u"]).trim(), "10001", "runs as the image's user");
     assert_ne!(podman(&["exec", &c, "cat", "/proc/1/comm"]).trim(), "glasscast", "an init is PID 1");
+    // Least privilege (compose.yaml): no capabilities, no new privileges, a read-only root but /tmp.
+    let status = podman(&["exec", &c, "grep", "-E", "^(CapEff|CapBnd|NoNewPrivs):", "/proc/1/status"]);
+    assert!(status.contains("CapEff:\t0000000000000000") && status.contains("CapBnd:\t0000000000000000"), "{status}");
+    assert!(status.contains("NoNewPrivs:\t1"), "{status}");
+    assert_eq!(podman(&["inspect", "--format", "{{.HostConfig.ReadonlyRootfs}}", &c]).trim(), "true");
+    assert!(!try_run("podman", &["exec", &c, "touch", "/usr/local/bin/x"], &[]).status.success(), "root is read-only");
+    assert!(try_run("podman", &["exec", &c, "touch", "/tmp/x"], &[]).status.success(), "/tmp is writable");
 
     // The operator's way to a viewer link: the CLI inside the container (config and state are there).
     let issued = podman(&["exec", &c, "glasscast", "token", "issue", "--stream", "main", "--label", "container"]);

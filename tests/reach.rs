@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::netns::{Coturn, Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN, curl_json};
+use common::netns::{Coturn, Glasscast, HomeRouter, ROUTER_WAN, SERVER_LAN, curl_json, curl_json_with};
 use glasscast::config::{Config, LocalCandidates};
 
 /// The answer's candidates, `proto ip port` (`udp 198.18.20.1 8189`).
@@ -229,11 +229,12 @@ fn strict_router(bed: &HomeRouter, rule: &str) {
     ));
 }
 
-/// The session list's first entry once its selected path is known (auth is disabled in [`serve`]).
-async fn path_seen(bed: &HomeRouter, base: &str) -> serde_json::Value {
+/// The session list's first entry once its selected path is known (the admin API, with `gc`'s token).
+async fn path_seen(bed: &HomeRouter, gc: &Glasscast, base: &str) -> serde_json::Value {
     let mut last = serde_json::Value::Null;
+    let token = gc.admin_token();
     for _ in 0..100 {
-        last = curl_json(&bed.viewer, &format!("{base}/api/v1/sessions"))[0].clone();
+        last = curl_json_with(&bed.viewer, &format!("{base}/api/v1/sessions"), Some(&token))[0].clone();
         if last["candidate_type"].is_string() {
             break;
         }
@@ -265,7 +266,7 @@ async fn behind_a_nat_that_forwards_no_media_port_viewers_play_through_the_serve
         let args = ["--relay-from-link", "--frames", "240", "--seconds", "20"];
         let (report, path) = tokio::join!(common::aiortc::watch_url(Some(&bed.viewer), &url, None, &args), async {
             tokio::time::sleep(std::time::Duration::from_secs(2)).await;
-            path_seen(&bed, &base).await
+            path_seen(&bed, &gc, &base).await
         });
         let announced = candidates(report["answer"].as_str().expect("answer"));
         let relayed: Vec<&String> = announced.iter().filter(|c| c.starts_with("udp 198.18.20.2 ")).collect();

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{WebrtcbinViewer, small_stream, start_forward, start_webrtcbin};
+use common::{small_stream, start_forward, start_webrtcbin};
 use glasscast::config::{StreamConfig, VideoCodec};
 use glasscast::session::Readiness;
 
@@ -115,6 +115,7 @@ async fn firefox_esr_without_openh264_plays_the_default_stream_in_the_player() {
     let out = tokio::process::Command::new("node")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("tests/browser/firefox.mjs")
+        .env("ADMIN_TOKEN", srv.admin_token())
         .arg(format!("{}/watch/main", srv.base))
         .args(["1280", "720"])
         .arg(&shot)

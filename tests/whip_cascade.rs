@@ -5,7 +5,7 @@
 mod common;
 
 use common::admin::{issue, start_auth_with};
-use common::{WebrtcbinViewer, chromium_plays, eventually, eventually_async, small_stream, start};
+use common::{WebrtcbinViewer, chromium_plays, eventually, eventually_async, small_stream, start_with};
 use glasscast::config::{PushConfig, StreamConfig, Transport, VideoSource};
 use serde_json::json;
 
@@ -31,7 +31,12 @@ async fn a_stream_pushed_from_one_glasscast_plays_on_another() {
     let watch = issue(&b, json!({ "stream": "live" })).await["token"].as_str().expect("t").to_owned();
 
     let push = PushConfig { url: format!("{}/whip/live", b.base), token: Some(publish), token_file: None };
-    let a = start(vec![StreamConfig { push: vec![push], ..small_stream("main") }]).await;
+    // A lets its admin API push to B only (auth.push_allow; `[[streams.push]]` is not checked).
+    let mut cfg = glasscast::config::Config::default();
+    cfg.server.plain_http = true;
+    cfg.auth.push_allow = vec![b.base.clone()];
+    cfg.streams = vec![StreamConfig { push: vec![push], ..small_stream("main") }];
+    let a = start_with(cfg).await;
 
     let mut connected = false;
     for _ in 0..150 {
@@ -67,7 +72,7 @@ async fn a_stream_pushed_from_one_glasscast_plays_on_another() {
         issue(&b, json!({ "stream": "live2", "publish": true })).await["token"].as_str().expect("t").to_owned();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasscast"))
         .args(["stream", "push", "main", &format!("{}/whip/live2", b.base), "--server", &a.base])
-        .args(["--admin-token", "unused-access-control-is-off"])
+        .args(["--admin-token", &a.admin_token()])
         .env("GLASSCAST_PUSH_TOKEN", &publish2)
         .output()
         .expect("glasscast runs");

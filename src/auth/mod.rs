@@ -154,6 +154,8 @@ pub struct Auth {
 
 struct Inner {
     mode: AuthMode,
+    /// The admin API takes requests without the admin token (`auth.open_admin_api` with `mode = "disabled"`).
+    open_admin: bool,
     admin_digest: [u8; 32],
     keys: RwLock<store::Keys>,
     ledger: Mutex<store::Ledger>,
@@ -205,6 +207,7 @@ impl Auth {
         ledger.prune(now_s());
         let inner = Inner {
             mode: cfg.mode,
+            open_admin: cfg.mode == AuthMode::Disabled && cfg.open_admin_api,
             admin_digest: digest(&admin),
             keys: RwLock::new(keys),
             ledger: Mutex::new(ledger),
@@ -270,12 +273,22 @@ impl Auth {
         }
     }
 
-    /// The admin token only.
+    /// The admin token only, whatever the mode (watching without a token does not open the admin API),
+    /// unless `auth.open_admin_api` opened it.
     pub fn authorize_admin(&self, header: Option<&str>) -> Result<(), AuthError> {
-        match self.authenticate(header)? {
-            Grant::Anyone | Grant::Admin => Ok(()),
-            Grant::Viewer(_) => Err(AuthError::NotAdmin),
+        if self.inner.open_admin {
+            return Ok(());
         }
+        let token = Self::bearer(header)?;
+        if self.is_admin(token) {
+            return Ok(());
+        }
+        self.verify_viewer(token).and(Err(AuthError::NotAdmin))
+    }
+
+    /// Whether the admin API is open to anyone (`auth.open_admin_api`).
+    pub fn admin_open(&self) -> bool {
+        self.inner.open_admin
     }
 
     fn verify_viewer(&self, token: &str) -> Result<ViewerGrant, AuthError> {
@@ -486,6 +499,22 @@ mod tests {
         assert!(a.authenticate(Some("Bearer admin-secret-012345678")).is_err());
         let (off, _e) = auth(AuthMode::Disabled);
         assert_eq!(off.authorize_stream(None, "main"), Ok(Grant::Anyone));
+        // Watching without a token does not open the admin API.
+        assert_eq!(off.authorize_admin(None), Err(AuthError::Missing));
+        assert!(off.authorize_admin(Some("Bearer admin-secret-0123456789")).is_ok());
+        assert!(off.authorize_admin(Some("Bearer admin-secret-012345678")).is_err());
+    }
+
+    #[test]
+    fn open_admin_api_opens_it_only_with_auth_disabled() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = Some("admin-secret-0123456789".to_owned());
+        let open = AuthConfig { mode: AuthMode::Disabled, open_admin_api: true, admin_token: secret.clone(), ..AuthConfig::default() };
+        let (a, _) = Auth::load(&open, dir.path()).expect("auth");
+        assert!(a.admin_open() && a.authorize_admin(None).is_ok());
+        let required = AuthConfig { mode: AuthMode::Required, ..open };
+        let (b, _) = Auth::load(&required, dir.path()).expect("auth");
+        assert!(!b.admin_open() && b.authorize_admin(None).is_err());
     }
 
     #[test]

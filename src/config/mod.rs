@@ -10,11 +10,13 @@ use serde::Deserialize;
 use thiserror::Error;
 
 mod auth;
+mod limits;
 mod ops;
 mod stream;
 mod webrtc;
 
 pub use auth::{AuthConfig, AuthMode};
+pub use limits::ConnLimits;
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use stream::{
     AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoCodec, VideoSource,
@@ -30,6 +32,12 @@ pub enum ConfigError {
     Load(#[from] config::ConfigError),
     #[error("invalid configuration: `{key}` = {value}: {allowed}")]
     Invalid { key: String, value: String, allowed: String },
+}
+
+/// `http(s)://host[:port]`: a scheme and authority, nothing after.
+fn is_origin(o: &str) -> bool {
+    let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+    rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@']))
 }
 
 fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> ConfigError {
@@ -90,6 +98,8 @@ pub struct ServerConfig {
     pub public_readyz: bool,
     /// A request that is not complete (body included) and answered within this many seconds gets 408.
     pub request_timeout_s: u32,
+    /// Connections: header and idle timeouts, how many in total and per client, HTTP/2 streams.
+    pub limits: ConnLimits,
 }
 
 impl Default for ServerConfig {
@@ -104,6 +114,7 @@ impl Default for ServerConfig {
             public_host: None,
             public_readyz: false,
             request_timeout_s: 30,
+            limits: ConnLimits::default(),
         }
     }
 }
@@ -149,6 +160,7 @@ impl Config {
                 .list_separator(",")
                 .with_list_parse_key("server.cors_origins")
                 .with_list_parse_key("webrtc.advertise")
+                .with_list_parse_key("auth.push_allow")
                 .source(Some(env_map)),
         );
         let cfg: Config = builder.build()?.try_deserialize()?;
@@ -178,13 +190,22 @@ impl Config {
         if !(1..=600).contains(&s.request_timeout_s) {
             return Err(invalid("server.request_timeout_s", s.request_timeout_s, "1 to 600 seconds"));
         }
+        s.limits.validate()?;
         for (i, o) in s.cors_origins.iter().enumerate() {
-            let ok = o == "*" || ((o.starts_with("http://") || o.starts_with("https://")) && !o.ends_with('/'));
-            if !ok {
+            if !(o == "*" || is_origin(o)) {
                 return Err(invalid(
                     format!("server.cors_origins[{i}]"),
                     o,
                     "`*` or an origin like https://example.com (scheme and host, no path)",
+                ));
+            }
+        }
+        for (i, o) in self.auth.push_allow.iter().enumerate() {
+            if !is_origin(o) {
+                return Err(invalid(
+                    format!("auth.push_allow[{i}]"),
+                    o,
+                    "an origin like https://sfu.example.com or http://198.18.0.5:8080 (scheme, host, port; no path)",
                 ));
             }
         }
@@ -232,6 +253,47 @@ mod tests {
         assert_eq!(cfg.streams[0].source, VideoSource::Test);
         assert_eq!(cfg.listen_addr().port(), 8443);
         assert!(!cfg.server.plain_http);
+    }
+
+    #[test]
+    fn the_printed_configuration_has_no_secret() {
+        let toml = r#"
+            [auth]
+            admin_token = "admin-secret-0123456789"
+            push_allow = ["https://sfu.example.com"]
+            [metrics]
+            token = "metrics-secret-0123456789"
+            [[webrtc.ice_servers]]
+            urls = ["turn:198.18.0.1:3478"]
+            username = "u"
+            credential = "turn-credential-secret"
+            [[webrtc.ice_servers]]
+            urls = ["turn:198.18.0.2:3478"]
+            secret = "turn-shared-secret"
+            [[streams]]
+            name = "main"
+            [[streams.push]]
+            url = "https://sfu.example.com/whip"
+            token = "push-secret-0123456789"
+        "#;
+        let printed = format!("{:#?}", load_toml(toml, &[]).expect("valid"));
+        for secret in ["admin-secret", "metrics-secret", "turn-credential-secret", "turn-shared-secret", "push-secret"] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(printed.contains("https://sfu.example.com/whip"), "the rest is printed");
+    }
+
+    #[test]
+    fn limits_and_push_origins_are_checked() {
+        assert!(err_text(load_toml("[server.limits]\nheader_timeout_s = 0\n", &[])).contains("server.limits.header_timeout_s"));
+        let toml = "[server.limits]\nmax_connections = 10\nmax_connections_per_client = 11\n";
+        assert!(err_text(load_toml(toml, &[])).contains("max_connections_per_client"));
+        for bad in ["sfu.example.com", "https://sfu.example.com/whip", "ftp://x", "https://"] {
+            let toml = format!("[auth]\npush_allow = [\"{bad}\"]\n");
+            assert!(err_text(load_toml(&toml, &[])).contains("auth.push_allow[0]"), "{bad}");
+        }
+        let cfg = load_toml("", &[("GLASSCAST__AUTH__PUSH_ALLOW", "https://a.example,http://198.18.0.5:8080")]).expect("valid");
+        assert_eq!(cfg.auth.push_allow, ["https://a.example", "http://198.18.0.5:8080"]);
     }
 
     #[test]

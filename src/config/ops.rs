@@ -64,7 +64,7 @@ impl TryFrom<String> for LogFormat {
 
 /// The Prometheus scrape endpoint: its own plain-HTTP listener, so it can stay on localhost (or an internal
 /// network) while the player and WHEP face the users.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub enabled: bool,
@@ -74,6 +74,18 @@ pub struct MetricsConfig {
     /// token (then keep `listen` on localhost or a trusted network).
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+}
+
+/// `check-config` prints the configuration: never the token.
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("listen", &self.listen)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 impl Default for MetricsConfig {

@@ -275,7 +275,7 @@ pub struct StreamConfig {
 }
 
 /// `[[streams.push]]`: a WHIP endpoint and the bearer token it wants (or the file holding it).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushConfig {
     pub url: String,
@@ -283,6 +283,17 @@ pub struct PushConfig {
     pub token: Option<String>,
     #[serde(default)]
     pub token_file: Option<std::path::PathBuf>,
+}
+
+/// `check-config` prints the configuration: never the token.
+impl std::fmt::Debug for PushConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushConfig")
+            .field("url", &self.url)
+            .field("token", &self.token.as_ref().map(|_| "(hidden)"))
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 impl PushConfig {

@@ -122,7 +122,7 @@ struct PushBody {
 }
 
 /// Pushes a stream to a WHIP endpoint too (an SFU, a CDN, another glasscast), from its encoder, retrying
-/// with backoff until the stream stops; its state shows in `/readyz` and the metrics. Not kept across
+/// with backoff until the stream stops. Only to an origin in `auth.push_allow` (else 403); its state shows in `/readyz` and the metrics. Not kept across
 /// restarts: put it in the configuration (`[[streams.push]]`) for that.
 #[utoipa::path(post, path = "/api/v1/streams/{name}/push", security(("bearer" = [])),
     params(("name" = String, Path, description = "the stream's name")),
@@ -140,6 +140,15 @@ async fn push_stream(
     let body = read_body(body)?;
     whep::require_content_type(&headers, "application/json")?;
     let body: PushBody = serde_json::from_slice(&body).map_err(|e| bad_request("malformed-json", e.to_string()))?;
+    let origin = super::origin_of(&body.url)
+        .ok_or_else(|| bad_request("bad-url", format!("`{}` is not an http:// or https:// URL", body.url)))?;
+    if !st.push_allow.contains(&origin) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "push-not-allowed",
+            format!("pushing to {origin} is not allowed: add it to auth.push_allow in the configuration"),
+        ));
+    }
     st.sessions.push(&name, body.url, body.token).await?;
     Ok(StatusCode::ACCEPTED)
 }

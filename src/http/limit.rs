@@ -24,7 +24,7 @@ pub struct FailureLimiter {
 }
 
 /// The address a client is counted under.
-fn key(ip: IpAddr) -> IpAddr {
+pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),
@@ -50,7 +50,7 @@ impl FailureLimiter {
 
     /// `Some(wait)` while `ip` has used up its failures: how long until it may try again.
     pub fn blocked(&self, ip: Option<IpAddr>, now: Instant) -> Option<Duration> {
-        let ip = key(ip?);
+        let ip = client_key(ip?);
         if self.burst == 0.0 {
             return None;
         }
@@ -65,7 +65,7 @@ impl FailureLimiter {
 
     /// Counts one refused token from `ip`.
     pub fn failed(&self, ip: Option<IpAddr>, now: Instant) {
-        let Some(ip) = ip.map(key) else { return };
+        let Some(ip) = ip.map(client_key) else { return };
         if self.burst == 0.0 {
             return;
         }

@@ -4,6 +4,7 @@
 //! ([`crate::session::Sessions`]) and turn its errors into `application/problem+json`.
 
 pub mod api;
+pub mod conn;
 pub mod limit;
 pub mod metrics;
 pub mod ops;
@@ -48,6 +49,8 @@ pub struct AppState {
     pub public_readyz: bool,
     /// A request (body included) that takes longer gets 408.
     pub request_timeout: Duration,
+    /// Origins the admin API may push to (`auth.push_allow`), as `Url::origin` writes them.
+    pub push_allow: Arc<Vec<String>>,
 }
 
 impl AppState {
@@ -60,8 +63,16 @@ impl AppState {
             limiter: Arc::new(limit::FailureLimiter::new(cfg.auth.failures_burst, cfg.auth.failures_per_minute)),
             public_readyz: cfg.server.public_readyz,
             request_timeout: Duration::from_secs(cfg.server.request_timeout_s.into()),
+            push_allow: Arc::new(cfg.auth.push_allow.iter().filter_map(|o| origin_of(o)).collect()),
         }
     }
+}
+
+/// `url`'s origin (`https://host` without a default port, `http://host:8080`), `None` when it is no http(s)
+/// URL with a host.
+pub fn origin_of(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    (matches!(u.scheme(), "http" | "https") && u.host().is_some()).then(|| u.origin().ascii_serialization())
 }
 
 /// How long a refused credential waits before its answer (slows down guessing; a token is never logged).
@@ -182,6 +193,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, timeout))
         // Outside the timeout, so a 408 gets its problem body too.
         .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(close_after_refused_body))
         .layer(TraceLayer::new_for_http())
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
@@ -218,6 +230,26 @@ async fn method_not_allowed(req: Request) -> ApiError {
         "method-not-allowed",
         format!("{} is not allowed on {}", req.method(), req.uri().path()),
     )
+}
+
+/// An error answer to an HTTP/1 request that came with a body may leave some of that body unread (a 413
+/// stops reading at the limit, a 415 or 401 never starts): hyper then closes the connection after the
+/// answer, and a client that pools connections (aiohttp) would send its next request into the closed one.
+/// `Connection: close` tells it so. HTTP/2 streams end on their own.
+async fn close_after_refused_body(req: Request, next: Next) -> Response {
+    let h1 = req.version() <= axum::http::Version::HTTP_11;
+    let had_body = req.headers().contains_key(header::TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+            .is_some_and(|n| n > 0);
+    let mut resp = next.run(req).await;
+    let status = resp.status();
+    if h1 && had_body && (status.is_client_error() || status.is_server_error()) {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
 }
 
 /// Errors produced by layers (timeouts, body limits) come without a body; give them a problem body too.

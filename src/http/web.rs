@@ -41,11 +41,17 @@ pub async fn index(State(st): State<AppState>) -> Response {
 }
 
 /// `GET /streams`: the streams the caller's token may watch (a viewer token: its stream, or all for `*`;
-/// the admin token or access control off: all), for the stream list page.
+/// the admin token or access control off: all), for the stream list page. A publish token watches nothing
+/// and lists nothing (403).
 #[utoipa::path(get, path = "/streams", security(("bearer" = [])),
-    responses((status = 200, body = [StreamInfo]), (status = 401)))]
+    responses((status = 200, body = [StreamInfo]), (status = 401), (status = 403)))]
 pub async fn streams(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
-    let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
+    let grant = caller
+        .check(&st, |h| match st.auth.authenticate(h)? {
+            crate::auth::Grant::Viewer(v) if v.publish => Err(crate::auth::AuthError::PublishOnly),
+            grant => Ok(grant),
+        })
+        .await?;
     let visible: Vec<StreamInfo> =
         st.sessions.streams().await.into_iter().filter(|s| grant.covers(s.name.as_str())).collect();
     Ok(Json(visible).into_response())

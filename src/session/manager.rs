@@ -101,6 +101,9 @@ struct Manager {
     /// WHIP publishers, and the streams with one being negotiated.
     publishers: HashMap<SessionId, publishers::PublisherSession>,
     publishing: HashSet<StreamName>,
+    /// Viewer sessions being negotiated per token id: they count against the token's `max_sessions` from
+    /// the POST on, so concurrent POSTs cannot exceed it.
+    negotiating: HashMap<String, usize>,
     done_tx: mpsc::UnboundedSender<Done>,
     /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
     connect_timeout: std::time::Duration,
@@ -140,6 +143,7 @@ pub fn spawn(
         sessions: HashMap::new(),
         publishers: HashMap::new(),
         publishing: HashSet::new(),
+        negotiating: HashMap::new(),
         done_tx,
         connect_timeout,
         auth,
@@ -302,6 +306,12 @@ impl Manager {
         }
     }
 
+    /// Sessions of token `token_id`: live ones and those being negotiated.
+    fn sessions_of(&self, token_id: &str) -> usize {
+        let live = self.sessions.values().filter(|s| s.owner.token_id() == Some(token_id)).count();
+        live + self.negotiating.get(token_id).copied().unwrap_or(0)
+    }
+
     fn viewers_of(&self, stream: &StreamName) -> usize {
         self.sessions.values().filter(|s| &s.stream == stream).count()
     }
@@ -320,8 +330,7 @@ impl Manager {
         };
         if let Grant::Viewer(v) = &grant
             && let Some(max) = v.max_sessions
-            && self.sessions.values().filter(|s| s.owner.token_id() == Some(v.token_id.as_str())).count()
-                >= max as usize
+            && self.sessions_of(&v.token_id) >= max as usize
         {
             let _ = reply.send(Err(SessionError::TokenSessionLimit(max)));
             return;
@@ -343,6 +352,9 @@ impl Manager {
             return;
         }
         entry.pending += 1;
+        if let Some(token) = grant.token_id() {
+            *self.negotiating.entry(token.to_owned()).or_insert(0) += 1;
+        }
         let pipeline = entry.pipeline.clone();
         let id = SessionId::random();
         let done = self.done_tx.clone();
@@ -385,6 +397,14 @@ impl Manager {
             Done::Negotiated { stream, id, grant, client, posted, result, reply } => {
                 if let Some(entry) = self.streams.get_mut(&stream) {
                     entry.pending = entry.pending.saturating_sub(1);
+                }
+                if let Some(token) = grant.token_id()
+                    && let Some(n) = self.negotiating.get_mut(token)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.negotiating.remove(token);
+                    }
                 }
                 match result {
                     Ok((viewer, answer)) => {

@@ -106,7 +106,16 @@ pub fn auth_failure(reason: &'static str) {
     counter!("glasscast_auth_failures_total", "reason" => reason).increment(1);
 }
 
+/// A connection closed at accept: over the `total` or `per-client` limit (`server.limits`).
+pub fn connection_refused(limit: &'static str) {
+    counter!("glasscast_http_connections_refused_total", "limit" => limit).increment(1);
+}
+
 fn describe() {
+    describe_counter!(
+        "glasscast_http_connections_refused_total",
+        "Connections closed at accept for being over server.limits, by limit (total, per-client)"
+    );
     describe_gauge!("glasscast_build_info", "1, labelled with the running version");
     describe_gauge!("glasscast_stream_state", "1 for the stream's current state (starting, playing, failed, stopped)");
     describe_gauge!("glasscast_stream_producing", "1 while the stream encodes frames (its readiness)");

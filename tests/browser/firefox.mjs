@@ -6,11 +6,12 @@
 // OpenH264 plugin is disabled, as on an offline or air-gapped appliance: Firefox then offers VP8/VP9/AV1 and
 // no H.264. Waits (up to 30 s) for >= 20 rendered frames at the expected size, opens the stats overlay
 // (key "s") and waits for numbers in it, checks the audio track is live, and saves a screenshot. Then the
-// controls: a reconnect after the server ends the session (admin API, so the stream's access control must
-// be off: a new POST, frames again), Unmute (the video is unmuted after) and Fullscreen (the page is
+// controls: an ICE restart (the PATCH path; Firefox moves to new ports: >= 30 frames within 4 s after it), a
+// reconnect after the server ends the session (admin API with ADMIN_TOKEN; the stream's access control must
+// be off, as the page has no link token: a new POST, frames again), Unmute (the video is unmuted after) and Fullscreen (the page is
 // fullscreen, then not). Prints one line of JSON: {ok, frames, width, height, codec, audio, stats, controls,
 // failed?}.
-// Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr).
+// Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr); ADMIN_TOKEN = the server's admin token.
 import puppeteer from 'puppeteer-core';
 import { sleep, waitPlaying } from './player.mjs';
 
@@ -63,8 +64,10 @@ async function controls(page) {
   if (!seen.iceRestart.playing) fail(`iceRestart: fewer than 30 frames in the 4 s after it (${(await frames(page)) - atRestart})`);
   // The server ends the session; the player connects again by itself.
   const origin = new URL(url).origin;
-  const sessions = await (await fetch(`${origin}/api/v1/sessions`)).json();
-  for (const s of sessions) await fetch(`${origin}/api/v1/sessions/${s.id}`, { method: 'DELETE' });
+  const admin = { headers: { authorization: `Bearer ${process.env.ADMIN_TOKEN}` } };
+  const sessions = await (await fetch(`${origin}/api/v1/sessions`, admin)).json();
+  if (!Array.isArray(sessions)) fail(`the admin API's session list: ${JSON.stringify(sessions)}`);
+  for (const s of sessions) await fetch(`${origin}/api/v1/sessions/${s.id}`, { method: 'DELETE', ...admin });
   seen.kicked = sessions.length;
   const reconnected = await until(() => page.evaluate(() => window.glasscast.connects >= 2 && window.glasscast.attempts >= 2), 20_000);
   const after = await frames(page);

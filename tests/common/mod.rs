@@ -163,6 +163,17 @@ impl TestServer {
         self.server.sessions.viewer(id).await.is_none()
     }
 
+    /// The admin token (with access control disabled too, the admin API needs it).
+    pub fn admin_token(&self) -> String {
+        use glasscast::auth::AdminTokenSource;
+        match &self.server.admin_token {
+            AdminTokenSource::Generated(path) | AdminTokenSource::File(path) => {
+                std::fs::read_to_string(path).expect("admin token file").trim().to_owned()
+            }
+            AdminTokenSource::Config => admin::ADMIN.to_owned(),
+        }
+    }
+
     pub async fn shutdown(self) {
         self.server.shutdown().await;
     }

@@ -143,7 +143,17 @@ impl Drop for HomeRouter {
 
 /// `GET url` (TLS unchecked) with curl from namespace `ns`, as JSON (`Null` when it is not).
 pub fn curl_json(ns: &str, url: &str) -> serde_json::Value {
-    let out = Command::new("ip").args(["netns", "exec", ns, "curl", "-sk", url]).output().expect("curl runs");
+    curl_json_with(ns, url, None)
+}
+
+/// [`curl_json`] with `Authorization: Bearer <token>`.
+pub fn curl_json_with(ns: &str, url: &str, token: Option<&str>) -> serde_json::Value {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns, "curl", "-sk", url]);
+    if let Some(t) = token {
+        cmd.args(["-H", &format!("Authorization: Bearer {t}")]);
+    }
+    let out = cmd.output().expect("curl runs");
     serde_json::from_slice(&out.stdout).unwrap_or_default()
 }
 
@@ -215,6 +225,12 @@ impl Glasscast {
             .spawn()
             .expect("glasscast starts");
         Self { child, _dir: dir }
+    }
+
+    /// Its admin token (generated into its state directory at start).
+    pub fn admin_token(&self) -> String {
+        let path = self._dir.path().join("state/auth/admin_token");
+        std::fs::read_to_string(path).expect("admin token").trim().to_owned()
     }
 
     /// Its configuration file.

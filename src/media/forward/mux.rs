@@ -27,6 +27,7 @@ use super::StreamSlot;
 pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
+use super::route::Routes;
 use super::tcp::{self, TcpMux};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
@@ -151,7 +152,7 @@ struct Mux {
     events: UnboundedSender<MediaEvent>,
     streams: HashMap<StreamSlot, StreamEntry>,
     peers: HashMap<SessionId, Peer>,
-    by_source: HashMap<SocketAddr, SessionId>,
+    routes: Routes,
     next_loss_report: Instant,
     lag: Arc<SendLag>,
     relay: Option<Relay>,
@@ -203,7 +204,7 @@ pub(crate) fn spawn(
         events,
         streams: HashMap::new(),
         peers: HashMap::new(),
-        by_source: HashMap::new(),
+        routes: Routes::default(),
         next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
         lag,
         relay: None,
@@ -322,8 +323,9 @@ impl Mux {
                     };
                     self.streams.insert(slot, entry);
                 }
-                Ok(Cmd::Add(peer)) => {
+                Ok(Cmd::Add(mut peer)) => {
                     let id = peer.id;
+                    self.routes.set_ufrag(id, peer.local_ufrag());
                     self.peers.insert(id, *peer);
                     // Kick it: str0m does its first timer work now.
                     self.drive(id, |p, send, ev| p.on_timeout(Instant::now(), send, ev));
@@ -337,7 +339,7 @@ impl Mux {
                             relay: self.relay.as_mut(),
                         };
                         p.close(&mut |t| net.send(t));
-                        self.by_source.retain(|_, v| *v != id);
+                        self.routes.remove(id);
                         tracing::debug!(session = %id, "forwarded viewer removed");
                     }
                 }
@@ -348,7 +350,9 @@ impl Mux {
                 }
                 Ok(Cmd::Restart { id, local, remote }) => {
                     if let Some(p) = self.peers.get_mut(&id) {
+                        let ufrag = local.ufrag.clone();
                         p.restart_ice(local, remote);
+                        self.routes.set_ufrag(id, ufrag);
                     }
                 }
                 Ok(Cmd::Socket(addr, mut socket)) => {
@@ -407,7 +411,7 @@ impl Mux {
                 }
                 PeerEvent::Ended(why) => {
                     if self.peers.remove(&id).is_some() {
-                        self.by_source.retain(|_, v| *v != id);
+                        self.routes.remove(id);
                         if let Some(stream) = stream {
                             let _ = self.events.send(MediaEvent::ViewerEnded { stream, id, why });
                         }
@@ -431,10 +435,11 @@ impl Mux {
                 // e.g. an ICMP error queued on the socket: nothing more to read now.
                 Err(_) => return,
             };
-            let Some(receive) = receive(Protocol::Udp, source, local, &buf[..n]) else {
+            let datagram = &buf[..n];
+            let Some(receive) = receive(Protocol::Udp, source, local, datagram) else {
                 continue;
             };
-            self.route(Input::Receive(Instant::now(), receive), source);
+            self.route(Input::Receive(Instant::now(), receive), source, datagram);
         }
     }
 
@@ -451,7 +456,7 @@ impl Mux {
         self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
         for (local, remote, f) in frames {
             if let Some(receive) = receive(Protocol::Tcp, remote, local, &f) {
-                self.route(Input::Receive(now, receive), remote);
+                self.route(Input::Receive(now, receive), remote, &f);
             }
         }
     }
@@ -506,21 +511,22 @@ impl Mux {
         relay.on_readable(buf, now, &mut |peer, relayed, data| got.push((peer, relayed, data.to_vec())));
         for (peer, relayed, data) in got {
             if let Some(receive) = receive(Protocol::Udp, peer, relayed, &data) {
-                self.route(Input::Receive(now, receive), peer);
+                self.route(Input::Receive(now, receive), peer, &data);
             }
         }
     }
 
-    /// Gives `input` from `source` to the peer last seen there, or to the one whose `Rtc` accepts it.
-    fn route(&mut self, input: Input, source: SocketAddr) {
-        let known =
-            self.by_source.get(&source).copied().filter(|id| self.peers.get(id).is_some_and(|p| p.accepts(&input)));
-        let id = match known {
+    /// Gives `input` (datagram `buf`) from `source` to the peer last seen there, or, for an ICE check from a
+    /// new address, to the peer its username names ([`Routes`]), if that peer's `Rtc` accepts it. Anything
+    /// else is dropped without asking any peer.
+    fn route(&mut self, input: Input, source: SocketAddr, buf: &[u8]) {
+        let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
+        let id = match self.routes.known(&source).filter(accepts) {
             Some(id) => id,
-            None => match self.peers.iter().find(|(_, p)| p.accepts(&input)) {
-                Some((id, _)) => {
-                    self.by_source.insert(source, *id);
-                    *id
+            None => match self.routes.checked_by(buf).filter(accepts) {
+                Some(id) => {
+                    self.routes.learn(source, id);
+                    id
                 }
                 None => return,
             },

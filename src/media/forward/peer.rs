@@ -189,6 +189,11 @@ impl Peer {
         Ok((peer, answer))
     }
 
+    /// Our ICE username fragment: the first half of the USERNAME in the client's checks.
+    pub fn local_ufrag(&mut self) -> String {
+        self.rtc.direct_api().local_ice_credentials().ufrag
+    }
+
     /// Which encoding of the stream this viewer gets.
     pub fn video_track(&self) -> Track {
         self.video_track

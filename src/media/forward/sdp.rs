@@ -105,9 +105,17 @@ pub(super) fn restart_offer(offer: &str, ufrag: &str, pwd: &str) -> String {
     out
 }
 
+/// `sdp` for a log line: ICE passwords hidden (with the ufrag they answer STUN checks as the session).
+pub(super) fn redacted(sdp: &str) -> String {
+    sdp.lines()
+        .map(|l| if l.starts_with("a=ice-pwd:") { "a=ice-pwd:(hidden)" } else { l.trim_end_matches('\r') })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
 #[cfg(test)]
 mod tests {
-    use super::{normalize_offer, one_media_stream, only_candidates, restart_offer};
+    use super::{normalize_offer, one_media_stream, only_candidates, redacted, restart_offer};
 
     #[test]
     fn only_announced_candidates_stay_in_the_answer() {
@@ -155,5 +163,10 @@ mod tests {
             restart_offer(offer, "new", "newpwd"),
             "v=0\r\na=ice-ufrag:new\r\nm=audio 9 X 111\r\na=ice-ufrag:new\r\na=ice-pwd:newpwd\r\na=mid:0\r\n"
         );
+    }
+
+    #[test]
+    fn a_logged_sdp_has_no_ice_password() {
+        assert_eq!(redacted("v=0\r\na=ice-ufrag:u\r\na=ice-pwd:secretpwd\r\n"), "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:(hidden)");
     }
 }
