@@ -174,28 +174,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         let addr = listener.local_addr()?;
         let service = app.into_make_service_with_connect_info::<SocketAddr>();
-        let limits = &cfg.server.limits;
-        let (task, tls) = if cfg.server.plain_http {
-            let mut server = axum_server::from_tcp(listener)?
-                .handle(handle.clone())
-                .acceptor(http::conn::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits));
-            http::conn::configure(server.http_builder(), limits);
-            (tokio::spawn(server.serve(service)), None)
-        } else {
-            let material = tls::load_or_create(&cfg.server)?;
-            let info = TlsInfo {
-                fingerprint: material.fingerprint.clone(),
-                spki_sha256: material.spki_sha256.clone(),
-                self_signed: material.self_signed,
-                cert_path: material.cert_path.clone(),
-            };
-            let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
-            let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?
-                .handle(handle.clone())
-                .map(|tls| tls.acceptor(http::conn::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits)));
-            http::conn::configure(server.http_builder(), limits);
-            (tokio::spawn(server.serve(service)), Some(info))
-        };
+        let (task, tls) = serve_http(cfg, listener, service, handle.clone())?;
         Ok(Self { addr, metrics_addr, sessions, tls, forward, auth, admin_token, supervisors, handle, task })
     }
 
@@ -228,6 +207,37 @@ impl Server {
         self.shutdown().await;
         Ok(())
     }
+}
+
+/// Serves `service` on `listener`: HTTPS (the configured or self-signed certificate) or plain HTTP, either
+/// way within `[server.limits]` (http::conn). Returns the serving task and, for HTTPS, the certificate's
+/// description.
+fn serve_http(
+    cfg: &Config,
+    listener: std::net::TcpListener,
+    service: axum::extract::connect_info::IntoMakeServiceWithConnectInfo<axum::Router, SocketAddr>,
+    handle: axum_server::Handle<SocketAddr>,
+) -> anyhow::Result<(tokio::task::JoinHandle<std::io::Result<()>>, Option<TlsInfo>)> {
+    let limits = &cfg.server.limits;
+    let acceptor = http::conn::LimitAcceptor::new(axum_server::accept::DefaultAcceptor, limits);
+    if cfg.server.plain_http {
+        let mut server = axum_server::from_tcp(listener)?.handle(handle).acceptor(acceptor);
+        http::conn::configure(server.http_builder(), limits);
+        return Ok((tokio::spawn(server.serve(service)), None));
+    }
+    let material = tls::load_or_create(&cfg.server)?;
+    let info = TlsInfo {
+        fingerprint: material.fingerprint.clone(),
+        spki_sha256: material.spki_sha256.clone(),
+        self_signed: material.self_signed,
+        cert_path: material.cert_path.clone(),
+    };
+    let rustls_cfg = axum_server::tls_rustls::RustlsConfig::from_config(material.config);
+    let mut server = axum_server::tls_rustls::from_tcp_rustls(listener, rustls_cfg)?
+        .handle(handle)
+        .map(|tls| tls.acceptor(acceptor));
+    http::conn::configure(server.http_builder(), limits);
+    Ok((tokio::spawn(server.serve(service)), Some(info)))
 }
 
 /// Binds `[metrics] listen` and serves `GET /metrics` there (plain HTTP), shut down with the main listener.

@@ -232,8 +232,8 @@ async fn watching_without_a_token_does_not_open_the_admin_api() {
 /// use, a LAN device) gets 403 naming the setting, a URL that is not http(s) 400; the allowed origin 202.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushes_go_only_where_push_allow_says() {
-    let srv = start_auth_with(Transport::Forward, |cfg| cfg.auth.push_allow = vec!["http://198.18.0.9:8080".into()])
-        .await;
+    let srv =
+        start_auth_with(Transport::Forward, |cfg| cfg.auth.push_allow = vec!["http://198.18.0.9:8080".into()]).await;
     let push = |url: &'static str| {
         let srv = &srv;
         async move {
@@ -262,7 +262,8 @@ async fn pushes_go_only_where_push_allow_says() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publish_token_lists_no_streams() {
     let srv = start_auth_with(Transport::Forward, |_| {}).await;
-    let publish = issue(&srv, json!({ "stream": "main", "publish": true })).await["token"].as_str().expect("t").to_owned();
+    let publish =
+        issue(&srv, json!({ "stream": "main", "publish": true })).await["token"].as_str().expect("t").to_owned();
     let r = srv.http.get(format!("{}/streams", srv.base)).bearer_auth(&publish).send().await.expect("get");
     assert_eq!(r.status(), 403);
     let viewer = issue(&srv, json!({ "stream": "main" })).await["token"].as_str().expect("t").to_owned();
@@ -276,7 +277,8 @@ async fn a_publish_token_lists_no_streams() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn max_sessions_holds_against_concurrent_posts() {
     let srv = start_auth_with(Transport::Forward, |_| {}).await;
-    let token = issue(&srv, json!({ "stream": "main", "max_sessions": 2 })).await["token"].as_str().expect("t").to_owned();
+    let token =
+        issue(&srv, json!({ "stream": "main", "max_sessions": 2 })).await["token"].as_str().expect("t").to_owned();
     let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
     let posts = (0..8).map(|_| srv.post_offer_with("main", &offer, Some(&token)));
     let statuses: Vec<u16> = futures::future::join_all(posts).await.iter().map(|r| r.status().as_u16()).collect();

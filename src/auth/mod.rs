@@ -509,7 +509,12 @@ mod tests {
     fn open_admin_api_opens_it_only_with_auth_disabled() {
         let dir = tempfile::tempdir().expect("tempdir");
         let secret = Some("admin-secret-0123456789".to_owned());
-        let open = AuthConfig { mode: AuthMode::Disabled, open_admin_api: true, admin_token: secret.clone(), ..AuthConfig::default() };
+        let open = AuthConfig {
+            mode: AuthMode::Disabled,
+            open_admin_api: true,
+            admin_token: secret.clone(),
+            ..AuthConfig::default()
+        };
         let (a, _) = Auth::load(&open, dir.path()).expect("auth");
         assert!(a.admin_open() && a.authorize_admin(None).is_ok());
         let required = AuthConfig { mode: AuthMode::Required, ..open };

@@ -277,7 +277,8 @@ mod tests {
             token = "push-secret-0123456789"
         "#;
         let printed = format!("{:#?}", load_toml(toml, &[]).expect("valid"));
-        for secret in ["admin-secret", "metrics-secret", "turn-credential-secret", "turn-shared-secret", "push-secret"] {
+        for secret in ["admin-secret", "metrics-secret", "turn-credential-secret", "turn-shared-secret", "push-secret"]
+        {
             assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
         }
         assert!(printed.contains("https://sfu.example.com/whip"), "the rest is printed");
@@ -285,14 +286,18 @@ mod tests {
 
     #[test]
     fn limits_and_push_origins_are_checked() {
-        assert!(err_text(load_toml("[server.limits]\nheader_timeout_s = 0\n", &[])).contains("server.limits.header_timeout_s"));
+        assert!(
+            err_text(load_toml("[server.limits]\nheader_timeout_s = 0\n", &[]))
+                .contains("server.limits.header_timeout_s")
+        );
         let toml = "[server.limits]\nmax_connections = 10\nmax_connections_per_client = 11\n";
         assert!(err_text(load_toml(toml, &[])).contains("max_connections_per_client"));
         for bad in ["sfu.example.com", "https://sfu.example.com/whip", "ftp://x", "https://"] {
             let toml = format!("[auth]\npush_allow = [\"{bad}\"]\n");
             assert!(err_text(load_toml(&toml, &[])).contains("auth.push_allow[0]"), "{bad}");
         }
-        let cfg = load_toml("", &[("GLASSCAST__AUTH__PUSH_ALLOW", "https://a.example,http://198.18.0.5:8080")]).expect("valid");
+        let cfg = load_toml("", &[("GLASSCAST__AUTH__PUSH_ALLOW", "https://a.example,http://198.18.0.5:8080")])
+            .expect("valid");
         assert_eq!(cfg.auth.push_allow, ["https://a.example", "http://198.18.0.5:8080"]);
     }
 

@@ -575,7 +575,12 @@ impl Manager {
         let counts =
             |s: &&StreamReadiness| self.streams.get(&s.name).is_some_and(|e| e.cfg.source != VideoSource::Whip);
         let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status);
-        Readiness { ready: streams.iter().filter(counts).all(|s| s.ready), streams, relay }
+        let mux = self.forward.as_ref().map(|f| {
+            let (alive, age) = f.mux_liveness();
+            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64 }
+        });
+        let ready = streams.iter().filter(counts).all(|s| s.ready) && mux.as_ref().is_none_or(|m| m.alive);
+        Readiness { ready, streams, relay, mux }
     }
 
     async fn shutdown(&mut self) {

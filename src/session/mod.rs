@@ -150,6 +150,17 @@ pub struct Readiness {
     /// failed (why; tried again every 30 s). It does not make the server unready: LAN viewers still play.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<crate::media::forward::RelayStatus>,
+    /// The forwarding transport's media thread (`None` on the webrtcbin transport). Not alive (it stopped,
+    /// or its loop has not gone round for 5 s): the server is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mux: Option<MuxReadiness>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MuxReadiness {
+    pub alive: bool,
+    /// Since its loop last went round (it does at least once a second), ms.
+    pub last_loop_ms: u64,
 }
 
 pub(crate) enum Command {
@@ -289,6 +300,7 @@ impl Sessions {
             ready: false,
             streams: Vec::new(),
             relay: None,
+            mux: None,
         })
     }
 

@@ -8,7 +8,7 @@
 // (/readyz). Page B then opens the player offering VP8 only (setCodecPreferences), plays >= 20 frames of VP8
 // and closes (the player's DELETE on pagehide ends its session); the script waits until /readyz shows no
 // VP8 encoding any more (it lingers a few seconds) and reads both counters again. Prints one line of JSON:
-// {ok, h264: {decoded, dropped, freezes, lost, codec}, encoded, vp8: {frames, codec}, vp8Stopped, failed?}
+// {ok, h264: {decoded, dropped, freezes, freeze_ms, lost, codec}, encoded, vp8: {frames, codec}, vp8Stopped, failed?}
 // where h264's numbers and `encoded` are what changed between the two reads. The caller judges them.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
 import { chromium } from 'playwright-core';
@@ -37,12 +37,13 @@ const stream = async () => {
 
 // Page `page`'s video receiver counters.
 const counters = (page) => page.evaluate(async () => {
-  const out = { decoded: 0, dropped: 0, freezes: 0, lost: 0, codec: null };
+  const out = { decoded: 0, dropped: 0, freezes: 0, freezeMs: 0, lost: 0, codec: null };
   const stats = await window.glasscast.pc.getStats();
   stats.forEach((s) => {
     if (s.type !== 'inbound-rtp' || (s.kind || s.mediaType) !== 'video') return;
     Object.assign(out, {
       decoded: s.framesDecoded || 0, dropped: s.framesDropped || 0, freezes: s.freezeCount || 0,
+      freezeMs: Math.round((s.totalFreezesDuration || 0) * 1000),
       lost: s.packetsLost || 0, codec: (stats.get(s.codecId) || {}).mimeType || null,
     });
   });
@@ -81,6 +82,7 @@ try {
   const [a1, s1] = [await counters(a), await stream()];
   out.h264 = {
     decoded: a1.decoded - a0.decoded, dropped: a1.dropped - a0.dropped, freezes: a1.freezes - a0.freezes,
+    freeze_ms: a1.freezeMs - a0.freezeMs,
     lost: a1.lost - a0.lost, codec: a1.codec,
   };
   out.encoded = s1.frames - s0.frames;

@@ -15,6 +15,7 @@
 //! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
 
 mod announce;
+mod liveness;
 mod mux;
 mod packet;
 mod peer;
@@ -82,7 +83,8 @@ struct Shared {
     full_ice: bool,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
-    lag: Arc<mux::SendLag>,
+    lag: Arc<liveness::SendLag>,
+    heartbeat: Arc<liveness::Heartbeat>,
 }
 
 /// Counters shared by a viewer's handle and the mux.
@@ -144,9 +146,11 @@ impl Forward {
         let tcp_listener =
             if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }, any_port) } else { None };
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
-        let lag = Arc::new(mux::SendLag::default());
+        let lag = Arc::new(liveness::SendLag::default());
+        let heartbeat = Arc::new(liveness::Heartbeat::default());
         let relay = relay::SharedStatus::default();
-        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, lag.clone(), relay.clone())?;
+        let health = (lag.clone(), heartbeat.clone());
+        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, health, relay.clone())?;
         tracing::info!(port, ?tcp_port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -163,8 +167,17 @@ impl Forward {
                 thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
                 lag,
+                heartbeat,
             }),
         })
+    }
+
+    /// Whether the mux thread runs and its loop went round in the last [`liveness::STUCK_AFTER`], and how
+    /// long ago it last did.
+    pub fn mux_liveness(&self) -> (bool, std::time::Duration) {
+        let age = self.shared.heartbeat.age();
+        let running = self.shared.thread.lock().expect("thread lock").as_ref().is_some_and(|t| !t.is_finished());
+        (running && age < liveness::STUCK_AFTER, age)
     }
 
     /// How long packets wait for the mux thread (ms, smoothed over ~100 packets); `None` before the first.

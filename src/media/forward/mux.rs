@@ -9,7 +9,6 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,6 +23,7 @@ use str0m::{Candidate, IceCreds, Input};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
+use super::liveness::{self, Heartbeat, SendLag};
 pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
@@ -155,38 +155,18 @@ struct Mux {
     routes: Routes,
     next_loss_report: Instant,
     lag: Arc<SendLag>,
+    heartbeat: Arc<Heartbeat>,
     relay: Option<Relay>,
     /// A relay whose connection could not even be opened, and when to try again.
     relay_retry: Option<(RelaySpec, Instant)>,
     relay_status: SharedStatus,
 }
 
-/// The time from a packet leaving its appsink to the mux taking it, smoothed (f64 ms bits; NaN: none yet).
-pub(crate) struct SendLag(AtomicU64);
-
-impl Default for SendLag {
-    fn default() -> Self {
-        Self(AtomicU64::new(f64::NAN.to_bits()))
-    }
-}
-
-impl SendLag {
-    pub fn ms(&self) -> Option<f64> {
-        Some(f64::from_bits(self.0.load(Ordering::Relaxed))).filter(|v| !v.is_nan())
-    }
-
-    fn add(&self, lag: Duration) {
-        let ms = lag.as_secs_f64() * 1000.0;
-        let smoothed = self.ms().map_or(ms, |old| old * 0.99 + ms * 0.01);
-        self.0.store(smoothed.to_bits(), Ordering::Relaxed);
-    }
-}
-
 pub(crate) fn spawn(
     mut sockets: Vec<(SocketAddr, UdpSocket)>,
     tcp_listener: Option<std::net::TcpListener>,
     events: UnboundedSender<MediaEvent>,
-    lag: Arc<SendLag>,
+    (lag, heartbeat): (Arc<SendLag>, Arc<Heartbeat>),
     relay_status: SharedStatus,
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
     let poll = Poll::new()?;
@@ -207,11 +187,13 @@ pub(crate) fn spawn(
         routes: Routes::default(),
         next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
         lag,
+        heartbeat,
         relay: None,
         relay_retry: None,
         relay_status,
     };
-    let thread = std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || mux.run())?;
+    let thread =
+        std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || liveness::run_guarded(|| mux.run()))?;
     Ok((MuxSender { tx, waker }, thread))
 }
 
@@ -269,8 +251,9 @@ impl Mux {
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
             let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_retry.as_ref().map(|r| r.1));
             let wake = self.peers.values().map(Peer::wake_at).chain(report).chain(relay).min();
-            let timeout = wake.map(|at| at.saturating_duration_since(Instant::now()));
-            if let Err(e) = self.poll.poll(&mut events, timeout)
+            let timeout = wake.map_or(liveness::MAX_IDLE, |at| at.saturating_duration_since(Instant::now()));
+            self.heartbeat.beat();
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout.min(liveness::MAX_IDLE)))
                 && e.kind() != ErrorKind::Interrupted
             {
                 tracing::error!(error = %e, "forwarding transport: poll failed");
@@ -324,6 +307,11 @@ impl Mux {
                     self.streams.insert(slot, entry);
                 }
                 Ok(Cmd::Add(mut peer)) => {
+                    match liveness::fault() {
+                        Some("mux-panic") => panic!("GLASSCAST_TEST_FAULT=mux-panic"),
+                        Some("mux-stall") => std::thread::park(),
+                        _ => {}
+                    }
                     let id = peer.id;
                     self.routes.set_ufrag(id, peer.local_ufrag());
                     self.peers.insert(id, *peer);

@@ -167,6 +167,9 @@ mod tests {
 
     #[test]
     fn a_logged_sdp_has_no_ice_password() {
-        assert_eq!(redacted("v=0\r\na=ice-ufrag:u\r\na=ice-pwd:secretpwd\r\n"), "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:(hidden)");
+        assert_eq!(
+            redacted("v=0\r\na=ice-ufrag:u\r\na=ice-pwd:secretpwd\r\n"),
+            "v=0\r\na=ice-ufrag:u\r\na=ice-pwd:(hidden)"
+        );
     }
 }
