@@ -77,7 +77,9 @@ impl From<SessionError> for ApiError {
                 Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
             }
             SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
-            SessionError::Overloaded { .. } => Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10),
+            SessionError::Overloaded { .. } | SessionError::Media(MediaError::Overloaded(_)) => {
+                Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10)
+            }
             SessionError::Media(MediaError::MalformedOffer(_)) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
             SessionError::Media(MediaError::NoUsableCodec(_)) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
             SessionError::Media(MediaError::Negotiation(_)) => {
@@ -163,6 +165,7 @@ mod tests {
             (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
             (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
             (SessionError::Media(MediaError::NotProducing), 409),
+            (SessionError::Media(MediaError::Overloaded("x".into())), 503),
             (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
             (SessionError::PreconditionRequired, 428),
             (SessionError::PreconditionFailed, 412),

@@ -96,6 +96,9 @@ pub enum MediaError {
     /// webrtcbin refused or timed out; the viewer's branch has been removed.
     #[error("WebRTC negotiation failed: {0}")]
     Negotiation(String),
+    /// Another viewer would make the encoding it needs worse for everyone on it (say why).
+    #[error("the stream is overloaded: {0}, so it takes no more viewers on that encoding until it recovers")]
+    Overloaded(String),
 }
 
 /// A viewer's connection as its transport sees it (for the admin API's session list, which shows it as is).

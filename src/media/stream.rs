@@ -18,7 +18,7 @@ use super::forward::{self, Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::vp8::{Vp8Encoding, Vp8Input, Vp8Lease, Vp8Params};
+use super::vp8::{Vp8Encoding, Vp8Input, Vp8Lease, Vp8Params, Vp8Status};
 use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_with, probe, source};
 use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
@@ -72,7 +72,7 @@ pub struct StreamHealth {
     /// WHIP pushes to other endpoints (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
-    pub vp8: Option<(bool, usize)>,
+    pub vp8: Option<Vp8Status>,
 }
 
 /// One WHIP push, as health and metrics show it.
@@ -470,7 +470,13 @@ impl StreamPipeline {
     fn vp8_lease(&self) -> Result<Vp8Lease, MediaError> {
         let inner = &self.inner;
         let why = match (&inner.forward, &inner.vp8) {
-            (_, Some(enc)) => return enc.lease().map_err(|e| MediaError::Negotiation(format!("{e:#}"))),
+            (_, Some(enc)) => {
+                if let Some(reason) = enc.overloaded() {
+                    tracing::warn!(stream = %inner.name, %reason, "overloaded: refusing a new VP8 viewer");
+                    return Err(MediaError::Overloaded(reason));
+                }
+                return enc.lease().map_err(|e| MediaError::Negotiation(format!("{e:#}")));
+            }
             (None, _) => "VP8 viewers (no H.264 in the offer) need webrtc.transport = \"forward\"",
             (Some(_), None) => "this stream's codecs are [\"h264\"]: the viewer needs H.264",
         };

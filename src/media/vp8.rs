@@ -26,6 +26,8 @@ use gstreamer::prelude::*;
 
 use super::congestion::{LossReport, RateControl};
 use super::forward::{Forward, StreamSlot};
+use super::keyframes::KeyframeCounters;
+use super::meter::FrameMeter;
 use crate::ids::StreamName;
 
 /// How long the encoder keeps running after its last viewer left (a reload or a reconnect reuses it).
@@ -47,6 +49,23 @@ pub struct Vp8Params {
 struct Branch {
     tee_pad: gst::Pad,
     elements: Vec<gst::Element>,
+    /// Encoded VP8 frames (the payloader's input) and keyframe requests of its viewers.
+    meter: Arc<FrameMeter>,
+    keyframes: Arc<KeyframeCounters>,
+}
+
+/// The VP8 encoding now (readiness, metrics, admission).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Vp8Status {
+    /// The encoder is in the pipeline.
+    pub running: bool,
+    pub viewers: usize,
+    /// Encoded frames per second while running (`None` in its first second).
+    pub fps: Option<f64>,
+    /// Keyframes its viewers asked for (joins, PLIs, FIRs) and those passed to the encoder (at most one per
+    /// 250 ms), since it last started.
+    pub keyframes_requested: u64,
+    pub keyframes_sent: u64,
 }
 
 #[derive(Default)]
@@ -104,10 +123,25 @@ impl Vp8Encoding {
         Arc::new(Self { name, pipeline, input, forward, slot, params, state: Mutex::default() })
     }
 
-    /// Whether the encoder is in the pipeline now, and how many viewers hold it.
-    pub fn status(&self) -> (bool, usize) {
-        let viewers = self.state.lock().expect("vp8 state lock").viewers;
-        (self.pipeline.by_name(&self.encoder_name()).is_some(), viewers)
+    /// Whether the encoder is in the pipeline now, how many viewers hold it, its rate and keyframes.
+    pub fn status(&self) -> Vp8Status {
+        use std::sync::atomic::Ordering::Relaxed;
+        let s = self.state.lock().expect("vp8 state lock");
+        let branch = s.branch.as_ref();
+        Vp8Status {
+            running: self.pipeline.by_name(&self.encoder_name()).is_some(),
+            viewers: s.viewers,
+            fps: branch.and_then(|b| b.meter.fps()),
+            keyframes_requested: branch.map_or(0, |b| b.keyframes.requested.load(Relaxed)),
+            keyframes_sent: branch.map_or(0, |b| b.keyframes.sent.load(Relaxed)),
+        }
+    }
+
+    /// Why another viewer would make this encoding worse for all of its viewers: it has viewers and makes
+    /// fewer than 80% of the stream's frames (the machine cannot run it at full rate), as admission control
+    /// judges the H.264 encoder. `None`: take it.
+    pub fn overloaded(&self) -> Option<String> {
+        overloaded(&self.status(), self.params.fps)
     }
 
     fn encoder_name(&self) -> String {
@@ -207,7 +241,9 @@ impl Vp8Encoding {
         gst::Element::link_many(&elements)?;
         let first = elements[0].static_pad("sink").expect("a queue has a sink pad");
         let keyframe_pad = pay.static_pad("sink").expect("rtpvp8pay has a sink pad");
-        super::keyframes::limit(&keyframe_pad);
+        let keyframes = super::keyframes::limit(&keyframe_pad);
+        let meter = FrameMeter::new(std::time::Instant::now());
+        meter.attach(&keyframe_pad);
         let src = pay.static_pad("src").expect("rtpvp8pay has a src pad");
         let on_loss = congestion_control(self.name.clone(), p, vp8enc);
         let sink = self.forward.attach_vp8(self.slot, &self.pipeline, &src, keyframe_pad, on_loss)?;
@@ -222,8 +258,15 @@ impl Vp8Encoding {
         }
         let mut all = elements;
         all.push(sink);
-        Ok(Branch { tee_pad, elements: all })
+        Ok(Branch { tee_pad, elements: all, meter, keyframes })
     }
+}
+
+/// [`Vp8Encoding::overloaded`] for `status` and the stream's frame rate `target_fps`.
+fn overloaded(status: &Vp8Status, target_fps: u32) -> Option<String> {
+    let expected = f64::from(target_fps);
+    let fps = status.fps.filter(|fps| status.viewers > 0 && *fps < 0.8 * expected)?;
+    Some(format!("its VP8 encoding makes {fps:.1} of the {expected:.0} frames per second"))
 }
 
 /// The VP8 encoder's congestion control: its viewers' loss reports move `target-bitrate` within
@@ -237,5 +280,20 @@ fn congestion_control(name: StreamName, p: Vp8Params, vp8enc: gst::Element) -> i
             tracing::info!(stream = %name, from = was, to = kbps, ?report, "VP8 bitrate changed (its viewers' loss)");
             vp8enc.set_property("target-bitrate", (kbps * 1000) as i32);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_vp8_encoding_below_80_percent_of_the_rate_with_viewers_takes_no_more() {
+        let status = |fps: Option<f64>, viewers| Vp8Status { running: true, viewers, fps, ..Vp8Status::default() };
+        assert_eq!(overloaded(&status(Some(29.0), 3), 30), None);
+        assert_eq!(overloaded(&status(None, 3), 30), None, "no rate yet (its first second)");
+        assert_eq!(overloaded(&status(Some(10.0), 0), 30), None, "no viewers: the new one starts it");
+        let why = overloaded(&status(Some(15.0), 2), 30).expect("refused");
+        assert!(why.contains("15.0 of the 30"), "{why}");
     }
 }

@@ -113,11 +113,24 @@ struct Manager {
 }
 
 /// A stream's running encodings: H.264 with every viewer that is not on VP8, and VP8 while it runs.
-fn encodings(viewers: usize, vp8: Option<(bool, usize)>) -> Vec<super::EncodingReadiness> {
-    let (running, on_vp8) = vp8.unwrap_or((false, 0));
-    let mut out = vec![super::EncodingReadiness { codec: "h264", viewers: viewers.saturating_sub(on_vp8) }];
-    if running {
-        out.push(super::EncodingReadiness { codec: "vp8", viewers: on_vp8 });
+fn encodings(viewers: usize, vp8: Option<crate::media::vp8::Vp8Status>) -> Vec<super::EncodingReadiness> {
+    let vp8 = vp8.unwrap_or_default();
+    let h264 = super::EncodingReadiness {
+        codec: "h264",
+        viewers: viewers.saturating_sub(vp8.viewers),
+        fps: None,
+        keyframes_requested: None,
+        keyframes_sent: None,
+    };
+    let mut out = vec![h264];
+    if vp8.running {
+        out.push(super::EncodingReadiness {
+            codec: "vp8",
+            viewers: vp8.viewers,
+            fps: vp8.fps.map(|f| (f * 10.0).round() / 10.0),
+            keyframes_requested: Some(vp8.keyframes_requested),
+            keyframes_sent: Some(vp8.keyframes_sent),
+        });
     }
     out
 }

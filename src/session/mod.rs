@@ -136,10 +136,17 @@ pub struct StreamReadiness {
     pub encodings: Vec<EncodingReadiness>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct EncodingReadiness {
     pub codec: &'static str,
     pub viewers: usize,
+    /// The VP8 encoding's own frame rate and keyframes (the H.264 encoder's are the stream's fields).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframes_requested: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframes_sent: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -56,10 +56,10 @@ fn observe_stream(name: &str, h: &StreamHealth) {
     if let Some(lag) = h.send_lag_ms {
         gauge!("glasscast_send_lag_seconds", "stream" => s()).set(lag / 1000.0);
     }
-    if let Some((running, viewers)) = h.vp8 {
+    if let Some(vp8) = h.vp8 {
         gauge!("glasscast_stream_encoding_running", "stream" => s(), "codec" => "vp8")
-            .set(f64::from(u8::from(running)));
-        gauge!("glasscast_stream_encoding_viewers", "stream" => s(), "codec" => "vp8").set(viewers as f64);
+            .set(f64::from(u8::from(vp8.running)));
+        gauge!("glasscast_stream_encoding_viewers", "stream" => s(), "codec" => "vp8").set(vp8.viewers as f64);
     }
     for p in &h.pushes {
         let labels = || [("stream", name.to_owned()), ("target", p.target.clone())];
