@@ -226,7 +226,10 @@ impl Vp8Encoding {
             .property("keyframe-max-dist", (p.fps * p.keyframe_interval_s) as i32)
             .property_from_str("error-resilient", "default")
             .property("lag-in-frames", 0i32)
-            .property("threads", 2i32)
+            // One thread: with two on two cores the second encoder took the first's core too (720p30, while
+            // a VP8 viewer watched, H.264 viewers' G2G p50 28.5 ms instead of 22.3, and the VP8 viewers' own
+            // p50 27.2 ms instead of 21.3: bench/latency, docs/performance.md).
+            .property("threads", 1i32)
             .build()
             .context("creating vp8enc (gstreamer1.0-plugins-good)")?;
         let pay = gst::ElementFactory::make("rtpvp8pay")
