@@ -3,7 +3,7 @@
 //! last one leaves:
 //!
 //! ```text
-//! {tee raw} - {queue leaky 1} - {vp8enc deadline=1 (real time) cbr error-resilient lag 0}
+//! {tee raw} - {queue leaky 1} - {vp8enc deadline=1 (real time) cbr error-resilient lag 0, 1 thread, nice 10}
 //!           - {rtpvp8pay pt=97 picture-id 15 bit} - {appsink} --> mux thread (forwarding transport)
 //! ```
 //!
@@ -226,12 +226,14 @@ impl Vp8Encoding {
             .property("keyframe-max-dist", (p.fps * p.keyframe_interval_s) as i32)
             .property_from_str("error-resilient", "default")
             .property("lag-in-frames", 0i32)
-            // One thread: with two on two cores the second encoder took the first's core too (720p30, while
-            // a VP8 viewer watched, H.264 viewers' G2G p50 28.5 ms instead of 22.3, and the VP8 viewers' own
-            // p50 27.2 ms instead of 21.3: bench/latency, docs/performance.md).
+            // One thread (at nice 10: `yield_to_h264`): with two on two cores the second encoder took the
+            // first's core too (720p30, while a VP8 viewer watched, H.264 viewers' G2G p50 28.5 ms; one
+            // thread 22.3, at nice 10 15.3 against 14.3 without VP8: bench/latency --vp8-churn,
+            // docs/performance.md).
             .property("threads", 1i32)
             .build()
             .context("creating vp8enc (gstreamer1.0-plugins-good)")?;
+        yield_to_h264(&vp8enc);
         let pay = gst::ElementFactory::make("rtpvp8pay")
             .property("pt", VP8_PT)
             .property_from_str("picture-id-mode", "15-bit")
@@ -263,6 +265,22 @@ impl Vp8Encoding {
         all.push(sink);
         Ok(Branch { tee_pad, elements: all, meter, keyframes })
     }
+}
+
+/// Lowers the priority of the thread that runs `vp8enc` (the leaky queue's before it; one libvpx thread,
+/// so the encoding runs there) to nice 10, the first time a frame enters it: when the two encoders want
+/// the same core, the H.264 encoder (every other viewer's) goes first, and the VP8 encoder's leaky queue
+/// drops what it cannot take.
+fn yield_to_h264(vp8enc: &gst::Element) {
+    let Some(sink) = vp8enc.static_pad("sink") else { return };
+    sink.add_probe(gst::PadProbeType::BUFFER, |_, _| {
+        // SAFETY: plain syscalls on the calling thread's own id, no memory passed.
+        let lowered = unsafe { libc::setpriority(libc::PRIO_PROCESS as _, libc::gettid() as libc::id_t, 10) };
+        if lowered != 0 {
+            tracing::debug!(error = %std::io::Error::last_os_error(), "could not lower the VP8 encoder's priority");
+        }
+        gst::PadProbeReturn::Remove
+    });
 }
 
 /// [`Vp8Encoding::overloaded`] for `status` and the stream's frame rate `target_fps`.
