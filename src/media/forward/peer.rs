@@ -83,6 +83,15 @@ fn ended_by(e: &str0m::RtcError) -> ViewerEnd {
     }
 }
 
+/// Why str0m did not accept an offer: the offer's fault (inconsistent, no media, a bad attribute: 400) or a
+/// negotiation failure of ours (500).
+fn refused_offer(e: str0m::RtcError) -> MediaError {
+    match e {
+        str0m::RtcError::RemoteSdp(_) | str0m::RtcError::Sdp(_) => MediaError::MalformedOffer(format!("str0m: {e}")),
+        e => negotiation(format!("str0m: {e}")),
+    }
+}
+
 fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
     p.downcast_ref::<&str>()
         .map(|s| (*s).to_owned())
@@ -150,7 +159,7 @@ impl Peer {
             for c in candidates {
                 rtc.add_local_candidate(c);
             }
-            let answer = rtc.sdp_api().accept_offer(offer).map_err(|e| negotiation(format!("str0m: {e}")))?;
+            let answer = rtc.sdp_api().accept_offer(offer).map_err(refused_offer)?;
             Ok::<_, MediaError>((rtc, only_candidates(&one_media_stream(&answer.to_sdp_string()), announced)))
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
