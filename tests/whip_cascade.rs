@@ -72,7 +72,7 @@ async fn a_stream_pushed_from_one_glasscast_plays_on_another() {
         issue(&b, json!({ "stream": "live2", "publish": true })).await["token"].as_str().expect("t").to_owned();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasscast"))
         .args(["stream", "push", "main", &format!("{}/whip/live2", b.base), "--server", &a.base])
-        .args(["--admin-token", &a.admin_token()])
+        .arg(format!("--admin-token={}", a.admin_token()))
         .env("GLASSCAST_PUSH_TOKEN", &publish2)
         .output()
         .expect("glasscast runs");

@@ -50,8 +50,15 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// A random secret for a token or key, base64url without padding (256 bits).
+/// 256 random bits, base64url. Never starting with `-`, which a command line would take for an option
+/// (`glasscast --admin-token -q...`): such a draw is made again.
 pub fn random_secret() -> String {
-    B64.encode(random_bytes::<32>())
+    loop {
+        let s = B64.encode(random_bytes::<32>());
+        if !s.starts_with('-') {
+            return s;
+        }
+    }
 }
 
 /// A token id: 128 random bits, 32 hex digits.
@@ -180,6 +187,12 @@ mod tests {
     use std::os::unix::fs::PermissionsExt;
 
     use super::*;
+
+    #[test]
+    fn a_generated_secret_never_looks_like_a_command_line_option() {
+        // One in 64 draws starts with '-' before the redraw.
+        assert!((0..2000).map(|_| random_secret()).all(|s| !s.starts_with('-') && s.len() == 43));
+    }
 
     #[test]
     fn keys_are_made_once_private_and_reloaded() {
