@@ -5,7 +5,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { tmpdir, cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
+import { launchChromium as launchTestChromium } from '../tests/browser/chromium.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -110,24 +110,8 @@ export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, log
   };
 }
 
-export async function launchChromium() {
-  const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-bench-chromium-'));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: chromiumPath(),
-    headless: true,
-    args: [
-      '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-    ],
-    viewport: { width: 1280, height: 720 },
-  });
-  return {
-    context,
-    async close() {
-      await context.close().catch(() => {});
-      await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
-    },
-  };
+export function launchChromium() {
+  return launchTestChromium({ viewport: { width: 1280, height: 720 } });
 }
 
 const webDir = new URL('../web/', import.meta.url);

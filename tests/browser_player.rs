@@ -40,19 +40,11 @@ async fn chromium_plays(mut cfg: Config, screenshot: &str) {
     std::fs::create_dir_all(format!("{root}/artifacts")).expect("artifacts dir");
     let url = format!("{}/watch/main", srv.base);
     let shot = format!("{root}/artifacts/{screenshot}");
-    let out = tokio::process::Command::new("node")
-        .current_dir(root)
-        .args(["tests/browser/watch.mjs", &url, "640", "360", &shot, &pin])
-        .output()
-        .await
-        .expect("node runs (make test installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    let line = stdout.lines().last().unwrap_or_default();
-    let result: serde_json::Value =
-        serde_json::from_str(line).unwrap_or_else(|e| panic!("watch.mjs printed no JSON ({e}): {stdout}\n{stderr}"));
+    let mut node = tokio::process::Command::new("node");
+    node.current_dir(root).args(["tests/browser/watch.mjs", &url, "640", "360", &shot, &pin]);
+    let (result, exited_0, stderr) = script_report(&mut node).await;
     eprintln!("browser check: {result}");
-    assert!(out.status.success() && result["ok"] == true, "browser check failed: {result}\n{stderr}");
+    assert!(exited_0 && result["ok"] == true, "browser check failed: {result}\n{stderr}");
     assert_eq!(result["videoWidth"], 640);
     assert_eq!(result["videoHeight"], 360);
     assert_eq!(result["audioTrackLive"], true);

@@ -31,6 +31,18 @@ async fn closed_within(s: &mut (impl AsyncReadExt + Unpin), secs: u64) -> bool {
     closed_by(s, tokio::time::Instant::now() + Duration::from_secs(secs)).await
 }
 
+/// How many of `conns` the server has not closed `secs` from now (one deadline for all of them).
+async fn still_open_after(conns: &mut [impl AsyncReadExt + Unpin], secs: u64) -> usize {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut open = 0;
+    for s in conns {
+        if !closed_by(s, deadline).await {
+            open += 1;
+        }
+    }
+    open
+}
+
 /// Whether the server closes `s` by `deadline`.
 async fn closed_by(s: &mut (impl AsyncReadExt + Unpin), deadline: tokio::time::Instant) -> bool {
     let mut buf = [0u8; 4096];
@@ -96,23 +108,10 @@ async fn slowloris_over_tls_is_closed_by_the_timeouts_and_healthz_answers_throug
         silent.push(connect_from(&format!("127.0.2.{}", i % 4 + 1), srv.server.addr).await);
     }
     assert!(healthy(&srv).await, "/healthz answers with 300 slow connections open");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let mut still_open = 0;
-    for s in &mut half {
-        if !closed_by(s, deadline).await {
-            still_open += 1;
-        }
-    }
-    assert_eq!(still_open, 0, "half-header TLS connections still open 10 s on (header timeout 2 s)");
+    let open = still_open_after(&mut half, 10).await;
+    assert_eq!(open, 0, "half-header TLS connections still open 10 s on (header timeout 2 s)");
     assert!(healthy(&srv).await, "/healthz answers after the header timeout");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    let mut still_open = 0;
-    for s in &mut silent {
-        if !closed_by(s, deadline).await {
-            still_open += 1;
-        }
-    }
-    assert_eq!(still_open, 0, "connections that never started TLS still open");
+    assert_eq!(still_open_after(&mut silent, 15).await, 0, "connections that never started TLS still open");
     assert!(healthy(&srv).await);
     srv.shutdown().await;
 }

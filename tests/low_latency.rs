@@ -43,18 +43,13 @@ async fn probe_codes_survive_encoding_and_are_read_from_decoded_frames() {
     srv.shutdown().await;
 }
 
-const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn video_packets_carry_zero_playout_delay_when_the_offer_lists_it() {
     let srv = start(vec![small_stream("main")]).await;
 
     // Offered (as browsers do) under id 7: answered under id 7, and on the packets.
     let v = WebrtcbinViewer::new(96, "42e01f", true);
-    let offer = v.offer().await;
-    let video_at = offer.find("m=video").expect("video section");
-    let line_end = video_at + offer[video_at..].find("\r\n").expect("eol") + 2;
-    let offer = format!("{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}", &offer[..line_end], &offer[line_end..]);
+    let offer = with_playout_delay(&v.offer().await);
     let resp = srv.post_offer("main", &offer).await;
     let status = resp.status();
     let answer = resp.text().await.expect("answer");

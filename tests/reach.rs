@@ -71,16 +71,12 @@ async fn a_viewer_whose_network_blocks_udp_plays_over_ice_tcp() {
     assert_eq!(pair["remote"], format!("{ROUTER_WAN}:8189"), "through the router's forward: {played}");
     assert_eq!((pair["type"].as_str(), pair["protocol"].as_str()), (Some("host"), Some("tcp")), "{played}");
 
-    let out = tokio::process::Command::new("ip")
+    let mut python = tokio::process::Command::new("ip");
+    python
         .args(["netns", "exec", &bed.viewer, "/usr/bin/python3", "tests/peers/webrtcbin_watch.py"])
         .arg(format!("{base}/whep/main"))
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .await
-        .expect("python3 runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .current_dir(env!("CARGO_MANIFEST_DIR"));
+    let (report, _, _) = common::script_report(&mut python).await;
     assert!(report["frames"].as_u64() >= Some(30), "webrtcbin decodes over ICE-TCP: {report}");
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
     drop(gc);

@@ -58,17 +58,16 @@ async fn a_vp8_only_viewer_gets_an_encoding_made_for_it_which_stops_after_it_lea
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_on_vp8_plays_and_a_chromium_h264_viewer_keeps_every_frame_meanwhile() {
     let srv = start_forward(vec![small_stream("main")]).await;
-    let out = tokio::process::Command::new("node")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args(["tests/browser/two_codecs.mjs", &format!("{}/watch/main", srv.base), "320", "240"])
-        .output()
-        .await
-        .expect("node runs (make test installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let r: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+    let mut node = tokio::process::Command::new("node");
+    node.current_dir(env!("CARGO_MANIFEST_DIR")).args([
+        "tests/browser/two_codecs.mjs",
+        &format!("{}/watch/main", srv.base),
+        "320",
+        "240",
+    ]);
+    let (r, _, stderr) = common::script_report(&mut node).await;
     eprintln!("two codecs: {r}");
-    assert_eq!(r["ok"], true, "{r}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(r["ok"], true, "{r}\n{stderr}");
     assert_eq!(r["vp8"]["codec"], "video/VP8", "Chromium decodes VP8: {r}");
     assert_eq!(r["h264"]["codec"], "video/H264", "the other page stays on H.264: {r}");
     assert_eq!(r["vp8Stopped"], true, "the VP8 encoder stopped after its viewer left: {r}");
@@ -115,21 +114,16 @@ async fn firefox_esr_without_openh264_plays_the_default_stream_in_the_player() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("artifacts");
     std::fs::create_dir_all(&dir).expect("artifacts dir");
     let shot = dir.join("firefox-player.png");
-    let out = tokio::process::Command::new("node")
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    let mut node = tokio::process::Command::new("node");
+    node.current_dir(env!("CARGO_MANIFEST_DIR"))
         .arg("tests/browser/firefox.mjs")
         .env("ADMIN_TOKEN", srv.admin_token())
         .arg(format!("{}/watch/main", srv.base))
         .args(["1280", "720"])
-        .arg(&shot)
-        .output()
-        .await
-        .expect("node runs (make test installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .unwrap_or_else(|e| panic!("no report ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr)));
+        .arg(&shot);
+    let (report, _, stderr) = common::script_report(&mut node).await;
     eprintln!("firefox: {report}");
-    assert_eq!(report["ok"], true, "Firefox plays: {report}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(report["ok"], true, "Firefox plays: {report}\n{stderr}");
     assert_eq!(report["codec"], "video/VP8", "{report}");
     assert_eq!(report["audio"], "live", "{report}");
     assert!(shot.exists(), "a screenshot is saved");

@@ -16,15 +16,6 @@ use glasscast::config::StreamConfig;
 /// should on a machine that cannot keep up).
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
-
-/// `offer` with the playout-delay extension offered (id 7) in its video section, as browsers offer it.
-fn with_playout_delay(offer: &str) -> String {
-    let video_at = offer.find("m=video").expect("video section");
-    let line_end = video_at + offer[video_at..].find("\r\n").expect("eol") + 2;
-    format!("{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}", &offer[..line_end], &offer[line_end..])
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn vp8_packets_carry_zero_playout_delay_and_the_pictures_carry_the_latency_probe() {
     let _one = ONE_AT_A_TIME.lock().await;

@@ -13,19 +13,11 @@
 // failed?}.
 // Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr); ADMIN_TOKEN = the server's admin token.
 import puppeteer from 'puppeteer-core';
-import { sleep, waitPlaying } from './player.mjs';
+import { scriptArgs, sleep, waitPlaying } from './player.mjs';
 
-const [url, wArg, hArg, shot] = process.argv.slice(2);
-if (!url || !wArg || !hArg || !shot) {
-  console.error('usage: node tests/browser/firefox.mjs <watch-url> <expected-width> <expected-height> <screenshot.png>');
-  process.exit(2);
-}
+const [url, wArg, hArg, shot] =
+  scriptArgs('tests/browser/firefox.mjs <watch-url> <expected-width> <expected-height> <screenshot.png>', 90_000);
 const [width, height] = [Number(wArg), Number(hArg)];
-const watchdog = setTimeout(() => {
-  console.log(JSON.stringify({ ok: false, failed: 'watchdog: more than 90 s' }));
-  process.exit(1);
-}, 90_000);
-watchdog.unref();
 
 const frames = (page) => page.evaluate(() => window.glasscast.framesRendered);
 

@@ -2,6 +2,23 @@
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
+// The script's positional arguments, as many as `usage` names in <...>; without them it prints the usage and
+// exits 2. Also arms a watchdog: after `ms` it prints {ok: false, failed} and exits 1.
+export function scriptArgs(usage, ms) {
+  const names = usage.match(/<[^>]+>/g) || [];
+  const got = process.argv.slice(2, 2 + names.length);
+  if (got.length < names.length || got.some((a) => !a)) {
+    console.error(`usage: node ${usage}`);
+    process.exit(2);
+  }
+  const watchdog = setTimeout(() => {
+    console.log(JSON.stringify({ ok: false, failed: `watchdog: more than ${ms / 1000} s` }));
+    process.exit(1);
+  }, ms);
+  watchdog.unref();
+  return got;
+}
+
 // Waits up to `ms` for >= 20 rendered frames at width x height; returns {frames, width, height, state} or
 // throws saying what was seen.
 export async function waitPlaying(page, width, height, ms) {

@@ -10,34 +10,15 @@
 // protocol} | null (the selected ICE pair's remote candidate), codec (the video's MIME type), failed?}.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium); VIDEO_CODEC = offer only this video
 // codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264).
-import { chromium } from 'playwright-core';
-import { preferVideoCodec, waitPlaying } from './player.mjs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launchChromium } from './chromium.mjs';
+import { preferVideoCodec, scriptArgs, waitPlaying } from './player.mjs';
 
-const [url, wArg, hArg] = process.argv.slice(2);
-if (!url || !wArg || !hArg) {
-  console.error('usage: node tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>');
-  process.exit(2);
-}
+const [url, wArg, hArg] =
+  scriptArgs('tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>', 60_000);
 const [width, height] = [Number(wArg), Number(hArg)];
-const watchdog = setTimeout(() => {
-  console.log(JSON.stringify({ ok: false, failed: 'watchdog: more than 60 s' }));
-  process.exit(1);
-}, 60_000);
-watchdog.unref();
 
-const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium({ ignoreHTTPSErrors: true });
+const { context } = browser;
 let out = { ok: false };
 try {
   const page = context.pages()[0] || (await context.newPage());
@@ -105,8 +86,7 @@ try {
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
 } finally {
-  await context.close().catch(() => {});
-  await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+  await browser.close();
 }
 console.log(JSON.stringify(out));
 process.exit(out.ok ? 0 : 1);

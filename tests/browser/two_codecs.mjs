@@ -11,23 +11,12 @@
 // {ok, h264: {decoded, dropped, freezes, freeze_ms, lost, codec}, encoded, vp8: {frames, codec}, vp8Stopped, failed?}
 // where h264's numbers and `encoded` are what changed between the two reads. The caller judges them.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium).
-import { chromium } from 'playwright-core';
-import { preferVideoCodec, sleep, waitPlaying } from './player.mjs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { launchChromium } from './chromium.mjs';
+import { preferVideoCodec, scriptArgs, sleep, waitPlaying } from './player.mjs';
 
-const [url, wArg, hArg] = process.argv.slice(2);
-if (!url || !wArg || !hArg) {
-  console.error('usage: node tests/browser/two_codecs.mjs <watch-url> <expected-width> <expected-height>');
-  process.exit(2);
-}
+const [url, wArg, hArg] =
+  scriptArgs('tests/browser/two_codecs.mjs <watch-url> <expected-width> <expected-height>', 90_000);
 const [width, height] = [Number(wArg), Number(hArg)];
-const watchdog = setTimeout(() => {
-  console.log(JSON.stringify({ ok: false, failed: 'watchdog: more than 90 s' }));
-  process.exit(1);
-}, 90_000);
-watchdog.unref();
 
 const readyz = new URL('/readyz', url);
 const stream = async () => {
@@ -50,16 +39,8 @@ const counters = (page) => page.evaluate(async () => {
   return out;
 });
 
-const userDataDir = await mkdtemp(join(tmpdir(), 'glasscast-chromium-'));
-const context = await chromium.launchPersistentContext(userDataDir, {
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  headless: true,
-  ignoreHTTPSErrors: true,
-  args: [
-    '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--autoplay-policy=no-user-gesture-required',
-  ],
-});
+const browser = await launchChromium({ ignoreHTTPSErrors: true });
+const { context } = browser;
 let out = { ok: false };
 try {
   const a = context.pages()[0] || (await context.newPage());
@@ -90,8 +71,7 @@ try {
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
 } finally {
-  await context.close().catch(() => {});
-  await rm(userDataDir, { recursive: true, force: true }).catch(() => {});
+  await browser.close();
 }
 console.log(JSON.stringify(out));
 process.exit(out.ok ? 0 : 1);

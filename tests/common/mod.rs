@@ -235,6 +235,16 @@ pub fn count_decoded(
     });
 }
 
+/// The playout-delay RTP header extension's URI.
+pub const PLAYOUT_DELAY: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+/// `offer` with the playout-delay extension offered (id 7) in its video section, as browsers offer it.
+pub fn with_playout_delay(offer: &str) -> String {
+    let video_at = offer.find("m=video").expect("video section");
+    let line_end = video_at + offer[video_at..].find("\r\n").expect("eol") + 2;
+    format!("{}a=extmap:7 {PLAYOUT_DELAY}\r\n{}", &offer[..line_end], &offer[line_end..])
+}
+
 /// Records the one-byte header extensions (id -> data) of RTP packets passing `pad`.
 pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>) {
     let seen = seen.clone();
@@ -538,6 +548,17 @@ pub fn drop_video_packets(
     dropped
 }
 
+/// What a check script (node or python, its report the last line it prints, as JSON) said: the report,
+/// whether it exited 0, and its stderr. Panics with what it printed when that line is no JSON.
+pub async fn script_report(cmd: &mut tokio::process::Command) -> (serde_json::Value, bool, String) {
+    let out = cmd.output().await.expect("the check script runs (make test installs node and python)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report = serde_json::from_str(stdout.lines().last().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("no JSON report ({e}): {stdout}\n{stderr}"));
+    (report, out.status.success(), stderr)
+}
+
 /// Opens `path` (a `/watch/...` page) of `srv` in headless Chromium (`tests/browser/plays.mjs`) and returns
 /// what it saw: frames at the size, the picture's luma range, the loudest audio frequency. Panics when it did
 /// not play at `width`x`height`.
@@ -570,19 +591,11 @@ pub async fn chromium_plays_with(
         }
         None => tokio::process::Command::new("node"),
     };
-    let out = cmd
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
         .args(["tests/browser/plays.mjs", url, &width.to_string(), &height.to_string()])
-        .envs(env.iter().copied())
-        .output()
-        .await
-        .expect("node runs (make test installs it)");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().last().unwrap_or_default();
-    let result: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| {
-        panic!("plays.mjs printed no JSON ({e}): {stdout}\n{}", String::from_utf8_lossy(&out.stderr))
-    });
+        .envs(env.iter().copied());
+    let (result, exited_0, _) = script_report(&mut cmd).await;
     eprintln!("chromium: {result}");
-    assert!(out.status.success() && result["ok"] == true, "Chromium did not play {url}: {result}");
+    assert!(exited_0 && result["ok"] == true, "Chromium did not play {url}: {result}");
     result
 }

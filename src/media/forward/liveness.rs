@@ -69,9 +69,8 @@ impl Heartbeat {
 /// is guarded): it is logged and the process exits with [`EXIT_MUX_PANIC`].
 pub(super) fn run_guarded(f: impl FnOnce()) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
-        let why = p.downcast_ref::<&str>().map(|s| (*s).to_owned()).or_else(|| p.downcast_ref::<String>().cloned());
         tracing::error!(
-            panic = why.as_deref().unwrap_or("unknown"),
+            panic = %super::peer::panic_text(p),
             "the forwarding transport's media thread panicked: exiting (status 70) for the service manager to \
              restart glasscast; viewers reconnect by themselves"
         );
