@@ -6,51 +6,15 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use common::WebrtcbinViewer;
+use common::binary::Running;
 
-struct Running {
-    child: Child,
-    base: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `glasscast serve` (plain HTTP on a free port, access control off, a small test stream) with `fault`.
+/// `glasscast serve` (a small test stream, the forwarding transport on a free port) with `fault`.
 async fn serve_with_fault(fault: &str) -> Running {
-    common::init();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nplain_http = true\nstate_dir = \"{}\"\n[auth]\nmode = \"disabled\"\n\
-         [metrics]\nenabled = false\n[webrtc]\nmux_port = 0\n[[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\n",
-        dir.path().join("state").display()
-    );
-    let path = dir.path().join("glasscast.toml");
-    std::fs::write(&path, config).expect("config");
-    let child = Command::new(env!("CARGO_BIN_EXE_glasscast"))
-        .args(["--config", path.to_str().expect("utf-8"), "serve"])
-        .env("GLASSCAST_TEST_FAULT", fault)
-        .env_remove("GLASSCAST_CONFIG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("glasscast starts");
-    let base = format!("http://127.0.0.1:{port}");
-    let up = common::eventually_async(30, || async {
-        reqwest::get(format!("{base}/readyz")).await.is_ok_and(|r| r.status() == 200)
-    })
-    .await;
-    assert!(up, "glasscast never got ready");
-    Running { child, base, _dir: dir }
+    let streams = "[webrtc]\nmux_port = 0\n[[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\n";
+    common::binary::serve(streams, &[("GLASSCAST_TEST_FAULT", fault)]).await
 }
 
 /// POSTs a viewer's offer (the mux gets its first peer); the answer may not come.
@@ -81,16 +45,14 @@ async fn a_mux_panic_ends_the_process_with_status_70_and_says_why() {
     }
     let status = status.expect("glasscast still runs after its media thread panicked");
     assert_eq!(status.code(), Some(70), "{status:?}");
-    let mut log = String::new();
-    std::io::Read::read_to_string(gc.child.stderr.as_mut().expect("stderr"), &mut log).expect("log");
+    let log = gc.kill_and_log();
     assert!(log.contains("media thread panicked") && log.contains("mux-panic"), "{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stuck_mux_makes_the_server_unready_and_readyz_says_so() {
     let gc = serve_with_fault("mux-stall").await;
-    let ready = reqwest::get(format!("{}/readyz", gc.base)).await.expect("readyz").text().await.expect("body");
-    let ready: serde_json::Value = serde_json::from_str(&ready).expect("json");
+    let ready = gc.readyz().await;
     assert_eq!(ready["mux"]["alive"], true, "alive before the fault: {ready}");
     let _v = add_a_viewer(&gc.base).await;
     let mut last = serde_json::Value::Null;

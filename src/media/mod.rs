@@ -50,6 +50,13 @@ pub fn init() -> Result<(), gstreamer::glib::Error> {
     gstreamer::init()
 }
 
+/// Test-only fault injection: `GLASSCAST_TEST_FAULT` (read once; unset in any real deployment). Its
+/// values: `forward::liveness` (the mux) and `stream::recover` (encoder, sources).
+pub(crate) fn test_fault() -> Option<&'static str> {
+    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FAULT.get_or_init(|| std::env::var("GLASSCAST_TEST_FAULT").ok()).as_deref()
+}
+
 /// Swallows the probed buffer or event. (`PadProbeReturn::Drop` makes gstreamer-rs 0.25 unref it twice, a
 /// GStreamer-CRITICAL; taking it and answering `Handled` is the clean way.)
 fn swallow(info: &mut gstreamer::PadProbeInfo) -> gstreamer::PadProbeReturn {

@@ -19,12 +19,15 @@ use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::vp8::{Vp8Encoding, Vp8Input, Vp8Lease, Vp8Params, Vp8Status};
-use super::{H264Profile, MediaError, MediaEvent, ViewerEnd, ViewerHandle, plan_offer_with, probe, source};
+use super::{H264Profile, MediaError, MediaEvent, ViewerHandle, plan_offer_with, probe, source};
 use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
+mod bus;
+mod recover;
 mod slot;
 
+use recover::Recovery;
 use slot::SourceSlot;
 
 /// A stream counts as producing when its encoder output a frame this recently.
@@ -69,6 +72,10 @@ pub struct StreamHealth {
     pub send_lag_ms: Option<f64>,
     /// Why a source that comes and goes (the portal) gives no picture now, and when it is retried.
     pub source_problem: Option<String>,
+    /// Restarts of the stream's capture or encode chains after they failed at run time, and what failed
+    /// while one is pending ([`recover`]).
+    pub restarts: u64,
+    pub restart_problem: Option<String>,
     /// WHIP pushes to other endpoints (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
@@ -125,6 +132,8 @@ struct Inner {
     bus_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
     /// Where a source attached later (the portal's) links in; `None` for sources built with the stream.
     slot: Option<SourceSlot>,
+    /// The capture and encode chains that restart when they fail.
+    recovery: Recovery,
     /// WHIP pushes fed from the encoded tees.
     pushes: Mutex<Vec<Egress>>,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
@@ -224,6 +233,32 @@ fn vp8_encoding(
     Some(Vp8Encoding::new(cfg.stream_name(), pipeline.clone(), input, forward.clone(), params))
 }
 
+/// The stream's audio: `{source chain} - {opusenc} - {tee opus}`, with its chain up to the tee (which
+/// restarts as one); or, for a WHIP stream, a bare Opus tee and its sink pad for the publisher's audio; or
+/// none (`audio = "none"`).
+fn build_audio(
+    cfg: &StreamConfig,
+    pipeline: &gst::Pipeline,
+    whip: bool,
+) -> anyhow::Result<(Option<Fanout>, Vec<gst::Element>, Option<gst::Pad>)> {
+    let opus_tee = tee("opus")?;
+    if whip && cfg.audio != AudioSource::None {
+        pipeline.add(&opus_tee)?;
+        let sink = opus_tee.static_pad("sink");
+        return Ok((Some(Fanout::new(Codec::Opus, pipeline, opus_tee)), Vec::new(), sink));
+    }
+    let Some(mut chain) = source::audio(cfg)? else { return Ok((None, Vec::new(), None)) };
+    if cfg.sync_marks {
+        let conformed = chain.last().expect("an audio chain ends in its capsfilter");
+        super::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+    }
+    chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
+    let restartable = chain.clone();
+    chain.push(opus_tee.clone());
+    add_chain(pipeline, &chain)?;
+    Ok((Some(Fanout::new(Codec::Opus, pipeline, opus_tee)), restartable, None))
+}
+
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -275,6 +310,8 @@ impl StreamPipeline {
         };
         let raw_queue = video.iter().find(|e| e.name() == RAW_QUEUE).cloned();
         let raw_tee = video.iter().find(|e| e.name() == RAW_TEE).cloned();
+        let mut recovery = Recovery::default();
+        let video_chain = video.clone();
         let h264_tee = tee("h264")?;
         video.push(h264_tee.clone());
         let attached_later =
@@ -283,30 +320,10 @@ impl StreamPipeline {
             .then(|| video[0].static_pad("sink").expect("an attached source's chain starts with a sink pad"));
         add_chain(&pipeline, &video)?;
 
-        // A WHIP stream's audio is its publisher's Opus, straight into the tee (unless `audio = "none"`).
-        let audio_source = if whip && cfg.audio != AudioSource::None { Some(Vec::new()) } else { source::audio(cfg)? };
-        let mut audio_sink = None;
-        let audio = match audio_source {
-            None => None,
-            Some(chain) if chain.is_empty() => {
-                let opus_tee = tee("opus")?;
-                pipeline.add(&opus_tee)?;
-                audio_sink = opus_tee.static_pad("sink");
-                Some(Fanout::new(Codec::Opus, &pipeline, opus_tee))
-            }
-            Some(mut chain) => {
-                if cfg.sync_marks {
-                    let conformed = chain.last().expect("an audio chain ends in its capsfilter");
-                    super::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
-                }
-                chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
-                let opus_tee = tee("opus")?;
-                chain.push(opus_tee.clone());
-                add_chain(&pipeline, &chain)?;
-                Some(Fanout::new(Codec::Opus, &pipeline, opus_tee))
-            }
-        };
-
+        let (audio, audio_chain, audio_sink) = build_audio(cfg, &pipeline, whip)?;
+        recover::inject_faults(&video_chain, encoder_element.as_ref(), &audio_chain);
+        recovery.add("audio", audio_chain);
+        recovery.add("video", video_chain);
         let waiting = if whip {
             format!("waiting for a WHIP publisher (POST /whip/{name})")
         } else {
@@ -376,6 +393,7 @@ impl StreamPipeline {
             events,
             bus_task: Mutex::new(None),
             slot,
+            recovery,
             pushes: Mutex::new(Vec::new()),
             codecs: cfg.codecs.clone(),
             vp8,
@@ -400,7 +418,7 @@ impl StreamPipeline {
             let mut messages = bus.stream();
             while let Some(msg) = messages.next().await {
                 let Some(inner) = weak.upgrade() else { break };
-                inner.on_bus_message(&msg);
+                bus::on_message(&inner, &msg);
             }
         });
         *self.inner.bus_task.lock().expect("bus task lock") = Some(task);
@@ -456,6 +474,8 @@ impl StreamPipeline {
             },
             send_lag_ms: inner.forward.as_ref().and_then(|(f, _)| f.send_lag_ms()),
             source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
+            restarts: inner.recovery.restarts(),
+            restart_problem: inner.recovery.problem(),
             pushes: inner.pushes.lock().expect("pushes lock").iter().map(push_status).collect(),
             vp8: inner.vp8.as_ref().map(|v| v.status()),
         }
@@ -537,46 +557,6 @@ impl StreamPipeline {
     }
 }
 
-impl Inner {
-    fn on_bus_message(&self, msg: &gst::Message) {
-        use gst::MessageView;
-        match msg.view() {
-            MessageView::Error(err) => {
-                let reason =
-                    format!("{} ({})", err.error(), msg.src().map(|s| s.path_string().to_string()).unwrap_or_default());
-                if let (Some(slot), true) = (&self.slot, from_source(msg)) {
-                    tracing::warn!(stream = %self.name, %reason, "video source failed");
-                    *slot.problem.lock().expect("slot lock") = Some(format!("the source failed: {}", err.error()));
-                    slot.lost.send_modify(|n| *n += 1);
-                } else if let Some(id) = viewer_of(msg) {
-                    tracing::warn!(stream = %self.name, session = %id, %reason, "viewer branch error");
-                    let why = ViewerEnd::Error(err.error().to_string());
-                    let _ = self.events.send(MediaEvent::ViewerEnded { stream: self.name.clone(), id, why });
-                } else {
-                    tracing::error!(stream = %self.name, %reason, "stream pipeline error");
-                    *self.state.lock().expect("state lock") = StreamState::Failed(reason.clone());
-                    let _ = self.events.send(MediaEvent::StreamFailed { stream: self.name.clone(), reason });
-                }
-            }
-            MessageView::Warning(w) => {
-                tracing::debug!(stream = %self.name, warning = %w.error(), "pipeline warning");
-            }
-            MessageView::StateChanged(sc) if msg.src() == Some(self.pipeline.upcast_ref()) => {
-                if sc.current() == gst::State::Playing {
-                    let mut state = self.state.lock().expect("state lock");
-                    if *state == StreamState::Starting {
-                        *state = StreamState::Playing;
-                        let encoder = self.encoder.as_ref().map_or("passthrough", |c| c.encoder.factory());
-                        tracing::info!(stream = %self.name, encoder, "stream playing");
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-/// Did an element inside an attached source bin (`source-*`) post `msg`?
 fn push_status(e: &Egress) -> PushStatus {
     let (state, last_error) = match e.state() {
         EgressState::Connecting => ("connecting", None),
@@ -585,27 +565,4 @@ fn push_status(e: &Egress) -> PushStatus {
         EgressState::Stopped => ("stopped", None),
     };
     PushStatus { target: e.target(), state, last_error, bytes_sent: e.bytes_sent(), attempts: e.attempts() }
-}
-
-fn from_source(msg: &gst::Message) -> bool {
-    let mut obj = msg.src().cloned();
-    while let Some(o) = obj {
-        if o.name().starts_with("source-") {
-            return true;
-        }
-        obj = o.parent();
-    }
-    false
-}
-
-/// The viewer session whose branch (bin `viewer-<id>`) posted `msg`, if any.
-fn viewer_of(msg: &gst::Message) -> Option<SessionId> {
-    let mut obj = msg.src().cloned();
-    while let Some(o) = obj {
-        if let Some(id) = o.name().strip_prefix("viewer-").and_then(SessionId::parse) {
-            return Some(id);
-        }
-        obj = o.parent();
-    }
-    None
 }

@@ -558,6 +558,8 @@ impl Manager {
             .map(|(name, e)| {
                 let h = e.pipeline.health();
                 let reason = match (&h.state, h.producing()) {
+                    // Restarting a failed part: no picture for a moment, whatever the last frame's age.
+                    _ if h.restart_problem.is_some() => h.restart_problem.clone(),
                     (_, true) => None,
                     (StreamState::Playing | StreamState::Starting, _) if h.source_problem.is_some() => {
                         h.source_problem.clone().map(|p| format!("no picture: {p}"))
@@ -577,6 +579,7 @@ impl Manager {
                     keyframes_sent: h.keyframes_sent,
                     bitrate_kbps: h.bitrate_kbps,
                     send_lag_ms: h.send_lag_ms.map(|l| (l * 100.0).round() / 100.0),
+                    restarts: h.restarts,
                     encoder: h.encoder,
                     encoders_rejected: h.encoders_rejected,
                     encodings: encodings(self.viewers_of(name), h.vp8),

@@ -126,6 +126,8 @@ pub struct StreamReadiness {
     /// Forwarding transport: how long packets wait for the media thread, ms (smoothed).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub send_lag_ms: Option<f64>,
+    /// Restarts of the stream's capture or encode chains after they failed while it ran.
+    pub restarts: u64,
     /// The H.264 encoder in use, and the ones tried before it with why each was not used.
     pub encoder: &'static str,
     pub encoders_rejected: Vec<String>,

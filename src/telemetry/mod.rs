@@ -128,6 +128,10 @@ fn describe() {
     describe_gauge!("glasscast_encoder_bitrate_bits_per_second", "The encoder's target bitrate now");
     describe_counter!("glasscast_keyframes_requested_total", "Keyframes asked for (joins, PLIs, FIRs)");
     describe_counter!("glasscast_keyframes_sent_total", "Keyframe requests passed to the encoder (rate-limited)");
+    describe_counter!(
+        "glasscast_stream_restarts_total",
+        "Restarts of a stream's capture or encode chain after it failed"
+    );
     describe_gauge!("glasscast_stream_encoding_running", "1 while the stream's on-demand encoding (codec: vp8) runs");
     describe_gauge!("glasscast_stream_encoding_viewers", "Viewers of the stream's on-demand encoding (codec: vp8)");
     describe_gauge!("glasscast_send_lag_seconds", Unit::Seconds, "Forwarding transport: packet wait for the mux");

@@ -53,6 +53,7 @@ fn observe_stream(name: &str, h: &StreamHealth) {
     gauge!("glasscast_encoder_bitrate_bits_per_second", "stream" => s()).set(f64::from(h.bitrate_kbps) * 1000.0);
     counter!("glasscast_keyframes_requested_total", "stream" => s()).absolute(h.keyframes_requested);
     counter!("glasscast_keyframes_sent_total", "stream" => s()).absolute(h.keyframes_sent);
+    counter!("glasscast_stream_restarts_total", "stream" => s()).absolute(h.restarts);
     if let Some(lag) = h.send_lag_ms {
         gauge!("glasscast_send_lag_seconds", "stream" => s()).set(lag / 1000.0);
     }

@@ -34,6 +34,30 @@ export async function waitPlaying(page, width, height, ms) {
   throw Object.assign(new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`), { snap });
 }
 
+// Keeps watching for `seconds`, looking every 100 ms: {seconds, frames (rendered meanwhile), lastFrames
+// (in the last 3 s), longestGapMs (the longest time without a new frame), connects (times its peer
+// connection connected again meanwhile) and sameSession (its session URL never changed: no new POST)}.
+export async function keepWatching(page, seconds) {
+  const look = () => page.evaluate(() => ({
+    frames: window.glasscast.framesRendered, connects: window.glasscast.connects, session: window.glasscast.sessionUrl,
+  }));
+  const first = await look();
+  const seen = [];
+  let [last, lastAt, longestGapMs] = [first.frames, Date.now(), 0];
+  for (const t0 = Date.now(); Date.now() - t0 < seconds * 1000; await sleep(100)) {
+    const now = { ...(await look()), at: Date.now() };
+    seen.push(now);
+    if (now.frames !== last) [last, lastAt] = [now.frames, now.at];
+    longestGapMs = Math.max(longestGapMs, now.at - lastAt);
+  }
+  const end = seen[seen.length - 1] || { ...first, at: Date.now() };
+  const threeBefore = seen.find((s) => s.at >= end.at - 3000) || end;
+  return {
+    seconds, frames: end.frames - first.frames, lastFrames: end.frames - threeBefore.frames, longestGapMs,
+    connects: end.connects - first.connects, sameSession: seen.every((s) => s.session === first.session),
+  };
+}
+
 // Makes the page's video transceivers offer only `codec` (e.g. VP8: setCodecPreferences, as a browser
 // without H.264 would), before any of its scripts run. A playwright page.
 export async function preferVideoCodec(page, codec) {

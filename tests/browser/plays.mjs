@@ -9,9 +9,10 @@
 // line of JSON: {ok, frames, width, height, lumaMin, lumaMax, audio: {hz, db} | null, pair: {remote, type,
 // protocol} | null (the selected ICE pair's remote candidate), codec (the video's MIME type), failed?}.
 // Environment: CHROMIUM = browser binary (default /usr/bin/chromium); VIDEO_CODEC = offer only this video
-// codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264).
+// codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264);
+// WATCH_S = then keep watching this long and report it as `watch` (player.mjs keepWatching).
 import { launchChromium } from './chromium.mjs';
-import { preferVideoCodec, scriptArgs, waitPlaying } from './player.mjs';
+import { keepWatching, preferVideoCodec, scriptArgs, waitPlaying } from './player.mjs';
 
 const [url, wArg, hArg] =
   scriptArgs('tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>', 60_000);
@@ -82,7 +83,8 @@ try {
     stats.forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'video') codec = (byId.get(s.codecId) || {}).mimeType || null; });
     return { codec, pair: r ? { remote: `${r.address}:${r.port}`, type: r.candidateType, protocol: r.protocol } : null };
   });
-  out = { ...out, ...seen, pair: pair && pair.pair, codec: pair && pair.codec, ok: true };
+  const watch = process.env.WATCH_S ? await keepWatching(page, Number(process.env.WATCH_S)) : undefined;
+  out = { ...out, ...seen, pair: pair && pair.pair, codec: pair && pair.codec, watch, ok: true };
 } catch (e) {
   out.failed = String(e && e.message ? e.message : e);
 } finally {

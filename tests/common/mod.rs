@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod aiortc;
 pub mod analyze;
+pub mod binary;
 pub mod netns;
 pub mod publisher;
 pub mod remote;
@@ -482,10 +483,27 @@ impl WebrtcbinViewer {
     pub async fn connect_with(&mut self, srv: &TestServer, stream: &str, token: Option<&str>) {
         let offer = self.offer().await;
         let resp = srv.post_offer_with(stream, &offer, token).await;
+        self.take_answer(resp, &srv.base, stream).await;
+    }
+
+    /// [`WebrtcbinViewer::connect`] to a server at `base` (another process).
+    pub async fn connect_to(&mut self, base: &str, stream: &str) {
+        let offer = self.offer().await;
+        let resp = reqwest::Client::new()
+            .post(format!("{base}/whep/{stream}"))
+            .header("content-type", "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .expect("POST offer");
+        self.take_answer(resp, base, stream).await;
+    }
+
+    async fn take_answer(&mut self, resp: reqwest::Response, base: &str, stream: &str) {
         assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
         let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
         self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
-        self.location = Some(format!("{}{location}", srv.base));
+        self.location = Some(format!("{base}{location}"));
         let answer = resp.text().await.expect("answer");
         self.set_answer(&answer).await;
     }

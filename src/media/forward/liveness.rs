@@ -79,10 +79,9 @@ pub(super) fn run_guarded(f: impl FnOnce()) {
 }
 
 /// Test-only fault injection (`GLASSCAST_TEST_FAULT`): `mux-panic` makes the mux panic, `mux-stall` makes
-/// it stop, when its first viewer is added. Read once; unset in any real deployment.
+/// it stop, when its first viewer is added.
 pub(super) fn fault() -> Option<&'static str> {
-    static FAULT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
-    FAULT.get_or_init(|| std::env::var("GLASSCAST_TEST_FAULT").ok()).as_deref()
+    crate::media::test_fault()
 }
 
 #[cfg(test)]

@@ -49,6 +49,8 @@ mod tests {
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
             source_problem: None,
+            restarts: 0,
+            restart_problem: None,
             viewer_pads: 0,
             keyframes_requested: 0,
             keyframes_sent: 0,
