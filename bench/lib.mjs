@@ -71,11 +71,13 @@ export function processFootprint(pid) {
 // Starts `glasscast serve` on 127.0.0.1:port (plain HTTP: signalling only; media is DTLS-SRTP either way)
 // with one stream `main` of the given settings; resolves once /readyz says 200.
 // `webrtc`: extra [webrtc] keys, e.g. { transport: 'forward', mux_port: 0 }.
-export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, logFilter = 'warn' }) {
+// `host`: the address it listens on (and `base` uses); `metricsPort`: its /metrics listener on 127.0.0.1.
+export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, logFilter = 'warn', host = '127.0.0.1', metricsPort }) {
   const dir = await mkdtemp(join(tmpdir(), 'glasscast-bench-'));
   const toml = (o) => Object.entries(o).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`).join('\n');
   const streamToml = toml({ name: 'main', ...stream });
-  const config = `[server]\nlisten = "127.0.0.1:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n` +
+  const metrics = metricsPort ? `[metrics]\nlisten = "127.0.0.1:${metricsPort}"\n` : '';
+  const config = `[server]\nlisten = "${host}:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n${metrics}` +
     // Access control off: the benchmarks measure media (tests/auth.rs covers tokens).
     `[auth]\nmode = "disabled"\n[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
   const configPath = join(dir, 'glasscast.toml');
@@ -85,7 +87,7 @@ export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, log
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${host}:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`glasscast exited (${child.exitCode}): ${stderr}`);
@@ -123,7 +125,7 @@ export async function startPeer({ bin, port, mode, bitrate, pinCpus }) {
     : spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://${host}:${port}`;
   for (let t0 = Date.now(); ; await sleep(200)) {
     if (child.exitCode !== null) throw new Error(`peer exited (${child.exitCode}): ${stderr}`);
     try { await fetch(`${base}/whep/endpoint`, { method: 'OPTIONS' }); break; } catch { /* not yet */ }

@@ -34,14 +34,39 @@ export async function waitPlaying(page, width, height, ms) {
   throw Object.assign(new Error(`not playing at ${width}x${height}: ${JSON.stringify(snap)}`), { snap });
 }
 
+// The page's inbound video RTP stats now (Chromium's names): frames, freezes, NACKs/PLIs it sent, packets
+// lost and received, retransmissions received; {} before there are any.
+export async function inboundVideo(page) {
+  return page.evaluate(async () => {
+    const pc = window.glasscast && window.glasscast.pc;
+    if (!pc) return {};
+    let out = {};
+    (await pc.getStats()).forEach((s) => {
+      if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
+      const keys = ['framesDecoded', 'framesDropped', 'freezeCount', 'totalFreezesDuration', 'nackCount', 'pliCount',
+        'firCount', 'packetsLost', 'packetsReceived', 'retransmittedPacketsReceived', 'jitterBufferDelay',
+        'jitterBufferEmittedCount'];
+      out = Object.fromEntries(keys.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
+    });
+    return out;
+  });
+}
+
+// `after` minus `before`, key by key (inboundVideo counters over a stretch of time).
+export function statsDelta(before, after) {
+  return Object.fromEntries(Object.entries(after).map(([k, v]) => [k, Math.round((v - (before[k] || 0)) * 1000) / 1000]));
+}
+
 // Keeps watching for `seconds`, looking every 100 ms: {seconds, frames (rendered meanwhile), lastFrames
 // (in the last 3 s), longestGapMs (the longest time without a new frame), connects (times its peer
-// connection connected again meanwhile) and sameSession (its session URL never changed: no new POST)}.
+// connection connected again meanwhile), sameSession (its session URL never changed: no new POST) and
+// inbound (the inboundVideo counters over the time)}.
 export async function keepWatching(page, seconds) {
   const look = () => page.evaluate(() => ({
     frames: window.glasscast.framesRendered, connects: window.glasscast.connects, session: window.glasscast.sessionUrl,
   }));
   const first = await look();
+  const stats0 = await inboundVideo(page);
   const seen = [];
   let [last, lastAt, longestGapMs] = [first.frames, Date.now(), 0];
   for (const t0 = Date.now(); Date.now() - t0 < seconds * 1000; await sleep(100)) {
@@ -55,6 +80,7 @@ export async function keepWatching(page, seconds) {
   return {
     seconds, frames: end.frames - first.frames, lastFrames: end.frames - threeBefore.frames, longestGapMs,
     connects: end.connects - first.connects, sameSession: seen.every((s) => s.session === first.session),
+    inbound: statsDelta(stats0, await inboundVideo(page)),
   };
 }
 
