@@ -63,9 +63,10 @@ export function processFootprint(pid) {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number((status.match(/VmRSS:\s+(\d+)/) || [])[1] || 0);
   const threads = Number((status.match(/Threads:\s+(\d+)/) || [])[1] || 0);
+  const anonKb = Number((status.match(/RssAnon:\s+(\d+)/) || [])[1] || 0);
   let fds = null;
   try { fds = execFileSync('ls', [`/proc/${pid}/fd`], { encoding: 'utf8' }).split('\n').filter(Boolean).length; } catch { /* gone */ }
-  return { rss_mib: Math.round((kb / 1024) * 10) / 10, threads, fds };
+  return { rss_mib: Math.round((kb / 1024) * 10) / 10, rss_anon_mib: Math.round((anonKb / 1024) * 10) / 10, threads, fds };
 }
 
 // Starts `glasscast serve` on 127.0.0.1:port (plain HTTP: signalling only; media is DTLS-SRTP either way)
