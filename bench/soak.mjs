@@ -10,13 +10,14 @@
 // was opened), how many were still open 15 s after the header timeout, and /healthz (asked every 250 ms
 // from 127.0.0.1 meanwhile): answers, failures, latency.
 // junk: --viewers load viewers (bench/loadclient, str0m) watch for --seconds while this process sends about
-// --junk-rate junk datagrams per second to the mux port from 8 sockets (random bytes, RTP-, RTCP- and
+// --junk-rate junk datagrams per second to the mux port (on this machine's first IPv4 address) from 8 sockets (random bytes, RTP-, RTCP- and
 // DTLS-looking datagrams, STUN checks for unknown ufrags); one more viewer joins in the middle. Reported:
 // the viewers' delivery, the join, the datagrams sent, glasscast's CPU and send lag.
 // The churn suite's large count is bench/churn.mjs (--cycles 25 --viewers 40 --steady 20).
 // Prints one JSON object on stdout and a line per part on stderr.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import { cpuSeconds, machine, parseArgs, percentiles, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
@@ -106,15 +107,24 @@ function junk(i) {
   return b;
 }
 
+// The mux listens on the machine's addresses, not on loopback: the first non-internal IPv4 one.
+function muxHost() {
+  const all = Object.values(networkInterfaces()).flat();
+  const v4 = all.find((a) => a.family === 'IPv4' && !a.internal);
+  if (!v4) throw new Error('no non-loopback IPv4 address for the mux');
+  return v4.address;
+}
+
 async function junkFlood(port) {
   const muxPort = port + 1;
+  const host = muxHost();
   const server = await startServer({
     bin: opts.bin, port, webrtc: { mux_port: muxPort },
     stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), max_viewers: Number(opts.viewers) + 20 },
   });
   const sockets = await Promise.all([...Array(8)].map(() => new Promise((r) => {
     const s = dgram.createSocket('udp4');
-    s.bind(0, '127.0.0.1', () => r(s));
+    s.bind(0, () => r(s));
   })));
   let sent = 0;
   let flooding = true;
@@ -122,7 +132,7 @@ async function junkFlood(port) {
   const flood = (async () => {
     while (flooding) {
       const t0 = performance.now();
-      for (let k = 0; k < perTick; k++, sent++) sockets[sent % 8].send(junk(sent), muxPort, '127.0.0.1');
+      for (let k = 0; k < perTick; k++, sent++) sockets[sent % 8].send(junk(sent), muxPort, host);
       await sleep(Math.max(0, 10 - (performance.now() - t0)));
     }
   })();

@@ -2,7 +2,8 @@
 //! and the configuration loader. Offers from Chromium 156, Firefox ESR 153 and aiortc (tests/fixtures/offers,
 //! captured once) and GStreamer's webrtcbin (made here) go to `POST /whep/main`; trickle and ICE-restart
 //! sdpfrags to a live session's `PATCH`; viewer tokens to an access-controlled server; configuration files
-//! to `Config::load_from`. Every answer must be 201/204/200 or a 4xx or 503 with an
+//! to `Config::load_from`; STUN checks for a live viewer (with the right integrity, made by str0m's encoder),
+//! RTCP, RTP and DTLS datagrams to the mux port. Every answer must be 201/204/200 or a 4xx or 503 with an
 //! `application/problem+json` body (never a 500, never a hang past the client's timeout), the server must
 //! stay healthy, and a webrtcbin viewer watching throughout must keep decoding. `GLASSCAST_FUZZ_N` mutations
 //! per input (default 500 here; 10000 for the count).
@@ -207,4 +208,128 @@ fn mutated_configuration_files_load_or_are_refused_without_a_panic() {
     }
     eprintln!("{loaded} mutated configurations loaded, {refused} refused with a reason");
     assert!(refused > 0, "the mutations reached the loader");
+}
+
+/// One mutation of a binary datagram: bytes changed, a length field made huge or zero, cut short, grown
+/// with garbage, or a stretch of it repeated.
+fn mutate_bytes(input: &[u8], rng: &mut Rng) -> Vec<u8> {
+    let mut out = input.to_vec();
+    match rng.below(6) {
+        0 => {
+            for _ in 0..=rng.below(4) {
+                let at = rng.below(out.len());
+                out[at] = rng.next() as u8;
+            }
+        }
+        1 => {
+            let at = rng.below(out.len().saturating_sub(1));
+            let v = [[0xff, 0xff], [0, 0], [0x80, 0x00]][rng.below(3)];
+            out[at..at + 2].copy_from_slice(&v);
+        }
+        2 => out.truncate(rng.below(out.len())),
+        3 => out.extend((0..rng.below(300)).map(|_| rng.next() as u8)),
+        4 => {
+            let (a, b) = (rng.below(out.len()), rng.below(out.len()));
+            let stretch = out[a.min(b)..a.max(b)].to_vec();
+            out.splice(a..a, stretch);
+        }
+        _ => {
+            let at = rng.below(out.len());
+            out[at] ^= 1 << rng.below(8);
+        }
+    }
+    out
+}
+
+/// HMAC-SHA1 of `data` under `key`, as STUN's MESSAGE-INTEGRITY wants.
+fn sha1_hmac(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let mut ctx = hmac::Context::with_key(&key);
+    for d in data {
+        ctx.update(d);
+    }
+    ctx.sign().as_ref().try_into().expect("SHA-1 is 20 bytes")
+}
+
+/// Real datagrams of each kind the mux meets: a STUN check for the live viewer with the right
+/// MESSAGE-INTEGRITY (str0m's own encoder), an RTCP receiver report with a PLI for the stream's video SSRC,
+/// an RTP packet with a header extension, and a DTLS ClientHello.
+fn real_datagrams(username: &str, password: &str, ssrc: u32) -> Vec<(&'static str, Vec<u8>)> {
+    use str0m::ice::{StunMessage, TransId};
+    let mut stun = vec![0u8; 1200];
+    let check = StunMessage::binding_request(username, TransId::new(), true, 0x1234_5678, 2_130_706_431, false);
+    let n = check.to_bytes(Some(password.as_bytes()), &mut stun, sha1_hmac).expect("a STUN check encodes");
+    stun.truncate(n);
+    let s = ssrc.to_be_bytes();
+    let mut rtcp = vec![0x81, 201, 0, 7, 0, 0, 0, 9];
+    rtcp.extend_from_slice(&s);
+    rtcp.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0x10, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0, 0]);
+    rtcp.extend_from_slice(&[0x81, 206, 0, 2, 0, 0, 0, 9]);
+    rtcp.extend_from_slice(&s);
+    let mut rtp = vec![0x90, 96, 0x12, 0x34, 0, 0, 0x10, 0, 0xde, 0xad, 0xbe, 0xef, 0xbe, 0xde, 0, 1, 0x10, 0x55, 0, 0];
+    rtp.extend_from_slice(&[0x7c, 0x85, 0xb8, 0x00, 0x11, 0x22]);
+    let mut hello = vec![1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfe, 0xfd];
+    hello.extend_from_slice(&[0x42; 32]);
+    hello.extend_from_slice(&[0, 0, 0, 2, 0xc0, 0x2b, 1, 0, 0, 0]);
+    let body = (hello.len() - 12) as u32;
+    hello[1..4].copy_from_slice(&body.to_be_bytes()[1..]);
+    hello[9..12].copy_from_slice(&body.to_be_bytes()[1..]);
+    let mut dtls = vec![22, 0xfe, 0xfd, 0, 0, 0, 0, 0, 0, 0, 0];
+    dtls.extend_from_slice(&(hello.len() as u16).to_be_bytes());
+    dtls.extend(hello);
+    vec![("stun", stun), ("rtcp", rtcp), ("rtp", rtp), ("dtls", dtls)]
+}
+
+/// `a=NAME:value` of an SDP (the first).
+fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+    sdp.lines().find_map(|l| l.strip_prefix(&format!("a={name}:"))).expect("the attribute is there").trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn mutated_stun_rtcp_rtp_and_dtls_datagrams_at_the_mux_port_hurt_no_viewer() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    let watcher = WebrtcbinViewer::new(96, "42e01f", true);
+    let offer = watcher.offer().await;
+    let resp = srv.post_offer("main", &offer).await;
+    assert_eq!(resp.status(), 201);
+    let answer = resp.text().await.expect("answer");
+    watcher.set_answer(&answer).await;
+    assert!(watcher.gets_frames(10, 20).await, "the watcher plays before the fuzzing");
+    let to = mux_addr(&answer);
+    let username = format!("{}:{}", sdp_attr(&answer, "ice-ufrag"), sdp_attr(&offer, "ice-ufrag"));
+    let ssrc = sdp_attr(&answer, "ssrc").split_whitespace().next().and_then(|s| s.parse().ok()).unwrap_or(1);
+    let seeds = real_datagrams(&username, sdp_attr(&answer, "ice-pwd"), ssrc);
+
+    let encoded = || async { srv.server.sessions.readiness().await.streams[0].frames };
+    let (frames_before, made_before) = (watcher.frames(), encoded().await);
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0").await.expect("bind");
+    // The STUN seed is a real check: the viewer's peer answers it (so its mutations reach that peer's
+    // parser, not only the mux's routing). Without USE-CANDIDATE it moves nothing.
+    socket.send_to(&seeds[0].1, to).await.expect("send");
+    let mut reply = [0u8; 1500];
+    let got = tokio::time::timeout(std::time::Duration::from_secs(5), socket.recv(&mut reply)).await;
+    let n = got.expect("the live peer answers a real check").expect("recv");
+    assert!(n >= 20 && reply[..2] == [0x01, 0x01], "a STUN success response: {:02x?}", &reply[..n.min(20)]);
+    let mut rng = Rng(0xda7a_9a4a);
+    for (kind, seed) in &seeds {
+        for n in 0..rounds() {
+            let datagram = mutate_bytes(seed, &mut rng);
+            socket.send_to(&datagram, to).await.unwrap_or_else(|e| panic!("{kind} #{n}: {e}"));
+            if n % 50 == 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+        }
+    }
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let made = encoded().await - made_before;
+    let got = watcher.frames() - frames_before;
+    eprintln!("{} mutated datagrams; the watcher decoded {got} of {made} frames meanwhile", 4 * rounds());
+    let ready = srv.server.sessions.readiness().await;
+    assert!(ready.mux.as_ref().is_some_and(|m| m.alive), "the mux died: {:?}", ready.mux);
+    assert!(made > 10 && got + 10 >= made, "the watcher lost frames to the fuzzing: {got} of {made}");
+    let mut after = WebrtcbinViewer::new(97, "42e01f", true);
+    after.connect(&srv, "main").await;
+    assert!(after.gets_frames(10, 20).await, "a new viewer plays after the fuzzing");
+    srv.shutdown().await;
 }

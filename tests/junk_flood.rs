@@ -15,16 +15,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// The UDP host candidate's port in an SDP answer (the mux port: every viewer shares it).
-fn mux_port(answer: &str) -> u16 {
-    answer
-        .lines()
-        .filter_map(|l| l.strip_prefix("a=candidate:"))
-        .filter(|c| c.contains(" udp ") || c.contains(" UDP "))
-        .find_map(|c| c.split_whitespace().nth(5)?.parse().ok())
-        .expect("a UDP candidate in the answer")
-}
-
 /// A STUN Binding request with USERNAME `user` and a MESSAGE-INTEGRITY that is not right.
 fn bad_check(user: &str, n: u64) -> Vec<u8> {
     let mut attrs = vec![0x00, 0x06];
@@ -89,12 +79,12 @@ fn junk(i: u64, known_ufrag: &str) -> Vec<u8> {
     }
 }
 
-/// Floods `to` from 8 sockets of 127.0.0.1 (addresses no viewer uses) at about `per_second` until `stop`.
+/// Floods `to` from 8 sockets of their own (sources no viewer uses) at about `per_second` until `stop`.
 fn flood(to: SocketAddr, per_second: u64, known_ufrag: String, stop: Arc<AtomicBool>) -> Arc<AtomicU64> {
     let sent = Arc::new(AtomicU64::new(0));
     let count = sent.clone();
     std::thread::spawn(move || {
-        let sockets: Vec<UdpSocket> = (0..8).map(|_| UdpSocket::bind("127.0.0.1:0").expect("bind")).collect();
+        let sockets: Vec<UdpSocket> = (0..8).map(|_| UdpSocket::bind("0.0.0.0:0").expect("bind")).collect();
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
             // A burst every 10 ms.
@@ -117,7 +107,7 @@ async fn a_junk_flood_at_the_media_port_costs_the_viewers_nothing_and_joins_stil
     let resp = srv.post_offer("main", &offer).await;
     assert_eq!(resp.status(), 201);
     let answer = resp.text().await.expect("answer");
-    let port = mux_port(&answer);
+    let to = mux_addr(&answer);
     let ufrag = answer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").trim().to_owned();
     first.set_answer(&answer).await;
     let mut viewers = vec![first];
@@ -133,7 +123,7 @@ async fn a_junk_flood_at_the_media_port_costs_the_viewers_nothing_and_joins_stil
     let stop = Arc::new(AtomicBool::new(false));
     let encoded = || async { srv.server.sessions.readiness().await.streams[0].frames };
     let (before, made_before) = (viewers.iter().map(|v| v.frames()).collect::<Vec<_>>(), encoded().await);
-    let sent = flood(format!("127.0.0.1:{port}").parse().expect("addr"), 20_000, ufrag, stop.clone());
+    let sent = flood(to, 20_000, ufrag, stop.clone());
     tokio::time::sleep(Duration::from_secs(3)).await;
 
     // A join during the flood is admitted and plays.
@@ -171,7 +161,7 @@ async fn chromium_watching_through_a_junk_flood_keeps_its_session_and_its_pictur
     assert!(probe.gets_frames(10, 20).await, "the webrtcbin viewer plays before the flood");
 
     let stop = Arc::new(AtomicBool::new(false));
-    let to = format!("127.0.0.1:{}", mux_port(&answer)).parse().expect("addr");
+    let to = mux_addr(&answer);
     let sent = flood(to, 20_000, ufrag, stop.clone());
     let url = format!("{}/watch/main", srv.base);
     let played = chromium_plays_with(None, &url, 320, 240, &[("WATCH_S", "12")]).await;

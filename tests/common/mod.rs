@@ -533,6 +533,21 @@ impl Drop for WebrtcbinViewer {
     }
 }
 
+/// The mux's address as an SDP answer's first IPv4 UDP host candidate gives it (every viewer shares the
+/// port; the mux listens on the machine's addresses, not on loopback).
+pub fn mux_addr(answer: &str) -> std::net::SocketAddr {
+    answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .filter(|c| c.to_ascii_lowercase().contains(" udp "))
+        .find_map(|c| {
+            let f: Vec<&str> = c.split_whitespace().collect();
+            let ip: std::net::Ipv4Addr = f.get(4)?.parse().ok()?;
+            Some(std::net::SocketAddr::new(ip.into(), f.get(5)?.parse().ok()?))
+        })
+        .expect("an IPv4 UDP candidate in the answer")
+}
+
 /// The first element in `bin` (recursively) made by `factory`.
 pub fn find_by_factory(bin: &gst::Bin, factory: &str) -> Option<gst::Element> {
     bin.iterate_recurse().into_iter().flatten().find(|e| e.factory().is_some_and(|f| f.name() == factory))
