@@ -8,7 +8,8 @@
 // end), waits 2 s for teardown and records glasscast's RSS, threads and open fds. Growth per cycle and per
 // session (after the first cycle, which pays one-time allocations) tells whether sessions leak.
 // --steady N: N more load viewers watch throughout (one load client started before the first cycle, its
-// window covering the cycles); their delivery and frame gaps are reported as `steady`.
+// window covering the cycles); their delivery, frame gaps and longest wait between two frames (a stall)
+// are reported as `steady`.
 // Prints one JSON object on stdout and a line per cycle on stderr.
 import { machine, parseArgs, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
@@ -28,14 +29,16 @@ const server = await startServer({
 const cycles = [];
 try {
   const start = processFootprint(server.pid);
-  // The steady viewers' window covers every cycle: each takes about --seconds + 20 s here (the load client's
-  // start, ramp and settling, the media, its DELETEs and str0m's close, 2 s of rest); the rest is waited out.
-  const steadySeconds = Math.ceil(Number(opts.cycles) * (Number(opts.seconds) + 22)) + 10;
+  // The steady viewers' window is meant to cover every cycle: each took --seconds + 4-7 s here (the load
+  // client's start, ramp and settling, the media, its DELETEs, 2 s of rest). `steady.cycles_in_window` says
+  // how many did end inside it.
+  const steadySeconds = Math.ceil(Number(opts.cycles) * (Number(opts.seconds) + 8)) + 5;
   const steady = steadyViewers > 0 ? runLoadClient({
     bin: opts.loadclient, url: `${server.base}/whep/main`,
     args: ['--viewers', opts.steady, '--duration', String(steadySeconds), '--ramp-ms', '20', '--expect-fps', String(fps)],
   }) : null;
   if (steady) await sleep(steadyViewers * 20 + 3000);
+  const windowEnds = Date.now() + steadySeconds * 1000;
   for (let i = 0; i < Number(opts.cycles); i++) {
     const lc = await runLoadClient({
       bin: opts.loadclient, url: `${server.base}/whep/main`,
@@ -44,7 +47,7 @@ try {
     await sleep(2000);
     const f = processFootprint(server.pid);
     const ready = await (await fetch(`${server.base}/readyz`)).json();
-    cycles.push({ cycle: i + 1, connected: lc.connected, deletes_ok: lc.deletes_ok, ...f, ready: ready.ready });
+    cycles.push({ cycle: i + 1, connected: lc.connected, deletes_ok: lc.deletes_ok, ...f, ready: ready.ready, ended_at: Date.now() });
     console.error(`churn cycle ${i + 1}: ${lc.connected}/${opts.viewers} connected, ${lc.deletes_ok} deleted; ` +
       `glasscast ${f.rss_mib} MiB, ${f.threads} threads, ${f.fds} fds`);
   }
@@ -57,7 +60,9 @@ try {
     command: `node bench/churn.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     idle: start, cycles,
     ...(s ? { steady: { viewers: steadyViewers, connected: s.connected, window_s: s.duration_s,
-      delivery_ratio: s.delivery_ratio, video_gaps_total: s.video_gaps_total, failed: s.failed } } : {}),
+      cycles_in_window: cycles.filter((c) => c.ended_at <= windowEnds).length,
+      delivery_ratio: s.delivery_ratio, video_gaps_total: s.video_gaps_total, max_video_gap_ms: s.max_video_gap_ms,
+      failed: s.failed } } : {}),
     after_first_cycle: {
       rss_mib_per_cycle: Math.round(((last.rss_mib - first.rss_mib) / Math.max(1, cycles.length - 1)) * 100) / 100,
       rss_kib_per_session: sessions ? Math.round(((last.rss_mib - first.rss_mib) * 1024) / sessions) : null,

@@ -5,7 +5,9 @@
 //! a WHEP client on the host (webrtcbin) plays the test stream at the configured size; it stops on SIGTERM
 //! with exit code 0; and `podman-compose down -v` leaves no container, pod, network or volume of the project.
 //! Then the same image on a bridge network (compose.bridge.yaml: published ports, `webrtc.advertise`): a viewer
-//! on the host plays through the published media port.
+//! on the host plays through the published media port. Then with compose.portal.yaml against a headless
+//! Wayland session: only the session bus and `pulse/` of its runtime directory are in the container, and
+//! the portal's screen cast plays.
 //!
 //! Needs root (debootstrap, rootful Podman), podman and podman-compose >= 1.1 (scripts/install-deps.sh --test),
 //! and a Debian 12 host: the host-built binary must match the image's glibc and GStreamer.
@@ -291,6 +293,7 @@ async fn the_image_runs_under_compose_plays_over_whep_and_leaves_nothing_behind(
     let left = project.leftovers();
     assert!(left.is_empty(), "left behind by `down -v`:\n{left}");
     plays_on_a_bridge_network(&tag, config.path(), id).await;
+    casts_the_screen_with_only_the_bus_and_pulse_of_the_runtime_dir(&tag, id).await;
 }
 
 /// compose.bridge.yaml: the same image on a bridge network with published ports, the host's address (here
@@ -328,4 +331,75 @@ async fn plays_on_a_bridge_network(tag: &str, config: &Path, id: u32) {
     );
     v.stop();
     project.down();
+}
+
+/// compose.portal.yaml, rootful (`GLASSCAST_USERNS=host`) as the headless Wayland session's user (uid
+/// 65534, scripts/testbed/wayland-session.sh): of the session's runtime directory only the bus socket and
+/// `pulse/` are in the container (a file of another program's is not), and the portal's screen cast
+/// reaches glasscast through them: the stream is ready with the screen's frames and a viewer plays it.
+async fn casts_the_screen_with_only_the_bus_and_pulse_of_the_runtime_dir(tag: &str, id: u32) {
+    let wl = testbed::Testbed::start("wayland-session.sh", "gc-wlc.", &[]);
+    let run_dir = format!("{}/run", wl.dir);
+    let session = |p: &str| std::os::unix::fs::chown(p, Some(65534), Some(65534)).expect("chown");
+    std::fs::create_dir_all(format!("{run_dir}/pulse")).expect("pulse dir");
+    session(&format!("{run_dir}/pulse"));
+    std::fs::write(format!("{run_dir}/another-programs-secret"), "x").expect("a file of another program");
+    let state = tempfile::tempdir().expect("state");
+    session(state.path().to_str().expect("utf-8"));
+    let (https, media) = (free_port(false), free_port(true));
+    let config = tempfile::tempdir().expect("config");
+    let toml = format!(
+        "[server]\nlisten = \"127.0.0.1:{https}\"\n[webrtc]\nmux_port = {media}\n[auth]\nmode = \"disabled\"\n\
+         [metrics]\nenabled = false\n[[streams]]\nname = \"desk\"\nsource = \"portal\"\naudio = \"none\"\n\
+         width = 640\nheight = 360\n"
+    );
+    std::fs::write(config.path().join("glasscast.toml"), toml).expect("config");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(config.path().join("glasscast.toml"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    let base = format!("https://127.0.0.1:{https}");
+    let env = vec![
+        ("GLASSCAST_IMAGE", tag.to_owned()),
+        ("GLASSCAST_CONFIG_DIR", config.path().to_str().expect("utf-8").to_owned()),
+        ("GLASSCAST_HEALTHCHECK_URL", format!("{base}/healthz")),
+        ("GLASSCAST_STATE_DIR", state.path().to_str().expect("utf-8").to_owned()),
+        ("GLASSCAST_USERNS", "host".to_owned()),
+        ("UID", "65534".to_owned()),
+        ("GID", "65534".to_owned()),
+        ("HOME", format!("{}/home", wl.dir)),
+        ("XDG_RUNTIME_DIR", run_dir.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", format!("unix:path={run_dir}/bus")),
+    ];
+    let mut project = Project::up_with(format!("glasscastportal{id}"), env, Vec::new(), Some("compose.portal.yaml"));
+    let c = project.container();
+    let inside = podman(&["exec", &c, "ls", "-A", &run_dir]);
+    assert_eq!(inside.split_whitespace().collect::<Vec<_>>(), ["bus", "pulse"], "only these of {run_dir}");
+    let cert_path = state.path().join("tls/cert.pem");
+    let up = wait_for(30, || cert_path.exists()).await;
+    assert!(up, "no certificate; logs:\n{}", run("podman", &["logs", &c], &[]));
+    let http = remote::client_trusting(&std::fs::read(&cert_path).expect("cert"));
+    let mut ready = serde_json::Value::Null;
+    for _ in 0..120 {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await {
+            ready = serde_json::from_str(&r.text().await.unwrap_or_default()).unwrap_or_default();
+            if ready["ready"] == true {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        ready["ready"],
+        true,
+        "the portal stream never got ready: {ready}\n{}",
+        run("podman", &["logs", &c], &[])
+    );
+    let mut v = WebrtcbinViewer::new(96, "42e01f", false);
+    remote::connect(&mut v, &http, &base, "desk", None).await;
+    assert!(v.gets_frames(10, 20).await, "the screen from the container");
+    assert!(testbed::sees_a_picture(&v, 10).await, "not the screen's picture: {:?}", v.luma_range);
+    v.stop();
+    project.down();
+    drop(wl);
 }

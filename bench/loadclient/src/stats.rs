@@ -68,6 +68,8 @@ pub struct Window {
     pub audio_fps: f64,
     pub delivery_ratio: f64,
     pub mbit_s: f64,
+    /// The longest time between two video frames arriving, ms.
+    pub max_video_gap_ms: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -180,6 +182,7 @@ impl ViewerRecord {
                     audio_fps: round3(w.audio_frames as f64 / window_s),
                     delivery_ratio: round3(w.video_frames as f64 / (fps * window_s)),
                     mbit_s: round3(w.udp_bytes as f64 * 8.0 / window_s / 1e6),
+                    max_video_gap_ms: r.max_video_gap.map(|g| round3(g.as_secs_f64() * 1000.0)),
                 });
             }
         }
@@ -226,6 +229,8 @@ pub struct Output {
     /// Connected viewers whose delivery ratio is at least 0.99.
     pub viewers_at_99pct: usize,
     pub viewers_at_95pct: usize,
+    /// Over connected viewers: the longest time between two video frames in the window, ms.
+    pub max_video_gap_ms: Option<Summary>,
     pub audio_frames_per_viewer: Option<Summary>,
     pub audio_fps_per_viewer: Option<Summary>,
     pub video_gaps_total: u64,
@@ -289,6 +294,7 @@ impl Aggregate<'_> {
             delivery_ratio: Summary::of(windows.iter().map(|w| w.delivery_ratio)),
             viewers_at_99pct: ratio_at(0.99),
             viewers_at_95pct: ratio_at(0.95),
+            max_video_gap_ms: Summary::of(windows.iter().filter_map(|w| w.max_video_gap_ms)),
             audio_frames_per_viewer: Summary::of(windows.iter().map(|w| w.audio_frames as f64)),
             audio_fps_per_viewer: Summary::of(windows.iter().map(|w| w.audio_fps)),
             video_gaps_total: records.iter().map(|r| r.video_gaps).sum(),

@@ -124,6 +124,8 @@ pub struct Report {
     pub send_errors: u64,
     pub video_rtp: Ingress,
     pub audio_rtp: Ingress,
+    /// The longest time between two video frames inside the window.
+    pub max_video_gap: Option<Duration>,
 }
 
 /// Settings shared by all viewers.
@@ -274,6 +276,9 @@ impl Prepared {
             counters: Counters::default(),
             win_start: None,
             win_end: None,
+            last_video_at: None,
+            win_max_gap: None,
+            max_gap_at_end: None,
             timings: Timings::default(),
             ice_connected: false,
             dtls_connected: false,
@@ -308,6 +313,11 @@ pub struct Viewer {
     counters: Counters,
     win_start: Option<Counters>,
     win_end: Option<Counters>,
+    /// When the last video frame arrived, and the longest wait between two inside the window (`None`
+    /// outside it).
+    last_video_at: Option<Instant>,
+    win_max_gap: Option<Duration>,
+    max_gap_at_end: Option<Duration>,
     timings: Timings,
     ice_connected: bool,
     dtls_connected: bool,
@@ -374,10 +384,21 @@ impl Viewer {
 
     pub fn snapshot_window_start(&mut self) {
         self.win_start = Some(self.counters);
+        self.win_max_gap = Some(Duration::ZERO);
     }
 
     pub fn snapshot_window_end(&mut self) {
         self.win_end = Some(self.counters);
+        // A stall still going on at the end counts too.
+        self.note_gap(Instant::now());
+        self.max_gap_at_end = self.win_max_gap.take();
+    }
+
+    /// Keeps the longest wait since the previous video frame, while the window runs.
+    fn note_gap(&mut self, now: Instant) {
+        if let (Some(max), Some(last)) = (self.win_max_gap.as_mut(), self.last_video_at) {
+            *max = (*max).max(now.duration_since(last));
+        }
     }
 
     /// Reads every queued datagram (the socket is edge-triggered) and feeds it to str0m.
@@ -495,6 +516,9 @@ impl Viewer {
     fn on_media(&mut self, data: MediaData, since: Duration) {
         let len = data.data.len() as u64;
         if data.mid == self.video_mid {
+            let now = Instant::now();
+            self.note_gap(now);
+            self.last_video_at = Some(now);
             let c = &mut self.counters;
             c.video_frames += 1;
             c.video_bytes += len;
@@ -557,6 +581,7 @@ impl Viewer {
             send_errors: self.send_errors,
             video_rtp: self.video_rtp,
             audio_rtp: self.audio_rtp,
+            max_video_gap: self.max_gap_at_end.or(self.win_max_gap),
         }
     }
 }
