@@ -1,7 +1,8 @@
 // bench/soak: the large counts of issue 17's hardening suites, which make test runs at CI size.
 //
 //   node bench/soak.mjs [--parts slowloris,junk] [--connections 3000] [--viewers 300] [--junk-rate 100000]
-//                       [--seconds 30] [--mode 640x360@30] [--bitrate 1000] [--bin target/release/glasscast]
+//                       [--seconds 30] [--mode 640x360@30] [--bitrate 1000] [--flood-after-ramp]
+//                       [--bin target/release/glasscast]
 //                       [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18800]
 //
 // slowloris: glasscast (plain HTTP, default [server.limits]: header timeout 10 s) gets --connections TCP
@@ -11,7 +12,8 @@
 // from 127.0.0.1 meanwhile): answers, failures, latency.
 // junk: --viewers load viewers (bench/loadclient, str0m) watch for --seconds while this process sends about
 // --junk-rate junk datagrams per second to the mux port (on this machine's first IPv4 address) from 8 sockets (random bytes, RTP-, RTCP- and
-// DTLS-looking datagrams, STUN checks for unknown ufrags); one more viewer joins in the middle. Reported:
+// DTLS-looking datagrams, STUN checks for unknown ufrags); 10 more viewers join in the middle. With
+// --flood-after-ramp the junk starts once the viewers have joined (ramp + 5 s), else with them. Reported:
 // the viewers' delivery, the join, the datagrams sent, glasscast's CPU and send lag.
 // The churn suite's large count is bench/churn.mjs (--cycles 25 --viewers 40 --steady 20).
 // Prints one JSON object on stdout and a line per part on stderr.
@@ -23,7 +25,7 @@ import { cpuSeconds, machine, parseArgs, percentiles, runLoadClient, sleep, star
 const opts = parseArgs(process.argv.slice(2), {
   parts: 'slowloris,junk', connections: '3000', viewers: '300', 'junk-rate': '100000', seconds: '30',
   mode: '640x360@30', bitrate: '1000', bin: 'target/release/glasscast',
-  loadclient: 'bench/loadclient/target/release/glasscast-loadclient', port: '18800',
+  loadclient: 'bench/loadclient/target/release/glasscast-loadclient', port: '18800', 'flood-after-ramp': false,
 });
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
@@ -128,9 +130,14 @@ async function junkFlood(port) {
   })));
   let sent = 0;
   let flooding = true;
+  let started = !opts['flood-after-ramp'];
   const perTick = Math.round(Number(opts['junk-rate']) / 100);
   const flood = (async () => {
     while (flooding) {
+      if (!started) {
+        await sleep(100);
+        continue;
+      }
       const t0 = performance.now();
       for (let k = 0; k < perTick; k++, sent++) sockets[sent % 8].send(junk(sent), muxPort, host);
       await sleep(Math.max(0, 10 - (performance.now() - t0)));
@@ -144,18 +151,25 @@ async function junkFlood(port) {
       bin: opts.loadclient, url,
       args: ['--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '30', '--expect-fps', String(fps)],
     });
-    await sleep(Number(opts.viewers) * 30 + (Number(opts.seconds) * 1000) / 3);
-    const join = await runLoadClient({ bin: opts.loadclient, url, args: ['--viewers', '1', '--duration', '3', '--expect-fps', String(fps)] });
+    // --flood-after-ramp: the junk starts once every viewer has had time to join (ramp + 5 s).
+    await sleep(Number(opts.viewers) * 30 + 5000);
+    started = true;
+    const floodFrom = Date.now();
+    await sleep((Number(opts.seconds) * 1000) / 3);
+    const join = await runLoadClient({ bin: opts.loadclient, url, args: ['--viewers', '10', '--duration', '3', '--ramp-ms', '100', '--expect-fps', String(fps)] });
     const ready = await (await fetch(`${server.base}/readyz`)).json();
     const lc = await watching;
     const wall = (Date.now() - t0) / 1000;
+    const floodSeconds = (Date.now() - floodFrom) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     return {
       part: 'junk', viewers: Number(opts.viewers), connected: lc.connected, delivery_ratio: lc.delivery_ratio,
       viewers_at_99pct: lc.viewers_at_99pct, failed: lc.failed.length,
       failed_first: lc.failed.slice(0, 3).map((f) => `${f.stage}: ${f.error}`),
       join: { connected: join.connected, delivery_ratio: join.delivery_ratio, failed: join.failed },
-      junk_sent: sent, junk_rate_per_s: Math.round(sent / wall), send_lag_ms: ready.streams[0].send_lag_ms ?? null,
+      flood_after_ramp: Boolean(opts['flood-after-ramp']),
+      junk_sent: sent, junk_rate_per_s: Math.round(sent / (opts['flood-after-ramp'] ? floodSeconds : wall)),
+      send_lag_ms: ready.streams[0].send_lag_ms ?? null,
       server_cpu_pct_of_core: Math.round((cpu / wall) * 1000) / 10,
     };
   } finally {
