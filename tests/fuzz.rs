@@ -193,7 +193,7 @@ fn mutated_configuration_files_load_or_are_refused_without_a_panic() {
     let base = std::fs::read(format!("{}/config/glasscast.toml", env!("CARGO_MANIFEST_DIR"))).expect("config");
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("glasscast.toml");
-    let mut rng = Rng(0xc0_4f_16);
+    let mut rng = Rng(0xc04f_0016);
     let (mut loaded, mut refused) = (0, 0);
     for n in 0..rounds() {
         std::fs::write(&path, mutate(&base, &mut rng)).expect("write");

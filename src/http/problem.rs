@@ -5,7 +5,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::auth::AuthError;
-use crate::media::MediaError;
 use crate::session::SessionError;
 
 /// An error response. `kind` becomes the problem type `urn:glasscast:problem:<kind>`.
@@ -73,16 +72,16 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::UnknownStream(_) => Self::new(S::NOT_FOUND, "unknown-stream", detail),
             SessionError::UnknownSession => Self::new(S::NOT_FOUND, "unknown-session", detail),
-            SessionError::NotProducing(_) | SessionError::Media(MediaError::NotProducing) => {
+            SessionError::NotProducing(_) | SessionError::EncodingNotProducing => {
                 Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
             }
             SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
-            SessionError::Overloaded { .. } | SessionError::Media(MediaError::Overloaded(_)) => {
+            SessionError::Overloaded { .. } | SessionError::EncodingOverloaded(_) => {
                 Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10)
             }
-            SessionError::Media(MediaError::MalformedOffer(_)) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
-            SessionError::Media(MediaError::NoUsableCodec(_)) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
-            SessionError::Media(MediaError::Negotiation(_)) => {
+            SessionError::MalformedOffer(_) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
+            SessionError::NoUsableCodec(_) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
+            SessionError::Negotiation(_) => {
                 Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail)
             }
             SessionError::BadFrag(_) => Self::new(S::BAD_REQUEST, "malformed-sdpfrag", detail),
@@ -162,10 +161,10 @@ mod tests {
                 SessionError::Overloaded { stream: main, reason: "it encodes 12.5 of its 30 frames per second".into() },
                 503,
             ),
-            (SessionError::Media(MediaError::MalformedOffer("x".into())), 400),
-            (SessionError::Media(MediaError::NoUsableCodec("x".into())), 400),
-            (SessionError::Media(MediaError::NotProducing), 409),
-            (SessionError::Media(MediaError::Overloaded("x".into())), 503),
+            (SessionError::MalformedOffer("x".into()), 400),
+            (SessionError::NoUsableCodec("x".into()), 400),
+            (SessionError::EncodingNotProducing, 409),
+            (SessionError::EncodingOverloaded("x".into()), 503),
             (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
             (SessionError::PreconditionRequired, 428),
             (SessionError::PreconditionFailed, 412),

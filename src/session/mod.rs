@@ -32,8 +32,18 @@ pub enum SessionError {
     ViewerCap { stream: StreamName, max: u32 },
     #[error("stream `{stream}` is overloaded: {reason}, so it takes no more viewers until it recovers")]
     Overloaded { stream: StreamName, reason: String },
-    #[error(transparent)]
-    Media(#[from] MediaError),
+    /// Media refusals, classified here so that HTTP (and anything else above sessions) never matches
+    /// media's own error type ([`SessionError::from`] a `MediaError`).
+    #[error("malformed SDP offer: {0}")]
+    MalformedOffer(String),
+    #[error("{0}")]
+    NoUsableCodec(String),
+    #[error("the stream is not producing media")]
+    EncodingNotProducing,
+    #[error("WebRTC negotiation failed: {0}")]
+    Negotiation(String),
+    #[error("the stream is overloaded: {0}, so it takes no more viewers on that encoding until it recovers")]
+    EncodingOverloaded(String),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
     BadFrag(#[from] FragError),
     #[error("an ICE restart needs an If-Match header (`*` or the session's ETag)")]
@@ -56,6 +66,18 @@ pub enum SessionError {
     AlreadyPublished(StreamName),
     #[error("cannot push stream `{0}`: {1}")]
     BadPush(StreamName, String),
+}
+
+impl From<MediaError> for SessionError {
+    fn from(e: MediaError) -> Self {
+        match e {
+            MediaError::MalformedOffer(why) => Self::MalformedOffer(why),
+            MediaError::NoUsableCodec(why) => Self::NoUsableCodec(why),
+            MediaError::NotProducing => Self::EncodingNotProducing,
+            MediaError::Negotiation(why) => Self::Negotiation(why),
+            MediaError::Overloaded(why) => Self::EncodingOverloaded(why),
+        }
+    }
 }
 
 /// What a PATCH did.
