@@ -3,7 +3,7 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 CONFIG ?= config/glasscast.toml
 
-.PHONY: run test build deps test-deps bench clean
+.PHONY: run test lint build deps test-deps bench clean
 
 ## run: install what is missing, build, serve the bundled test source and print its link
 run: build
@@ -12,6 +12,10 @@ run: build
 ## test: install what is missing (incl. Chromium, Node.js), then unit, integration and browser tests
 test: test-deps
 	cargo test --locked
+
+## lint: clippy on every target, warnings as errors (CI runs it before the tests)
+lint:
+	cargo clippy --all-targets --locked -- -D warnings
 
 ## bench: latency, time to first frame, encode cost and fan-out benchmarks; JSON in artifacts/bench/ (docs/performance.md)
 bench: test-deps

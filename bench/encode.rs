@@ -104,7 +104,7 @@ fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64) -> anyhow::Re
         "cpu_pct_of_core": ((cpu1 - cpu0) / wall * 1000.0).round() / 10.0,
         "frames_out": c.frames,
         "fps_out": ((c.frames as f64 / wall) * 10.0).round() / 10.0,
-        "kbps_out": ((c.bytes as f64 * 8.0 / wall / 1000.0)).round(),
+        "kbps_out": (c.bytes as f64 * 8.0 / wall / 1000.0).round(),
         "encode_ms": {"p50": pct(&c.latencies_ms, 0.5), "p95": pct(&c.latencies_ms, 0.95), "max": pct(&c.latencies_ms, 1.0)},
     }))
 }

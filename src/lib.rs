@@ -3,6 +3,9 @@
 //! See ARCHITECTURE.md for the map. Layers: [`media`] (GStreamer, no HTTP), [`http`] (axum, no GStreamer),
 //! and [`session`], the one owner of all sessions that both talk to.
 
+// Nothing a peer or a configuration controls is unwrapped (`expect("why this holds")` for invariants).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod auth;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,7 @@
 //! The `glasscast` binary: command line, logging, and `serve`.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
@@ -254,12 +256,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             AdminTokenSource::Config => println!("  admin token from the configuration"),
         }
     }
-    if let Some(tls) = &server.tls {
-        if tls.self_signed {
-            println!("  self-signed certificate {}", tls.cert_path.display());
-            println!("  SHA-256 fingerprint {}", tls.fingerprint);
-            println!("  (your browser will warn once; check the fingerprint matches before accepting)");
-        }
+    if let Some(tls) = &server.tls
+        && tls.self_signed
+    {
+        println!("  self-signed certificate {}", tls.cert_path.display());
+        println!("  SHA-256 fingerprint {}", tls.fingerprint);
+        println!("  (your browser will warn once; check the fingerprint matches before accepting)");
     }
     server.run_until_signal().await
 }

@@ -117,7 +117,7 @@ async fn mutated_offers_and_sdpfrags_get_an_answer_or_a_problem_and_a_viewer_kee
     ];
     let url = format!("{}/whep/main", srv.base);
     let mut defects = Vec::new();
-    let mut rng = Rng(0x5eed_0f_f022);
+    let mut rng = Rng(0x5e_ed0f_f022);
     let mut created = 0;
     for (name, base) in &bases {
         for n in 0..rounds() {

@@ -158,7 +158,7 @@ async fn metrics_move_during_a_live_session() {
 /// Every `glasscast_*` and `process_*` name in `text`.
 fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
     let mut out = std::collections::BTreeSet::new();
-    for (i, _) in text.match_indices(|c: char| c == 'g' || c == 'p') {
+    for (i, _) in text.match_indices(['g', 'p']) {
         let rest = &text[i..];
         if (rest.starts_with("glasscast_") || rest.starts_with("process_"))
             && !text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')

@@ -401,10 +401,10 @@ impl StreamConfig {
         if let Err(why) = StreamName::parse(&st.name) {
             return Err(invalid(k("name"), &st.name, why));
         }
-        if !(16..=7680).contains(&st.width) || st.width % 2 != 0 {
+        if !(16..=7680).contains(&st.width) || !st.width.is_multiple_of(2) {
             return Err(invalid(k("width"), st.width, "an even number from 16 to 7680"));
         }
-        if !(16..=4320).contains(&st.height) || st.height % 2 != 0 {
+        if !(16..=4320).contains(&st.height) || !st.height.is_multiple_of(2) {
             return Err(invalid(k("height"), st.height, "an even number from 16 to 4320"));
         }
         if !(1..=120).contains(&st.fps) {

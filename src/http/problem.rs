@@ -81,9 +81,7 @@ impl From<SessionError> for ApiError {
             }
             SessionError::MalformedOffer(_) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
             SessionError::NoUsableCodec(_) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
-            SessionError::Negotiation(_) => {
-                Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail)
-            }
+            SessionError::Negotiation(_) => Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail),
             SessionError::BadFrag(_) => Self::new(S::BAD_REQUEST, "malformed-sdpfrag", detail),
             SessionError::PreconditionRequired => Self::new(S::PRECONDITION_REQUIRED, "if-match-required", detail),
             SessionError::PreconditionFailed => Self::new(S::PRECONDITION_FAILED, "etag-mismatch", detail),

@@ -54,10 +54,10 @@ pub fn certificate() -> Option<&'static DtlsCertificate> {
 pub fn attach(webrtcbin: &gst::Element) -> Option<glib::SignalHandlerId> {
     let cert = certificate()?;
     Some(webrtcbin.connect("deep-element-added", false, move |args| {
-        if let Some(element) = args.get(2).and_then(|v| v.get::<gst::Element>().ok()) {
-            if element.factory().is_some_and(|f| f.name() == "dtlssrtpdec") {
-                element.set_property("pem", &cert.pem);
-            }
+        if let Some(element) = args.get(2).and_then(|v| v.get::<gst::Element>().ok())
+            && element.factory().is_some_and(|f| f.name() == "dtlssrtpdec")
+        {
+            element.set_property("pem", &cert.pem);
         }
         None
     }))

@@ -50,7 +50,7 @@ pub fn cells(ms: u64) -> [bool; CELLS as usize] {
         out[(FIRST_CHECK_CELL + i) as usize] = (check >> (7 - i)) & 1 == 1;
     }
     for i in FIRST_TAIL_CELL..CELLS {
-        out[i as usize] = (i - FIRST_TAIL_CELL) % 2 == 0;
+        out[i as usize] = (i - FIRST_TAIL_CELL).is_multiple_of(2);
     }
     out
 }
@@ -68,7 +68,7 @@ pub fn decode(cells: &[bool]) -> Option<u64> {
     for i in 0..8 {
         check = (check << 1) | u8::from(cells[(FIRST_CHECK_CELL + i) as usize]);
     }
-    let tail_ok = (FIRST_TAIL_CELL..CELLS).all(|i| cells[i as usize] == ((i - FIRST_TAIL_CELL) % 2 == 0));
+    let tail_ok = (FIRST_TAIL_CELL..CELLS).all(|i| cells[i as usize] == (i - FIRST_TAIL_CELL).is_multiple_of(2));
     (check == check_byte(ms) && tail_ok).then_some(ms)
 }
 

@@ -61,10 +61,11 @@ pub fn uri_h264_source(url: &str) -> anyhow::Result<gst::Element> {
     let sink = parse.static_pad("sink").context("h264parse has a sink pad")?;
     decode.connect_pad_added(move |_, pad| {
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-        if caps.structure(0).is_some_and(|s| s.name() == "video/x-h264") && !sink.is_linked() {
-            if let Err(e) = pad.link(&sink) {
-                tracing::warn!(error = ?e, "could not link the feed's H.264");
-            }
+        if caps.structure(0).is_some_and(|s| s.name() == "video/x-h264")
+            && !sink.is_linked()
+            && let Err(e) = pad.link(&sink)
+        {
+            tracing::warn!(error = ?e, "could not link the feed's H.264");
         }
     });
     let src = filter.static_pad("src").context("capsfilter has a src pad")?;
@@ -144,10 +145,11 @@ fn ghost_video_pad(bin: &gst::Bin, element: &gst::Element) -> anyhow::Result<()>
         let Some(ghost) = weak.upgrade() else { return };
         let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
         let video = caps.structure(0).is_some_and(|s| s.name().starts_with("video/"));
-        if video && ghost.target().is_none() {
-            if let Err(e) = ghost.set_target(Some(pad)) {
-                tracing::warn!(error = %e, "could not expose the source's video pad");
-            }
+        if video
+            && ghost.target().is_none()
+            && let Err(e) = ghost.set_target(Some(pad))
+        {
+            tracing::warn!(error = %e, "could not expose the source's video pad");
         }
     });
     Ok(())

@@ -79,6 +79,7 @@ fn grant_allows(owner: &Grant, grant: &Grant) -> bool {
 }
 
 /// Results of work the manager spawned, reported back to it.
+#[expect(clippy::large_enum_variant, reason = "one per POST, moved once through a channel")]
 enum Done {
     Negotiated {
         stream: StreamName,

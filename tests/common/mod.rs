@@ -224,10 +224,10 @@ pub fn count_decoded(
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, _| {
         if is_video {
             f.fetch_add(1, Ordering::Relaxed);
-            if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned())) {
-                if let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height")) {
-                    *sz.lock().expect("lock") = Some((w, h));
-                }
+            if let Some(s) = pad.current_caps().and_then(|c| c.structure(0).map(|s| s.to_owned()))
+                && let (Ok(w), Ok(h)) = (s.get::<i32>("width"), s.get::<i32>("height"))
+            {
+                *sz.lock().expect("lock") = Some((w, h));
             }
         } else {
             a.fetch_add(1, Ordering::Relaxed);
@@ -250,12 +250,12 @@ pub fn with_playout_delay(offer: &str) -> String {
 pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::BTreeMap<u8, Vec<u8>>>>) {
     let seen = seen.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-        if let Some(buffer) = info.buffer() {
-            if let Ok(rtp) = gstreamer_rtp::RTPBuffer::from_buffer_readable(buffer) {
-                for id in 1..=14u8 {
-                    if let Some(data) = rtp.extension_onebyte_header(id, 0) {
-                        seen.lock().expect("lock").insert(id, data.to_vec());
-                    }
+        if let Some(buffer) = info.buffer()
+            && let Ok(rtp) = gstreamer_rtp::RTPBuffer::from_buffer_readable(buffer)
+        {
+            for id in 1..=14u8 {
+                if let Some(data) = rtp.extension_onebyte_header(id, 0) {
+                    seen.lock().expect("lock").insert(id, data.to_vec());
                 }
             }
         }
@@ -268,12 +268,11 @@ pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
     let codes = codes.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
         let info_caps = pad.current_caps().and_then(|c| gstreamer_video::VideoInfo::from_caps(&c).ok());
-        if let (Some(vinfo), Some(buffer)) = (info_caps, info.buffer()) {
-            if vinfo.format() == gstreamer_video::VideoFormat::I420 {
-                if let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo) {
-                    codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
-                }
-            }
+        if let (Some(vinfo), Some(buffer)) = (info_caps, info.buffer())
+            && vinfo.format() == gstreamer_video::VideoFormat::I420
+            && let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
+        {
+            codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
         }
         gst::PadProbeReturn::Ok
     });

@@ -416,7 +416,7 @@ impl Forward {
             relayed: self.relay_candidate().map(|c| c.addr()),
         };
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
-        tracing::trace!(session = %id, offer = %sdp::redacted(&offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");
+        tracing::trace!(session = %id, offer = %sdp::redacted(offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");
         self.shared.mux.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
             id,

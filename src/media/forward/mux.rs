@@ -236,10 +236,10 @@ fn transmit(sockets: &[(SocketAddr, UdpSocket)], t: &Transmit) {
         .find(|(a, _)| *a == t.source)
         .or_else(|| sockets.iter().find(|(a, _)| a.is_ipv4() == t.destination.is_ipv4()))
         .map(|(_, s)| s);
-    if let Some(s) = socket {
-        if let Err(e) = s.send_to(&t.contents, t.destination) {
-            tracing::trace!(error = %e, to = %t.destination, "send failed");
-        }
+    if let Some(s) = socket
+        && let Err(e) = s.send_to(&t.contents, t.destination)
+    {
+        tracing::trace!(error = %e, to = %t.destination, "send failed");
     }
 }
 
