@@ -103,3 +103,24 @@ async fn chromium_keeps_its_session_and_plays_on_after_the_encoder_restarts() {
     eprintln!("chromium across the restart: {watch}");
     assert!(!gc.kill_and_log().contains("stream pipeline error"));
 }
+
+/// The session manager never waits for a stream to start (issue 18): with `GLASSCAST_TEST_FAULT=slow-start`
+/// a start after a stop takes 5 s, and meanwhile a viewer of another stream is answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_stream_start_keeps_no_request_for_another_stream_waiting() {
+    let streams = "[webrtc]\nmux_port = 0\n[[streams]]\nname = \"a\"\nwidth = 320\nheight = 240\n\
+                   [[streams]]\nname = \"b\"\nwidth = 320\nheight = 240\n";
+    let gc = common::binary::serve(streams, &[("GLASSCAST_TEST_FAULT", "slow-start")]).await;
+    let (http, admin) = (reqwest::Client::new(), gc.admin_token());
+    let api = |path: &str| http.post(format!("{}/api/v1/streams/{path}", gc.base)).bearer_auth(&admin);
+    let stopped = api("a/stop").send().await.expect("stop");
+    assert!(stopped.status().is_success(), "stop: {}", stopped.status());
+    let start = tokio::spawn(api("a/start").send());
+    tokio::time::sleep(Duration::from_millis(500)).await; // the start is under way (5 s)
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect_to(&gc.base, "b").await;
+    assert!(!start.is_finished(), "the viewer of stream b was answered only after stream a had started");
+    let started = start.await.expect("join").expect("start");
+    assert!(started.status().is_success(), "start: {}", started.status());
+    assert!(v.gets_frames(10, 20).await, "the viewer of b plays");
+}

@@ -405,7 +405,14 @@ impl StreamPipeline {
         &self.inner.name
     }
 
-    /// Sets the pipeline playing and starts the bus task that turns errors into stream state.
+    /// Says the stream is starting (before [`StreamPipeline::start`] runs, elsewhere).
+    pub fn mark_starting(&self) {
+        *self.inner.state.lock().expect("state lock") = StreamState::Starting;
+    }
+
+    /// Sets the pipeline playing and starts the bus task that turns errors into stream state. May block
+    /// while sources open their devices; call it off any task others wait on. Needs the runtime (the bus
+    /// task is spawned on it).
     pub fn start(&self) -> anyhow::Result<()> {
         // (Again after `stop`: the state goes back to Starting, and Playing once the pipeline says so.)
         *self.inner.state.lock().expect("state lock") = StreamState::Starting;

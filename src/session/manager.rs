@@ -299,22 +299,34 @@ impl Manager {
                     return;
                 }
                 tracing::info!(stream = %name, "starting stream");
-                // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
-                let result = entry.pipeline.start().and_then(|()| start_pushes(&entry.pipeline, &entry.cfg));
-                let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name.clone(), format!("{e:#}"))));
+                // Starting opens devices (a camera, the audio server) and may take a while: off this task, so
+                // no other request waits for it. Marked starting first, so a second start is answered at once.
+                entry.pipeline.mark_starting();
+                let (name, pipeline, cfg) = (name.clone(), entry.pipeline.clone(), entry.cfg.clone());
+                tokio::task::spawn_blocking(move || {
+                    if crate::media::test_fault() == Some("slow-start") {
+                        // GLASSCAST_TEST_FAULT=slow-start: a start after a stop takes 5 s (a slow device).
+                        std::thread::sleep(std::time::Duration::from_secs(5));
+                    }
+                    // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
+                    let result = pipeline.start().and_then(|()| start_pushes(&pipeline, &cfg));
+                    let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name, format!("{e:#}"))));
+                });
             }
             Command::Push { stream, url, token, reply } => {
-                let result = match self.streams.iter().find(|(k, _)| k.as_str() == stream) {
-                    None => Err(SessionError::UnknownStream(stream)),
-                    Some((name, entry)) => {
-                        let target = crate::media::egress::PushTarget { url, token };
-                        let shown = crate::media::egress::redacted(&target.url);
-                        let started = entry.pipeline.start_push(target);
-                        tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
-                        started.map_err(|e| SessionError::BadPush(name.clone(), format!("{e:#}")))
-                    }
+                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
+                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+                    return;
                 };
-                let _ = reply.send(result);
+                let (name, pipeline) = (name.clone(), entry.pipeline.clone());
+                // Builds and links elements into the running pipeline: off this task, as a start is.
+                tokio::task::spawn_blocking(move || {
+                    let target = crate::media::egress::PushTarget { url, token };
+                    let shown = crate::media::egress::redacted(&target.url);
+                    let started = pipeline.start_push(target);
+                    tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
+                    let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));
+                });
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }

@@ -32,6 +32,12 @@ impl Running {
         String::from_utf8_lossy(&self.log.lock().expect("log lock")).into_owned()
     }
 
+    /// Its admin token (generated into its state directory at start).
+    pub fn admin_token(&self) -> String {
+        let path = self._dir.path().join("state/auth/admin_token");
+        std::fs::read_to_string(path).expect("admin token").trim().to_owned()
+    }
+
     /// `/readyz`, parsed (Null when it does not answer JSON).
     pub async fn readyz(&self) -> serde_json::Value {
         match reqwest::get(format!("{}/readyz", self.base)).await {
