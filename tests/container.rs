@@ -194,6 +194,17 @@ fn free_port(udp: bool) -> u16 {
     port.expect("a free port").port()
 }
 
+/// A configuration directory holding `toml` as glasscast.toml, readable by the container's uid.
+fn config_dir(toml: &str) -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let config = tempfile::tempdir().expect("config dir");
+    std::fs::write(config.path().join("glasscast.toml"), toml).expect("config");
+    std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(config.path().join("glasscast.toml"), std::fs::Permissions::from_mode(0o644))
+        .expect("chmod");
+    config
+}
+
 /// Polls `f` every 250 ms for up to `secs` seconds.
 async fn wait_for(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     for _ in 0..secs * 4 {
@@ -220,18 +231,12 @@ async fn the_image_runs_under_compose_plays_over_whep_and_leaves_nothing_behind(
 
     // A small test stream on ports nobody else uses (tests run side by side; host networking).
     let (port, mux_port, metrics_port) = (free_port(false), free_port(true), free_port(false));
-    let config = tempfile::tempdir().expect("tempdir");
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:{port}\"\n[webrtc]\nmux_port = {mux_port}\n[auth]\nadmin_token = \"{ADMIN}\"\n\
          [metrics]\nlisten = \"127.0.0.1:{metrics_port}\"\n\
          [[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\nbitrate_kbps = 600\n"
     );
-    std::fs::write(config.path().join("glasscast.toml"), toml).expect("config");
-    // Read by uid 10001 in the container.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::set_permissions(config.path().join("glasscast.toml"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    let config = config_dir(&toml);
     let base = format!("https://127.0.0.1:{port}");
     let env = vec![
         ("GLASSCAST_IMAGE", tag.clone()),
@@ -347,17 +352,12 @@ async fn casts_the_screen_with_only_the_bus_and_pulse_of_the_runtime_dir(tag: &s
     let state = tempfile::tempdir().expect("state");
     session(state.path().to_str().expect("utf-8"));
     let (https, media) = (free_port(false), free_port(true));
-    let config = tempfile::tempdir().expect("config");
     let toml = format!(
         "[server]\nlisten = \"127.0.0.1:{https}\"\n[webrtc]\nmux_port = {media}\n[auth]\nmode = \"disabled\"\n\
          [metrics]\nenabled = false\n[[streams]]\nname = \"desk\"\nsource = \"portal\"\naudio = \"none\"\n\
          width = 640\nheight = 360\n"
     );
-    std::fs::write(config.path().join("glasscast.toml"), toml).expect("config");
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(config.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    std::fs::set_permissions(config.path().join("glasscast.toml"), std::fs::Permissions::from_mode(0o644))
-        .expect("chmod");
+    let config = config_dir(&toml);
     let base = format!("https://127.0.0.1:{https}");
     let env = vec![
         ("GLASSCAST_IMAGE", tag.to_owned()),

@@ -281,20 +281,11 @@ fn real_datagrams(username: &str, password: &str, ssrc: u32) -> Vec<(&'static st
     vec![("stun", stun), ("rtcp", rtcp), ("rtp", rtp), ("dtls", dtls)]
 }
 
-/// `a=NAME:value` of an SDP (the first).
-fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
-    sdp.lines().find_map(|l| l.strip_prefix(&format!("a={name}:"))).expect("the attribute is there").trim()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mutated_stun_rtcp_rtp_and_dtls_datagrams_at_the_mux_port_hurt_no_viewer() {
     let srv = start_forward(vec![small_stream("main")]).await;
-    let watcher = WebrtcbinViewer::new(96, "42e01f", true);
-    let offer = watcher.offer().await;
-    let resp = srv.post_offer("main", &offer).await;
-    assert_eq!(resp.status(), 201);
-    let answer = resp.text().await.expect("answer");
-    watcher.set_answer(&answer).await;
+    let mut watcher = WebrtcbinViewer::new(96, "42e01f", true);
+    let (offer, answer) = watcher.connect_sdp(&srv, "main").await;
     assert!(watcher.gets_frames(10, 20).await, "the watcher plays before the fuzzing");
     let to = mux_addr(&answer);
     let username = format!("{}:{}", sdp_attr(&answer, "ice-ufrag"), sdp_attr(&offer, "ice-ufrag"));

@@ -102,14 +102,10 @@ fn flood(to: SocketAddr, per_second: u64, known_ufrag: String, stop: Arc<AtomicB
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_junk_flood_at_the_media_port_costs_the_viewers_nothing_and_joins_still_work() {
     let srv = start_forward(vec![small_stream("main")]).await;
-    let first = WebrtcbinViewer::new(96, "42e01f", true);
-    let offer = first.offer().await;
-    let resp = srv.post_offer("main", &offer).await;
-    assert_eq!(resp.status(), 201);
-    let answer = resp.text().await.expect("answer");
+    let mut first = WebrtcbinViewer::new(96, "42e01f", true);
+    let (_, answer) = first.connect_sdp(&srv, "main").await;
     let to = mux_addr(&answer);
-    let ufrag = answer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").trim().to_owned();
-    first.set_answer(&answer).await;
+    let ufrag = sdp_attr(&answer, "ice-ufrag").to_owned();
     let mut viewers = vec![first];
     for pt in [97, 98, 99] {
         let mut v = WebrtcbinViewer::new(pt, "42e01f", true);
@@ -152,12 +148,9 @@ async fn a_junk_flood_at_the_media_port_costs_the_viewers_nothing_and_joins_stil
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn chromium_watching_through_a_junk_flood_keeps_its_session_and_its_picture() {
     let srv = start_forward(vec![small_stream("main")]).await;
-    let probe = WebrtcbinViewer::new(96, "42e01f", true);
-    let resp = srv.post_offer("main", &probe.offer().await).await;
-    assert_eq!(resp.status(), 201);
-    let answer = resp.text().await.expect("answer");
-    let ufrag = answer.lines().find_map(|l| l.strip_prefix("a=ice-ufrag:")).expect("ufrag").trim().to_owned();
-    probe.set_answer(&answer).await;
+    let mut probe = WebrtcbinViewer::new(96, "42e01f", true);
+    let (_, answer) = probe.connect_sdp(&srv, "main").await;
+    let ufrag = sdp_attr(&answer, "ice-ufrag").to_owned();
     assert!(probe.gets_frames(10, 20).await, "the webrtcbin viewer plays before the flood");
 
     let stop = Arc::new(AtomicBool::new(false));

@@ -10,7 +10,7 @@ mod common;
 use common::netns::{Glasscast, HomeRouter, ROUTER_WAN};
 
 /// nftables for the viewer's namespace: drop `permille`/1000 of inbound UDP at random.
-pub fn random_udp_loss(permille: u32) -> String {
+fn random_udp_loss(permille: u32) -> String {
     format!(
         "table inet random_loss {{\n chain input {{\n  type filter hook input priority 0;\n  \
          meta l4proto udp numgen random mod 1000 < {permille} drop\n }}\n}}\n"

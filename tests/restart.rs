@@ -19,6 +19,14 @@ async fn serve_faulty(transport: &str, fault: &str) -> Running {
     common::binary::serve(&extra, &[("GLASSCAST_TEST_FAULT", fault), ("RUST_LOG", "glasscast=info")]).await
 }
 
+/// A webrtcbin viewer of `main` that has its picture (before any fault comes).
+async fn watching(gc: &Running) -> WebrtcbinViewer {
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect_to(&gc.base, "main").await;
+    assert!(v.gets_frames(10, 20).await, "no picture before the faults");
+    v
+}
+
 /// Polls `/readyz` until the stream has restarted `restarts` times and is ready again (60 s at most);
 /// returns every not-ready reason seen on the way and the last answer.
 async fn until_restarted(gc: &Running, restarts: u64) -> (Vec<String>, serde_json::Value) {
@@ -43,9 +51,7 @@ async fn until_restarted(gc: &Running, restarts: u64) -> (Vec<String>, serde_jso
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_failing_encoder_restarts_with_backoff_and_its_viewer_keeps_watching() {
     let mut gc = serve_faulty("forward", "encoder-error:3").await;
-    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
-    v.connect_to(&gc.base, "main").await;
-    assert!(v.gets_frames(10, 20).await, "no picture before the faults");
+    let v = watching(&gc).await;
     let (reasons, ready) = until_restarted(&gc, 3).await;
     let stream = &ready["streams"][0];
     assert_eq!(stream["restarts"], 3, "three failures, three restarts: {ready}");
@@ -69,9 +75,7 @@ async fn a_failing_encoder_restarts_with_backoff_and_its_viewer_keeps_watching()
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_video_and_audio_sources_restart_and_a_webrtcbin_transport_viewer_resumes() {
     let mut gc = serve_faulty("webrtcbin", "source-error:1,audio-error:1").await;
-    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
-    v.connect_to(&gc.base, "main").await;
-    assert!(v.gets_frames(10, 20).await, "no picture before the faults");
+    let v = watching(&gc).await;
     let (reasons, ready) = until_restarted(&gc, 2).await;
     if ready["streams"][0]["restarts"] != 2 {
         panic!("video and audio chains restarted: {ready} ({reasons:?})\n{}", gc.kill_and_log());

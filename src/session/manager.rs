@@ -1,6 +1,7 @@
 //! The manager task: owns the streams and the session table; one message at a time.
 
 mod admission;
+mod control;
 mod ice;
 mod publishers;
 mod reach;
@@ -260,74 +261,15 @@ impl Manager {
                 let _ = reply.send(all);
             }
             Command::Health { stream, reply } => {
-                let h = self.streams.iter().find(|(k, _)| k.as_str() == stream).map(|(_, e)| e.pipeline.health());
+                let h = self.stream_named(&stream).map(|(_, e)| e.pipeline.health());
                 let _ = reply.send(h);
             }
             Command::Healths { reply } => {
                 let _ = reply.send(self.streams.iter().map(|(k, e)| (k.clone(), e.pipeline.health())).collect());
             }
-            Command::StopStream { stream, reply } => {
-                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
-                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
-                    return;
-                };
-                let name = name.clone();
-                let pipeline = entry.pipeline.clone();
-                let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
-                let viewers: Vec<_> = ids
-                    .iter()
-                    .filter_map(|id| self.sessions.remove(id))
-                    .inspect(|s| ended(s, EndReason::Stopped))
-                    .map(|s| s.viewer)
-                    .collect();
-                tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
-                tokio::task::spawn_blocking(move || {
-                    for v in viewers {
-                        v.remove();
-                    }
-                    pipeline.stop();
-                    let _ = reply.send(Ok(()));
-                });
-            }
-            Command::StartStream { stream, reply } => {
-                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
-                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
-                    return;
-                };
-                if matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting) {
-                    let _ = reply.send(Ok(()));
-                    return;
-                }
-                tracing::info!(stream = %name, "starting stream");
-                // Starting opens devices (a camera, the audio server) and may take a while: off this task, so
-                // no other request waits for it. Marked starting first, so a second start is answered at once.
-                entry.pipeline.mark_starting();
-                let (name, pipeline, cfg) = (name.clone(), entry.pipeline.clone(), entry.cfg.clone());
-                tokio::task::spawn_blocking(move || {
-                    if crate::media::test_fault() == Some("slow-start") {
-                        // GLASSCAST_TEST_FAULT=slow-start: a start after a stop takes 5 s (a slow device).
-                        std::thread::sleep(std::time::Duration::from_secs(5));
-                    }
-                    // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
-                    let result = pipeline.start().and_then(|()| start_pushes(&pipeline, &cfg));
-                    let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name, format!("{e:#}"))));
-                });
-            }
-            Command::Push { stream, url, token, reply } => {
-                let Some((name, entry)) = self.streams.iter().find(|(k, _)| k.as_str() == stream) else {
-                    let _ = reply.send(Err(SessionError::UnknownStream(stream)));
-                    return;
-                };
-                let (name, pipeline) = (name.clone(), entry.pipeline.clone());
-                // Builds and links elements into the running pipeline: off this task, as a start is.
-                tokio::task::spawn_blocking(move || {
-                    let target = crate::media::egress::PushTarget { url, token };
-                    let shown = crate::media::egress::redacted(&target.url);
-                    let started = pipeline.start_push(target);
-                    tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
-                    let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));
-                });
-            }
+            Command::StopStream { stream, reply } => self.stop_stream(stream, reply),
+            Command::StartStream { stream, reply } => self.start_stream(stream, reply),
+            Command::Push { stream, url, token, reply } => self.push(stream, url, token, reply),
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
     }

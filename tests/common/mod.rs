@@ -485,6 +485,15 @@ impl WebrtcbinViewer {
         self.take_answer(resp, &srv.base, stream).await;
     }
 
+    /// [`WebrtcbinViewer::connect`], returning the offer and the answer (their ICE credentials and the
+    /// server's candidates).
+    pub async fn connect_sdp(&mut self, srv: &TestServer, stream: &str) -> (String, String) {
+        let offer = self.offer().await;
+        let resp = srv.post_offer_with(stream, &offer, None).await;
+        let answer = self.take_answer(resp, &srv.base, stream).await;
+        (offer, answer)
+    }
+
     /// [`WebrtcbinViewer::connect`] to a server at `base` (another process).
     pub async fn connect_to(&mut self, base: &str, stream: &str) {
         let offer = self.offer().await;
@@ -498,13 +507,14 @@ impl WebrtcbinViewer {
         self.take_answer(resp, base, stream).await;
     }
 
-    async fn take_answer(&mut self, resp: reqwest::Response, base: &str, stream: &str) {
+    async fn take_answer(&mut self, resp: reqwest::Response, base: &str, stream: &str) -> String {
         assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
         let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
         self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());
         self.location = Some(format!("{base}{location}"));
         let answer = resp.text().await.expect("answer");
         self.set_answer(&answer).await;
+        answer
     }
 
     pub fn frames(&self) -> u64 {
@@ -545,6 +555,11 @@ pub fn mux_addr(answer: &str) -> std::net::SocketAddr {
             Some(std::net::SocketAddr::new(ip.into(), f.get(5)?.parse().ok()?))
         })
         .expect("an IPv4 UDP candidate in the answer")
+}
+
+/// `a=NAME:value` of an SDP (the first one's value).
+pub fn sdp_attr<'a>(sdp: &'a str, name: &str) -> &'a str {
+    sdp.lines().find_map(|l| l.strip_prefix(&format!("a={name}:"))).expect("the attribute is there").trim()
 }
 
 /// The first element in `bin` (recursively) made by `factory`.

@@ -1,0 +1,93 @@
+//! The operator's control of streams (the admin API and `glasscast stream`): stop, start, push. Each
+//! does its media work off the manager task and replies from there.
+
+use tokio::sync::oneshot;
+
+use super::{Manager, StreamEntry, ended, start_pushes};
+use crate::ids::StreamName;
+use crate::media::StreamState;
+use crate::session::SessionError;
+use crate::telemetry::EndReason;
+
+impl Manager {
+    /// Ends a stream's sessions and stops its pipeline (blocking while its threads stop: off this task).
+    pub(super) fn stop_stream(&mut self, stream: String, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some((name, entry)) = self.stream_named(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+            return;
+        };
+        let name = name.clone();
+        let pipeline = entry.pipeline.clone();
+        let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
+        let viewers: Vec<_> = ids
+            .iter()
+            .filter_map(|id| self.sessions.remove(id))
+            .inspect(|s| ended(s, EndReason::Stopped))
+            .map(|s| s.viewer)
+            .collect();
+        tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
+        tokio::task::spawn_blocking(move || {
+            for v in viewers {
+                v.remove();
+            }
+            pipeline.stop();
+            let _ = reply.send(Ok(()));
+        });
+    }
+
+    /// Starts a stopped stream off this task (a source may take its time to open a device); replies from
+    /// there.
+    pub(super) fn start_stream(&self, stream: String, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some((name, entry)) = self.stream_named(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+            return;
+        };
+        if matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting) {
+            let _ = reply.send(Ok(()));
+            return;
+        }
+        tracing::info!(stream = %name, "starting stream");
+        // Starting opens devices (a camera, the audio server) and may take a while: off this task, so
+        // no other request waits for it. Marked starting first, so a second start is answered at once.
+        entry.pipeline.mark_starting();
+        let (name, pipeline, cfg) = (name.clone(), entry.pipeline.clone(), entry.cfg.clone());
+        tokio::task::spawn_blocking(move || {
+            if crate::media::test_fault() == Some("slow-start") {
+                // GLASSCAST_TEST_FAULT=slow-start: a start after a stop takes 5 s (a slow device).
+                std::thread::sleep(std::time::Duration::from_secs(5));
+            }
+            // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
+            let result = pipeline.start().and_then(|()| start_pushes(&pipeline, &cfg));
+            let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name, format!("{e:#}"))));
+        });
+    }
+
+    /// Starts a WHIP push of a stream off this task (it builds and links elements into the running
+    /// pipeline); replies from there.
+    pub(super) fn push(
+        &self,
+        stream: String,
+        url: String,
+        token: Option<String>,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    ) {
+        let Some((name, entry)) = self.stream_named(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+            return;
+        };
+        let (name, pipeline) = (name.clone(), entry.pipeline.clone());
+        // Builds and links elements into the running pipeline: off this task, as a start is.
+        tokio::task::spawn_blocking(move || {
+            let target = crate::media::egress::PushTarget { url, token };
+            let shown = crate::media::egress::redacted(&target.url);
+            let started = pipeline.start_push(target);
+            tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
+            let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));
+        });
+    }
+
+    /// The stream called `name` (as a request names it), with its entry.
+    pub(super) fn stream_named(&self, name: &str) -> Option<(&StreamName, &StreamEntry)> {
+        self.streams.iter().find(|(k, _)| k.as_str() == name)
+    }
+}
