@@ -19,6 +19,20 @@ export function scriptArgs(usage, ms) {
   return got;
 }
 
+// Opens `url` in `page` (until `load`, 15 s). Chromium fails a navigation with net::ERR_NETWORK_CHANGED
+// while the interfaces it sees are still settling (a fresh network namespace: its IPv6 link-local
+// addresses appear after a moment); that is tried again, twice at most, a second apart.
+export async function open(page, url) {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+    } catch (e) {
+      if (attempt >= 2 || !String(e && e.message).includes('ERR_NETWORK_CHANGED')) throw e;
+      await sleep(1000);
+    }
+  }
+}
+
 // Waits up to `ms` for >= 20 rendered frames at width x height; returns {frames, width, height, state} or
 // throws saying what was seen.
 export async function waitPlaying(page, width, height, ms) {

@@ -12,7 +12,7 @@
 // codec (e.g. VP8: the page's video transceiver gets setCodecPreferences, as a browser without H.264);
 // WATCH_S = then keep watching this long and report it as `watch` (player.mjs keepWatching).
 import { launchChromium } from './chromium.mjs';
-import { keepWatching, preferVideoCodec, scriptArgs, waitPlaying } from './player.mjs';
+import { keepWatching, open, preferVideoCodec, scriptArgs, waitPlaying } from './player.mjs';
 
 const [url, wArg, hArg] =
   scriptArgs('tests/browser/plays.mjs <watch-url> <expected-width> <expected-height>', 60_000);
@@ -24,7 +24,7 @@ let out = { ok: false };
 try {
   const page = context.pages()[0] || (await context.newPage());
   if (process.env.VIDEO_CODEC) await preferVideoCodec(page, process.env.VIDEO_CODEC);
-  await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+  await open(page, url);
   try {
     out = { ...out, ...(await waitPlaying(page, width, height, 20_000)) };
   } catch (e) {
