@@ -19,7 +19,7 @@ lint:
 
 ## bench: latency, time to first frame, encode cost and fan-out benchmarks; JSON in artifacts/bench/ (docs/performance.md)
 bench: test-deps
-	cargo build --release --locked --bin glasscast --example peer --example encode --example conform
+	cargo build --release --locked --bin glasscast --example peer --example encode --example conform --example junk
 	mkdir -p artifacts/bench
 	node bench/latency.mjs --peer target/release/examples/peer > artifacts/bench/latency.json
 	node bench/ttff.mjs --peer target/release/examples/peer > artifacts/bench/ttff.json

@@ -1,23 +1,28 @@
 // bench/soak: the large counts of issue 17's hardening suites, which make test runs at CI size.
 //
-//   node bench/soak.mjs [--parts slowloris,junk] [--connections 3000] [--viewers 300] [--junk-rate 100000]
+//   node bench/soak.mjs [--parts slowloris,junk,junkcost] [--connections 3000] [--viewers 300] [--junk-rate 100000]
 //                       [--seconds 30] [--mode 640x360@30] [--bitrate 1000] [--flood-after-ramp]
 //                       [--bin target/release/glasscast]
 //                       [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18800]
+//                       [--junk target/release/examples/junk]
 //
 // slowloris: glasscast (plain HTTP, default [server.limits]: header timeout 10 s) gets --connections TCP
 // connections from 127.1.x.y (at most 200 per address, under the per-client cap of 256), each sending half
 // a request header and then nothing. Reported: how many the server closed and when (seconds after the last
 // was opened), how many were still open 15 s after the header timeout, and /healthz (asked every 250 ms
 // from 127.0.0.1 meanwhile): answers, failures, latency.
-// junk: --viewers load viewers (bench/loadclient, str0m) watch for --seconds while this process sends about
-// --junk-rate junk datagrams per second to the mux port (on this machine's first IPv4 address) from 8 sockets (random bytes, RTP-, RTCP- and
-// DTLS-looking datagrams, STUN checks for unknown ufrags); 10 more viewers join in the middle. With
+// junk: --viewers load viewers (bench/loadclient, str0m) watch for --seconds while the junk sender
+// (--junk, bench/junk.rs: the mix of tests/junk_flood.rs, sendmmsg from 8 sockets) sends about --junk-rate
+// datagrams per second to the mux port on this machine's first IPv4 address; 10 more viewers join a third
+// of the way in. With
 // --flood-after-ramp the junk starts once the viewers have joined (ramp + 5 s), else with them. Reported:
 // the viewers' delivery, the join, the datagrams sent, glasscast's CPU and send lag.
+// junkcost: glasscast with no viewers, --seconds quiet and then --seconds flooded: its CPU both ways and the
+// difference per junk datagram (ns).
 // The churn suite's large count is bench/churn.mjs (--cycles 25 --viewers 40 --steady 20).
 // Prints one JSON object on stdout and a line per part on stderr.
-import dgram from 'node:dgram';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import { cpuSeconds, machine, parseArgs, percentiles, runLoadClient, sleep, startServer } from './lib.mjs';
@@ -26,6 +31,7 @@ const opts = parseArgs(process.argv.slice(2), {
   parts: 'slowloris,junk', connections: '3000', viewers: '300', 'junk-rate': '100000', seconds: '30',
   mode: '640x360@30', bitrate: '1000', bin: 'target/release/glasscast',
   loadclient: 'bench/loadclient/target/release/glasscast-loadclient', port: '18800', 'flood-after-ramp': false,
+  junk: 'target/release/examples/junk',
 });
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
@@ -88,25 +94,19 @@ async function slowloris(port) {
   }
 }
 
-// The i-th junk datagram (as tests/junk_flood.rs, in brief).
-function junk(i) {
-  const kind = i % 5;
-  if (kind === 3) {
-    const user = Buffer.from(`${i.toString(16).padStart(8, '0')}:x`);
-    const attrs = Buffer.alloc(4 + Math.ceil(user.length / 4) * 4 + 24);
-    attrs.writeUInt16BE(0x0006, 0); attrs.writeUInt16BE(user.length, 2); user.copy(attrs, 4);
-    const mi = 4 + Math.ceil(user.length / 4) * 4;
-    attrs.writeUInt16BE(0x0008, mi); attrs.writeUInt16BE(20, mi + 2); attrs.fill(0xab, mi + 4);
-    const head = Buffer.alloc(20);
-    head.writeUInt16BE(0x0001, 0); head.writeUInt16BE(attrs.length, 2); head.writeUInt32BE(0x2112a442, 4);
-    head.writeUInt32BE(i >>> 0, 8);
-    return Buffer.concat([head, attrs]);
-  }
-  const size = [200, 100, 120, 0, 64][kind];
-  const b = Buffer.alloc(size);
-  for (let k = 0; k < size; k += 4) b.writeUInt32LE(((i + 1) * 2654435761 + k * 40503) >>> 0, Math.min(k, size - 4));
-  b[0] = [0x80, 0x81, 22, 0, i & 0xff][kind];
-  return b;
+// Runs the junk sender (bench/junk.rs, `sendmmsg` from 8 sockets) at `rate` for `seconds` against the mux
+// port; resolves with its JSON report ({sent, seconds, rate_per_s}).
+function sendJunk(to, rate, seconds) {
+  return new Promise((resolve, reject) => {
+    const child = spawn(opts.junk, ['--to', to, '--rate', String(rate), '--seconds', String(seconds)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('exit', (code) => {
+      try { resolve(JSON.parse(out)); } catch { reject(new Error(`junk sender exited ${code}: ${err}`)); }
+    });
+  });
 }
 
 // The mux listens on the machine's addresses, not on loopback: the first non-internal IPv4 one.
@@ -117,50 +117,43 @@ function muxHost() {
   return v4.address;
 }
 
+// The kernel's count of UDP datagrams dropped for a full socket receive buffer (all sockets; this run's
+// server is the one being flooded).
+function rcvbufErrors() {
+  const lines = readFileSync('/proc/net/snmp', 'utf8').split('\n').filter((l) => l.startsWith('Udp:'));
+  const [names, values] = lines.map((l) => l.split(/\s+/));
+  return Number(values[names.indexOf('RcvbufErrors')]);
+}
+
 async function junkFlood(port) {
   const muxPort = port + 1;
-  const host = muxHost();
+  const to = `${muxHost()}:${muxPort}`;
   const server = await startServer({
     bin: opts.bin, port, webrtc: { mux_port: muxPort },
     stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), max_viewers: Number(opts.viewers) + 20 },
   });
-  const sockets = await Promise.all([...Array(8)].map(() => new Promise((r) => {
-    const s = dgram.createSocket('udp4');
-    s.bind(0, () => r(s));
-  })));
-  let sent = 0;
-  let flooding = true;
-  let started = !opts['flood-after-ramp'];
-  const perTick = Math.round(Number(opts['junk-rate']) / 100);
-  const flood = (async () => {
-    while (flooding) {
-      if (!started) {
-        await sleep(100);
-        continue;
-      }
-      const t0 = performance.now();
-      for (let k = 0; k < perTick; k++, sent++) sockets[sent % 8].send(junk(sent), muxPort, host);
-      await sleep(Math.max(0, 10 - (performance.now() - t0)));
-    }
-  })();
   try {
     const url = `${server.base}/whep/main`;
+    const seconds = Number(opts.seconds);
+    const rampS = (Number(opts.viewers) * 30) / 1000;
     const cpu0 = cpuSeconds(server.pid);
+    const drops0 = rcvbufErrors();
     const t0 = Date.now();
     const watching = runLoadClient({
       bin: opts.loadclient, url,
       args: ['--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '30', '--expect-fps', String(fps)],
     });
     // --flood-after-ramp: the junk starts once every viewer has had time to join (ramp + 5 s).
-    await sleep(Number(opts.viewers) * 30 + 5000);
-    started = true;
-    const floodFrom = Date.now();
-    await sleep((Number(opts.seconds) * 1000) / 3);
+    const delayS = opts['flood-after-ramp'] ? rampS + 5 : 0;
+    await sleep(delayS * 1000);
+    const junk = sendJunk(to, Number(opts['junk-rate']), rampS + seconds - delayS);
+    // 10 more viewers join a third of the way into the watch, during the flood.
+    await sleep(Math.max(0, (rampS + seconds / 3 - delayS) * 1000));
     const join = await runLoadClient({ bin: opts.loadclient, url, args: ['--viewers', '10', '--duration', '3', '--ramp-ms', '100', '--expect-fps', String(fps)] });
     const ready = await (await fetch(`${server.base}/readyz`)).json();
     const lc = await watching;
+    const sent = await junk;
     const wall = (Date.now() - t0) / 1000;
-    const floodSeconds = (Date.now() - floodFrom) / 1000;
     const cpu = cpuSeconds(server.pid) - cpu0;
     return {
       part: 'junk', viewers: Number(opts.viewers), connected: lc.connected, delivery_ratio: lc.delivery_ratio,
@@ -168,14 +161,37 @@ async function junkFlood(port) {
       failed_first: lc.failed.slice(0, 3).map((f) => `${f.stage}: ${f.error}`),
       join: { connected: join.connected, delivery_ratio: join.delivery_ratio, failed: join.failed },
       flood_after_ramp: Boolean(opts['flood-after-ramp']),
-      junk_sent: sent, junk_rate_per_s: Math.round(sent / (opts['flood-after-ramp'] ? floodSeconds : wall)),
+      junk_sent: sent.sent, junk_rate_per_s: sent.rate_per_s, udp_rcvbuf_drops: rcvbufErrors() - drops0,
       send_lag_ms: ready.streams[0].send_lag_ms ?? null,
       server_cpu_pct_of_core: Math.round((cpu / wall) * 1000) / 10,
     };
   } finally {
-    flooding = false;
-    await flood;
-    for (const s of sockets) s.close();
+    await server.stop();
+  }
+}
+
+// junkcost: what the junk alone costs glasscast: its CPU over --seconds with no viewers and no junk, then
+// with --junk-rate junk, and the difference per datagram.
+async function junkCost(port) {
+  const muxPort = port + 1;
+  const server = await startServer({ bin: opts.bin, port, webrtc: { mux_port: muxPort }, stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate) } });
+  try {
+    const seconds = Number(opts.seconds);
+    const measure = async (during) => {
+      const [c0, t0, d0] = [cpuSeconds(server.pid), Date.now(), rcvbufErrors()];
+      const r = await during();
+      return { cpu_s: cpuSeconds(server.pid) - c0, wall_s: (Date.now() - t0) / 1000, r, drops: rcvbufErrors() - d0 };
+    };
+    const quiet = await measure(() => sleep(seconds * 1000));
+    const loud = await measure(() => sendJunk(`${muxHost()}:${muxPort}`, Number(opts['junk-rate']), seconds));
+    const extra = loud.cpu_s / loud.wall_s - quiet.cpu_s / quiet.wall_s;
+    return {
+      part: 'junkcost', junk_rate_per_s: loud.r.rate_per_s, junk_sent: loud.r.sent,
+      server_cpu_pct_quiet: Math.round((quiet.cpu_s / quiet.wall_s) * 1000) / 10,
+      server_cpu_pct_flooded: Math.round((loud.cpu_s / loud.wall_s) * 1000) / 10,
+      ns_per_datagram: Math.round((extra / loud.r.rate_per_s) * 1e9), udp_rcvbuf_drops: loud.drops,
+    };
+  } finally {
     await server.stop();
   }
 }
@@ -183,7 +199,9 @@ async function junkFlood(port) {
 const results = [];
 let port = Number(opts.port);
 for (const part of opts.parts.split(',')) {
-  const r = part === 'slowloris' ? await slowloris(port) : await junkFlood(port);
+  const run = { slowloris, junk: junkFlood, junkcost: junkCost }[part];
+  if (!run) throw new Error(`unknown part ${part} (slowloris, junk, junkcost)`);
+  const r = await run(port);
   port += 10;
   results.push(r);
   console.error(`soak ${part}: ${JSON.stringify(r)}`);

@@ -111,3 +111,11 @@ if [ "$want_test" -eq 1 ] && { [ ! -d node_modules/playwright-core ] || [ ! -d n
   echo "install-deps: installing playwright-core and puppeteer-core (npm ci; no browser download)"
   PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 PUPPETEER_SKIP_DOWNLOAD=1 npm ci --no-audit --no-fund
 fi
+
+# The media port asks for a 4 MiB UDP receive buffer (src/media/forward/udp.rs), which Linux caps at
+# net.core.rmem_max (often 208 KiB): tests/junk_flood.rs checks that a flood drops nothing. Raised for the
+# running kernel only; a service host keeps it with a sysctl.d file (docs/operations.md).
+if [ "$want_test" -eq 1 ] && [ "$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 0)" -lt 4194304 ]; then
+  echo "install-deps: raising net.core.rmem_max to 4194304 (the media port's receive buffer)"
+  $sudo sysctl -q -w net.core.rmem_max=4194304 || echo "install-deps: could not raise net.core.rmem_max" >&2
+fi

@@ -24,6 +24,8 @@ mod route;
 mod sdp;
 pub mod stun;
 mod tcp;
+mod timers;
+mod udp;
 
 pub use announce::{follow_local, keep_discovered, keep_relayed, keep_resolved};
 pub use relay::{Credentials, RelaySpec, RelayState, RelayStatus, try_allocate as relay_try_allocate};
@@ -138,9 +140,9 @@ impl Forward {
     /// [`Forward::set_advertised`]).
     pub fn start(w: &WebrtcConfig, events: UnboundedSender<MediaEvent>) -> anyhow::Result<Self> {
         let ips = local_ips();
-        let sockets = mux::bind_all(&ips, w.mux_port)?;
-        let port = sockets.first().map(|(a, _)| a.port()).context("no local address to bind")?;
-        let bound: Vec<SocketAddr> = sockets.iter().map(|(addr, _)| *addr).collect();
+        let sockets = udp::bind_all(&ips, w.mux_port)?;
+        let port = sockets.first().map(|s| s.local.port()).context("no local address to bind")?;
+        let bound: Vec<SocketAddr> = sockets.iter().map(|s| s.local).collect();
         let locals = bound.iter().filter_map(|addr| Candidate::host(*addr, "udp").ok()).collect();
         let any_port = w.tcp_port == 0 && w.mux_port == 0;
         let tcp_listener =
@@ -202,11 +204,11 @@ impl Forward {
             if bound.iter().any(|a| a.ip() == *ip) {
                 continue;
             }
-            match mux::bind(*ip, port) {
-                Ok((addr, socket)) => {
-                    tracing::info!(%addr, "forwarding transport: a new local address, listening there too");
-                    bound.push(addr);
-                    self.shared.mux.send(Cmd::Socket(addr, socket));
+            match udp::bind(*ip, port) {
+                Ok(socket) => {
+                    tracing::info!(addr = %socket.local, "forwarding transport: a new local address, listening there too");
+                    bound.push(socket.local);
+                    self.shared.mux.send(Cmd::Socket(socket));
                 }
                 // An IPv6 address still in duplicate-address detection cannot be bound yet: next round.
                 Err(e) => tracing::debug!(%ip, error = %format!("{e:#}"), "not bound yet"),

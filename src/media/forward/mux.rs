@@ -7,16 +7,14 @@
 
 use std::collections::HashMap;
 use std::io::ErrorKind;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use gstreamer as gst;
 use gstreamer::prelude::*;
-use mio::net::UdpSocket;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use str0m::net::{Protocol, Receive, Transmit};
 use str0m::{Candidate, IceCreds, Input};
@@ -28,6 +26,8 @@ pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::route::Routes;
+use super::timers::Timers;
+use super::udp::{self, MediaSocket, RecvBufs};
 use super::tcp::{self, TcpMux};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
@@ -62,7 +62,7 @@ pub(crate) enum Cmd {
         remote: IceCreds,
     },
     /// A socket on a local address that appeared after start.
-    Socket(SocketAddr, UdpSocket),
+    Socket(MediaSocket),
     /// Allocate on this TURN server (`webrtc.relay`; a new spec replaces the allocation).
     Relay(RelaySpec),
     /// A stream's VP8 encoding started (where its keyframe requests go, where its viewers' loss reports go)
@@ -92,30 +92,6 @@ impl MuxSender {
 /// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
 /// same; if another address has that one taken, it tries again with a new one.
 /// A non-blocking UDP socket on `ip`:`port`, and the address it got.
-pub(crate) fn bind(ip: IpAddr, port: u16) -> anyhow::Result<(SocketAddr, UdpSocket)> {
-    let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
-    s.set_nonblocking(true)?;
-    Ok((s.local_addr()?, UdpSocket::from_std(s)))
-}
-
-pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<(SocketAddr, UdpSocket)>> {
-    let mut last_err = None;
-    for _ in 0..8 {
-        let mut out: Vec<(SocketAddr, UdpSocket)> = Vec::new();
-        let attempt = ips.iter().try_for_each(|ip| {
-            let p = out.first().map_or(port, |(a, _)| a.port());
-            out.push(bind(*ip, p)?);
-            Ok::<_, anyhow::Error>(())
-        });
-        match attempt {
-            Ok(()) => return Ok(out),
-            Err(e) if port == 0 => last_err = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(last_err.unwrap_or_else(|| anyhow::anyhow!("no local address to bind")))
-}
-
 struct StreamEntry {
     name: StreamName,
     keyframe_pad: gst::Pad,
@@ -147,12 +123,14 @@ fn extend(last: Option<u64>, seq: u16) -> u64 {
 struct Mux {
     poll: Poll,
     rx: Receiver<Cmd>,
-    sockets: Vec<(SocketAddr, UdpSocket)>,
+    sockets: Vec<MediaSocket>,
+    recv: RecvBufs,
     tcp: TcpMux,
     events: UnboundedSender<MediaEvent>,
     streams: HashMap<StreamSlot, StreamEntry>,
     peers: HashMap<SessionId, Peer>,
     routes: Routes,
+    timers: Timers,
     next_loss_report: Instant,
     lag: Arc<SendLag>,
     heartbeat: Arc<Heartbeat>,
@@ -163,7 +141,7 @@ struct Mux {
 }
 
 pub(crate) fn spawn(
-    mut sockets: Vec<(SocketAddr, UdpSocket)>,
+    mut sockets: Vec<MediaSocket>,
     tcp_listener: Option<std::net::TcpListener>,
     events: UnboundedSender<MediaEvent>,
     (lag, heartbeat): (Arc<SendLag>, Arc<Heartbeat>),
@@ -171,20 +149,22 @@ pub(crate) fn spawn(
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    for (i, (_, s)) in sockets.iter_mut().enumerate() {
-        poll.registry().register(s, Token(i), Interest::READABLE)?;
+    for (i, s) in sockets.iter_mut().enumerate() {
+        poll.registry().register(&mut s.socket, Token(i), Interest::READABLE)?;
     }
     let tcp = TcpMux::new(tcp_listener, poll.registry())?;
     let (tx, rx) = channel();
     let mux = Mux {
         poll,
         rx,
+        recv: RecvBufs::new(&sockets),
         sockets,
         tcp,
         events,
         streams: HashMap::new(),
         peers: HashMap::new(),
         routes: Routes::default(),
+        timers: Timers::default(),
         next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
         lag,
         heartbeat,
@@ -211,7 +191,7 @@ fn receive(proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) -
 
 /// Where a peer's packets go out: the UDP sockets, the ICE-TCP connections, and the TURN relay.
 struct Net<'a> {
-    udp: &'a [(SocketAddr, UdpSocket)],
+    udp: &'a [MediaSocket],
     tcp: &'a mut TcpMux,
     registry: &'a Registry,
     relay: Option<&'a mut Relay>,
@@ -224,22 +204,8 @@ impl Net<'_> {
             (_, Some(relay)) if relay.relayed() == Some(t.source) => {
                 relay.send(t.destination, &t.contents, Instant::now());
             }
-            _ => transmit(self.udp, t),
+            _ => udp::transmit(self.udp, t),
         }
-    }
-}
-
-/// Puts one datagram on the wire from the socket bound to its source address.
-fn transmit(sockets: &[(SocketAddr, UdpSocket)], t: &Transmit) {
-    let socket = sockets
-        .iter()
-        .find(|(a, _)| *a == t.source)
-        .or_else(|| sockets.iter().find(|(a, _)| a.is_ipv4() == t.destination.is_ipv4()))
-        .map(|(_, s)| s);
-    if let Some(s) = socket
-        && let Err(e) = s.send_to(&t.contents, t.destination)
-    {
-        tracing::trace!(error = %e, to = %t.destination, "send failed");
     }
 }
 
@@ -250,7 +216,7 @@ impl Mux {
         loop {
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
             let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_retry.as_ref().map(|r| r.1));
-            let wake = self.peers.values().map(Peer::wake_at).chain(report).chain(relay).min();
+            let wake = self.timers.next(Instant::now()).into_iter().chain(report).chain(relay).min();
             let timeout = wake.map_or(liveness::MAX_IDLE, |at| at.saturating_duration_since(Instant::now()));
             self.heartbeat.beat();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout.min(liveness::MAX_IDLE)))
@@ -265,7 +231,7 @@ impl Mux {
                     tcp::LISTENER => self.tcp.accept(self.poll.registry(), Instant::now()),
                     relay::RELAY => self.on_relay(event.is_readable(), event.is_writable(), &mut buf),
                     t if TcpMux::is_conn(t) => self.on_tcp(t, event.is_readable(), event.is_writable(), &mut buf),
-                    t => self.on_readable(t.0, &mut buf),
+                    t => self.on_readable(t.0),
                 }
             }
             // Commands (and media) every round: cheap when there are none. Media is only queued here; the
@@ -334,6 +300,7 @@ impl Mux {
                 Ok(Cmd::Candidates { id, cands }) => {
                     if let Some(p) = self.peers.get_mut(&id) {
                         cands.into_iter().for_each(|c| p.add_remote_candidate(c));
+                        self.timers.mark(id);
                     }
                 }
                 Ok(Cmd::Restart { id, local, remote }) => {
@@ -341,12 +308,15 @@ impl Mux {
                         let ufrag = local.ufrag.clone();
                         p.restart_ice(local, remote);
                         self.routes.set_ufrag(id, ufrag);
+                        self.timers.mark(id);
                     }
                 }
-                Ok(Cmd::Socket(addr, mut socket)) => {
-                    match self.poll.registry().register(&mut socket, Token(self.sockets.len()), Interest::READABLE) {
-                        Ok(()) => self.sockets.push((addr, socket)),
-                        Err(e) => tracing::warn!(%addr, error = %e, "forwarding transport: cannot poll a new socket"),
+                Ok(Cmd::Socket(mut s)) => {
+                    match self.poll.registry().register(&mut s.socket, Token(self.sockets.len()), Interest::READABLE) {
+                        Ok(()) => self.sockets.push(s),
+                        Err(e) => {
+                            tracing::warn!(addr = %s.local, error = %e, "forwarding transport: cannot poll a new socket");
+                        }
                     }
                 }
                 Ok(Cmd::Relay(spec)) => self.start_relay(spec),
@@ -371,6 +341,7 @@ impl Mux {
         let mut send = |t: &Transmit| net.send(t);
         let mut evs = Vec::new();
         f(peer, &mut send, &mut evs);
+        self.timers.schedule(id, peer.wake_at());
         let slot = peer.slot;
         self.after(id, slot, evs);
     }
@@ -410,24 +381,20 @@ impl Mux {
         }
     }
 
-    fn on_readable(&mut self, idx: usize, buf: &mut [u8]) {
-        loop {
-            let Some((local, socket)) = self.sockets.get(idx) else {
-                return;
-            };
-            let local = *local;
-            let (n, source) = match socket.recv_from(buf) {
-                Ok(v) => v,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                // e.g. an ICMP error queued on the socket: nothing more to read now.
-                Err(_) => return,
-            };
-            let datagram = &buf[..n];
-            let Some(receive) = receive(Protocol::Udp, source, local, datagram) else {
-                continue;
-            };
-            self.route(Input::Receive(Instant::now(), receive), source, datagram);
+    fn on_readable(&mut self, idx: usize) {
+        let Some(socket) = self.sockets.get(idx) else {
+            return;
+        };
+        let local = socket.local;
+        let mut got: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        socket.drain(&mut self.recv, |source, d| {
+            // Junk from an address no peer uses is dropped here, before it is copied or parsed.
+            if self.routes.may_route(&source, d) {
+                got.push((source, d.to_vec()));
+            }
+        });
+        for (source, datagram) in got {
+            self.route(Protocol::Udp, source, local, &datagram);
         }
     }
 
@@ -443,9 +410,7 @@ impl Mux {
         let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
         self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
         for (local, remote, f) in frames {
-            if let Some(receive) = receive(Protocol::Tcp, remote, local, &f) {
-                self.route(Input::Receive(now, receive), remote, &f);
-            }
+            self.route(Protocol::Tcp, remote, local, &f);
         }
     }
 
@@ -498,20 +463,26 @@ impl Mux {
         let mut got: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
         relay.on_readable(buf, now, &mut |peer, relayed, data| got.push((peer, relayed, data.to_vec())));
         for (peer, relayed, data) in got {
-            if let Some(receive) = receive(Protocol::Udp, peer, relayed, &data) {
-                self.route(Input::Receive(now, receive), peer, &data);
-            }
+            self.route(Protocol::Udp, peer, relayed, &data);
         }
     }
 
-    /// Gives `input` (datagram `buf`) from `source` to the peer last seen there, or, for an ICE check from a
-    /// new address, to the peer its username names ([`Routes`]), if that peer's `Rtc` accepts it. Anything
-    /// else is dropped without asking any peer.
-    fn route(&mut self, input: Input, source: SocketAddr, buf: &[u8]) {
+    /// Gives datagram `buf` from `source` to the peer last seen there, or, for an ICE check from a new
+    /// address, to the peer its username names ([`Routes`]), if that peer's `Rtc` accepts it. Anything else
+    /// is dropped without asking any peer, and before str0m parses it.
+    fn route(&mut self, proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) {
+        let (known, named) = (self.routes.known(&source), self.routes.checked_by(buf));
+        if known.is_none() && named.is_none() {
+            return;
+        }
+        let Some(receive) = receive(proto, source, local, buf) else {
+            return;
+        };
+        let input = Input::Receive(Instant::now(), receive);
         let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
-        let id = match self.routes.known(&source).filter(accepts) {
+        let id = match known.filter(accepts) {
             Some(id) => id,
-            None => match self.routes.checked_by(buf).filter(accepts) {
+            None => match named.filter(accepts) {
                 Some(id) => {
                     self.routes.learn(source, id);
                     id
@@ -538,7 +509,11 @@ impl Mux {
         let mut failed = Vec::new();
         for (id, peer) in self.peers.iter_mut().filter(|(_, v)| v.slot == p.slot) {
             let mut evs = Vec::new();
+            let queued = peer.dirty;
             peer.forward(&p, ext, au_start, &mut evs);
+            if peer.dirty && !queued {
+                self.timers.mark(*id);
+            }
             if !evs.is_empty() {
                 failed.push((*id, evs));
             }
@@ -550,10 +525,11 @@ impl Mux {
 
     fn on_timers(&mut self) {
         let now = Instant::now();
-        let due: Vec<SessionId> =
-            self.peers.iter().filter(|(_, p)| p.dirty || p.wake_at() <= now).map(|(id, _)| *id).collect();
-        for id in due {
-            self.drive(id, |p, send, ev| p.on_timeout(now, send, ev));
+        for id in self.timers.due(now, |id| self.peers.get(id).map(Peer::wake_at)) {
+            self.drive(id, |p, send, ev| {
+                p.dirty = false;
+                p.on_timeout(now, send, ev);
+            });
         }
         self.relay_timers(now);
         if now >= self.next_loss_report {

@@ -64,7 +64,8 @@ pub(super) struct Peer {
     video_loss: Option<f32>,
     /// When the client last sent us a datagram.
     last_heard: Instant,
-    /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`].
+    /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`]
+    /// (the mux lists the peer for its next timer pass when this becomes true, and clears it there).
     pub dirty: bool,
     stats: Arc<PeerStats>,
     /// Video's and audio's last egress totals: bytes, packets, NACKs, PLIs + FIRs.

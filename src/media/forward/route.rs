@@ -42,6 +42,12 @@ impl Routes {
         self.by_ufrag.get(ours).copied()
     }
 
+    /// Whether datagram `buf` from `source` may be for a peer: it comes from a known address or is a check
+    /// naming a peer's ufrag.
+    pub fn may_route(&self, source: &SocketAddr, buf: &[u8]) -> bool {
+        self.by_source.contains_key(source) || self.checked_by(buf).is_some()
+    }
+
     /// `source` belongs to `id` from now on.
     pub fn learn(&mut self, source: SocketAddr, id: SessionId) {
         self.by_source.insert(source, id);
