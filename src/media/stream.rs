@@ -10,23 +10,25 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
-use super::congestion::{LossReport, RateControl};
 use super::egress::{Egress, EgressState, PushTarget};
-use super::encoder::{EncodeParams, Encoder, EncoderChoice, bitrate_kbps, build_encoder, choose_encoder, set_bitrate};
+use super::encoder::{Encoder, EncoderChoice, bitrate_kbps};
 use super::fanout::{BranchKey, Codec, Fanout};
-use super::forward::{self, Forward, StreamSlot};
+use super::forward::{Forward, StreamSlot};
 use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::vp8::{Vp8Encoding, Vp8Input, Vp8Lease, Vp8Params, Vp8Status};
-use super::{H264Profile, MediaError, MediaEvent, ViewerHandle, plan_offer_with, probe, source};
-use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
+use super::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
+use super::{H264Profile, MediaError, MediaEvent, ViewerHandle, plan_offer_with};
+use crate::config::{StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
+mod build;
 mod bus;
 mod recover;
 mod slot;
 
+pub use build::encoded_video_chain;
+use build::{Meters, VideoPart, add_chain, build_audio, source_slot, tee};
 use recover::Recovery;
 use slot::SourceSlot;
 
@@ -142,123 +144,6 @@ struct Inner {
     vp8: Option<Arc<Vp8Encoding>>,
 }
 
-fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result<()> {
-    pipeline.add_many(chain)?;
-    gst::Element::link_many(chain)?;
-    Ok(())
-}
-
-fn tee(name: &str) -> anyhow::Result<gst::Element> {
-    gst::ElementFactory::make("tee").name(name).property("allow-not-linked", true).build().context("creating tee")
-}
-
-/// The name of the queue in front of the encoder.
-const RAW_QUEUE: &str = "raw-queue";
-/// The name of the tee in front of it (where an on-demand VP8 encoding takes the raw video).
-const RAW_TEE: &str = "raw";
-
-/// The capture + encode part of a stream, up to (not including) the H.264 tee:
-/// `{source ... capsfilter} (- latency probe) - {tee raw} - {queue leaky 1} - {encoder} - {capsfilter h264}`.
-/// Without an encoder it ends at the raw queue (to measure what the source alone costs).
-pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyhow::Result<Vec<gst::Element>> {
-    let mut video = source::video(cfg)?;
-    if cfg.latency_probe {
-        let conformed = video.last().expect("a source chain ends in its capsfilter");
-        probe::attach(&conformed.static_pad("src").expect("capsfilter has a src pad"));
-    }
-    if cfg.sync_marks {
-        let conformed = video.last().expect("a source chain ends in its capsfilter");
-        super::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
-    }
-    video.push(tee(RAW_TEE)?);
-    // Never let a slow encoder build up latency: keep only the newest raw frame.
-    let queue = super::leaky_queue(1, Duration::ZERO)?;
-    queue.set_property("name", RAW_QUEUE);
-    video.push(queue);
-    if let Some(encoder) = encoder {
-        video.extend(build_encoder(
-            encoder,
-            &EncodeParams {
-                bitrate_kbps: cfg.bitrate_kbps,
-                fps: cfg.fps,
-                keyframe_interval_s: cfg.keyframe_interval_s,
-            },
-        )?);
-    }
-    Ok(video)
-}
-
-/// The stream's congestion control (forwarding transport): each 2-second loss report may move the encoder's
-/// bitrate within `[min_bitrate_kbps, bitrate_kbps]` (see [`super::congestion`]).
-fn congestion_control(
-    name: &StreamName,
-    cfg: &StreamConfig,
-    encoder: Encoder,
-    element: gst::Element,
-) -> impl Fn(LossReport) + Send + 'static {
-    let control = Mutex::new(RateControl::new(cfg.min_bitrate(), cfg.bitrate_kbps));
-    let name = name.clone();
-    move |report| {
-        let mut control = control.lock().expect("rate control lock");
-        let was = control.current_kbps();
-        if let Some(kbps) = control.on_report(report, Instant::now()) {
-            tracing::info!(stream = %name, from = was, to = kbps, ?report, "video bitrate changed (viewers' loss)");
-            set_bitrate(&element, encoder, kbps);
-        }
-    }
-}
-
-/// The stream's on-demand VP8 encoding when `codecs` allows it (forwarding transport): from the raw tee, or
-/// (a WHIP relay, a passed-through feed) decoding the H.264 tee.
-fn vp8_encoding(
-    cfg: &StreamConfig,
-    pipeline: &gst::Pipeline,
-    forward: &(Forward, StreamSlot),
-    raw_tee: Option<gst::Element>,
-    h264_tee: &gst::Element,
-) -> Option<Arc<Vp8Encoding>> {
-    if !cfg.codecs.contains(&VideoCodec::Vp8) {
-        return None;
-    }
-    let input = match raw_tee {
-        Some(tee) => Vp8Input::Raw(tee),
-        None => Vp8Input::Decode(h264_tee.clone()),
-    };
-    let params = Vp8Params {
-        bitrate_kbps: cfg.bitrate_kbps,
-        min_bitrate_kbps: cfg.min_bitrate(),
-        fps: cfg.fps,
-        keyframe_interval_s: cfg.keyframe_interval_s,
-    };
-    Some(Vp8Encoding::new(cfg.stream_name(), pipeline.clone(), input, forward.clone(), params))
-}
-
-/// The stream's audio: `{source chain} - {opusenc} - {tee opus}`, with its chain up to the tee (which
-/// restarts as one); or, for a WHIP stream, a bare Opus tee and its sink pad for the publisher's audio; or
-/// none (`audio = "none"`).
-fn build_audio(
-    cfg: &StreamConfig,
-    pipeline: &gst::Pipeline,
-    whip: bool,
-) -> anyhow::Result<(Option<Fanout>, Vec<gst::Element>, Option<gst::Pad>)> {
-    let opus_tee = tee("opus")?;
-    if whip && cfg.audio != AudioSource::None {
-        pipeline.add(&opus_tee)?;
-        let sink = opus_tee.static_pad("sink");
-        return Ok((Some(Fanout::new(Codec::Opus, pipeline, opus_tee)), Vec::new(), sink));
-    }
-    let Some(mut chain) = source::audio(cfg)? else { return Ok((None, Vec::new(), None)) };
-    if cfg.sync_marks {
-        let conformed = chain.last().expect("an audio chain ends in its capsfilter");
-        super::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
-    }
-    chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
-    let restartable = chain.clone();
-    chain.push(opus_tee.clone());
-    add_chain(pipeline, &chain)?;
-    Ok((Some(Fanout::new(Codec::Opus, pipeline, opus_tee)), restartable, None))
-}
-
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -286,107 +171,42 @@ impl StreamPipeline {
     ) -> anyhow::Result<Self> {
         let name = cfg.stream_name();
         let pipeline = gst::Pipeline::builder().name(format!("stream-{name}")).build();
-
-        let whip = cfg.source == VideoSource::Whip;
-        let passthrough = if whip { Some(H264Profile::default()) } else { passthrough };
-        let (choice, mut video, encoder_element) = match passthrough {
-            Some(profile) => {
-                tracing::info!(stream = %name, profile = profile.name(), "the feed's H.264 passes through (no encoder)");
-                (None, Vec::new(), None)
-            }
-            None => {
-                let choice = choose_encoder(cfg.encoder, encoders).map_err(anyhow::Error::msg)?;
-                let encoder = choice.encoder;
-                let rejected = choice.rejected_reasons();
-                tracing::info!(stream = %name, encoder = encoder.factory(), ?rejected, "encoder chosen");
-                let video = encoded_video_chain(cfg, Some(encoder))?;
-                let element = video
-                    .iter()
-                    .find(|e| e.factory().is_some_and(|f| f.name() == encoder.factory()))
-                    .expect("the chain holds its encoder")
-                    .clone();
-                (Some(choice), video, Some(element))
-            }
-        };
-        let raw_queue = video.iter().find(|e| e.name() == RAW_QUEUE).cloned();
-        let raw_tee = video.iter().find(|e| e.name() == RAW_TEE).cloned();
-        let mut recovery = Recovery::default();
-        let video_chain = video.clone();
+        let passthrough = if cfg.source == VideoSource::Whip { Some(H264Profile::default()) } else { passthrough };
+        let part = VideoPart::new(cfg, encoders, passthrough)?;
         let h264_tee = tee("h264")?;
-        video.push(h264_tee.clone());
-        let attached_later =
-            matches!(cfg.source, VideoSource::Portal { .. } | VideoSource::Uri { .. } | VideoSource::Whip);
-        let video_sink = attached_later
-            .then(|| video[0].static_pad("sink").expect("an attached source's chain starts with a sink pad"));
+        let video: Vec<gst::Element> = part.chain.iter().cloned().chain([h264_tee.clone()]).collect();
         add_chain(&pipeline, &video)?;
-
-        let (audio, audio_chain, audio_sink) = build_audio(cfg, &pipeline, whip)?;
-        recover::inject_faults(&video_chain, encoder_element.as_ref(), &audio_chain);
+        let (audio, audio_chain, audio_sink) = build_audio(cfg, &pipeline)?;
+        let slot = source_slot(cfg, &video[0], audio_sink);
+        recover::inject_faults(&part.chain, part.encoder.as_ref(), &audio_chain);
+        let mut recovery = Recovery::default();
         recovery.add("audio", audio_chain);
-        recovery.add("video", video_chain);
-        let waiting = if whip {
-            format!("waiting for a WHIP publisher (POST /whip/{name})")
-        } else {
-            "waiting for the source".into()
-        };
-        let slot = video_sink.map(|sink| SourceSlot {
-            sink,
-            audio_sink,
-            current: Mutex::new(None),
-            problem: Mutex::new(Some(waiting)),
-            lost: tokio::sync::watch::Sender::new(0),
-            last_buffer_us: Arc::new(AtomicU64::new(0)),
-        });
+        recovery.add("video", part.chain.clone());
+
         let video = Fanout::new(Codec::H264, &pipeline, h264_tee.clone());
         let encoded_pad = h264_tee.static_pad("sink").expect("tee has a sink pad");
         let keyframes = keyframes::limit(&encoded_pad);
-        let forward = match forward {
-            Some(fwd) => {
-                let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
-                let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
-                let audio_rtp = audio.as_ref().map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
-                let on_loss: Box<dyn Fn(LossReport) + Send> = match (&choice, &encoder_element) {
-                    (Some(c), Some(e)) => Box::new(congestion_control(&name, cfg, c.encoder, e.clone())),
-                    // A passed-through feed's bitrate is the camera's.
-                    _ => Box::new(|_| {}),
-                };
-                let slot =
-                    fwd.attach_stream(&name, &pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad.clone(), on_loss)?;
-                Some((fwd.clone(), slot))
-            }
-            None => None,
-        };
-        if let Some(e) = &encoder_element {
+        let forward = forward
+            .map(|fwd| build::attach_forward(fwd, cfg, &pipeline, (&video, audio.as_ref()), &part, &encoded_pad))
+            .transpose()?;
+        if let Some(e) = &part.encoder {
             super::meter::time_encoder(e, name.to_string());
         }
-        let vp8 = forward.as_ref().and_then(|fwd| vp8_encoding(cfg, &pipeline, fwd, raw_tee, &h264_tee));
-        let epoch = Instant::now();
-        let encoded = FrameMeter::new(epoch);
-        encoded.attach(&encoded_pad);
-        let dropped = Arc::new(AtomicU64::new(0));
-        let raw = raw_queue.map(|queue| {
-            let meter = FrameMeter::new(epoch);
-            meter.attach(&queue.static_pad("sink").expect("queue has a sink pad"));
-            let dropped = dropped.clone();
-            queue.connect("overrun", false, move |_| {
-                dropped.fetch_add(1, Ordering::Relaxed);
-                None
-            });
-            meter
-        });
+        let vp8 = forward.as_ref().and_then(|f| build::vp8_encoding(cfg, &pipeline, f, part.raw_tee.clone(), &h264_tee));
+        let meters = Meters::attach(&encoded_pad, part.raw_queue.as_ref());
         let inner = Arc::new(Inner {
             name,
             video,
             audio,
             pipeline,
-            encoder: choice,
+            encoder: part.choice,
             profile: Mutex::new(passthrough.unwrap_or_default()),
             state: Mutex::new(StreamState::Starting),
-            encoded,
-            raw,
-            dropped,
-            encoder_element,
-            epoch,
+            encoded: meters.encoded,
+            raw: meters.raw,
+            dropped: meters.dropped,
+            encoder_element: part.encoder,
+            epoch: meters.epoch,
             ice,
             forward,
             keyframes,

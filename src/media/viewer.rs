@@ -244,7 +244,13 @@ impl WebrtcbinViewer {
         }
     }
 
-    #[expect(clippy::too_many_arguments, reason = "one viewer branch's parts (issue 18 splits it)")]
+    /// The viewer's branch, added to `pipeline` and linked to the stream's tees:
+    ///
+    /// ```text
+    /// {tee rtp video} - {gate ghost pad} - {queue} - {webrtcbin sink_0, sendonly, nack}
+    /// {tee rtp audio} - {gate ghost pad} - {queue} - {webrtcbin sink_1, sendonly}     (in bin viewer-<id>)
+    /// ```
+    #[expect(clippy::too_many_arguments, reason = "the parts of one viewer, as negotiate receives them")]
     fn build(
         stream: &StreamName,
         id: SessionId,
@@ -258,65 +264,20 @@ impl WebrtcbinViewer {
         let bin = gst::Bin::builder().name(format!("viewer-{id}")).build();
         let (webrtcbin, dtls_handler) = make_webrtcbin(format!("webrtc-{id}"), ice)?;
         bin.add(&webrtcbin)?;
-
         let gate = Gate::new();
         let mut tracks = vec![(Track::Video, feeds.video)];
         if let Some(audio) = feeds.audio {
             tracks.push((Track::Audio, audio));
         }
-        let mut ghosts = Vec::new();
-        for (track, _) in &tracks {
-            let queue = make_queue()?;
-            bin.add(&queue)?;
-            let sink = webrtcbin.request_pad_simple("sink_%u").context("requesting a webrtcbin sink pad")?;
-            queue.static_pad("src").expect("queue has src").link(&sink)?;
-            let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
-            transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
-            if *track == Track::Video {
-                // Answer `nack` (and RTX when offered): a lost packet is resent from webrtcbin's history
-                // instead of the picture breaking up until the next keyframe.
-                set_if_exists(&transceiver, "do-nack", true);
-            }
-            let name = if *track == Track::Video { "video" } else { "audio" };
-            let ghost = gate.ghost_pad(name, &queue.static_pad("sink").expect("queue has sink"), *track)?;
-            bin.add_pad(&ghost)?;
-            ghosts.push(ghost);
-        }
-
-        let (gathered_tx, gathered) = watch::channel(0u32);
+        let ghosts = tracks
+            .iter()
+            .map(|(track, _)| sendonly_branch(&bin, &webrtcbin, &gate, *track))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         let own_dtls_certificate = dtls_handler.is_some();
+        let (gathering, gathered) = watch_gathering(&webrtcbin);
         let mut handlers: Vec<glib::SignalHandlerId> = dtls_handler.into_iter().collect();
-        handlers.push(webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
-            let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                gathered_tx.send_modify(|n| *n += 1);
-            }
-        }));
-        let video_ghost = ghosts[0].downgrade();
-        let conn_gate = Arc::clone(&gate);
-        let stream_name = stream.clone();
-        let ended = Arc::new(AtomicBool::new(false));
-        handlers.push(webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
-            use gst_webrtc::WebRTCPeerConnectionState as S;
-            let state = w.property::<S>("connection-state");
-            tracing::debug!(session = %id, ?state, "peer connection state");
-            match state {
-                S::Connected => {
-                    conn_gate.connected();
-                    // A joining viewer gets a keyframe at once.
-                    if let Some(pad) = video_ghost.upgrade() {
-                        let ev = super::keyframes::request_event();
-                        pad.push_event(ev);
-                    }
-                    let _ = events.send(MediaEvent::ViewerConnected { stream: stream_name.clone(), id });
-                }
-                S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
-                    let why = connection_end(w, state).expect("failed or closed is an end");
-                    let _ = events.send(MediaEvent::ViewerEnded { stream: stream_name.clone(), id, why });
-                }
-                _ => {}
-            }
-        }));
+        handlers.push(gathering);
+        handlers.push(watch_connection(&webrtcbin, (stream.clone(), id), &gate, &ghosts[0], events));
 
         pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
@@ -451,4 +412,69 @@ fn check_answer_sends(answer: &gst_sdp::SDPMessageRef) -> Result<(), MediaError>
         ));
     }
     Ok(())
+}
+
+/// One track's `{gate ghost pad} - {queue} - {webrtcbin sink_%u}` in `bin`, its transceiver send-only (and,
+/// for video, answering `nack`, so a lost packet is resent from webrtcbin's history instead of the picture
+/// breaking up until the next keyframe). Returns the ghost pad the stream's tee links to.
+fn sendonly_branch(bin: &gst::Bin, webrtcbin: &gst::Element, gate: &Arc<Gate>, track: Track) -> anyhow::Result<gst::GhostPad> {
+    let queue = make_queue()?;
+    bin.add(&queue)?;
+    let sink = webrtcbin.request_pad_simple("sink_%u").context("requesting a webrtcbin sink pad")?;
+    queue.static_pad("src").expect("queue has src").link(&sink)?;
+    let transceiver = sink.property::<gst_webrtc::WebRTCRTPTransceiver>("transceiver");
+    transceiver.set_property("direction", gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
+    if track == Track::Video {
+        set_if_exists(&transceiver, "do-nack", true);
+    }
+    let name = if track == Track::Video { "video" } else { "audio" };
+    let ghost = gate.ghost_pad(name, &queue.static_pad("sink").expect("queue has sink"), track)?;
+    bin.add_pad(&ghost)?;
+    Ok(ghost)
+}
+
+/// Counts completed ICE gatherings (one per offer/answer round) on the returned channel.
+fn watch_gathering(webrtcbin: &gst::Element) -> (glib::SignalHandlerId, watch::Receiver<u32>) {
+    let (gathered_tx, gathered) = watch::channel(0u32);
+    let handler = webrtcbin.connect_notify(Some("ice-gathering-state"), move |w, _| {
+        let state = w.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
+        if state == gst_webrtc::WebRTCICEGatheringState::Complete {
+            gathered_tx.send_modify(|n| *n += 1);
+        }
+    });
+    (handler, gathered)
+}
+
+/// On connected: opens the gate, asks for a keyframe through the video ghost pad and says
+/// `ViewerConnected`; on failed or closed, once: `ViewerEnded` with why.
+fn watch_connection(
+    webrtcbin: &gst::Element,
+    (stream, id): (StreamName, SessionId),
+    gate: &Arc<Gate>,
+    video_ghost: &gst::GhostPad,
+    events: mpsc::UnboundedSender<MediaEvent>,
+) -> glib::SignalHandlerId {
+    let video_ghost = video_ghost.downgrade();
+    let gate = Arc::clone(gate);
+    let ended = AtomicBool::new(false);
+    webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
+        use gst_webrtc::WebRTCPeerConnectionState as S;
+        let state = w.property::<S>("connection-state");
+        tracing::debug!(session = %id, ?state, "peer connection state");
+        match state {
+            S::Connected => {
+                gate.connected();
+                // A joining viewer gets a keyframe at once.
+                if let Some(pad) = video_ghost.upgrade() {
+                    pad.push_event(super::keyframes::request_event());
+                }
+                let _ = events.send(MediaEvent::ViewerConnected { stream: stream.clone(), id });
+            }
+            S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
+                let why = connection_end(w, state).expect("failed or closed is an end");
+                let _ = events.send(MediaEvent::ViewerEnded { stream: stream.clone(), id, why });
+            }
+            _ => {}
+        }
+    })
 }
