@@ -5,7 +5,7 @@
 use std::fmt;
 
 use rand::RngCore;
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The name of a configured stream: `[a-z0-9_-]{1,64}`, unique in the config.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -28,6 +28,14 @@ impl StreamName {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A name in a configuration file is parsed where it is read: the error names the value and what is allowed.
+impl<'de> Deserialize<'de> for StreamName {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        StreamName::parse(&s).map_err(|why| serde::de::Error::custom(format!("stream name {s:?}: {why}")))
     }
 }
 

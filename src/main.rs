@@ -229,7 +229,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for s in cfg.streams.iter().filter(|s| s.enabled) {
         let fragment = if links_with_tokens {
             let req = IssueRequest {
-                stream: s.name.clone(),
+                stream: s.name.to_string(),
                 ttl: STARTUP_LINK_TTL,
                 label: Some("printed at start".into()),
                 max_sessions: None,

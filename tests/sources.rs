@@ -130,7 +130,7 @@ async fn a_forced_encoder_that_cannot_work_stops_the_start_with_the_reason() {
     let state = tempfile::tempdir().expect("tempdir");
     let mut cfg = Config::default();
     cfg.server.plain_http = true;
-    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.listen = "127.0.0.1:0".parse().expect("an address");
     cfg.server.state_dir = state.path().to_path_buf();
     cfg.webrtc.mux_port = 0;
     cfg.streams = vec![StreamConfig { encoder: EncoderPref::Only(Encoder::Vaapi), ..small_stream("main") }];

@@ -6,7 +6,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 mod auth;
@@ -28,7 +28,7 @@ pub const SYSTEM_CONFIG: &str = "/etc/glasscast/glasscast.toml";
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read configuration: {0}")]
+    #[error("cannot read configuration: {}", dotted_keys(&.0.to_string()))]
     Load(#[from] config::ConfigError),
     #[error("invalid configuration: `{key}` = {value}: {allowed}")]
     Invalid { key: String, value: String, allowed: String },
@@ -38,6 +38,27 @@ pub enum ConfigError {
 fn is_origin(o: &str) -> bool {
     let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
     rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@']))
+}
+
+/// The `config` crate writes an array element's key as `streams[0]name`; ours read `streams[0].name`.
+fn dotted_keys(msg: &str) -> String {
+    let mut out = String::with_capacity(msg.len() + 4);
+    let mut chars = msg.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == ']' && chars.peek().is_some_and(|n| n.is_ascii_alphabetic() || *n == '_') {
+            out.push('.');
+        }
+    }
+    out
+}
+
+/// A `listen` key: an address and port, parsed where it is read (the error names the value).
+fn socket_addr<'de, D: Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let s = String::deserialize(d)?;
+    s.parse().map_err(|_| {
+        serde::de::Error::custom(format!("{s:?} is not an address and port such as 0.0.0.0:8443 or [::]:8443"))
+    })
 }
 
 fn invalid(key: impl Into<String>, value: impl std::fmt::Debug, allowed: impl Into<String>) -> ConfigError {
@@ -81,7 +102,8 @@ impl Default for Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ServerConfig {
     /// Address and port of the HTTPS (or, with `plain_http`, HTTP) listener.
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     /// PEM certificate chain; with `tls_key`. Neither: a self-signed certificate in `state_dir`.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -105,7 +127,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            listen: "[::]:8443".into(),
+            listen: SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 8443)),
             tls_cert: None,
             tls_key: None,
             plain_http: false,
@@ -169,14 +191,11 @@ impl Config {
     }
 
     pub fn listen_addr(&self) -> SocketAddr {
-        self.server.listen.parse().expect("validated by Config::validate")
+        self.server.listen
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
-        if s.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("server.listen", &s.listen, "an address and port such as 0.0.0.0:8443 or [::]:8443"));
-        }
         if s.tls_cert.is_some() != s.tls_key.is_some() {
             return Err(invalid(
                 if s.tls_cert.is_some() { "server.tls_key" } else { "server.tls_cert" },
@@ -249,7 +268,7 @@ mod tests {
     fn defaults_are_valid_and_have_the_test_stream() {
         let cfg = load_toml("", &[]).expect("empty file is valid");
         assert_eq!(cfg.streams.len(), 1);
-        assert_eq!(cfg.streams[0].name, "main");
+        assert_eq!(cfg.streams[0].name.as_str(), "main");
         assert_eq!(cfg.streams[0].source, VideoSource::Test);
         assert_eq!(cfg.listen_addr().port(), 8443);
         assert!(!cfg.server.plain_http);

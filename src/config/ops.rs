@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::{ConfigError, invalid};
+use super::{ConfigError, invalid, socket_addr};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -69,7 +69,8 @@ impl TryFrom<String> for LogFormat {
 pub struct MetricsConfig {
     pub enabled: bool,
     /// Address and port of the listener serving `GET /metrics`.
-    pub listen: String,
+    #[serde(deserialize_with = "socket_addr")]
+    pub listen: SocketAddr,
     /// A bearer token scrapers must send (`Authorization: Bearer ...`), or the file holding it. Neither: no
     /// token (then keep `listen` on localhost or a trusted network).
     pub token: Option<String>,
@@ -90,13 +91,13 @@ impl std::fmt::Debug for MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: "127.0.0.1:9464".into(), token: None, token_file: None }
+        Self { enabled: true, listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9464)), token: None, token_file: None }
     }
 }
 
 impl MetricsConfig {
     pub fn listen_addr(&self) -> SocketAddr {
-        self.listen.parse().expect("validated by MetricsConfig::validate")
+        self.listen
     }
 
     /// The token scrapers must send, read from `token_file` when that is how it is given.
@@ -109,9 +110,6 @@ impl MetricsConfig {
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
-        if self.listen.parse::<SocketAddr>().is_err() {
-            return Err(invalid("metrics.listen", &self.listen, "an address and port such as 127.0.0.1:9464"));
-        }
         if self.token.is_some() && self.token_file.is_some() {
             return Err(invalid("metrics.token_file", &self.token_file, "token or token_file, not both"));
         }

@@ -225,7 +225,7 @@ impl Default for EncodingConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamConfig {
-    pub name: String,
+    pub name: StreamName,
     #[serde(default = "yes")]
     pub enabled: bool,
     #[serde(default = "default_source", deserialize_with = "name_or_table")]
@@ -362,10 +362,11 @@ fn default_max_viewers() -> u32 {
 }
 
 impl StreamConfig {
-    /// The embedded default: the test pattern with a tone, 1280x720@30, 2.5 Mbit/s.
+    /// The embedded default: the test pattern with a tone, 1280x720@30, 2.5 Mbit/s, named `name` (which must
+    /// be a valid stream name).
     pub fn test_pattern(name: &str) -> Self {
         Self {
-            name: name.into(),
+            name: StreamName::parse(name).expect("test_pattern is given a valid name"),
             enabled: true,
             source: VideoSource::Test,
             audio: AudioSource::Test,
@@ -391,16 +392,13 @@ impl StreamConfig {
     }
 
     pub fn stream_name(&self) -> StreamName {
-        StreamName::parse(&self.name).expect("validated by Config::validate")
+        self.name.clone()
     }
 
     /// Checks this stream's values; `i` is its index in `streams` (for the key in the error).
     pub(super) fn validate(&self, i: usize) -> Result<(), ConfigError> {
         let st = self;
         let k = |f: &str| format!("streams[{i}].{f}");
-        if let Err(why) = StreamName::parse(&st.name) {
-            return Err(invalid(k("name"), &st.name, why));
-        }
         if !(16..=7680).contains(&st.width) || !st.width.is_multiple_of(2) {
             return Err(invalid(k("width"), st.width, "an even number from 16 to 7680"));
         }

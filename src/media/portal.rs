@@ -20,6 +20,7 @@ use thiserror::Error;
 use super::supervise::Attached;
 use super::{StreamPipeline, source};
 use crate::config::{PortalCursor, StreamConfig};
+use crate::ids::StreamName;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum PortalError {
@@ -66,7 +67,7 @@ impl Drop for PortalCapture {
 }
 
 /// Where a stream's restore token is kept.
-pub fn token_path(state_dir: &Path, stream: &str) -> PathBuf {
+pub fn token_path(state_dir: &Path, stream: &StreamName) -> PathBuf {
     state_dir.join("portal").join(format!("{stream}.token"))
 }
 

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use gstreamer as gst;
 
 use super::StreamPipeline;
+use crate::ids::StreamName;
 
 /// A source ready to attach, what keeps it alive (dropped when it is detached), and optionally a signal
 /// that it ended (the compositor closed a portal session).
@@ -27,7 +28,7 @@ const FEED_STALL: Duration = Duration::from_secs(5);
 /// Keeps a URL feed's picture coming: each attempt attaches a new `uridecodebin` (decoding, or stopping at
 /// the feed's H.264 when it `passthrough`); an error or EOS (the feed went away), or [`FEED_STALL`] without
 /// a frame, ends it and it is opened again.
-pub fn feed(pipeline: StreamPipeline, stream: String, url: String, passthrough: bool) -> tokio::task::JoinHandle<()> {
+pub fn feed(pipeline: StreamPipeline, stream: StreamName, url: String, passthrough: bool) -> tokio::task::JoinHandle<()> {
     supervise(pipeline, stream, FEED_STALL, move || {
         let url = url.clone();
         async move {
@@ -64,7 +65,7 @@ async fn ended(closed: Option<tokio::sync::watch::Receiver<bool>>) {
 /// Aborting the task drops the current source's guard.
 pub fn supervise<F, Fut>(
     pipeline: StreamPipeline,
-    stream: String,
+    stream: StreamName,
     stall: Duration,
     mut acquire: F,
 ) -> tokio::task::JoinHandle<()>

@@ -65,10 +65,10 @@ pub async fn start_with_state(mut cfg: Config, _kept: &tempfile::TempDir) -> Tes
 
 async fn launch(mut cfg: Config, state: tempfile::TempDir) -> TestServer {
     init();
-    cfg.server.listen = "127.0.0.1:0".into();
+    cfg.server.listen = "127.0.0.1:0".parse().expect("an address");
     // Tests run side by side: never the fixed default media or metrics port.
     cfg.webrtc.mux_port = 0;
-    cfg.metrics.listen = "127.0.0.1:0".into();
+    cfg.metrics.listen = "127.0.0.1:0".parse().expect("an address");
     let server = Server::start(&cfg).await.expect("server starts");
     let base = format!("{}://127.0.0.1:{}", server.scheme(), server.addr.port());
     let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(20));
