@@ -113,3 +113,48 @@ async fn restart_keeps_media_flowing(srv: TestServer) {
     assert!(etag2 != etag1 && etag2 != etag0);
     srv.shutdown().await;
 }
+
+/// A PATCH's media work runs off the session manager (issue 18): with `GLASSCAST_TEST_FAULT=slow-ice-restart`
+/// (the real binary) a restart takes 5 s, and meanwhile a new viewer is answered, a second restart of the
+/// same session is refused with 412 (its ETag is about to change), and a trickle for the new credentials
+/// waits for the restart and then goes in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_slow_ice_restart_keeps_no_other_request_waiting() {
+    let config = "[webrtc]\nmux_port = 0\n[[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\n";
+    let gc = common::binary::serve(config, &[("GLASSCAST_TEST_FAULT", "slow-ice-restart")]).await;
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect_to(&gc.base, "main").await;
+    assert!(v.gets_frames(10, 20).await, "the viewer plays before the restart");
+    let (loc, etag0) = (v.location.clone().expect("a location"), v.etag.clone().expect("an etag"));
+    let http = reqwest::Client::new();
+    let patch = |frag: String, if_match: Option<String>| {
+        let mut req = http.patch(&loc).header("content-type", "application/trickle-ice-sdpfrag").body(frag);
+        if let Some(tag) = if_match {
+            req = req.header("if-match", tag);
+        }
+        req.send()
+    };
+    let creds = |c: &IceCredentials| format!("a=ice-ufrag:{}\r\na=ice-pwd:{}\r\n", c.ufrag, c.pwd);
+    let client = IceCredentials::random();
+    let restart = tokio::spawn(patch(creds(&client), Some(etag0.clone())));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await; // the restart is under way (5 s)
+
+    let second = patch(creds(&IceCredentials::random()), Some(etag0.clone())).await.expect("second restart");
+    assert_eq!(second.status(), 412, "a second restart while one is under way");
+    let trickle_frag = format!(
+        "a=ice-ufrag:{}\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:video0\r\na=end-of-candidates\r\n",
+        client.ufrag
+    );
+    let trickle = tokio::spawn(patch(trickle_frag, None));
+    let mut other = WebrtcbinViewer::new(97, "42e01f", true);
+    other.connect_to(&gc.base, "main").await;
+    assert!(!restart.is_finished(), "the new viewer was answered only after the restart had finished");
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!trickle.is_finished(), "the trickle went in before the restart it follows");
+
+    let restarted = restart.await.expect("join").expect("restart");
+    assert_eq!(restarted.status(), 200);
+    assert_ne!(restarted.headers()["etag"].to_str().expect("ascii"), etag0, "a restart changes the ETag");
+    assert_eq!(trickle.await.expect("join").expect("trickle").status(), 204);
+    assert!(other.gets_frames(10, 20).await, "the viewer answered meanwhile plays");
+}

@@ -3,6 +3,7 @@
 mod admission;
 mod control;
 mod ice;
+mod patch;
 mod publishers;
 mod reach;
 
@@ -15,11 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::{StreamConfig, VideoSource};
-use crate::ids::{ETag, SessionId, StreamName};
+use crate::ids::{SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
 use crate::telemetry::{self, EndReason};
 use admission::overloaded;
-use ice::{IceState, patch_ice};
+use ice::SessionIce;
 
 struct StreamEntry {
     pipeline: StreamPipeline,
@@ -32,9 +33,8 @@ struct Session {
     connected: bool,
     stream: StreamName,
     viewer: ViewerHandle,
-    /// Bumped by every ICE restart; part of the ETag.
-    ice_generation: u32,
-    etag: ETag,
+    /// ETag, ICE restarts (PATCH).
+    ice: SessionIce,
     /// The token that created the session: only it (or the admin) may PATCH or DELETE it, and the session
     /// ends when the token expires or is revoked.
     owner: Grant,
@@ -80,7 +80,6 @@ fn grant_allows(owner: &Grant, grant: &Grant) -> bool {
 }
 
 /// Results of work the manager spawned, reported back to it.
-#[expect(clippy::large_enum_variant, reason = "one per POST, moved once through a channel")]
 enum Done {
     Negotiated {
         stream: StreamName,
@@ -95,6 +94,12 @@ enum Done {
         id: SessionId,
     },
     Published(Box<publishers::Published>),
+    /// An ICE restart's media work finished ([`patch`]).
+    Restarted {
+        id: SessionId,
+        result: Result<crate::sdpfrag::SdpFrag, MediaError>,
+        reply: oneshot::Sender<Result<Patched, SessionError>>,
+    },
 }
 
 struct Manager {
@@ -250,7 +255,7 @@ impl Manager {
                             label,
                             since: s.since,
                             connected: s.connected,
-                            ice_restarts: s.ice_generation,
+                            ice_restarts: s.ice.generation,
                             client: s.client.map(|a| a.to_string()),
                             ..SessionInfo::default()
                         };
@@ -336,30 +341,6 @@ impl Manager {
         });
     }
 
-    fn patch(
-        &mut self,
-        id: SessionId,
-        grant: Grant,
-        if_match: Option<String>,
-        body: String,
-        reply: oneshot::Sender<Result<Patched, SessionError>>,
-    ) {
-        let result = match (self.sessions.get_mut(&id), self.publishers.get_mut(&id)) {
-            (Some(s), _) if !s.allows(&grant) => Err(SessionError::NotYourSession),
-            (Some(s), _) => {
-                let ice = IceState { etag: &mut s.etag, generation: &mut s.ice_generation, span: &s.span };
-                patch_ice(id, &s.viewer, ice, if_match, &body)
-            }
-            (None, Some(p)) if !grant_allows(&p.owner, &grant) => Err(SessionError::NotYourSession),
-            (None, Some(p)) => {
-                let ice = IceState { etag: &mut p.etag, generation: &mut p.ice_generation, span: &p.span };
-                patch_ice(id, &p.publisher, ice, if_match, &body)
-            }
-            (None, None) => Err(SessionError::UnknownSession),
-        };
-        let _ = reply.send(result);
-    }
-
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Negotiated { stream, id, grant, client, posted, result, reply } => {
@@ -376,8 +357,8 @@ impl Manager {
                 }
                 match result {
                     Ok((viewer, answer)) => {
-                        let etag = ETag::new(id, 0);
-                        let created = Created { id, answer, etag: etag.clone() };
+                        let ice = SessionIce::new(id);
+                        let created = Created { id, answer, etag: ice.etag.clone() };
                         if reply.send(Ok(created)).is_err() {
                             // The client went away before its answer: nobody will ever use this session.
                             remove_in_background(viewer);
@@ -396,8 +377,7 @@ impl Manager {
                             connected: false,
                             stream,
                             viewer,
-                            ice_generation: 0,
-                            etag,
+                            ice,
                             owner: grant,
                             since: now_s(),
                             client,
@@ -413,6 +393,7 @@ impl Manager {
                 }
             }
             Done::Published(p) => self.on_published(*p),
+            Done::Restarted { id, result, reply } => self.on_restarted(id, result, reply),
             Done::ConnectDeadline { id } => {
                 if self.sessions.get(&id).is_some_and(|s| !s.connected) {
                     let s = self.sessions.remove(&id).expect("checked above");

@@ -1,60 +1,110 @@
 //! PATCH on a session resource (RFC 9725 section 4.3), for WHEP viewers and WHIP publishers alike: trickled
 //! candidates, or an ICE restart guarded by the resource's ETag.
+//!
+//! The manager decides what a PATCH is on its own task (parse, ETag, trickle or restart: no media work),
+//! and the media work (candidates into libnice or str0m, a restart) runs in `spawn_blocking`, so a slow
+//! agent keeps no other request waiting. A restart's result comes back to the manager as
+//! `Done::Restarted`, which bumps the ETag; while one is under way, another restart is refused with 412
+//! (the ETag it matched is about to be replaced).
+
+use tokio::sync::oneshot;
 
 use crate::ids::{ETag, SessionId};
 use crate::media::{MediaError, Publisher, ViewerHandle};
 use crate::sdpfrag::SdpFrag;
 use crate::session::{Patched, SessionError};
 
-/// What PATCH needs of a peer (a WHEP viewer or a WHIP publisher): trickle, and ICE restart.
-pub(super) trait IcePeer {
-    fn remote_ufrag(&self) -> String;
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize;
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError>;
+/// The peer a PATCH is for: a WHEP viewer or a WHIP publisher (both cheap to clone).
+#[derive(Clone)]
+pub(super) enum IceHandle {
+    Viewer(ViewerHandle),
+    Publisher(Publisher),
 }
 
-impl IcePeer for ViewerHandle {
+impl IceHandle {
     fn remote_ufrag(&self) -> String {
-        ViewerHandle::remote_ufrag(self)
+        match self {
+            Self::Viewer(v) => v.remote_ufrag(),
+            Self::Publisher(p) => p.remote_ufrag(),
+        }
     }
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        ViewerHandle::add_remote_candidates(self, frag)
+
+    /// Adds trickled candidates; how many were taken. May block (libnice).
+    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        match self {
+            Self::Viewer(v) => v.add_remote_candidates(frag),
+            Self::Publisher(p) => p.add_remote_candidates(frag),
+        }
     }
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        ViewerHandle::restart_ice(self, frag)
+
+    /// Restarts ICE with the client's new credentials; our answer fragment. May block.
+    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        match self {
+            Self::Viewer(v) => v.restart_ice(frag),
+            Self::Publisher(p) => p.restart_ice(frag),
+        }
     }
 }
 
-impl IcePeer for Publisher {
-    fn remote_ufrag(&self) -> String {
-        Publisher::remote_ufrag(self)
+/// A trickle PATCH's candidates and where its answer goes.
+pub(super) type Trickle = (SdpFrag, oneshot::Sender<Result<Patched, SessionError>>);
+
+/// A session's ICE state as PATCH sees it: its ETag, the restarts so far, and whether one is under way.
+pub(super) struct SessionIce {
+    pub etag: ETag,
+    /// Bumped by every ICE restart; part of the ETag.
+    pub generation: u32,
+    pub restarting: bool,
+    /// Trickles that came while a restart was under way: applied after it, in order (their candidates may
+    /// be for the new credentials).
+    pub held: Vec<Trickle>,
+}
+
+impl SessionIce {
+    pub fn new(id: SessionId) -> Self {
+        SessionIce { etag: ETag::new(id, 0), generation: 0, restarting: false, held: Vec::new() }
     }
-    fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        Publisher::add_remote_candidates(self, frag)
-    }
-    fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        Publisher::restart_ice(self, frag)
+
+    /// A restart finished: on success the ETag moves on and the client gets our new credentials.
+    pub fn restarted(
+        &mut self,
+        id: SessionId,
+        result: Result<SdpFrag, MediaError>,
+        span: &tracing::Span,
+    ) -> Result<Patched, SessionError> {
+        self.restarting = false;
+        match result {
+            Ok(answer) => {
+                self.generation += 1;
+                self.etag = ETag::new(id, self.generation);
+                tracing::info!(parent: span, generation = self.generation, "ICE restarted");
+                Ok(Patched::Restarted { etag: self.etag.clone(), frag: answer.render() })
+            }
+            Err(e) => {
+                tracing::warn!(parent: span, error = %e, "ICE restart failed");
+                Err(SessionError::IceRestartFailed(e.to_string()))
+            }
+        }
     }
 }
 
-/// A session's ETag and ICE generation (bumped by each restart), and its log span.
-pub(super) struct IceState<'a> {
-    pub etag: &'a mut ETag,
-    pub generation: &'a mut u32,
-    pub span: &'a tracing::Span,
+/// What a PATCH asks for, decided without touching the media.
+pub(super) enum PatchPlan {
+    /// Candidates to add (204).
+    Trickle(SdpFrag),
+    /// New credentials: an ICE restart (200 with ours and a new ETag), which needs `If-Match`.
+    Restart(SdpFrag),
 }
 
-/// A PATCH (RFC 9725 section 4.3): candidates to add (204), or new credentials, an ICE restart, which needs
-/// `If-Match` (200 with our new credentials and candidates, and a new ETag).
-pub(super) fn patch_ice(
-    id: SessionId,
-    peer: &dyn IcePeer,
-    ice: IceState,
-    if_match: Option<String>,
+/// Reads a PATCH body against the session's state: a trickle, a restart, or why neither.
+pub(super) fn plan_patch(
+    peer: &IceHandle,
+    ice: &SessionIce,
+    if_match: Option<&str>,
     body: &str,
-) -> Result<Patched, SessionError> {
+) -> Result<PatchPlan, SessionError> {
     let frag = SdpFrag::parse(body)?;
-    if if_match.as_deref().is_some_and(|tag| !ice.etag.matches(tag)) {
+    if if_match.is_some_and(|tag| !ice.etag.matches(tag)) {
         return Err(SessionError::PreconditionFailed);
     }
     let restart = match (&frag.ufrag, &frag.pwd) {
@@ -62,24 +112,13 @@ pub(super) fn patch_ice(
         _ => false,
     };
     if !restart {
-        let n = peer.add_remote_candidates(&frag);
-        tracing::debug!(parent: ice.span, candidates = n, "trickle");
-        return Ok(Patched::Trickled);
+        return Ok(PatchPlan::Trickle(frag));
     }
     if if_match.is_none() {
         return Err(SessionError::PreconditionRequired);
     }
-    // New credentials: an ICE restart. Quick (no gathering: a restart keeps our host candidates).
-    match peer.restart_ice(&frag) {
-        Ok(answer) => {
-            *ice.generation += 1;
-            *ice.etag = ETag::new(id, *ice.generation);
-            tracing::info!(parent: ice.span, generation = *ice.generation, "ICE restarted");
-            Ok(Patched::Restarted { etag: ice.etag.clone(), frag: answer.render() })
-        }
-        Err(e) => {
-            tracing::warn!(parent: ice.span, error = %e, "ICE restart failed");
-            Err(SessionError::IceRestartFailed(e.to_string()))
-        }
+    if ice.restarting {
+        return Err(SessionError::PreconditionFailed);
     }
+    Ok(PatchPlan::Restart(frag))
 }

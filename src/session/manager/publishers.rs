@@ -10,7 +10,7 @@ use tokio::sync::oneshot;
 use super::{Done, Manager};
 use crate::auth::Grant;
 use crate::config::VideoSource;
-use crate::ids::{ETag, SessionId, StreamName};
+use crate::ids::{SessionId, StreamName};
 use crate::media::{MediaError, Publisher, StreamPipeline, ViewerEnd};
 use crate::session::{Created, SessionError};
 
@@ -26,9 +26,8 @@ pub(super) struct PublisherSession {
     /// When its offer was answered, and when its connection (ICE + DTLS) completed.
     pub answered: Instant,
     pub connected: Option<Instant>,
-    /// The resource's ETag and ICE generation (PATCH: trickle, ICE restart).
-    pub etag: ETag,
-    pub ice_generation: u32,
+    /// The resource's ETag and ICE restarts (PATCH: trickle, ICE restart).
+    pub ice: super::ice::SessionIce,
 }
 
 /// A negotiation that finished: its publisher and answer, or why not.
@@ -85,8 +84,8 @@ impl Manager {
         let Some(pipeline) = self.streams.get(&p.stream).map(|e| e.pipeline.clone()) else { return };
         match p.result {
             Ok((publisher, answer)) => {
-                let etag = ETag::new(p.id, 0);
-                let created = Created { id: p.id, answer, etag: etag.clone() };
+                let ice = super::ice::SessionIce::new(p.id);
+                let created = Created { id: p.id, answer, etag: ice.etag.clone() };
                 if p.reply.send(Ok(created)).is_err() {
                     // The publisher went away before its answer.
                     detach_in_background(pipeline, publisher);
@@ -101,8 +100,7 @@ impl Manager {
                     span,
                     answered: Instant::now(),
                     connected: None,
-                    etag,
-                    ice_generation: 0,
+                    ice,
                 };
                 self.publishers.insert(p.id, session);
             }
