@@ -18,9 +18,12 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().collect();
-    let to: SocketAddr = arg(&args, "--to").ok_or("--to ADDR:PORT is required")?.parse().map_err(|e| format!("--to: {e}"))?;
-    let rate: u64 = arg(&args, "--rate").unwrap_or_else(|| "100000".into()).parse().map_err(|e| format!("--rate: {e}"))?;
-    let seconds: f64 = arg(&args, "--seconds").unwrap_or_else(|| "30".into()).parse().map_err(|e| format!("--seconds: {e}"))?;
+    let to: SocketAddr =
+        arg(&args, "--to").ok_or("--to ADDR:PORT is required")?.parse().map_err(|e| format!("--to: {e}"))?;
+    let rate: u64 =
+        arg(&args, "--rate").unwrap_or_else(|| "100000".into()).parse().map_err(|e| format!("--rate: {e}"))?;
+    let seconds: f64 =
+        arg(&args, "--seconds").unwrap_or_else(|| "30".into()).parse().map_err(|e| format!("--seconds: {e}"))?;
     let ufrag = arg(&args, "--ufrag").unwrap_or_else(|| "nobody".into());
     let stop = Arc::new(AtomicBool::new(false));
     let drops = junk::rcvbuf_drops();

@@ -91,7 +91,12 @@ impl std::fmt::Debug for MetricsConfig {
 
 impl Default for MetricsConfig {
     fn default() -> Self {
-        Self { enabled: true, listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9464)), token: None, token_file: None }
+        Self {
+            enabled: true,
+            listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9464)),
+            token: None,
+            token_file: None,
+        }
     }
 }
 

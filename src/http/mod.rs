@@ -275,3 +275,6 @@ async fn problem_for_bare_errors(req: Request, next: Next) -> Response {
     }
     resp
 }
+
+#[cfg(test)]
+mod rules_tests;

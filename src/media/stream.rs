@@ -192,7 +192,8 @@ impl StreamPipeline {
         if let Some(e) = &part.encoder {
             super::meter::time_encoder(e, name.to_string());
         }
-        let vp8 = forward.as_ref().and_then(|f| build::vp8_encoding(cfg, &pipeline, f, part.raw_tee.clone(), &h264_tee));
+        let vp8 =
+            forward.as_ref().and_then(|f| build::vp8_encoding(cfg, &pipeline, f, part.raw_tee.clone(), &h264_tee));
         let meters = Meters::attach(&encoded_pad, part.raw_queue.as_ref());
         let inner = Arc::new(Inner {
             name,

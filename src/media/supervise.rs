@@ -28,7 +28,12 @@ const FEED_STALL: Duration = Duration::from_secs(5);
 /// Keeps a URL feed's picture coming: each attempt attaches a new `uridecodebin` (decoding, or stopping at
 /// the feed's H.264 when it `passthrough`); an error or EOS (the feed went away), or [`FEED_STALL`] without
 /// a frame, ends it and it is opened again.
-pub fn feed(pipeline: StreamPipeline, stream: StreamName, url: String, passthrough: bool) -> tokio::task::JoinHandle<()> {
+pub fn feed(
+    pipeline: StreamPipeline,
+    stream: StreamName,
+    url: String,
+    passthrough: bool,
+) -> tokio::task::JoinHandle<()> {
     supervise(pipeline, stream, FEED_STALL, move || {
         let url = url.clone();
         async move {

@@ -417,7 +417,12 @@ fn check_answer_sends(answer: &gst_sdp::SDPMessageRef) -> Result<(), MediaError>
 /// One track's `{gate ghost pad} - {queue} - {webrtcbin sink_%u}` in `bin`, its transceiver send-only (and,
 /// for video, answering `nack`, so a lost packet is resent from webrtcbin's history instead of the picture
 /// breaking up until the next keyframe). Returns the ghost pad the stream's tee links to.
-fn sendonly_branch(bin: &gst::Bin, webrtcbin: &gst::Element, gate: &Arc<Gate>, track: Track) -> anyhow::Result<gst::GhostPad> {
+fn sendonly_branch(
+    bin: &gst::Bin,
+    webrtcbin: &gst::Element,
+    gate: &Arc<Gate>,
+    track: Track,
+) -> anyhow::Result<gst::GhostPad> {
     let queue = make_queue()?;
     bin.add(&queue)?;
     let sink = webrtcbin.request_pad_simple("sink_%u").context("requesting a webrtcbin sink pad")?;

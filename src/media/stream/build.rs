@@ -95,14 +95,21 @@ impl VideoPart {
 
 /// Where a source that comes later links in: the portal's, a feed's (`uridecodebin`, which may go and come
 /// back) and a WHIP publisher's, at the start of the video chain (or the H.264 tee) and at the Opus tee.
-pub(super) fn source_slot(cfg: &StreamConfig, first: &gst::Element, audio_sink: Option<gst::Pad>) -> Option<SourceSlot> {
+pub(super) fn source_slot(
+    cfg: &StreamConfig,
+    first: &gst::Element,
+    audio_sink: Option<gst::Pad>,
+) -> Option<SourceSlot> {
     let whip = cfg.source == VideoSource::Whip;
     if !matches!(cfg.source, VideoSource::Portal { .. } | VideoSource::Uri { .. } | VideoSource::Whip) {
         return None;
     }
     let name = cfg.stream_name();
-    let waiting =
-        if whip { format!("waiting for a WHIP publisher (POST /whip/{name})") } else { "waiting for the source".into() };
+    let waiting = if whip {
+        format!("waiting for a WHIP publisher (POST /whip/{name})")
+    } else {
+        "waiting for the source".into()
+    };
     Some(SourceSlot {
         sink: first.static_pad("sink").expect("an attached source's chain starts with a sink pad"),
         audio_sink,
