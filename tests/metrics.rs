@@ -8,7 +8,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::admin::{ADMIN, start_auth_with};
-use common::{TestServer, WebrtcbinViewer, small_stream};
+use common::{TestServer, WebrtcbinViewer, eventually_async, small_stream};
 use glasscast::config::Transport;
 
 const TOKEN: &str = "metrics-scrape-token-0123456789";
@@ -143,6 +143,24 @@ async fn metrics_move_during_a_live_session() {
     assert_eq!(after.get("glasscast_sessions", &[("stream", "metered"), ("state", "connected")]), 0.0);
     assert_eq!(after.get("glasscast_sessions_by_path", &host_udp), 0.0);
     assert!(after.get("glasscast_viewer_sent_bytes_total", &s) >= during.get("glasscast_viewer_sent_bytes_total", &s));
+
+    // A session that comes and goes between two scrapes is counted too: its final numbers reach the totals
+    // as it ends (the manager's session-ended event), not from scrape diffs.
+    let bytes = |sc: &Scrape| sc.get("glasscast_viewer_sent_bytes_total", &s);
+    let mut brief = WebrtcbinViewer::new(97, "42e01f", true);
+    brief.connect_with(&srv, "metered", Some(ADMIN)).await;
+    // 100 frames (over 3 s): the forwarding transport's stats come every 2 s.
+    assert!(brief.gets_frames(100, 20).await, "the brief viewer decodes frames");
+    let r = srv.http.delete(brief.location.clone().expect("location")).bearer_auth(ADMIN).send().await;
+    assert_eq!(r.expect("delete").status(), 200);
+    let before_brief = bytes(&after);
+    // Its teardown reads the final numbers off the manager task: they arrive a moment after the DELETE.
+    assert!(
+        eventually_async(10, || async { bytes(&scrape(&srv).await) > before_brief }).await,
+        "a session shorter than a scrape left no bytes in glasscast_viewer_sent_bytes_total"
+    );
+    let last = scrape(&srv).await;
+    assert_eq!(last.get("glasscast_sessions_ended_total", &ended), 2.0);
 
     // docs/grafana-dashboard.json queries only series this server really exports.
     let dashboard = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/grafana-dashboard.json"))

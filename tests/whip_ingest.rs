@@ -95,6 +95,9 @@ async fn relays(transport: Transport, in_chromium: bool) {
     let r = srv.http.delete(&url).bearer_auth(&publish).send().await.expect("delete");
     assert_eq!(r.status(), 200);
     publisher.stop();
+    // Publishers are counted as sessions are (tests in this binary share the counters: at least one).
+    let scraped = publisher_counts(&srv).await;
+    assert!(scraped.0 >= 1.0 && scraped.1 >= 1.0, "publishers started, ended (closed): {scraped:?}");
     assert!(becomes_ready(&srv, "live", false).await, "without a publisher the stream is not producing");
     let late = WebrtcbinViewer::new(96, "42e01f", true);
     let (status, p) = problem(srv.post_offer_with("live", &late.offer().await, Some(&viewer_token)).await).await;
@@ -107,6 +110,24 @@ async fn relays(transport: Transport, in_chromium: bool) {
     again.publish(&srv, "live", &publish).await;
     assert!(viewer.gets_frames(30, 20).await, "the same viewer gets the next publisher's picture");
     srv.shutdown().await;
+}
+
+/// `glasscast_publishers_started_total` and `glasscast_publishers_ended_total{reason="closed"}` for
+/// stream `live`, from the metrics listener.
+async fn publisher_counts(srv: &TestServer) -> (f64, f64) {
+    let url = format!("http://{}/metrics", srv.server.metrics_addr.expect("metrics enabled"));
+    let text = srv.http.get(url).send().await.expect("scrape").text().await.expect("body");
+    let value = |prefix: &str| {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+            .sum::<f64>()
+    };
+    (
+        value("glasscast_publishers_started_total{stream=\"live\"}"),
+        value("glasscast_publishers_ended_total{reason=\"closed\",stream=\"live\"}")
+            + value("glasscast_publishers_ended_total{stream=\"live\",reason=\"closed\"}"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -63,6 +63,19 @@ fn ended(s: &Session, reason: EndReason) {
     telemetry::session_ended(s.stream.as_str(), reason);
 }
 
+/// Reads an ended viewer's last transport stats into telemetry's totals (so a session shorter than one
+/// scrape is counted too), then tears it down. May block: call it off the manager task.
+fn finish(stream: &StreamName, viewer: &ViewerHandle) {
+    telemetry::session_final(stream.as_str(), &viewer.stats());
+    viewer.remove();
+}
+
+/// Ends `s`, already out of the session table: counted now, finished ([`finish`]) in the background.
+fn end(s: Session, reason: EndReason) {
+    ended(&s, reason);
+    tokio::task::spawn_blocking(move || finish(&s.stream, &s.viewer));
+}
+
 impl Session {
     /// May a request with `grant` act on this session?
     fn allows(&self, grant: &Grant) -> bool {
@@ -214,14 +227,13 @@ impl Manager {
                         let s = self.sessions.remove(&id).expect("looked up above");
                         // The admin API ending someone else's session is a kick.
                         let kicked = grant == Grant::Admin && s.owner != Grant::Admin;
-                        ended(&s, if kicked { EndReason::Kicked } else { EndReason::Closed });
                         tracing::info!(parent: &s.span, kicked, "session deleted");
-                        remove_in_background(s.viewer);
+                        end(s, if kicked { EndReason::Kicked } else { EndReason::Closed });
                         Ok(())
                     }
                     None => match self.publisher_allows(id, &grant) {
                         Some(true) => {
-                            self.end_publisher(id, "deleted");
+                            self.end_publisher(id, EndReason::Closed, "deleted");
                             Ok(())
                         }
                         Some(false) => Err(SessionError::NotYourSession),
@@ -397,9 +409,8 @@ impl Manager {
             Done::ConnectDeadline { id } => {
                 if self.sessions.get(&id).is_some_and(|s| !s.connected) {
                     let s = self.sessions.remove(&id).expect("checked above");
-                    ended(&s, EndReason::Timeout);
                     tracing::info!(parent: &s.span, "session never connected; ended");
-                    remove_in_background(s.viewer);
+                    end(s, EndReason::Timeout);
                 }
             }
         }
@@ -419,16 +430,15 @@ impl Manager {
             })
             .collect();
         for id in self.unauthorized_publishers(now) {
-            self.end_publisher(id, "its token expired or was revoked");
+            self.end_publisher(id, EndReason::Revoked, "its token expired or was revoked");
         }
         for (id, why) in self.stalled_publishers() {
-            self.end_publisher(id, why);
+            self.end_publisher(id, EndReason::Timeout, why);
         }
         for (id, why) in unauthorized {
             if let Some(s) = self.sessions.remove(&id) {
-                ended(&s, EndReason::Revoked);
                 tracing::info!(parent: &s.span, token_id = s.owner.token_id(), why, "session ended");
-                remove_in_background(s.viewer);
+                end(s, EndReason::Revoked);
             }
         }
     }
@@ -446,17 +456,14 @@ impl Manager {
             }
             MediaEvent::ViewerEnded { stream: _, id, why } => {
                 if let Some(s) = self.sessions.remove(&id) {
-                    ended(
-                        &s,
-                        match why {
-                            ViewerEnd::Closed => EndReason::Closed,
-                            ViewerEnd::IceFailed => EndReason::IceFailed,
-                            ViewerEnd::DtlsFailed => EndReason::DtlsFailed,
-                            ViewerEnd::Error(_) => EndReason::Error,
-                        },
-                    );
                     tracing::info!(parent: &s.span, ?why, "session ended");
-                    remove_in_background(s.viewer);
+                    let reason = match why {
+                        ViewerEnd::Closed => EndReason::Closed,
+                        ViewerEnd::IceFailed => EndReason::IceFailed,
+                        ViewerEnd::DtlsFailed => EndReason::DtlsFailed,
+                        ViewerEnd::Error(_) => EndReason::Error,
+                    };
+                    end(s, reason);
                 }
             }
             MediaEvent::PublisherConnected { id, .. } => self.on_publisher_connected(id),
@@ -536,16 +543,21 @@ impl Manager {
     }
 
     async fn shutdown(&mut self) {
-        let viewers: Vec<_> =
-            self.sessions.drain().inspect(|(_, s)| ended(s, EndReason::Stopped)).map(|(_, s)| s.viewer).collect();
+        let viewers: Vec<_> = self
+            .sessions
+            .drain()
+            .inspect(|(_, s)| ended(s, EndReason::Stopped))
+            .map(|(_, s)| (s.stream, s.viewer))
+            .collect();
         for (_, p) in self.publishers.drain() {
+            telemetry::publisher_ended(p.stream.as_str(), EndReason::Stopped);
             p.publisher.release();
         }
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
         let n = viewers.len();
         let _ = tokio::task::spawn_blocking(move || {
-            for v in viewers {
-                v.remove();
+            for (stream, v) in viewers {
+                finish(&stream, &v);
             }
             for p in pipelines {
                 p.stop();

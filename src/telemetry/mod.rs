@@ -14,7 +14,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-pub use scrape::scrape;
+pub use scrape::{scrape, session_final};
 
 /// Histogram buckets for every `_seconds` histogram: 1 ms to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
@@ -77,6 +77,16 @@ pub fn session_ended(stream: &str, reason: EndReason) {
     counter!("glasscast_sessions_ended_total", "stream" => stream.to_owned(), "reason" => reason.as_str()).increment(1);
 }
 
+/// A WHIP publisher was answered.
+pub fn publisher_started(stream: &str) {
+    counter!("glasscast_publishers_started_total", "stream" => stream.to_owned()).increment(1);
+}
+
+pub fn publisher_ended(stream: &str, reason: EndReason) {
+    counter!("glasscast_publishers_ended_total", "stream" => stream.to_owned(), "reason" => reason.as_str())
+        .increment(1);
+}
+
 /// From the viewer's POST to its connection completing (ICE + DTLS).
 pub fn session_setup(stream: &str, took: Duration) {
     histogram!("glasscast_session_setup_seconds", "stream" => stream.to_owned()).record(took.as_secs_f64());
@@ -112,6 +122,11 @@ pub fn connection_refused(limit: &'static str) {
 }
 
 fn describe() {
+    describe_counter!("glasscast_publishers_started_total", "WHIP publishers answered, by stream");
+    describe_counter!(
+        "glasscast_publishers_ended_total",
+        "WHIP publishers ended, by stream and reason (closed, ice-failed, dtls-failed, timeout, revoked, stopped, error)"
+    );
     describe_counter!(
         "glasscast_http_connections_refused_total",
         "Connections closed at accept for being over server.limits, by limit (total, per-client)"

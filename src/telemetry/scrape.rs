@@ -1,7 +1,7 @@
 //! What is sampled at each scrape: every stream's health and every session's transport stats, turned into
 //! gauges and counters, then the recorder's text.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use metrics::{counter, gauge};
@@ -150,32 +150,46 @@ impl Sums {
         self.plis += o.plis;
         self.bytes += o.bytes;
     }
+
+    fn at_least(&mut self, o: Self) {
+        self.nacks = self.nacks.max(o.nacks);
+        self.plis = self.plis.max(o.plis);
+        self.bytes = self.bytes.max(o.bytes);
+    }
 }
 
-/// Per-stream totals over every session seen: the live ones' current numbers plus the last numbers of
-/// those that ended.
+/// Per-stream totals over every session: the live ones' numbers at this scrape plus the final numbers of
+/// those that ended (told by the session manager as each ends, so a session shorter than a scrape counts).
 #[derive(Default)]
 struct Totals {
-    live: HashMap<String, (String, Sums)>,
     ended: BTreeMap<String, Sums>,
+    /// What the last scrape said: a session between the table and its final numbers (its teardown reads
+    /// them off the manager task) would make a total dip, and a Prometheus counter never goes down.
+    shown: BTreeMap<String, Sums>,
 }
 
 impl Totals {
+    fn ended(&mut self, stream: &str, last: Sums) {
+        self.ended.entry(stream.to_owned()).or_default().add(last);
+    }
+
     fn update(&mut self, list: &[SessionInfo]) -> BTreeMap<String, Sums> {
-        let now: HashMap<String, (String, Sums)> =
-            list.iter().map(|s| (s.id.clone(), (s.stream.clone(), Sums::of(s)))).collect();
-        for (id, (stream, last)) in self.live.drain() {
-            if !now.contains_key(&id) {
-                self.ended.entry(stream).or_default().add(last);
-            }
-        }
-        self.live = now;
         let mut out = self.ended.clone();
-        for (stream, sums) in self.live.values() {
-            out.entry(stream.clone()).or_default().add(*sums);
+        for s in list {
+            out.entry(s.stream.clone()).or_default().add(Sums::of(s));
         }
+        for (stream, sums) in &mut out {
+            sums.at_least(self.shown.get(stream).copied().unwrap_or_default());
+        }
+        self.shown = out.clone();
         out
     }
+}
+
+/// A session ended with these transport totals (its last stats, read as it was torn down).
+pub fn session_final(stream: &str, stats: &crate::media::ViewerStats) {
+    let last = Sums { nacks: stats.nacks, plis: stats.plis, bytes: stats.bytes_sent };
+    totals().lock().expect("totals lock").ended(stream, last);
 }
 
 fn totals() -> &'static Mutex<Totals> {
@@ -200,10 +214,17 @@ mod tests {
     #[test]
     fn totals_keep_what_ended_sessions_counted() {
         let mut t = Totals::default();
+        let ended = |nacks| Sums { nacks, plis: 1, bytes: 100 };
         assert_eq!(t.update(&[session("a", 3), session("b", 4)])["main"], Sums { nacks: 7, plis: 2, bytes: 200 });
         // b ended with 4 NACKs; a went on to 5.
+        t.ended("main", ended(4));
         assert_eq!(t.update(&[session("a", 5)])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
+        // a is out of the table, its final numbers (6 NACKs) not in yet: the totals do not dip.
         assert_eq!(t.update(&[])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
-        assert_eq!(t.update(&[session("c", 1)])["main"], Sums { nacks: 10, plis: 3, bytes: 300 });
+        t.ended("main", ended(6));
+        assert_eq!(t.update(&[])["main"], Sums { nacks: 10, plis: 2, bytes: 200 });
+        // d came and went between two scrapes: it counts all the same.
+        t.ended("main", ended(2));
+        assert_eq!(t.update(&[session("c", 1)])["main"], Sums { nacks: 13, plis: 4, bytes: 400 });
     }
 }

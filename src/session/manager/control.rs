@@ -3,7 +3,7 @@
 
 use tokio::sync::oneshot;
 
-use super::{Manager, StreamEntry, ended, start_pushes};
+use super::{Manager, StreamEntry, ended, finish, start_pushes};
 use crate::ids::StreamName;
 use crate::media::StreamState;
 use crate::session::SessionError;
@@ -28,7 +28,7 @@ impl Manager {
         tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
         tokio::task::spawn_blocking(move || {
             for v in viewers {
-                v.remove();
+                finish(&name, &v);
             }
             pipeline.stop();
             let _ = reply.send(Ok(()));

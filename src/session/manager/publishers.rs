@@ -13,6 +13,7 @@ use crate::config::VideoSource;
 use crate::ids::{SessionId, StreamName};
 use crate::media::{MediaError, Publisher, StreamPipeline, ViewerEnd};
 use crate::session::{Created, SessionError};
+use crate::telemetry::{self, EndReason};
 
 /// A publisher that sends no video this long is ended (encoders send frames, and keyframes, continually).
 const PUBLISHER_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -93,6 +94,7 @@ impl Manager {
                 }
                 let span = tracing::info_span!("publisher", session = %p.id, stream = %p.stream, client = ?p.client);
                 tracing::info!(parent: &span, setup_ms = p.posted.elapsed().as_millis() as u64, "publisher answered");
+                telemetry::publisher_started(p.stream.as_str());
                 let session = PublisherSession {
                     stream: p.stream,
                     publisher,
@@ -112,9 +114,10 @@ impl Manager {
     }
 
     /// Ends publisher `id` (if it is one), detaching it from its stream. `None`: no such publisher.
-    pub(super) fn end_publisher(&mut self, id: SessionId, why: &str) -> Option<()> {
+    pub(super) fn end_publisher(&mut self, id: SessionId, reason: EndReason, why: &str) -> Option<()> {
         let p = self.publishers.remove(&id)?;
         tracing::info!(parent: &p.span, why, "publisher ended");
+        telemetry::publisher_ended(p.stream.as_str(), reason);
         if let Some(entry) = self.streams.get(&p.stream) {
             detach_in_background(entry.pipeline.clone(), p.publisher);
         }
@@ -129,13 +132,13 @@ impl Manager {
     }
 
     pub(super) fn on_publisher_ended(&mut self, id: SessionId, why: ViewerEnd) {
-        let why = match why {
-            ViewerEnd::Closed => "it closed the connection".to_owned(),
-            ViewerEnd::IceFailed => "its connection failed or it vanished (ICE)".to_owned(),
-            ViewerEnd::DtlsFailed => "DTLS failed".to_owned(),
-            ViewerEnd::Error(e) => e,
+        let (reason, why) = match why {
+            ViewerEnd::Closed => (EndReason::Closed, "it closed the connection".to_owned()),
+            ViewerEnd::IceFailed => (EndReason::IceFailed, "its connection failed or it vanished (ICE)".to_owned()),
+            ViewerEnd::DtlsFailed => (EndReason::DtlsFailed, "DTLS failed".to_owned()),
+            ViewerEnd::Error(e) => (EndReason::Error, e),
         };
-        self.end_publisher(id, &why);
+        self.end_publisher(id, reason, &why);
     }
 
     /// Whether `grant` may end publisher `id`: `None` when there is no such publisher.
