@@ -11,7 +11,7 @@ run: build
 
 ## test: install what is missing (incl. Chromium, Node.js), then unit, integration and browser tests
 test: test-deps
-	cargo test --locked
+	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --locked; else cargo test --locked; fi
 
 ## lint: clippy on every target, warnings as errors (CI runs it before the tests)
 lint:

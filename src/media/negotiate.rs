@@ -458,6 +458,7 @@ pub(crate) mod tests {
 
     #[test]
     fn a_main_profile_stream_needs_a_main_or_high_decoder() {
+        gstreamer::init().expect("gstreamer");
         let (_, plan) = plan_offer_for(&chromium_offer(), true, H264Profile::Main).expect("chromium offers main");
         assert_eq!(plan.video.profile_level_id, "4d001f");
         let baseline_only = gstreamer_offer();

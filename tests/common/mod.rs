@@ -383,8 +383,9 @@ pub async fn chromium_plays_with(
     height: u32,
     env: &[(&str, &str)],
 ) -> serde_json::Value {
-    // One Chromium at a time per test binary: tests run side by side, and several browsers starting at once
-    // on two cores load the machine enough that a player once missed its 20 s in tests/feeds.rs.
+    // One Chromium at a time per test process: under `cargo test` a binary's tests run side by side, and
+    // several browsers starting at once on two cores load the machine enough that a player once missed its
+    // 20 s in tests/feeds.rs. (Under nextest each test has its own process and at most two run at once.)
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut cmd = match netns {
