@@ -3,6 +3,7 @@
 //! Exit codes: 0 the run happened (failures are in the numbers), 2 usage error, 1 could not run at all
 //! (setup failed, or no request got any HTTP answer from the server).
 
+mod addr;
 mod cli;
 mod crypto;
 mod driver;

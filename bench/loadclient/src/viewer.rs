@@ -11,6 +11,9 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
+
+pub use crate::addr::route_local_ip;
+use crate::addr::{panic_text, sdp_attr, sdp_candidate_ips};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::config::{CryptoProvider, DtlsCert};
 use str0m::format::CodecExtra;
@@ -137,41 +140,6 @@ pub struct ViewerSettings {
     pub server_ip: Option<IpAddr>,
 }
 
-/// The local address that routes to `remote` (no packet is sent: `connect` on a UDP socket only routes).
-pub fn route_local_ip(remote: IpAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = match remote {
-        IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
-        IpAddr::V6(_) => return None, // our sockets are IPv4 (0.0.0.0)
-    };
-    let s = StdUdpSocket::bind(bind).ok()?;
-    s.connect((remote, 9)).ok()?;
-    let ip = s.local_addr().ok()?.ip();
-    (!ip.is_unspecified()).then_some(ip)
-}
-
-/// `ip`s of the UDP candidates in an SDP (answer) text, in order, without duplicates.
-fn sdp_candidate_ips(sdp: &str) -> Vec<IpAddr> {
-    let mut ips = Vec::new();
-    for line in sdp.lines() {
-        let Some(value) = line.trim().strip_prefix("a=candidate:") else { continue };
-        // foundation component transport priority address port typ ...
-        let fields: Vec<&str> = value.split_whitespace().collect();
-        if fields.len() < 6 || !fields[2].eq_ignore_ascii_case("udp") {
-            continue;
-        }
-        if let Ok(ip) = fields[4].parse::<IpAddr>()
-            && !ips.contains(&ip)
-        {
-            ips.push(ip);
-        }
-    }
-    ips
-}
-
-fn sdp_attr<'a>(sdp: &'a str, key: &str) -> Option<&'a str> {
-    sdp.lines().find_map(|l| l.trim().strip_prefix("a=")?.strip_prefix(key)?.strip_prefix(':'))
-}
-
 /// A viewer with its offer made, waiting for the answer.
 pub struct Prepared {
     rtc: Rtc,
@@ -183,13 +151,6 @@ pub struct Prepared {
     pub offer: String,
     /// Local addresses already announced as host candidates.
     local_ips: Vec<IpAddr>,
-}
-
-fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 impl Prepared {
@@ -583,33 +544,5 @@ impl Viewer {
             audio_rtp: self.audio_rtp,
             max_video_gap: self.max_gap_at_end.or(self.win_max_gap),
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn candidate_ips_from_an_answer() {
-        let sdp = "v=0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\n\
-            a=candidate:1 1 UDP 2015363327 192.0.2.2 40001 typ host\r\n\
-            a=candidate:2 1 TCP 1015021823 192.0.2.2 9 typ host tcptype active\r\n\
-            a=candidate:3 1 udp 2015363327 192.0.2.2 40002 typ host\r\n\
-            a=candidate:4 1 udp 2015363327 fe80::1 40003 typ host\r\n";
-        assert_eq!(sdp_candidate_ips(sdp), vec!["192.0.2.2".parse::<IpAddr>().unwrap(), "fe80::1".parse().unwrap()]);
-    }
-
-    #[test]
-    fn attribute_lookup() {
-        let sdp = "v=0\r\na=ice-ufrag:abcd\r\na=ice-pwd:secret\r\n";
-        assert_eq!(sdp_attr(sdp, "ice-ufrag"), Some("abcd"));
-        assert_eq!(sdp_attr(sdp, "ice-pwd"), Some("secret"));
-        assert_eq!(sdp_attr(sdp, "fingerprint"), None);
-    }
-
-    #[test]
-    fn loopback_routes_to_itself() {
-        assert_eq!(route_local_ip("127.0.0.1".parse().unwrap()), Some("127.0.0.1".parse().unwrap()));
     }
 }
