@@ -26,11 +26,5 @@ pub async fn connect(
         req = req.bearer_auth(t);
     }
     let resp = req.send().await.expect("POST reaches the server");
-    assert_eq!(resp.status(), 201, "POST {base}/whep/{stream}: {:?}", resp.text().await);
-    let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
-    v.etag = resp.headers().get("etag").map(|t| t.to_str().expect("ascii").to_owned());
-    v.location = Some(format!("{base}{location}"));
-    let answer = resp.text().await.expect("answer");
-    v.set_answer(&answer).await;
-    answer
+    v.take_answer(resp, base, stream).await
 }

@@ -215,7 +215,9 @@ impl WebrtcbinViewer {
         self.take_answer(resp, base, stream).await;
     }
 
-    async fn take_answer(&mut self, resp: reqwest::Response, base: &str, stream: &str) -> String {
+    /// Takes a POST's 201: keeps its Location (under `base`) and ETag, sets and returns the answer. Panics
+    /// on any other status.
+    pub async fn take_answer(&mut self, resp: reqwest::Response, base: &str, stream: &str) -> String {
         assert_eq!(resp.status(), 201, "POST /whep/{stream}: {:?}", resp.text().await);
         let location = resp.headers()["location"].to_str().expect("ascii").to_owned();
         self.etag = resp.headers().get("etag").map(|v| v.to_str().expect("ascii").to_owned());

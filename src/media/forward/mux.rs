@@ -89,9 +89,6 @@ impl MuxSender {
     }
 }
 
-/// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
-/// same; if another address has that one taken, it tries again with a new one.
-/// A non-blocking UDP socket on `ip`:`port`, and the address it got.
 struct StreamEntry {
     name: StreamName,
     keyframe_pad: gst::Pad,
@@ -471,8 +468,7 @@ impl Mux {
     /// address, to the peer its username names ([`Routes`]), if that peer's `Rtc` accepts it. Anything else
     /// is dropped without asking any peer, and before str0m parses it.
     fn route(&mut self, proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) {
-        let (known, named) = (self.routes.known(&source), self.routes.checked_by(buf));
-        if known.is_none() && named.is_none() {
+        if !self.routes.may_route(&source, buf) {
             return;
         }
         let Some(receive) = receive(proto, source, local, buf) else {
@@ -480,9 +476,9 @@ impl Mux {
         };
         let input = Input::Receive(Instant::now(), receive);
         let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
-        let id = match known.filter(accepts) {
+        let id = match self.routes.known(&source).filter(accepts) {
             Some(id) => id,
-            None => match named.filter(accepts) {
+            None => match self.routes.checked_by(buf).filter(accepts) {
                 Some(id) => {
                     self.routes.learn(source, id);
                     id

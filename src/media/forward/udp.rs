@@ -28,6 +28,7 @@ pub(super) struct MediaSocket {
     state: UdpSocketState,
 }
 
+/// A non-blocking UDP socket on `ip`:`port` with its receive buffer asked for, and the address it got.
 pub(crate) fn bind(ip: IpAddr, port: u16) -> anyhow::Result<MediaSocket> {
     let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port)).with_context(|| format!("binding UDP {ip}:{port}"))?;
     s.set_nonblocking(true)?;
@@ -49,7 +50,8 @@ pub(crate) fn bind(ip: IpAddr, port: u16) -> anyhow::Result<MediaSocket> {
     Ok(MediaSocket { local: s.local_addr()?, socket: UdpSocket::from_std(s), state })
 }
 
-/// One socket per address, all on one port (`port`, or the one the first bind got when `port` is 0).
+/// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
+/// same; if another address has that one taken, it tries again with a new one.
 pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<MediaSocket>> {
     let mut last_err = None;
     for _ in 0..8 {

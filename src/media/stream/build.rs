@@ -176,15 +176,15 @@ pub(super) fn attach_forward(
     part: &VideoPart,
     encoded_pad: &gst::Pad,
 ) -> anyhow::Result<(Forward, StreamSlot)> {
+    let name = cfg.stream_name();
     let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
     let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
     let audio_rtp = audio.map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
     let on_loss: Box<dyn Fn(LossReport) + Send> = match (&part.choice, &part.encoder) {
-        (Some(c), Some(e)) => Box::new(congestion_control(&cfg.stream_name(), cfg, c.encoder, e.clone())),
+        (Some(c), Some(e)) => Box::new(congestion_control(&name, cfg, c.encoder, e.clone())),
         // A passed-through feed's bitrate is the camera's.
         _ => Box::new(|_| {}),
     };
-    let name = cfg.stream_name();
     let slot = fwd.attach_stream(&name, pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad.clone(), on_loss)?;
     Ok((fwd.clone(), slot))
 }
