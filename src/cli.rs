@@ -256,8 +256,8 @@ pub fn token_revoke(t: &Target, id: &str) -> anyhow::Result<()> {
 pub fn sessions(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/sessions", None)?;
     println!(
-        "{:<32}  {:<12}  {:<9}  {:>8}  {:<22}  {:<9}  {:>9}  {:>7}  {:>6}  label",
-        "id", "stream", "connected", "for", "remote", "path", "sent", "rtt", "loss"
+        "{:<32}  {:<9}  {:<12}  {:<9}  {:>8}  {:<22}  {:<9}  {:>9}  {:>7}  {:>6}  label",
+        "id", "role", "stream", "connected", "for", "remote", "path", "media", "rtt", "loss"
     );
     let now = crate::auth::now_s();
     for s in v.as_array().map(Vec::as_slice).unwrap_or_default() {
@@ -269,15 +269,18 @@ pub fn sessions(t: &Target) -> anyhow::Result<()> {
             (Some(kind), Some(proto)) => format!("{kind}/{proto}"),
             _ => "-".to_owned(),
         };
+        // Sent to a viewer, or received from a publisher.
+        let media = s["bytes_sent"].as_f64().unwrap_or(0.0) + s["bytes_received"].as_f64().unwrap_or(0.0);
         println!(
-            "{:<32}  {:<12}  {:<9}  {:>7}s  {:<22}  {:<9}  {:>7}MB  {:>7}  {:>6}  {}",
+            "{:<32}  {:<9}  {:<12}  {:<9}  {:>7}s  {:<22}  {:<9}  {:>7}MB  {:>7}  {:>6}  {}",
             s["id"].as_str().unwrap_or("?"),
+            s["role"].as_str().unwrap_or("viewer"),
             s["stream"].as_str().unwrap_or("?"),
             if s["connected"] == true { "yes" } else { "no" },
             age,
             remote,
             path,
-            format!("{:.1}", s["bytes_sent"].as_f64().unwrap_or(0.0) / 1e6),
+            format!("{:.1}", media / 1e6),
             rtt,
             loss,
             s["label"].as_str().unwrap_or("")

@@ -45,6 +45,51 @@ impl fmt::Display for StreamName {
     }
 }
 
+/// The streams a token is for: one, or every one (`*`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StreamScope {
+    All,
+    One(StreamName),
+}
+
+impl StreamScope {
+    /// `*`, or a stream name; `Err` says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Self, &'static str> {
+        if s == "*" { Ok(Self::All) } else { StreamName::parse(s).map(Self::One) }
+    }
+
+    /// Is `stream` in scope?
+    pub fn covers(&self, stream: &str) -> bool {
+        match self {
+            Self::All => true,
+            Self::One(name) => name.as_str() == stream,
+        }
+    }
+}
+
+impl fmt::Display for StreamScope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::All => f.write_str("*"),
+            Self::One(name) => name.fmt(f),
+        }
+    }
+}
+
+/// Written as its text (`*` or the stream's name), as token claims and the token ledger have it.
+impl Serialize for StreamScope {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for StreamScope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        StreamScope::parse(&s).map_err(|why| serde::de::Error::custom(format!("stream scope {s:?}: {why}")))
+    }
+}
+
 /// A viewer (WHEP) session: 128 random bits, rendered as 32 lowercase hex digits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(u128);
@@ -109,6 +154,17 @@ mod tests {
         assert_eq!(StreamName::parse(&"a".repeat(65)), Err("1 to 64 characters"));
         assert_eq!(StreamName::parse("Main"), Err("only a-z, 0-9, '-' and '_'"));
         assert_eq!(StreamName::parse("../x"), Err("only a-z, 0-9, '-' and '_'"));
+    }
+
+    #[test]
+    fn stream_scopes_parse_and_round_trip_as_text() {
+        assert_eq!(StreamScope::parse("*"), Ok(StreamScope::All));
+        let main = StreamScope::parse("main").expect("a name");
+        assert!(main.covers("main") && !main.covers("other") && StreamScope::All.covers("other"));
+        assert_eq!(StreamScope::parse("**"), Err("only a-z, 0-9, '-' and '_'"));
+        assert_eq!(serde_json::to_string(&main).expect("json"), r#""main""#);
+        assert_eq!(serde_json::from_str::<StreamScope>(r#""*""#).expect("json"), StreamScope::All);
+        assert!(serde_json::from_str::<StreamScope>(r#""Main""#).is_err());
     }
 
     #[test]

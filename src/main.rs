@@ -7,9 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use glasscast::auth::{AdminTokenSource, IssueRequest};
+use glasscast::auth::{AdminTokenSource, IssueRequest, TokenKind};
 use glasscast::cli;
 use glasscast::config::Config;
+use glasscast::ids::StreamScope;
 use glasscast::serve::{Server, display_host};
 
 /// Self-hosted, low-latency screen + audio streaming: encode once, watch in any browser over WHEP.
@@ -229,11 +230,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     for s in cfg.streams.iter().filter(|s| s.enabled) {
         let fragment = if links_with_tokens {
             let req = IssueRequest {
-                stream: s.name.to_string(),
+                scope: StreamScope::One(s.name.clone()),
                 ttl: STARTUP_LINK_TTL,
                 label: Some("printed at start".into()),
                 max_sessions: None,
-                publish: false,
+                kind: TokenKind::View,
             };
             let (token, _) = server.auth.issue(&req).context("issuing a viewer token")?;
             format!("#token={token}")

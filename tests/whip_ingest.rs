@@ -9,7 +9,7 @@ mod common;
 
 use common::admin::{ADMIN, issue, start_auth_with};
 use common::publisher::WebrtcbinPublisher;
-use common::{TestServer, WebrtcbinViewer, eventually, small_stream};
+use common::{TestServer, WebrtcbinViewer, eventually, eventually_async, small_stream};
 use glasscast::config::{StreamConfig, Transport, VideoSource};
 use serde_json::json;
 
@@ -84,6 +84,11 @@ async fn relays(transport: Transport, in_chromium: bool) {
     let made = publisher.keyframes.load(std::sync::atomic::Ordering::Relaxed);
     assert!(made >= 2, "the publisher's encoder made {made} keyframes: the join's request never reached it");
 
+    // The admin's session list shows the publisher in the one table, with what it has sent us.
+    let publisher_row = publisher_in_list(&srv).await;
+    assert!(publisher_row["connected"].as_bool().unwrap_or_default(), "{publisher_row}");
+    assert!(publisher_row["bytes_received"].as_u64().unwrap_or_default() > 0, "{publisher_row}");
+
     // One publisher at a time.
     let second = WebrtcbinPublisher::new("constrained-baseline", 320, 240);
     let (status, p) = problem(WebrtcbinPublisher::post(&srv, "live", &second.offer().await, &publish).await).await;
@@ -98,6 +103,9 @@ async fn relays(transport: Transport, in_chromium: bool) {
     // Publishers are counted as sessions are (tests in this binary share the counters: at least one).
     let scraped = publisher_counts(&srv).await;
     assert!(scraped.0 >= 1.0 && scraped.1 >= 1.0, "publishers started, ended (closed): {scraped:?}");
+    // Its final stats are counted when it ends (no scrape saw it live).
+    let received = || async { scrape_value(&srv, "glasscast_publisher_received_bytes_total{stream=\"live\"}").await };
+    assert!(eventually_async(10, || async { received().await > 0.0 }).await, "the publisher's bytes are counted");
     assert!(becomes_ready(&srv, "live", false).await, "without a publisher the stream is not producing");
     let late = WebrtcbinViewer::new(96, "42e01f", true);
     let (status, p) = problem(srv.post_offer_with("live", &late.offer().await, Some(&viewer_token)).await).await;
@@ -115,18 +123,39 @@ async fn relays(transport: Transport, in_chromium: bool) {
 /// `glasscast_publishers_started_total` and `glasscast_publishers_ended_total{reason="closed"}` for
 /// stream `live`, from the metrics listener.
 async fn publisher_counts(srv: &TestServer) -> (f64, f64) {
+    (
+        scrape_value(srv, "glasscast_publishers_started_total{stream=\"live\"}").await,
+        scrape_value(srv, "glasscast_publishers_ended_total{stream=\"live\",reason=\"closed\"}").await,
+    )
+}
+
+/// The sum of the series starting with `prefix`, from one scrape of the metrics listener.
+async fn scrape_value(srv: &TestServer, prefix: &str) -> f64 {
     let url = format!("http://{}/metrics", srv.server.metrics_addr.expect("metrics enabled"));
     let text = srv.http.get(url).send().await.expect("scrape").text().await.expect("body");
-    let value = |prefix: &str| {
-        text.lines()
-            .filter(|l| l.starts_with(prefix))
-            .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    (
-        value("glasscast_publishers_started_total{stream=\"live\"}"),
-        value("glasscast_publishers_ended_total{stream=\"live\",reason=\"closed\"}"),
-    )
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit_once(' ')?.1.parse::<f64>().ok())
+        .sum::<f64>()
+}
+
+/// The publisher's row in the admin API's session list (`role = "publisher"`), once it reports received
+/// bytes (within 10 s).
+async fn publisher_in_list(srv: &TestServer) -> serde_json::Value {
+    let mut row = serde_json::Value::Null;
+    for _ in 0..100 {
+        let url = format!("{}/api/v1/sessions", srv.base);
+        let body = srv.http.get(&url).bearer_auth(ADMIN).send().await.expect("list").text().await.expect("body");
+        let list: serde_json::Value = serde_json::from_str(&body).expect("json");
+        let rows = list.as_array().expect("an array");
+        assert_eq!(rows.iter().filter(|r| r["role"] == "publisher").count(), 1, "{list}");
+        row = rows.iter().find(|r| r["role"] == "publisher").cloned().expect("the publisher");
+        if row["bytes_received"].as_u64().unwrap_or_default() > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    row
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -1,9 +1,9 @@
-//! Access control: an admin token, and viewer tokens that are signed, scoped to a stream, expiring and
-//! revocable.
+//! Access control: an admin token, and viewer and publish tokens that are signed, scoped to a stream,
+//! expiring and revocable.
 //!
 //! Viewer tokens are JWTs (RFC 7519) signed with HMAC-SHA256 by `jsonwebtoken`; the header names the key id
 //! (`kid`), so the signing key can rotate. Claims: `jti` (the token id, 128 random bits), `stream` (a stream
-//! name or `*`), `iat`, `exp`, and optional `label` and `max_sessions`. The admin token is an opaque secret
+//! name or `*`), `iat`, `exp`, and optional `label`, `max_sessions` and `publish`. The admin token is an opaque secret
 //! (configured, read from `admin_token_file`, or generated once into `state_dir/auth/admin_token`), compared
 //! in constant time. See [`store`] for what is kept on disk.
 //!
@@ -26,6 +26,7 @@ use thiserror::Error;
 pub use store::{Issued, KeyInfo};
 
 use crate::config::{AuthConfig, AuthMode};
+use crate::ids::StreamScope;
 
 /// Why a request's credentials were refused. Never carries the token.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -76,45 +77,63 @@ pub enum Grant {
     /// Access control is disabled.
     Anyone,
     Admin,
-    Viewer(ViewerGrant),
+    /// A signed token: a viewer's or a publisher's.
+    Token(TokenGrant),
+}
+
+/// What a signed token does; neither kind does the other's job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    /// Watches (WHEP, the player).
+    View,
+    /// Publishes (WHIP ingest to a `source = "whip"` stream).
+    Publish,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::View => "viewer",
+            Self::Publish => "publish",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ViewerGrant {
+pub struct TokenGrant {
     pub token_id: String,
     /// The signing key's id: when the key is retired, the grant is no longer good.
     pub kid: String,
-    pub stream: String,
+    pub scope: StreamScope,
     pub label: Option<String>,
     /// Unix seconds.
     pub expires_at: u64,
     pub max_sessions: Option<u32>,
-    /// A publish token (WHIP ingest) rather than a viewer token; neither does the other's job.
-    pub publish: bool,
+    pub kind: TokenKind,
 }
 
 impl Grant {
     /// When the token behind this grant expires (Unix seconds); `None` for the admin and for anyone.
     pub fn expires_at(&self) -> Option<u64> {
         match self {
-            Self::Viewer(v) => Some(v.expires_at),
+            Self::Token(t) => Some(t.expires_at),
             Self::Admin | Self::Anyone => None,
         }
     }
 
-    /// The viewer token's id, if a viewer token made this grant.
+    /// The token's id, if a signed token made this grant.
     pub fn token_id(&self) -> Option<&str> {
         match self {
-            Grant::Viewer(v) => Some(&v.token_id),
+            Grant::Token(t) => Some(&t.token_id),
             _ => None,
         }
     }
 
-    /// May this grant watch `stream`? (The admin and access control off: every stream; a viewer token:
-    /// its own stream, or every one for `*`.)
+    /// Is `stream` in this grant's scope? (The admin and access control off: every stream; a token: its
+    /// own stream, or every one for `*`.)
     pub fn covers(&self, stream: &str) -> bool {
         match self {
-            Grant::Viewer(v) => v.stream == "*" || v.stream == stream,
+            Grant::Token(t) => t.scope.covers(stream),
             Grant::Admin | Grant::Anyone => true,
         }
     }
@@ -135,15 +154,13 @@ struct Claims {
 }
 
 /// What to issue.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone)]
 pub struct IssueRequest {
-    /// A stream name, or `*` for every stream.
-    pub stream: String,
+    pub scope: StreamScope,
     pub ttl: Duration,
     pub label: Option<String>,
     pub max_sessions: Option<u32>,
-    /// A publish token (WHIP) instead of a viewer token.
-    pub publish: bool,
+    pub kind: TokenKind,
 }
 
 /// Access control's handle. Cheap to clone.
@@ -250,15 +267,15 @@ impl Auth {
         if self.is_admin(token) {
             return Ok(Grant::Admin);
         }
-        self.verify_viewer(token).map(Grant::Viewer)
+        self.verify_token(token).map(Grant::Token)
     }
 
     /// Like [`Auth::authenticate`], and the token must be a viewer token (or the admin's) covering `stream`.
     pub fn authorize_stream(&self, header: Option<&str>, stream: &str) -> Result<Grant, AuthError> {
         let grant = self.authenticate(header)?;
         match &grant {
-            Grant::Viewer(v) if v.publish => Err(AuthError::PublishOnly),
-            Grant::Viewer(v) if !grant.covers(stream) => Err(AuthError::WrongStream(v.stream.clone())),
+            Grant::Token(t) if t.kind == TokenKind::Publish => Err(AuthError::PublishOnly),
+            Grant::Token(t) if !t.scope.covers(stream) => Err(AuthError::WrongStream(t.scope.to_string())),
             _ => Ok(grant),
         }
     }
@@ -267,8 +284,8 @@ impl Auth {
     pub fn authorize_publish(&self, header: Option<&str>, stream: &str) -> Result<Grant, AuthError> {
         let grant = self.authenticate(header)?;
         match &grant {
-            Grant::Viewer(v) if !v.publish => Err(AuthError::NotPublish),
-            Grant::Viewer(v) if !grant.covers(stream) => Err(AuthError::WrongStream(v.stream.clone())),
+            Grant::Token(t) if t.kind == TokenKind::View => Err(AuthError::NotPublish),
+            Grant::Token(t) if !t.scope.covers(stream) => Err(AuthError::WrongStream(t.scope.to_string())),
             _ => Ok(grant),
         }
     }
@@ -283,7 +300,7 @@ impl Auth {
         if self.is_admin(token) {
             return Ok(());
         }
-        self.verify_viewer(token).and(Err(AuthError::NotAdmin))
+        self.verify_token(token).and(Err(AuthError::NotAdmin))
     }
 
     /// Whether the admin API is open to anyone (`auth.open_admin_api`).
@@ -291,7 +308,7 @@ impl Auth {
         self.inner.open_admin
     }
 
-    fn verify_viewer(&self, token: &str) -> Result<ViewerGrant, AuthError> {
+    fn verify_token(&self, token: &str) -> Result<TokenGrant, AuthError> {
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| AuthError::Invalid("not a glasscast token".into()))?;
         let kid = header.kid.ok_or_else(|| AuthError::Invalid("no key id".into()))?;
@@ -312,14 +329,15 @@ impl Auth {
         if self.is_revoked(&c.jti) {
             return Err(AuthError::Revoked);
         }
-        Ok(ViewerGrant {
+        let scope = StreamScope::parse(&c.stream).map_err(|_| AuthError::Invalid("malformed claims".into()))?;
+        Ok(TokenGrant {
             token_id: c.jti,
             kid,
-            stream: c.stream,
+            scope,
             label: c.label,
             expires_at: c.exp,
             max_sessions: c.max_sessions,
-            publish: c.publish,
+            kind: if c.publish { TokenKind::Publish } else { TokenKind::View },
         })
     }
 
@@ -349,16 +367,16 @@ impl Auth {
         let now = now_s();
         let issued = Issued {
             id: store::random_id(),
-            stream: req.stream.clone(),
+            stream: req.scope.clone(),
             label: req.label.clone(),
             issued_at: now,
             expires_at: now + req.ttl.as_secs().max(1),
             max_sessions: req.max_sessions,
-            publish: req.publish,
+            publish: req.kind == TokenKind::Publish,
         };
         let claims = Claims {
             jti: issued.id.clone(),
-            stream: issued.stream.clone(),
+            stream: issued.stream.to_string(),
             iat: now,
             exp: issued.expires_at,
             label: issued.label.clone(),
@@ -408,11 +426,11 @@ mod tests {
 
     fn viewer(a: &Auth, stream: &str, ttl_s: u64) -> String {
         let req = IssueRequest {
-            stream: stream.into(),
+            scope: StreamScope::parse(stream).expect("a scope"),
             ttl: Duration::from_secs(ttl_s),
             label: None,
             max_sessions: None,
-            publish: false,
+            kind: TokenKind::View,
         };
         a.issue(&req).expect("issue").0
     }
@@ -431,7 +449,7 @@ mod tests {
         let (a, _d) = auth(AuthMode::Required);
         let t = viewer(&a, "main", 60);
         let h = format!("Bearer {t}");
-        let Ok(Grant::Viewer(g)) = a.authorize_stream(Some(&h), "main") else { panic!("main") };
+        let Ok(Grant::Token(g)) = a.authorize_stream(Some(&h), "main") else { panic!("main") };
         assert_eq!(a.authorize_stream(Some(&h), "other"), Err(AuthError::WrongStream("main".into())));
         assert_eq!(a.authorize_admin(Some(&h)), Err(AuthError::NotAdmin));
         let any = format!("Bearer {}", viewer(&a, "*", 60));
@@ -457,20 +475,24 @@ mod tests {
         );
         let forged = format!("Bearer {head}.{forged_claims}.{sig}");
         assert_eq!(a.authenticate(Some(&forged)), Err(AuthError::Invalid("bad signature".into())));
-        let claims = Claims {
-            jti: "old".into(),
-            stream: "main".into(),
-            iat: 1,
-            exp: 2,
-            label: None,
-            max_sessions: None,
-            publish: false,
+        let signed = |stream: &str, exp: u64| {
+            let claims = Claims {
+                jti: "old".into(),
+                stream: stream.into(),
+                iat: 1,
+                exp,
+                label: None,
+                max_sessions: None,
+                publish: false,
+            };
+            let keys = a.inner.keys.read().expect("keys lock");
+            let header = Header { kid: Some(keys.current.clone()), ..Header::new(Algorithm::HS256) };
+            jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(keys.current_key())).expect("sign")
         };
-        let keys = a.inner.keys.read().expect("keys lock");
-        let header = Header { kid: Some(keys.current.clone()), ..Header::new(Algorithm::HS256) };
-        let old = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(keys.current_key())).expect("sign");
-        drop(keys);
-        assert_eq!(a.authenticate(Some(&format!("Bearer {old}"))), Err(AuthError::Expired));
+        assert_eq!(a.authenticate(Some(&format!("Bearer {}", signed("main", 2)))), Err(AuthError::Expired));
+        // Signed by us, but its scope is no stream name: refused, not matched as a string.
+        let odd = signed("Main Stream", now_s() + 999);
+        assert_eq!(a.authenticate(Some(&format!("Bearer {odd}"))), Err(AuthError::Invalid("malformed claims".into())));
         assert!(matches!(a.authenticate(Some("Bearer not-a-jwt")), Err(AuthError::Invalid(_))));
     }
 
@@ -478,11 +500,11 @@ mod tests {
     fn rotated_keys_keep_old_tokens_until_retired() {
         let (a, _d) = auth(AuthMode::Required);
         let old = format!("Bearer {}", viewer(&a, "main", 60));
-        let Ok(Grant::Viewer(g)) = a.authenticate(Some(&old)) else { panic!("valid") };
+        let Ok(Grant::Token(g)) = a.authenticate(Some(&old)) else { panic!("valid") };
         let kid = a.rotate_key(false).expect("rotate");
         assert_ne!(kid, g.kid);
         let new = format!("Bearer {}", viewer(&a, "main", 60));
-        let Ok(Grant::Viewer(n)) = a.authenticate(Some(&new)) else { panic!("valid") };
+        let Ok(Grant::Token(n)) = a.authenticate(Some(&new)) else { panic!("valid") };
         assert_eq!(n.kid, kid, "new tokens use the new key");
         assert!(a.authenticate(Some(&old)).is_ok() && a.knows_key(&g.kid), "old tokens still verify");
         a.rotate_key(true).expect("retire");

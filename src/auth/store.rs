@@ -140,7 +140,7 @@ impl Keys {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Issued {
     pub id: String,
-    pub stream: String,
+    pub stream: crate::ids::StreamScope,
     pub label: Option<String>,
     pub issued_at: u64,
     pub expires_at: u64,
@@ -230,7 +230,7 @@ mod tests {
         let mut l = Ledger::default();
         let t = Issued {
             id: random_id(),
-            stream: "main".into(),
+            stream: crate::ids::StreamScope::parse("main").expect("a stream name"),
             label: Some("tv".into()),
             issued_at: 10,
             expires_at: 100,

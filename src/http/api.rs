@@ -18,9 +18,9 @@ use utoipa::{Modify, OpenApi, ToSchema};
 
 use super::{ApiError, AppState, Caller, read_body, whep};
 use crate::auth::Grant;
-use crate::auth::{IssueRequest, Issued, KeyInfo};
+use crate::auth::{IssueRequest, Issued, KeyInfo, TokenKind};
 use crate::ids::SessionId;
-use crate::ids::StreamName;
+use crate::ids::StreamScope;
 use crate::session::{SessionError, SessionInfo, StreamInfo};
 
 /// A token lives at most a year, at least a minute; two hours when not said.
@@ -221,7 +221,7 @@ struct TokenInfo {
 impl TokenInfo {
     fn of(t: Issued, revoked: bool) -> Self {
         let Issued { id, stream, label, issued_at, expires_at, max_sessions, publish } = t;
-        Self { id, stream, label, issued_at, expires_at, max_sessions, publish, revoked }
+        Self { id, stream: stream.to_string(), label, issued_at, expires_at, max_sessions, publish, revoked }
     }
 }
 
@@ -237,6 +237,21 @@ struct IssuedToken {
 
 fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, kind, detail)
+}
+
+/// The streams a token is to be issued for: `*`, or a configured stream (422 naming what is wrong).
+async fn issue_scope(st: &AppState, asked: &str) -> Result<StreamScope, ApiError> {
+    let unknown = || {
+        let detail = format!("no stream named `{asked}` (give a configured stream, or `*`)");
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "unknown-stream", detail)
+    };
+    let scope = StreamScope::parse(asked).map_err(|_| unknown())?;
+    if let StreamScope::One(name) = &scope
+        && !st.sessions.streams().await.iter().any(|s| &s.name == name)
+    {
+        return Err(unknown());
+    }
+    Ok(scope)
 }
 
 /// Issues a viewer token. The token is in this answer only; glasscast keeps its id and claims.
@@ -258,14 +273,7 @@ async fn issue_token(
         JsonRejection::BytesRejection(b) => read_body(Err(b)).expect_err("a rejection stays an error"),
         other => bad_request("malformed-json", other.body_text()),
     })?;
-    let known = st.sessions.streams().await.iter().any(|s| s.name.as_str() == body.stream);
-    if body.stream != "*" && (StreamName::parse(&body.stream).is_err() || !known) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unknown-stream",
-            format!("no stream named `{}` (give a configured stream, or `*`)", body.stream),
-        ));
-    }
+    let scope = issue_scope(&st, &body.stream).await?;
     let ttl_s = body.ttl_s.unwrap_or(DEFAULT_TTL_S);
     if !(60..=MAX_TTL_S).contains(&ttl_s) {
         return Err(bad_request("bad-ttl", format!("ttl_s must be 60 to {MAX_TTL_S} seconds, got {ttl_s}")));
@@ -276,25 +284,27 @@ async fn issue_token(
     if body.max_sessions == Some(0) {
         return Err(bad_request("bad-max-sessions", "max_sessions must be at least 1 (or left out)"));
     }
+    let kind = if body.publish { TokenKind::Publish } else { TokenKind::View };
     let req = IssueRequest {
-        stream: body.stream,
+        scope,
         ttl: Duration::from_secs(ttl_s),
         label: body.label,
         max_sessions: body.max_sessions,
-        publish: body.publish,
+        kind,
     };
     let (token, issued) = st.auth.issue(&req).map_err(|e| {
         tracing::error!(error = %format!("{e:#}"), "issuing a token");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "token-store", "could not record the token")
     })?;
-    let kind = if issued.publish { "publish" } else { "viewer" };
+    let kind = kind.as_str();
     tracing::info!(token = %issued.id, stream = %issued.stream, label = ?issued.label, kind, "token issued");
-    let stream_path = if issued.stream == "*" { String::new() } else { format!("/watch/{}", issued.stream) };
-    // A publish token's "link" is the WHIP endpoint (the token goes in its Authorization header).
-    let watch_path = if issued.publish {
-        format!("/whip/{}", issued.stream)
-    } else {
-        format!("{}#token={token}", if stream_path.is_empty() { "/" } else { &stream_path })
+    // A publish token's "link" is the WHIP endpoint (the token goes in its Authorization header); a token
+    // for every stream links to the stream list.
+    let watch_path = match (&issued.stream, issued.publish) {
+        (StreamScope::One(name), true) => format!("/whip/{name}"),
+        (StreamScope::All, true) => "/whip/".to_owned(),
+        (StreamScope::One(name), false) => format!("/watch/{name}#token={token}"),
+        (StreamScope::All, false) => format!("/#token={token}"),
     };
     let out = IssuedToken { info: TokenInfo::of(issued, false), token, watch_path };
     Ok((StatusCode::CREATED, Json(out)).into_response())

@@ -48,7 +48,9 @@ pub async fn index(State(st): State<AppState>) -> Response {
 pub async fn streams(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     let grant = caller
         .check(&st, |h| match st.auth.authenticate(h)? {
-            crate::auth::Grant::Viewer(v) if v.publish => Err(crate::auth::AuthError::PublishOnly),
+            crate::auth::Grant::Token(t) if t.kind == crate::auth::TokenKind::Publish => {
+                Err(crate::auth::AuthError::PublishOnly)
+            }
             grant => Ok(grant),
         })
         .await?;

@@ -490,7 +490,7 @@ fn watch_webrtcbin(webrtcbin: &gst::Element, tx: mpsc::Sender<Event>, n: u64) {
         });
     }
     webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
-        use super::ViewerEnd as E;
+        use super::PeerEnd as E;
         let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
         if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
             let _ = tx.send(Event::Connected(n));

@@ -1,4 +1,5 @@
-//! A viewer session's media side, whichever transport carries it. The session manager only sees this.
+//! A session's media side: [`Peer`], one interface for a viewer (whichever transport carries it) and a
+//! WHIP publisher. The session manager only sees this.
 
 use std::sync::Arc;
 
@@ -7,7 +8,7 @@ use gstreamer::glib;
 
 use super::forward::ForwardViewer;
 use super::viewer::WebrtcbinViewer;
-use super::{GateStats, MediaError, ViewerStats};
+use super::{GateStats, MediaError, PeerStats, Publisher, StreamPipeline};
 use crate::sdpfrag::SdpFrag;
 
 #[derive(Clone)]
@@ -68,7 +69,7 @@ impl ViewerHandle {
     }
 
     /// The connection's address, bytes, RTT and loss; may block up to a second (webrtcbin's get-stats).
-    pub fn stats(&self) -> ViewerStats {
+    pub fn stats(&self) -> PeerStats {
         match self {
             Self::Webrtcbin(v) => v.stats(),
             Self::Forward(v) => v.stats(),
@@ -80,6 +81,73 @@ impl ViewerHandle {
         match self {
             Self::Webrtcbin(v) => v.remove(),
             Self::Forward(v) => v.remove(),
+        }
+    }
+}
+
+/// A WHIP publisher and the stream it feeds (removing it detaches it from there).
+#[derive(Clone)]
+pub struct PublisherPeer {
+    pub publisher: Publisher,
+    pub stream: StreamPipeline,
+}
+
+/// One session's peer, a viewer or a WHIP publisher: what the session manager does with either (trickle,
+/// ICE restart, stats, remove). Each reports its connection's completion and end as
+/// [`super::MediaEvent::PeerConnected`] and [`super::MediaEvent::PeerEnded`]. Cheap to clone.
+#[derive(Clone)]
+pub enum Peer {
+    Viewer(ViewerHandle),
+    Publisher(PublisherPeer),
+}
+
+impl Peer {
+    /// The client's current ICE ufrag: a PATCH with another one asks for an ICE restart.
+    pub fn remote_ufrag(&self) -> String {
+        match self {
+            Self::Viewer(v) => v.remote_ufrag(),
+            Self::Publisher(p) => p.publisher.remote_ufrag(),
+        }
+    }
+
+    /// Adds trickled candidates; how many were taken. May block (libnice).
+    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
+        match self {
+            Self::Viewer(v) => v.add_remote_candidates(frag),
+            Self::Publisher(p) => p.publisher.add_remote_candidates(frag),
+        }
+    }
+
+    /// Restarts ICE with the client's new credentials; our answer fragment. May block.
+    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
+        match self {
+            Self::Viewer(v) => v.restart_ice(frag),
+            Self::Publisher(p) => p.publisher.restart_ice(frag),
+        }
+    }
+
+    /// The connection's address, bytes, RTT and loss; may block up to a second (webrtcbin's get-stats).
+    pub fn stats(&self) -> PeerStats {
+        match self {
+            Self::Viewer(v) => v.stats(),
+            Self::Publisher(p) => p.publisher.stats(),
+        }
+    }
+
+    /// Tears the peer down (a publisher: detached from its stream, which waits for the next one);
+    /// idempotent. May block while its elements stop.
+    pub fn remove(&self) {
+        match self {
+            Self::Viewer(v) => v.remove(),
+            Self::Publisher(p) => p.stream.detach_publisher(&p.publisher),
+        }
+    }
+
+    /// The viewer's handle (`None` for a publisher).
+    pub fn viewer(&self) -> Option<&ViewerHandle> {
+        match self {
+            Self::Viewer(v) => Some(v),
+            Self::Publisher(_) => None,
         }
     }
 }

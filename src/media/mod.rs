@@ -35,7 +35,7 @@ pub mod whip_offer;
 pub use encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
 pub use gate::GateStats;
-pub use handle::ViewerHandle;
+pub use handle::{Peer, PublisherPeer, ViewerHandle};
 pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for, plan_offer_with};
 pub use publisher::Publisher;
 pub use stream::{PushStatus, StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
@@ -108,12 +108,12 @@ pub enum MediaError {
     Overloaded(String),
 }
 
-/// A viewer's connection as its transport sees it (for the admin API's session list, which shows it as is).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
-pub struct ViewerStats {
-    /// The viewer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
+/// A peer's connection (a viewer's or a WHIP publisher's) as its transport sees it. The session layer
+/// shows it in the admin API's session list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PeerStats {
+    /// The peer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
     /// there is one.
-    #[schema(value_type = Option<String>)]
     pub remote_address: Option<std::net::SocketAddr>,
     /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
     /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.
@@ -132,42 +132,37 @@ pub struct ViewerStats {
     /// NACKs and PLIs received from the viewer.
     pub nacks: u64,
     pub plis: u64,
+    /// RTP bytes and packets received from the peer (a WHIP publisher's media; 0 for a viewer).
+    pub bytes_received: u64,
+    pub packets_received: u64,
 }
 
-/// Why a viewer's connection ended, as seen by the media side.
+/// Why a peer's connection (a viewer's or a WHIP publisher's) ended, as seen by the media side.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ViewerEnd {
+pub enum PeerEnd {
     /// ICE failed, or the peer vanished (consent/keepalive checks stopped being answered).
     IceFailed,
     /// The DTLS handshake or the DTLS connection failed.
     DtlsFailed,
     /// The peer closed the connection (DTLS close notify).
     Closed,
-    /// An element of the viewer's branch posted an error.
+    /// An element of the peer's branch posted an error.
     Error(String),
 }
 
 /// What the media side reports to the session manager.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaEvent {
-    ViewerConnected {
+    /// A peer's connection (a viewer's or a WHIP publisher's: the session knows which) completed.
+    PeerConnected {
         stream: StreamName,
         id: SessionId,
     },
-    /// A WHIP publisher's connection completed, or ended.
-    PublisherConnected {
+    /// A peer's connection ended, once per peer.
+    PeerEnded {
         stream: StreamName,
         id: SessionId,
-    },
-    PublisherEnded {
-        stream: StreamName,
-        id: SessionId,
-        why: ViewerEnd,
-    },
-    ViewerEnded {
-        stream: StreamName,
-        id: SessionId,
-        why: ViewerEnd,
+        why: PeerEnd,
     },
     StreamFailed {
         stream: StreamName,

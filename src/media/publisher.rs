@@ -150,11 +150,11 @@ impl Publisher {
             let state = w.property::<S>("connection-state");
             tracing::debug!(publisher = %id, ?state, "publisher connection state");
             if state == S::Connected {
-                let _ = events.send(MediaEvent::PublisherConnected { stream: stream.clone(), id });
+                let _ = events.send(MediaEvent::PeerConnected { stream: stream.clone(), id });
             }
             let Some(why) = connection_end(w, state) else { return };
             if !ended.swap(true, Ordering::AcqRel) {
-                let _ = events.send(MediaEvent::PublisherEnded { stream: stream.clone(), id, why });
+                let _ = events.send(MediaEvent::PeerEnded { stream: stream.clone(), id, why });
             }
         }));
         let inner = Inner {
@@ -204,6 +204,11 @@ impl Publisher {
     /// Restarts ICE with the publisher's new credentials (PATCH); returns our answer fragment.
     pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
         self.inner.ice.restart(&self.inner.webrtcbin, frag)
+    }
+
+    /// The connection's address, bytes received and path; may block up to a second (webrtcbin's get-stats).
+    pub fn stats(&self) -> super::PeerStats {
+        super::webrtc_stats::of(&self.inner.webrtcbin)
     }
 
     /// Disconnects the signal handlers (idempotent); the stream detaches and stops the bin.

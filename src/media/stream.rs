@@ -18,7 +18,7 @@ use super::keyframes::{self, KeyframeCounters};
 use super::meter::FrameMeter;
 use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
-use super::{H264Profile, MediaError, MediaEvent, ViewerHandle, plan_offer_with};
+use super::{H264Profile, MediaError, MediaEvent, Peer, ViewerHandle, plan_offer_with};
 use crate::config::{StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
 
@@ -331,8 +331,8 @@ impl StreamPipeline {
         Err(MediaError::NoUsableCodec(why.into()))
     }
 
-    /// Checks the offer, links a new viewer branch and negotiates it. Returns the handle and the answer.
-    pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(ViewerHandle, String), MediaError> {
+    /// Checks the offer, links a new viewer branch and negotiates it. Returns the viewer and the answer.
+    pub async fn add_viewer(&self, id: SessionId, offer: &str) -> Result<(Peer, String), MediaError> {
         let inner = &self.inner;
         let profile = *inner.profile.lock().expect("profile lock");
         let (msg, plan) = plan_offer_with(offer, inner.audio.is_some(), profile, &inner.codecs)?;
@@ -351,7 +351,7 @@ impl StreamPipeline {
             if let Some(lease) = lease {
                 viewer.hold(Box::new(lease));
             }
-            return Ok((ViewerHandle::Forward(Arc::new(viewer)), plan.aside.restore(&answer)));
+            return Ok((Peer::Viewer(ViewerHandle::Forward(Arc::new(viewer))), plan.aside.restore(&answer)));
         }
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
         let video = inner
@@ -381,7 +381,7 @@ impl StreamPipeline {
             inner.events.clone(),
         )
         .await?;
-        Ok((ViewerHandle::Webrtcbin(viewer), plan.aside.restore(&answer)))
+        Ok((Peer::Viewer(ViewerHandle::Webrtcbin(viewer)), plan.aside.restore(&answer)))
     }
 }
 

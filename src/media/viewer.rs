@@ -18,7 +18,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::gate::{Gate, GateStats, Track};
 use super::ice_restart::PeerIce;
-use super::{MediaError, MediaEvent, OfferPlan, ViewerEnd};
+use super::{MediaError, MediaEvent, OfferPlan, PeerEnd};
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::SdpFrag;
 
@@ -198,17 +198,17 @@ pub(super) fn local_sdp(webrtcbin: &gst::Element) -> Result<String, MediaError> 
 pub(super) fn connection_end(
     webrtcbin: &gst::Element,
     state: gst_webrtc::WebRTCPeerConnectionState,
-) -> Option<ViewerEnd> {
+) -> Option<PeerEnd> {
     use gst_webrtc::WebRTCPeerConnectionState as S;
     match state {
-        S::Closed => Some(ViewerEnd::Closed),
+        S::Closed => Some(PeerEnd::Closed),
         S::Failed
             if webrtcbin.property::<gst_webrtc::WebRTCICEConnectionState>("ice-connection-state")
                 == gst_webrtc::WebRTCICEConnectionState::Failed =>
         {
-            Some(ViewerEnd::IceFailed)
+            Some(PeerEnd::IceFailed)
         }
-        S::Failed => Some(ViewerEnd::DtlsFailed),
+        S::Failed => Some(PeerEnd::DtlsFailed),
         _ => None,
     }
 }
@@ -372,7 +372,7 @@ impl WebrtcbinViewer {
     }
 
     /// webrtcbin's view of the connection (blocking, up to a second).
-    pub fn stats(&self) -> super::ViewerStats {
+    pub fn stats(&self) -> super::PeerStats {
         super::webrtc_stats::of(&self.inner.webrtcbin)
     }
 
@@ -451,7 +451,7 @@ fn watch_gathering(webrtcbin: &gst::Element) -> (glib::SignalHandlerId, watch::R
 }
 
 /// On connected: opens the gate, asks for a keyframe through the video ghost pad and says
-/// `ViewerConnected`; on failed or closed, once: `ViewerEnded` with why.
+/// `PeerConnected`; on failed or closed, once: `PeerEnded` with why.
 fn watch_connection(
     webrtcbin: &gst::Element,
     (stream, id): (StreamName, SessionId),
@@ -473,11 +473,11 @@ fn watch_connection(
                 if let Some(pad) = video_ghost.upgrade() {
                     pad.push_event(super::keyframes::request_event());
                 }
-                let _ = events.send(MediaEvent::ViewerConnected { stream: stream.clone(), id });
+                let _ = events.send(MediaEvent::PeerConnected { stream: stream.clone(), id });
             }
             S::Failed | S::Closed if !ended.swap(true, Ordering::AcqRel) => {
                 let why = connection_end(w, state).expect("failed or closed is an end");
-                let _ = events.send(MediaEvent::ViewerEnded { stream: stream.clone(), id, why });
+                let _ = events.send(MediaEvent::PeerEnded { stream: stream.clone(), id, why });
             }
             _ => {}
         }

@@ -1,4 +1,4 @@
-//! A webrtcbin viewer's [`ViewerStats`], read from webrtcbin's `get-stats` (W3C webrtc-stats names).
+//! A webrtcbin peer's [`PeerStats`] (a viewer's or a WHIP publisher's), read from webrtcbin's `get-stats` (W3C webrtc-stats names).
 
 use std::time::Duration;
 
@@ -6,14 +6,14 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 
-use super::ViewerStats;
+use super::PeerStats;
 
 /// How long webrtcbin gets to answer (it answers from its own thread, normally within a millisecond).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// Asks `webrtcbin` for its stats and folds them into a [`ViewerStats`]; blocking, at most
+/// Asks `webrtcbin` for its stats and folds them into a [`PeerStats`]; blocking, at most
 /// [`STATS_TIMEOUT`]. Default (empty) stats when webrtcbin does not answer.
-pub fn of(webrtcbin: &gst::Element) -> ViewerStats {
+pub fn of(webrtcbin: &gst::Element) -> PeerStats {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
     let promise = gst::Promise::with_change_func(move |reply| {
         let _ = tx.send(reply.ok().flatten().map(gst::StructureRef::to_owned));
@@ -21,7 +21,7 @@ pub fn of(webrtcbin: &gst::Element) -> ViewerStats {
     webrtcbin.emit_by_name::<()>("get-stats", &[&None::<gst::Pad>, &promise]);
     match rx.recv_timeout(STATS_TIMEOUT) {
         Ok(Some(reply)) => fold(&reply),
-        _ => ViewerStats::default(),
+        _ => PeerStats::default(),
     }
 }
 
@@ -29,14 +29,14 @@ fn kind(s: &gst::StructureRef) -> Option<gst_webrtc::WebRTCStatsType> {
     s.get::<gst_webrtc::WebRTCStatsType>("type").ok()
 }
 
-/// Sums outbound RTP, takes the highest RTT and loss of the remote-inbound reports, and the remote address
-/// from the selected candidate pair's remote candidate. (webrtcbin 1.22 labels every stream `kind=audio`
+/// Sums outbound and inbound RTP, takes the highest RTT and loss of the remote-inbound reports, and the
+/// remote address from the selected candidate pair's remote candidate. (webrtcbin 1.22 labels every stream `kind=audio`
 /// and swaps the local/remote candidate stats types, so neither field is trusted: the pair's
 /// `remote-candidate-id` is looked up by id.)
-fn fold(reply: &gst::StructureRef) -> ViewerStats {
+fn fold(reply: &gst::StructureRef) -> PeerStats {
     use gst_webrtc::WebRTCStatsType as T;
     let all: Vec<gst::Structure> = reply.iter().filter_map(|(_, v)| v.get::<gst::Structure>().ok()).collect();
-    let mut out = ViewerStats::default();
+    let mut out = PeerStats::default();
     let num = |s: &gst::StructureRef, f: &str| -> u64 {
         s.get::<u64>(f).or_else(|_| s.get::<u32>(f).map(u64::from)).unwrap_or_default()
     };
@@ -48,6 +48,10 @@ fn fold(reply: &gst::StructureRef) -> ViewerStats {
                 out.packets_sent += num(s, "packets-sent");
                 out.nacks += num(s, "nack-count");
                 out.plis += num(s, "pli-count") + num(s, "fir-count");
+            }
+            Some(T::InboundRtp) => {
+                out.bytes_received += num(s, "bytes-received");
+                out.packets_received += num(s, "packets-received");
             }
             Some(T::RemoteInboundRtp) => {
                 if let Ok(rtt) = s.get::<f64>("round-trip-time") {

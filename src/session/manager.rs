@@ -1,10 +1,11 @@
-//! The manager task: owns the streams and the session table; one message at a time.
+//! The manager task: owns the streams and the one session table (viewers and publishers); one message at a
+//! time, and never blocking: media work runs in spawned tasks that report back ([`Done`]).
 
 mod admission;
 mod control;
 mod ice;
+mod negotiate;
 mod patch;
-mod publishers;
 mod reach;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -13,26 +14,27 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Command, Created, Patched, Readiness, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
+use super::{Command, Patched, Readiness, Role, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::{StreamConfig, VideoSource};
 use crate::ids::{SessionId, StreamName};
-use crate::media::{MediaError, MediaEvent, StreamPipeline, StreamState, ViewerEnd, ViewerHandle};
+use crate::media::{MediaError, MediaEvent, Peer, PeerEnd, StreamPipeline, StreamState};
 use crate::telemetry::{self, EndReason};
-use admission::overloaded;
 use ice::SessionIce;
 
 struct StreamEntry {
     pipeline: StreamPipeline,
     cfg: StreamConfig,
-    /// Negotiations under way (they count against the viewer cap).
+    /// Viewer negotiations under way (they count against the viewer cap).
     pending: usize,
 }
 
+/// A WHEP viewer or a WHIP publisher: one table, one life cycle (negotiated, connected or timed out,
+/// ended once with its final stats).
 struct Session {
-    connected: bool,
+    role: Role,
     stream: StreamName,
-    viewer: ViewerHandle,
+    peer: Peer,
     /// ETag, ICE restarts (PATCH).
     ice: SessionIce,
     /// The token that created the session: only it (or the admin) may PATCH or DELETE it, and the session
@@ -44,7 +46,10 @@ struct Session {
     client: Option<SocketAddr>,
     /// When its POST arrived (setup time is measured from here to connected).
     posted: Instant,
-    /// `session{session, stream, client}`: every log line about the session carries these (never a token).
+    /// When its connection (ICE + DTLS) completed.
+    connected: Option<Instant>,
+    /// `session{session, role, stream, client}`: every log line about the session carries these (never a
+    /// token).
     span: tracing::Span,
 }
 
@@ -58,55 +63,44 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
     Ok(())
 }
 
-/// Counts a session's end (`glasscast_sessions_ended_total`).
-fn ended(s: &Session, reason: EndReason) {
-    telemetry::session_ended(s.stream.as_str(), reason);
-}
-
-/// Reads an ended viewer's last transport stats into telemetry's totals (so a session shorter than one
-/// scrape is counted too), then tears it down. May block: call it off the manager task.
-fn finish(stream: &StreamName, viewer: &ViewerHandle) {
-    telemetry::session_final(stream.as_str(), &viewer.stats());
-    viewer.remove();
-}
-
-/// Ends `s`, already out of the session table: counted now, finished ([`finish`]) in the background.
-fn end(s: Session, reason: EndReason) {
-    ended(&s, reason);
-    tokio::task::spawn_blocking(move || finish(&s.stream, &s.viewer));
+/// Reads an ended session's last transport stats into telemetry's totals (so a session shorter than one
+/// scrape is counted too), then tears its peer down. May block: call it off the manager task.
+fn finish(s: &Session) {
+    telemetry::session_final(s.role, s.stream.as_str(), &s.peer.stats());
+    s.peer.remove();
 }
 
 impl Session {
-    /// May a request with `grant` act on this session?
+    /// May a request with `grant` act on this session? Its own token, or the admin.
     fn allows(&self, grant: &Grant) -> bool {
-        grant_allows(&self.owner, grant)
+        match (grant, &self.owner) {
+            (Grant::Admin | Grant::Anyone, _) => true,
+            (Grant::Token(g), Grant::Token(o)) => g.token_id == o.token_id,
+            (Grant::Token(_), _) => false,
+        }
     }
-}
 
-/// May a request with `grant` act on a session `owner` created? Its own token, or the admin.
-fn grant_allows(owner: &Grant, grant: &Grant) -> bool {
-    match (grant, owner) {
-        (Grant::Admin | Grant::Anyone, _) => true,
-        (Grant::Viewer(g), Grant::Viewer(o)) => g.token_id == o.token_id,
-        (Grant::Viewer(_), _) => false,
+    /// Why its token no longer lets it run (expired, revoked, or its signing key retired), if so.
+    fn unauthorized(&self, auth: &Auth, now: u64) -> Option<&'static str> {
+        let Grant::Token(v) = &self.owner else { return None };
+        if v.expires_at <= now {
+            Some("token expired")
+        } else if auth.is_revoked(&v.token_id) {
+            Some("token revoked")
+        } else if !auth.knows_key(&v.kid) {
+            Some("token's signing key retired")
+        } else {
+            None
+        }
     }
 }
 
 /// Results of work the manager spawned, reported back to it.
 enum Done {
-    Negotiated {
-        stream: StreamName,
-        id: SessionId,
-        grant: Grant,
-        client: Option<SocketAddr>,
-        posted: Instant,
-        result: Result<(ViewerHandle, String), MediaError>,
-        reply: oneshot::Sender<Result<Created, SessionError>>,
-    },
+    Negotiated(Box<negotiate::Negotiated>),
     ConnectDeadline {
         id: SessionId,
     },
-    Published(Box<publishers::Published>),
     /// An ICE restart's media work finished ([`patch`]).
     Restarted {
         id: SessionId,
@@ -118,8 +112,7 @@ enum Done {
 struct Manager {
     streams: BTreeMap<StreamName, StreamEntry>,
     sessions: HashMap<SessionId, Session>,
-    /// WHIP publishers, and the streams with one being negotiated.
-    publishers: HashMap<SessionId, publishers::PublisherSession>,
+    /// Streams with a WHIP publisher being negotiated.
     publishing: HashSet<StreamName>,
     /// Viewer sessions being negotiated per token id: they count against the token's `max_sessions` from
     /// the POST on, so concurrent POSTs cannot exceed it.
@@ -158,6 +151,11 @@ fn encodings(viewers: usize, vp8: Option<crate::media::vp8::Vp8Status>) -> Vec<s
 /// How often sessions are checked against their token's expiry and the revocation list.
 const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// A connected publisher that sends no video this long is ended (encoders send frames, and keyframes,
+/// continually): gone without DELETE, its ICE failure would take libnice's consent timeout (~40 s) while
+/// viewers watch a frozen picture.
+const PUBLISHER_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
 pub fn spawn(
     streams: Vec<(StreamConfig, StreamPipeline)>,
@@ -174,7 +172,6 @@ pub fn spawn(
             .map(|(cfg, pipeline)| (cfg.stream_name(), StreamEntry { pipeline, cfg, pending: 0 }))
             .collect(),
         sessions: HashMap::new(),
-        publishers: HashMap::new(),
         publishing: HashSet::new(),
         negotiating: HashMap::new(),
         done_tx,
@@ -187,7 +184,7 @@ pub fn spawn(
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = sweep.tick() => mgr.end_unauthorized(),
+                _ = sweep.tick() => mgr.sweep(),
                 cmd = rx.recv() => match cmd {
                     Some(Command::Shutdown { reply }) => {
                         mgr.shutdown().await;
@@ -208,39 +205,13 @@ pub fn spawn(
     Sessions { tx }
 }
 
-fn remove_in_background(viewer: ViewerHandle) {
-    tokio::task::spawn_blocking(move || viewer.remove());
-}
-
 impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
-            Command::Offer { stream, offer, grant, client, reply } => self.offer(stream, offer, grant, client, reply),
-            Command::Publish { stream, offer, grant, client, reply } => {
-                self.publish(stream, offer, grant, client, reply)
-            }
+            Command::Post(post) => self.post(post),
             Command::Patch { id, grant, if_match, frag, reply } => self.patch(id, grant, if_match, frag, reply),
             Command::Delete { id, grant, reply } => {
-                let result = match self.sessions.get(&id) {
-                    Some(s) if !s.allows(&grant) => Err(SessionError::NotYourSession),
-                    Some(_) => {
-                        let s = self.sessions.remove(&id).expect("looked up above");
-                        // The admin API ending someone else's session is a kick.
-                        let kicked = grant == Grant::Admin && s.owner != Grant::Admin;
-                        tracing::info!(parent: &s.span, kicked, "session deleted");
-                        end(s, if kicked { EndReason::Kicked } else { EndReason::Closed });
-                        Ok(())
-                    }
-                    None => match self.publisher_allows(id, &grant) {
-                        Some(true) => {
-                            self.end_publisher(id, EndReason::Closed, "deleted");
-                            Ok(())
-                        }
-                        Some(false) => Err(SessionError::NotYourSession),
-                        None => Err(SessionError::UnknownSession),
-                    },
-                };
-                let _ = reply.send(result);
+                let _ = reply.send(self.delete(id, &grant));
             }
             Command::Streams { reply } => {
                 let _ = reply.send(self.stream_infos());
@@ -249,33 +220,10 @@ impl Manager {
                 let _ = reply.send(self.readiness());
             }
             Command::Viewer { id, reply } => {
-                let _ = reply.send(self.sessions.get(&id).map(|s| s.viewer.clone()));
+                let _ = reply.send(self.sessions.get(&id).and_then(|s| s.peer.viewer().cloned()));
             }
             Command::Sessions { reply } => {
-                let mut all: Vec<(SessionInfo, ViewerHandle)> = self
-                    .sessions
-                    .iter()
-                    .map(|(id, s)| {
-                        let (token_id, label) = match &s.owner {
-                            Grant::Viewer(v) => (Some(v.token_id.clone()), v.label.clone()),
-                            _ => (None, None),
-                        };
-                        let info = SessionInfo {
-                            id: id.to_string(),
-                            stream: s.stream.to_string(),
-                            token_id,
-                            label,
-                            since: s.since,
-                            connected: s.connected,
-                            ice_restarts: s.ice.generation,
-                            client: s.client.map(|a| a.to_string()),
-                            ..SessionInfo::default()
-                        };
-                        (info, s.viewer.clone())
-                    })
-                    .collect();
-                all.sort_by_key(|(s, _)| s.since);
-                let _ = reply.send(all);
+                let _ = reply.send(self.session_infos());
             }
             Command::Health { stream, reply } => {
                 let h = self.stream_named(&stream).map(|(_, e)| e.pipeline.health());
@@ -291,6 +239,57 @@ impl Manager {
         }
     }
 
+    /// DELETE on a session resource: only its own token, or the admin (ending someone else's: a kick).
+    fn delete(&mut self, id: SessionId, grant: &Grant) -> Result<(), SessionError> {
+        let s = self.sessions.get(&id).ok_or(SessionError::UnknownSession)?;
+        if !s.allows(grant) {
+            return Err(SessionError::NotYourSession);
+        }
+        let kicked = *grant == Grant::Admin && s.owner != Grant::Admin;
+        let reason = if kicked { EndReason::Kicked } else { EndReason::Closed };
+        self.end(id, reason, "deleted");
+        Ok(())
+    }
+
+    /// Ends session `id` (if it is in the table): counted now, its final stats read and its peer torn
+    /// down in the background ([`finish`]).
+    fn end(&mut self, id: SessionId, reason: EndReason, why: &str) {
+        let Some(s) = self.sessions.remove(&id) else { return };
+        tracing::info!(parent: &s.span, why, reason = reason.as_str(), "session ended");
+        telemetry::session_ended(s.role, s.stream.as_str(), reason);
+        tokio::task::spawn_blocking(move || finish(&s));
+    }
+
+    /// The live sessions for the admin API, oldest first, with their peers (whose stats are read off this
+    /// task).
+    fn session_infos(&self) -> Vec<(SessionInfo, Peer)> {
+        let mut all: Vec<(SessionInfo, Peer)> = self
+            .sessions
+            .iter()
+            .map(|(id, s)| {
+                let (token_id, label) = match &s.owner {
+                    Grant::Token(t) => (Some(t.token_id.clone()), t.label.clone()),
+                    _ => (None, None),
+                };
+                let info = SessionInfo {
+                    id: id.to_string(),
+                    role: s.role,
+                    stream: s.stream.to_string(),
+                    token_id,
+                    label,
+                    since: s.since,
+                    connected: s.connected.is_some(),
+                    ice_restarts: s.ice.generation,
+                    client: s.client.map(|a| a.to_string()),
+                    ..SessionInfo::default()
+                };
+                (info, s.peer.clone())
+            })
+            .collect();
+        all.sort_by_key(|(s, _)| s.since);
+        all
+    }
+
     /// Sessions of token `token_id`: live ones and those being negotiated.
     fn sessions_of(&self, token_id: &str) -> usize {
         let live = self.sessions.values().filter(|s| s.owner.token_id() == Some(token_id)).count();
@@ -298,176 +297,73 @@ impl Manager {
     }
 
     fn viewers_of(&self, stream: &StreamName) -> usize {
-        self.sessions.values().filter(|s| &s.stream == stream).count()
-    }
-
-    fn offer(
-        &mut self,
-        stream: String,
-        offer: String,
-        grant: Grant,
-        client: Option<SocketAddr>,
-        reply: oneshot::Sender<Result<Created, SessionError>>,
-    ) {
-        let Some(name) = self.streams.keys().find(|k| k.as_str() == stream).cloned() else {
-            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
-            return;
-        };
-        if let Grant::Viewer(v) = &grant
-            && let Some(max) = v.max_sessions
-            && self.sessions_of(&v.token_id) >= max as usize
-        {
-            let _ = reply.send(Err(SessionError::TokenSessionLimit(max)));
-            return;
-        }
-        let viewers = self.viewers_of(&name);
-        let entry = self.streams.get_mut(&name).expect("looked up above");
-        let health = entry.pipeline.health();
-        if !health.producing() {
-            let _ = reply.send(Err(SessionError::NotProducing(name)));
-            return;
-        }
-        if viewers + entry.pending >= entry.cfg.max_viewers as usize {
-            let _ = reply.send(Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers }));
-            return;
-        }
-        if let Some(reason) = overloaded(viewers + entry.pending, &health, entry.cfg.fps) {
-            tracing::warn!(stream = %name, viewers, %reason, "overloaded: refusing a new viewer");
-            let _ = reply.send(Err(SessionError::Overloaded { stream: name, reason }));
-            return;
-        }
-        entry.pending += 1;
-        if let Some(token) = grant.token_id() {
-            *self.negotiating.entry(token.to_owned()).or_insert(0) += 1;
-        }
-        let pipeline = entry.pipeline.clone();
-        let id = SessionId::random();
-        let done = self.done_tx.clone();
-        let posted = Instant::now();
-        tokio::spawn(async move {
-            let result = pipeline.add_viewer(id, &offer).await;
-            if let Ok((_, answer)) = &result {
-                reach::hint(client, answer);
-            }
-            let _ = done.send(Done::Negotiated { stream: name, id, grant, client, posted, result, reply });
-        });
+        self.sessions.values().filter(|s| s.role == Role::Viewer && &s.stream == stream).count()
     }
 
     fn on_done(&mut self, done: Done) {
         match done {
-            Done::Negotiated { stream, id, grant, client, posted, result, reply } => {
-                if let Some(entry) = self.streams.get_mut(&stream) {
-                    entry.pending = entry.pending.saturating_sub(1);
-                }
-                if let Some(token) = grant.token_id()
-                    && let Some(n) = self.negotiating.get_mut(token)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.negotiating.remove(token);
-                    }
-                }
-                match result {
-                    Ok((viewer, answer)) => {
-                        let ice = SessionIce::new(id);
-                        let created = Created { id, answer, etag: ice.etag.clone() };
-                        if reply.send(Ok(created)).is_err() {
-                            // The client went away before its answer: nobody will ever use this session.
-                            remove_in_background(viewer);
-                            return;
-                        }
-                        let span = tracing::info_span!("session", session = %id, %stream, client = ?client);
-                        tracing::info!(parent: &span, "session created");
-                        telemetry::session_started(stream.as_str());
-                        let done = self.done_tx.clone();
-                        let timeout = self.connect_timeout;
-                        tokio::spawn(async move {
-                            tokio::time::sleep(timeout).await;
-                            let _ = done.send(Done::ConnectDeadline { id });
-                        });
-                        let session = Session {
-                            connected: false,
-                            stream,
-                            viewer,
-                            ice,
-                            owner: grant,
-                            since: now_s(),
-                            client,
-                            posted,
-                            span,
-                        };
-                        self.sessions.insert(id, session);
-                    }
-                    Err(e) => {
-                        tracing::info!(%stream, error = %e, "offer refused");
-                        let _ = reply.send(Err(e.into()));
-                    }
-                }
-            }
-            Done::Published(p) => self.on_published(*p),
+            Done::Negotiated(n) => self.on_negotiated(*n),
             Done::Restarted { id, result, reply } => self.on_restarted(id, result, reply),
             Done::ConnectDeadline { id } => {
-                if self.sessions.get(&id).is_some_and(|s| !s.connected) {
-                    let s = self.sessions.remove(&id).expect("checked above");
-                    tracing::info!(parent: &s.span, "session never connected; ended");
-                    end(s, EndReason::Timeout);
+                if self.sessions.get(&id).is_some_and(|s| s.connected.is_none()) {
+                    self.end(id, EndReason::Timeout, "it never connected");
                 }
             }
         }
     }
 
-    /// Ends the sessions whose token expired or was revoked, and stalled publishers (every [`TOKEN_SWEEP`]).
-    fn end_unauthorized(&mut self) {
+    /// Every [`TOKEN_SWEEP`]: ends the sessions whose token expired or was revoked, and connected
+    /// publishers that went silent ([`PUBLISHER_SILENCE`]).
+    fn sweep(&mut self) {
         let now = now_s();
-        let unauthorized: Vec<(SessionId, &'static str)> = self
-            .sessions
-            .iter()
-            .filter_map(|(id, s)| match &s.owner {
-                Grant::Viewer(v) if v.expires_at <= now => Some((*id, "token expired")),
-                Grant::Viewer(v) if self.auth.is_revoked(&v.token_id) => Some((*id, "token revoked")),
-                Grant::Viewer(v) if !self.auth.knows_key(&v.kid) => Some((*id, "token's signing key retired")),
-                _ => None,
-            })
-            .collect();
-        for id in self.unauthorized_publishers(now) {
-            self.end_publisher(id, EndReason::Revoked, "its token expired or was revoked");
-        }
-        for (id, why) in self.stalled_publishers() {
-            self.end_publisher(id, EndReason::Timeout, why);
-        }
-        for (id, why) in unauthorized {
-            if let Some(s) = self.sessions.remove(&id) {
-                tracing::info!(parent: &s.span, token_id = s.owner.token_id(), why, "session ended");
-                end(s, EndReason::Revoked);
+        let mut ending: Vec<(SessionId, EndReason, &'static str)> = Vec::new();
+        for (id, s) in &self.sessions {
+            if let Some(why) = s.unauthorized(&self.auth, now) {
+                ending.push((*id, EndReason::Revoked, why));
+            } else if self.silent_publisher(s) {
+                ending.push((*id, EndReason::Timeout, "it sent nothing for 5 s"));
             }
         }
+        for (id, reason, why) in ending {
+            self.end(id, reason, why);
+        }
+    }
+
+    /// A publisher connected for [`PUBLISHER_SILENCE`] whose stream's source has been idle that long.
+    fn silent_publisher(&self, s: &Session) -> bool {
+        let long_connected = s.connected.is_some_and(|at| at.elapsed() >= PUBLISHER_SILENCE);
+        s.role == Role::Publisher
+            && long_connected
+            && self
+                .streams
+                .get(&s.stream)
+                .and_then(|e| e.pipeline.source_idle())
+                .is_some_and(|idle| idle >= PUBLISHER_SILENCE)
     }
 
     fn on_media(&mut self, ev: MediaEvent) {
         match ev {
-            MediaEvent::ViewerConnected { stream, id } => {
+            MediaEvent::PeerConnected { stream, id } => {
                 if let Some(s) = self.sessions.get_mut(&id)
-                    && !s.connected
+                    && s.connected.is_none()
                 {
-                    s.connected = true;
-                    telemetry::session_setup(stream.as_str(), s.posted.elapsed());
-                    tracing::info!(parent: &s.span, setup_ms = s.posted.elapsed().as_millis() as u64, "viewer connected");
+                    s.connected = Some(Instant::now());
+                    let setup = s.posted.elapsed();
+                    if s.role == Role::Viewer {
+                        telemetry::session_setup(stream.as_str(), setup);
+                    }
+                    tracing::info!(parent: &s.span, setup_ms = setup.as_millis() as u64, "connected");
                 }
             }
-            MediaEvent::ViewerEnded { stream: _, id, why } => {
-                if let Some(s) = self.sessions.remove(&id) {
-                    tracing::info!(parent: &s.span, ?why, "session ended");
-                    let reason = match why {
-                        ViewerEnd::Closed => EndReason::Closed,
-                        ViewerEnd::IceFailed => EndReason::IceFailed,
-                        ViewerEnd::DtlsFailed => EndReason::DtlsFailed,
-                        ViewerEnd::Error(_) => EndReason::Error,
-                    };
-                    end(s, reason);
-                }
+            MediaEvent::PeerEnded { stream: _, id, why } => {
+                let (reason, why) = match why {
+                    PeerEnd::Closed => (EndReason::Closed, "it closed the connection".to_owned()),
+                    PeerEnd::IceFailed => (EndReason::IceFailed, "its connection failed or it vanished (ICE)".into()),
+                    PeerEnd::DtlsFailed => (EndReason::DtlsFailed, "DTLS failed".to_owned()),
+                    PeerEnd::Error(e) => (EndReason::Error, e),
+                };
+                self.end(id, reason, &why);
             }
-            MediaEvent::PublisherConnected { id, .. } => self.on_publisher_connected(id),
-            MediaEvent::PublisherEnded { id, why, .. } => self.on_publisher_ended(id, why),
             MediaEvent::StreamFailed { stream, reason } => {
                 tracing::error!(%stream, %reason, "stream failed");
             }
@@ -543,22 +439,14 @@ impl Manager {
     }
 
     async fn shutdown(&mut self) {
-        let viewers: Vec<_> = self
-            .sessions
-            .drain()
-            .inspect(|(_, s)| ended(s, EndReason::Stopped))
-            .map(|(_, s)| (s.stream, s.viewer))
-            .collect();
-        for (_, p) in self.publishers.drain() {
-            telemetry::publisher_ended(p.stream.as_str(), EndReason::Stopped);
-            p.publisher.release();
+        let sessions: Vec<Session> = self.sessions.drain().map(|(_, s)| s).collect();
+        for s in &sessions {
+            telemetry::session_ended(s.role, s.stream.as_str(), EndReason::Stopped);
         }
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
-        let n = viewers.len();
+        let n = sessions.len();
         let _ = tokio::task::spawn_blocking(move || {
-            for (stream, v) in viewers {
-                finish(&stream, &v);
-            }
+            sessions.iter().for_each(finish);
             for p in pipelines {
                 p.stop();
             }

@@ -1,4 +1,4 @@
-//! The session manager: the one owner of all streams and viewer sessions.
+//! The session manager: the one owner of all streams and sessions (WHEP viewers and WHIP publishers).
 //!
 //! Architecture invariant: HTTP handlers and the media side never share session state directly; they send
 //! messages to the manager task ([`Sessions`] is its handle) and get replies. The manager never blocks on
@@ -17,7 +17,7 @@ pub use manager::{spawn, start_pushes};
 
 use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, StreamHealth, ViewerHandle, ViewerStats};
+use crate::media::{MediaError, Peer, PeerStats, StreamHealth, ViewerHandle};
 use crate::sdpfrag::FragError;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -111,10 +111,30 @@ pub struct StreamInfo {
     pub encoder: &'static str,
 }
 
+/// What a session is: a WHEP viewer or a WHIP publisher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Viewer,
+    Publisher,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Publisher => "publisher",
+        }
+    }
+}
+
 /// A live session, as the admin API lists it (no token, only its id and label).
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct SessionInfo {
     pub id: String,
+    /// A viewer (WHEP) or the stream's publisher (WHIP).
+    pub role: Role,
     pub stream: String,
     /// The viewer token's id (`None`: admin token, or access control disabled).
     pub token_id: Option<String>,
@@ -128,7 +148,55 @@ pub struct SessionInfo {
     pub client: Option<String>,
     /// The transport's view: media address, bytes, packets, RTT, loss, NACKs, PLIs.
     #[serde(flatten)]
-    pub transport: ViewerStats,
+    pub transport: TransportStats,
+}
+
+/// A session's connection as its transport sees it (media's [`PeerStats`], as the admin API shows it).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TransportStats {
+    /// The peer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
+    /// there is one.
+    #[schema(value_type = Option<String>)]
+    pub remote_address: Option<SocketAddr>,
+    /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
+    /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.
+    pub candidate_type: Option<String>,
+    pub protocol: Option<String>,
+    /// RTP bytes and packets sent to a viewer (retransmissions included).
+    pub bytes_sent: u64,
+    pub packets_sent: u64,
+    /// Round-trip time from the viewer's last RTCP receiver report.
+    pub rtt_ms: Option<f64>,
+    /// Fraction of packets the viewer's last receiver report said were lost (0 to 1; video's, or the
+    /// highest of the tracks where the transport cannot tell them apart).
+    pub fraction_lost: Option<f64>,
+    /// Interarrival jitter from the viewer's last receiver report (video's, or the highest of the tracks).
+    pub jitter_ms: Option<f64>,
+    /// NACKs and PLIs received from a viewer.
+    pub nacks: u64,
+    pub plis: u64,
+    /// RTP bytes and packets received from a publisher.
+    pub bytes_received: u64,
+    pub packets_received: u64,
+}
+
+impl From<PeerStats> for TransportStats {
+    fn from(s: PeerStats) -> Self {
+        TransportStats {
+            remote_address: s.remote_address,
+            candidate_type: s.candidate_type,
+            protocol: s.protocol,
+            bytes_sent: s.bytes_sent,
+            packets_sent: s.packets_sent,
+            rtt_ms: s.rtt_ms,
+            fraction_lost: s.fraction_lost,
+            jitter_ms: s.jitter_ms,
+            nacks: s.nacks,
+            plis: s.plis,
+            bytes_received: s.bytes_received,
+            packets_received: s.packets_received,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -194,21 +262,18 @@ pub struct MuxReadiness {
     pub last_loop_ms: u64,
 }
 
+/// A WHEP or WHIP POST: an offer for a new session of `role` on `stream`, bound to `grant`'s token.
+pub(crate) struct Post {
+    pub role: Role,
+    pub stream: String,
+    pub offer: String,
+    pub grant: Grant,
+    pub client: Option<SocketAddr>,
+    pub reply: oneshot::Sender<Result<Created, SessionError>>,
+}
+
 pub(crate) enum Command {
-    Offer {
-        stream: String,
-        offer: String,
-        grant: Grant,
-        client: Option<SocketAddr>,
-        reply: oneshot::Sender<Result<Created, SessionError>>,
-    },
-    Publish {
-        stream: String,
-        offer: String,
-        grant: Grant,
-        client: Option<SocketAddr>,
-        reply: oneshot::Sender<Result<Created, SessionError>>,
-    },
+    Post(Post),
     Patch {
         id: SessionId,
         grant: Grant,
@@ -232,7 +297,7 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Option<ViewerHandle>>,
     },
     Sessions {
-        reply: oneshot::Sender<Vec<(SessionInfo, ViewerHandle)>>,
+        reply: oneshot::Sender<Vec<(SessionInfo, Peer)>>,
     },
     Health {
         stream: String,
@@ -284,10 +349,7 @@ impl Sessions {
         grant: Grant,
         client: Option<SocketAddr>,
     ) -> Result<Created, SessionError> {
-        let stream = stream.to_owned();
-        self.ask(|reply| Command::Offer { stream, offer, grant, client, reply })
-            .await
-            .unwrap_or(Err(SessionError::ShuttingDown))
+        self.post(Role::Viewer, stream, offer, grant, client).await
     }
 
     /// A WHIP offer for `stream`: its publisher from now on (one at a time), bound to `grant`'s token.
@@ -298,8 +360,19 @@ impl Sessions {
         grant: Grant,
         client: Option<SocketAddr>,
     ) -> Result<Created, SessionError> {
+        self.post(Role::Publisher, stream, offer, grant, client).await
+    }
+
+    async fn post(
+        &self,
+        role: Role,
+        stream: &str,
+        offer: String,
+        grant: Grant,
+        client: Option<SocketAddr>,
+    ) -> Result<Created, SessionError> {
         let stream = stream.to_owned();
-        self.ask(|reply| Command::Publish { stream, offer, grant, client, reply })
+        self.ask(|reply| Command::Post(Post { role, stream, offer, grant, client, reply }))
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))
     }
@@ -340,7 +413,7 @@ impl Sessions {
     pub async fn sessions(&self) -> Vec<SessionInfo> {
         let all = self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default();
         tokio::task::spawn_blocking(move || {
-            all.into_iter().map(|(info, v)| SessionInfo { transport: v.stats(), ..info }).collect()
+            all.into_iter().map(|(info, p)| SessionInfo { transport: p.stats().into(), ..info }).collect()
         })
         .await
         .unwrap_or_default()

@@ -14,6 +14,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+use crate::session::Role;
 pub use scrape::{scrape, session_final};
 
 /// Histogram buckets for every `_seconds` histogram: 1 ms to 10 s.
@@ -69,22 +70,23 @@ impl EndReason {
     }
 }
 
-pub fn session_started(stream: &str) {
-    counter!("glasscast_sessions_started_total", "stream" => stream.to_owned()).increment(1);
+/// A session was answered: `glasscast_sessions_started_total` for a viewer,
+/// `glasscast_publishers_started_total` for a WHIP publisher.
+pub fn session_started(role: Role, stream: &str) {
+    let name = match role {
+        Role::Viewer => "glasscast_sessions_started_total",
+        Role::Publisher => "glasscast_publishers_started_total",
+    };
+    counter!(name, "stream" => stream.to_owned()).increment(1);
 }
 
-pub fn session_ended(stream: &str, reason: EndReason) {
-    counter!("glasscast_sessions_ended_total", "stream" => stream.to_owned(), "reason" => reason.as_str()).increment(1);
-}
-
-/// A WHIP publisher was answered.
-pub fn publisher_started(stream: &str) {
-    counter!("glasscast_publishers_started_total", "stream" => stream.to_owned()).increment(1);
-}
-
-pub fn publisher_ended(stream: &str, reason: EndReason) {
-    counter!("glasscast_publishers_ended_total", "stream" => stream.to_owned(), "reason" => reason.as_str())
-        .increment(1);
+/// A session ended, by why (`glasscast_sessions_ended_total` or `glasscast_publishers_ended_total`).
+pub fn session_ended(role: Role, stream: &str, reason: EndReason) {
+    let name = match role {
+        Role::Viewer => "glasscast_sessions_ended_total",
+        Role::Publisher => "glasscast_publishers_ended_total",
+    };
+    counter!(name, "stream" => stream.to_owned(), "reason" => reason.as_str()).increment(1);
 }
 
 /// From the viewer's POST to its connection completing (ICE + DTLS).
@@ -167,6 +169,11 @@ fn describe() {
     describe_counter!("glasscast_viewer_nacks_total", "NACKs received from viewers");
     describe_counter!("glasscast_viewer_plis_total", "PLIs and FIRs received from viewers");
     describe_counter!("glasscast_viewer_sent_bytes_total", Unit::Bytes, "RTP bytes sent to viewers");
+    describe_counter!(
+        "glasscast_publisher_received_bytes_total",
+        Unit::Bytes,
+        "RTP bytes received from WHIP publishers"
+    );
     describe_counter!("glasscast_http_requests_total", "HTTP requests by route template, method and status");
     describe_histogram!("glasscast_http_request_duration_seconds", Unit::Seconds, "HTTP request latency");
     describe_counter!("glasscast_auth_failures_total", "Requests refused by access control, by reason");

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use metrics::{counter, gauge};
 
 use crate::media::{StreamHealth, StreamState};
-use crate::session::{SessionInfo, Sessions};
+use crate::session::{Role, SessionInfo, Sessions};
 
 /// Samples the streams and sessions and renders every metric in the Prometheus text format.
 pub async fn scrape(sessions: &Sessions) -> String {
@@ -70,13 +70,14 @@ fn observe_stream(name: &str, h: &StreamHealth) {
     }
 }
 
-/// Per stream: current sessions, the mean and max of the viewers' RTT, loss and jitter (NaN without
-/// viewers reporting), and totals of NACKs, PLIs and bytes sent that never go down (a session's last
-/// numbers stay counted after it ends).
+/// Per stream: current viewer sessions, the mean and max of the viewers' RTT, loss and jitter (NaN without
+/// viewers reporting), and totals of NACKs, PLIs and bytes sent (and bytes received from publishers) that
+/// never go down (a session's last numbers stay counted after it ends).
 fn observe_sessions<'a>(streams: impl Iterator<Item = &'a str>, list: &[SessionInfo]) {
     let totals = totals().lock().expect("totals lock").update(list);
     for stream in streams {
-        let of_stream: Vec<&SessionInfo> = list.iter().filter(|s| s.stream == stream).collect();
+        let of_stream: Vec<&SessionInfo> =
+            list.iter().filter(|s| s.stream == stream && s.role == Role::Viewer).collect();
         let connected = of_stream.iter().filter(|s| s.connected).count();
         let st = || stream.to_owned();
         gauge!("glasscast_sessions", "stream" => st(), "state" => "connected").set(connected as f64);
@@ -101,6 +102,7 @@ fn observe_sessions<'a>(streams: impl Iterator<Item = &'a str>, list: &[SessionI
         counter!("glasscast_viewer_nacks_total", "stream" => st()).absolute(t.nacks);
         counter!("glasscast_viewer_plis_total", "stream" => st()).absolute(t.plis);
         counter!("glasscast_viewer_sent_bytes_total", "stream" => st()).absolute(t.bytes);
+        counter!("glasscast_publisher_received_bytes_total", "stream" => st()).absolute(t.received);
     }
 }
 
@@ -137,24 +139,30 @@ fn ms(v: f64) -> f64 {
 struct Sums {
     nacks: u64,
     plis: u64,
+    /// Sent to viewers.
     bytes: u64,
+    /// Received from publishers.
+    received: u64,
 }
 
 impl Sums {
     fn of(s: &SessionInfo) -> Self {
-        Self { nacks: s.transport.nacks, plis: s.transport.plis, bytes: s.transport.bytes_sent }
+        let t = &s.transport;
+        Self { nacks: t.nacks, plis: t.plis, bytes: t.bytes_sent, received: t.bytes_received }
     }
 
     fn add(&mut self, o: Self) {
         self.nacks += o.nacks;
         self.plis += o.plis;
         self.bytes += o.bytes;
+        self.received += o.received;
     }
 
     fn at_least(&mut self, o: Self) {
         self.nacks = self.nacks.max(o.nacks);
         self.plis = self.plis.max(o.plis);
         self.bytes = self.bytes.max(o.bytes);
+        self.received = self.received.max(o.received);
     }
 }
 
@@ -186,9 +194,11 @@ impl Totals {
     }
 }
 
-/// A session ended with these transport totals (its last stats, read as it was torn down).
-pub fn session_final(stream: &str, stats: &crate::media::ViewerStats) {
-    let last = Sums { nacks: stats.nacks, plis: stats.plis, bytes: stats.bytes_sent };
+/// A session (a viewer or a publisher) ended with these transport totals (its last stats, read as it was
+/// torn down).
+pub fn session_final(role: Role, stream: &str, stats: &crate::media::PeerStats) {
+    tracing::debug!(role = role.as_str(), stream, bytes_received = stats.bytes_received, "final stats");
+    let last = Sums { nacks: stats.nacks, plis: stats.plis, bytes: stats.bytes_sent, received: stats.bytes_received };
     totals().lock().expect("totals lock").ended(stream, last);
 }
 
@@ -200,13 +210,17 @@ fn totals() -> &'static Mutex<Totals> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::media::ViewerStats;
+    use crate::session::TransportStats;
+
+    fn sums(nacks: u64, plis: u64, bytes: u64) -> Sums {
+        Sums { nacks, plis, bytes, received: 0 }
+    }
 
     fn session(id: &str, nacks: u64) -> SessionInfo {
         SessionInfo {
             id: id.into(),
             stream: "main".into(),
-            transport: ViewerStats { nacks, plis: 1, bytes_sent: 100, ..ViewerStats::default() },
+            transport: TransportStats { nacks, plis: 1, bytes_sent: 100, ..TransportStats::default() },
             ..SessionInfo::default()
         }
     }
@@ -214,17 +228,17 @@ mod tests {
     #[test]
     fn totals_keep_what_ended_sessions_counted() {
         let mut t = Totals::default();
-        let ended = |nacks| Sums { nacks, plis: 1, bytes: 100 };
-        assert_eq!(t.update(&[session("a", 3), session("b", 4)])["main"], Sums { nacks: 7, plis: 2, bytes: 200 });
+        let ended = |nacks| sums(nacks, 1, 100);
+        assert_eq!(t.update(&[session("a", 3), session("b", 4)])["main"], sums(7, 2, 200));
         // b ended with 4 NACKs; a went on to 5.
         t.ended("main", ended(4));
-        assert_eq!(t.update(&[session("a", 5)])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
+        assert_eq!(t.update(&[session("a", 5)])["main"], sums(9, 2, 200));
         // a is out of the table, its final numbers (6 NACKs) not in yet: the totals do not dip.
-        assert_eq!(t.update(&[])["main"], Sums { nacks: 9, plis: 2, bytes: 200 });
+        assert_eq!(t.update(&[])["main"], sums(9, 2, 200));
         t.ended("main", ended(6));
-        assert_eq!(t.update(&[])["main"], Sums { nacks: 10, plis: 2, bytes: 200 });
+        assert_eq!(t.update(&[])["main"], sums(10, 2, 200));
         // d came and went between two scrapes: it counts all the same.
         t.ended("main", ended(2));
-        assert_eq!(t.update(&[session("c", 1)])["main"], Sums { nacks: 13, plis: 4, bytes: 400 });
+        assert_eq!(t.update(&[session("c", 1)])["main"], sums(13, 4, 400));
     }
 }

@@ -47,7 +47,7 @@ use self::mux::{Cmd, MediaPacket, Track};
 use super::congestion::LossReport;
 use super::gate::GateStats;
 use super::ice_restart::IceCredentials;
-use super::{MediaError, MediaEvent, OfferPlan, ViewerStats};
+use super::{MediaError, MediaEvent, OfferPlan, PeerStats};
 use crate::config::{LocalCandidates, WebrtcConfig};
 use crate::ids::{SessionId, StreamName};
 use crate::sdpfrag::{FragMedia, SdpFrag};
@@ -91,12 +91,12 @@ struct Shared {
 
 /// Counters shared by a viewer's handle and the mux.
 #[derive(Debug, Default)]
-pub(crate) struct PeerStats {
+pub(crate) struct PeerCounters {
     pub dropped: AtomicU64,
     pub forwarded: AtomicU64,
     pub first_forwarded_was_keyframe: AtomicBool,
     /// Updated from str0m's stats events (every [`mux::LOSS_REPORT_EVERY`]).
-    pub transport: Mutex<ViewerStats>,
+    pub transport: Mutex<PeerStats>,
 }
 
 /// A stream's place in the mux.
@@ -408,7 +408,7 @@ impl Forward {
         offer: &str,
         plan: &OfferPlan,
     ) -> Result<(ForwardViewer, String), MediaError> {
-        let stats = Arc::new(PeerStats::default());
+        let stats = Arc::new(PeerCounters::default());
         let announced = self.announced();
         let shown: Vec<(String, SocketAddr)> = announced.iter().map(|c| (c.proto().to_string(), c.addr())).collect();
         let locals = peer::Locals {
@@ -447,7 +447,7 @@ pub struct ForwardViewer {
     /// Kept while the viewer lives: its share of an on-demand encoding (VP8), released on drop.
     lease: Option<Box<dyn Send + Sync>>,
     mux: mux::MuxSender,
-    stats: Arc<PeerStats>,
+    stats: Arc<PeerCounters>,
     remote_ufrag: Mutex<String>,
     first_mid: Option<String>,
     /// Our host candidates, `candidate:...`.
@@ -510,7 +510,7 @@ impl ForwardViewer {
     }
 
     /// What the viewer's connection reported last (at most [`mux::LOSS_REPORT_EVERY`] old).
-    pub fn stats(&self) -> ViewerStats {
+    pub fn stats(&self) -> PeerStats {
         self.stats.transport.lock().expect("stats lock").clone()
     }
 

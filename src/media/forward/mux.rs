@@ -350,7 +350,7 @@ impl Mux {
                 PeerEvent::Connected => {
                     if let Some(stream) = stream {
                         tracing::debug!(session = %id, "forwarded viewer connected");
-                        let _ = self.events.send(MediaEvent::ViewerConnected { stream, id });
+                        let _ = self.events.send(MediaEvent::PeerConnected { stream, id });
                     }
                 }
                 PeerEvent::KeyframeWanted => {
@@ -369,7 +369,7 @@ impl Mux {
                     if self.peers.remove(&id).is_some() {
                         self.routes.remove(id);
                         if let Some(stream) = stream {
-                            let _ = self.events.send(MediaEvent::ViewerEnded { stream, id, why });
+                            let _ = self.events.send(MediaEvent::PeerEnded { stream, id, why });
                         }
                     }
                     return;

@@ -15,10 +15,10 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
 use super::mux::{MediaPacket, Track};
 use super::sdp::{normalize_offer, one_media_stream, only_candidates, restart_offer};
-use super::{PeerStats, StreamSlot};
+use super::{PeerCounters, StreamSlot};
 use crate::config::VideoCodec;
 use crate::ids::SessionId;
-use crate::media::{MediaError, OfferPlan, ViewerEnd, dtls};
+use crate::media::{MediaError, OfferPlan, PeerEnd, dtls};
 
 /// A connected viewer we hear nothing from (no STUN check, no RTCP report) this long is gone. Browsers send
 /// consent checks every ~5 s and RTCP every second or so; an ICE restart within this time keeps the session.
@@ -35,7 +35,7 @@ fn crypto() -> Arc<CryptoProvider> {
 pub(super) enum PeerEvent {
     Connected,
     KeyframeWanted,
-    Ended(ViewerEnd),
+    Ended(PeerEnd),
 }
 
 struct Sender {
@@ -67,7 +67,7 @@ pub(super) struct Peer {
     /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`]
     /// (the mux lists the peer for its next timer pass when this becomes true, and clears it there).
     pub dirty: bool,
-    stats: Arc<PeerStats>,
+    stats: Arc<PeerCounters>,
     /// Video's and audio's last egress totals: bytes, packets, NACKs, PLIs + FIRs.
     egress: [(u64, u64, u64, u64); 2],
 }
@@ -77,10 +77,10 @@ fn negotiation(why: impl std::fmt::Display) -> MediaError {
 }
 
 /// A str0m error that ends a peer: DTLS's own, or any other.
-fn ended_by(e: &str0m::RtcError) -> ViewerEnd {
+fn ended_by(e: &str0m::RtcError) -> PeerEnd {
     match e {
-        str0m::RtcError::Dtls(_) => ViewerEnd::DtlsFailed,
-        _ => ViewerEnd::Error(format!("str0m: {e}")),
+        str0m::RtcError::Dtls(_) => PeerEnd::DtlsFailed,
+        _ => PeerEnd::Error(format!("str0m: {e}")),
     }
 }
 
@@ -128,7 +128,7 @@ impl Peer {
         offer: &str,
         plan: &OfferPlan,
         locals: Locals<'_>,
-        stats: Arc<PeerStats>,
+        stats: Arc<PeerCounters>,
     ) -> Result<(Peer, String), MediaError> {
         let Locals { candidates, announced, full_ice, relayed } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
@@ -257,7 +257,7 @@ impl Peer {
         match r {
             Ok(Ok(())) => self.drain(send, events),
             Ok(Err(e)) => events.push(PeerEvent::Ended(ended_by(&e))),
-            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
+            Err(p) => events.push(PeerEvent::Ended(PeerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
     }
 
@@ -269,7 +269,7 @@ impl Peer {
         events: &mut Vec<PeerEvent>,
     ) {
         if self.connected && now.duration_since(self.last_heard) >= SILENCE_TIMEOUT {
-            events.push(PeerEvent::Ended(ViewerEnd::IceFailed));
+            events.push(PeerEvent::Ended(PeerEnd::IceFailed));
             return;
         }
         self.handle(Input::Timeout(now), send, events);
@@ -295,13 +295,13 @@ impl Peer {
                     break;
                 }
                 Err(p) => {
-                    events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p)))));
+                    events.push(PeerEvent::Ended(PeerEnd::Error(format!("str0m panicked: {}", panic_text(p)))));
                     break;
                 }
             }
         }
         if !self.rtc.is_alive() {
-            events.push(PeerEvent::Ended(ViewerEnd::Closed));
+            events.push(PeerEvent::Ended(PeerEnd::Closed));
         }
     }
 
@@ -414,7 +414,7 @@ impl Peer {
             Ok(false) => {
                 self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            Err(p) => events.push(PeerEvent::Ended(ViewerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
+            Err(p) => events.push(PeerEvent::Ended(PeerEnd::Error(format!("str0m panicked: {}", panic_text(p))))),
         }
     }
 

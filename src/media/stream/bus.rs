@@ -8,7 +8,7 @@ use gstreamer::prelude::*;
 
 use super::{Inner, StreamState, recover};
 use crate::ids::SessionId;
-use crate::media::{MediaEvent, ViewerEnd};
+use crate::media::{MediaEvent, PeerEnd};
 
 /// Turns the stream's bus messages into state (errors: [`on_error`]).
 pub(super) fn on_message(inner: &Arc<Inner>, msg: &gst::Message) {
@@ -43,8 +43,8 @@ fn on_error(inner: &Arc<Inner>, msg: &gst::Message, error: &gst::glib::Error) {
         slot.lost.send_modify(|n| *n += 1);
     } else if let Some(id) = viewer_of(msg) {
         tracing::warn!(stream = %name, session = %id, %reason, "viewer branch error");
-        let why = ViewerEnd::Error(error.to_string());
-        let _ = inner.events.send(MediaEvent::ViewerEnded { stream: name.clone(), id, why });
+        let why = PeerEnd::Error(error.to_string());
+        let _ = inner.events.send(MediaEvent::PeerEnded { stream: name.clone(), id, why });
     } else if let Some(chain) = inner.recovery.chain_of(msg) {
         recover::on_failure(inner, chain, reason);
     } else {

@@ -11,7 +11,7 @@ use gstreamer::prelude::*;
 
 use super::StreamPipeline;
 use crate::ids::SessionId;
-use crate::media::{MediaError, Publisher};
+use crate::media::{MediaError, Peer, Publisher, PublisherPeer};
 
 /// A source that is attached and detached while the stream runs.
 pub(super) struct SourceSlot {
@@ -103,7 +103,7 @@ impl StreamPipeline {
     /// Takes a WHIP publisher's offer: checks it is something we can relay, attaches a receiving bin in place
     /// of any source, and negotiates. Returns the publisher (for [`StreamPipeline::detach_publisher`]) and the
     /// answer. On error nothing stays attached.
-    pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Publisher, String), MediaError> {
+    pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Peer, String), MediaError> {
         let audio = slot_audio(self).is_some();
         let (msg, plan) = crate::media::whip_offer::plan_publish(offer, audio)?;
         let name = &self.inner.name;
@@ -119,7 +119,8 @@ impl StreamPipeline {
         match publisher.answer(msg).await {
             Ok(answer) => {
                 tracing::info!(stream = %name, publisher = %id, profile = plan.profile.name(), "publisher attached");
-                Ok((publisher, plan.aside.restore(&answer)))
+                let peer = Peer::Publisher(PublisherPeer { publisher, stream: self.clone() });
+                Ok((peer, plan.aside.restore(&answer)))
             }
             Err(e) => {
                 self.detach_publisher(&publisher);

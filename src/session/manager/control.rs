@@ -3,14 +3,15 @@
 
 use tokio::sync::oneshot;
 
-use super::{Manager, StreamEntry, ended, finish, start_pushes};
+use super::{Manager, StreamEntry, finish, start_pushes};
 use crate::ids::StreamName;
 use crate::media::StreamState;
 use crate::session::SessionError;
-use crate::telemetry::EndReason;
+use crate::telemetry::{self, EndReason};
 
 impl Manager {
-    /// Ends a stream's sessions and stops its pipeline (blocking while its threads stop: off this task).
+    /// Ends a stream's sessions (its publisher too) and stops its pipeline (blocking while its threads
+    /// stop: off this task).
     pub(super) fn stop_stream(&mut self, stream: String, reply: oneshot::Sender<Result<(), SessionError>>) {
         let Some((name, entry)) = self.stream_named(&stream) else {
             let _ = reply.send(Err(SessionError::UnknownStream(stream)));
@@ -19,17 +20,14 @@ impl Manager {
         let name = name.clone();
         let pipeline = entry.pipeline.clone();
         let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
-        let viewers: Vec<_> = ids
-            .iter()
-            .filter_map(|id| self.sessions.remove(id))
-            .inspect(|s| ended(s, EndReason::Stopped))
-            .map(|s| s.viewer)
-            .collect();
-        tracing::info!(stream = %name, sessions = viewers.len(), "stopping stream");
+        let sessions: Vec<_> = ids.iter().filter_map(|id| self.sessions.remove(id)).collect();
+        for s in &sessions {
+            tracing::info!(parent: &s.span, "session ended: its stream stops");
+            telemetry::session_ended(s.role, name.as_str(), EndReason::Stopped);
+        }
+        tracing::info!(stream = %name, sessions = sessions.len(), "stopping stream");
         tokio::task::spawn_blocking(move || {
-            for v in viewers {
-                finish(&name, &v);
-            }
+            sessions.iter().for_each(finish);
             pipeline.stop();
             let _ = reply.send(Ok(()));
         });

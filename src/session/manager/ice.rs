@@ -10,41 +10,9 @@
 use tokio::sync::oneshot;
 
 use crate::ids::{ETag, SessionId};
-use crate::media::{MediaError, Publisher, ViewerHandle};
+use crate::media::{MediaError, Peer};
 use crate::sdpfrag::SdpFrag;
 use crate::session::{Patched, SessionError};
-
-/// The peer a PATCH is for: a WHEP viewer or a WHIP publisher (both cheap to clone).
-#[derive(Clone)]
-pub(super) enum IceHandle {
-    Viewer(ViewerHandle),
-    Publisher(Publisher),
-}
-
-impl IceHandle {
-    fn remote_ufrag(&self) -> String {
-        match self {
-            Self::Viewer(v) => v.remote_ufrag(),
-            Self::Publisher(p) => p.remote_ufrag(),
-        }
-    }
-
-    /// Adds trickled candidates; how many were taken. May block (libnice).
-    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        match self {
-            Self::Viewer(v) => v.add_remote_candidates(frag),
-            Self::Publisher(p) => p.add_remote_candidates(frag),
-        }
-    }
-
-    /// Restarts ICE with the client's new credentials; our answer fragment. May block.
-    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        match self {
-            Self::Viewer(v) => v.restart_ice(frag),
-            Self::Publisher(p) => p.restart_ice(frag),
-        }
-    }
-}
 
 /// A trickle PATCH's candidates and where its answer goes.
 pub(super) type Trickle = (SdpFrag, oneshot::Sender<Result<Patched, SessionError>>);
@@ -98,7 +66,7 @@ pub(super) enum PatchPlan {
 
 /// Reads a PATCH body against the session's state: a trickle, a restart, or why neither.
 pub(super) fn plan_patch(
-    peer: &IceHandle,
+    peer: &Peer,
     ice: &SessionIce,
     if_match: Option<&str>,
     body: &str,

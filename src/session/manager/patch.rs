@@ -5,29 +5,18 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::ice::{IceHandle, PatchPlan, SessionIce, Trickle, plan_patch};
-use super::{Done, Manager, grant_allows};
+use super::ice::{PatchPlan, Trickle, plan_patch};
+use super::{Done, Manager};
 use crate::auth::Grant;
 use crate::ids::SessionId;
-use crate::media::MediaError;
+use crate::media::{MediaError, Peer};
 use crate::sdpfrag::SdpFrag;
 use crate::session::{Patched, SessionError};
 
 /// With `GLASSCAST_TEST_FAULT=slow-ice-restart` an ICE restart takes this long (a slow agent).
 const SLOW_RESTART: Duration = Duration::from_secs(5);
 
-/// One PATCH's target: its peer, its ICE state, its owner and its log span.
-type Target<'a> = (IceHandle, &'a mut SessionIce, &'a Grant, &'a tracing::Span);
-
 impl Manager {
-    fn ice_target(&mut self, id: SessionId) -> Option<Target<'_>> {
-        if let Some(s) = self.sessions.get_mut(&id) {
-            return Some((IceHandle::Viewer(s.viewer.clone()), &mut s.ice, &s.owner, &s.span));
-        }
-        let p = self.publishers.get_mut(&id)?;
-        Some((IceHandle::Publisher(p.publisher.clone()), &mut p.ice, &p.owner, &p.span))
-    }
-
     pub(super) fn patch(
         &mut self,
         id: SessionId,
@@ -37,14 +26,15 @@ impl Manager {
         reply: oneshot::Sender<Result<Patched, SessionError>>,
     ) {
         let done = self.done_tx.clone();
-        let Some((peer, ice, owner, span)) = self.ice_target(id) else {
+        let Some(s) = self.sessions.get_mut(&id) else {
             let _ = reply.send(Err(SessionError::UnknownSession));
             return;
         };
-        if !grant_allows(owner, &grant) {
+        if !s.allows(&grant) {
             let _ = reply.send(Err(SessionError::NotYourSession));
             return;
         }
+        let (peer, ice, span) = (s.peer.clone(), &mut s.ice, &s.span);
         match plan_patch(&peer, ice, if_match.as_deref(), &body) {
             Err(e) => {
                 let _ = reply.send(Err(e));
@@ -71,21 +61,21 @@ impl Manager {
         result: Result<SdpFrag, MediaError>,
         reply: oneshot::Sender<Result<Patched, SessionError>>,
     ) {
-        let Some((peer, ice, _, span)) = self.ice_target(id) else {
+        let Some(s) = self.sessions.get_mut(&id) else {
             // Ended while restarting.
             let _ = reply.send(Err(SessionError::UnknownSession));
             return;
         };
-        let _ = reply.send(ice.restarted(id, result, span));
-        let held = std::mem::take(&mut ice.held);
+        let _ = reply.send(s.ice.restarted(id, result, &s.span));
+        let held = std::mem::take(&mut s.ice.held);
         if !held.is_empty() {
-            trickle(peer, held, span.clone());
+            trickle(s.peer.clone(), held, s.span.clone());
         }
     }
 }
 
 /// Adds trickled candidates off the manager task (libnice may block), in order, answering each PATCH.
-fn trickle(peer: IceHandle, trickles: Vec<Trickle>, span: tracing::Span) {
+fn trickle(peer: Peer, trickles: Vec<Trickle>, span: tracing::Span) {
     tokio::task::spawn_blocking(move || {
         for (frag, reply) in trickles {
             let n = peer.add_remote_candidates(&frag);

@@ -1,0 +1,196 @@
+//! A new session, viewer (WHEP POST) or publisher (WHIP POST): admission on the manager task, the media's
+//! negotiation in a spawned task, and one result ([`Negotiated`]) back to the manager, which answers the
+//! client and puts the session in its table with a connect deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::admission::overloaded;
+use super::ice::SessionIce;
+use super::{Done, Manager, Session, reach};
+use crate::auth::{Grant, now_s};
+use crate::config::VideoSource;
+use crate::ids::{SessionId, StreamName};
+use crate::media::{MediaError, Peer};
+use crate::session::{Created, Post, Role, SessionError};
+use crate::telemetry;
+
+type Reply = oneshot::Sender<Result<Created, SessionError>>;
+
+/// A session being negotiated: who asked, from where and when, and where its answer goes.
+pub(super) struct Asked {
+    role: Role,
+    stream: StreamName,
+    id: SessionId,
+    grant: Grant,
+    client: Option<SocketAddr>,
+    posted: Instant,
+    reply: Reply,
+}
+
+/// A negotiation that finished: its peer and our answer, or why not.
+pub(super) struct Negotiated {
+    asked: Asked,
+    result: Result<(Peer, String), MediaError>,
+}
+
+impl Manager {
+    /// A WHEP or WHIP POST: admitted (or refused, with why) here, negotiated off this task.
+    pub(super) fn post(&mut self, Post { role, stream, offer, grant, client, reply }: Post) {
+        let admission = match role {
+            Role::Viewer => self.admit_viewer(&stream, &grant),
+            Role::Publisher => self.admit_publisher(&stream),
+        };
+        let name = match admission {
+            Ok(name) => name,
+            Err(e) => {
+                let _ = reply.send(Err(e));
+                return;
+            }
+        };
+        let asked = Asked::new(role, name, grant, client, reply);
+        match role {
+            Role::Viewer => self.offer(asked, offer),
+            Role::Publisher => self.publish(asked, offer),
+        }
+    }
+
+    /// A viewer's offer, admitted: it counts against the viewer cap and its token's `max_sessions` while
+    /// it is negotiated.
+    fn offer(&mut self, asked: Asked, offer: String) {
+        let name = asked.stream.clone();
+        let entry = self.streams.get_mut(&name).expect("admitted: the stream exists");
+        entry.pending += 1;
+        if let Some(token) = asked.grant.token_id() {
+            *self.negotiating.entry(token.to_owned()).or_insert(0) += 1;
+        }
+        let pipeline = entry.pipeline.clone();
+        let id = asked.id;
+        self.negotiate(asked, async move { pipeline.add_viewer(id, &offer).await });
+    }
+
+    /// The stream produces, the token has a session left, the stream is below its viewer cap and not
+    /// overloaded.
+    fn admit_viewer(&self, stream: &str, grant: &Grant) -> Result<StreamName, SessionError> {
+        let (name, entry) = self.stream_named(stream).ok_or_else(|| SessionError::UnknownStream(stream.into()))?;
+        if let Grant::Token(v) = grant
+            && let Some(max) = v.max_sessions
+            && self.sessions_of(&v.token_id) >= max as usize
+        {
+            return Err(SessionError::TokenSessionLimit(max));
+        }
+        let name = name.clone();
+        let viewers = self.viewers_of(&name) + entry.pending;
+        let health = entry.pipeline.health();
+        if !health.producing() {
+            return Err(SessionError::NotProducing(name));
+        }
+        if viewers >= entry.cfg.max_viewers as usize {
+            return Err(SessionError::ViewerCap { stream: name, max: entry.cfg.max_viewers });
+        }
+        if let Some(reason) = overloaded(viewers, &health, entry.cfg.fps) {
+            tracing::warn!(stream = %name, viewers, %reason, "overloaded: refusing a new viewer");
+            return Err(SessionError::Overloaded { stream: name, reason });
+        }
+        Ok(name)
+    }
+
+    /// A publisher's offer, admitted: its stream takes no other until it is negotiated.
+    fn publish(&mut self, asked: Asked, offer: String) {
+        self.publishing.insert(asked.stream.clone());
+        let pipeline = self.streams[&asked.stream].pipeline.clone();
+        let id = asked.id;
+        self.negotiate(asked, async move { pipeline.attach_publisher(id, &offer).await });
+    }
+
+    /// A `source = "whip"` stream takes one publisher at a time.
+    fn admit_publisher(&self, stream: &str) -> Result<StreamName, SessionError> {
+        let (name, entry) = self.stream_named(stream).ok_or_else(|| SessionError::UnknownStream(stream.into()))?;
+        let name = name.clone();
+        if entry.cfg.source != VideoSource::Whip {
+            return Err(SessionError::NotWhip(name));
+        }
+        let published = self.sessions.values().any(|s| s.role == Role::Publisher && s.stream == name);
+        if published || self.publishing.contains(&name) {
+            return Err(SessionError::AlreadyPublished(name));
+        }
+        Ok(name)
+    }
+
+    /// Runs the media's negotiation off this task; its result comes back as [`Done::Negotiated`].
+    fn negotiate(&self, asked: Asked, work: impl Future<Output = Result<(Peer, String), MediaError>> + Send + 'static) {
+        let done = self.done_tx.clone();
+        tokio::spawn(async move {
+            let result = work.await;
+            if let Ok((_, answer)) = &result {
+                reach::hint(asked.client, answer);
+            }
+            let _ = done.send(Done::Negotiated(Box::new(Negotiated { asked, result })));
+        });
+    }
+
+    /// A negotiation finished: the client gets its answer (or why not) and the session its place in the
+    /// table, with a connect deadline.
+    pub(super) fn on_negotiated(&mut self, Negotiated { asked, result }: Negotiated) {
+        self.negotiation_over(&asked);
+        let Asked { role, stream, id, grant, client, posted, reply } = asked;
+        let (peer, answer) = match result {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::info!(%stream, role = role.as_str(), error = %e, "offer refused");
+                let _ = reply.send(Err(e.into()));
+                return;
+            }
+        };
+        let ice = SessionIce::new(id);
+        if reply.send(Ok(Created { id, answer, etag: ice.etag.clone() })).is_err() {
+            // The client went away before its answer: nobody will ever use this session.
+            tokio::task::spawn_blocking(move || peer.remove());
+            return;
+        }
+        let span = tracing::info_span!("session", session = %id, role = role.as_str(), %stream, client = ?client);
+        tracing::info!(parent: &span, answer_ms = posted.elapsed().as_millis() as u64, "session created");
+        telemetry::session_started(role, stream.as_str());
+        let done = self.done_tx.clone();
+        let timeout = self.connect_timeout;
+        tokio::spawn(async move {
+            tokio::time::sleep(timeout).await;
+            let _ = done.send(Done::ConnectDeadline { id });
+        });
+        let session =
+            Session { role, stream, peer, ice, owner: grant, since: now_s(), client, posted, connected: None, span };
+        self.sessions.insert(id, session);
+    }
+
+    /// Its negotiation no longer counts against the viewer cap, the token's limit, or the stream's one
+    /// publisher.
+    fn negotiation_over(&mut self, asked: &Asked) {
+        match asked.role {
+            Role::Viewer => {
+                if let Some(entry) = self.streams.get_mut(&asked.stream) {
+                    entry.pending = entry.pending.saturating_sub(1);
+                }
+                if let Some(token) = asked.grant.token_id()
+                    && let Some(n) = self.negotiating.get_mut(token)
+                {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.negotiating.remove(token);
+                    }
+                }
+            }
+            Role::Publisher => {
+                self.publishing.remove(&asked.stream);
+            }
+        }
+    }
+}
+
+impl Asked {
+    fn new(role: Role, stream: StreamName, grant: Grant, client: Option<SocketAddr>, reply: Reply) -> Self {
+        Asked { role, stream, id: SessionId::random(), grant, client, posted: Instant::now(), reply }
+    }
+}
