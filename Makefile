@@ -11,7 +11,9 @@ run: build
 
 ## test: install what is missing (incl. Chromium, Node.js), then unit, integration and browser tests
 test: test-deps
-	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --locked; else cargo test --locked; fi
+	@if cargo nextest --version >/dev/null 2>&1; then cargo nextest run --locked; else \
+		cargo test --locked --lib --bins --examples --test api --test media && \
+		cargo test --locked --test load --test testbeds -- --test-threads=1; fi
 
 ## lint: clippy on every target, warnings as errors (CI runs it before the tests)
 lint:

@@ -1,5 +1,5 @@
 //! Junk datagrams at a glasscast media port, for bench/soak.mjs (issue 17's junk flood): the same mix as
-//! tests/junk_flood.rs, sent with `sendmmsg` so that one core reaches 100k datagrams/s and the sender is
+//! tests/load/junk_flood.rs, sent with `sendmmsg` so that one core reaches 100k datagrams/s and the sender is
 //! not what limits the run. Prints one JSON line when done.
 //!
 //!   cargo run --release --example junk -- --to 192.0.2.1:8444 --rate 100000 --seconds 30 [--ufrag U]

@@ -79,7 +79,7 @@ export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, log
   const streamToml = toml({ name: 'main', ...stream });
   const metrics = metricsPort ? `[metrics]\nlisten = "127.0.0.1:${metricsPort}"\n` : '';
   const config = `[server]\nlisten = "${host}:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n${metrics}` +
-    // Access control off: the benchmarks measure media (tests/auth.rs covers tokens).
+    // Access control off: the benchmarks measure media (tests/api/auth.rs covers tokens).
     `[auth]\nmode = "disabled"\n[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
   const configPath = join(dir, 'glasscast.toml');
   await writeFile(configPath, config);

@@ -12,7 +12,7 @@
 // was opened), how many were still open 15 s after the header timeout, and /healthz (asked every 250 ms
 // from 127.0.0.1 meanwhile): answers, failures, latency.
 // junk: --viewers load viewers (bench/loadclient, str0m) watch for --seconds while the junk sender
-// (--junk, bench/junk.rs: the mix of tests/junk_flood.rs, sendmmsg from 8 sockets) sends about --junk-rate
+// (--junk, bench/junk.rs: the mix of tests/load/junk_flood.rs, sendmmsg from 8 sockets) sends about --junk-rate
 // datagrams per second to the mux port on this machine's first IPv4 address; 10 more viewers join a third
 // of the way in. With
 // --flood-after-ramp the junk starts once the viewers have joined (ramp + 5 s), else with them. Reported:

@@ -28,19 +28,19 @@ if [ "$want_test" -eq 1 ]; then
   # stand-in RTSP camera (scripts/testbed/rtsp-camera.py).
   pkgs+=(xvfb pipewire pipewire-bin pipewire-pulse wireplumber pulseaudio-utils dbus gstreamer1.0-pipewire
     sway xdg-desktop-portal xdg-desktop-portal-wlr python3-gi gir1.2-gst-rtsp-server-1.0)
-  # The container image and compose.yaml (tests/container.rs): Podman, a local Debian base image made with
+  # The container image and compose.yaml (tests/testbeds/container.rs): Podman, a local Debian base image made with
   # debootstrap, catatonit for `init: true`, and a venv for podman-compose (below).
   pkgs+=(podman buildah slirp4netns runc catatonit debootstrap python3-venv)
-  # scripts/install.sh's tests (tests/install.rs): shellcheck, and systemd-analyze to verify the units.
+  # scripts/install.sh's tests (tests/api/install.rs): shellcheck, and systemd-analyze to verify the units.
   pkgs+=(shellcheck systemd)
-  # Network testbeds (tests/reach.rs): namespaces, veth and NAT with nftables; curl to probe readiness.
+  # Network testbeds (tests/media/reach.rs): namespaces, veth and NAT with nftables; curl to probe readiness.
   pkgs+=(iproute2 nftables curl)
-  # TURN (tests/reach.rs): coturn, started by the test itself with use-auth-secret (REST credentials).
+  # TURN (tests/media/reach.rs): coturn, started by the test itself with use-auth-secret (REST credentials).
   pkgs+=(coturn)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)
-  # Firefox (tests/vp8.rs, driven by puppeteer-core): Debian's firefox-esr, else a firefox deb (Pop!_OS).
+  # Firefox (tests/media/vp8.rs, driven by puppeteer-core): Debian's firefox-esr, else a firefox deb (Pop!_OS).
   if ! command -v firefox-esr >/dev/null && ! command -v firefox >/dev/null; then
     if apt-cache show firefox-esr >/dev/null 2>&1; then pkgs+=(firefox-esr); else pkgs+=(firefox); fi
   fi
@@ -113,7 +113,7 @@ if [ "$want_test" -eq 1 ] && { [ ! -d node_modules/playwright-core ] || [ ! -d n
 fi
 
 # The media port asks for a 4 MiB UDP receive buffer (src/media/forward/udp.rs), which Linux caps at
-# net.core.rmem_max (often 208 KiB): tests/junk_flood.rs checks that a flood drops nothing. Raised for the
+# net.core.rmem_max (often 208 KiB): tests/load/junk_flood.rs checks that a flood drops nothing. Raised for the
 # running kernel only; a service host keeps it with a sysctl.d file (docs/operations.md).
 if [ "$want_test" -eq 1 ] && [ "$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo 0)" -lt 4194304 ]; then
   echo "install-deps: raising net.core.rmem_max to 4194304 (the media port's receive buffer)"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # debian-image.sh: makes a local Debian 12 base image for building the container without a registry
-# (tests/container.rs; docs/container.md, "Offline").
+# (tests/testbeds/container.rs; docs/container.md, "Offline").
 #
 # Usage: scripts/testbed/debian-image.sh [IMAGE]     IMAGE defaults to localhost/debian:bookworm
 #

@@ -2,7 +2,7 @@
 //! a session manager with no stream and no transport, so no GStreamer, no socket and no browser. Content
 //! types, body limits, malformed SDP, unknown streams and sessions, tokens and CORS preflights each get
 //! their status and a problem body. What needs a playing stream (and a peer that is not ours) stays in
-//! tests/whep_errors.rs.
+//! tests/api/whep_errors.rs.
 
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};

@@ -1,7 +1,7 @@
 //! A/V sync marks for the test source: at every whole second of the stream's clock the picture turns white
 //! for one frame and the tone sounds for [`BEEP`] (silence otherwise). Both are decided from the buffers'
 //! timestamps, which come from the one pipeline clock, so a receiver can measure how far apart it presents
-//! them (tests/av_sync.rs).
+//! them (tests/load/av_sync.rs).
 //!
 //! ```text
 //! {video conform capsfilter} -(flash probe)- ...      {audio conform capsfilter} -(beep probe)- {opusenc}

@@ -1,4 +1,4 @@
-//! Junk for the shared media port (issue 17), shared by tests/junk_flood.rs and the `junk` bench
+//! Junk for the shared media port (issue 17), shared by tests/load/junk_flood.rs and the `junk` bench
 //! (bench/junk.rs includes this file): what each datagram is, and a sender fast enough to reach 100k
 //! datagrams/s on one core (`sendmmsg`, 64 datagrams per call, from a pool made once).
 

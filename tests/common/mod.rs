@@ -15,6 +15,29 @@ mod viewer;
 
 pub use viewer::WebrtcbinViewer;
 
+/// One test body on both transports: `on_both_transports!(name, body)` makes the tests `name::forward`
+/// and `name::webrtcbin`, each running `body(Transport)` (an `async fn` of the calling module). The media
+/// suites that hold on either transport are written once and run on both from here.
+#[allow(unused_macros)] // the binaries without media suites
+macro_rules! on_both_transports {
+    ($(#[$doc:meta])* $name:ident, $body:ident) => {
+        $(#[$doc])*
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn forward() {
+                super::$body(glasscast::config::Transport::Forward).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn webrtcbin() {
+                super::$body(glasscast::config::Transport::Webrtcbin).await;
+            }
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_transports;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -47,7 +70,7 @@ pub fn small_stream(name: &str) -> StreamConfig {
     StreamConfig { width: 320, height: 240, bitrate_kbps: 600, ..StreamConfig::test_pattern(name) }
 }
 
-/// Starts `cfg` with access control disabled (most tests are about media; tests/auth.rs is about tokens).
+/// Starts `cfg` with access control disabled (most tests are about media; tests/api/auth.rs is about tokens).
 pub async fn start_with(mut cfg: Config) -> TestServer {
     cfg.auth.mode = glasscast::config::AuthMode::Disabled;
     start_as_configured(cfg).await
@@ -114,13 +137,8 @@ pub async fn start_webrtcbin(streams: Vec<StreamConfig>) -> TestServer {
 
 impl TestServer {
     pub async fn wait_ready(&self) {
-        for _ in 0..200 {
-            if self.server.sessions.readiness().await.ready {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("server not ready: {:?}", self.server.sessions.readiness().await);
+        let ready = eventually_async(5, || async { self.server.sessions.readiness().await.ready }).await;
+        assert!(ready, "server not ready: {:?}", self.server.sessions.readiness().await);
     }
 
     pub async fn viewer_pads(&self, stream: &str) -> usize {
@@ -159,13 +177,7 @@ impl TestServer {
 
     /// Waits up to `secs` for session `id` to be gone; false if it is still there.
     pub async fn session_ends(&self, id: glasscast::ids::SessionId, secs: u64) -> bool {
-        for _ in 0..secs * 10 {
-            if self.server.sessions.viewer(id).await.is_none() {
-                return true;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.server.sessions.viewer(id).await.is_none()
+        eventually_async(secs, || async { self.server.sessions.viewer(id).await.is_none() }).await
     }
 
     /// The admin token (with access control disabled too, the admin API needs it).
@@ -207,9 +219,24 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    eventually_some(secs, || {
+        let check = f();
+        async move { check.await.then_some(()) }
+    })
+    .await
+    .is_some()
+}
+
+/// Polls `f` every 100 ms for up to `secs` seconds until it gives a value (the thing waited for: a
+/// response, a reading).
+pub async fn eventually_some<T, F, Fut>(secs: u64, mut f: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     for _ in 0..(secs * 10) {
-        if f().await {
-            return true;
+        if let Some(v) = f().await {
+            return Some(v);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -385,7 +412,7 @@ pub async fn chromium_plays_with(
 ) -> serde_json::Value {
     // One Chromium at a time per test process: under `cargo test` a binary's tests run side by side, and
     // several browsers starting at once on two cores load the machine enough that a player once missed its
-    // 20 s in tests/feeds.rs. (Under nextest each test has its own process and at most two run at once.)
+    // 20 s in tests/media/feeds.rs. (Under nextest each test has its own process and at most two run at once.)
     static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
     let _turn = ONE_AT_A_TIME.lock().await;
     let mut cmd = match netns {

@@ -256,17 +256,13 @@ impl Glasscast {
 
     /// Waits up to 20 s until `url` (seen from namespace `from`) answers /readyz with 200.
     pub async fn wait_ready(&self, from: &str, base: &str) {
-        for _ in 0..100 {
-            let ok = Command::new("ip")
+        let readyz = || async {
+            Command::new("ip")
                 .args(["netns", "exec", from, "curl", "-sfk", "-o", "/dev/null", &format!("{base}/readyz")])
                 .status()
-                .is_ok_and(|s| s.success());
-            if ok {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        panic!("glasscast never became ready at {base}:\n{}", self.log());
+                .is_ok_and(|s| s.success())
+        };
+        assert!(super::eventually_async(20, readyz).await, "glasscast never became ready at {base}:\n{}", self.log());
     }
 }
 

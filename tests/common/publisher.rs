@@ -4,8 +4,6 @@
 //! keyframe interval is 100 s: a viewer who joins later gets a picture only through a keyframe request
 //! that glasscast forwards to the publisher (a PLI).
 
-use std::time::Duration;
-
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
@@ -82,22 +80,15 @@ impl WebrtcbinPublisher {
 
     /// The offer with all candidates (once the payloaders have caps: webrtcbin 1.22 offers from them).
     pub async fn offer(&self) -> String {
-        for _ in 0..250 {
-            if self.webrtcbin.sink_pads().iter().all(|p| p.current_caps().is_some()) {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        super::eventually(5, || self.webrtcbin.sink_pads().iter().all(|p| p.current_caps().is_some())).await;
         let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
         let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
         promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
-        for _ in 0..250 {
-            let state = self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state");
-            if state == gst_webrtc::WebRTCICEGatheringState::Complete {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let gathered = || {
+            self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+                == gst_webrtc::WebRTCICEGatheringState::Complete
+        };
+        super::eventually(5, gathered).await;
         let local = self.webrtcbin.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
         local.expect("local description").sdp().as_text().expect("sdp text")
     }

@@ -59,12 +59,6 @@ impl Drop for Testbed {
 /// which an uncaptured (black or frozen-blank) picture does not.
 pub async fn sees_a_picture(v: &super::WebrtcbinViewer, secs: u64) -> bool {
     let start = v.frames();
-    for _ in 0..secs * 10 {
-        let range = *v.luma_range.lock().expect("lock");
-        if v.frames() > start + 5 && range.is_some_and(|(lo, hi)| hi - lo > 120) {
-            return true;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    false
+    let wide = || v.luma_range.lock().expect("lock").is_some_and(|(lo, hi)| hi - lo > 120);
+    super::eventually(secs, || v.frames() > start + 5 && wide()).await
 }

@@ -160,14 +160,12 @@ impl WebrtcbinViewer {
         let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
         let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
         promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
-        for _ in 0..250 {
-            if self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+        let gathered = || {
+            self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
                 == gst_webrtc::WebRTCICEGatheringState::Complete
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        };
+        // Offered as gathered so far if it takes longer (the server still gets the host candidates).
+        super::eventually(5, gathered).await;
         let local = self
             .webrtcbin
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
@@ -204,15 +202,27 @@ impl WebrtcbinViewer {
 
     /// [`WebrtcbinViewer::connect`] to a server at `base` (another process).
     pub async fn connect_to(&mut self, base: &str, stream: &str) {
+        self.connect_to_retrying(base, stream, 0).await;
+    }
+
+    /// [`WebrtcbinViewer::connect_to`], coming back a second later up to `retries` times while admission
+    /// control answers 503 (the machine is busy), as the player does.
+    pub async fn connect_to_retrying(&mut self, base: &str, stream: &str, retries: u32) {
         let offer = self.offer().await;
-        let resp = reqwest::Client::new()
-            .post(format!("{base}/whep/{stream}"))
-            .header("content-type", "application/sdp")
-            .body(offer)
-            .send()
-            .await
-            .expect("POST offer");
-        self.take_answer(resp, base, stream).await;
+        for attempt in 0..=retries {
+            let resp = reqwest::Client::new()
+                .post(format!("{base}/whep/{stream}"))
+                .header("content-type", "application/sdp")
+                .body(offer.clone())
+                .send()
+                .await
+                .expect("POST offer");
+            if resp.status() != 503 || attempt == retries {
+                self.take_answer(resp, base, stream).await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
     }
 
     /// Takes a POST's 201: keeps its Location (under `base`) and ETag, sets and returns the answer. Panics

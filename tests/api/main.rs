@@ -1,0 +1,16 @@
+//! HTTP, access control, the CLI, install and crash-safety tests: the rules every route keeps, against an
+//! in-process server (and the real binary where a process is the point).
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod access;
+mod auth;
+mod cli;
+mod crash;
+mod doctor;
+mod fuzz;
+mod hardening;
+mod install;
+mod scripts_parse;
+mod whep_errors;

@@ -1,0 +1,140 @@
+//! The forwarding transport (`webrtc.transport = "forward"`, str0m peers in one mux thread on one UDP port),
+//! end to end over WHEP with GStreamer's own webrtcbin as the viewer: decoded video and audio, several
+//! payload types at once, keyframe on join, DELETE, ICE restart, and a viewer that vanishes.
+
+use crate::common;
+
+use common::*;
+use gstreamer::prelude::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn forwarded_viewer_decodes_video_and_audio_from_the_one_port() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    let port = srv.server.forward.as_ref().expect("forward transport").port();
+
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect(&srv, "main").await;
+    assert!(v.gets_frames(30, 20).await, "no video frames decoded");
+    assert_eq!(*v.size.lock().expect("lock"), Some((320, 240)));
+    assert!(eventually(10, || v.audio() > 10).await, "no Opus audio decoded");
+
+    // Every candidate we answered is on the one mux port.
+    let answer = v
+        .webrtcbin
+        .property::<Option<gstreamer_webrtc::WebRTCSessionDescription>>("remote-description")
+        .expect("answer")
+        .sdp()
+        .as_text()
+        .expect("text");
+    let ports: Vec<&str> = answer
+        .lines()
+        .filter_map(|l| l.strip_prefix("a=candidate:"))
+        .filter_map(|c| c.split_whitespace().nth(5))
+        .collect();
+    assert!(!ports.is_empty(), "no candidates in the answer:\n{answer}");
+    assert!(ports.iter().all(|p| *p == port.to_string()), "candidates not on port {port}: {ports:?}");
+
+    let handle = srv.server.sessions.viewer(session_of(&v)).await.expect("session exists");
+    let stats = handle.gate_stats();
+    assert!(stats.first_forwarded_was_keyframe, "the first packet sent must start a keyframe: {stats:?}");
+    assert!(handle.webrtcbin_weak().is_none(), "no webrtcbin on the forwarding transport");
+
+    let resp = srv.http.delete(v.location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(resp.status(), 200);
+    assert!(srv.server.sessions.viewer(session_of(&v)).await.is_none());
+    let again = srv.http.delete(v.location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(again.status(), 404, "a deleted session is gone");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewers_with_different_payload_types_play_and_one_leaving_or_vanishing_spares_the_other() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    // A GStreamer-style offer (96, 42e016) and a browser-style one (127, 42e01f, no audio).
+    let mut a = WebrtcbinViewer::new(96, "42e016", true);
+    let mut b = WebrtcbinViewer::new(127, "42e01f", false);
+    a.connect(&srv, "main").await;
+    b.connect(&srv, "main").await;
+    assert!(a.gets_frames(20, 20).await, "viewer a (pt 96) decoded nothing");
+    assert!(b.gets_frames(20, 20).await, "viewer b (pt 127) decoded nothing");
+
+    // a leaves with DELETE: b keeps playing.
+    let resp = srv.http.delete(a.location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(resp.status(), 200);
+    a.stop();
+    assert!(b.gets_frames(30, 20).await, "b stalled after a left");
+
+    // A third viewer vanishes without DELETE (its process "dies"): its session is ended once its ICE
+    // checks stop (str0m notices, then a 10 s grace for an ICE restart), and b never notices.
+    let mut c = WebrtcbinViewer::new(96, "42e01f", true);
+    c.connect(&srv, "main").await;
+    assert!(c.gets_frames(10, 20).await, "viewer c decoded nothing");
+    let c_id = session_of(&c);
+    c.stop();
+    assert!(srv.session_ends(c_id, 60).await, "a vanished viewer's session must end by itself");
+    assert!(b.gets_frames(30, 20).await, "b stalled while c vanished");
+    srv.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_garbage_datagram_on_the_mux_port_hurts_nobody() {
+    let srv = start_forward(vec![small_stream("main")]).await;
+    let port = srv.server.forward.as_ref().expect("forward transport").port();
+    let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+    v.connect(&srv, "main").await;
+    assert!(v.gets_frames(10, 20).await, "no frames");
+    // Whatever a stranger sends to the one public port (STUN with an unknown user, fake DTLS/RTP, noise) is
+    // dropped; the viewer keeps playing.
+    let sock = std::net::UdpSocket::bind("0.0.0.0:0").expect("udp");
+    let target = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let local_ip = if_addrs_first_ipv4().unwrap_or([127, 0, 0, 1].into());
+    let stun_unknown_user = {
+        let mut m = vec![0x00, 0x01, 0x00, 0x0c, 0x21, 0x12, 0xa4, 0x42];
+        m.extend_from_slice(&[7u8; 12]);
+        m.extend_from_slice(&[0x00, 0x06, 0x00, 0x08]);
+        m.extend_from_slice(b"nobody:x");
+        m
+    };
+    let packets: Vec<Vec<u8>> = vec![
+        stun_unknown_user,
+        vec![22, 254, 253, 0, 0, 0, 0, 0, 0, 0, 0, 0, 5, 1, 2, 3, 4, 5],
+        vec![0x80, 96, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 1, 2, 3],
+        vec![0xff; 1400],
+        vec![],
+    ];
+    for dst in [target, std::net::SocketAddr::new(local_ip, port)] {
+        for p in &packets {
+            let _ = sock.send_to(p, dst);
+        }
+    }
+    assert!(v.gets_frames(30, 20).await, "the viewer stalled after garbage on the mux port");
+
+    // The ICE-TCP port likewise: noise, a zero-length frame, frames of junk, a half frame left hanging,
+    // connections opened and abandoned. The viewer keeps playing and the port still takes connections.
+    let tcp =
+        std::net::SocketAddr::new(local_ip, srv.server.forward.as_ref().and_then(|f| f.tcp_port()).expect("ICE-TCP"));
+    let mut framed: Vec<u8> = Vec::new();
+    for p in &packets {
+        framed.extend_from_slice(&(p.len() as u16).to_be_bytes());
+        framed.extend_from_slice(p);
+    }
+    let junk: [&[u8]; 4] = [&[0xff; 3000], &[0, 0, 1, 2], &framed, &[0x05, 0xdc, 1, 2, 3]];
+    let mut open = Vec::new();
+    for bytes in junk {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(tcp).expect("the ICE-TCP port accepts");
+        let _ = c.write_all(bytes);
+        open.push(c);
+    }
+    assert!(v.gets_frames(30, 20).await, "the viewer stalled after junk on the ICE-TCP port");
+    drop(open);
+    assert!(std::net::TcpStream::connect(tcp).is_ok(), "the ICE-TCP port still accepts");
+    srv.shutdown().await;
+}
+
+fn if_addrs_first_ipv4() -> Option<std::net::IpAddr> {
+    let s = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    s.connect("192.0.2.1:9").ok()?;
+    Some(s.local_addr().ok()?.ip())
+}
+
