@@ -3,14 +3,15 @@
 //   node bench/fanout.mjs [--viewers 1,10,50,100,150,200] [--seconds 20] [--mode 1280x720@30] [--bitrate 2500]
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
-//                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward]
+//                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nogso]
 //
 // For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
 // stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
 // Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
 // cost per extra viewer against the smallest N. Each transport in --transport (webrtc.transport: one
-// webrtcbin per viewer, or the one-port forwarding mux) is measured over the same Ns in the same run.
+// webrtcbin per viewer, or the one-port forwarding mux; `forward-nogso`: the mux with webrtc.udp_gso = false,
+// one sendmsg per packet, the send path before GSO) is measured over the same Ns in the same run.
 // JSON on stdout, a line per N on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
@@ -26,7 +27,8 @@ const [width, height, fps] = m.slice(1).map(Number);
 
 async function runOnce(n, port, transport) {
   const server = await startServer({
-    bin: opts.bin, port, pinCpus: '0', webrtc: { transport, mux_port: 0 },
+    bin: opts.bin, port, pinCpus: '0',
+    webrtc: { transport: transport.split('-')[0], mux_port: 0, udp_gso: transport !== 'forward-nogso' },
     stream: {
       width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10,
       audio_frame_ms: Number(opts['audio-frame-ms']),

@@ -38,6 +38,9 @@ pub struct WebrtcConfig {
     /// Allocate a relay on the first `turn:` server of `ice_servers` and announce it (forwarding
     /// transport; ICE is then full rather than lite): reachable behind a NAT nobody forwards through.
     pub relay: bool,
+    /// UDP GSO (`UDP_SEGMENT`) on the mux port: a frame's packets to one viewer leave in one system call
+    /// (forwarding transport). Off: one call per packet (the way to compare, or a driver that mishandles it).
+    pub udp_gso: bool,
 }
 
 impl Default for WebrtcConfig {
@@ -55,6 +58,7 @@ impl Default for WebrtcConfig {
             ice_tcp: true,
             tcp_port: 0,
             relay: false,
+            udp_gso: true,
         }
     }
 }

@@ -432,7 +432,8 @@ impl Manager {
         let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status);
         let mux = self.forward.as_ref().map(|f| {
             let (alive, age) = f.mux_liveness();
-            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64 }
+            let (datagrams_sent, send_calls) = f.udp_sends();
+            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64, datagrams_sent, send_calls }
         });
         let ready = streams.iter().filter(counts).all(|s| s.ready) && mux.as_ref().is_none_or(|m| m.alive);
         Readiness { ready, streams, relay, mux }

@@ -260,6 +260,10 @@ pub struct MuxReadiness {
     pub alive: bool,
     /// Since its loop last went round (it does at least once a second), ms.
     pub last_loop_ms: u64,
+    /// Datagrams sent on the media port so far, and the system calls they took (with UDP GSO a frame's
+    /// packets to one viewer take one).
+    pub datagrams_sent: u64,
+    pub send_calls: u64,
 }
 
 /// A WHEP or WHIP POST: an offer for a new session of `role` on `stream`, bound to `grant`'s token.

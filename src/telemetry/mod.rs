@@ -169,6 +169,11 @@ fn describe() {
     describe_counter!("glasscast_viewer_nacks_total", "NACKs received from viewers");
     describe_counter!("glasscast_viewer_plis_total", "PLIs and FIRs received from viewers");
     describe_counter!("glasscast_viewer_sent_bytes_total", Unit::Bytes, "RTP bytes sent to viewers");
+    describe_counter!("glasscast_mux_udp_datagrams_total", "datagrams sent on the forwarding transport's media port");
+    describe_counter!(
+        "glasscast_mux_udp_send_calls_total",
+        "system calls those datagrams took (fewer with UDP GSO: webrtc.udp_gso)"
+    );
     describe_counter!(
         "glasscast_publisher_received_bytes_total",
         Unit::Bytes,

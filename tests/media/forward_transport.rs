@@ -1,6 +1,6 @@
 //! The forwarding transport (`webrtc.transport = "forward"`, str0m peers in one mux thread on one UDP port),
 //! end to end over WHEP with GStreamer's own webrtcbin as the viewer: decoded video and audio, several
-//! payload types at once, keyframe on join, DELETE, ICE restart, and a viewer that vanishes.
+//! payload types at once, keyframe on join, DELETE, ICE restart, a viewer that vanishes, and UDP GSO.
 
 use crate::common;
 
@@ -138,3 +138,36 @@ fn if_addrs_first_ipv4() -> Option<std::net::IpAddr> {
     Some(s.local_addr().ok()?.ip())
 }
 
+/// UDP GSO on the mux port (`webrtc.udp_gso`): a frame's packets to a viewer leave in one system call
+/// and the viewer still decodes every frame the encoder makes; with it off, one call per datagram.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_udp_gso_a_frames_packets_leave_together_and_every_frame_arrives() {
+    for gso in [true, false] {
+        let mut cfg = glasscast::config::Config::default();
+        cfg.server.plain_http = true;
+        cfg.webrtc.udp_gso = gso;
+        // ~8 KB frames: several packets each.
+        let stream =
+            glasscast::config::StreamConfig { width: 640, height: 360, bitrate_kbps: 2000, ..small_stream("main") };
+        cfg.streams = vec![stream];
+        let srv = start_with(cfg).await;
+        let mut v = WebrtcbinViewer::new(96, "42e01f", false);
+        v.connect(&srv, "main").await;
+        assert!(v.gets_frames(30, 20).await, "gso = {gso}: no video decoded");
+        let made = || async { srv.server.sessions.health("main").await.expect("health").frames };
+        let (frames_before, made_before) = (v.frames(), made().await);
+        tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        let (got, encoded) = (v.frames() - frames_before, made().await - made_before);
+        // Read a moment apart from the encoder's count: a few frames are on their way.
+        assert!(encoded > 30 && got + 5 >= encoded, "gso = {gso}: decoded {got} of {encoded} frames");
+        let mux = srv.server.sessions.readiness().await.mux.expect("the forwarding transport's mux");
+        let per_call = mux.datagrams_sent as f64 / mux.send_calls.max(1) as f64;
+        eprintln!("gso = {gso}: {} datagrams in {} calls", mux.datagrams_sent, mux.send_calls);
+        if gso {
+            assert!(per_call > 2.0, "{} datagrams took {} calls", mux.datagrams_sent, mux.send_calls);
+        } else {
+            assert_eq!(mux.datagrams_sent, mux.send_calls, "without GSO one call per datagram");
+        }
+        srv.shutdown().await;
+    }
+}

@@ -87,6 +87,8 @@ struct Shared {
     next_slot: AtomicU64,
     lag: Arc<liveness::SendLag>,
     heartbeat: Arc<liveness::Heartbeat>,
+    /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
+    sends: Arc<udp::SendCounters>,
 }
 
 /// Counters shared by a viewer's handle and the mux.
@@ -152,7 +154,9 @@ impl Forward {
         let heartbeat = Arc::new(liveness::Heartbeat::default());
         let relay = relay::SharedStatus::default();
         let health = (lag.clone(), heartbeat.clone());
-        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, health, relay.clone())?;
+        let sends = Arc::new(udp::SendCounters::default());
+        let out = udp::SendBatch::new(w.udp_gso, sends.clone());
+        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, health, relay.clone(), out)?;
         tracing::info!(port, ?tcp_port, addresses = ?ips, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
@@ -170,6 +174,7 @@ impl Forward {
                 next_slot: AtomicU64::new(0),
                 lag,
                 heartbeat,
+                sends,
             }),
         })
     }
@@ -180,6 +185,12 @@ impl Forward {
         let age = self.shared.heartbeat.age();
         let running = self.shared.thread.lock().expect("thread lock").as_ref().is_some_and(|t| !t.is_finished());
         (running && age < liveness::STUCK_AFTER, age)
+    }
+
+    /// Datagrams sent on the media port so far, and the `sendmsg` calls they took.
+    pub fn udp_sends(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.shared.sends.datagrams.load(Relaxed), self.shared.sends.calls.load(Relaxed))
     }
 
     /// How long packets wait for the mux thread (ms, smoothed over ~100 packets); `None` before the first.

@@ -28,7 +28,7 @@ use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::route::Routes;
 use super::tcp::{self, TcpMux};
 use super::timers::Timers;
-use super::udp::{self, MediaSocket, RecvBufs};
+use super::udp::{MediaSocket, RecvBufs, SendBatch};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
 use crate::media::{MediaEvent, keyframes};
@@ -122,6 +122,7 @@ struct Mux {
     rx: Receiver<Cmd>,
     sockets: Vec<MediaSocket>,
     recv: RecvBufs,
+    out: SendBatch,
     tcp: TcpMux,
     events: UnboundedSender<MediaEvent>,
     streams: HashMap<StreamSlot, StreamEntry>,
@@ -143,6 +144,7 @@ pub(crate) fn spawn(
     events: UnboundedSender<MediaEvent>,
     (lag, heartbeat): (Arc<SendLag>, Arc<Heartbeat>),
     relay_status: SharedStatus,
+    out: SendBatch,
 ) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
     let poll = Poll::new()?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
@@ -155,6 +157,7 @@ pub(crate) fn spawn(
         poll,
         rx,
         recv: RecvBufs::new(&sockets),
+        out,
         sockets,
         tcp,
         events,
@@ -186,12 +189,20 @@ fn receive(proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) -
     }
 }
 
-/// Where a peer's packets go out: the UDP sockets, the ICE-TCP connections, and the TURN relay.
+/// Where a peer's packets go out: the UDP sockets (through the send batch, flushed when the `Net` is
+/// dropped, i.e. after each peer is driven), the ICE-TCP connections, and the TURN relay.
 struct Net<'a> {
     udp: &'a [MediaSocket],
+    out: &'a mut SendBatch,
     tcp: &'a mut TcpMux,
     registry: &'a Registry,
     relay: Option<&'a mut Relay>,
+}
+
+impl Drop for Net<'_> {
+    fn drop(&mut self) {
+        self.out.flush(self.udp);
+    }
 }
 
 impl Net<'_> {
@@ -201,7 +212,7 @@ impl Net<'_> {
             (_, Some(relay)) if relay.relayed() == Some(t.source) => {
                 relay.send(t.destination, &t.contents, Instant::now());
             }
-            _ => udp::transmit(self.udp, t),
+            _ => self.out.push(self.udp, t),
         }
     }
 }
@@ -238,10 +249,17 @@ impl Mux {
             }
             self.on_timers();
         }
-        let mut net =
-            Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry(), relay: self.relay.as_mut() };
-        for peer in self.peers.values_mut() {
-            peer.close(&mut |t| net.send(t));
+        {
+            let mut net = Net {
+                udp: &self.sockets,
+                out: &mut self.out,
+                tcp: &mut self.tcp,
+                registry: self.poll.registry(),
+                relay: self.relay.as_mut(),
+            };
+            for peer in self.peers.values_mut() {
+                peer.close(&mut |t| net.send(t));
+            }
         }
         self.peers.clear();
         if let Some(relay) = &mut self.relay {
@@ -285,6 +303,7 @@ impl Mux {
                     if let Some(mut p) = self.peers.remove(&id) {
                         let mut net = Net {
                             udp: &self.sockets,
+                            out: &mut self.out,
                             tcp: &mut self.tcp,
                             registry: self.poll.registry(),
                             relay: self.relay.as_mut(),
@@ -333,11 +352,18 @@ impl Mux {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
-        let mut net =
-            Net { udp: &self.sockets, tcp: &mut self.tcp, registry: self.poll.registry(), relay: self.relay.as_mut() };
-        let mut send = |t: &Transmit| net.send(t);
         let mut evs = Vec::new();
-        f(peer, &mut send, &mut evs);
+        {
+            let mut net = Net {
+                udp: &self.sockets,
+                out: &mut self.out,
+                tcp: &mut self.tcp,
+                registry: self.poll.registry(),
+                relay: self.relay.as_mut(),
+            };
+            f(peer, &mut |t: &Transmit| net.send(t), &mut evs);
+            // `net` drops here: the peer's datagrams leave now.
+        }
         self.timers.schedule(id, peer.wake_at());
         let slot = peer.slot;
         self.after(id, slot, evs);
