@@ -108,7 +108,7 @@ async fn stop_stream(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     admin(&st, &caller).await?;
-    st.sessions.stop_stream(&name).await?;
+    st.sessions.stop_stream(&super::stream_in_path(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -149,7 +149,7 @@ async fn push_stream(
             format!("pushing to {origin} is not allowed: add it to auth.push_allow in the configuration"),
         ));
     }
-    st.sessions.push(&name, body.url, body.token).await?;
+    st.sessions.push(&super::stream_in_path(&name)?, body.url, body.token).await?;
     Ok(StatusCode::ACCEPTED)
 }
 
@@ -163,7 +163,7 @@ async fn start_stream(
     caller: Caller,
 ) -> Result<StatusCode, ApiError> {
     admin(&st, &caller).await?;
-    st.sessions.start_stream(&name).await?;
+    st.sessions.start_stream(&super::stream_in_path(&name)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

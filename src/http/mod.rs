@@ -32,6 +32,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::{Auth, AuthError};
 use crate::config::{Config, IceServer};
+use crate::ids::StreamName;
 use crate::session::Sessions;
 pub use problem::ApiError;
 
@@ -149,6 +150,12 @@ impl Caller {
             }
         }
     }
+}
+
+/// A stream named in a request's path, parsed where it enters: a name no stream can have is as unknown
+/// as one that is not configured (404).
+pub fn stream_in_path(name: &str) -> Result<StreamName, ApiError> {
+    StreamName::parse(name).map_err(|_| crate::session::SessionError::UnknownStream(name.to_owned()).into())
 }
 
 /// The request body, or 413 (over [`MAX_BODY`]) / 400 (could not be read) as problem+json.

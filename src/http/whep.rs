@@ -88,6 +88,7 @@ pub async fn create(
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
     let turn_until = turn_expiry(&grant);
+    let stream = super::stream_in_path(&stream)?;
     let created = st.sessions.offer(&stream, offer, grant, caller.addr).await?;
     Ok(created_response(created, "/whep/sessions", &ice_server_links(&st.ice_servers, turn_until), true))
 }

@@ -30,6 +30,7 @@ pub async fn create(
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
     let turn_until = turn_expiry(&grant);
+    let stream = super::stream_in_path(&stream)?;
     let created = st.sessions.publish(&stream, offer, grant, caller.addr).await?;
     Ok(created_response(created, "/whip/sessions", &ice_server_links(&st.ice_servers, turn_until), true))
 }

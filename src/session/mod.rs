@@ -269,7 +269,7 @@ pub struct MuxReadiness {
 /// A WHEP or WHIP POST: an offer for a new session of `role` on `stream`, bound to `grant`'s token.
 pub(crate) struct Post {
     pub role: Role,
-    pub stream: String,
+    pub stream: StreamName,
     pub offer: String,
     pub grant: Grant,
     pub client: Option<SocketAddr>,
@@ -311,15 +311,15 @@ pub(crate) enum Command {
         reply: oneshot::Sender<Vec<(StreamName, StreamHealth)>>,
     },
     StopStream {
-        stream: String,
+        stream: StreamName,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     StartStream {
-        stream: String,
+        stream: StreamName,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Push {
-        stream: String,
+        stream: StreamName,
         url: String,
         token: Option<String>,
         reply: oneshot::Sender<Result<(), SessionError>>,
@@ -348,7 +348,7 @@ impl Sessions {
     /// A WHEP offer for `stream`: negotiates a new viewer session, bound to `grant`'s token.
     pub async fn offer(
         &self,
-        stream: &str,
+        stream: &StreamName,
         offer: String,
         grant: Grant,
         client: Option<SocketAddr>,
@@ -359,7 +359,7 @@ impl Sessions {
     /// A WHIP offer for `stream`: its publisher from now on (one at a time), bound to `grant`'s token.
     pub async fn publish(
         &self,
-        stream: &str,
+        stream: &StreamName,
         offer: String,
         grant: Grant,
         client: Option<SocketAddr>,
@@ -370,12 +370,12 @@ impl Sessions {
     async fn post(
         &self,
         role: Role,
-        stream: &str,
+        stream: &StreamName,
         offer: String,
         grant: Grant,
         client: Option<SocketAddr>,
     ) -> Result<Created, SessionError> {
-        let stream = stream.to_owned();
+        let stream = stream.clone();
         self.ask(|reply| Command::Post(Post { role, stream, offer, grant, client, reply }))
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))
@@ -445,20 +445,20 @@ impl Sessions {
     }
 
     /// Also pushes `stream` to the WHIP endpoint `url` (with `token`), from its encoder, until it stops.
-    pub async fn push(&self, stream: &str, url: String, token: Option<String>) -> Result<(), SessionError> {
-        let stream = stream.to_owned();
+    pub async fn push(&self, stream: &StreamName, url: String, token: Option<String>) -> Result<(), SessionError> {
+        let stream = stream.clone();
         self.ask(|reply| Command::Push { stream, url, token, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends a stream's sessions and stops its pipeline; new viewers get 409 until it runs again.
-    pub async fn stop_stream(&self, stream: &str) -> Result<(), SessionError> {
-        let stream = stream.to_owned();
+    pub async fn stop_stream(&self, stream: &StreamName) -> Result<(), SessionError> {
+        let stream = stream.clone();
         self.ask(|reply| Command::StopStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Starts a stopped (or failed) stream's pipeline again; a no-op for a running one.
-    pub async fn start_stream(&self, stream: &str) -> Result<(), SessionError> {
-        let stream = stream.to_owned();
+    pub async fn start_stream(&self, stream: &StreamName) -> Result<(), SessionError> {
+        let stream = stream.clone();
         self.ask(|reply| Command::StartStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 

@@ -84,7 +84,8 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().expect("ascii")), Some("10"));
     problem(r, 503, "maximum of 1").await;
     // 409 + Retry-After: a stream that is not producing.
-    srv.server.sessions.stop_stream("stopped").await.expect("stopped");
+    let stopped = glasscast::ids::StreamName::parse("stopped").expect("a stream name");
+    srv.server.sessions.stop_stream(&stopped).await.expect("stopped");
     let r = srv.post_offer("stopped", &good_offer).await;
     assert_eq!(r.headers().get("retry-after").map(|v| v.to_str().expect("ascii")), Some("2"));
     problem(r, 409, "not producing").await;

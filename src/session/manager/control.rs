@@ -12,9 +12,9 @@ use crate::telemetry::{self, EndReason};
 impl Manager {
     /// Ends a stream's sessions (its publisher too) and stops its pipeline (blocking while its threads
     /// stop: off this task).
-    pub(super) fn stop_stream(&mut self, stream: String, reply: oneshot::Sender<Result<(), SessionError>>) {
-        let Some((name, entry)) = self.stream_named(&stream) else {
-            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+    pub(super) fn stop_stream(&mut self, stream: StreamName, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some((name, entry)) = self.streams.get_key_value(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
             return;
         };
         let name = name.clone();
@@ -35,9 +35,9 @@ impl Manager {
 
     /// Starts a stopped stream off this task (a source may take its time to open a device); replies from
     /// there.
-    pub(super) fn start_stream(&self, stream: String, reply: oneshot::Sender<Result<(), SessionError>>) {
-        let Some((name, entry)) = self.stream_named(&stream) else {
-            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+    pub(super) fn start_stream(&self, stream: StreamName, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some((name, entry)) = self.streams.get_key_value(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
             return;
         };
         if matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting) {
@@ -64,13 +64,13 @@ impl Manager {
     /// pipeline); replies from there.
     pub(super) fn push(
         &self,
-        stream: String,
+        stream: StreamName,
         url: String,
         token: Option<String>,
         reply: oneshot::Sender<Result<(), SessionError>>,
     ) {
-        let Some((name, entry)) = self.stream_named(&stream) else {
-            let _ = reply.send(Err(SessionError::UnknownStream(stream)));
+        let Some((name, entry)) = self.streams.get_key_value(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
             return;
         };
         let (name, pipeline) = (name.clone(), entry.pipeline.clone());

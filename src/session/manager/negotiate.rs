@@ -74,8 +74,8 @@ impl Manager {
 
     /// The stream produces, the token has a session left, the stream is below its viewer cap and not
     /// overloaded.
-    fn admit_viewer(&self, stream: &str, grant: &Grant) -> Result<StreamName, SessionError> {
-        let (name, entry) = self.stream_named(stream).ok_or_else(|| SessionError::UnknownStream(stream.into()))?;
+    fn admit_viewer(&self, stream: &StreamName, grant: &Grant) -> Result<StreamName, SessionError> {
+        let (name, entry) = self.known(stream)?;
         if let Grant::Token(v) = grant
             && let Some(max) = v.max_sessions
             && self.sessions_of(&v.token_id) >= max as usize
@@ -106,9 +106,13 @@ impl Manager {
         self.negotiate(asked, async move { pipeline.attach_publisher(id, &offer).await });
     }
 
+    fn known(&self, stream: &StreamName) -> Result<(&StreamName, &super::StreamEntry), SessionError> {
+        self.streams.get_key_value(stream).ok_or_else(|| SessionError::UnknownStream(stream.to_string()))
+    }
+
     /// A `source = "whip"` stream takes one publisher at a time.
-    fn admit_publisher(&self, stream: &str) -> Result<StreamName, SessionError> {
-        let (name, entry) = self.stream_named(stream).ok_or_else(|| SessionError::UnknownStream(stream.into()))?;
+    fn admit_publisher(&self, stream: &StreamName) -> Result<StreamName, SessionError> {
+        let (name, entry) = self.known(stream)?;
         let name = name.clone();
         if entry.cfg.source != VideoSource::Whip {
             return Err(SessionError::NotWhip(name));
