@@ -73,12 +73,19 @@ export function processFootprint(pid) {
 // with one stream `main` of the given settings; resolves once /readyz says 200.
 // `webrtc`: extra [webrtc] keys, e.g. { transport: 'forward', mux_port: 0 }.
 // `host`: the address it listens on (and `base` uses); `metricsPort`: its /metrics listener on 127.0.0.1.
-export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, logFilter = 'warn', host = '127.0.0.1', metricsPort }) {
+// `tls`: serve HTTPS with glasscast's own self-signed certificate (`base` is then https://).
+// GET `url` with curl, certificate unchecked (a self-signed server), as { status }.
+async function curlStatus(url) {
+  const out = execFileSync('curl', ['-sk', '-o', '/dev/null', '-w', '%{http_code}', url], { encoding: 'utf8' });
+  return { status: Number(out) };
+}
+
+export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, logFilter = 'warn', host = '127.0.0.1', metricsPort, tls = false }) {
   const dir = await mkdtemp(join(tmpdir(), 'glasscast-bench-'));
   const toml = (o) => Object.entries(o).map(([k, v]) => `${k} = ${typeof v === 'string' ? JSON.stringify(v) : v}`).join('\n');
   const streamToml = toml({ name: 'main', ...stream });
   const metrics = metricsPort ? `[metrics]\nlisten = "127.0.0.1:${metricsPort}"\n` : '';
-  const config = `[server]\nlisten = "${host}:${port}"\nplain_http = true\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n${metrics}` +
+  const config = `[server]\nlisten = "${host}:${port}"\nplain_http = ${!tls}\nstate_dir = ${JSON.stringify(join(dir, 'state'))}\n${metrics}` +
     // Access control off: the benchmarks measure media (tests/api/auth.rs covers tokens).
     `[auth]\nmode = "disabled"\n[webrtc]\n${toml(webrtc)}\n[log]\nfilter = "${logFilter}"\nformat = "human"\n[[streams]]\n${streamToml}\n`;
   const configPath = join(dir, 'glasscast.toml');
@@ -88,12 +95,12 @@ export async function startServer({ bin, port, stream, webrtc = {}, pinCpus, log
   const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const base = `http://${host}:${port}`;
+  const base = `${tls ? 'https' : 'http'}://${host}:${port}`;
   const deadline = Date.now() + 30_000;
   for (;;) {
     if (child.exitCode !== null) throw new Error(`glasscast exited (${child.exitCode}): ${stderr}`);
     try {
-      const r = await fetch(`${base}/readyz`);
+      const r = tls ? await curlStatus(`${base}/readyz`) : await fetch(`${base}/readyz`);
       if (r.status === 200) break;
     } catch { /* not listening yet */ }
     if (Date.now() > deadline) throw new Error(`glasscast not ready after 30 s: ${stderr}`);

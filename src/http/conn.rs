@@ -100,6 +100,10 @@ where
     type Future = Pin<Box<dyn Future<Output = io::Result<(A::Stream, A::Service)>> + Send>>;
 
     fn accept(&self, stream: TcpStream, service: S) -> Self::Future {
+        // Signalling is small requests and answers: Nagle would hold an answer's last TLS record until
+        // the client acknowledges the first, and a client delays that ACK by up to 40 ms
+        // (bench/coldjoin.mjs saw a third of the answers take ~40 ms longer).
+        let _ = stream.set_nodelay(true);
         let admitted = match stream.peer_addr() {
             Ok(peer) => self.counts.admit(peer.ip().to_canonical()).map_err(|limit| (limit, Some(peer.ip()))),
             Err(_) => Err(("no peer address", None)),
