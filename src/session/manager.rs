@@ -219,6 +219,9 @@ impl Manager {
             Command::Readiness { reply } => {
                 let _ = reply.send(self.readiness());
             }
+            Command::Mux { reply } => {
+                let _ = reply.send(self.mux_readiness());
+            }
             Command::Viewer { id, reply } => {
                 let _ = reply.send(self.sessions.get(&id).and_then(|s| s.peer.viewer().cloned()));
             }
@@ -254,10 +257,18 @@ impl Manager {
     /// Ends session `id` (if it is in the table): counted now, its final stats read and its peer torn
     /// down in the background ([`finish`]).
     fn end(&mut self, id: SessionId, reason: EndReason, why: &str) {
-        let Some(s) = self.sessions.remove(&id) else { return };
+        if let Some(s) = self.take_ended(id, reason, why) {
+            tokio::task::spawn_blocking(move || finish(&s));
+        }
+    }
+
+    /// Takes session `id` out of the table, logged and counted by `reason`; its [`finish`] is the
+    /// caller's (stream stop and shutdown finish theirs before stopping pipelines).
+    fn take_ended(&mut self, id: SessionId, reason: EndReason, why: &str) -> Option<Session> {
+        let s = self.sessions.remove(&id)?;
         tracing::info!(parent: &s.span, why, reason = reason.as_str(), "session ended");
         telemetry::session_ended(s.role, s.stream.as_str(), reason);
-        tokio::task::spawn_blocking(move || finish(&s));
+        Some(s)
     }
 
     /// The live sessions for the admin API, oldest first, with their peers (whose stats are read off this
@@ -430,20 +441,24 @@ impl Manager {
         let counts =
             |s: &&StreamReadiness| self.streams.get(&s.name).is_some_and(|e| e.cfg.source != VideoSource::Whip);
         let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status);
-        let mux = self.forward.as_ref().map(|f| {
-            let (alive, age) = f.mux_liveness();
-            let (datagrams_sent, send_calls) = f.udp_sends();
-            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64, datagrams_sent, send_calls }
-        });
+        let mux = self.mux_readiness();
         let ready = streams.iter().filter(counts).all(|s| s.ready) && mux.as_ref().is_none_or(|m| m.alive);
         Readiness { ready, streams, relay, mux }
     }
 
+    /// The forwarding transport's media thread: alive, and its send counters (`None` on webrtcbin).
+    fn mux_readiness(&self) -> Option<super::MuxReadiness> {
+        self.forward.as_ref().map(|f| {
+            let (alive, age) = f.mux_liveness();
+            let (datagrams_sent, send_calls) = f.udp_sends();
+            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64, datagrams_sent, send_calls }
+        })
+    }
+
     async fn shutdown(&mut self) {
-        let sessions: Vec<Session> = self.sessions.drain().map(|(_, s)| s).collect();
-        for s in &sessions {
-            telemetry::session_ended(s.role, s.stream.as_str(), EndReason::Stopped);
-        }
+        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        let sessions: Vec<Session> =
+            ids.into_iter().filter_map(|id| self.take_ended(id, EndReason::Stopped, "shutting down")).collect();
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
         let n = sessions.len();
         let _ = tokio::task::spawn_blocking(move || {

@@ -296,6 +296,9 @@ pub(crate) enum Command {
     Readiness {
         reply: oneshot::Sender<Readiness>,
     },
+    Mux {
+        reply: oneshot::Sender<Option<MuxReadiness>>,
+    },
     Viewer {
         id: SessionId,
         reply: oneshot::Sender<Option<ViewerHandle>>,
@@ -410,6 +413,12 @@ impl Sessions {
             relay: None,
             mux: None,
         })
+    }
+
+    /// The forwarding transport's media thread and its send counters (`None` on webrtcbin), without the
+    /// streams' health that [`Sessions::readiness`] also gathers.
+    pub async fn mux(&self) -> Option<MuxReadiness> {
+        self.ask(|reply| Command::Mux { reply }).await.flatten()
     }
 
     /// The live sessions, oldest first, with their transport's stats (read outside the manager's task:

@@ -18,7 +18,7 @@ pub async fn scrape(sessions: &Sessions) -> String {
         observe_stream(name.as_str(), health);
     }
     observe_sessions(streams.iter().map(|(n, _)| n.as_str()), &list);
-    if let Some(mux) = sessions.readiness().await.mux {
+    if let Some(mux) = sessions.mux().await {
         counter!("glasscast_mux_udp_datagrams_total").absolute(mux.datagrams_sent);
         counter!("glasscast_mux_udp_send_calls_total").absolute(mux.send_calls);
     }

@@ -243,6 +243,42 @@ where
     f().await
 }
 
+/// Decodes-and-counts every pad `src` adds (a webrtcsrc-style element in `pipeline`): each goes through a
+/// converter into a fakesink, with [`count_decoded`] on the converter's input.
+pub fn count_decoded_pads(
+    pipeline: &gst::Pipeline,
+    src: &gst::Element,
+    frames: &Arc<AtomicU64>,
+    audio: &Arc<AtomicU64>,
+    size: &Arc<Mutex<Option<(i32, i32)>>>,
+) {
+    let weak = pipeline.downgrade();
+    let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
+    src.connect_pad_added(move |_, pad| {
+        let Some(pipeline) = weak.upgrade() else { return };
+        let is_video = pad.name().starts_with("video");
+        let convert =
+            gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" }).build().expect("convert");
+        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
+        pipeline.add_many([&convert, &sink]).expect("add");
+        convert.link(&sink).expect("link");
+        convert.sync_state_with_parent().expect("sync");
+        sink.sync_state_with_parent().expect("sync");
+        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
+        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
+    });
+}
+
+/// Waits up to 5 s for `webrtcbin` to finish ICE gathering (an offer made after it carries every
+/// candidate; one made before, the host candidates so far).
+pub async fn ice_gathered(webrtcbin: &gst::Element) {
+    let done = || {
+        webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+            == gst_webrtc::WebRTCICEGatheringState::Complete
+    };
+    eventually(5, done).await;
+}
+
 /// Counts decoded buffers passing `pad` (video frames with their size, or audio buffers).
 pub fn count_decoded(
     pad: &gst::Pad,

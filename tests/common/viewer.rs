@@ -160,12 +160,7 @@ impl WebrtcbinViewer {
         let reply = promise(&self.webrtcbin, "create-offer", None).await.expect("offer reply");
         let offer = reply.get::<gst_webrtc::WebRTCSessionDescription>("offer").expect("offer");
         promise(&self.webrtcbin, "set-local-description", Some(&offer)).await;
-        let gathered = || {
-            self.webrtcbin.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
-                == gst_webrtc::WebRTCICEGatheringState::Complete
-        };
-        // Offered as gathered so far if it takes longer (the server still gets the host candidates).
-        super::eventually(5, gathered).await;
+        super::ice_gathered(&self.webrtcbin).await;
         let local = self
             .webrtcbin
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")

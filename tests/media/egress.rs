@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use common::{count_decoded, eventually, init};
+use common::{count_decoded_pads, eventually, init};
 use glasscast::media::egress::{self, Egress, EgressState, PushTarget};
 use gstreamer as gst;
 use gstreamer::glib;
@@ -85,21 +85,7 @@ fn receiver(port: u16) -> Receiver {
     });
     pipeline.add(&src).expect("add");
     let (frames, audio, size) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)), Arc::new(Mutex::new(None)));
-    let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
-    let weak = pipeline.downgrade();
-    src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else { return };
-        let is_video = pad.name().starts_with("video");
-        let convert =
-            gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" }).build().expect("convert");
-        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
-        pipeline.add_many([&convert, &sink]).expect("add");
-        convert.link(&sink).expect("link");
-        convert.sync_state_with_parent().expect("sync");
-        sink.sync_state_with_parent().expect("sync");
-        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
-        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
-    });
+    count_decoded_pads(&pipeline, &src, &frames, &audio, &size);
     pipeline.set_state(gst::State::Playing).expect("receiver playing");
     Receiver { pipeline, frames, audio, size, deletes }
 }

@@ -26,21 +26,7 @@ async fn whepclientsrc_plays(transport: glasscast::config::Transport) {
     let frames = Arc::new(AtomicU64::new(0));
     let audio = Arc::new(AtomicU64::new(0));
     let size = Arc::new(Mutex::new(None::<(i32, i32)>));
-    let weak = pipeline.downgrade();
-    let (f, a, sz) = (frames.clone(), audio.clone(), size.clone());
-    src.connect_pad_added(move |_, pad| {
-        let Some(pipeline) = weak.upgrade() else { return };
-        let is_video = pad.name().starts_with("video");
-        let convert =
-            gst::ElementFactory::make(if is_video { "videoconvert" } else { "audioconvert" }).build().expect("convert");
-        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build().expect("fakesink");
-        pipeline.add_many([&convert, &sink]).expect("add");
-        convert.link(&sink).expect("link");
-        convert.sync_state_with_parent().expect("sync");
-        sink.sync_state_with_parent().expect("sync");
-        pad.link(&convert.static_pad("sink").expect("sink")).expect("link pad");
-        count_decoded(&convert.static_pad("sink").expect("sink"), is_video, &f, &a, &sz);
-    });
+    count_decoded_pads(&pipeline, &src, &frames, &audio, &size);
     pipeline.set_state(gst::State::Playing).expect("playing");
 
     assert!(eventually(30, || frames.load(Ordering::Relaxed) >= 30).await, "whepclientsrc decoded no video");

@@ -7,7 +7,7 @@ use super::{Manager, StreamEntry, finish, start_pushes};
 use crate::ids::StreamName;
 use crate::media::StreamState;
 use crate::session::SessionError;
-use crate::telemetry::{self, EndReason};
+use crate::telemetry::EndReason;
 
 impl Manager {
     /// Ends a stream's sessions (its publisher too) and stops its pipeline (blocking while its threads
@@ -20,11 +20,8 @@ impl Manager {
         let name = name.clone();
         let pipeline = entry.pipeline.clone();
         let ids: Vec<_> = self.sessions.iter().filter(|(_, s)| s.stream == name).map(|(id, _)| *id).collect();
-        let sessions: Vec<_> = ids.iter().filter_map(|id| self.sessions.remove(id)).collect();
-        for s in &sessions {
-            tracing::info!(parent: &s.span, "session ended: its stream stops");
-            telemetry::session_ended(s.role, name.as_str(), EndReason::Stopped);
-        }
+        let sessions: Vec<_> =
+            ids.into_iter().filter_map(|id| self.take_ended(id, EndReason::Stopped, "its stream stops")).collect();
         tracing::info!(stream = %name, sessions = sessions.len(), "stopping stream");
         tokio::task::spawn_blocking(move || {
             sessions.iter().for_each(finish);
