@@ -3,7 +3,7 @@
 #   scripts/install-deps.sh          build + run: GStreamer (dev + plugins), libnice, a Rust toolchain >= 1.95
 #   scripts/install-deps.sh --test   also what `make test` needs: Chromium, Firefox, Node.js + npm, playwright-core
 #                                    and puppeteer-core, Xvfb,
-#                                    Podman + podman-compose, aiortc (a venv)
+#                                    Podman + podman-compose, coturn, Janus, aiortc (a venv)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -37,6 +37,8 @@ if [ "$want_test" -eq 1 ]; then
   pkgs+=(iproute2 nftables curl)
   # TURN (tests/media/reach.rs): coturn, started by the test itself with use-auth-secret (REST credentials).
   pkgs+=(coturn)
+  # SFU cascade (tests/media/janus_cascade.rs): Janus with its VideoRoom plugin, started by the test itself.
+  pkgs+=(janus)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

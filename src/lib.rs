@@ -15,6 +15,7 @@ pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod net;
+pub mod push;
 pub mod sdpfrag;
 pub mod serve;
 pub mod session;

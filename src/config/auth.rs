@@ -24,7 +24,8 @@ pub struct AuthConfig {
     pub failures_burst: u32,
     /// ... and how many more it may send per minute after that.
     pub failures_per_minute: u32,
-    /// Origins (`https://sfu.example.com`, `http://198.18.0.5:8080`) the admin API may start a push to
+    /// Origins (`https://sfu.example.com`, `http://198.18.0.5:8080`, a Janus WebSocket's `ws://198.18.0.5:8188`)
+    /// the admin API may start a push to
     /// (`POST /api/v1/streams/{name}/push`, `glasscast push`); empty (default): none, so a leaked admin token
     /// cannot make the server send requests anywhere on its network. `[[streams.push]]` in this file is
     /// not checked: it is the operator's own.

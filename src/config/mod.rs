@@ -36,7 +36,16 @@ pub enum ConfigError {
 
 /// `http(s)://host[:port]`: a scheme and authority, nothing after.
 fn is_origin(o: &str) -> bool {
-    let rest = o.strip_prefix("https://").or_else(|| o.strip_prefix("http://"));
+    is_origin_with(o, &["https://", "http://"])
+}
+
+/// A push target's origin: an HTTP one (WHIP) or a WebSocket one (Janus).
+fn is_push_origin(o: &str) -> bool {
+    is_origin_with(o, &["https://", "http://", "wss://", "ws://"])
+}
+
+fn is_origin_with(o: &str, schemes: &[&str]) -> bool {
+    let rest = schemes.iter().find_map(|s| o.strip_prefix(s));
     rest.is_some_and(|r| !r.is_empty() && !r.contains(['/', '?', '#', '@']))
 }
 
@@ -220,11 +229,12 @@ impl Config {
             }
         }
         for (i, o) in self.auth.push_allow.iter().enumerate() {
-            if !is_origin(o) {
+            if !is_push_origin(o) {
                 return Err(invalid(
                     format!("auth.push_allow[{i}]"),
                     o,
-                    "an origin like https://sfu.example.com or http://198.18.0.5:8080 (scheme, host, port; no path)",
+                    "an origin like https://sfu.example.com, http://198.18.0.5:8080 or, for Janus, \
+                     ws://198.18.0.5:8188 (scheme, host, port; no path)",
                 ));
             }
         }
@@ -315,9 +325,14 @@ mod tests {
             let toml = format!("[auth]\npush_allow = [\"{bad}\"]\n");
             assert!(err_text(load_toml(&toml, &[])).contains("auth.push_allow[0]"), "{bad}");
         }
-        let cfg = load_toml("", &[("GLASSCAST__AUTH__PUSH_ALLOW", "https://a.example,http://198.18.0.5:8080")])
-            .expect("valid");
-        assert_eq!(cfg.auth.push_allow, ["https://a.example", "http://198.18.0.5:8080"]);
+        let allow = "https://a.example,http://198.18.0.5:8080,wss://sfu.example:8989";
+        let cfg = load_toml("", &[("GLASSCAST__AUTH__PUSH_ALLOW", allow)]).expect("valid");
+        assert_eq!(cfg.auth.push_allow, ["https://a.example", "http://198.18.0.5:8080", "wss://sfu.example:8989"]);
+        let push = |url: &str| format!("[[streams]]\nname = \"main\"\n[[streams.push]]\nurl = \"{url}\"\n");
+        assert!(load_toml(&push("janus+ws://198.18.0.5:8188/?room=1234&feed=7"), &[]).is_ok());
+        let no_room = err_text(load_toml(&push("janus+ws://198.18.0.5:8188/janus"), &[]));
+        assert!(no_room.contains("streams[0].push[0].url") && no_room.contains("room=ROOM"), "{no_room}");
+        assert!(err_text(load_toml(&push("rtmp://198.18.0.5/live"), &[])).contains("neither a WHIP endpoint"));
     }
 
     #[test]

@@ -268,13 +268,15 @@ pub struct StreamConfig {
     /// stream clock (silence in between), to check audio/video sync by eye and ear or with a tool.
     #[serde(default)]
     pub sync_marks: bool,
-    /// WHIP endpoints this stream is also pushed to (an SFU, a CDN, another glasscast), from the same
-    /// encoding.
+    /// WHIP endpoints and Janus VideoRooms this stream is also pushed to (an SFU, a CDN, another glasscast),
+    /// from the same encoding.
     #[serde(default)]
     pub push: Vec<PushConfig>,
 }
 
-/// `[[streams.push]]`: a WHIP endpoint and the bearer token it wants (or the file holding it).
+/// `[[streams.push]]`: a WHIP endpoint (`https://...`) or a Janus VideoRoom
+/// (`janus+wss://host:port/path?room=ROOM[&feed=ID][&display=NAME]`, see [`crate::push`]) and the token it
+/// wants (a bearer token, a Janus API secret), or the file holding it.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PushConfig {
@@ -454,9 +456,11 @@ impl StreamConfig {
             _ => {}
         }
         for (j, p) in st.push.iter().enumerate() {
-            let scheme = p.url.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
-            if !matches!(scheme.as_deref(), Some("http" | "https")) {
-                return Err(invalid(k(&format!("push[{j}].url")), &p.url, "an http:// or https:// WHIP endpoint"));
+            if let Err(e) = crate::push::Endpoint::parse(&p.url) {
+                let allowed = format!(
+                    "an http(s):// WHIP endpoint or a janus+ws(s)://host:port/?room=ROOM Janus VideoRoom ({e})"
+                );
+                return Err(invalid(k(&format!("push[{j}].url")), crate::push::redacted(&p.url), allowed));
             }
             if p.token.is_some() && p.token_file.is_some() {
                 return Err(invalid(k(&format!("push[{j}].token_file")), &p.token_file, "token or token_file"));

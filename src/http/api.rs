@@ -115,13 +115,14 @@ async fn stop_stream(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PushBody {
-    /// The WHIP endpoint (http:// or https://).
+    /// A WHIP endpoint (`http://` or `https://`) or a Janus VideoRoom
+    /// (`janus+ws(s)://host:port/path?room=ROOM[&feed=ID][&display=NAME]`).
     url: String,
-    /// The bearer token the endpoint wants, if any.
+    /// The bearer token the WHIP endpoint wants, or the Janus API secret, if any.
     token: Option<String>,
 }
 
-/// Pushes a stream to a WHIP endpoint too (an SFU, a CDN, another glasscast), from its encoder, retrying
+/// Pushes a stream to a WHIP endpoint or a Janus VideoRoom too (an SFU, a CDN, another glasscast), from its encoder, retrying
 /// with backoff until the stream stops. Only to an origin in `auth.push_allow` (else 403); its state shows in `/readyz` and the metrics. Not kept across
 /// restarts: put it in the configuration (`[[streams.push]]`) for that.
 #[utoipa::path(post, path = "/api/v1/streams/{name}/push", security(("bearer" = [])),
@@ -140,8 +141,8 @@ async fn push_stream(
     let body = read_body(body)?;
     whep::require_content_type(&headers, "application/json")?;
     let body: PushBody = serde_json::from_slice(&body).map_err(|e| bad_request("malformed-json", e.to_string()))?;
-    let origin = super::origin_of(&body.url)
-        .ok_or_else(|| bad_request("bad-url", format!("`{}` is not an http:// or https:// URL", body.url)))?;
+    let endpoint = crate::push::Endpoint::parse(&body.url).map_err(|e| bad_request("bad-url", e.to_string()))?;
+    let origin = endpoint.origin();
     if !st.push_allow.contains(&origin) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,

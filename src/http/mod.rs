@@ -69,11 +69,12 @@ impl AppState {
     }
 }
 
-/// `url`'s origin (`https://host` without a default port, `http://host:8080`), `None` when it is no http(s)
-/// URL with a host.
-pub fn origin_of(url: &str) -> Option<String> {
+/// An allowed push origin as `Url::origin` writes it (`https://host` without a default port,
+/// `http://host:8080`, `ws://host:8188`), `None` when it is no http(s) or ws(s) URL with a host.
+fn origin_of(url: &str) -> Option<String> {
     let u = reqwest::Url::parse(url).ok()?;
-    (matches!(u.scheme(), "http" | "https") && u.host().is_some()).then(|| u.origin().ascii_serialization())
+    (matches!(u.scheme(), "http" | "https" | "ws" | "wss") && u.host().is_some())
+        .then(|| u.origin().ascii_serialization())
 }
 
 /// How long a refused credential waits before its answer (slows down guessing; a token is never logged).

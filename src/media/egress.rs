@@ -1,6 +1,7 @@
-//! WHIP egress (issue #7): pushes a stream's already-encoded H.264 (and Opus) to an external WHIP endpoint
-//! (RFC 9725: LiveKit, Cloudflare, MediaMTX, another glasscast) with an optional bearer token, supervised:
-//! a failed attempt is torn down and retried after 1, 2, 4 ... 30 s.
+//! Egress (issues #7, #19): pushes a stream's already-encoded H.264 (and Opus) to an external WHIP endpoint
+//! (RFC 9725: LiveKit, Cloudflare, MediaMTX, another glasscast) with an optional bearer token, or into a Janus
+//! VideoRoom as a publisher (Janus' WebSocket API; the token is its API secret), supervised: a failed attempt
+//! is torn down and retried after 1, 2, 4 ... 30 s. [`crate::push::Endpoint`] says which.
 //!
 //! ```text
 //! stream pipeline, for the push's lifetime (the shared encoder; a push adds none):
@@ -8,13 +9,13 @@
 //!  [{tee opus} - {queue leaky 300 ms} - {appsink}]
 //!       ==> samples, timestamps made running time
 //! egress pipeline, one per attempt (its own bus; the stream's clock and base time):
-//!   {appsrc h264} - {whipclientsink: h264parse - rtph264pay - webrtcbin}
-//!  [{appsrc opus} - /                opusparse - rtpopuspay - /]
+//!   {appsrc h264} - {whipclientsink | janusvrwebrtcsink: h264parse - rtph264pay - webrtcbin}
+//!  [{appsrc opus} - /                                    opusparse - rtpopuspay - /]
 //! ```
 //!
-//! `whipclientsink` (gst-plugins-rs: webrtcsink with a WHIP signaller) only payloads input that is already
-//! encoded; [`Egress::encoders`] checks at run time that no encoder appears. It has a pipeline of its own
-//! because it posts HTTP and signalling failures as errors on its bus, which the stream's bus task would take
+//! `whipclientsink` and `janusvrwebrtcsink` (gst-plugins-rs: webrtcsink with a WHIP or a Janus VideoRoom
+//! signaller, made in [`sink`]) only payload input that is already encoded; [`Egress::encoders`] checks at run
+//! time that no encoder appears. It has a pipeline of its own because it posts HTTP and signalling failures as errors on its bus, which the stream's bus task would take
 //! for a stream failure, and because its state changes (an async start, a blocking DELETE on stop) must not
 //! touch the stream's pipeline. The leaky queues and never-blocking appsrcs keep a slow or dead push from
 //! stalling the stream's viewers.
@@ -32,17 +33,21 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_webrtc as gst_webrtc;
 
+use crate::push::Endpoint;
+pub use crate::push::redacted;
+
+mod sink;
+
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An attempt not connected (HTTP answered, ICE and DTLS up) by then is given up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// whipclientsink's timeout for the POST and the DELETE, in seconds.
-const HTTP_TIMEOUT_S: u32 = 10;
 /// How often the supervisor refreshes the byte counter.
 const TICK: Duration = Duration::from_millis(500);
 const QUEUE_TIME: Duration = Duration::from_millis(300);
 
-/// Where to push: the WHIP endpoint URL and the bearer token it wants, if any.
+/// Where to push: a WHIP endpoint or a Janus room ([`Endpoint::parse`] reads `url`), and the token it wants
+/// (a WHIP bearer token, a Janus API secret), if any.
 #[derive(Clone)]
 pub struct PushTarget {
     pub url: String,
@@ -103,7 +108,8 @@ struct Tap {
     feed: Arc<Mutex<Option<gst_app::AppSrc>>>,
 }
 
-/// A running push. [`Egress::stop`] or drop ends it: the WHIP resource is deleted, the branch removed.
+/// A running push. [`Egress::stop`] or drop ends it: the WHIP resource is deleted (the Janus session left),
+/// the branch removed.
 pub struct Egress {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Event>,
@@ -133,7 +139,7 @@ pub fn push(
     target: PushTarget,
     stream_name: &str,
 ) -> anyhow::Result<Egress> {
-    check_target(&target)?;
+    let endpoint = check_target(&target)?;
     register_plugins()?;
     static NEXT_ID: AtomicU64 = AtomicU64::new(0);
     let id = format!("egress-{stream_name}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed));
@@ -147,7 +153,17 @@ pub fn push(
     let taps = Arc::new(taps);
     let stream = pipeline.downgrade();
     let shown = redacted(&target.url);
-    let ctx = Ctx { id, target, stream, taps: Arc::clone(&taps), shared: Arc::clone(&shared), tx: tx.clone() };
+    let display = stream_name.to_owned();
+    let ctx = Ctx {
+        id,
+        target,
+        endpoint,
+        display,
+        stream,
+        taps: Arc::clone(&taps),
+        shared: Arc::clone(&shared),
+        tx: tx.clone(),
+    };
     let thread =
         std::thread::Builder::new().name(ctx.id.clone()).spawn(move || supervise(ctx, rx)).context("egress thread")?;
     Ok(Egress { shared, tx, thread: Mutex::new(Some(thread)), taps, pipeline: pipeline.clone(), target: shown })
@@ -211,26 +227,16 @@ impl Drop for Egress {
     }
 }
 
-/// Refuses what whipclientsink would panic on: a URL it cannot parse, a token that is no header value.
-fn check_target(target: &PushTarget) -> anyhow::Result<()> {
-    let url =
-        reqwest::Url::parse(&target.url).with_context(|| format!("invalid WHIP URL {}", redacted(&target.url)))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        bail!("the WHIP URL must be http(s)://host/...: {}", redacted(&target.url));
-    }
+/// Where `target` goes, refusing what the sinks would panic on: a URL they cannot parse, a token that is no
+/// header value.
+fn check_target(target: &PushTarget) -> anyhow::Result<Endpoint> {
+    let endpoint = Endpoint::parse(&target.url)?;
     if let Some(token) = &target.token
         && (token.is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
     {
-        bail!("the WHIP bearer token must be non-empty visible ASCII");
+        bail!("the push's token (a WHIP bearer token or a Janus API secret) must be non-empty visible ASCII");
     }
-    Ok(())
-}
-
-/// The URL's scheme, host and port, for logs and errors (its path may be a secret).
-pub fn redacted(url: &str) -> String {
-    let Ok(u) = reqwest::Url::parse(url) else { return "<unparsable URL>".into() };
-    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{}://{}{port}/...", u.scheme(), u.host_str().unwrap_or_default())
+    Ok(endpoint)
 }
 
 /// `{tee} - {queue leaky} - {appsink}` in the stream pipeline; samples go to the current attempt's appsrc.
@@ -303,6 +309,9 @@ fn request_keyframe(taps: &[Tap]) {
 struct Ctx {
     id: String,
     target: PushTarget,
+    endpoint: Endpoint,
+    /// The stream's name: a Janus publisher's display name unless the URL gives one.
+    display: String,
     stream: glib::WeakRef<gst::Pipeline>,
     taps: Arc<Vec<Tap>>,
     shared: Arc<Shared>,
@@ -312,6 +321,7 @@ struct Ctx {
 /// The supervisor thread: one attempt at a time, a backoff after each failure, until [`Event::Stop`].
 fn supervise(ctx: Ctx, rx: mpsc::Receiver<Event>) {
     let host = redacted(&ctx.target.url);
+    let protocol = ctx.endpoint.protocol();
     let mut backoff = FIRST_BACKOFF;
     let mut n = 0;
     'attempts: loop {
@@ -319,7 +329,7 @@ fn supervise(ctx: Ctx, rx: mpsc::Receiver<Event>) {
         ctx.shared.attempts.store(n, Ordering::Relaxed);
         ctx.shared.set(EgressState::Connecting, Instant::now());
         let base_bytes = ctx.shared.bytes.load(Ordering::Relaxed);
-        tracing::info!(egress = %ctx.id, target = %host, attempt = n, "WHIP push connecting");
+        tracing::info!(egress = %ctx.id, target = %host, attempt = n, protocol, "push connecting");
         let why = match start_attempt(&ctx, n) {
             Err(e) => format!("{e:#}"),
             Ok((pipeline, sink)) => {
@@ -338,11 +348,15 @@ fn supervise(ctx: Ctx, rx: mpsc::Receiver<Event>) {
                             backoff = FIRST_BACKOFF;
                             ctx.shared.set(EgressState::Connected, Instant::now());
                             request_keyframe(&ctx.taps);
-                            tracing::info!(egress = %ctx.id, target = %host, "WHIP push connected");
+                            tracing::info!(egress = %ctx.id, target = %host, protocol, "push connected");
                         }
                         Ok(Event::Failed(m, why)) if m == n => break why,
                         Err(RecvTimeoutError::Timeout) if !connected && Instant::now() > deadline => {
-                            break format!("not connected after {} s", CONNECT_TIMEOUT.as_secs());
+                            break format!(
+                                "not connected after {} s{}",
+                                CONNECT_TIMEOUT.as_secs(),
+                                ctx.endpoint.silence_hint()
+                            );
                         }
                         _ => {} // an earlier attempt's news, or none
                     }
@@ -351,7 +365,7 @@ fn supervise(ctx: Ctx, rx: mpsc::Receiver<Event>) {
                 why
             }
         };
-        tracing::warn!(egress = %ctx.id, target = %host, attempt = n, %why, retry_in_s = backoff.as_secs(), "WHIP push failed");
+        tracing::warn!(egress = %ctx.id, target = %host, attempt = n, protocol, %why, retry_in_s = backoff.as_secs(), "push failed");
         let at = Instant::now() + backoff;
         ctx.shared.set(EgressState::Retrying { in_s: backoff.as_secs(), last_error: why }, at);
         loop {
@@ -376,18 +390,7 @@ fn start_attempt(ctx: &Ctx, n: u64) -> anyhow::Result<(gst::Pipeline, gst::Eleme
     pipeline.use_clock(Some(&clock));
     pipeline.set_base_time(base_time);
     pipeline.set_start_time(gst::ClockTime::NONE);
-    let sink = gst::ElementFactory::make("whipclientsink")
-        // No STUN (webrtcsink's default is Google's): our host candidates reach an endpoint with a public
-        // address, which learns our public one from the checks (peer-reflexive).
-        .property("stun-server", None::<String>)
-        .property_from_str("congestion-control", "disabled")
-        .property("do-fec", false)
-        .build()
-        .context("creating whipclientsink")?;
-    let signaller = sink.property::<glib::Object>("signaller");
-    signaller.set_property("whip-endpoint", ctx.target.url.as_str());
-    signaller.set_property("auth-token", ctx.target.token.as_deref());
-    signaller.set_property("timeout", HTTP_TIMEOUT_S);
+    let sink = sink::make(&ctx.endpoint, ctx.target.token.as_deref(), &ctx.display)?;
     watch(ctx, n, &pipeline, &sink);
     *ctx.shared.pipeline.lock().expect("egress pipeline lock") = Some(pipeline.clone());
     let started = link_tracks(ctx, &pipeline, &sink)
@@ -445,7 +448,7 @@ fn watch(ctx: &Ctx, n: u64, pipeline: &gst::Pipeline, sink: &gst::Element) {
                 e.debug().and_then(|d| d.lines().last().map(str::to_owned)).unwrap_or_else(|| e.error().to_string()),
             ),
             // Posted after a DELETE, whoever ended the session.
-            gst::MessageView::Eos(_) => Some("the WHIP session ended".to_owned()),
+            gst::MessageView::Eos(_) => Some("the session ended".to_owned()),
             _ => None,
         };
         if let Some(why) = why {
@@ -515,7 +518,7 @@ fn is_encoder(element: &gst::Element) -> bool {
 
 fn record_encoder(shared: &Shared, element: &gst::Element) {
     let name = element.factory().map_or_else(|| element.name().to_string(), |f| f.name().to_string());
-    tracing::error!(encoder = %name, "an encoder appeared in a WHIP push: the stream is encoded twice");
+    tracing::error!(encoder = %name, "an encoder appeared in a push: the stream is encoded twice");
     shared.encoders.lock().expect("egress encoders lock").push(name);
 }
 

@@ -78,13 +78,13 @@ pub struct StreamHealth {
     /// while one is pending ([`recover`]).
     pub restarts: u64,
     pub restart_problem: Option<String>,
-    /// WHIP pushes to other endpoints (`[[streams.push]]`).
+    /// Pushes to WHIP endpoints and Janus rooms (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
     pub vp8: Option<Vp8Status>,
 }
 
-/// One WHIP push, as health and metrics show it.
+/// One push (WHIP or Janus), as health and metrics show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PushStatus {
     /// The endpoint's scheme, host and port (its path may hold a secret).
@@ -136,7 +136,7 @@ struct Inner {
     slot: Option<SourceSlot>,
     /// The capture and encode chains that restart when they fail.
     recovery: Recovery,
-    /// WHIP pushes fed from the encoded tees.
+    /// Pushes (WHIP, Janus) fed from the encoded tees.
     pushes: Mutex<Vec<Egress>>,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).

@@ -53,7 +53,7 @@ struct Session {
     span: tracing::Span,
 }
 
-/// Starts the stream's configured WHIP pushes (`[[streams.push]]`).
+/// Starts the stream's configured pushes (`[[streams.push]]`: WHIP endpoints, Janus rooms).
 pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Result<()> {
     use anyhow::Context;
     for p in &cfg.push {

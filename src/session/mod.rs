@@ -221,7 +221,7 @@ pub struct StreamReadiness {
     /// The H.264 encoder in use, and the ones tried before it with why each was not used.
     pub encoder: &'static str,
     pub encoders_rejected: Vec<String>,
-    /// WHIP pushes to other endpoints: target (scheme, host, port), state, bytes, attempts, last error.
+    /// Pushes to WHIP endpoints and Janus rooms: target (scheme, host, port), state, bytes, attempts, last error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<crate::media::PushStatus>,
     /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.

@@ -157,9 +157,12 @@ fn describe() {
         "glasscast_sessions_by_path",
         "Connected sessions by their media path: glasscast's candidate type (host, srflx, relay) and protocol"
     );
-    describe_gauge!("glasscast_push_connected", "1 while a WHIP push to `target` (scheme://host:port) is connected");
+    describe_gauge!(
+        "glasscast_push_connected",
+        "1 while a push (WHIP or Janus) to `target` (scheme://host:port) is connected"
+    );
     describe_counter!("glasscast_push_sent_bytes_total", Unit::Bytes, "RTP payload bytes pushed to `target`");
-    describe_counter!("glasscast_push_attempts_total", "Connection attempts of a WHIP push (1 + retries)");
+    describe_counter!("glasscast_push_attempts_total", "Connection attempts of a push (1 + retries)");
     describe_counter!("glasscast_sessions_started_total", "Sessions created (WHEP POST answered)");
     describe_counter!("glasscast_sessions_ended_total", "Sessions ended, by reason");
     describe_histogram!("glasscast_session_setup_seconds", Unit::Seconds, "From WHEP POST to ICE+DTLS connected");

@@ -228,11 +228,14 @@ async fn watching_without_a_token_does_not_open_the_admin_api() {
 }
 
 /// The admin API pushes only to an origin in `auth.push_allow`: another host (the metadata address clouds
-/// use, a LAN device) gets 403 naming the setting, a URL that is not http(s) 400; the allowed origin 202.
+/// use, a LAN device) gets 403 naming the setting, a URL that is neither WHIP nor Janus 400; the allowed
+/// origins 202 (a Janus room's origin is its WebSocket's, `ws://host:port`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn pushes_go_only_where_push_allow_says() {
-    let srv =
-        start_auth_with(Transport::Forward, |cfg| cfg.auth.push_allow = vec!["http://198.18.0.9:8080".into()]).await;
+    let srv = start_auth_with(Transport::Forward, |cfg| {
+        cfg.auth.push_allow = vec!["http://198.18.0.9:8080".into(), "ws://198.18.0.9:8188".into()]
+    })
+    .await;
     let push = |url: &'static str| {
         let srv = &srv;
         async move {
@@ -254,6 +257,14 @@ async fn pushes_go_only_where_push_allow_says() {
     assert_eq!(push("http://198.18.0.9:9999/whip").await.0, 403, "another port is another origin");
     assert_eq!(push("file:///etc/passwd").await.0, 400);
     assert_eq!(push("http://198.18.0.9:8080/whip/x").await.0, 202, "the allowed origin");
+    assert_eq!(push("janus+ws://198.18.0.9:8188/?room=1234&feed=7").await.0, 202, "the allowed Janus origin");
+    assert_eq!(push("janus+wss://198.18.0.9:8188/?room=1234").await.0, 403, "wss is another origin");
+    assert_eq!(push("janus+ws://198.18.0.10:8188/?room=1234").await.0, 403, "another Janus host");
+    let (status, body) = push("janus+ws://198.18.0.9:8188/").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad-url") && body.contains("room=ROOM"), "a Janus URL without a room says so: {body}");
+    let (status, body) = push("janus+ws://198.18.0.9:8188/?room=1&pin=x").await;
+    assert!(status == 400 && body.contains("`pin`"), "{status} {body}");
     srv.shutdown().await;
 }
 

@@ -6,6 +6,7 @@ pub mod admin;
 pub mod aiortc;
 pub mod analyze;
 pub mod binary;
+pub mod janus;
 pub mod junk;
 pub mod netns;
 pub mod publisher;

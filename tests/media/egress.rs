@@ -16,16 +16,16 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 
 /// A sender like a glasscast stream: one encoder per track, tees, and a local consumer (counting buffers).
-struct Sender {
-    pipeline: gst::Pipeline,
-    h264_tee: gst::Element,
-    opus_tee: gst::Element,
+pub(crate) struct Sender {
+    pub(crate) pipeline: gst::Pipeline,
+    pub(crate) h264_tee: gst::Element,
+    pub(crate) opus_tee: gst::Element,
     local: Arc<AtomicU64>,
     /// Keyframe requests (upstream force-key-unit events) that reached the H.264 tee on their way to x264enc.
     keyframe_requests: Arc<AtomicU64>,
 }
 
-fn sender() -> Sender {
+pub(crate) fn sender() -> Sender {
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! video/x-h264,profile=constrained-baseline \
@@ -91,12 +91,12 @@ fn receiver(port: u16) -> Receiver {
 }
 
 /// Sets `pipeline` to NULL off the async runtime (whipserversrc and whipclientsink block on their own).
-async fn stop_pipeline(pipeline: &gst::Pipeline) {
+pub(crate) async fn stop_pipeline(pipeline: &gst::Pipeline) {
     let p = pipeline.clone();
     tokio::task::spawn_blocking(move || p.set_state(gst::State::Null)).await.expect("join").expect("null");
 }
 
-async fn stop_egress(egress: &Arc<Egress>) {
+pub(crate) async fn stop_egress(egress: &Arc<Egress>) {
     let e = egress.clone();
     tokio::task::spawn_blocking(move || e.stop()).await.expect("join");
 }
@@ -107,7 +107,7 @@ fn free_port() -> u16 {
 
 /// Factory names of the elements in `bin` (recursively) whose klass says `Encoder`, but for DTLS's
 /// (`Encoder/Network/DTLS`: they encrypt packets, and are in webrtcbin's session pipeline, not here).
-fn encoders_in(bin: &gst::Bin) -> Vec<String> {
+pub(crate) fn encoders_in(bin: &gst::Bin) -> Vec<String> {
     let mut names: Vec<String> = bin
         .iterate_recurse()
         .into_iter()

@@ -1,5 +1,5 @@
 //! Media-path tests: real pipelines, viewers on webrtcbin, aiortc, whepclientsrc and Chromium, both
-//! transports, WHIP in and out, network testbeds (TURN, ICE-TCP, NAT).
+//! transports, WHIP in and out, a Janus VideoRoom cascade, network testbeds (TURN, ICE-TCP, NAT).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,6 +10,7 @@ mod feeds;
 mod forward_transport;
 mod ice_restart;
 mod interop_whepclientsrc;
+mod janus_cascade;
 mod metrics;
 mod mux_failure;
 mod reach;

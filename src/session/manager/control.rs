@@ -57,7 +57,7 @@ impl Manager {
         });
     }
 
-    /// Starts a WHIP push of a stream off this task (it builds and links elements into the running
+    /// Starts a push (WHIP or Janus) of a stream off this task (it builds and links elements into the running
     /// pipeline); replies from there.
     pub(super) fn push(
         &self,
@@ -74,7 +74,7 @@ impl Manager {
         // Builds and links elements into the running pipeline: off this task, as a start is.
         tokio::task::spawn_blocking(move || {
             let target = crate::media::egress::PushTarget { url, token };
-            let shown = crate::media::egress::redacted(&target.url);
+            let shown = crate::push::redacted(&target.url);
             let started = pipeline.start_push(target);
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
             let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));

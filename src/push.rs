@@ -1,0 +1,165 @@
+//! Where a push goes (`[[streams.push]]`, `POST /api/v1/streams/{name}/push`), parsed once from its URL: a
+//! WHIP endpoint (`http(s)://...`, RFC 9725) or a Janus VideoRoom reached over Janus' WebSocket API
+//! (`janus+ws(s)://host:port/path?room=ROOM[&feed=ID][&display=NAME]`). No GStreamer here: the
+//! configuration, the admin API and the media layer read the same parse.
+
+/// A parsed push URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// POST an offer to this WHIP URL.
+    Whip { url: String },
+    /// Publish into a VideoRoom.
+    Janus(JanusRoom),
+}
+
+/// A Janus VideoRoom to publish into, as a publisher (a "feed") other room members subscribe to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JanusRoom {
+    /// The WebSocket API's URL (`ws://` or `wss://`; the `janus+` prefix and our query parameters removed).
+    pub ws: String,
+    /// The room: a number, or a string when Janus runs with `string_ids = true`.
+    pub room: String,
+    /// The publisher id to take (same kind as the room's), so subscribers can find the feed; else Janus picks.
+    pub feed: Option<String>,
+    /// The publisher's display name; the stream's name when absent.
+    pub display: Option<String>,
+}
+
+impl JanusRoom {
+    /// Whether the room (and feed) ids are strings rather than 64-bit numbers.
+    pub fn string_ids(&self) -> bool {
+        self.room.parse::<u64>().is_err()
+    }
+}
+
+/// Why a push URL is refused; says what a good one looks like.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum PushUrlError {
+    #[error("`{0}` is not a URL")]
+    Unparsable(String),
+    #[error("`{0}` is neither a WHIP endpoint (http:// or https://) nor a Janus room (janus+ws:// or janus+wss://)")]
+    Scheme(String),
+    #[error("`{0}` names no host")]
+    NoHost(String),
+    #[error("a Janus push URL needs ?room=ROOM (and may have &feed=ID and &display=NAME): `{0}`")]
+    NoRoom(String),
+    #[error("a Janus room with a numeric id takes a numeric feed id: `{0}`")]
+    FeedKind(String),
+    #[error("unknown parameter `{1}` in a Janus push URL (room, feed and display are known): `{0}`")]
+    UnknownParameter(String, String),
+}
+
+impl Endpoint {
+    /// Parses a push URL. Errors name the URL redacted (its path or query may hold a secret).
+    pub fn parse(url: &str) -> Result<Self, PushUrlError> {
+        let shown = redacted(url);
+        let u = reqwest::Url::parse(url).map_err(|_| PushUrlError::Unparsable(shown.clone()))?;
+        let ws_scheme = match u.scheme() {
+            "http" | "https" if u.host_str().is_some_and(|h| !h.is_empty()) => {
+                return Ok(Endpoint::Whip { url: url.to_owned() });
+            }
+            "http" | "https" => return Err(PushUrlError::NoHost(shown)),
+            "janus+ws" => "ws",
+            "janus+wss" => "wss",
+            _ => return Err(PushUrlError::Scheme(shown)),
+        };
+        if u.host_str().is_none_or(str::is_empty) {
+            return Err(PushUrlError::NoHost(shown));
+        }
+        let (mut room, mut feed, mut display, mut rest) = (None, None, None, Vec::new());
+        for (k, v) in u.query_pairs() {
+            match k.as_ref() {
+                "room" if !v.is_empty() => room = Some(v.into_owned()),
+                "feed" if !v.is_empty() => feed = Some(v.into_owned()),
+                "display" if !v.is_empty() => display = Some(v.into_owned()),
+                "room" | "feed" | "display" => {}
+                other => rest.push(other.to_owned()),
+            }
+        }
+        if let Some(k) = rest.into_iter().next() {
+            return Err(PushUrlError::UnknownParameter(shown, k));
+        }
+        let room = room.ok_or_else(|| PushUrlError::NoRoom(shown.clone()))?;
+        let janus = JanusRoom { ws: ws_url(&u, ws_scheme), room, feed, display };
+        if !janus.string_ids() && janus.feed.as_ref().is_some_and(|f| f.parse::<u64>().is_err()) {
+            return Err(PushUrlError::FeedKind(shown));
+        }
+        Ok(Endpoint::Janus(janus))
+    }
+
+    /// The origin the admin API's allow-list (`auth.push_allow`) is checked against: `https://host[:port]`
+    /// for WHIP, the WebSocket's `ws(s)://host[:port]` for Janus.
+    pub fn origin(&self) -> String {
+        let url = match self {
+            Endpoint::Whip { url } => url,
+            Endpoint::Janus(j) => &j.ws,
+        };
+        reqwest::Url::parse(url).map(|u| u.origin().ascii_serialization()).unwrap_or_default()
+    }
+
+    /// What an attempt that never connects may mean, for its error. gst-plugins-rs' Janus signaller (0.15)
+    /// does not parse Janus' error replies (a wrong API secret, an unknown room, a taken feed id), so a
+    /// refusal shows only as silence.
+    pub fn silence_hint(&self) -> &'static str {
+        match self {
+            Endpoint::Whip { .. } => "",
+            Endpoint::Janus(_) => {
+                " (Janus refusals are not reported: check the API secret (the push's token), that the room \
+                 exists and that no other publisher has the feed id)"
+            }
+        }
+    }
+
+    pub fn protocol(&self) -> &'static str {
+        match self {
+            Endpoint::Whip { .. } => "WHIP",
+            Endpoint::Janus(_) => "Janus",
+        }
+    }
+}
+
+/// `janus+ws://h:p/path?room=..` -> `ws://h:p/path`.
+fn ws_url(u: &reqwest::Url, scheme: &str) -> String {
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let host = u.host_str().unwrap_or_default();
+    let path = if u.path().is_empty() { "/" } else { u.path() };
+    format!("{scheme}://{host}{port}{path}")
+}
+
+/// The URL's scheme, host and port, for logs and errors (its path may be a secret).
+pub fn redacted(url: &str) -> String {
+    let Ok(u) = reqwest::Url::parse(url) else { return "<unparsable URL>".into() };
+    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{}{port}/...", u.scheme(), u.host_str().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whip_and_janus_urls_parse_and_bad_ones_say_why() {
+        let whip = Endpoint::parse("https://live.example/whip/abc").expect("whip");
+        assert_eq!(whip, Endpoint::Whip { url: "https://live.example/whip/abc".into() });
+        assert_eq!(whip.origin(), "https://live.example");
+        let Endpoint::Janus(j) =
+            Endpoint::parse("janus+wss://sfu.example:8989/janus-ws?room=1234&feed=42&display=Desk%201").expect("j")
+        else {
+            panic!("a Janus room")
+        };
+        assert_eq!((j.ws.as_str(), j.room.as_str()), ("wss://sfu.example:8989/janus-ws", "1234"));
+        assert_eq!((j.feed.as_deref(), j.display.as_deref(), j.string_ids()), (Some("42"), Some("Desk 1"), false));
+        let named = Endpoint::parse("janus+ws://127.0.0.1:8188?room=lobby&feed=desk").expect("string ids");
+        assert_eq!(named.origin(), "ws://127.0.0.1:8188");
+        assert!(matches!(&named, Endpoint::Janus(j) if j.string_ids() && j.ws == "ws://127.0.0.1:8188/"));
+        let err = |u: &str| Endpoint::parse(u).expect_err(u);
+        assert!(matches!(err("not a url"), PushUrlError::Unparsable(_)));
+        assert!(matches!(err("rtmp://example/live"), PushUrlError::Scheme(_)));
+        assert!(matches!(err("janus+ws://h:8188/"), PushUrlError::NoRoom(_)));
+        assert!(matches!(err("janus+ws://h:8188/?room=1&feed=desk"), PushUrlError::FeedKind(_)));
+        assert!(matches!(err("janus+ws://h:8188/?room=1&pin=x"), PushUrlError::UnknownParameter(_, k) if k == "pin"));
+        // A URL's path may be a secret (Cloudflare's WHIP URLs): never in an error.
+        assert!(!err("janus+ws://h:8188/s3cret").to_string().contains("s3cret"));
+        assert!(!err("gopher://h/s3cret").to_string().contains("s3cret"));
+    }
+}
