@@ -4,6 +4,7 @@
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
 //                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nogso]
+//                         [--full-every 1]
 //
 // For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
@@ -12,13 +13,15 @@
 // cost per extra viewer against the smallest N. Each transport in --transport (webrtc.transport: one
 // webrtcbin per viewer, or the one-port forwarding mux; `forward-nogso`: the mux with webrtc.udp_gso = false,
 // one sendmsg per packet, the send path before GSO) is measured over the same Ns in the same run.
-// JSON on stdout, a line per N on stderr.
+// `--full-every K`: only every K-th load viewer decrypts and depacketizes everything; the others count SRTP
+// media from the clear RTP headers (bench/loadclient/src/light.rs), so the load client costs less of the
+// core it shares. JSON on stdout, a line per N on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
   bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
-  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward',
+  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward', 'full-every': '1',
 });
 pinSelf('1');
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
@@ -46,7 +49,7 @@ async function runOnce(n, port, transport) {
     const load = runLoadClient({
       bin: opts.loadclient, url: `${server.base}/whep/main`, pinCpus: '1',
       args: ['--viewers', String(n), '--duration', opts.seconds, '--ramp-ms', opts['ramp-ms'], '--expect-fps', String(fps),
-        '--server-pid', String(server.pid), '--connect-timeout', '30'],
+        '--server-pid', String(server.pid), '--connect-timeout', '30', '--full-every', opts['full-every']],
     });
     // Align Chromium's window with the load client's: after the ramp (and connects), until it ends.
     await sleep(n * Number(opts['ramp-ms']) + 2000);
@@ -64,7 +67,8 @@ async function runOnce(n, port, transport) {
     const lat = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
     return {
       transport, viewers: lc.connected + 1, load_viewers: n, connected: lc.connected, failed: (lc.failed || []).length,
-      delivery_ratio: lc.delivery_ratio, viewers_at_99pct: lc.viewers_at_99pct,
+      delivery_ratio: lc.delivery_ratio, delivery_ratio_full: lc.delivery_ratio_full, light_viewers: lc.light_viewers,
+      viewers_at_99pct: lc.viewers_at_99pct,
       mbit_per_viewer: lc.mbit_per_viewer, video_gaps_total: lc.video_gaps_total,
       first_frame_ms: lc.first_frame_ms,
       server_cpu_pct_of_core: lc.server ? lc.server.cpu_pct : Math.round(((cpu1 - cpu0) / seconds) * 1000) / 10,

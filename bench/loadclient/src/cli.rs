@@ -33,6 +33,12 @@ pub struct Args {
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
 
+    /// Every K-th viewer (0, K, 2K ...) decrypts and depacketizes everything through str0m; the others
+    /// count SRTP media from the clear RTP headers once they have their first frame (`src/light.rs`).
+    /// 1: every viewer is full.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..))]
+    pub full_every: u32,
+
     /// Shortest time in milliseconds between two rounds of a worker's loop, so that one wake-up serves
     /// many packets (0: wake per packet; costs more client CPU).
     #[arg(long, default_value_t = 2)]

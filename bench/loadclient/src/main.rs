@@ -7,6 +7,7 @@ mod addr;
 mod cli;
 mod crypto;
 mod driver;
+mod light;
 mod run;
 mod stats;
 mod tls;
@@ -87,7 +88,8 @@ fn setup_and_run(args: &Args, url: Url, policy: Option<CertPolicy>) -> anyhow::R
     let Some(dtls_cert) = crypto.dtls_provider.generate_certificate() else {
         bail!("str0m could not generate a DTLS certificate");
     };
-    let settings = ViewerSettings { crypto, dtls_cert, connect_timeout: args.connect_timeout(), server_ip };
+    let full_every = args.full_every;
+    let settings = ViewerSettings { crypto, dtls_cert, connect_timeout: args.connect_timeout(), server_ip, full_every };
     run::run(args, whep, settings).context("the run failed")
 }
 

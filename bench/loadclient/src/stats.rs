@@ -113,6 +113,8 @@ pub struct ViewerRecord {
     pub send_errors: u64,
     pub patch: Option<String>,
     pub delete: Option<String>,
+    /// Counted from RTP headers (`--full-every`), not decrypted and depacketized.
+    pub light: bool,
 }
 
 impl ViewerRecord {
@@ -142,6 +144,7 @@ impl ViewerRecord {
             send_errors: 0,
             patch: http.patch.clone(),
             delete: http.delete.clone(),
+            light: report.is_some_and(|r| r.light),
         };
         let failure = http.failure.clone().or_else(|| report.and_then(|r| r.failure.clone()));
         if let Some(r) = report {
@@ -226,6 +229,10 @@ pub struct Output {
     /// Over connected viewers: video frames inside the window.
     pub video_frames_per_viewer: Option<Summary>,
     pub delivery_ratio: Option<Summary>,
+    /// The same over the full viewers only (str0m decrypted and depacketized everything), and how many
+    /// viewers counted light (`--full-every`).
+    pub delivery_ratio_full: Option<Summary>,
+    pub light_viewers: usize,
     /// Connected viewers whose delivery ratio is at least 0.99.
     pub viewers_at_99pct: usize,
     pub viewers_at_95pct: usize,
@@ -292,6 +299,10 @@ impl Aggregate<'_> {
             expect_fps: self.expect_fps,
             video_frames_per_viewer: Summary::of(windows.iter().map(|w| w.video_frames as f64)),
             delivery_ratio: Summary::of(windows.iter().map(|w| w.delivery_ratio)),
+            delivery_ratio_full: Summary::of(
+                connected.iter().filter(|r| !r.light).filter_map(|r| r.window.as_ref()).map(|w| w.delivery_ratio),
+            ),
+            light_viewers: connected.iter().filter(|r| r.light).count(),
             viewers_at_99pct: ratio_at(0.99),
             viewers_at_95pct: ratio_at(0.95),
             max_video_gap_ms: Summary::of(windows.iter().filter_map(|w| w.max_video_gap_ms)),

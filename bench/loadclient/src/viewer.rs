@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
 
+use crate::light::{Counted, Light};
+
 pub use crate::addr::route_local_ip;
 use crate::addr::{panic_text, sdp_attr, sdp_candidate_ips};
 use str0m::change::{SdpAnswer, SdpPendingOffer};
@@ -129,6 +131,8 @@ pub struct Report {
     pub audio_rtp: Ingress,
     /// The longest time between two video frames inside the window.
     pub max_video_gap: Option<Duration>,
+    /// Counted from RTP headers ([`crate::light`]) rather than through str0m.
+    pub light: bool,
 }
 
 /// Settings shared by all viewers.
@@ -138,6 +142,8 @@ pub struct ViewerSettings {
     pub connect_timeout: Duration,
     /// Where the server is (the URL host), to pick a local address for the offer's candidate.
     pub server_ip: Option<IpAddr>,
+    /// Every K-th viewer is full ([`crate::light`]).
+    pub full_every: u32,
 }
 
 /// A viewer with its offer made, waiting for the answer.
@@ -251,6 +257,9 @@ impl Prepared {
             video_rtp: Ingress::default(),
             audio_rtp: Ingress::default(),
             progress,
+            light_wanted: !idx.is_multiple_of(settings.full_every as usize),
+            light: None,
+            pts: (None, None),
         };
         viewer.set_progress(progress::CONNECTING);
         Ok((viewer, frag))
@@ -291,6 +300,11 @@ pub struct Viewer {
     video_rtp: Ingress,
     audio_rtp: Ingress,
     progress: Progress,
+    /// Counts media from RTP headers once it can ([`crate::light`]).
+    light_wanted: bool,
+    light: Option<Light>,
+    /// The video and audio payload types str0m delivered frames with.
+    pts: (Option<u8>, Option<u8>),
 }
 
 impl Viewer {
@@ -375,6 +389,9 @@ impl Viewer {
             let now = Instant::now();
             self.counters.udp_packets += 1;
             self.counters.udp_bytes += n as u64;
+            if self.count_light(&buf[..n], now) {
+                continue;
+            }
             let destination = SocketAddr::new(self.local_ip_for(source.ip()), self.port);
             let Ok(receive) = Receive::new(Protocol::Udp, source, destination, &buf[..n]) else {
                 continue; // not STUN/DTLS/RTP: ignore
@@ -386,6 +403,41 @@ impl Viewer {
                 Err(p) => self.fail(self.current_stage(), format!("str0m panicked: {}", panic_text(p)), true),
             }
         }
+    }
+
+    /// A light viewer's media packet, counted from its header; false for what goes to str0m.
+    fn count_light(&mut self, d: &[u8], now: Instant) -> bool {
+        let Some(light) = &mut self.light else { return false };
+        let c = &mut self.counters;
+        match light.count(d) {
+            Counted::NotRtp => return false,
+            Counted::Ignored => {}
+            Counted::Audio { bytes } => {
+                c.audio_frames += 1;
+                c.audio_bytes += bytes;
+            }
+            Counted::Video { bytes, frame_end, gap } => {
+                c.video_bytes += bytes;
+                c.video_gaps += u64::from(gap);
+                if frame_end {
+                    c.video_frames += 1;
+                    self.note_gap(now);
+                    self.last_video_at = Some(now);
+                }
+            }
+        }
+        true
+    }
+
+    /// Whether this viewer counts light from now on: it wants to, and str0m has shown it the payload types.
+    fn maybe_go_light(&mut self) {
+        if let (true, None, (Some(video), Some(audio))) = (self.light_wanted, &self.light, self.pts) {
+            self.light = Some(Light::new(video, Some(audio)));
+        }
+    }
+
+    pub fn is_light(&self) -> bool {
+        self.light.is_some()
     }
 
     /// Timer work: str0m's own timeout, and the connect deadline.
@@ -477,6 +529,12 @@ impl Viewer {
     fn on_media(&mut self, data: MediaData, since: Duration) {
         let len = data.data.len() as u64;
         if data.mid == self.video_mid {
+            self.pts.0 = Some(*data.pt);
+        } else if data.mid == self.audio_mid {
+            self.pts.1 = Some(*data.pt);
+        }
+        self.maybe_go_light();
+        if data.mid == self.video_mid {
             let now = Instant::now();
             self.note_gap(now);
             self.last_video_at = Some(now);
@@ -543,6 +601,7 @@ impl Viewer {
             video_rtp: self.video_rtp,
             audio_rtp: self.audio_rtp,
             max_video_gap: self.max_gap_at_end.or(self.win_max_gap),
+            light: self.is_light(),
         }
     }
 }
