@@ -4,9 +4,9 @@
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
 //                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nogso]
-//                         [--full-every 1]
+//                         [--full-every 1] [--mux-threads 1] [--server-cpus 0] [--client-cpus 1]
 //
-// For each viewer count: a fresh glasscast (pinned to CPU 0) serves the probe-painted test stream; one
+// For each viewer count: a fresh glasscast (pinned to --server-cpus, default CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
 // stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
 // Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
@@ -15,23 +15,28 @@
 // one sendmsg per packet, the send path before GSO) is measured over the same Ns in the same run.
 // `--full-every K`: only every K-th load viewer decrypts and depacketizes everything; the others count SRTP
 // media from the clear RTP headers (bench/loadclient/src/light.rs), so the load client costs less of the
-// core it shares. JSON on stdout, a line per N on stderr.
+// core it shares. `--mux-threads` (webrtc.mux_threads; default 1: one core's worth) with `--server-cpus`
+// (the CPUs glasscast may run on) measures more cores; load client and Chromium run on `--client-cpus`.
+// JSON on stdout, a line per N on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
 const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
   bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
-  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward', 'full-every': '1',
+  port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward', 'full-every': '1', 'mux-threads': '1', 'server-cpus': '0', 'client-cpus': '1',
 });
-pinSelf('1');
+pinSelf(opts['client-cpus']);
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
 const [width, height, fps] = m.slice(1).map(Number);
 
 async function runOnce(n, port, transport) {
   const server = await startServer({
-    bin: opts.bin, port, pinCpus: '0',
-    webrtc: { transport: transport.split('-')[0], mux_port: 0, udp_gso: transport !== 'forward-nogso' },
+    bin: opts.bin, port, pinCpus: opts['server-cpus'],
+    webrtc: {
+      transport: transport.split('-')[0], mux_port: 0, udp_gso: transport !== 'forward-nogso',
+      mux_threads: Number(opts['mux-threads']),
+    },
     stream: {
       width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10,
       audio_frame_ms: Number(opts['audio-frame-ms']),
@@ -47,7 +52,7 @@ async function runOnce(n, port, transport) {
     }
     const idle = processFootprint(server.pid);
     const load = runLoadClient({
-      bin: opts.loadclient, url: `${server.base}/whep/main`, pinCpus: '1',
+      bin: opts.loadclient, url: `${server.base}/whep/main`, pinCpus: opts['client-cpus'],
       args: ['--viewers', String(n), '--duration', opts.seconds, '--ramp-ms', opts['ramp-ms'], '--expect-fps', String(fps),
         '--server-pid', String(server.pid), '--connect-timeout', '30', '--full-every', opts['full-every']],
     });
@@ -112,6 +117,6 @@ for (const transport of opts.transport.split(',')) {
 console.log(JSON.stringify({
   bench: 'fanout', date: new Date().toISOString(), machine: machine(), mode: opts.mode, bitrate_kbps: Number(opts.bitrate),
   audio_frame_ms: Number(opts['audio-frame-ms']),
-  pinned: 'glasscast on CPU 0; load client and Chromium on CPU 1',
+  pinned: `glasscast on CPUs ${opts['server-cpus']} with ${opts['mux-threads']} mux thread(s); load client and Chromium on CPUs ${opts['client-cpus']}`,
   command: `node bench/fanout.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs,
 }, null, 1));

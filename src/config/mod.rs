@@ -400,6 +400,11 @@ mod tests {
         assert!(e.contains("audio_frame_ms") && e.contains("10 or 20") && e.contains("15"), "{e}");
         let e = err_text(load_toml("[webrtc]\nconnect_timeout_s = 0\n", &[]));
         assert!(e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"), "{e}");
+        let e = err_text(load_toml("[webrtc]\nmux_threads = 65\n", &[]));
+        assert!(e.contains("webrtc.mux_threads") && e.contains("0 (one per core) to 64"), "{e}");
+        let cfg = load_toml("[webrtc]\nmux_threads = 3\n", &[]).expect("valid");
+        assert_eq!(cfg.webrtc.mux_threads(), 3);
+        assert!(load_toml("", &[]).expect("valid").webrtc.mux_threads() >= 1, "0 takes the core count");
         let e = err_text(load_toml("[webrtc]\nudp_port_min = 5000\n", &[]));
         assert!(e.contains("webrtc.udp_port_max"), "{e}");
     }

@@ -41,6 +41,24 @@ pub struct WebrtcConfig {
     /// UDP GSO (`UDP_SEGMENT`) on the mux port: a frame's packets to one viewer leave in one system call
     /// (forwarding transport). Off: one call per packet (the way to compare, or a driver that mishandles it).
     pub udp_gso: bool,
+    /// Threads that serve the forwarding transport's viewers, each owning its share (all on `mux_port`).
+    /// 0 (default): one per core the process may use, at most [`MAX_MUX_THREADS`].
+    pub mux_threads: u32,
+}
+
+/// The most mux threads `webrtc.mux_threads` may ask for.
+pub const MAX_MUX_THREADS: u32 = 64;
+/// What `mux_threads = 0` takes at most.
+const AUTO_MUX_THREADS: usize = 16;
+
+impl WebrtcConfig {
+    /// The mux threads to start: `mux_threads`, or one per available core.
+    pub fn mux_threads(&self) -> usize {
+        match self.mux_threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(AUTO_MUX_THREADS),
+            n => n as usize,
+        }
+    }
 }
 
 impl Default for WebrtcConfig {
@@ -59,6 +77,7 @@ impl Default for WebrtcConfig {
             tcp_port: 0,
             relay: false,
             udp_gso: true,
+            mux_threads: 0,
         }
     }
 }
@@ -307,6 +326,9 @@ impl WebrtcConfig {
                     ));
                 }
             }
+        }
+        if w.mux_threads > MAX_MUX_THREADS {
+            return Err(invalid("webrtc.mux_threads", w.mux_threads, "0 (one per core) to 64"));
         }
         if !(1..=300).contains(&w.connect_timeout_s) {
             return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));

@@ -20,7 +20,7 @@ const INCREASE_EVERY: Duration = Duration::from_secs(2);
 const CLEAN_FOR: Duration = Duration::from_secs(5);
 
 /// One report period (2 s) of a stream's receiver reports, summarized.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct LossReport {
     /// Viewers that sent a receiver report for video in the period.
     pub reporting: usize,
@@ -40,6 +40,13 @@ impl LossReport {
             r.not_clean += usize::from(l >= CLEAN);
         }
         r
+    }
+
+    /// Adds another group of viewers' report (another mux thread's) to this one.
+    pub fn add(&mut self, other: &LossReport) {
+        self.reporting += other.reporting;
+        self.lossy += other.lossy;
+        self.not_clean += other.not_clean;
     }
 }
 

@@ -446,12 +446,14 @@ impl Manager {
         Readiness { ready, streams, relay, mux }
     }
 
-    /// The forwarding transport's media thread: alive, and its send counters (`None` on webrtcbin).
+    /// The forwarding transport's media threads: alive, their send counters and viewers (`None` on webrtcbin).
     fn mux_readiness(&self) -> Option<super::MuxReadiness> {
         self.forward.as_ref().map(|f| {
             let (alive, age) = f.mux_liveness();
             let (datagrams_sent, send_calls) = f.udp_sends();
-            super::MuxReadiness { alive, last_loop_ms: age.as_millis() as u64, datagrams_sent, send_calls }
+            let viewers_per_thread = f.viewers_per_thread();
+            let last_loop_ms = age.as_millis() as u64;
+            super::MuxReadiness { alive, last_loop_ms, datagrams_sent, send_calls, viewers_per_thread }
         })
     }
 

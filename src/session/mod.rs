@@ -249,7 +249,7 @@ pub struct Readiness {
     /// failed (why; tried again every 30 s). It does not make the server unready: LAN viewers still play.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub relay: Option<crate::media::forward::RelayStatus>,
-    /// The forwarding transport's media thread (`None` on the webrtcbin transport). Not alive (it stopped,
+    /// The forwarding transport's media threads (`None` on the webrtcbin transport). Not alive (one stopped,
     /// or its loop has not gone round for 5 s): the server is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mux: Option<MuxReadiness>,
@@ -264,6 +264,8 @@ pub struct MuxReadiness {
     /// packets to one viewer take one).
     pub datagrams_sent: u64,
     pub send_calls: u64,
+    /// Viewers each mux thread serves (`webrtc.mux_threads`; the first also reads the sockets).
+    pub viewers_per_thread: Vec<usize>,
 }
 
 /// A WHEP or WHIP POST: an offer for a new session of `role` on `stream`, bound to `grant`'s token.

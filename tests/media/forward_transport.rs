@@ -1,6 +1,7 @@
-//! The forwarding transport (`webrtc.transport = "forward"`, str0m peers in one mux thread on one UDP port),
+//! The forwarding transport (`webrtc.transport = "forward"`, str0m peers in mux threads on one UDP port),
 //! end to end over WHEP with GStreamer's own webrtcbin as the viewer: decoded video and audio, several
-//! payload types at once, keyframe on join, DELETE, ICE restart, a viewer that vanishes, and UDP GSO.
+//! payload types at once, keyframe on join, DELETE, ICE restart, a viewer that vanishes, UDP GSO, and
+//! viewers spread over several mux threads.
 
 use crate::common;
 
@@ -170,4 +171,45 @@ async fn with_udp_gso_a_frames_packets_leave_together_and_every_frame_arrives() 
         }
         srv.shutdown().await;
     }
+}
+
+/// Viewers spread over several mux threads (`webrtc.mux_threads = 3`): one per thread, all on the one port,
+/// all decode (the second and third threads get their datagrams from the first and send on their own
+/// handles of its sockets); readiness counts them per thread; one leaving spares the others, and the next
+/// viewer takes the thread it left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn viewers_spread_over_three_mux_threads_all_play_and_one_leaving_spares_the_others() {
+    let mut cfg = glasscast::config::Config::default();
+    cfg.server.plain_http = true;
+    cfg.webrtc.transport = glasscast::config::Transport::Forward;
+    cfg.webrtc.mux_threads = 3;
+    cfg.streams = vec![small_stream("main")];
+    let srv = start_with(cfg).await;
+    let per_thread = || async { srv.server.sessions.readiness().await.mux.expect("mux").viewers_per_thread };
+    assert_eq!(per_thread().await, [0, 0, 0]);
+    let mut viewers = Vec::new();
+    for _ in 0..3 {
+        let mut v = WebrtcbinViewer::new(96, "42e01f", true);
+        v.connect(&srv, "main").await;
+        viewers.push(v);
+    }
+    for (i, v) in viewers.iter().enumerate() {
+        assert!(v.gets_frames(30, 20).await, "viewer {i} decoded no video");
+        assert!(eventually(10, || v.audio() > 10).await, "viewer {i} decoded no audio");
+    }
+    assert_eq!(per_thread().await, [1, 1, 1]);
+    let ready = srv.server.sessions.readiness().await;
+    assert!(ready.ready && ready.mux.as_ref().is_some_and(|m| m.alive), "{ready:?}");
+
+    let gone = srv.http.delete(viewers[1].location.clone().expect("location")).send().await.expect("delete");
+    assert_eq!(gone.status(), 200);
+    viewers[1].stop();
+    assert!(eventually_async(10, || async { per_thread().await == [1, 0, 1] }).await, "{:?}", per_thread().await);
+    let (a, c) = (viewers[0].frames(), viewers[2].frames());
+    assert!(viewers[0].gets_frames(a + 30, 10).await && viewers[2].gets_frames(c + 30, 10).await);
+    let mut next = WebrtcbinViewer::new(96, "42e01f", true);
+    next.connect(&srv, "main").await;
+    assert!(next.gets_frames(30, 20).await, "a viewer on the freed thread plays");
+    assert_eq!(per_thread().await, [1, 1, 1]);
+    srv.shutdown().await;
 }

@@ -21,9 +21,11 @@ fn candidates(answer: &str) -> Vec<String> {
 
 /// glasscast in the server namespace (`[webrtc]` with `webrtc_extra`), serving a small test stream, with no
 /// token needed; ready as the viewer sees it at `base`.
+/// Two mux threads whatever the machine: a test's second viewer is served by the second thread (ties go
+/// in turn), so the ICE-TCP and relay paths are crossed by a thread that owns neither (`forward/mux.rs`).
 async fn serve(bed: &HomeRouter, webrtc_extra: &str, base: &str) -> Glasscast {
     let config = format!(
-        "[auth]\nmode = \"disabled\"\n[metrics]\nenabled = false\n[webrtc]\nmux_port = 8189\n{webrtc_extra}\n\
+        "[auth]\nmode = \"disabled\"\n[metrics]\nenabled = false\n[webrtc]\nmux_port = 8189\nmux_threads = 2\n{webrtc_extra}\n\
          [[streams]]\nname = \"main\"\nwidth = 320\nheight = 240\nbitrate_kbps = 600\n"
     );
     let gc = Glasscast::start(&bed.server, &config);

@@ -1,4 +1,5 @@
-//! The forwarding transport: every viewer of every stream served by one thread from one UDP port.
+//! The forwarding transport: every viewer of every stream served from one UDP port by a few mux threads
+//! (`webrtc.mux_threads`, one per core by default), each owning its share of the viewers.
 //!
 //! ```text
 //! {h264 tee} - {rtph264pay pt=96} - {rtp tee} - {appsink} --+
@@ -31,7 +32,7 @@ pub use announce::{follow_local, keep_discovered, keep_relayed, keep_resolved};
 pub use relay::{Credentials, RelaySpec, RelayState, RelayStatus, try_allocate as relay_try_allocate};
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
@@ -63,7 +64,8 @@ pub struct Forward {
 }
 
 struct Shared {
-    mux: mux::MuxSender,
+    /// The mux threads; the first reads the sockets and owns ICE-TCP and the relay ([`mux`]).
+    shards: Vec<mux::Shard>,
     port: u16,
     /// A host candidate per bound socket whose address is present now: every peer's `Rtc` knows them all
     /// (str0m answers STUN only on an address it has as a candidate, and a port-forwarded check arrives on
@@ -83,10 +85,9 @@ struct Shared {
     relay: relay::SharedStatus,
     /// Full ICE rather than lite (a relay is configured: an ICE-lite agent cannot have a relay candidate).
     full_ice: bool,
-    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     next_slot: AtomicU64,
-    lag: Arc<liveness::SendLag>,
-    heartbeat: Arc<liveness::Heartbeat>,
+    /// Where [`Forward::pick_shard`] starts looking.
+    next_shard: AtomicUsize,
     /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
     sends: Arc<udp::SendCounters>,
 }
@@ -150,17 +151,22 @@ impl Forward {
         let tcp_listener =
             if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }, any_port) } else { None };
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
-        let lag = Arc::new(liveness::SendLag::default());
-        let heartbeat = Arc::new(liveness::Heartbeat::default());
         let relay = relay::SharedStatus::default();
-        let health = (lag.clone(), heartbeat.clone());
         let sends = Arc::new(udp::SendCounters::default());
-        let out = udp::SendBatch::new(w.udp_gso, sends.clone());
-        let (mux, thread) = mux::spawn(sockets, tcp_listener, events, health, relay.clone(), out)?;
-        tracing::info!(port, ?tcp_port, addresses = ?ips, "forwarding transport listening");
+        let threads = w.mux_threads();
+        let shards = mux::spawn(mux::Setup {
+            threads,
+            sockets,
+            tcp_listener,
+            events,
+            relay_status: relay.clone(),
+            gso: w.udp_gso,
+            sends: sends.clone(),
+        })?;
+        tracing::info!(port, ?tcp_port, addresses = ?ips, mux_threads = threads, "forwarding transport listening");
         Ok(Self {
             shared: Arc::new(Shared {
-                mux,
+                shards,
                 port,
                 locals: RwLock::new(locals),
                 bound: Mutex::new(bound),
@@ -170,21 +176,58 @@ impl Forward {
                 discovered: RwLock::new(None),
                 relay,
                 full_ice: w.relay,
-                thread: Mutex::new(Some(thread)),
                 next_slot: AtomicU64::new(0),
-                lag,
-                heartbeat,
+                next_shard: AtomicUsize::new(0),
                 sends,
             }),
         })
     }
 
-    /// Whether the mux thread runs and its loop went round in the last [`liveness::STUCK_AFTER`], and how
-    /// long ago it last did.
+    /// Whether every mux thread runs and its loop went round in the last [`liveness::STUCK_AFTER`], and how
+    /// long ago the slowest last did.
     pub fn mux_liveness(&self) -> (bool, std::time::Duration) {
-        let age = self.shared.heartbeat.age();
-        let running = self.shared.thread.lock().expect("thread lock").as_ref().is_some_and(|t| !t.is_finished());
-        (running && age < liveness::STUCK_AFTER, age)
+        let shards = &self.shared.shards;
+        let age = shards.iter().map(|s| s.heartbeat.age()).max().unwrap_or_default();
+        let running = |s: &mux::Shard| s.thread.lock().expect("thread lock").as_ref().is_some_and(|t| !t.is_finished());
+        (shards.iter().all(running) && age < liveness::STUCK_AFTER, age)
+    }
+
+    /// Viewers each mux thread serves now.
+    pub fn viewers_per_thread(&self) -> Vec<usize> {
+        self.shared.shards.iter().map(|s| s.load.load(Ordering::Relaxed)).collect()
+    }
+
+    /// The mux thread a new viewer goes to: the least loaded, ties taken in turn (so consecutive viewers
+    /// spread even when each leaves before the next comes).
+    fn pick_shard(&self) -> &mux::Shard {
+        let shards = &self.shared.shards;
+        let start = self.shared.next_shard.fetch_add(1, Ordering::Relaxed);
+        let n = shards.len();
+        let order = (0..n).map(|k| &shards[(start + k) % n]);
+        order.min_by_key(|s| s.load.load(Ordering::Relaxed)).expect("a mux thread")
+    }
+
+    /// The first mux thread's channel: it owns the sockets' reading, ICE-TCP and the relay.
+    fn home(&self) -> &mux::MuxSender {
+        &self.shared.shards[0].tx
+    }
+
+    /// Sends `cmd(shard)` to every mux thread.
+    fn broadcast(&self, cmd: impl Fn(usize) -> Cmd) {
+        for (i, s) in self.shared.shards.iter().enumerate() {
+            s.tx.send(cmd(i));
+        }
+    }
+
+    /// Where the loss reports of mux thread `shard` go: `on_loss` on the first, the first from the others.
+    fn loss_sinks(&self, slot: StreamSlot, vp8: bool, on_loss: mux::LossSink) -> Vec<Option<mux::LossSink>> {
+        let mut sinks = vec![Some(on_loss)];
+        for _ in 1..self.shared.shards.len() {
+            let home = self.home().clone();
+            let sink: mux::LossSink = Box::new(move |report| home.send(Cmd::Loss { slot, vp8, report }));
+            sinks.push(Some(sink));
+        }
+        sinks
     }
 
     /// Datagrams sent on the media port so far, and the `sendmsg` calls they took.
@@ -196,7 +239,7 @@ impl Forward {
     /// How long packets wait for the mux thread (ms, smoothed over ~100 packets); `None` before the first.
     /// It grows when the thread cannot keep up: admission control refuses joins then.
     pub fn send_lag_ms(&self) -> Option<f64> {
-        self.shared.lag.ms()
+        self.shared.shards.iter().filter_map(|s| s.lag.ms()).reduce(f64::max)
     }
 
     /// Announces these addresses (resolved `webrtc.advertise`) to the viewers who join from now on.
@@ -219,7 +262,15 @@ impl Forward {
                 Ok(socket) => {
                     tracing::info!(addr = %socket.local, "forwarding transport: a new local address, listening there too");
                     bound.push(socket.local);
-                    self.shared.mux.send(Cmd::Socket(socket));
+                    for s in &self.shared.shards[1..] {
+                        match socket.try_clone() {
+                            Ok(clone) => s.tx.send(Cmd::Socket(clone)),
+                            Err(e) => {
+                                tracing::warn!(error = %format!("{e:#}"), "cannot share a new socket with a mux thread")
+                            }
+                        }
+                    }
+                    self.home().send(Cmd::Socket(socket));
                 }
                 // An IPv6 address still in duplicate-address detection cannot be bound yet: next round.
                 Err(e) => tracing::debug!(%ip, error = %format!("{e:#}"), "not bound yet"),
@@ -235,7 +286,7 @@ impl Forward {
 
     /// Allocates a relay on this TURN server (replacing any other); answers announce it once allocated.
     pub fn set_relay(&self, spec: RelaySpec) {
-        self.shared.mux.send(Cmd::Relay(spec));
+        self.home().send(Cmd::Relay(spec));
     }
 
     /// The TURN allocation's state (`None`: no relay configured or asked yet).
@@ -331,7 +382,11 @@ impl Forward {
     ) -> anyhow::Result<StreamSlot> {
         let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
         self.appsink(pipeline, video_rtp, slot, Track::Video)?;
-        self.shared.mux.send(Cmd::Stream { slot, name: name.clone(), keyframe_pad, on_loss: Box::new(on_loss) });
+        let sinks = Mutex::new(self.loss_sinks(slot, false, Box::new(on_loss)));
+        self.broadcast(|i| {
+            let on_loss = sinks.lock().expect("sinks lock")[i].take().expect("one sink per mux thread");
+            Cmd::Stream { slot, name: name.clone(), keyframe_pad: keyframe_pad.clone(), on_loss }
+        });
         if let Some(tee) = audio_rtp {
             self.appsink(pipeline, tee, slot, Track::Audio)?;
         }
@@ -364,7 +419,7 @@ impl Forward {
             .max_buffers(64)
             .drop(true)
             .build();
-        let mux = self.shared.mux.clone();
+        let muxes: Vec<mux::MuxSender> = self.shared.shards.iter().map(|s| s.tx.clone()).collect();
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
@@ -372,7 +427,10 @@ impl Forward {
                     let at = Instant::now();
                     let mut send = |buffer: &gst::BufferRef| {
                         if let Some(packet) = MediaPacket::parse(slot, track, buffer, at) {
-                            mux.send(Cmd::Media(packet));
+                            // Every thread has viewers of any stream; the payload is shared, not copied.
+                            let (last, rest) = muxes.split_last().expect("at least one mux thread");
+                            rest.iter().for_each(|m| m.send(Cmd::Media(packet.clone())));
+                            last.send(Cmd::Media(packet));
                         }
                     };
                     if let Some(list) = sample.buffer_list() {
@@ -402,13 +460,17 @@ impl Forward {
         on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<gst::Element> {
         let sink = self.appsink_on(pipeline, src, slot, Track::Vp8)?;
-        self.shared.mux.send(Cmd::Vp8 { slot, encoding: Some((keyframe_pad, Box::new(on_loss))) });
+        let sinks = Mutex::new(self.loss_sinks(slot, true, Box::new(on_loss)));
+        self.broadcast(|i| {
+            let on_loss = sinks.lock().expect("sinks lock")[i].take().expect("one sink per mux thread");
+            Cmd::Vp8 { slot, encoding: Some((keyframe_pad.clone(), on_loss)) }
+        });
         Ok(sink.upcast())
     }
 
     /// The stream's VP8 encoding stopped.
     pub fn detach_vp8(&self, slot: StreamSlot) {
-        self.shared.mux.send(Cmd::Vp8 { slot, encoding: None });
+        self.broadcast(|_| Cmd::Vp8 { slot, encoding: None });
     }
 
     /// Answers a viewer's offer and hands the viewer to the mux. Quick: no gathering, no element.
@@ -430,11 +492,13 @@ impl Forward {
         };
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
         tracing::trace!(session = %id, offer = %sdp::redacted(offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");
-        self.shared.mux.send(Cmd::Add(Box::new(peer)));
+        let shard = self.pick_shard();
+        shard.load.fetch_add(1, Ordering::Relaxed);
+        shard.tx.send(Cmd::Add(Box::new(peer)));
         let handle = ForwardViewer {
             id,
             lease: None,
-            mux: self.shared.mux.clone(),
+            mux: shard.tx.clone(),
             stats,
             remote_ufrag: Mutex::new(plan.ice_ufrag.clone()),
             first_mid: plan.mids.first().cloned(),
@@ -443,11 +507,13 @@ impl Forward {
         Ok((handle, answer))
     }
 
-    /// Ends every viewer and stops the mux thread (blocking).
+    /// Ends every viewer and stops the mux threads (blocking).
     pub fn stop(&self) {
-        self.shared.mux.send(Cmd::Stop);
-        if let Some(t) = self.shared.thread.lock().expect("thread lock").take() {
-            let _ = t.join();
+        self.broadcast(|_| Cmd::Stop);
+        for s in &self.shared.shards {
+            if let Some(t) = s.thread.lock().expect("thread lock").take() {
+                let _ = t.join();
+            }
         }
     }
 }
@@ -533,6 +599,6 @@ impl ForwardViewer {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        self.mux.send(Cmd::Stop);
+        self.shards.iter().for_each(|s| s.tx.send(Cmd::Stop));
     }
 }

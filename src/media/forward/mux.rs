@@ -1,4 +1,10 @@
-//! The mux thread: owns the UDP sockets and every viewer's `Rtc`; one `mio::Poll` loop, no busy waiting.
+//! The mux threads: each owns its viewers' `Rtc`s; one `mio::Poll` loop each, no busy waiting.
+//!
+//! There are `webrtc.mux_threads` of them (shards), all on the one media port. The first reads the UDP
+//! sockets and owns the ICE-TCP connections and the TURN relay; it hands each datagram for another
+//! thread's peer to that thread ([`Cmd::Datagram`], routed by the shared [`SharedRoutes`]), and sends what
+//! other threads' peers send over TCP or the relay ([`Cmd::Transmit`]). Every thread sends its peers' UDP
+//! itself, on its own handle of the same sockets, and gets every stream's packets.
 //!
 //! It sleeps until a socket is readable, a command arrives (through a `mio::Waker`: new and removed viewers,
 //! trickled candidates, ICE restarts, and every RTP packet from the streams' appsinks), or the earliest
@@ -9,15 +15,15 @@ use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, Sender, TryRecvError, channel};
-use std::thread::JoinHandle;
+use std::sync::atomic::AtomicUsize;
+use std::sync::mpsc::{Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use mio::{Events, Interest, Poll, Registry, Token, Waker};
 use str0m::net::{Protocol, Receive, Transmit};
-use str0m::{Candidate, IceCreds, Input};
+use str0m::{Candidate, IceCreds};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
@@ -25,13 +31,19 @@ use super::liveness::{self, Heartbeat, SendLag};
 pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
-use super::route::Routes;
+use super::route::SharedRoutes;
 use super::tcp::{self, TcpMux};
 use super::timers::Timers;
 use super::udp::{MediaSocket, RecvBufs, SendBatch};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
 use crate::media::{MediaEvent, keyframes};
+
+mod relaying;
+mod routing;
+mod threads;
+
+pub(crate) use threads::{Setup, Shard, spawn};
 
 const WAKER: Token = Token(usize::MAX);
 const RECV_BUF: usize = 65_536;
@@ -72,6 +84,24 @@ pub(crate) enum Cmd {
         encoding: Option<(gst::Pad, LossSink)>,
     },
     Media(MediaPacket),
+    /// A datagram the first thread read for a peer this thread owns (`hop`: already handed on once, from a
+    /// thread whose peer at that address did not take it).
+    Datagram {
+        proto: Protocol,
+        source: SocketAddr,
+        local: SocketAddr,
+        data: Vec<u8>,
+        hop: bool,
+    },
+    /// For the first thread: out through the ICE-TCP connections or the TURN relay, which it owns.
+    Transmit(Transmit),
+    /// For the first thread: another thread's viewers' loss for a stream (`vp8`: of its VP8 encoding),
+    /// summed into the stream's next report.
+    Loss {
+        slot: StreamSlot,
+        vp8: bool,
+        report: LossReport,
+    },
     Stop,
 }
 
@@ -99,6 +129,8 @@ struct StreamEntry {
     /// Per track: the last packet ended an access unit, so the next one starts a new one (audio: always).
     au_start: [bool; 3],
     on_loss: LossSink,
+    /// Other threads' loss reports since the last report (H.264, VP8); the first thread only.
+    pending_loss: [LossReport; 2],
 }
 
 /// Unwraps a 16-bit sequence number against the last extended one.
@@ -118,6 +150,12 @@ fn extend(last: Option<u64>, seq: u16) -> u64 {
 }
 
 struct Mux {
+    /// Which mux thread this is (0: the one that reads the sockets).
+    shard: usize,
+    /// Every thread's command channel, by shard.
+    shards: Arc<[MuxSender]>,
+    /// Peers this thread owns (what viewers are spread by).
+    load: Arc<AtomicUsize>,
     poll: Poll,
     rx: Receiver<Cmd>,
     sockets: Vec<MediaSocket>,
@@ -127,7 +165,7 @@ struct Mux {
     events: UnboundedSender<MediaEvent>,
     streams: HashMap<StreamSlot, StreamEntry>,
     peers: HashMap<SessionId, Peer>,
-    routes: Routes,
+    routes: SharedRoutes,
     timers: Timers,
     next_loss_report: Instant,
     lag: Arc<SendLag>,
@@ -136,45 +174,6 @@ struct Mux {
     /// A relay whose connection could not even be opened, and when to try again.
     relay_retry: Option<(RelaySpec, Instant)>,
     relay_status: SharedStatus,
-}
-
-pub(crate) fn spawn(
-    mut sockets: Vec<MediaSocket>,
-    tcp_listener: Option<std::net::TcpListener>,
-    events: UnboundedSender<MediaEvent>,
-    (lag, heartbeat): (Arc<SendLag>, Arc<Heartbeat>),
-    relay_status: SharedStatus,
-    out: SendBatch,
-) -> anyhow::Result<(MuxSender, JoinHandle<()>)> {
-    let poll = Poll::new()?;
-    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
-    for (i, s) in sockets.iter_mut().enumerate() {
-        poll.registry().register(&mut s.socket, Token(i), Interest::READABLE)?;
-    }
-    let tcp = TcpMux::new(tcp_listener, poll.registry())?;
-    let (tx, rx) = channel();
-    let mux = Mux {
-        poll,
-        rx,
-        recv: RecvBufs::new(&sockets),
-        out,
-        sockets,
-        tcp,
-        events,
-        streams: HashMap::new(),
-        peers: HashMap::new(),
-        routes: Routes::default(),
-        timers: Timers::default(),
-        next_loss_report: Instant::now() + LOSS_REPORT_EVERY,
-        lag,
-        heartbeat,
-        relay: None,
-        relay_retry: None,
-        relay_status,
-    };
-    let thread =
-        std::thread::Builder::new().name("glasscast-mux".into()).spawn(move || liveness::run_guarded(|| mux.run()))?;
-    Ok((MuxSender { tx, waker }, thread))
 }
 
 /// A stranger's datagram classified by str0m (STUN, DTLS, RTP, RTCP); `None` for what it does not take,
@@ -197,6 +196,22 @@ struct Net<'a> {
     tcp: &'a mut TcpMux,
     registry: &'a Registry,
     relay: Option<&'a mut Relay>,
+    /// On the other threads: the first one, which sends TCP and relayed packets.
+    home: Option<&'a MuxSender>,
+}
+
+/// The mux's [`Net`], borrowed field by field so the peers stay borrowable beside it.
+macro_rules! net {
+    ($m:expr) => {
+        Net {
+            udp: &$m.sockets,
+            out: &mut $m.out,
+            tcp: &mut $m.tcp,
+            registry: $m.poll.registry(),
+            relay: $m.relay.as_mut(),
+            home: ($m.shard > 0).then(|| &$m.shards[0]),
+        }
+    };
 }
 
 impl Drop for Net<'_> {
@@ -207,6 +222,13 @@ impl Drop for Net<'_> {
 
 impl Net<'_> {
     fn send(&mut self, t: &Transmit) {
+        if let Some(home) = self.home
+            && (t.proto == Protocol::Tcp || !self.udp.iter().any(|s| s.local == t.source))
+        {
+            let (proto, source, destination) = (t.proto, t.source, t.destination);
+            home.send(Cmd::Transmit(Transmit { proto, source, destination, contents: t.contents.to_vec().into() }));
+            return;
+        }
         match (t.proto, &mut self.relay) {
             (Protocol::Tcp, _) => self.tcp.send(self.registry, t.source, t.destination, &t.contents),
             (_, Some(relay)) if relay.relayed() == Some(t.source) => {
@@ -250,13 +272,7 @@ impl Mux {
             self.on_timers();
         }
         {
-            let mut net = Net {
-                udp: &self.sockets,
-                out: &mut self.out,
-                tcp: &mut self.tcp,
-                registry: self.poll.registry(),
-                relay: self.relay.as_mut(),
-            };
+            let mut net = net!(self);
             for peer in self.peers.values_mut() {
                 peer.close(&mut |t| net.send(t));
             }
@@ -284,35 +300,12 @@ impl Mux {
                         last_seq: [None; 3],
                         au_start: [true; 3],
                         on_loss,
+                        pending_loss: [LossReport::default(); 2],
                     };
                     self.streams.insert(slot, entry);
                 }
-                Ok(Cmd::Add(mut peer)) => {
-                    match liveness::fault() {
-                        Some("mux-panic") => panic!("GLASSCAST_TEST_FAULT=mux-panic"),
-                        Some("mux-stall") => std::thread::park(),
-                        _ => {}
-                    }
-                    let id = peer.id;
-                    self.routes.set_ufrag(id, peer.local_ufrag());
-                    self.peers.insert(id, *peer);
-                    // Kick it: str0m does its first timer work now.
-                    self.drive(id, |p, send, ev| p.on_timeout(Instant::now(), send, ev));
-                }
-                Ok(Cmd::Remove(id)) => {
-                    if let Some(mut p) = self.peers.remove(&id) {
-                        let mut net = Net {
-                            udp: &self.sockets,
-                            out: &mut self.out,
-                            tcp: &mut self.tcp,
-                            registry: self.poll.registry(),
-                            relay: self.relay.as_mut(),
-                        };
-                        p.close(&mut |t| net.send(t));
-                        self.routes.remove(id);
-                        tracing::debug!(session = %id, "forwarded viewer removed");
-                    }
-                }
+                Ok(Cmd::Add(peer)) => self.add(*peer),
+                Ok(Cmd::Remove(id)) => self.remove(id),
                 Ok(Cmd::Candidates { id, cands }) => {
                     if let Some(p) = self.peers.get_mut(&id) {
                         cands.into_iter().for_each(|c| p.add_remote_candidate(c));
@@ -323,10 +316,12 @@ impl Mux {
                     if let Some(p) = self.peers.get_mut(&id) {
                         let ufrag = local.ufrag.clone();
                         p.restart_ice(local, remote);
-                        self.routes.set_ufrag(id, ufrag);
+                        self.routes.write().expect("routes lock").set_ufrag((id, self.shard), ufrag);
                         self.timers.mark(id);
                     }
                 }
+                // The other threads only send on it.
+                Ok(Cmd::Socket(s)) if self.shard > 0 => self.sockets.push(s),
                 Ok(Cmd::Socket(mut s)) => {
                     match self.poll.registry().register(&mut s.socket, Token(self.sockets.len()), Interest::READABLE) {
                         Ok(()) => self.sockets.push(s),
@@ -341,9 +336,40 @@ impl Mux {
                         s.vp8 = encoding;
                     }
                 }
+                Ok(Cmd::Datagram { proto, source, local, data, hop }) => self.route(proto, source, local, &data, hop),
+                Ok(Cmd::Transmit(t)) => net!(self).send(&t),
+                Ok(Cmd::Loss { slot, vp8, report }) => {
+                    if let Some(s) = self.streams.get_mut(&slot) {
+                        s.pending_loss[usize::from(vp8)].add(&report);
+                    }
+                }
                 Ok(Cmd::Stop) | Err(TryRecvError::Disconnected) => return true,
                 Err(TryRecvError::Empty) => return false,
             }
+        }
+    }
+
+    fn add(&mut self, mut peer: Peer) {
+        match liveness::fault() {
+            Some("mux-panic") => panic!("GLASSCAST_TEST_FAULT=mux-panic"),
+            Some("mux-stall") => std::thread::park(),
+            _ => {}
+        }
+        let id = peer.id;
+        tracing::debug!(session = %id, mux_thread = self.shard, "forwarded viewer added");
+        self.routes.write().expect("routes lock").set_ufrag((id, self.shard), peer.local_ufrag());
+        self.peers.insert(id, peer);
+        // Kick it: str0m does its first timer work now.
+        self.drive(id, |p, send, ev| p.on_timeout(Instant::now(), send, ev));
+    }
+
+    fn remove(&mut self, id: SessionId) {
+        if let Some(mut p) = self.peers.remove(&id) {
+            let mut net = net!(self);
+            p.close(&mut |t| net.send(t));
+            drop(net);
+            self.forget(id);
+            tracing::debug!(session = %id, "forwarded viewer removed");
         }
     }
 
@@ -354,13 +380,7 @@ impl Mux {
         };
         let mut evs = Vec::new();
         {
-            let mut net = Net {
-                udp: &self.sockets,
-                out: &mut self.out,
-                tcp: &mut self.tcp,
-                registry: self.poll.registry(),
-                relay: self.relay.as_mut(),
-            };
+            let mut net = net!(self);
             f(peer, &mut |t: &Transmit| net.send(t), &mut evs);
             // `net` drops here: the peer's datagrams leave now.
         }
@@ -393,7 +413,7 @@ impl Mux {
                 }
                 PeerEvent::Ended(why) => {
                     if self.peers.remove(&id).is_some() {
-                        self.routes.remove(id);
+                        self.forget(id);
                         if let Some(stream) = stream {
                             let _ = self.events.send(MediaEvent::PeerEnded { stream, id, why });
                         }
@@ -402,117 +422,6 @@ impl Mux {
                 }
             }
         }
-    }
-
-    fn on_readable(&mut self, idx: usize) {
-        let Some(socket) = self.sockets.get(idx) else {
-            return;
-        };
-        let local = socket.local;
-        let mut got: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
-        socket.drain(&mut self.recv, |source, d| {
-            // Junk from an address no peer uses is dropped here, before it is copied or parsed.
-            if self.routes.may_route(&source, d) {
-                got.push((source, d.to_vec()));
-            }
-        });
-        for (source, datagram) in got {
-            self.route(Protocol::Udp, source, local, &datagram);
-        }
-    }
-
-    /// An ICE-TCP connection is readable (its frames go to the peers as datagrams do) or writable.
-    fn on_tcp(&mut self, token: Token, readable: bool, writable: bool, buf: &mut [u8]) {
-        if writable {
-            self.tcp.flush(self.poll.registry(), token);
-        }
-        if !readable {
-            return;
-        }
-        let now = Instant::now();
-        let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
-        self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
-        for (local, remote, f) in frames {
-            self.route(Protocol::Tcp, remote, local, &f);
-        }
-    }
-
-    /// Replaces the TURN allocation with a new one on `spec`'s server.
-    fn start_relay(&mut self, spec: RelaySpec) {
-        if let Some(mut old) = self.relay.take() {
-            old.release(self.poll.registry());
-        }
-        self.relay_retry = None;
-        match Relay::start(spec.clone(), self.poll.registry(), self.relay_status.clone()) {
-            Ok(r) => self.relay = Some(r),
-            Err(e) => {
-                tracing::warn!(turn = %spec.url, error = %e, "webrtc.relay: cannot reach the TURN server");
-                let state = relay::RelayState::Failed { reason: format!("cannot reach {}: {e}", spec.server) };
-                *self.relay_status.lock().expect("relay status lock") =
-                    Some(relay::RelayStatus { server: spec.url.clone(), state });
-                self.relay_retry = Some((spec, Instant::now() + relay::RETRY_EVERY));
-            }
-        }
-    }
-
-    /// The relay's timer work, and a new allocation when the last one failed a while ago.
-    fn relay_timers(&mut self, now: Instant) {
-        if let Some((spec, at)) = &self.relay_retry
-            && *at <= now
-        {
-            let spec = spec.clone();
-            self.start_relay(spec);
-        }
-        let Some(relay) = &mut self.relay else { return };
-        if relay.retry_due(now) {
-            let spec = relay.spec().clone();
-            self.start_relay(spec);
-        } else if relay.wake_at() <= now {
-            relay.on_timeout(now);
-        }
-    }
-
-    /// The TURN server sent something (peers' datagrams go to their peers as any other), or the TCP
-    /// connection to it became writable.
-    fn on_relay(&mut self, readable: bool, writable: bool, buf: &mut [u8]) {
-        let Some(relay) = &mut self.relay else { return };
-        if writable {
-            relay.on_writable();
-        }
-        if !readable {
-            return;
-        }
-        let now = Instant::now();
-        let mut got: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
-        relay.on_readable(buf, now, &mut |peer, relayed, data| got.push((peer, relayed, data.to_vec())));
-        for (peer, relayed, data) in got {
-            self.route(Protocol::Udp, peer, relayed, &data);
-        }
-    }
-
-    /// Gives datagram `buf` from `source` to the peer last seen there, or, for an ICE check from a new
-    /// address, to the peer its username names ([`Routes`]), if that peer's `Rtc` accepts it. Anything else
-    /// is dropped without asking any peer, and before str0m parses it.
-    fn route(&mut self, proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) {
-        if !self.routes.may_route(&source, buf) {
-            return;
-        }
-        let Some(receive) = receive(proto, source, local, buf) else {
-            return;
-        };
-        let input = Input::Receive(Instant::now(), receive);
-        let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
-        let id = match self.routes.known(&source).filter(accepts) {
-            Some(id) => id,
-            None => match self.routes.checked_by(buf).filter(accepts) {
-                Some(id) => {
-                    self.routes.learn(source, id);
-                    id
-                }
-                None => return,
-            },
-        };
-        self.drive(id, |p, send, ev| p.handle(input, send, ev));
     }
 
     fn on_media(&mut self, p: MediaPacket) {
@@ -557,15 +466,20 @@ impl Mux {
         if now >= self.next_loss_report {
             self.next_loss_report = now + LOSS_REPORT_EVERY;
             self.tcp.sweep(now);
-            for (slot, stream) in &self.streams {
+            for (slot, stream) in self.streams.iter_mut() {
                 // Each encoder hears from its own viewers only.
                 let mut losses = |track: Track| -> Vec<f32> {
                     let of = |p: &&mut Peer| p.slot == *slot && p.video_track() == track;
                     self.peers.values_mut().filter(of).filter_map(Peer::take_video_loss).collect()
                 };
-                (stream.on_loss)(LossReport::of(losses(Track::Video)));
+                // Summed with the other threads' (on the first thread; the others send theirs there).
+                let mut video = LossReport::of(losses(Track::Video));
+                video.add(&std::mem::take(&mut stream.pending_loss[0]));
+                (stream.on_loss)(video);
                 if let Some((_, on_loss)) = &stream.vp8 {
-                    on_loss(LossReport::of(losses(Track::Vp8)));
+                    let mut vp8 = LossReport::of(losses(Track::Vp8));
+                    vp8.add(&std::mem::take(&mut stream.pending_loss[1]));
+                    on_loss(vp8);
                 }
             }
         }

@@ -47,6 +47,7 @@ pub(crate) fn vp8_keyframe(payload: &[u8]) -> bool {
 }
 
 /// One RTP packet from a stream's payloader, parsed once for every viewer.
+#[derive(Clone)]
 pub(crate) struct MediaPacket {
     pub slot: StreamSlot,
     pub track: Track,

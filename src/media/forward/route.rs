@@ -5,39 +5,50 @@
 //! (`<our ufrag>:<theirs>`, RFC 8445 §7.2.2) names the peer. Anything else from an unknown address is
 //! dropped without asking a single peer, so a flood of junk costs one hash lookup per datagram, not one
 //! check per viewer.
+//!
+//! With several mux threads (`webrtc.mux_threads`) one table serves them all ([`SharedRoutes`]): each route
+//! names the peer and the mux thread (shard) that owns it; the thread that reads the sockets hands a
+//! datagram to its owner.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use crate::ids::SessionId;
 
+/// A peer and the mux thread that owns it.
+pub(super) type Owner = (SessionId, usize);
+
+/// The routes every mux thread shares: written on joins, leaves, ICE restarts and learned addresses, read
+/// for every datagram.
+pub(super) type SharedRoutes = std::sync::Arc<std::sync::RwLock<Routes>>;
+
 #[derive(Default)]
 pub(super) struct Routes {
-    by_source: HashMap<SocketAddr, SessionId>,
-    by_ufrag: HashMap<String, SessionId>,
+    by_source: HashMap<SocketAddr, Owner>,
+    by_ufrag: HashMap<String, Owner>,
 }
 
 impl Routes {
     /// `id` answers checks for local ufrag `ufrag` (a new peer, or new credentials after an ICE restart; the
     /// old ufrag stops routing, as its checks would fail anyway).
-    pub fn set_ufrag(&mut self, id: SessionId, ufrag: String) {
-        self.by_ufrag.retain(|_, v| *v != id);
-        self.by_ufrag.insert(ufrag, id);
+    pub fn set_ufrag(&mut self, (id, shard): Owner, ufrag: String) {
+        self.by_ufrag.retain(|_, v| v.0 != id);
+        self.by_ufrag.insert(ufrag, (id, shard));
     }
 
     pub fn remove(&mut self, id: SessionId) {
-        self.by_source.retain(|_, v| *v != id);
-        self.by_ufrag.retain(|_, v| *v != id);
+        self.by_source.retain(|_, v| v.0 != id);
+        self.by_ufrag.retain(|_, v| v.0 != id);
     }
 
     /// The peer last seen at `source`.
-    pub fn known(&self, source: &SocketAddr) -> Option<SessionId> {
+    pub fn known(&self, source: &SocketAddr) -> Option<Owner> {
         self.by_source.get(source).copied()
     }
 
     /// The peer a datagram `buf` from an unknown address may be for: the one whose ufrag its STUN USERNAME
     /// names; `None` for anything else.
-    pub fn checked_by(&self, buf: &[u8]) -> Option<SessionId> {
+    pub fn checked_by(&self, buf: &[u8]) -> Option<Owner> {
         let (ours, _) = stun_username(buf)?.split_once(':')?;
         self.by_ufrag.get(ours).copied()
     }
@@ -49,8 +60,8 @@ impl Routes {
     }
 
     /// `source` belongs to `id` from now on.
-    pub fn learn(&mut self, source: SocketAddr, id: SessionId) {
-        self.by_source.insert(source, id);
+    pub fn learn(&mut self, source: SocketAddr, owner: Owner) {
+        self.by_source.insert(source, owner);
     }
 }
 
@@ -97,9 +108,9 @@ mod tests {
     }
 
     #[test]
-    fn a_check_names_its_peer_and_junk_names_none() {
+    fn a_check_names_its_peer_and_its_mux_thread_and_junk_names_none() {
         let mut r = Routes::default();
-        let (a, b) = (SessionId::random(), SessionId::random());
+        let (a, b) = ((SessionId::random(), 0), (SessionId::random(), 1));
         r.set_ufrag(a, "aaaa".into());
         r.set_ufrag(b, "bbbb".into());
         assert_eq!(r.checked_by(&binding("bbbb:remote")), Some(b));
@@ -112,7 +123,7 @@ mod tests {
         let source = "198.18.0.2:5000".parse().expect("addr");
         r.learn(source, a);
         assert_eq!(r.known(&source), Some(a));
-        r.remove(a);
+        r.remove(a.0);
         assert_eq!((r.known(&source), r.checked_by(&binding("aaaa:x"))), (None, None));
     }
 

@@ -52,6 +52,15 @@ pub(crate) fn bind(ip: IpAddr, port: u16) -> anyhow::Result<MediaSocket> {
     Ok(MediaSocket { local: s.local_addr()?, socket: UdpSocket::from_std(s), state })
 }
 
+impl MediaSocket {
+    /// Another handle on the same socket (another mux thread sends on it; only the first reads it).
+    pub fn try_clone(&self) -> anyhow::Result<MediaSocket> {
+        let dup: std::net::UdpSocket = socket2::SockRef::from(&self.socket).try_clone()?.into();
+        let state = UdpSocketState::new((&dup).into()).context("setting up a UDP socket handle")?;
+        Ok(MediaSocket { local: self.local, socket: UdpSocket::from_std(dup), state })
+    }
+}
+
 /// Binds `port` on each of `ips`. With port 0 the first address gets one from the OS and the others the
 /// same; if another address has that one taken, it tries again with a new one.
 pub(crate) fn bind_all(ips: &[IpAddr], port: u16) -> anyhow::Result<Vec<MediaSocket>> {

@@ -1,0 +1,106 @@
+//! The mux's inbound path: reading the sockets and ICE-TCP connections, and giving each datagram to the
+//! peer it is for, on this thread or another ([`super::Cmd::Datagram`]).
+
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mio::Token;
+use str0m::Input;
+use str0m::net::Protocol;
+
+use super::{Cmd, Mux, receive};
+use crate::ids::SessionId;
+
+impl Mux {
+    pub(super) fn on_readable(&mut self, idx: usize) {
+        let Some(socket) = self.sockets.get(idx) else {
+            return;
+        };
+        let local = socket.local;
+        let mut got: Vec<(SocketAddr, Vec<u8>)> = Vec::new();
+        {
+            let routes = self.routes.read().expect("routes lock");
+            socket.drain(&mut self.recv, |source, d| {
+                // Junk from an address no peer uses is dropped here, before it is copied or parsed.
+                if routes.may_route(&source, d) {
+                    got.push((source, d.to_vec()));
+                }
+            });
+        }
+        for (source, datagram) in got {
+            self.route(Protocol::Udp, source, local, &datagram, false);
+        }
+    }
+
+    /// An ICE-TCP connection is readable (its frames go to the peers as datagrams do) or writable.
+    pub(super) fn on_tcp(&mut self, token: Token, readable: bool, writable: bool, buf: &mut [u8]) {
+        if writable {
+            self.tcp.flush(self.poll.registry(), token);
+        }
+        if !readable {
+            return;
+        }
+        let now = Instant::now();
+        let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+        self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
+        for (local, remote, f) in frames {
+            self.route(Protocol::Tcp, remote, local, &f, false);
+        }
+    }
+
+    /// Gives datagram `buf` from `source` to the peer last seen there, or, for an ICE check from a new
+    /// address, to the peer its username names ([`super::route::Routes`]), if that peer's `Rtc` accepts it;
+    /// a peer of another mux thread gets it through that thread ([`Cmd::Datagram`]; `hop`: this is such a
+    /// hand-over, which is passed on at most once more). Anything else is dropped without asking any peer,
+    /// and before str0m parses it.
+    pub(super) fn route(&mut self, proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8], hop: bool) {
+        let (by_source, by_check) = {
+            let routes = self.routes.read().expect("routes lock");
+            (routes.known(&source), routes.checked_by(buf))
+        };
+        let Some((_, first)) = by_source.or(by_check) else { return };
+        if first != self.shard {
+            return self.hand_over(first, proto, source, local, buf, hop);
+        }
+        let Some(receive) = receive(proto, source, local, buf) else {
+            return;
+        };
+        let input = Input::Receive(Instant::now(), receive);
+        let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
+        let id = match by_source.filter(|(id, shard)| *shard == self.shard && accepts(id)) {
+            Some((id, _)) => id,
+            None => match by_check {
+                Some((id, shard)) if shard == self.shard && accepts(&id) => {
+                    self.routes.write().expect("routes lock").learn(source, (id, shard));
+                    id
+                }
+                Some((_, shard)) if shard != self.shard && !hop => {
+                    return self.hand_over(shard, proto, source, local, buf, true);
+                }
+                _ => return,
+            },
+        };
+        self.drive(id, |p, send, ev| p.handle(input, send, ev));
+    }
+
+    pub(super) fn hand_over(
+        &self,
+        shard: usize,
+        proto: Protocol,
+        source: SocketAddr,
+        local: SocketAddr,
+        buf: &[u8],
+        hop: bool,
+    ) {
+        if let Some(tx) = self.shards.get(shard) {
+            tx.send(Cmd::Datagram { proto, source, local, data: buf.to_vec(), hop });
+        }
+    }
+
+    /// Peer `id` is gone from this thread: no more routes to it, one viewer less here.
+    pub(super) fn forget(&mut self, id: SessionId) {
+        self.routes.write().expect("routes lock").remove(id);
+        let _ = self.load.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+}
