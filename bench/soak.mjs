@@ -4,7 +4,7 @@
 //                       [--seconds 30] [--mode 640x360@30] [--bitrate 1000] [--flood-after-ramp]
 //                       [--bin target/release/glasscast]
 //                       [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18800]
-//                       [--junk target/release/examples/junk]
+//                       [--junk target/release/examples/junk] [--mux-threads 0] [--full-every 1]
 //
 // slowloris: glasscast (plain HTTP, default [server.limits]: header timeout 10 s) gets --connections TCP
 // connections from 127.1.x.y (at most 200 per address, under the per-client cap of 256), each sending half
@@ -19,6 +19,8 @@
 // the viewers' delivery, the join, the datagrams sent, glasscast's CPU and send lag.
 // junkcost: glasscast with no viewers, --seconds quiet and then --seconds flooded: its CPU both ways and the
 // difference per junk datagram (ns).
+// `--mux-threads`: webrtc.mux_threads (0: one per core); `--full-every K`: the load client's light viewers
+// (bench/loadclient README).
 // The churn suite's large count is bench/churn.mjs (--cycles 25 --viewers 40 --steady 20).
 // Prints one JSON object on stdout and a line per part on stderr.
 import { spawn } from 'node:child_process';
@@ -31,7 +33,7 @@ const opts = parseArgs(process.argv.slice(2), {
   parts: 'slowloris,junk', connections: '3000', viewers: '300', 'junk-rate': '100000', seconds: '30',
   mode: '640x360@30', bitrate: '1000', bin: 'target/release/glasscast',
   loadclient: 'bench/loadclient/target/release/glasscast-loadclient', port: '18800', 'flood-after-ramp': false,
-  junk: 'target/release/examples/junk',
+  junk: 'target/release/examples/junk', 'mux-threads': '0', 'full-every': '1',
 });
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
@@ -129,7 +131,7 @@ async function junkFlood(port) {
   const muxPort = port + 1;
   const to = `${muxHost()}:${muxPort}`;
   const server = await startServer({
-    bin: opts.bin, port, webrtc: { mux_port: muxPort },
+    bin: opts.bin, port, webrtc: { mux_port: muxPort, mux_threads: Number(opts['mux-threads']) },
     stream: { width, height, fps, bitrate_kbps: Number(opts.bitrate), max_viewers: Number(opts.viewers) + 20 },
   });
   try {
@@ -141,7 +143,8 @@ async function junkFlood(port) {
     const t0 = Date.now();
     const watching = runLoadClient({
       bin: opts.loadclient, url,
-      args: ['--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '30', '--expect-fps', String(fps)],
+      args: ['--viewers', opts.viewers, '--duration', opts.seconds, '--ramp-ms', '30', '--expect-fps', String(fps),
+        '--full-every', opts['full-every']],
     });
     // --flood-after-ramp: the junk starts once every viewer has had time to join (ramp + 5 s).
     const delayS = opts['flood-after-ramp'] ? rampS + 5 : 0;
