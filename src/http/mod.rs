@@ -191,6 +191,7 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .route("/", get(web::index))
         .route("/streams", get(web::streams))
         .route("/watch/{stream}", get(web::watch))
+        .route("/admin", get(web::admin))
         .route("/assets/{file}", get(web::asset))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))

@@ -1,5 +1,6 @@
 //! The web player, embedded in the binary (no build step): `/` lists the streams a link's token may watch
-//! (`GET /streams`), `/watch/{stream}` plays one.
+//! (`GET /streams`), `/watch/{stream}` plays one, `/admin` is the admin console (its script talks to the
+//! admin API with the admin token as a bearer header).
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -17,6 +18,8 @@ const PLAYER_JS: &str = include_str!("../../web/player.js");
 const WHEP_JS: &str = include_str!("../../web/whep.js");
 const LATENCY_JS: &str = include_str!("../../web/latency.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
+const ADMIN: &str = include_str!("../../web/admin.html");
+const ADMIN_JS: &str = include_str!("../../web/admin.js");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -33,6 +36,12 @@ fn html(st: &AppState, body: String) -> Response {
         h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
     }
     resp
+}
+
+/// `/admin`: the admin console. The page holds nothing secret; everything it shows comes from the admin
+/// API, which checks the token.
+pub async fn admin(State(st): State<AppState>) -> Response {
+    html(&st, ADMIN.to_owned())
 }
 
 /// `/`: the stream list page; its script fetches [`streams`] with the link's token.
@@ -75,6 +84,7 @@ pub async fn watch(State(st): State<AppState>, Path(stream): Path<String>) -> Re
 pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
         "index.js" => (INDEX_JS, "text/javascript; charset=utf-8"),
+        "admin.js" => (ADMIN_JS, "text/javascript; charset=utf-8"),
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
         "latency.js" => (LATENCY_JS, "text/javascript; charset=utf-8"),

@@ -5,6 +5,7 @@
 mod common;
 
 mod access;
+mod admin_console;
 mod auth;
 mod cli;
 mod crash;
