@@ -27,6 +27,21 @@ pub struct Target {
     pub fingerprint: Option<String>,
 }
 
+/// `/admin` on `t`'s server with its admin token in the fragment.
+pub fn admin_link(t: &Target) -> String {
+    // Percent-encoded but for RFC 3986's unreserved characters, so the page's URLSearchParams reads it back
+    // unchanged (a `+` would become a space).
+    let token: String = t
+        .admin_token
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => char::from(b).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    format!("{}/admin#token={token}", t.server)
+}
+
 impl Target {
     /// Fills what was not given from the configuration: the listen address, the admin token (configured,
     /// its file, or the generated one) and the self-signed certificate's fingerprint.

@@ -33,8 +33,8 @@ enum Command {
     /// Start the streams and serve the player, WHEP endpoints and health checks.
     ///
     /// Prints a link to each stream's player and, with the self-signed certificate, its SHA-256 fingerprint.
-    /// Endpoints: / (stream list), /watch/{stream} (player), POST /whep/{stream} (WHEP),
-    /// /healthz, /readyz. Stops gracefully on SIGINT/SIGTERM.
+    /// Endpoints: / (stream list), /watch/{stream} (player), /admin (admin console), POST /whep/{stream}
+    /// (WHEP), /healthz, /readyz. Stops gracefully on SIGINT/SIGTERM.
     Serve,
     /// Load and validate the configuration, print it, and exit (non-zero when invalid).
     CheckConfig,
@@ -68,6 +68,12 @@ enum Command {
     },
     /// List the live sessions: stream, token label, since when (admin API).
     Sessions {
+        #[command(flatten)]
+        target: TargetArgs,
+    },
+    /// Print the admin console's link, with the admin token in its #fragment (it never reaches a server
+    /// log): open it in a browser on a machine you trust. `--server` gives the address others reach.
+    AdminLink {
         #[command(flatten)]
         target: TargetArgs,
     },
@@ -193,6 +199,11 @@ fn main() -> anyhow::Result<()> {
             _ => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
         },
         Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
+        Command::AdminLink { target } => {
+            let t = resolve(&cfg, target)?;
+            println!("{}", cli::admin_link(&t));
+            Ok(())
+        }
         Command::Key { target, command } => {
             let t = resolve(&cfg, target)?;
             match command {
@@ -250,6 +261,12 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             println!(
                 "  viewers need a token: `glasscast token issue --stream NAME` prints a link (or POST {base}/api/v1/tokens)"
             );
+        }
+        // On a terminal only, like the viewer links: the admin token must not go to logs.
+        if links_with_tokens
+            && let Ok(t) = cli::Target::resolve(&cfg, Some(base.clone()), None, None)
+        {
+            println!("  admin console {}", cli::admin_link(&t));
         }
         match &server.admin_token {
             AdminTokenSource::Generated(path) => println!("  admin token in {}", path.display()),

@@ -58,6 +58,14 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     let streams = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(streams.lines().any(|l| l.starts_with("main") && l.contains("playing")), "{streams}");
 
+    // The admin console's link: the admin token in its fragment, encoded so the page reads it back as it is.
+    let out = run(&["admin-link"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), format!("{}/admin#token={ADMIN}", srv.base));
+    let out = tokio::task::block_in_place(|| {
+        glasscast(&["admin-link", "--server", "https://h:8443/", "--admin-token", "a+b/c&d"])
+    });
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "https://h:8443/admin#token=a%2Bb%2Fc%26d");
+
     // kick ends the session; the token still works for a new one.
     let out = run(&["kick", &sid]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
