@@ -263,9 +263,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             );
         }
         // On a terminal only, like the viewer links: the admin token must not go to logs.
-        if links_with_tokens
-            && let Ok(t) = cli::Target::resolve(&cfg, Some(base.clone()), None, None)
-        {
+        if links_with_tokens && let Ok(t) = cli::Target::resolve(&cfg, Some(base.clone()), None, None) {
             println!("  admin console {}", cli::admin_link(&t));
         }
         match &server.admin_token {

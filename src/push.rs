@@ -120,17 +120,20 @@ impl Endpoint {
 
 /// `janus+ws://h:p/path?room=..` -> `ws://h:p/path`.
 fn ws_url(u: &reqwest::Url, scheme: &str) -> String {
-    let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-    let host = u.host_str().unwrap_or_default();
     let path = if u.path().is_empty() { "/" } else { u.path() };
-    format!("{scheme}://{host}{port}{path}")
+    format!("{scheme}://{}{path}", host_port(u))
 }
 
 /// The URL's scheme, host and port, for logs and errors (its path may be a secret).
 pub fn redacted(url: &str) -> String {
     let Ok(u) = reqwest::Url::parse(url) else { return "<unparsable URL>".into() };
+    format!("{}://{}/...", u.scheme(), host_port(&u))
+}
+
+/// `host[:port]` as the URL gives them (no port when it has none, or the scheme's default).
+fn host_port(u: &reqwest::Url) -> String {
     let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{}://{}{port}/...", u.scheme(), u.host_str().unwrap_or_default())
+    format!("{}{port}", u.host_str().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -25,6 +25,26 @@ pub enum Counted {
     NotRtp,
 }
 
+impl Counted {
+    /// Adds what it was to `c`; true when it ended a video frame.
+    pub fn add_to(&self, c: &mut crate::viewer::Counters) -> bool {
+        match *self {
+            Counted::Audio { bytes } => {
+                c.audio_frames += 1;
+                c.audio_bytes += bytes;
+            }
+            Counted::Video { bytes, frame_end, gap } => {
+                c.video_bytes += bytes;
+                c.video_gaps += u64::from(gap);
+                c.video_frames += u64::from(frame_end);
+                return frame_end;
+            }
+            Counted::Ignored | Counted::NotRtp => {}
+        }
+        false
+    }
+}
+
 #[derive(Debug)]
 pub struct Light {
     video_pt: u8,

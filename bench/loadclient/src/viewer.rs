@@ -408,23 +408,13 @@ impl Viewer {
     /// A light viewer's media packet, counted from its header; false for what goes to str0m.
     fn count_light(&mut self, d: &[u8], now: Instant) -> bool {
         let Some(light) = &mut self.light else { return false };
-        let c = &mut self.counters;
-        match light.count(d) {
-            Counted::NotRtp => return false,
-            Counted::Ignored => {}
-            Counted::Audio { bytes } => {
-                c.audio_frames += 1;
-                c.audio_bytes += bytes;
-            }
-            Counted::Video { bytes, frame_end, gap } => {
-                c.video_bytes += bytes;
-                c.video_gaps += u64::from(gap);
-                if frame_end {
-                    c.video_frames += 1;
-                    self.note_gap(now);
-                    self.last_video_at = Some(now);
-                }
-            }
+        let counted = light.count(d);
+        if counted == Counted::NotRtp {
+            return false;
+        }
+        if counted.add_to(&mut self.counters) {
+            self.note_gap(now);
+            self.last_video_at = Some(now);
         }
         true
     }

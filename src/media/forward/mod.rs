@@ -27,9 +27,11 @@ pub mod stun;
 mod tcp;
 mod timers;
 mod udp;
+mod viewer;
 
 pub use announce::{follow_local, keep_discovered, keep_relayed, keep_resolved};
 pub use relay::{Credentials, RelaySpec, RelayState, RelayStatus, try_allocate as relay_try_allocate};
+pub use viewer::ForwardViewer;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -40,18 +42,15 @@ use anyhow::Context;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
+use str0m::Candidate;
 use str0m::net::TcpType;
-use str0m::{Candidate, IceCreds};
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::mux::{Cmd, MediaPacket, Track};
 use super::congestion::LossReport;
-use super::gate::GateStats;
-use super::ice_restart::IceCredentials;
 use super::{MediaError, MediaEvent, OfferPlan, PeerStats};
 use crate::config::{LocalCandidates, WebrtcConfig};
 use crate::ids::{SessionId, StreamName};
-use crate::sdpfrag::{FragMedia, SdpFrag};
 
 /// The payload types the shared payloaders use (each viewer's packets carry the viewer's own).
 pub const VIDEO_PT: u8 = 96;
@@ -212,22 +211,28 @@ impl Forward {
         &self.shared.shards[0].tx
     }
 
-    /// Sends `cmd(shard)` to every mux thread.
-    fn broadcast(&self, cmd: impl Fn(usize) -> Cmd) {
-        for (i, s) in self.shared.shards.iter().enumerate() {
-            s.tx.send(cmd(i));
-        }
+    /// Sends `cmd()` to every mux thread.
+    fn broadcast(&self, cmd: impl Fn() -> Cmd) {
+        self.shared.shards.iter().for_each(|s| s.tx.send(cmd()));
     }
 
-    /// Where the loss reports of mux thread `shard` go: `on_loss` on the first, the first from the others.
-    fn loss_sinks(&self, slot: StreamSlot, vp8: bool, on_loss: mux::LossSink) -> Vec<Option<mux::LossSink>> {
-        let mut sinks = vec![Some(on_loss)];
-        for _ in 1..self.shared.shards.len() {
-            let home = self.home().clone();
-            let sink: mux::LossSink = Box::new(move |report| home.send(Cmd::Loss { slot, vp8, report }));
-            sinks.push(Some(sink));
+    /// Sends every mux thread `cmd(its loss sink)`: the first gets `on_loss` itself, the others a sink that
+    /// hands their viewers' report to the first (summed there, [`Cmd::Loss`]).
+    fn broadcast_with_loss(
+        &self,
+        slot: StreamSlot,
+        vp8: bool,
+        on_loss: mux::LossSink,
+        cmd: impl Fn(mux::LossSink) -> Cmd,
+    ) {
+        let mut first = Some(on_loss);
+        for s in &self.shared.shards {
+            let sink = first.take().unwrap_or_else(|| {
+                let home = self.home().clone();
+                Box::new(move |report| home.send(Cmd::Loss { slot, vp8, report }))
+            });
+            s.tx.send(cmd(sink));
         }
-        sinks
     }
 
     /// Datagrams sent on the media port so far, and the `sendmsg` calls they took.
@@ -382,10 +387,11 @@ impl Forward {
     ) -> anyhow::Result<StreamSlot> {
         let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
         self.appsink(pipeline, video_rtp, slot, Track::Video)?;
-        let sinks = Mutex::new(self.loss_sinks(slot, false, Box::new(on_loss)));
-        self.broadcast(|i| {
-            let on_loss = sinks.lock().expect("sinks lock")[i].take().expect("one sink per mux thread");
-            Cmd::Stream { slot, name: name.clone(), keyframe_pad: keyframe_pad.clone(), on_loss }
+        self.broadcast_with_loss(slot, false, Box::new(on_loss), |on_loss| Cmd::Stream {
+            slot,
+            name: name.clone(),
+            keyframe_pad: keyframe_pad.clone(),
+            on_loss,
         });
         if let Some(tee) = audio_rtp {
             self.appsink(pipeline, tee, slot, Track::Audio)?;
@@ -460,17 +466,16 @@ impl Forward {
         on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<gst::Element> {
         let sink = self.appsink_on(pipeline, src, slot, Track::Vp8)?;
-        let sinks = Mutex::new(self.loss_sinks(slot, true, Box::new(on_loss)));
-        self.broadcast(|i| {
-            let on_loss = sinks.lock().expect("sinks lock")[i].take().expect("one sink per mux thread");
-            Cmd::Vp8 { slot, encoding: Some((keyframe_pad.clone(), on_loss)) }
+        self.broadcast_with_loss(slot, true, Box::new(on_loss), |on_loss| Cmd::Vp8 {
+            slot,
+            encoding: Some((keyframe_pad.clone(), on_loss)),
         });
         Ok(sink.upcast())
     }
 
     /// The stream's VP8 encoding stopped.
     pub fn detach_vp8(&self, slot: StreamSlot) {
-        self.broadcast(|_| Cmd::Vp8 { slot, encoding: None });
+        self.broadcast(|| Cmd::Vp8 { slot, encoding: None });
     }
 
     /// Answers a viewer's offer and hands the viewer to the mux. Quick: no gathering, no element.
@@ -509,91 +514,12 @@ impl Forward {
 
     /// Ends every viewer and stops the mux threads (blocking).
     pub fn stop(&self) {
-        self.broadcast(|_| Cmd::Stop);
+        self.broadcast(|| Cmd::Stop);
         for s in &self.shared.shards {
             if let Some(t) = s.thread.lock().expect("thread lock").take() {
                 let _ = t.join();
             }
         }
-    }
-}
-
-/// A viewer on the forwarding transport, as the session manager holds it.
-pub struct ForwardViewer {
-    id: SessionId,
-    /// Kept while the viewer lives: its share of an on-demand encoding (VP8), released on drop.
-    lease: Option<Box<dyn Send + Sync>>,
-    mux: mux::MuxSender,
-    stats: Arc<PeerCounters>,
-    remote_ufrag: Mutex<String>,
-    first_mid: Option<String>,
-    /// Our host candidates, `candidate:...`.
-    candidates: Vec<String>,
-}
-
-impl ForwardViewer {
-    /// Keeps `lease` (an encoding this viewer needs) until the viewer is dropped.
-    pub fn hold(&mut self, lease: Box<dyn Send + Sync>) {
-        self.lease = Some(lease);
-    }
-
-    /// Adds trickled candidates. With ICE lite on our side they only help str0m know the client's
-    /// addresses early (connectivity comes from the client's checks); with full ICE (a relay) they are
-    /// checked too.
-    pub fn add_remote_candidates(&self, frag: &SdpFrag) -> usize {
-        let cands: Vec<Candidate> = frag
-            .media
-            .iter()
-            .flat_map(|m| m.candidates.iter())
-            // The client's text: a panic in str0m's parser drops the candidate, not the manager task.
-            .filter_map(|c| std::panic::catch_unwind(|| Candidate::from_sdp_string(c)).ok()?.ok())
-            .collect();
-        let n = cands.len();
-        if n > 0 {
-            self.mux.send(Cmd::Candidates { id: self.id, cands });
-        }
-        n
-    }
-
-    pub fn remote_ufrag(&self) -> String {
-        self.remote_ufrag.lock().expect("ufrag lock").clone()
-    }
-
-    /// Restarts ICE: the client's new credentials, fresh ones of ours; DTLS and media carry on.
-    pub fn restart_ice(&self, frag: &SdpFrag) -> Result<SdpFrag, MediaError> {
-        let (Some(ufrag), Some(pwd)) = (&frag.ufrag, &frag.pwd) else {
-            return Err(MediaError::Negotiation("ICE restart: the fragment needs a=ice-ufrag and a=ice-pwd".into()));
-        };
-        let local = IceCredentials::random();
-        self.mux.send(Cmd::Restart {
-            id: self.id,
-            local: IceCreds { ufrag: local.ufrag.clone(), pass: local.pwd.clone() },
-            remote: IceCreds { ufrag: ufrag.clone(), pass: pwd.clone() },
-        });
-        *self.remote_ufrag.lock().expect("ufrag lock") = ufrag.clone();
-        self.add_remote_candidates(frag);
-        let media =
-            FragMedia { mid: self.first_mid.clone(), candidates: self.candidates.clone(), end_of_candidates: true };
-        Ok(SdpFrag { ufrag: Some(local.ufrag), pwd: Some(local.pwd), media: vec![media] })
-    }
-
-    pub fn gate_stats(&self) -> GateStats {
-        GateStats {
-            dropped: self.stats.dropped.load(Ordering::Relaxed),
-            forwarded: self.stats.forwarded.load(Ordering::Relaxed),
-            first_forwarded_was_keyframe: self.stats.first_forwarded_was_keyframe.load(Ordering::Relaxed),
-            flow_errors: 0,
-        }
-    }
-
-    /// What the viewer's connection reported last (at most [`mux::LOSS_REPORT_EVERY`] old).
-    pub fn stats(&self) -> PeerStats {
-        self.stats.transport.lock().expect("stats lock").clone()
-    }
-
-    /// Ends the viewer's peer connection in the mux (sends a DTLS close). Returns at once.
-    pub fn remove(&self) {
-        self.mux.send(Cmd::Remove(self.id));
     }
 }
 
