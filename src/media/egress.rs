@@ -33,8 +33,7 @@ use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 use gstreamer_webrtc as gst_webrtc;
 
-use crate::push::Endpoint;
-pub use crate::push::redacted;
+use crate::push::{Endpoint, redacted};
 
 mod sink;
 
