@@ -3,7 +3,7 @@
 //   node bench/fanout.mjs [--viewers 1,10,50,100,150,200] [--seconds 20] [--mode 1280x720@30] [--bitrate 2500]
 //                         [--bin target/release/glasscast]
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
-//                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nogso]
+//                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nommsg,forward-nogso]
 //                         [--full-every 1] [--mux-threads 1] [--server-cpus 0] [--client-cpus 1]
 //
 // For each viewer count: a fresh glasscast (pinned to --server-cpus, default CPU 0) serves the probe-painted test stream; one
@@ -11,8 +11,9 @@
 // stack that is not ours, bench/loadclient, CPU 1) receive for --seconds after all of them connected.
 // Reports delivery per load viewer, glasscast's own CPU / RSS / threads / fds, Chromium's G2G, and the
 // cost per extra viewer against the smallest N. Each transport in --transport (webrtc.transport: one
-// webrtcbin per viewer, or the one-port forwarding mux; `forward-nogso`: the mux with webrtc.udp_gso = false,
-// one sendmsg per packet, the send path before GSO) is measured over the same Ns in the same run.
+// webrtcbin per viewer, or the one-port forwarding mux with GSO and sendmmsg; `forward-nommsg`: the mux with
+// webrtc.udp_mmsg = false, one sendmsg per viewer per frame, the send path before sendmmsg; `forward-nogso`:
+// neither, one sendmsg per packet) is measured over the same Ns in the same run.
 // `--full-every K`: only every K-th load viewer decrypts and depacketizes everything; the others count SRTP
 // media from the clear RTP headers (bench/loadclient/src/light.rs), so the load client costs less of the
 // core it shares. `--mux-threads` (webrtc.mux_threads; default 1: one core's worth) with `--server-cpus`
@@ -35,6 +36,7 @@ async function runOnce(n, port, transport) {
     bin: opts.bin, port, pinCpus: opts['server-cpus'],
     webrtc: {
       transport: transport.split('-')[0], mux_port: 0, udp_gso: transport !== 'forward-nogso',
+      udp_mmsg: transport === 'forward',
       mux_threads: Number(opts['mux-threads']),
     },
     stream: {

@@ -41,6 +41,9 @@ pub struct WebrtcConfig {
     /// UDP GSO (`UDP_SEGMENT`) on the mux port: a frame's packets to one viewer leave in one system call
     /// (forwarding transport). Off: one call per packet (the way to compare, or a driver that mishandles it).
     pub udp_gso: bool,
+    /// `sendmmsg` on the mux port: the packets of several viewers (up to 32 runs) leave in one system call
+    /// (forwarding transport). Off: one call per run (per viewer per frame with GSO).
+    pub udp_mmsg: bool,
     /// Threads that serve the forwarding transport's viewers, each owning its share (all on `mux_port`).
     /// 0 (default): one per core the process may use, at most [`MAX_MUX_THREADS`].
     pub mux_threads: u32,
@@ -77,6 +80,7 @@ impl Default for WebrtcConfig {
             tcp_port: 0,
             relay: false,
             udp_gso: true,
+            udp_mmsg: true,
             mux_threads: 0,
         }
     }

@@ -175,7 +175,7 @@ fn describe() {
     describe_counter!("glasscast_mux_udp_datagrams_total", "datagrams sent on the forwarding transport's media port");
     describe_counter!(
         "glasscast_mux_udp_send_calls_total",
-        "system calls those datagrams took (fewer with UDP GSO: webrtc.udp_gso)"
+        "system calls those datagrams took (fewer with UDP GSO and sendmmsg: webrtc.udp_gso, webrtc.udp_mmsg)"
     );
     describe_counter!(
         "glasscast_publisher_received_bytes_total",

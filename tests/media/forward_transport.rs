@@ -139,38 +139,55 @@ fn if_addrs_first_ipv4() -> Option<std::net::IpAddr> {
     Some(s.local_addr().ok()?.ip())
 }
 
-/// UDP GSO on the mux port (`webrtc.udp_gso`): a frame's packets to a viewer leave in one system call
-/// and the viewer still decodes every frame the encoder makes; with it off, one call per datagram.
+/// The mux port's send paths (`webrtc.udp_gso`, `webrtc.udp_mmsg`) with two viewers: each decodes every
+/// frame the encoder makes on every path. The system calls show what each path batches: one per datagram
+/// with neither; GSO puts a frame's packets to one viewer in one call; `sendmmsg` puts both viewers' packets
+/// in one, so with both it takes fewer calls per datagram than GSO alone.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn with_udp_gso_a_frames_packets_leave_together_and_every_frame_arrives() {
-    for gso in [true, false] {
+async fn every_send_path_delivers_every_frame_and_batches_what_it_says() {
+    let mut per_call = std::collections::HashMap::new();
+    for (gso, mmsg) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut cfg = glasscast::config::Config::default();
         cfg.server.plain_http = true;
-        cfg.webrtc.udp_gso = gso;
+        (cfg.webrtc.udp_gso, cfg.webrtc.udp_mmsg) = (gso, mmsg);
         // ~8 KB frames: several packets each.
         let stream =
             glasscast::config::StreamConfig { width: 640, height: 360, bitrate_kbps: 2000, ..small_stream("main") };
         cfg.streams = vec![stream];
         let srv = start_with(cfg).await;
-        let mut v = WebrtcbinViewer::new(96, "42e01f", false);
-        v.connect(&srv, "main").await;
-        assert!(v.gets_frames(30, 20).await, "gso = {gso}: no video decoded");
+        let mut viewers = [WebrtcbinViewer::new(96, "42e01f", false), WebrtcbinViewer::new(96, "42e01f", false)];
+        for v in &mut viewers {
+            v.connect(&srv, "main").await;
+            assert!(v.gets_frames(30, 20).await, "gso = {gso}, mmsg = {mmsg}: no video decoded");
+        }
         let made = || async { srv.server.sessions.health("main").await.expect("health").frames };
-        let (frames_before, made_before) = (v.frames(), made().await);
+        let before = srv.server.sessions.readiness().await.mux.expect("the forwarding transport's mux");
+        let (frames_before, made_before) = (viewers.each_ref().map(|v| v.frames()), made().await);
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        let (got, encoded) = (v.frames() - frames_before, made().await - made_before);
-        // Read a moment apart from the encoder's count: a few frames are on their way.
-        assert!(encoded > 30 && got + 5 >= encoded, "gso = {gso}: decoded {got} of {encoded} frames");
+        let encoded = made().await - made_before;
+        for (v, before) in viewers.iter().zip(frames_before) {
+            let got = v.frames() - before;
+            // Read a moment apart from the encoder's count: a few frames are on their way.
+            assert!(
+                encoded > 30 && got + 5 >= encoded,
+                "gso = {gso}, mmsg = {mmsg}: decoded {got} of {encoded} frames"
+            );
+        }
         let mux = srv.server.sessions.readiness().await.mux.expect("the forwarding transport's mux");
-        let per_call = mux.datagrams_sent as f64 / mux.send_calls.max(1) as f64;
-        eprintln!("gso = {gso}: {} datagrams in {} calls", mux.datagrams_sent, mux.send_calls);
-        if gso {
-            assert!(per_call > 2.0, "{} datagrams took {} calls", mux.datagrams_sent, mux.send_calls);
+        let (datagrams, calls) = (mux.datagrams_sent - before.datagrams_sent, mux.send_calls - before.send_calls);
+        eprintln!("gso = {gso}, mmsg = {mmsg}: {datagrams} datagrams in {calls} calls");
+        per_call.insert((gso, mmsg), datagrams as f64 / calls.max(1) as f64);
+        if (gso, mmsg) == (false, false) {
+            assert_eq!(datagrams, calls, "with neither, one call per datagram");
         } else {
-            assert_eq!(mux.datagrams_sent, mux.send_calls, "without GSO one call per datagram");
+            assert!(
+                per_call[&(gso, mmsg)] > 1.5,
+                "gso = {gso}, mmsg = {mmsg}: {datagrams} datagrams took {calls} calls"
+            );
         }
         srv.shutdown().await;
     }
+    assert!(per_call[&(true, true)] > per_call[&(true, false)], "sendmmsg added nothing to GSO: {per_call:?}");
 }
 
 /// Viewers spread over several mux threads (`webrtc.mux_threads = 3`): one per thread, all on the one port,

@@ -23,6 +23,7 @@ mod peer;
 mod relay;
 mod route;
 mod sdp;
+mod send;
 pub mod stun;
 mod tcp;
 mod timers;
@@ -88,7 +89,7 @@ struct Shared {
     /// Where [`Forward::pick_shard`] starts looking.
     next_shard: AtomicUsize,
     /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
-    sends: Arc<udp::SendCounters>,
+    sends: Arc<send::SendCounters>,
 }
 
 /// Counters shared by a viewer's handle and the mux.
@@ -151,7 +152,7 @@ impl Forward {
             if w.ice_tcp { ice_tcp_listener(if w.tcp_port == 0 { port } else { w.tcp_port }, any_port) } else { None };
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
         let relay = relay::SharedStatus::default();
-        let sends = Arc::new(udp::SendCounters::default());
+        let sends = Arc::new(send::SendCounters::default());
         let threads = w.mux_threads();
         let shards = mux::spawn(mux::Setup {
             threads,
@@ -160,6 +161,7 @@ impl Forward {
             events,
             relay_status: relay.clone(),
             gso: w.udp_gso,
+            mmsg: w.udp_mmsg,
             sends: sends.clone(),
         })?;
         tracing::info!(port, ?tcp_port, addresses = ?ips, mux_threads = threads, "forwarding transport listening");

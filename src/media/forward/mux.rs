@@ -32,9 +32,10 @@ pub(crate) use super::packet::{MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::route::SharedRoutes;
+use super::send::SendBatch;
 use super::tcp::{self, TcpMux};
 use super::timers::Timers;
-use super::udp::{MediaSocket, RecvBufs, SendBatch};
+use super::udp::{MediaSocket, RecvBufs};
 use crate::ids::{SessionId, StreamName};
 use crate::media::congestion::LossReport;
 use crate::media::{MediaEvent, keyframes};
@@ -188,8 +189,9 @@ fn receive(proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8]) -
     }
 }
 
-/// Where a peer's packets go out: the UDP sockets (through the send batch, flushed when the `Net` is
-/// dropped, i.e. after each peer is driven), the ICE-TCP connections, and the TURN relay.
+/// Where a peer's packets go out: the UDP sockets (through the send batch: its open run is sealed when the
+/// `Net` is dropped, i.e. after each peer is driven, and the batch is flushed before the mux waits), the
+/// ICE-TCP connections, and the TURN relay.
 struct Net<'a> {
     udp: &'a [MediaSocket],
     out: &'a mut SendBatch,
@@ -216,7 +218,7 @@ macro_rules! net {
 
 impl Drop for Net<'_> {
     fn drop(&mut self) {
-        self.out.flush(self.udp);
+        self.out.seal(self.udp);
     }
 }
 
@@ -244,6 +246,7 @@ impl Mux {
         let mut events = Events::with_capacity(256);
         let mut buf = vec![0u8; RECV_BUF];
         loop {
+            self.out.flush(&self.sockets);
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
             let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_retry.as_ref().map(|r| r.1));
             let wake = self.timers.next(Instant::now()).into_iter().chain(report).chain(relay).min();
@@ -277,6 +280,7 @@ impl Mux {
                 peer.close(&mut |t| net.send(t));
             }
         }
+        self.out.flush(&self.sockets);
         self.peers.clear();
         if let Some(relay) = &mut self.relay {
             relay.release(self.poll.registry());

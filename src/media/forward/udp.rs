@@ -6,13 +6,10 @@
 
 use std::io::{ErrorKind, IoSliceMut};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use mio::net::UdpSocket;
 use quinn_udp::{BATCH_SIZE, RecvMeta, UdpSocketState};
-use str0m::net::Transmit;
 
 /// The largest datagram read whole; anything longer is junk and arrives cut short.
 const MAX_DATAGRAM: usize = 65_536;
@@ -27,7 +24,7 @@ pub(crate) const RECV_BUFFER: usize = 4 << 20;
 pub(super) struct MediaSocket {
     pub local: SocketAddr,
     pub socket: UdpSocket,
-    state: UdpSocketState,
+    pub(super) state: UdpSocketState,
 }
 
 /// A non-blocking UDP socket on `ip`:`port` with its receive buffer asked for, and the address it got.
@@ -114,105 +111,5 @@ impl MediaSocket {
                 }
             }
         }
-    }
-}
-
-/// The socket bound to `t`'s source address (or, failing that, one of its address family).
-fn socket_for(sockets: &[MediaSocket], t: &Transmit) -> Option<usize> {
-    sockets
-        .iter()
-        .position(|s| s.local == t.source)
-        .or_else(|| sockets.iter().position(|s| s.local.is_ipv4() == t.destination.is_ipv4()))
-}
-
-/// The most one GSO send carries (the kernel's limit for one UDP payload).
-const MAX_GSO_BYTES: usize = 65_000;
-
-/// Datagrams and `sendmsg` calls made on the media port (for `glasscast_mux_udp_*_total`).
-#[derive(Debug, Default)]
-pub(crate) struct SendCounters {
-    pub datagrams: AtomicU64,
-    pub calls: AtomicU64,
-}
-
-/// Datagrams waiting to leave the media port. A run of equal-sized ones to one destination from one
-/// socket (a frame's RTP packets to one viewer; the last may be shorter) leaves in one `sendmsg` with
-/// UDP GSO (`UDP_SEGMENT`, through `quinn-udp`), which the kernel cuts into the datagrams: one system
-/// call per viewer per frame instead of one per packet. Without GSO (`webrtc.udp_gso = false`, a kernel
-/// without it, or a driver that refused it once: `quinn-udp` then stops asking) each datagram leaves on
-/// its own. Whoever pushes flushes before waiting for anything ([`SendBatch::flush`]).
-pub(super) struct SendBatch {
-    gso: bool,
-    socket: usize,
-    destination: SocketAddr,
-    segment: usize,
-    count: usize,
-    /// A shorter datagram ended the run (GSO cuts every segment but the last at `segment`).
-    closed: bool,
-    buf: Vec<u8>,
-    counters: Arc<SendCounters>,
-}
-
-impl SendBatch {
-    pub fn new(gso: bool, counters: Arc<SendCounters>) -> Self {
-        let nowhere = SocketAddr::from(([0, 0, 0, 0], 0));
-        let buf = Vec::with_capacity(MAX_GSO_BYTES);
-        SendBatch { gso, socket: 0, destination: nowhere, segment: 0, count: 0, closed: false, buf, counters }
-    }
-
-    /// Adds `t` to the run, or sends the run and starts a new one with it.
-    pub fn push(&mut self, sockets: &[MediaSocket], t: &Transmit) {
-        let Some(i) = socket_for(sockets, t) else { return };
-        let len = t.contents.len();
-        let max = if self.gso { sockets[i].state.max_gso_segments() } else { 1 };
-        let joins = self.count > 0
-            && (self.socket, self.destination) == (i, t.destination)
-            && !self.closed
-            && len <= self.segment
-            && self.count < max
-            && self.buf.len() + len <= MAX_GSO_BYTES;
-        if !joins {
-            self.flush(sockets);
-            (self.socket, self.destination, self.segment) = (i, t.destination, len);
-        }
-        self.buf.extend_from_slice(&t.contents);
-        self.count += 1;
-        self.closed = len < self.segment;
-    }
-
-    /// Sends the run (one call; datagram by datagram if the GSO send fails).
-    pub fn flush(&mut self, sockets: &[MediaSocket]) {
-        if self.count == 0 {
-            return;
-        }
-        let s = &sockets[self.socket];
-        let sent = if self.count == 1 {
-            s.socket.send_to(&self.buf, self.destination).map(drop)
-        } else {
-            let t = quinn_udp::Transmit {
-                destination: self.destination,
-                ecn: None,
-                contents: &self.buf,
-                segment_size: Some(self.segment),
-                src_ip: None,
-            };
-            s.state.try_send((&s.socket).into(), &t)
-        };
-        let mut calls = 1;
-        match sent {
-            Ok(()) => {}
-            Err(e) if self.count > 1 && e.kind() != ErrorKind::WouldBlock => {
-                tracing::debug!(error = %e, to = %self.destination, "GSO send failed; datagram by datagram");
-                for d in self.buf.chunks(self.segment) {
-                    let _ = s.socket.send_to(d, self.destination);
-                }
-                calls += self.count as u64;
-            }
-            Err(e) => tracing::trace!(error = %e, to = %self.destination, "send failed"),
-        }
-        self.counters.datagrams.fetch_add(self.count as u64, Ordering::Relaxed);
-        self.counters.calls.fetch_add(calls, Ordering::Relaxed);
-        self.buf.clear();
-        (self.count, self.closed) = (0, false);
     }
 }

@@ -16,9 +16,10 @@ use crate::media::MediaEvent;
 use crate::media::forward::liveness::{self, Heartbeat, SendLag};
 use crate::media::forward::relay::SharedStatus;
 use crate::media::forward::route::SharedRoutes;
+use crate::media::forward::send::{SendBatch, SendCounters};
 use crate::media::forward::tcp::TcpMux;
 use crate::media::forward::timers::Timers;
-use crate::media::forward::udp::{MediaSocket, RecvBufs, SendBatch, SendCounters};
+use crate::media::forward::udp::{MediaSocket, RecvBufs};
 
 /// One mux thread as the transport holds it.
 pub(crate) struct Shard {
@@ -39,6 +40,8 @@ pub(crate) struct Setup {
     pub events: UnboundedSender<MediaEvent>,
     pub relay_status: SharedStatus,
     pub gso: bool,
+    /// `sendmmsg` across viewers (`webrtc.udp_mmsg`).
+    pub mmsg: bool,
     pub sends: Arc<SendCounters>,
 }
 
@@ -56,7 +59,7 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
     }
     let senders: Arc<[MuxSender]> = senders.into();
     let routes = SharedRoutes::default();
-    let Setup { mut sockets, mut tcp_listener, events, relay_status, gso, sends, .. } = setup;
+    let Setup { mut sockets, mut tcp_listener, events, relay_status, gso, mmsg, sends, .. } = setup;
     let mut clones = Vec::with_capacity(n - 1);
     for _ in 1..n {
         clones.push(sockets.iter().map(MediaSocket::try_clone).collect::<anyhow::Result<Vec<_>>>()?);
@@ -78,7 +81,7 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
             poll,
             rx,
             recv: RecvBufs::new(&own),
-            out: SendBatch::new(gso, sends.clone()),
+            out: SendBatch::new(gso, mmsg, sends.clone()),
             sockets: own,
             tcp,
             events: events.clone(),
