@@ -1,7 +1,8 @@
 //! Logging: tracing to stderr (human on a terminal, JSON otherwise: journald under systemd, a container's
 //! log driver) and, when `log.file` is set, to a file rotated by size. Each stream and session has its own
 //! span fields (`stream`, `session`, `client`; never a token), so one viewer's life can be followed from its
-//! POST to its end with `journalctl -u glasscast | grep SESSION_ID` or a JSON query.
+//! POST to its end with `journalctl -u glasscast | grep SESSION_ID` or a JSON query. The last warnings and
+//! errors are also kept in memory for the admin console ([`ring`]).
 
 use std::io::IsTerminal;
 use std::sync::Mutex;
@@ -13,6 +14,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer, fmt};
 
 use crate::config::{LogConfig, LogFormat};
+
+pub mod ring;
 
 /// A writer for `log.file`: appends, and once the file reaches `file_max_bytes` renames it `FILE.1` (older
 /// ones `FILE.2` ...), keeping `file_keep` of them.
@@ -46,6 +49,7 @@ pub fn init(cfg: &LogConfig) -> std::io::Result<()> {
     tracing_subscriber::registry()
         .with(stderr.with_filter(filter()))
         .with(file.map(|l| l.with_filter(filter())))
+        .with(ring::RingLayer.with_filter(filter()))
         .init();
     Ok(())
 }
