@@ -39,6 +39,9 @@ if [ "$want_test" -eq 1 ]; then
   pkgs+=(coturn)
   # SFU cascade (tests/media/janus_cascade.rs): Janus with its VideoRoom plugin, started by the test itself.
   pkgs+=(janus)
+  # The admin console (tests/api/admin_console.rs): zbarimg reads the QR code the page shows; promtool checks
+  # and unit-tests docs/alerts.yml.
+  pkgs+=(zbar-tools prometheus)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

@@ -323,6 +323,13 @@ pub fn key_rotate(t: &Target, retire_previous: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `glasscast key retire KID`
+pub fn key_retire(t: &Target, kid: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::DELETE, &format!("/keys/{kid}"), None)?;
+    println!("retired key {kid}: tokens it signed no longer work, and their sessions end within seconds");
+    Ok(())
+}
+
 fn print_keys(v: &Value) {
     println!("{:<10}  {:<8}  created (Unix time)", "key id", "current");
     for k in v.as_array().map(Vec::as_slice).unwrap_or_default() {
@@ -352,8 +359,18 @@ pub fn stream_action(t: &Target, name: &str, action: &str) -> anyhow::Result<()>
 /// `glasscast stream push NAME URL [--token T]`
 pub fn stream_push(t: &Target, name: &str, url: &str, token: Option<String>) -> anyhow::Result<()> {
     let body = serde_json::json!({ "url": url, "token": token });
-    t.call(reqwest::Method::POST, &format!("/streams/{name}/push"), Some(body))?;
-    println!("stream {name}: pushing to {url} (its state: `curl .../readyz` with the admin token, or the metrics)");
+    let v = t.call(reqwest::Method::POST, &format!("/streams/{name}/push"), Some(body))?;
+    let id = &v["id"];
+    println!(
+        "stream {name}: push {id} to {url} started (its state: the admin console, `curl .../readyz` with the admin token, or the metrics; `glasscast stream unpush {name} {id}` stops it)"
+    );
+    Ok(())
+}
+
+/// `glasscast stream unpush NAME ID`
+pub fn stream_unpush(t: &Target, name: &str, id: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::DELETE, &format!("/streams/{name}/push/{id}"), None)?;
+    println!("stream {name}: push {id} stopped");
     Ok(())
 }
 

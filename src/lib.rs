@@ -15,6 +15,7 @@ pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod net;
+pub mod oncall;
 pub mod push;
 pub mod sdpfrag;
 pub mod serve;

@@ -51,16 +51,16 @@ enum Command {
         target: TargetArgs,
     },
     /// Start or stop a stream, or push it to a WHIP endpoint too (admin API). Stopping ends its sessions.
-    /// `push NAME URL [--token T]` lasts until the stream stops; `[[streams.push]]` in the configuration
-    /// keeps it across restarts.
+    /// `push NAME URL [--token T]` lasts until the stream stops (it prints the push's id); `[[streams.push]]`
+    /// in the configuration keeps it across restarts. `unpush NAME ID` stops one.
     Stream {
         #[command(flatten)]
         target: TargetArgs,
-        #[arg(value_parser = ["start", "stop", "push"])]
+        #[arg(value_parser = ["start", "stop", "push", "unpush"])]
         action: String,
         /// The stream's name.
         name: String,
-        /// push: the WHIP endpoint, e.g. https://sfu.example/whip/room1.
+        /// push: the WHIP endpoint, e.g. https://sfu.example/whip/room1; unpush: the push's id.
         url: Option<String>,
         /// push: the bearer token the endpoint wants.
         #[arg(long, env = "GLASSCAST_PUSH_TOKEN", hide_env_values = true)]
@@ -153,6 +153,8 @@ enum KeyCommand {
         #[arg(long)]
         retire_previous: bool,
     },
+    /// Drop one older signing key: the tokens it signed stop working (the current key: rotate first).
+    Retire { kid: String },
 }
 
 /// How long the links printed at start work.
@@ -196,6 +198,8 @@ fn main() -> anyhow::Result<()> {
         Command::Stream { target, action, name, url, token } => match (action.as_str(), url) {
             ("push", Some(url)) => cli::stream_push(&resolve(&cfg, target)?, &name, &url, token),
             ("push", None) => anyhow::bail!("`glasscast stream push NAME URL`: the WHIP endpoint's URL is missing"),
+            ("unpush", Some(id)) => cli::stream_unpush(&resolve(&cfg, target)?, &name, &id),
+            ("unpush", None) => anyhow::bail!("`glasscast stream unpush NAME ID`: the push's id is missing"),
             _ => cli::stream_action(&resolve(&cfg, target)?, &name, &action),
         },
         Command::Kick { target, id } => cli::kick(&resolve(&cfg, target)?, &id),
@@ -209,6 +213,7 @@ fn main() -> anyhow::Result<()> {
             match command {
                 KeyCommand::List => cli::key_list(&t),
                 KeyCommand::Rotate { retire_previous } => cli::key_rotate(&t, retire_previous),
+                KeyCommand::Retire { kid } => cli::key_retire(&t, &kid),
             }
         }
         Command::Token { target, command } => {

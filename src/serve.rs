@@ -251,7 +251,7 @@ fn serve_metrics(
         .with_context(|| format!("listening for metrics on {} (metrics.listen)", cfg.metrics.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
-    let service = http::metrics::router(sessions, token).into_make_service();
+    let service = http::metrics::router(sessions, token, &cfg.server.state_dir).into_make_service();
     tokio::spawn(axum_server::from_tcp(listener)?.handle(handle).serve(service));
     tracing::info!(%addr, "metrics at /metrics");
     Ok(addr)

@@ -1,77 +1,30 @@
-// The admin console (issue 20, first part): streams (start, stop) and live sessions (kick), refreshed every
-// second from the admin API. The admin token comes from #token=... (never in a URL the server sees) or the
-// form, is kept in sessionStorage and sent as a bearer header: never a cookie, so no CSRF.
-const KEY = 'glasscast-admin-token';
-const $ = (id) => document.getElementById(id);
-const status = $('status');
-let token = new URLSearchParams(location.hash.slice(1)).get('token') || sessionStorage.getItem(KEY);
-let timer = null;
+// The admin console: streams (start, stop), pushes (add, remove), live sessions (kick), links (issue with a
+// QR code, revoke), signing keys (rotate, retire) and the host (resources, readiness, on-call conditions,
+// recent warnings), refreshed every second from the admin API. The admin token comes from #token=... (never in a URL the
+// server sees) or the form, is kept in sessionStorage and sent as a bearer header: never a cookie, so no CSRF.
+import { $, SignInError, api, setToken, storedToken } from './admin-lib.js';
+import { fillStreams, refreshLinks, setupLinks } from './admin-links.js';
+import { refreshHost } from './admin-host.js';
+import { sessionRow, streamRow } from './admin-streams.js';
+import { renderPushes, setupPushes } from './admin-pushes.js';
 
+const status = $('status');
+let timer = null;
+const fromLink = new URLSearchParams(location.hash.slice(1)).get('token');
 if (location.hash) history.replaceState(null, '', location.pathname);
 
-async function api(method, path) {
-  const resp = await fetch(`/api/v1${path}`, { method, headers: { Authorization: `Bearer ${token}` } });
-  if (resp.status === 401 || resp.status === 403) throw new SignInError(resp.status);
-  if (!resp.ok) {
-    const problem = await resp.json().catch(() => ({}));
-    throw new Error(`${method} ${path}: HTTP ${resp.status} ${problem.detail || ''}`.trim());
-  }
-  return resp.status === 204 || resp.status === 202 ? null : resp.json();
-}
-
-class SignInError extends Error {
-  constructor(status) {
-    super(status === 401 ? 'That admin token is wrong or expired.' : 'That token is not the admin token.');
-  }
-}
-
-function cell(text) {
-  const td = document.createElement('td');
-  td.textContent = text;
-  return td;
-}
-
-function button(label, onClick) {
-  const td = document.createElement('td');
-  const b = document.createElement('button');
-  b.type = 'button';
-  b.textContent = label;
-  b.addEventListener('click', () => onClick().then(refresh).catch(show));
-  td.append(b);
-  return td;
-}
-
-function streamRow(s) {
-  const tr = document.createElement('tr');
-  tr.dataset.stream = s.name;
-  const stopped = s.state === 'stopped';
-  const action = stopped
-    ? button('Start', () => api('POST', `/streams/${encodeURIComponent(s.name)}/start`))
-    : button('Stop', () => api('POST', `/streams/${encodeURIComponent(s.name)}/stop`));
-  tr.append(cell(s.name), cell(s.state), cell(s.encoder), cell(`${s.width}x${s.height}@${s.fps}`),
-    cell(String(s.viewers)), action);
-  return tr;
-}
-
-function age(since) {
-  const s = Math.max(0, Math.round(Date.now() / 1000 - since));
-  return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
-}
-
-function sessionRow(x) {
-  const tr = document.createElement('tr');
-  tr.dataset.session = x.id;
-  tr.append(cell(x.id.slice(0, 8)), cell(x.role), cell(x.stream), cell(x.label || x.token_id || 'admin'),
-    cell(x.client || ''), cell(age(x.since)), cell(x.connected ? 'yes' : 'no'),
-    button('Kick', () => api('DELETE', `/sessions/${encodeURIComponent(x.id)}`)));
-  return tr;
-}
-
 async function refresh() {
-  const [streams, sessions] = await Promise.all([api('GET', '/streams'), api('GET', '/sessions')]);
-  $('streams').tBodies[0].replaceChildren(...streams.map(streamRow));
-  $('sessions').tBodies[0].replaceChildren(...sessions.map(sessionRow));
-  status.textContent = `${streams.length} stream(s), ${sessions.length} session(s); updated ${new Date().toLocaleTimeString()}`;
+  const [streams, sessions, host, links] = await Promise.all([api('GET', '/streams'), api('GET', '/sessions'),
+    refreshHost(), refreshLinks()]);
+  const detail = new Map(host.readiness.streams.map((r) => [r.name, r]));
+  $('streams').tBodies[0].replaceChildren(...streams.map((s) => streamRow(s, detail.get(s.name), refresh, show)));
+  $('sessions').tBodies[0].replaceChildren(...sessions.map((x) => sessionRow(x, refresh, show)));
+  fillStreams(streams);
+  renderPushes(host.readiness, refresh, show);
+  const holding = host.conditions.filter((c) => c.holds).length;
+  status.textContent = `${streams.length} stream(s), ${sessions.length} session(s), ${links.tokens} link(s), `
+    + `${holding ? `${holding} on-call condition(s) holding` : 'no on-call condition holding'}; `
+    + `updated ${new Date().toLocaleTimeString()}`;
 }
 
 function show(e) {
@@ -81,16 +34,15 @@ function show(e) {
 
 function signIn(message) {
   clearInterval(timer);
-  sessionStorage.removeItem(KEY);
-  token = null;
+  setToken(null);
   $('console').hidden = true;
   $('signin').hidden = false;
   status.textContent = message;
   $('token').focus();
 }
 
-async function start() {
-  sessionStorage.setItem(KEY, token);
+async function start(token) {
+  setToken(token);
   try {
     await refresh();
   } catch (e) {
@@ -104,10 +56,13 @@ async function start() {
 
 $('signin').addEventListener('submit', (ev) => {
   ev.preventDefault();
-  token = $('token').value.trim();
+  const token = $('token').value.trim();
   $('token').value = '';
-  start();
+  start(token);
 });
 $('signout').addEventListener('click', () => signIn('Signed out.'));
+setupLinks(refresh, show);
+setupPushes(refresh, show);
 
-if (token) start(); else signIn('Sign in with the admin token (auth.admin_token, or the one glasscast made in state_dir/auth/admin_token).');
+const token = fromLink || storedToken();
+if (token) start(token); else signIn('Sign in with the admin token (auth.admin_token, or the one glasscast made in state_dir/auth/admin_token).');

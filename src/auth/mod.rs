@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
-pub use store::{Issued, KeyInfo};
+pub use store::{Issued, KeyInfo, Retired};
 
 use crate::config::{AuthConfig, AuthMode};
 use crate::ids::StreamScope;
@@ -351,6 +351,12 @@ impl Auth {
     /// their sessions end at the session manager's next sweep.
     pub fn rotate_key(&self, retire: bool) -> anyhow::Result<String> {
         self.inner.keys.write().expect("keys lock").rotate(&self.inner.dir, retire, now_s())
+    }
+
+    /// Drops the older signing key `kid` (persisted before returning): tokens it signed are refused and their
+    /// sessions end at the session manager's next sweep.
+    pub fn retire_key(&self, kid: &str) -> anyhow::Result<Retired> {
+        self.inner.keys.write().expect("keys lock").retire(&self.inner.dir, kid)
     }
 
     /// The signing keys kept (ids and ages, never the keys).

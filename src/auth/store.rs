@@ -31,6 +31,16 @@ struct KeysFile {
     created: BTreeMap<String, u64>,
 }
 
+/// What [`Keys::retire`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retired {
+    Done,
+    /// No key by that id.
+    Unknown,
+    /// It signs new tokens: rotate first.
+    Current,
+}
+
 /// A signing key as listed (never the key itself).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct KeyInfo {
@@ -110,6 +120,28 @@ impl Keys {
         write_atomic(&dir.join("keys.json"), &serde_json::to_vec_pretty(&file)?, 0o600)?;
         *self = Self { current: kid.clone(), keys: next, created };
         Ok(kid)
+    }
+
+    /// Drops the older key `kid` and writes the file (atomically): tokens it signed stop verifying. The
+    /// current key cannot be retired (rotate first).
+    pub fn retire(&mut self, dir: &Path, kid: &str) -> anyhow::Result<Retired> {
+        if kid == self.current {
+            return Ok(Retired::Current);
+        }
+        if !self.keys.contains_key(kid) {
+            return Ok(Retired::Unknown);
+        }
+        let (mut keys, mut created) = (self.keys.clone(), self.created.clone());
+        keys.remove(kid);
+        created.remove(kid);
+        let file = KeysFile {
+            current: self.current.clone(),
+            keys: keys.iter().map(|(k, v)| (k.clone(), B64.encode(v))).collect(),
+            created: created.clone(),
+        };
+        write_atomic(&dir.join("keys.json"), &serde_json::to_vec_pretty(&file)?, 0o600)?;
+        (self.keys, self.created) = (keys, created);
+        Ok(Retired::Done)
     }
 
     /// The keys kept, oldest first.
@@ -221,7 +253,13 @@ mod tests {
         let third = k.rotate(dir.path(), true, now + 200).expect("rotate and retire");
         assert!(k.get(&first).is_none() && k.get(&second).is_none());
         let back = Keys::load_or_create(dir.path()).expect("reload");
-        assert_eq!(back.list(), vec![KeyInfo { kid: third, created_at: now + 200, current: true }]);
+        assert_eq!(back.list(), vec![KeyInfo { kid: third.clone(), created_at: now + 200, current: true }]);
+        let fourth = k.rotate(dir.path(), false, now + 300).expect("rotate");
+        assert_eq!(k.retire(dir.path(), &fourth).expect("retire"), Retired::Current);
+        assert_eq!(k.retire(dir.path(), "nope").expect("retire"), Retired::Unknown);
+        assert_eq!(k.retire(dir.path(), &third).expect("retire"), Retired::Done);
+        let back = Keys::load_or_create(dir.path()).expect("reload");
+        assert_eq!(back.list(), vec![KeyInfo { kid: fourth, created_at: now + 300, current: true }]);
     }
 
     #[test]

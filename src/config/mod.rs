@@ -262,6 +262,15 @@ impl Config {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_source_is_described_without_a_feeds_secrets() {
+        let feed = VideoSource::Uri { url: "rtsp://user:pw@cam.lan:8554/live?key=s3cret".into(), passthrough: true };
+        assert_eq!(feed.describe(), "feed rtsp://cam.lan:8554/...");
+        assert_eq!(VideoSource::V4l2 { device: "/dev/video0".into() }.describe(), "camera /dev/video0");
+        assert_eq!(VideoSource::X11 { display: Some(":1".into()), show_pointer: true }.describe(), "X11 :1");
+        assert_eq!(VideoSource::Test.describe(), "test pattern");
+    }
+
     fn load_toml(toml: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("g.toml");

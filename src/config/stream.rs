@@ -45,6 +45,21 @@ pub enum VideoSource {
     Whip,
 }
 
+impl VideoSource {
+    /// What the source is, for the admin API and console: a feed's URL only as `scheme://host:port/...`
+    /// (its path, query or credentials may hold a secret).
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Test => "test pattern".into(),
+            Self::X11 { display, .. } => format!("X11 {}", display.as_deref().unwrap_or("$DISPLAY")),
+            Self::Portal { .. } => "ScreenCast portal".into(),
+            Self::V4l2 { device } => format!("camera {device}"),
+            Self::Uri { url, .. } => format!("feed {}", crate::push::redacted(url)),
+            Self::Whip => "WHIP publisher".into(),
+        }
+    }
+}
+
 /// How the pointer appears in portal capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

@@ -16,9 +16,9 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{ApiError, AppState, Caller, read_body, whep};
+use super::{ApiError, AppState, Caller, read_body, read_json, whep};
 use crate::auth::Grant;
-use crate::auth::{IssueRequest, Issued, KeyInfo, TokenKind};
+use crate::auth::{IssueRequest, Issued, KeyInfo, Retired, TokenKind};
 use crate::ids::SessionId;
 use crate::ids::StreamScope;
 use crate::session::{SessionError, SessionInfo, StreamInfo};
@@ -36,6 +36,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         stop_stream,
         start_stream,
         push_stream,
+        unpush_stream,
         list_sessions,
         end_session,
         list_tokens,
@@ -43,6 +44,9 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         revoke_token,
         list_keys,
         rotate_key,
+        retire_key,
+        super::console::qr,
+        super::console::host,
         super::web::streams,
         whep::create,
         whep::patch,
@@ -51,7 +55,8 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         super::whip::patch,
         super::whip::delete
     ),
-    components(schemas(PushBody, IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody)),
+    components(schemas(PushBody, IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody,
+        super::console::QrBody, super::console::HostInfo)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -78,15 +83,18 @@ pub fn router() -> Router<AppState> {
         .route("/streams/{name}/stop", axum::routing::post(stop_stream))
         .route("/streams/{name}/start", axum::routing::post(start_stream))
         .route("/streams/{name}/push", axum::routing::post(push_stream))
+        .route("/streams/{name}/push/{id}", delete(unpush_stream))
         .route("/sessions", get(list_sessions))
         .route("/sessions/{id}", delete(end_session))
         .route("/tokens", get(list_tokens).post(issue_token))
         .route("/tokens/{id}", delete(revoke_token))
         .route("/keys", get(list_keys))
         .route("/keys/rotate", axum::routing::post(rotate_key))
+        .route("/keys/{kid}", delete(retire_key))
+        .merge(super::console::router())
 }
 
-async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
+pub(super) async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
     caller.check(st, |h| st.auth.authorize_admin(h)).await
 }
 
@@ -128,19 +136,17 @@ struct PushBody {
 #[utoipa::path(post, path = "/api/v1/streams/{name}/push", security(("bearer" = [])),
     params(("name" = String, Path, description = "the stream's name")),
     request_body(content = PushBody, content_type = "application/json"),
-    responses((status = 202), (status = 400), (status = 401), (status = 403), (status = 404), (status = 413),
-        (status = 415)))]
+    responses((status = 202, description = "started; the body is `{\"id\": N}`, the push's id"), (status = 400),
+        (status = 401), (status = 403), (status = 404), (status = 413), (status = 415)))]
 async fn push_stream(
     State(st): State<AppState>,
     Path(name): Path<String>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
-) -> Result<StatusCode, ApiError> {
+) -> Result<Response, ApiError> {
     admin(&st, &caller).await?;
-    let body = read_body(body)?;
-    whep::require_content_type(&headers, "application/json")?;
-    let body: PushBody = serde_json::from_slice(&body).map_err(|e| bad_request("malformed-json", e.to_string()))?;
+    let body: PushBody = read_json(&headers, body)?;
     let endpoint = crate::push::Endpoint::parse(&body.url).map_err(|e| bad_request("bad-url", e.to_string()))?;
     let origin = endpoint.origin();
     if !st.push_allow.contains(&origin) {
@@ -150,8 +156,24 @@ async fn push_stream(
             format!("pushing to {origin} is not allowed: add it to auth.push_allow in the configuration"),
         ));
     }
-    st.sessions.push(&super::stream_in_path(&name)?, body.url, body.token).await?;
-    Ok(StatusCode::ACCEPTED)
+    let id = st.sessions.push(&super::stream_in_path(&name)?, body.url, body.token).await?;
+    Ok((StatusCode::ACCEPTED, Json(serde_json::json!({ "id": id }))).into_response())
+}
+
+/// Stops a stream's push (one added at run time, or a configured one until the stream starts again).
+#[utoipa::path(delete, path = "/api/v1/streams/{name}/push/{id}", security(("bearer" = [])),
+    params(("name" = String, Path, description = "the stream's name"),
+        ("id" = u32, Path, description = "the push's id (`/readyz` lists them)")),
+    responses((status = 204), (status = 400), (status = 401), (status = 403), (status = 404)))]
+async fn unpush_stream(
+    State(st): State<AppState>,
+    Path((name, id)): Path<(String, String)>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &caller).await?;
+    let id: u32 = id.parse().map_err(|_| bad_request("bad-push-id", format!("`{id}` is not a push id (a number)")))?;
+    st.sessions.unpush(&super::stream_in_path(&name)?, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// Starts a stopped stream again (no-op when it runs).
@@ -383,4 +405,33 @@ async fn rotate_key(
     })?;
     tracing::info!(kid = %kid, retired = body.retire_previous, "signing key rotated");
     Ok((StatusCode::CREATED, Json(st.auth.keys())).into_response())
+}
+
+/// Retires the older signing key `kid`: tokens it signed stop working and their sessions end within
+/// seconds. The current key cannot be retired (409: rotate first).
+#[utoipa::path(delete, path = "/api/v1/keys/{kid}", security(("bearer" = [])),
+    params(("kid" = String, Path, description = "the key's id")),
+    responses((status = 204), (status = 401), (status = 403), (status = 404), (status = 409)))]
+async fn retire_key(
+    State(st): State<AppState>,
+    Path(kid): Path<String>,
+    caller: Caller,
+) -> Result<StatusCode, ApiError> {
+    admin(&st, &caller).await?;
+    match st.auth.retire_key(&kid) {
+        Ok(Retired::Done) => {
+            tracing::info!(kid = %kid, "signing key retired");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(Retired::Unknown) => Err(ApiError::not_found(format!("no signing key with id `{kid}`"))),
+        Ok(Retired::Current) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "current-key",
+            format!("`{kid}` signs new tokens; rotate first (POST /api/v1/keys/rotate), then retire it"),
+        )),
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "retiring a signing key");
+            Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "key-store", "could not write the key file"))
+        }
+    }
 }

@@ -20,16 +20,18 @@ use crate::session::Sessions;
 struct Scrape {
     sessions: Sessions,
     token: Option<Arc<str>>,
+    /// `server.state_dir`, whose free space is a metric.
+    state_dir: Arc<std::path::Path>,
 }
 
 /// The scrape listener's routes: `GET /metrics` (with the bearer token when one is configured).
-pub fn router(sessions: Sessions, token: Option<String>) -> Router {
+pub fn router(sessions: Sessions, token: Option<String>, state_dir: &std::path::Path) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .fallback(|req: Request| async move {
             ApiError::not_found(format!("nothing at {}; try /metrics", req.uri().path()))
         })
-        .with_state(Scrape { sessions, token: token.map(Arc::from) })
+        .with_state(Scrape { sessions, token: token.map(Arc::from), state_dir: Arc::from(state_dir) })
 }
 
 async fn metrics(State(st): State<Scrape>, headers: HeaderMap) -> Result<Response, ApiError> {
@@ -42,7 +44,7 @@ async fn metrics(State(st): State<Scrape>, headers: HeaderMap) -> Result<Respons
             return Err(e.into());
         }
     }
-    let body = crate::telemetry::scrape(&st.sessions).await;
+    let body = crate::telemetry::scrape(&st.sessions, &st.state_dir).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }
 

@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod conn;
+mod console;
 pub mod limit;
 pub mod metrics;
 pub mod ops;
@@ -52,6 +53,8 @@ pub struct AppState {
     pub request_timeout: Duration,
     /// Origins the admin API may push to (`auth.push_allow`), as `Url::origin` writes them.
     pub push_allow: Arc<Vec<String>>,
+    /// `server.state_dir` (the host panel and the metrics report its free space).
+    pub state_dir: Arc<std::path::PathBuf>,
 }
 
 impl AppState {
@@ -65,6 +68,7 @@ impl AppState {
             public_readyz: cfg.server.public_readyz,
             request_timeout: Duration::from_secs(cfg.server.request_timeout_s.into()),
             push_allow: Arc::new(cfg.auth.push_allow.iter().filter_map(|o| origin_of(o)).collect()),
+            state_dir: Arc::new(cfg.server.state_dir.clone()),
         }
     }
 }
@@ -168,6 +172,17 @@ pub fn read_body(body: Result<axum::body::Bytes, BytesRejection>) -> Result<axum
             ApiError::new(StatusCode::BAD_REQUEST, "unreadable-body", r.body_text())
         }
     })
+}
+
+/// A JSON request body: read within the size limit, `Content-Type: application/json` (415 otherwise),
+/// and parsed into `T` (400 `malformed-json` naming what is wrong).
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    headers: &axum::http::HeaderMap,
+    body: Result<axum::body::Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
+    let body = read_body(body)?;
+    whep::require_content_type(headers, "application/json")?;
+    serde_json::from_slice(&body).map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "malformed-json", e.to_string()))
 }
 
 pub fn router(state: AppState, cors_origins: &[String]) -> Router {

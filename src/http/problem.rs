@@ -93,6 +93,7 @@ impl From<SessionError> for ApiError {
             SessionError::NotWhip(_) => Self::new(S::CONFLICT, "not-a-whip-stream", detail),
             SessionError::AlreadyPublished(_) => Self::new(S::CONFLICT, "already-published", detail),
             SessionError::BadPush(..) => Self::new(S::BAD_REQUEST, "bad-push", detail),
+            SessionError::UnknownPush(..) => Self::new(S::NOT_FOUND, "unknown-push", detail),
         }
     }
 }

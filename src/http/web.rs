@@ -20,6 +20,11 @@ const LATENCY_JS: &str = include_str!("../../web/latency.js");
 const STYLE_CSS: &str = include_str!("../../web/style.css");
 const ADMIN: &str = include_str!("../../web/admin.html");
 const ADMIN_JS: &str = include_str!("../../web/admin.js");
+const ADMIN_LIB_JS: &str = include_str!("../../web/admin-lib.js");
+const ADMIN_LINKS_JS: &str = include_str!("../../web/admin-links.js");
+const ADMIN_HOST_JS: &str = include_str!("../../web/admin-host.js");
+const ADMIN_STREAMS_JS: &str = include_str!("../../web/admin-streams.js");
+const ADMIN_PUSHES_JS: &str = include_str!("../../web/admin-pushes.js");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -85,6 +90,11 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
     let (body, mime) = match file.as_str() {
         "index.js" => (INDEX_JS, "text/javascript; charset=utf-8"),
         "admin.js" => (ADMIN_JS, "text/javascript; charset=utf-8"),
+        "admin-lib.js" => (ADMIN_LIB_JS, "text/javascript; charset=utf-8"),
+        "admin-links.js" => (ADMIN_LINKS_JS, "text/javascript; charset=utf-8"),
+        "admin-host.js" => (ADMIN_HOST_JS, "text/javascript; charset=utf-8"),
+        "admin-streams.js" => (ADMIN_STREAMS_JS, "text/javascript; charset=utf-8"),
+        "admin-pushes.js" => (ADMIN_PUSHES_JS, "text/javascript; charset=utf-8"),
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
         "latency.js" => (LATENCY_JS, "text/javascript; charset=utf-8"),

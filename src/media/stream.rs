@@ -87,6 +87,8 @@ pub struct StreamHealth {
 /// One push (WHIP or Janus), as health and metrics show it.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PushStatus {
+    /// Names it in `DELETE /api/v1/streams/{name}/push/{id}` (unique while the stream runs).
+    pub id: u32,
     /// The endpoint's scheme, host and port (its path may hold a secret).
     pub target: String,
     /// connecting, connected, retrying, stopped.
@@ -136,8 +138,9 @@ struct Inner {
     slot: Option<SourceSlot>,
     /// The capture and encode chains that restart when they fail.
     recovery: Recovery,
-    /// Pushes (WHIP, Janus) fed from the encoded tees.
-    pushes: Mutex<Vec<Egress>>,
+    /// Pushes (WHIP, Janus) fed from the encoded tees, by id (unique in the stream's life).
+    pushes: Mutex<Vec<(u32, Egress)>>,
+    next_push: std::sync::atomic::AtomicU32,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
     codecs: Vec<VideoCodec>,
@@ -216,6 +219,7 @@ impl StreamPipeline {
             slot,
             recovery,
             pushes: Mutex::new(Vec::new()),
+            next_push: std::sync::atomic::AtomicU32::new(1),
             codecs: cfg.codecs.clone(),
             vp8,
         });
@@ -258,19 +262,30 @@ impl StreamPipeline {
     }
 
     /// Pushes the stream to a WHIP endpoint too, from its encoded tees (no second encode), retrying with
-    /// backoff while the stream runs (docs/whip.md).
-    pub fn start_push(&self, target: PushTarget) -> anyhow::Result<()> {
+    /// backoff while the stream runs (docs/whip.md). Returns the push's id ([`PushStatus::id`]).
+    pub fn start_push(&self, target: PushTarget) -> anyhow::Result<u32> {
         let inner = &self.inner;
         let audio = inner.audio.as_ref().map(Fanout::encoded_tee);
         let egress =
             super::egress::push(&inner.pipeline, inner.video.encoded_tee(), audio, target, inner.name.as_str())?;
-        inner.pushes.lock().expect("pushes lock").push(egress);
-        Ok(())
+        let id = inner.next_push.fetch_add(1, Ordering::Relaxed);
+        inner.pushes.lock().expect("pushes lock").push((id, egress));
+        Ok(id)
+    }
+
+    /// Stops and removes push `id` (blocking: unlinks its elements); false when there is none.
+    pub fn stop_push(&self, id: u32) -> bool {
+        let mut pushes = self.inner.pushes.lock().expect("pushes lock");
+        let Some(i) = pushes.iter().position(|(p, _)| *p == id) else { return false };
+        let (_, egress) = pushes.remove(i);
+        drop(pushes);
+        egress.stop();
+        true
     }
 
     /// Stops the pipeline (blocking: waits for its streaming threads).
     pub fn stop(&self) {
-        for push in self.inner.pushes.lock().expect("pushes lock").drain(..) {
+        for (_, push) in self.inner.pushes.lock().expect("pushes lock").drain(..) {
             push.stop();
         }
         let _ = self.inner.pipeline.set_state(gst::State::Null);
@@ -304,7 +319,7 @@ impl StreamPipeline {
             source_problem: inner.slot.as_ref().and_then(|s| s.problem.lock().expect("slot lock").clone()),
             restarts: inner.recovery.restarts(),
             restart_problem: inner.recovery.problem(),
-            pushes: inner.pushes.lock().expect("pushes lock").iter().map(push_status).collect(),
+            pushes: inner.pushes.lock().expect("pushes lock").iter().map(|(id, e)| push_status(*id, e)).collect(),
             vp8: inner.vp8.as_ref().map(|v| v.status()),
         }
     }
@@ -385,12 +400,12 @@ impl StreamPipeline {
     }
 }
 
-fn push_status(e: &Egress) -> PushStatus {
+fn push_status(id: u32, e: &Egress) -> PushStatus {
     let (state, last_error) = match e.state() {
         EgressState::Connecting => ("connecting", None),
         EgressState::Connected => ("connected", None),
         EgressState::Retrying { last_error, .. } => ("retrying", Some(last_error)),
         EgressState::Stopped => ("stopped", None),
     };
-    PushStatus { target: e.target(), state, last_error, bytes_sent: e.bytes_sent(), attempts: e.attempts() }
+    PushStatus { id, target: e.target(), state, last_error, bytes_sent: e.bytes_sent(), attempts: e.attempts() }
 }

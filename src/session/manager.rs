@@ -58,7 +58,7 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
     use anyhow::Context;
     for p in &cfg.push {
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
-        pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token })?;
+        pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token }).map(drop)?;
     }
     Ok(())
 }
@@ -238,6 +238,7 @@ impl Manager {
             Command::StopStream { stream, reply } => self.stop_stream(stream, reply),
             Command::StartStream { stream, reply } => self.start_stream(stream, reply),
             Command::Push { stream, url, token, reply } => self.push(stream, url, token, reply),
+            Command::Unpush { stream, id, reply } => self.unpush(stream, id, reply),
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
     }
@@ -396,6 +397,7 @@ impl Manager {
                     fps: e.cfg.fps,
                     audio: e.pipeline.has_audio(),
                     encoder: h.encoder,
+                    source: e.cfg.source.describe(),
                 }
             })
             .collect()
@@ -425,6 +427,10 @@ impl Manager {
                     reason,
                     frames: h.frames,
                     last_frame_age_ms: h.last_frame_age.map(|a| a.as_millis() as u64),
+                    fps_in: h.raw_fps.map(|f| (f * 10.0).round() / 10.0),
+                    fps_out: h.encoded_fps.map(|f| (f * 10.0).round() / 10.0),
+                    frames_dropped: h.frames_dropped,
+                    encoded_bytes: h.encoded_bytes,
                     keyframes_requested: h.keyframes_requested,
                     keyframes_sent: h.keyframes_sent,
                     bitrate_kbps: h.bitrate_kbps,

@@ -66,6 +66,8 @@ pub enum SessionError {
     AlreadyPublished(StreamName),
     #[error("cannot push stream `{0}`: {1}")]
     BadPush(StreamName, String),
+    #[error("stream `{0}` has no push with id {1} (it ended with the stream, or never existed)")]
+    UnknownPush(StreamName, u32),
 }
 
 impl From<MediaError> for SessionError {
@@ -109,6 +111,9 @@ pub struct StreamInfo {
     pub fps: u32,
     pub audio: bool,
     pub encoder: &'static str,
+    /// What it captures: `test pattern`, `X11 :0`, `ScreenCast portal`, `camera /dev/video0`, `feed
+    /// rtsp://host:port/...` (never a URL's path, query or credentials), `WHIP publisher`.
+    pub source: String,
 }
 
 /// What a session is: a WHEP viewer or a WHIP publisher.
@@ -208,6 +213,15 @@ pub struct StreamReadiness {
     pub frames: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_frame_age_ms: Option<u64>,
+    /// Raw frames per second into the encoder and encoded frames per second out (smoothed; `None` until
+    /// measured, and for a passed-through feed's input), raw frames dropped because the encoder was busy,
+    /// and the encoded video bytes so far (their rate is the bitrate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps_in: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps_out: Option<f64>,
+    pub frames_dropped: u64,
+    pub encoded_bytes: u64,
     /// Keyframes asked for (joins, PLIs, FIRs) and passed to the encoder (at most one per 250 ms).
     pub keyframes_requested: u64,
     pub keyframes_sent: u64,
@@ -327,6 +341,11 @@ pub(crate) enum Command {
         stream: StreamName,
         url: String,
         token: Option<String>,
+        reply: oneshot::Sender<Result<u32, SessionError>>,
+    },
+    Unpush {
+        stream: StreamName,
+        id: u32,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
     Shutdown {
@@ -456,9 +475,16 @@ impl Sessions {
     }
 
     /// Also pushes `stream` to the WHIP endpoint `url` (with `token`), from its encoder, until it stops.
-    pub async fn push(&self, stream: &StreamName, url: String, token: Option<String>) -> Result<(), SessionError> {
+    pub async fn push(&self, stream: &StreamName, url: String, token: Option<String>) -> Result<u32, SessionError> {
         let stream = stream.clone();
         self.ask(|reply| Command::Push { stream, url, token, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// Stops a stream's push `id` (one added at run time or from the configuration; a configured one comes
+    /// back when the stream starts again).
+    pub async fn unpush(&self, stream: &StreamName, id: u32) -> Result<(), SessionError> {
+        let stream = stream.clone();
+        self.ask(|reply| Command::Unpush { stream, id, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     /// Ends a stream's sessions and stops its pipeline; new viewers get 409 until it runs again.

@@ -9,6 +9,7 @@
 mod scrape;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
@@ -21,6 +22,24 @@ pub use scrape::{scrape, session_final};
 const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// What the admin console's on-call conditions count (src/oncall.rs), beside the Prometheus counters
+/// docs/alerts.yml reads: WHEP/WHIP requests that change state (POST, PATCH, DELETE) and those answered
+/// 5xx; sessions started, and those ended by `ice-failed`, `dtls-failed` or `timeout`.
+#[derive(Debug)]
+pub struct Signalling {
+    pub requests: AtomicU64,
+    pub server_errors: AtomicU64,
+    pub sessions: AtomicU64,
+    pub never_connected: AtomicU64,
+}
+
+pub static SIGNALLING: Signalling = Signalling {
+    requests: AtomicU64::new(0),
+    server_errors: AtomicU64::new(0),
+    sessions: AtomicU64::new(0),
+    never_connected: AtomicU64::new(0),
+};
 
 /// Installs the process-wide recorder once (later calls return the same handle). Until it is installed,
 /// recording is a no-op.
@@ -78,6 +97,7 @@ pub fn session_started(role: Role, stream: &str) {
         Role::Publisher => "glasscast_publishers_started_total",
     };
     counter!(name, "stream" => stream.to_owned()).increment(1);
+    SIGNALLING.sessions.fetch_add(1, Ordering::Relaxed);
 }
 
 /// A session ended, by why (`glasscast_sessions_ended_total` or `glasscast_publishers_ended_total`).
@@ -87,6 +107,9 @@ pub fn session_ended(role: Role, stream: &str, reason: EndReason) {
         Role::Publisher => "glasscast_publishers_ended_total",
     };
     counter!(name, "stream" => stream.to_owned(), "reason" => reason.as_str()).increment(1);
+    if matches!(reason, EndReason::IceFailed | EndReason::DtlsFailed | EndReason::Timeout) {
+        SIGNALLING.never_connected.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 /// From the viewer's POST to its connection completing (ICE + DTLS).
@@ -101,6 +124,12 @@ pub fn encode_latency(stream: &str, took: Duration) {
 
 /// `route`: the matched route template (`/whep/{stream}`), or `unmatched`.
 pub fn http_request(route: &str, method: &str, status: u16, took: Duration) {
+    if matches!(method, "POST" | "PATCH" | "DELETE") && (route.starts_with("/whep/") || route.starts_with("/whip/")) {
+        SIGNALLING.requests.fetch_add(1, Ordering::Relaxed);
+        if status >= 500 {
+            SIGNALLING.server_errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
     let method = match method {
         "GET" | "HEAD" | "POST" | "PATCH" | "DELETE" | "OPTIONS" | "PUT" => method.to_owned(),
         _ => "other".to_owned(),
@@ -134,6 +163,10 @@ fn describe() {
         "Connections closed at accept for being over server.limits, by limit (total, per-client)"
     );
     describe_gauge!("glasscast_build_info", "1, labelled with the running version");
+    describe_gauge!("glasscast_host_cpus", "Cores the process may use");
+    describe_gauge!("glasscast_host_memory_total_bytes", Unit::Bytes, "The host's memory (MemTotal)");
+    describe_gauge!("glasscast_host_memory_available_bytes", Unit::Bytes, "The host's available memory (MemAvailable)");
+    describe_gauge!("glasscast_state_dir_free_bytes", Unit::Bytes, "Free space on the filesystem of server.state_dir");
     describe_gauge!("glasscast_stream_state", "1 for the stream's current state (starting, playing, failed, stopped)");
     describe_gauge!("glasscast_stream_producing", "1 while the stream encodes frames (its readiness)");
     describe_gauge!("glasscast_stream_encoder_info", "1, labelled with the stream's encoder (or passthrough)");

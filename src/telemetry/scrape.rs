@@ -10,7 +10,7 @@ use crate::media::{StreamHealth, StreamState};
 use crate::session::{Role, SessionInfo, Sessions};
 
 /// Samples the streams and sessions and renders every metric in the Prometheus text format.
-pub async fn scrape(sessions: &Sessions) -> String {
+pub async fn scrape(sessions: &Sessions, state_dir: &std::path::Path) -> String {
     let handle = super::install();
     let streams = sessions.stream_healths().await;
     let list = sessions.sessions().await;
@@ -23,6 +23,7 @@ pub async fn scrape(sessions: &Sessions) -> String {
         counter!("glasscast_mux_udp_send_calls_total").absolute(mux.send_calls);
     }
     process_collector().collect();
+    observe_host(state_dir.to_path_buf()).await;
     handle.run_upkeep();
     handle.render()
 }
@@ -34,6 +35,20 @@ fn process_collector() -> &'static metrics_process::Collector {
         c.describe();
         c
     })
+}
+
+/// The host's cores, memory and the state directory's free space (what docs/alerts.yml divides by).
+async fn observe_host(state_dir: std::path::PathBuf) {
+    let Ok(h) = tokio::task::spawn_blocking(move || crate::oncall::sample(&state_dir)).await else { return };
+    gauge!("glasscast_host_cpus").set(h.cpus as f64);
+    let set = |name: &'static str, v: Option<u64>| {
+        if let Some(v) = v {
+            gauge!(name).set(v as f64);
+        }
+    };
+    set("glasscast_host_memory_total_bytes", h.memory_total_bytes);
+    set("glasscast_host_memory_available_bytes", h.memory_available_bytes);
+    set("glasscast_state_dir_free_bytes", h.state_dir_free_bytes);
 }
 
 fn observe_stream(name: &str, h: &StreamHealth) {

@@ -238,7 +238,7 @@ async fn every_route_with_a_body_refuses_an_oversized_one_even_from_the_admin() 
             checked += 1;
         }
     }
-    assert_eq!(checked, 7, "WHEP and WHIP POST and PATCH, token issue, key rotation, push");
+    assert_eq!(checked, 8, "WHEP and WHIP POST and PATCH, token issue, key rotation, push, QR code");
     assert_eq!(json_of(get(&srv, "/api/v1/keys", Some(ADMIN)).await).await.as_array().map(Vec::len), Some(1));
     srv.shutdown().await;
 }

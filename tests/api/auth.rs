@@ -87,6 +87,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
     let doc: Value = serde_json::from_str(&doc.text().await.expect("body")).expect("json");
     let offer = WebrtcbinViewer::new(96, "42e01f", true).offer().await;
     let sid = "0123456789abcdef0123456789abcdef";
+    let kid = srv.server.auth.keys()[0].kid.clone();
     let mut routes = Vec::new();
     for (template, ops) in doc["paths"].as_object().expect("paths") {
         for (method, op) in ops.as_object().expect("operations") {
@@ -94,7 +95,9 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
                 .replace("{stream}", "main")
                 .replace("{name}", "main")
                 .replace("/sessions/{id}", &format!("/sessions/{sid}"))
-                .replace("/tokens/{id}", &format!("/tokens/{}", viewer["id"].as_str().expect("id")));
+                .replace("/tokens/{id}", &format!("/tokens/{}", viewer["id"].as_str().expect("id")))
+                .replace("/push/{id}", "/push/1")
+                .replace("{kid}", &kid);
             let content_type =
                 op["requestBody"]["content"].as_object().and_then(|c| c.keys().next().cloned()).unwrap_or_default();
             let body = match content_type.as_str() {
@@ -109,7 +112,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
             routes.push(Route { method, path, content_type, body, admin_only });
         }
     }
-    assert_eq!(routes.len(), 18, "WHEP and WHIP POST/PATCH/DELETE, /streams, 11 admin operations: {routes:?}");
+    assert_eq!(routes.len(), 22, "WHEP and WHIP POST/PATCH/DELETE, /streams, 15 admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");

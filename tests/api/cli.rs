@@ -109,6 +109,14 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     let out = run(&["key", "rotate", "--retire-previous"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("retired"), "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(srv.post_offer_with("main", &offer, Some(&kept_token)).await.status(), 401, "retired");
+    // One older key by id: `key retire` (the current one is refused with the server's reason).
+    let current = srv.server.auth.keys().into_iter().find(|k| k.current).expect("a current key").kid;
+    let refused = run(&["key", "retire", &current]);
+    assert!(!refused.status.success() && String::from_utf8_lossy(&refused.stderr).contains("rotate first"));
+    run(&["key", "rotate"]);
+    let out = run(&["key", "retire", &current]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(srv.server.auth.keys().len(), 1, "the older key is gone");
 
     // Another certificate (or a wrong pin) is refused, not ignored.
     let wrong = "AA:".repeat(31) + "AA";

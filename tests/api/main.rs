@@ -6,8 +6,10 @@ mod common;
 
 mod access;
 mod admin_console;
+mod alerts;
 mod auth;
 mod cli;
+mod console_api;
 mod crash;
 mod doctor;
 mod fuzz;

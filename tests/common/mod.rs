@@ -60,9 +60,14 @@ pub struct TestServer {
 pub fn init() {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     gst::init().expect("gstreamer init");
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
-        .with_test_writer()
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into());
+    // The log ring too, as `glasscast serve` has it (the admin console's host panel shows it).
+    let _ = tracing_subscriber::registry()
+        .with(tracing_subscriber::fmt::layer().with_test_writer().with_filter(filter))
+        .with(glasscast::logging::ring::RingLayer)
         .try_init();
 }
 

@@ -268,6 +268,10 @@ impl Glasscast {
 
 impl Drop for Glasscast {
     fn drop(&mut self) {
+        // A test that failed shows what the server said.
+        if std::thread::panicking() {
+            eprintln!("glasscast's log:\n{}", self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

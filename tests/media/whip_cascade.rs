@@ -75,6 +75,29 @@ async fn a_stream_pushed_from_one_glasscast_plays_on_another() {
     assert!(eventually_async(10, joined).await, "the pushed stream never arrived");
     second.connect_with(&b, "live2", Some(&watch_any(&b).await)).await;
     assert!(second.gets_frames(30, 20).await, "B's second stream plays A's frames too");
+    second.stop();
+
+    // `glasscast stream unpush main ID` (DELETE /api/v1/streams/main/push/ID) stops that push: A lists it no
+    // more, B's publisher of live2 goes, and A's configured push to live goes on.
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let id = text.split(": push ").nth(1).and_then(|t| t.split(' ').next()).expect("the push's id").to_owned();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_glasscast"))
+        .args(["stream", "unpush", "main", &id, "--server", &a.base])
+        .arg(format!("--admin-token={}", a.admin_token()))
+        .output()
+        .expect("glasscast runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let pushes = a.server.sessions.health("main").await.expect("health").pushes;
+    assert!(pushes.len() == 1 && pushes[0].id.to_string() != id, "{pushes:?}");
+    let gone = || async { !b.server.sessions.health("live2").await.is_some_and(|h| h.producing()) };
+    assert!(eventually_async(10, gone).await, "B's live2 still gets A's frames after the unpush");
+    assert!(b.server.sessions.health("live").await.is_some_and(|h| h.producing()), "the other push goes on");
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_glasscast"))
+        .args(["stream", "unpush", "main", &id, "--server", &a.base])
+        .arg(format!("--admin-token={}", a.admin_token()))
+        .output()
+        .expect("glasscast runs");
+    assert!(!again.status.success() && String::from_utf8_lossy(&again.stderr).contains("no push with id"));
     a.shutdown().await;
     b.shutdown().await;
 }

@@ -20,24 +20,33 @@ pub const STUCK_AFTER: Duration = Duration::from_secs(5);
 /// The longest the loop sleeps with nothing to do, so an idle mux still beats.
 pub const MAX_IDLE: Duration = Duration::from_secs(1);
 
-/// Packet send lag (ms, smoothed over ~100 packets; NaN bits: none yet).
-pub(crate) struct SendLag(AtomicU64);
+/// Packet send lag (ms, smoothed over ~100 packets; NaN bits: none yet). The first 100 samples are
+/// averaged (each weighs 1/n) rather than taken as the starting value: one packet that waited at start-up
+/// (the pipeline's first burst, a busy machine) would otherwise hold the smoothed lag over admission
+/// control's limit for seconds.
+pub(crate) struct SendLag {
+    smoothed: AtomicU64,
+    samples: AtomicU64,
+}
 
 impl Default for SendLag {
     fn default() -> Self {
-        Self(AtomicU64::new(f64::NAN.to_bits()))
+        Self { smoothed: AtomicU64::new(f64::NAN.to_bits()), samples: AtomicU64::new(0) }
     }
 }
 
 impl SendLag {
     pub fn ms(&self) -> Option<f64> {
-        Some(f64::from_bits(self.0.load(Ordering::Relaxed))).filter(|v| !v.is_nan())
+        Some(f64::from_bits(self.smoothed.load(Ordering::Relaxed))).filter(|v| !v.is_nan())
     }
 
+    /// One packet's wait (the mux thread is the only writer).
     pub(super) fn add(&self, lag: Duration) {
         let ms = lag.as_secs_f64() * 1000.0;
-        let smoothed = self.ms().map_or(ms, |old| old * 0.99 + ms * 0.01);
-        self.0.store(smoothed.to_bits(), Ordering::Relaxed);
+        let n = self.samples.fetch_add(1, Ordering::Relaxed) + 1;
+        let weight = (1.0 / n as f64).max(0.01);
+        let smoothed = self.ms().map_or(ms, |old| old * (1.0 - weight) + ms * weight);
+        self.smoothed.store(smoothed.to_bits(), Ordering::Relaxed);
     }
 }
 
@@ -95,5 +104,23 @@ mod tests {
         assert!(h.age() >= Duration::from_millis(20));
         h.beat();
         assert!(h.age() < Duration::from_millis(20));
+    }
+
+    #[test]
+    fn one_slow_packet_at_start_does_not_hold_the_lag_up_and_a_lasting_one_still_shows() {
+        let lag = SendLag::default();
+        assert_eq!(lag.ms(), None);
+        lag.add(Duration::from_millis(150));
+        assert_eq!(lag.ms(), Some(150.0));
+        for _ in 0..100 {
+            lag.add(Duration::from_millis(1));
+        }
+        let settled = lag.ms().expect("a lag");
+        assert!(settled < 3.0, "the start-up outlier is averaged away: {settled}");
+        for _ in 0..300 {
+            lag.add(Duration::from_millis(20));
+        }
+        let loaded = lag.ms().expect("a lag");
+        assert!(loaded > 10.0, "a saturated mux still shows: {loaded}");
     }
 }

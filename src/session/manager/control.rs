@@ -64,7 +64,7 @@ impl Manager {
         stream: StreamName,
         url: String,
         token: Option<String>,
-        reply: oneshot::Sender<Result<(), SessionError>>,
+        reply: oneshot::Sender<Result<u32, SessionError>>,
     ) {
         let Some((name, entry)) = self.streams.get_key_value(&stream) else {
             let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
@@ -78,6 +78,20 @@ impl Manager {
             let started = pipeline.start_push(target);
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
             let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));
+        });
+    }
+
+    /// Stops a push off this task (it unlinks elements from the running pipeline); replies from there.
+    pub(super) fn unpush(&self, stream: StreamName, id: u32, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some(entry) = self.streams.get(&stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
+            return;
+        };
+        let pipeline = entry.pipeline.clone();
+        tokio::task::spawn_blocking(move || {
+            let stopped = pipeline.stop_push(id);
+            tracing::info!(stream = %stream, push = id, stopped, "push removed");
+            let _ = reply.send(if stopped { Ok(()) } else { Err(SessionError::UnknownPush(stream, id)) });
         });
     }
 
