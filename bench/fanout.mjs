@@ -31,6 +31,16 @@ const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
 if (!m) throw new Error(`bad --mode ${opts.mode}`);
 const [width, height, fps] = m.slice(1).map(Number);
 
+// The forwarding transport's send counters from /readyz (access control is off here); null on webrtcbin.
+async function muxSends(base) {
+  try {
+    const r = await fetch(`${base}/readyz`);
+    return (await r.json()).mux || null;
+  } catch {
+    return null;
+  }
+}
+
 async function runOnce(n, port, transport) {
   const server = await startServer({
     bin: opts.bin, port, pinCpus: opts['server-cpus'],
@@ -63,12 +73,14 @@ async function runOnce(n, port, transport) {
     await page.evaluate(() => window.glasscast.latency.take());
     const frames0 = await page.evaluate(() => window.glasscast.framesRendered);
     const loaded = { ...processFootprint(server.pid) };
+    const sends0 = await muxSends(server.base);
     const t0 = Date.now();
     const cpu0 = cpuSeconds(server.pid);
     let peak = loaded;
     const sampler = setInterval(() => { try { const f = processFootprint(server.pid); if (f.rss_mib > peak.rss_mib) peak = f; } catch { /* exiting */ } }, 1000);
     const lc = await load;
     clearInterval(sampler);
+    const sends1 = await muxSends(server.base);
     const seconds = (Date.now() - t0) / 1000;
     const cpu1 = cpuSeconds(server.pid);
     const lat = await page.evaluate(() => ({ ...window.glasscast.latency.take(), frames: window.glasscast.framesRendered }));
@@ -81,6 +93,11 @@ async function runOnce(n, port, transport) {
       server_cpu_pct_of_core: lc.server ? lc.server.cpu_pct : Math.round(((cpu1 - cpu0) / seconds) * 1000) / 10,
       server_idle: idle, server_loaded: peak,
       loadclient_cpu_pct: lc.client_cpu_window_pct,
+      // The media port's datagrams and the system calls they took over the window (forward transport).
+      mux_sends: sends0 && sends1 ? {
+        datagrams: sends1.datagrams_sent - sends0.datagrams_sent, calls: sends1.send_calls - sends0.send_calls,
+        datagrams_per_call: Math.round(((sends1.datagrams_sent - sends0.datagrams_sent) / Math.max(1, sends1.send_calls - sends0.send_calls)) * 10) / 10,
+      } : null,
       chromium_g2g_ms: percentiles(lat.samples),
       chromium_frames: { presented: lat.frames - frames0, expected: Math.round(fps * seconds), unreadable: lat.misses },
     };
@@ -101,7 +118,8 @@ for (const transport of opts.transport.split(',')) {
     const g = r.chromium_g2g_ms || {};
     console.error(`fanout ${transport} ${r.load_viewers}+1: ${r.connected}/${r.load_viewers} connected, delivery min ${d.min} p50 ${d.p50},` +
       ` ${r.viewers_at_99pct} at >=99%; server ${r.server_cpu_pct_of_core}% of a core, ${r.server_loaded.rss_mib} MiB,` +
-      ` ${r.server_loaded.threads} threads, ${r.server_loaded.fds} fds; Chromium G2G p50 ${g.p50} p95 ${g.p95} max ${g.max} ms`);
+      ` ${r.server_loaded.threads} threads, ${r.server_loaded.fds} fds; Chromium G2G p50 ${g.p50} p95 ${g.p95} max ${g.max} ms` +
+      (r.mux_sends ? `; ${r.mux_sends.datagrams_per_call} datagrams per send call` : ''));
   }
   // Cost per extra viewer against this transport's smallest run.
   const base = mine[0];
