@@ -42,6 +42,8 @@ if [ "$want_test" -eq 1 ]; then
   # The admin console (tests/api/admin_console.rs): zbarimg reads the QR code the page shows; promtool checks
   # and unit-tests docs/alerts.yml.
   pkgs+=(zbar-tools prometheus)
+  # Recording (tests/media/recording.rs): ffprobe reads the files back.
+  pkgs+=(ffmpeg)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

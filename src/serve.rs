@@ -97,6 +97,7 @@ pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
 impl Server {
     /// Starts every enabled stream and the listener. Returns once the listener is bound.
     pub async fn start(cfg: &Config) -> anyhow::Result<Self> {
+        let cfg = &cfg.with_record_dirs();
         media::init().context("initializing GStreamer")?;
         crate::telemetry::install();
         media::prewarm();

@@ -66,7 +66,8 @@ export function streamRow(s, r, refresh, show) {
     ? button('Start', () => api('POST', `${path}/start`), refresh, show)
     : button('Stop', () => api('POST', `${path}/stop`), refresh, show);
   const kbps = r ? bitrate(s.name, r.encoded_bytes) : [];
-  const state = r && r.reason ? `${s.state}: ${r.reason}` : s.state;
+  const recording = r && r.recording ? `; recording ${r.recording.state}${r.recording.last_error ? ` (${r.recording.last_error})` : ''}` : '';
+  const state = `${r && r.reason ? `${s.state}: ${r.reason}` : s.state}${recording}`;
   return row({ stream: s.name }, [cell(s.name), cell(state), cell(s.source), encoderCell(s, r), cell(`${s.width}x${s.height}@${s.fps}`),
     cell(r ? `${fps(r.fps_in)} / ${fps(r.fps_out)}${r.frames_dropped ? ` (${r.frames_dropped} dropped)` : ''}` : ''),
     sparkCell(kbps), cell(String(s.viewers)), cell(r ? `${r.keyframes_sent} / ${r.keyframes_requested}` : ''),

@@ -12,12 +12,14 @@ use thiserror::Error;
 mod auth;
 mod limits;
 mod ops;
+mod record;
 mod stream;
 mod webrtc;
 
 pub use auth::{AuthConfig, AuthMode};
 pub use limits::ConnLimits;
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
+pub use record::RecordConfig;
 pub use stream::{
     AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoCodec, VideoSource,
 };
@@ -201,6 +203,17 @@ impl Config {
 
     pub fn listen_addr(&self) -> SocketAddr {
         self.server.listen
+    }
+
+    /// This configuration with every recorded stream's `record.dir` filled in (`state_dir/recordings/NAME`
+    /// where it is not set).
+    pub fn with_record_dirs(&self) -> Config {
+        let mut cfg = self.clone();
+        let state_dir = cfg.server.state_dir.clone();
+        for s in &mut cfg.streams {
+            s.record.dir = Some(s.record.dir_or_default(&state_dir, s.name.as_str()));
+        }
+        cfg
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

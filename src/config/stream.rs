@@ -287,6 +287,9 @@ pub struct StreamConfig {
     /// from the same encoding.
     #[serde(default)]
     pub push: Vec<PushConfig>,
+    /// Recording to fragmented MP4 files (off by default).
+    #[serde(default)]
+    pub record: super::record::RecordConfig,
 }
 
 /// `[[streams.push]]`: a WHIP endpoint (`https://...`) or a Janus VideoRoom
@@ -400,6 +403,7 @@ impl StreamConfig {
             audio_frame_ms: default_audio_frame_ms(),
             sync_marks: false,
             push: Vec::new(),
+            record: super::record::RecordConfig::default(),
         }
     }
 
@@ -480,6 +484,10 @@ impl StreamConfig {
             if p.token.is_some() && p.token_file.is_some() {
                 return Err(invalid(k(&format!("push[{j}].token_file")), &p.token_file, "token or token_file"));
             }
+        }
+        if !(1..=super::record::MAX_SEGMENT_S).contains(&st.record.segment_s) {
+            let allowed = format!("1 to {} seconds", super::record::MAX_SEGMENT_S);
+            return Err(invalid(k("record.segment_s"), st.record.segment_s, allowed));
         }
         if st.sync_marks && (st.source != VideoSource::Test || st.audio != AudioSource::Test) {
             return Err(invalid(k("sync_marks"), true, "only with source = \"test\" and audio = \"test\""));

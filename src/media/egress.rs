@@ -37,13 +37,14 @@ use crate::push::{Endpoint, redacted};
 
 mod sink;
 
+use super::tap::{Tap, add_tap, remove_tap, request_keyframe};
+
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// An attempt not connected (HTTP answered, ICE and DTLS up) by then is given up.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often the supervisor refreshes the byte counter.
 const TICK: Duration = Duration::from_millis(500);
-const QUEUE_TIME: Duration = Duration::from_millis(300);
 
 /// Where to push: a WHIP endpoint or a Janus room ([`Endpoint::parse`] reads `url`), and the token it wants
 /// (a WHIP bearer token, a Janus API secret), if any.
@@ -95,16 +96,6 @@ enum Event {
     Connected(u64),
     Failed(u64, String),
     Stop,
-}
-
-/// One track's branch on the stream pipeline, and the current attempt's appsrc it feeds.
-struct Tap {
-    video: bool,
-    tee: gst::Element,
-    tee_pad: gst::Pad,
-    queue: gst::Element,
-    sink: gst::Element,
-    feed: Arc<Mutex<Option<gst_app::AppSrc>>>,
 }
 
 /// A running push. [`Egress::stop`] or drop ends it: the WHIP resource is deleted (the Janus session left),
@@ -239,72 +230,6 @@ fn check_target(target: &PushTarget) -> anyhow::Result<Endpoint> {
 }
 
 /// `{tee} - {queue leaky} - {appsink}` in the stream pipeline; samples go to the current attempt's appsrc.
-fn add_tap(pipeline: &gst::Pipeline, tee: &gst::Element, video: bool, id: &str) -> anyhow::Result<Tap> {
-    let queue = super::leaky_queue(0, QUEUE_TIME)?;
-    let feed: Arc<Mutex<Option<gst_app::AppSrc>>> = Arc::default();
-    let to = Arc::clone(&feed);
-    let callbacks = gst_app::AppSinkCallbacks::builder()
-        .new_sample(move |sink| {
-            let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-            if let (Some(src), Some(sample)) = (to.lock().expect("egress feed lock").as_ref(), retimed(&sample)) {
-                // Never blocks (leaky appsrc); a stopped attempt's flushing is no concern of the stream's.
-                let _ = src.push_sample(&sample);
-            }
-            Ok(gst::FlowSuccess::Ok)
-        })
-        .build();
-    let name = format!("{id}-{}", if video { "video" } else { "audio" });
-    let sink = gst_app::AppSink::builder().name(name).sync(false).async_(false).callbacks(callbacks).build();
-    let sink = sink.upcast::<gst::Element>();
-    pipeline.add_many([&queue, &sink]).context("adding the egress branch")?;
-    queue.link(&sink).expect("a queue links to an appsink");
-    for e in [&sink, &queue] {
-        if let Err(err) = e.sync_state_with_parent() {
-            let _ = pipeline.remove_many([&queue, &sink]);
-            bail!("starting the egress branch: {err}");
-        }
-    }
-    let tee_pad = tee.request_pad_simple("src_%u").expect("a tee gives source pads");
-    tee_pad.link(&queue.static_pad("sink").expect("a queue has a sink pad")).expect("a queue takes any caps");
-    Ok(Tap { video, tee: tee.clone(), tee_pad, queue, sink, feed })
-}
-
-fn remove_tap(pipeline: &gst::Pipeline, tap: &Tap) {
-    *tap.feed.lock().expect("egress feed lock") = None;
-    if let Some(peer) = tap.tee_pad.peer() {
-        let _ = tap.tee_pad.unlink(&peer);
-    }
-    tap.tee.release_request_pad(&tap.tee_pad);
-    let _ = tap.queue.set_state(gst::State::Null);
-    let _ = tap.sink.set_state(gst::State::Null);
-    let _ = pipeline.remove_many([&tap.queue, &tap.sink]);
-}
-
-/// The sample with its timestamps as the stream's running time (the egress pipeline shares the stream's
-/// clock and base time, so the two mean the same instant).
-fn retimed(sample: &gst::Sample) -> Option<gst::Sample> {
-    let mut buffer = sample.buffer_owned()?;
-    if let Some(segment) = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>()) {
-        let b = buffer.make_mut();
-        let (pts, dts) =
-            (b.pts().and_then(|t| segment.to_running_time(t)), b.dts().and_then(|t| segment.to_running_time(t)));
-        b.set_pts(pts);
-        b.set_dts(dts);
-    }
-    let builder = gst::Sample::builder().buffer(&buffer);
-    Some(match sample.caps_owned() {
-        Some(caps) => builder.caps(&caps).build(),
-        None => builder.build(),
-    })
-}
-
-/// Asks the shared encoder for a keyframe with SPS/PPS, up the video branch (the stream's limiter applies).
-fn request_keyframe(taps: &[Tap]) {
-    if let Some(pad) = taps.iter().find(|t| t.video).and_then(|t| t.queue.static_pad("sink")) {
-        pad.push_event(super::keyframes::request_event());
-    }
-}
-
 struct Ctx {
     id: String,
     target: PushTarget,

@@ -80,6 +80,8 @@ pub struct StreamHealth {
     pub restart_problem: Option<String>,
     /// Pushes to WHIP endpoints and Janus rooms (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
+    /// `[streams.record]`: its state, directory, files and last error.
+    pub recording: Option<super::record::RecordingStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
     pub vp8: Option<Vp8Status>,
 }
@@ -140,6 +142,8 @@ struct Inner {
     recovery: Recovery,
     /// Pushes (WHIP, Janus) fed from the encoded tees, by id (unique in the stream's life).
     pushes: Mutex<Vec<(u32, Egress)>>,
+    /// `[streams.record]`, while it records.
+    recording: Mutex<Option<super::record::Recording>>,
     next_push: std::sync::atomic::AtomicU32,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
@@ -220,6 +224,7 @@ impl StreamPipeline {
             recovery,
             pushes: Mutex::new(Vec::new()),
             next_push: std::sync::atomic::AtomicU32::new(1),
+            recording: Mutex::new(None),
             codecs: cfg.codecs.clone(),
             vp8,
         });
@@ -273,6 +278,18 @@ impl StreamPipeline {
         Ok(id)
     }
 
+    /// Records the stream into `dir` from its encoded tees (no second encode), a file every `segment`.
+    pub fn start_recording(&self, dir: &std::path::Path, segment: std::time::Duration) -> anyhow::Result<()> {
+        let inner = &self.inner;
+        let audio = inner.audio.as_ref().map(Fanout::encoded_tee);
+        let rec =
+            super::record::start(&inner.pipeline, inner.video.encoded_tee(), audio, dir, segment, inner.name.as_str())?;
+        if let Some(old) = inner.recording.lock().expect("recording lock").replace(rec) {
+            old.stop();
+        }
+        Ok(())
+    }
+
     /// Stops and removes push `id` (blocking: unlinks its elements); false when there is none.
     pub fn stop_push(&self, id: u32) -> bool {
         let mut pushes = self.inner.pushes.lock().expect("pushes lock");
@@ -287,6 +304,10 @@ impl StreamPipeline {
     pub fn stop(&self) {
         for (_, push) in self.inner.pushes.lock().expect("pushes lock").drain(..) {
             push.stop();
+        }
+        // Finished before the pipeline stops, so the last file gets its index.
+        if let Some(rec) = self.inner.recording.lock().expect("recording lock").take() {
+            rec.stop();
         }
         let _ = self.inner.pipeline.set_state(gst::State::Null);
         *self.inner.state.lock().expect("state lock") = StreamState::Stopped;
@@ -321,6 +342,7 @@ impl StreamPipeline {
             restart_problem: inner.recovery.problem(),
             pushes: inner.pushes.lock().expect("pushes lock").iter().map(|(id, e)| push_status(*id, e)).collect(),
             vp8: inner.vp8.as_ref().map(|v| v.status()),
+            recording: inner.recording.lock().expect("recording lock").as_ref().map(super::record::Recording::status),
         }
     }
 

@@ -60,6 +60,11 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
         pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token }).map(drop)?;
     }
+    // `dir` is filled in at start (`Config::with_record_dirs`).
+    if let (true, Some(dir)) = (cfg.record.enabled, &cfg.record.dir) {
+        let segment = std::time::Duration::from_secs(cfg.record.segment_s.into());
+        pipeline.start_recording(dir, segment).with_context(|| format!("recording stream `{}`", cfg.name))?;
+    }
     Ok(())
 }
 
@@ -440,6 +445,7 @@ impl Manager {
                     encoders_rejected: h.encoders_rejected,
                     encodings: encodings(self.viewers_of(name), h.vp8),
                     pushes: h.pushes,
+                    recording: h.recording,
                 }
             })
             .collect();

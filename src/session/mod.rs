@@ -238,6 +238,9 @@ pub struct StreamReadiness {
     /// Pushes to WHIP endpoints and Janus rooms: target (scheme, host, port), state, bytes, attempts, last error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<crate::media::PushStatus>,
+    /// `[streams.record]`: recording, failed (why) or stopped; its directory and files.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recording: Option<crate::media::record::RecordingStatus>,
     /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.
     pub encodings: Vec<EncodingReadiness>,
 }

@@ -21,15 +21,22 @@ export function scriptArgs(usage, ms) {
 
 // Opens `url` in `page` (until `load`, 15 s). Chromium fails a navigation with net::ERR_NETWORK_CHANGED
 // while the interfaces it sees are still settling (a fresh network namespace: its IPv6 link-local
-// addresses appear after a moment); that is tried again, twice at most, a second apart.
+// addresses appear after a moment); that is tried again, twice at most, a second apart. So is a page
+// that loaded but whose player never started (`window.glasscast` missing after 5 s): the same change failed
+// the fetch of a module it imports (seen as a player with no state at all, in tests/media/reach.rs).
 export async function open(page, url) {
   for (let attempt = 0; ; attempt++) {
     try {
-      return await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+      const resp = await page.goto(url, { waitUntil: 'load', timeout: 15_000 });
+      // The page loaded, but a module it imports may not have: a network change in a fresh namespace (IPv6
+      // address settling) fails subresource fetches too, and then the player never starts.
+      const started = await page.waitForFunction(() => window.glasscast !== undefined, null, { timeout: 5_000 })
+        .then(() => true, () => false);
+      if (started || attempt >= 2) return resp;
     } catch (e) {
       if (attempt >= 2 || !String(e && e.message).includes('ERR_NETWORK_CHANGED')) throw e;
-      await sleep(1000);
     }
+    await sleep(1000);
   }
 }
 

@@ -14,6 +14,7 @@ mod janus_cascade;
 mod metrics;
 mod mux_failure;
 mod reach;
+mod recording;
 mod restart;
 mod retransmission;
 mod sources;

@@ -45,6 +45,7 @@ mod tests {
             raw_fps,
             frames_dropped: 0,
             pushes: Vec::new(),
+            recording: None,
             vp8: None,
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
