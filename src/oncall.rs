@@ -62,7 +62,7 @@ pub fn sample(state_dir: &Path) -> HostSample {
     let (memory_total_bytes, memory_available_bytes) = meminfo();
     HostSample {
         uptime_s,
-        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpus: cpus(),
         cpu_pct_of_core: m.cpu_seconds_total.map(|cpu| cpu_pct(cpu, uptime_s)),
         rss_bytes: m.resident_memory_bytes,
         threads: m.threads,
@@ -88,8 +88,13 @@ fn cpu_pct(cpu_s: f64, uptime_s: u64) -> f64 {
     pct
 }
 
+/// Cores the process may use.
+pub fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 /// `MemTotal` and `MemAvailable` from /proc/meminfo, in bytes.
-fn meminfo() -> (Option<u64>, Option<u64>) {
+pub fn meminfo() -> (Option<u64>, Option<u64>) {
     let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |name: &str| {
         text.lines()

@@ -60,6 +60,15 @@ export function row(data, cells) {
   return tr;
 }
 
+// Sets a <select>'s options to `values` (shown as `label(value)`) when they changed, keeping the choice
+// made; a refresh with the same values leaves the element alone (an open list stays open).
+export function fillSelect(select, values, label = (v) => v) {
+  if ([...select.options].map((o) => o.value).join('\n') === values.join('\n')) return;
+  const chosen = select.value;
+  select.replaceChildren(...values.map((v) => new Option(label(v), v)));
+  if (values.includes(chosen)) select.value = chosen;
+}
+
 export const localTime = (unixS) => new Date(unixS * 1000).toLocaleString();
 
 export function bytes(n) {

@@ -1,7 +1,7 @@
 // The console's links and keys panels: issue a viewer link (stream or all, lifetime, label, most sessions)
 // and show it with a copy button and a QR code the server draws; list links with their expiry in local
 // time and revoke them; list the signing keys, rotate, and retire older ones.
-import { $, api, button, cell, localTime, row } from './admin-lib.js';
+import { $, api, button, cell, fillSelect, localTime, row } from './admin-lib.js';
 
 let hooks = { done: () => {}, fail: () => {} };
 
@@ -53,12 +53,7 @@ async function rotate(retirePrevious) {
 
 // The stream choices of the issue form (kept as chosen across refreshes).
 export function fillStreams(streams) {
-  const select = $('link-stream');
-  const names = ['*', ...streams.map((s) => s.name)];
-  if ([...select.options].map((o) => o.value).join('\n') === names.join('\n')) return;
-  const chosen = select.value;
-  select.replaceChildren(...names.map((n) => new Option(n === '*' ? 'All streams' : n, n)));
-  if (names.includes(chosen)) select.value = chosen;
+  fillSelect($('link-stream'), ['*', ...streams.map((s) => s.name)], (n) => (n === '*' ? 'All streams' : n));
 }
 
 function linkRow(t) {

@@ -1,6 +1,6 @@
 // The console's pushes panel: each stream's pushes to WHIP endpoints and Janus rooms (target, state, bytes,
 // attempts, last error) from /readyz's detail; add one (the origin must be in auth.push_allow), remove one.
-import { $, api, bytes, button, cell, row } from './admin-lib.js';
+import { $, api, bytes, button, cell, fillSelect, row } from './admin-lib.js';
 
 export function setupPushes(done, fail) {
   $('push').addEventListener('submit', (ev) => {
@@ -16,13 +16,7 @@ export function setupPushes(done, fail) {
 
 // Fills the stream choices and the table from the readiness detail (`readiness.streams`).
 export function renderPushes(readiness, done, fail) {
-  const select = $('push-stream');
-  const names = readiness.streams.map((s) => s.name);
-  if ([...select.options].map((o) => o.value).join('\n') !== names.join('\n')) {
-    const chosen = select.value;
-    select.replaceChildren(...names.map((n) => new Option(n, n)));
-    if (names.includes(chosen)) select.value = chosen;
-  }
+  fillSelect($('push-stream'), readiness.streams.map((s) => s.name));
   const rows = readiness.streams.flatMap((s) => (s.pushes || []).map((p) => row({ push: `${s.name}/${p.id}`, state: p.state }, [
     cell(s.name), cell(String(p.id)), cell(p.target), cell(p.state, p.state === 'connected' ? 'good' : p.state === 'retrying' ? 'bad' : ''),
     cell(bytes(p.bytes_sent)), cell(String(p.attempts)), cell(p.last_error || '', 'wrap'),

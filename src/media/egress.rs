@@ -30,14 +30,13 @@ use anyhow::{Context, bail};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
-use gstreamer_app as gst_app;
 use gstreamer_webrtc as gst_webrtc;
 
 use crate::push::{Endpoint, redacted};
 
 mod sink;
 
-use super::tap::{Tap, add_tap, remove_tap, request_keyframe};
+use super::tap::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -331,13 +330,7 @@ fn start_attempt(ctx: &Ctx, n: u64) -> anyhow::Result<(gst::Pipeline, gst::Eleme
 fn link_tracks(ctx: &Ctx, pipeline: &gst::Pipeline, sink: &gst::Element) -> anyhow::Result<()> {
     pipeline.add(sink).context("adding whipclientsink")?;
     for tap in ctx.taps.iter() {
-        let src = gst_app::AppSrc::builder()
-            .is_live(true)
-            .format(gst::Format::Time)
-            .block(false)
-            .max_buffers(if tap.video { 60 } else { 100 })
-            .leaky_type(gst_app::AppLeakyType::Downstream)
-            .build();
+        let src = feed_src(if tap.video { 60 } else { 100 });
         pipeline.add(&src).context("adding appsrc")?;
         let template = if tap.video { "video_%u" } else { "audio_%u" };
         let pad = sink.request_pad_simple(template).context("requesting a whipclientsink pad")?;

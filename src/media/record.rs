@@ -30,7 +30,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::tap::{Tap, add_tap, remove_tap};
+use super::tap::{Tap, add_tap, feed_src, remove_tap};
 
 /// Fragments of at most this long (what a kill -9 can lose at the end of a file).
 const FRAGMENT_MS: u32 = 1000;
@@ -59,8 +59,7 @@ struct Shared {
     current: Mutex<Option<PathBuf>>,
     /// The stream running time of the first keyframe let in (the recording's 0; none yet: nothing goes in),
     /// and the wall-clock time it went in (files are named by it plus their first sample's time).
-    origin: Mutex<Option<gst::ClockTime>>,
-    origin_wall: Mutex<Option<std::time::SystemTime>>,
+    origin: Mutex<Option<(gst::ClockTime, std::time::SystemTime)>>,
 }
 
 /// A running recording; [`Recording::stop`] (or drop) finishes the last file and removes the taps.
@@ -117,7 +116,7 @@ fn splitmux(dir: &Path, segment: Duration, shared: &Arc<Shared>) -> anyhow::Resu
         // Its first sample's time on the recording's timeline, from the wall-clock time of that timeline's 0.
         let offset =
             args.get(2).and_then(|v| v.get::<gst::Sample>().ok()).and_then(|s| s.buffer().and_then(|b| b.pts()));
-        let origin = *shared.origin_wall.lock().expect("origin lock");
+        let origin = shared.origin.lock().expect("origin lock").map(|(_, wall)| wall);
         let start =
             origin.map_or_else(std::time::SystemTime::now, |o| o + offset.map_or(Duration::ZERO, Duration::from));
         let path = next_file(&dir, start);
@@ -148,13 +147,7 @@ impl Recording {
     /// `{appsrc} - {parser} - {splitmuxsink}` per track.
     fn link(&mut self, splitmux: &gst::Element) -> anyhow::Result<()> {
         for tap in &self.taps {
-            let src = gst_app::AppSrc::builder()
-                .is_live(true)
-                .format(gst::Format::Time)
-                .block(false)
-                .max_buffers(if tap.video { 120 } else { 200 })
-                .leaky_type(gst_app::AppLeakyType::Downstream)
-                .build();
+            let src = feed_src(if tap.video { 120 } else { 200 });
             let parser = gst::ElementFactory::make(if tap.video { "h264parse" } else { "opusparse" }).build()?;
             self.pipeline.add_many([src.upcast_ref(), &parser]).context("adding the recording's track")?;
             src.link(&parser).context("linking appsrc to its parser")?;
@@ -223,14 +216,13 @@ fn gate(src: &gst_app::AppSrc, tap: &Tap, shared: &Arc<Shared>) {
         let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
         let Some(pts) = buffer.pts() else { return gst::PadProbeReturn::Drop };
         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let origin = *shared.origin.lock().expect("origin lock");
-        let origin = match (origin, video && keyframe) {
-            (Some(t), _) => t,
-            (None, true) => {
-                *shared.origin_wall.lock().expect("origin lock") = Some(std::time::SystemTime::now());
-                *shared.origin.lock().expect("origin lock").insert(pts)
+        let origin = {
+            let mut origin = shared.origin.lock().expect("origin lock");
+            match (*origin, video && keyframe) {
+                (Some((t, _)), _) => t,
+                (None, true) => origin.insert((pts, std::time::SystemTime::now())).0,
+                (None, false) => return gst::PadProbeReturn::Drop,
             }
-            (None, false) => return gst::PadProbeReturn::Drop,
         };
         let Some(rebased) = pts.checked_sub(origin) else { return gst::PadProbeReturn::Drop };
         let b = buffer.make_mut();
@@ -264,12 +256,7 @@ fn watch_bus(pipeline: &gst::Pipeline, shared: &Arc<Shared>, name: &str) {
 /// Makes `dir` (owner only: recordings hold someone's screen and sound) and fails unless it can be
 /// written; checked before a recording starts, so the error names the directory.
 fn check_dir(dir: &Path) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .with_context(|| format!("creating {}", dir.display()))?;
+    crate::state::private_dir(dir)?;
     let probe = dir.join(".glasscast-write-test");
     if let Err(e) = std::fs::write(&probe, b"") {
         bail!("cannot write in {}: {e}", dir.display());

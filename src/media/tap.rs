@@ -92,3 +92,15 @@ pub(super) fn request_keyframe(taps: &[Tap]) {
         pad.push_event(super::keyframes::request_event());
     }
 }
+
+/// The consumer's end of a tap: a live appsrc in time format that never blocks the tap, dropping its
+/// oldest buffers beyond `max_buffers`.
+pub(super) fn feed_src(max_buffers: u64) -> gst_app::AppSrc {
+    gst_app::AppSrc::builder()
+        .is_live(true)
+        .format(gst::Format::Time)
+        .block(false)
+        .max_buffers(max_buffers)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build()
+}

@@ -37,18 +37,21 @@ fn process_collector() -> &'static metrics_process::Collector {
     })
 }
 
-/// The host's cores, memory and the state directory's free space (what docs/alerts.yml divides by).
+/// The host's cores, memory and the state directory's free space (what docs/alerts.yml divides by; the
+/// process's own numbers come from `metrics-process` above).
 async fn observe_host(state_dir: std::path::PathBuf) {
-    let Ok(h) = tokio::task::spawn_blocking(move || crate::oncall::sample(&state_dir)).await else { return };
-    gauge!("glasscast_host_cpus").set(h.cpus as f64);
+    use crate::oncall::{cpus, free_bytes, meminfo};
+    let read = move || (meminfo(), free_bytes(&state_dir));
+    let Ok(((total, available), free)) = tokio::task::spawn_blocking(read).await else { return };
+    gauge!("glasscast_host_cpus").set(cpus() as f64);
     let set = |name: &'static str, v: Option<u64>| {
         if let Some(v) = v {
             gauge!(name).set(v as f64);
         }
     };
-    set("glasscast_host_memory_total_bytes", h.memory_total_bytes);
-    set("glasscast_host_memory_available_bytes", h.memory_available_bytes);
-    set("glasscast_state_dir_free_bytes", h.state_dir_free_bytes);
+    set("glasscast_host_memory_total_bytes", total);
+    set("glasscast_host_memory_available_bytes", available);
+    set("glasscast_state_dir_free_bytes", free);
 }
 
 fn observe_stream(name: &str, h: &StreamHealth) {

@@ -8,15 +8,16 @@
 //! ```text
 //!   viewer A: [v v v v v'] [a]      viewer B: [v v v v v'] [a]      ...
 //!        \_ GSO run _/      \_ single        \_ GSO run _/      \_ single
-//!   sendmmsg #1 (UDP_SEGMENT = |v|): A's run, B's run, ...   sendmmsg #2 (no cmsg): A's a, B's a, ...
+//!   one sendmmsg (UDP_SEGMENT = |v|): A's run, A's a, B's run, B's a, ...
 //! ```
 //!
 //! nix's `sendmmsg` gives every message of one call the same control messages, so runs are grouped by
 //! GSO segment size. A single datagram needs no segmenting and rides in any group whose size is not less
 //! than its length (the kernel sends a message no longer than `UDP_SEGMENT` as it is), or else in a group
 //! without GSO. A run joins the latest group it fits that is not before a group holding an earlier run to
-//! the same destination, so each viewer's packets still leave in the order they were made. Runs wait at most until [`MMSG_MAX`] of them are ready or the mux loop goes back
-//! to waiting ([`SendBatch::flush`]): the first viewer's packets wait while ~`MMSG_MAX / 2` viewers are driven.
+//! the same destination, so each viewer's packets still leave in the order they were made. Runs wait at
+//! most until [`MMSG_MAX`] of them are ready or the mux loop goes back to waiting ([`SendBatch::flush`]):
+//! the first viewer's packets wait while ~`MMSG_MAX / 2` viewers are driven.
 //! Without `sendmmsg` each run leaves on its own as soon as it is complete (one `sendmsg` through `quinn-udp`).
 
 use std::collections::HashMap;
