@@ -42,8 +42,9 @@ if [ "$want_test" -eq 1 ]; then
   # The admin console (tests/api/admin_console.rs): zbarimg reads the QR code the page shows; promtool checks
   # and unit-tests docs/alerts.yml.
   pkgs+=(zbar-tools prometheus)
-  # Recording (tests/media/recording.rs): ffprobe reads the files back.
-  pkgs+=(ffmpeg)
+  # Recording (tests/media/recording.rs): ffprobe and GStreamer's discoverer read the files back; util-linux's
+  # unshare gives the full-disk test a tmpfs in a mount namespace of its own.
+  pkgs+=(ffmpeg gstreamer1.0-plugins-base-apps util-linux)
   # Any Node.js >= 18 with npm will do (NodeSource's nodejs bundles npm and conflicts with Debian's).
   command -v node >/dev/null || pkgs+=(nodejs)
   command -v npm >/dev/null || pkgs+=(npm)

@@ -374,6 +374,60 @@ pub fn stream_unpush(t: &Target, name: &str, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `glasscast recording start|stop NAME`
+pub fn recording_switch(t: &Target, name: &str, on: bool) -> anyhow::Result<()> {
+    let method = if on { reqwest::Method::POST } else { reqwest::Method::DELETE };
+    t.call(method, &format!("/streams/{name}/record"), None)?;
+    let what = if on { "recording (its state: `glasscast recording list`, /readyz)" } else { "recording stopped" };
+    println!("stream {name}: {what}");
+    Ok(())
+}
+
+/// `glasscast recording list NAME`
+pub fn recording_list(t: &Target, name: &str) -> anyhow::Result<()> {
+    let v = t.call(reqwest::Method::GET, &format!("/streams/{name}/recordings"), None)?;
+    println!("{:<24}  {:>10}  state", "file", "MiB");
+    for f in v.as_array().map(Vec::as_slice).unwrap_or_default() {
+        let mib = f["bytes"].as_u64().unwrap_or(0) as f64 / 1_048_576.0;
+        let state = if f["writing"] == true { "writing" } else { "done" };
+        println!("{:<24}  {mib:>10.1}  {state}", f["name"].as_str().unwrap_or("?"));
+    }
+    Ok(())
+}
+
+/// `glasscast recording get NAME FILE [-o PATH]`: written to `PATH.part`, renamed when whole.
+pub fn recording_get(t: &Target, name: &str, file: &str, out: Option<&Path>) -> anyhow::Result<()> {
+    let url = format!("{}/api/v1/streams/{name}/recordings/{file}", t.server);
+    let mut resp = t
+        .client()?
+        .get(&url)
+        .bearer_auth(&t.admin_token)
+        .timeout(Duration::from_secs(3600))
+        .send()
+        .map_err(|e| anyhow::anyhow!("{url}: {}", error_chain(&e)))?;
+    if !resp.status().is_success() {
+        let status = resp.status();
+        let text = resp.text().unwrap_or_default();
+        let detail = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["detail"].as_str().map(str::to_owned));
+        bail!("{url}: {status}: {}", detail.unwrap_or(text));
+    }
+    let out = out.map_or_else(|| Path::new(file).to_owned(), Path::to_owned);
+    let part = out.with_extension("mp4.part");
+    let mut f = std::fs::File::create(&part).with_context(|| format!("creating {}", part.display()))?;
+    let bytes = resp.copy_to(&mut f).with_context(|| format!("downloading {url}"))?;
+    f.sync_all()?;
+    std::fs::rename(&part, &out).with_context(|| format!("renaming {}", part.display()))?;
+    println!("{} ({bytes} bytes)", out.display());
+    Ok(())
+}
+
+/// `glasscast recording delete NAME FILE`
+pub fn recording_delete(t: &Target, name: &str, file: &str) -> anyhow::Result<()> {
+    t.call(reqwest::Method::DELETE, &format!("/streams/{name}/recordings/{file}"), None)?;
+    println!("stream {name}: {file} deleted");
+    Ok(())
+}
+
 /// `glasscast streams`
 pub fn streams(t: &Target) -> anyhow::Result<()> {
     let v = t.call(reqwest::Method::GET, "/streams", None)?;

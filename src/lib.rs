@@ -17,6 +17,7 @@ pub mod media;
 pub mod net;
 pub mod oncall;
 pub mod push;
+pub mod recordings;
 pub mod sdpfrag;
 pub mod serve;
 pub mod session;

@@ -91,6 +91,14 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Start or stop recording a stream, and list, download or delete its recordings (admin API;
+    /// docs/recording.md). A start or stop lasts until the server restarts.
+    Recording {
+        #[command(flatten)]
+        target: TargetArgs,
+        #[command(subcommand)]
+        command: RecordingCommand,
+    },
     /// Issue, list or revoke viewer and publish tokens (admin API).
     Token {
         #[command(flatten)]
@@ -157,6 +165,25 @@ enum KeyCommand {
     Retire { kid: String },
 }
 
+#[derive(Subcommand)]
+enum RecordingCommand {
+    /// Record the stream now (into its `[streams.record]` directory, with its retention).
+    Start { name: String },
+    /// Stop recording it (the file being written is finished).
+    Stop { name: String },
+    /// List its recordings, oldest first.
+    List { name: String },
+    /// Download one (to FILE in this directory, or --output).
+    Get {
+        name: String,
+        file: String,
+        #[arg(long, short)]
+        output: Option<std::path::PathBuf>,
+    },
+    /// Delete one (not the one being written).
+    Delete { name: String, file: String },
+}
+
 /// How long the links printed at start work.
 const STARTUP_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
 
@@ -214,6 +241,16 @@ fn main() -> anyhow::Result<()> {
                 KeyCommand::List => cli::key_list(&t),
                 KeyCommand::Rotate { retire_previous } => cli::key_rotate(&t, retire_previous),
                 KeyCommand::Retire { kid } => cli::key_retire(&t, &kid),
+            }
+        }
+        Command::Recording { target, command } => {
+            let t = resolve(&cfg, target)?;
+            match command {
+                RecordingCommand::Start { name } => cli::recording_switch(&t, &name, true),
+                RecordingCommand::Stop { name } => cli::recording_switch(&t, &name, false),
+                RecordingCommand::List { name } => cli::recording_list(&t, &name),
+                RecordingCommand::Get { name, file, output } => cli::recording_get(&t, &name, &file, output.as_deref()),
+                RecordingCommand::Delete { name, file } => cli::recording_delete(&t, &name, &file),
             }
         }
         Command::Token { target, command } => {

@@ -105,13 +105,7 @@ pub fn meminfo() -> (Option<u64>, Option<u64>) {
     (field("MemTotal"), field("MemAvailable"))
 }
 
-/// Free space (for an unprivileged user) on the filesystem holding `dir`.
-// The field types are u64 on 64-bit Linux but narrower elsewhere.
-#[allow(clippy::useless_conversion)]
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(u64::from(s.blocks_available()) * u64::from(s.fragment_size()))
-}
+pub use crate::recordings::free_bytes;
 
 /// Why the server is not ready, one line per cause (empty when it is).
 pub fn not_ready(r: &Readiness) -> Vec<String> {

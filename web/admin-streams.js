@@ -66,7 +66,7 @@ export function streamRow(s, r, refresh, show) {
     ? button('Start', () => api('POST', `${path}/start`), refresh, show)
     : button('Stop', () => api('POST', `${path}/stop`), refresh, show);
   const kbps = r ? bitrate(s.name, r.encoded_bytes) : [];
-  const recording = r && r.recording ? `; recording ${r.recording.state}${r.recording.last_error ? ` (${r.recording.last_error})` : ''}` : '';
+  const recording = r && r.recording ? `; recording ${r.recording.state}${r.recording.reason ? ` (${r.recording.reason})` : ''}` : '';
   const state = `${r && r.reason ? `${s.state}: ${r.reason}` : s.state}${recording}`;
   return row({ stream: s.name }, [cell(s.name), cell(state), cell(s.source), encoderCell(s, r), cell(`${s.width}x${s.height}@${s.fps}`),
     cell(r ? `${fps(r.fps_in)} / ${fps(r.fps_out)}${r.frames_dropped ? ` (${r.frames_dropped} dropped)` : ''}` : ''),

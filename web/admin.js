@@ -1,12 +1,14 @@
-// The admin console: streams (start, stop), pushes (add, remove), live sessions (kick), links (issue with a
-// QR code, revoke), signing keys (rotate, retire) and the host (resources, readiness, on-call conditions,
-// recent warnings), refreshed every second from the admin API. The admin token comes from #token=... (never in a URL the
-// server sees) or the form, is kept in sessionStorage and sent as a bearer header: never a cookie, so no CSRF.
+// The admin console: streams (start, stop), pushes (add, remove), live sessions (kick), recordings (start,
+// stop, play, download, delete), links (issue with a QR code, revoke), signing keys (rotate, retire) and the
+// host (resources, readiness, on-call conditions, recent warnings), refreshed every second from the admin API.
+// The admin token comes from #token=... (never in a URL the server sees) or the form, is kept in
+// sessionStorage and sent as a bearer header: never a cookie, so no CSRF.
 import { $, SignInError, api, setToken, storedToken } from './admin-lib.js';
 import { fillStreams, refreshLinks, setupLinks } from './admin-links.js';
 import { refreshHost } from './admin-host.js';
 import { sessionRow, streamRow } from './admin-streams.js';
 import { renderPushes, setupPushes } from './admin-pushes.js';
+import { refreshRecordings, resetPlayer, setupRecordings } from './admin-recordings.js';
 
 const status = $('status');
 let timer = null;
@@ -21,6 +23,7 @@ async function refresh() {
   $('sessions').tBodies[0].replaceChildren(...sessions.map((x) => sessionRow(x, refresh, show)));
   fillStreams(streams);
   renderPushes(host.readiness, refresh, show);
+  await refreshRecordings(host.readiness);
   const holding = host.conditions.filter((c) => c.holds).length;
   status.textContent = `${streams.length} stream(s), ${sessions.length} session(s), ${links.tokens} link(s), `
     + `${holding ? `${holding} on-call condition(s) holding` : 'no on-call condition holding'}; `
@@ -35,6 +38,7 @@ function show(e) {
 function signIn(message) {
   clearInterval(timer);
   setToken(null);
+  resetPlayer();
   $('console').hidden = true;
   $('signin').hidden = false;
   status.textContent = message;
@@ -63,6 +67,7 @@ $('signin').addEventListener('submit', (ev) => {
 $('signout').addEventListener('click', () => signIn('Signed out.'));
 setupLinks(refresh, show);
 setupPushes(refresh, show);
+setupRecordings(refresh, show);
 
 const token = fromLink || storedToken();
 if (token) start(token); else signIn('Sign in with the admin token (auth.admin_token, or the one glasscast made in state_dir/auth/admin_token).');

@@ -267,6 +267,18 @@ impl Config {
         if !self.streams.iter().any(|s| s.enabled) {
             return Err(invalid("streams", "all disabled", "at least one enabled stream"));
         }
+        // Retention deletes a stream's oldest files in its directory: two streams must not share one.
+        let mut dirs = std::collections::HashSet::new();
+        for (i, st) in self.streams.iter().enumerate() {
+            let dir = st.record.dir_or_default(&self.server.state_dir, st.name.as_str());
+            if !dirs.insert(dir.clone()) {
+                return Err(invalid(
+                    format!("streams[{i}].record.dir"),
+                    dir,
+                    "a directory no other stream records into",
+                ));
+            }
+        }
         Ok(())
     }
 }

@@ -489,6 +489,13 @@ impl StreamConfig {
             let allowed = format!("1 to {} seconds", super::record::MAX_SEGMENT_S);
             return Err(invalid(k("record.segment_s"), st.record.segment_s, allowed));
         }
+        if let Some(days) = st.record.keep_days.filter(|d| !(1..=super::record::MAX_KEEP_DAYS).contains(d)) {
+            let allowed = format!("1 to {} days, or left out (no age limit)", super::record::MAX_KEEP_DAYS);
+            return Err(invalid(k("record.keep_days"), days, allowed));
+        }
+        if st.record.max_size_mb == Some(0) {
+            return Err(invalid(k("record.max_size_mb"), 0, "at least 1 MiB, or left out (no size limit)"));
+        }
         if st.sync_marks && (st.source != VideoSource::Test || st.audio != AudioSource::Test) {
             return Err(invalid(k("sync_marks"), true, "only with source = \"test\" and audio = \"test\""));
         }

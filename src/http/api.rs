@@ -47,6 +47,12 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         retire_key,
         super::console::qr,
         super::console::host,
+        super::recordings::start,
+        super::recordings::stop,
+        super::recordings::list,
+        super::recordings::download,
+        super::recordings::remove,
+        super::recordings::link,
         super::web::streams,
         whep::create,
         whep::patch,
@@ -56,7 +62,7 @@ const DEFAULT_TTL_S: u64 = 2 * 3600;
         super::whip::delete
     ),
     components(schemas(PushBody, IssueBody, TokenInfo, IssuedToken, StreamInfo, SessionInfo, KeyInfo, RotateBody,
-        super::console::QrBody, super::console::HostInfo)),
+        super::console::QrBody, super::console::HostInfo, crate::recordings::FileInfo, super::recordings::Link)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -92,6 +98,7 @@ pub fn router() -> Router<AppState> {
         .route("/keys/rotate", axum::routing::post(rotate_key))
         .route("/keys/{kid}", delete(retire_key))
         .merge(super::console::router())
+        .merge(super::recordings::router())
 }
 
 pub(super) async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {

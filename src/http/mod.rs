@@ -10,6 +10,7 @@ pub mod limit;
 pub mod metrics;
 pub mod ops;
 pub mod problem;
+mod recordings;
 pub mod tls;
 pub mod web;
 pub mod whep;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub push_allow: Arc<Vec<String>>,
     /// `server.state_dir` (the host panel and the metrics report its free space).
     pub state_dir: Arc<std::path::PathBuf>,
+    /// Signs recording links (`POST .../recordings/{file}/link`).
+    pub link_key: Arc<recordings::LinkKey>,
 }
 
 impl AppState {
@@ -69,6 +72,7 @@ impl AppState {
             request_timeout: Duration::from_secs(cfg.server.request_timeout_s.into()),
             push_allow: Arc::new(cfg.auth.push_allow.iter().filter_map(|o| origin_of(o)).collect()),
             state_dir: Arc::new(cfg.server.state_dir.clone()),
+            link_key: Arc::new(recordings::LinkKey::generate()),
         }
     }
 }

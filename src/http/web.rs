@@ -25,6 +25,7 @@ const ADMIN_LINKS_JS: &str = include_str!("../../web/admin-links.js");
 const ADMIN_HOST_JS: &str = include_str!("../../web/admin-host.js");
 const ADMIN_STREAMS_JS: &str = include_str!("../../web/admin-streams.js");
 const ADMIN_PUSHES_JS: &str = include_str!("../../web/admin-pushes.js");
+const ADMIN_RECORDINGS_JS: &str = include_str!("../../web/admin-recordings.js");
 
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                    media-src 'self' blob:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -95,6 +96,7 @@ pub async fn asset(Path(file): Path<String>) -> Result<Response, ApiError> {
         "admin-host.js" => (ADMIN_HOST_JS, "text/javascript; charset=utf-8"),
         "admin-streams.js" => (ADMIN_STREAMS_JS, "text/javascript; charset=utf-8"),
         "admin-pushes.js" => (ADMIN_PUSHES_JS, "text/javascript; charset=utf-8"),
+        "admin-recordings.js" => (ADMIN_RECORDINGS_JS, "text/javascript; charset=utf-8"),
         "player.js" => (PLAYER_JS, "text/javascript; charset=utf-8"),
         "whep.js" => (WHEP_JS, "text/javascript; charset=utf-8"),
         "latency.js" => (LATENCY_JS, "text/javascript; charset=utf-8"),

@@ -22,6 +22,7 @@ pub mod portal;
 pub mod probe;
 mod publisher;
 pub mod record;
+pub mod recorder;
 pub mod sections;
 mod source;
 mod stream;

@@ -1,32 +1,30 @@
-//! Recording (issue 21, first part): a stream's encoded H.264 and Opus, not encoded again, into fragmented
-//! MP4 files named by their UTC start time. Each file starts on a keyframe and is written as a `moov` then
-//! fragments of at most about a second, so a process killed mid-file leaves a file that plays up to its
-//! last fragment; at a clean stop the file is finished with its full index.
+//! One recording file: a stream's encoded H.264 and Opus, not encoded again, into a fragmented MP4 named
+//! by the UTC time of its first frame. It starts on a keyframe and is written as a `moov` then fragments
+//! of at most a second, straight to the file (no buffering), so a process killed mid-file leaves a file
+//! that plays up to its last fragment; at a clean stop the file is finished with its index. The recorder
+//! (recorder.rs) starts the next file's pipeline beside this one and hands over at a keyframe: the new one
+//! begins at the first keyframe after a time, and this one ends just before that same keyframe.
 //!
 //! ```text
-//! stream pipeline, for the recording's lifetime (no encoder added):
+//! stream pipeline, for the file's lifetime (no encoder added):
 //!   {tee h264} - {queue leaky 300 ms} - {appsink}      (tap.rs)
 //!  [{tee opus} - {queue leaky 300 ms} - {appsink}]
 //!       ==> samples, timestamps made running time
-//! recording pipeline (its own bus: a full disk fails the recording, not the stream):
-//!   {appsrc h264} - {h264parse} - {splitmuxsink: mp4mux fragment-duration=1 s - filesink DIR/UTC.mp4}
+//! the file's pipeline (its own bus: a full disk fails the recording, not the stream):
+//!   {appsrc h264} - {h264parse} - {mp4mux fragment-duration=1 s} - {filesink DIR/UTC.mp4, unbuffered}
 //!  [{appsrc opus} - {opusparse} - /]
+//!   gate (a probe on each appsrc): nothing before the first keyframe (after `begin_after`), nothing from
+//!   the first keyframe after `end_after`; both tracks rebased to the first keyframe. The filesink opens
+//!   the file (named then) when that keyframe comes.
 //! ```
-//!
-//! The video appsrc passes nothing before the first keyframe, and the audio nothing before the video has
-//! started, so a file never begins with a picture it cannot decode. `splitmuxsink` starts the next file at
-//! the encoder's first keyframe after `segment_s` (every `keyframe_interval_s`; asking for extra ones made
-//! one-frame files when they came right after a regular one), so files last `segment_s` rounded up to the
-//! keyframe interval, and the first one starts at the first keyframe after the recording does.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use gstreamer as gst;
-use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
@@ -34,150 +32,155 @@ use super::tap::{Tap, add_tap, feed_src, remove_tap};
 
 /// Fragments of at most this long (what a kill -9 can lose at the end of a file).
 const FRAGMENT_MS: u32 = 1000;
-/// How long a stop waits for the last file to be finished.
+/// How long a stop waits for the file to be finished.
 const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// A recording's state, as `/readyz` and the admin API show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct RecordingStatus {
-    /// recording, failed (`last_error` says why; the stream goes on), stopped.
-    pub state: &'static str,
-    pub dir: String,
-    /// Files started since the recording began, and the one being written.
-    pub files: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub current_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
+/// What a stream's recordings have done so far (across the files its recorder started).
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Files started.
+    pub files: AtomicU64,
+    /// Bytes handed to the files.
+    pub bytes: AtomicU64,
+    /// Files retention deleted.
+    pub deleted: AtomicU64,
+    /// The file being written, and the wall-clock time of its first frame (set as a file opens).
+    pub current: Mutex<Option<(PathBuf, SystemTime)>>,
+}
+
+/// The stream's pipeline and the encoded tees a recording taps.
+#[derive(Clone)]
+pub struct Tees {
+    pub pipeline: gst::Pipeline,
+    pub h264: gst::Element,
+    pub opus: Option<gst::Element>,
 }
 
 #[derive(Default)]
 struct Shared {
-    failed: Mutex<Option<String>>,
+    /// Why the file failed (a write error from the filesink is kept over what it made others say).
+    failed: Mutex<Option<(String, bool)>>,
     stopped: AtomicBool,
-    files: AtomicU64,
-    current: Mutex<Option<PathBuf>>,
-    /// The stream running time of the first keyframe let in (the recording's 0; none yet: nothing goes in),
-    /// and the wall-clock time it went in (files are named by it plus their first sample's time).
-    origin: Mutex<Option<(gst::ClockTime, std::time::SystemTime)>>,
+    counters: Arc<Counters>,
+    dir: PathBuf,
+    /// Begin at the first keyframe after this stream running time (none: the first keyframe).
+    begin_after: Option<gst::ClockTime>,
+    /// The first keyframe let in (the file's 0; none yet: nothing goes in), its wall-clock time, and the
+    /// file named by it.
+    origin: Mutex<Option<(gst::ClockTime, SystemTime, PathBuf)>>,
+    /// End at the first keyframe after `.0` (set by [`Recording::end_after_last`]); `.1`: that keyframe.
+    end: Mutex<(Option<gst::ClockTime>, Option<gst::ClockTime>)>,
+    /// The last video time seen (stream running time).
+    last: Mutex<Option<gst::ClockTime>>,
 }
 
-/// A running recording; [`Recording::stop`] (or drop) finishes the last file and removes the taps.
+/// A file being recorded; [`Recording::stop`] (or drop) finishes it and removes the taps.
 pub struct Recording {
     stream: gst::Pipeline,
     pipeline: gst::Pipeline,
     taps: Vec<Tap>,
     sources: Vec<gst_app::AppSrc>,
-    dir: PathBuf,
     shared: Arc<Shared>,
 }
 
-/// Starts recording `stream` (its encoded tees) into `dir`, a new file every `segment`.
+/// Starts a file of the stream (its encoded tees) in `dir`, from the first keyframe after `begin_after`,
+/// counting into `counters`.
 pub fn start(
-    stream: &gst::Pipeline,
-    h264_tee: &gst::Element,
-    opus_tee: Option<&gst::Element>,
+    tees: &Tees,
     dir: &Path,
-    segment: Duration,
     name: &str,
+    counters: Arc<Counters>,
+    begin_after: Option<gst::ClockTime>,
 ) -> anyhow::Result<Recording> {
     check_dir(dir)?;
-    let shared = Arc::new(Shared::default());
-    let pipeline = gst::Pipeline::with_name(&format!("record-{name}"));
-    let splitmux = splitmux(dir, segment, &shared)?;
-    pipeline.add(&splitmux).context("adding splitmuxsink")?;
-    let id = format!("record-{name}");
-    let mut taps = vec![add_tap(stream, h264_tee, true, &id)?];
-    if let Some(tee) = opus_tee {
+    let shared = Arc::new(Shared { counters, dir: dir.to_owned(), begin_after, ..Shared::default() });
+    // Two files' pipelines run at once at a hand-over: their elements on the stream's pipeline need
+    // names of their own.
+    static SERIAL: AtomicU64 = AtomicU64::new(1);
+    let id = format!("record-{name}-{}", SERIAL.fetch_add(1, Ordering::Relaxed));
+    let pipeline = gst::Pipeline::with_name(&id);
+    let mux = gst::ElementFactory::make("mp4mux").property("fragment-duration", FRAGMENT_MS).build()?;
+    // Unbuffered: what the muxer finished is in the file at once (a kill -9 cannot lose a stdio buffer).
+    // Opened (and named) when the first keyframe comes: until then it stays in NULL.
+    let sink = gst::ElementFactory::make("filesink")
+        .property_from_str("buffer-mode", "unbuffered")
+        .property("async", false)
+        .build()?;
+    sink.set_locked_state(true);
+    count_bytes(&sink, &shared.counters);
+    pipeline.add_many([&mux, &sink]).context("adding the muxer")?;
+    mux.link(&sink).context("linking mp4mux to filesink")?;
+    let stream = &tees.pipeline;
+    let mut taps = vec![add_tap(stream, &tees.h264, true, &id)?];
+    if let Some(tee) = &tees.opus {
         taps.push(add_tap(stream, tee, false, &id).inspect_err(|_| remove_tap(stream, &taps[0]))?);
     }
-    let mut recording =
-        Recording { stream: stream.clone(), pipeline, taps, sources: Vec::new(), dir: dir.to_owned(), shared };
-    recording.link(&splitmux)?;
+    let mut recording = Recording { stream: stream.clone(), pipeline, taps, sources: Vec::new(), shared };
+    recording.link(&mux, &sink)?;
     watch_bus(&recording.pipeline, &recording.shared, name);
     recording.pipeline.set_state(gst::State::Playing).context("starting the recording pipeline")?;
     for (tap, src) in recording.taps.iter().zip(&recording.sources) {
         *tap.feed.lock().expect("tap feed lock") = Some(src.clone());
     }
-    tracing::info!(stream = name, dir = %dir.display(), segment_s = segment.as_secs(), "recording");
     Ok(recording)
 }
 
-/// `splitmuxsink` with fragmented `mp4mux`, naming each file by the UTC time it starts.
-fn splitmux(dir: &Path, segment: Duration, shared: &Arc<Shared>) -> anyhow::Result<gst::Element> {
-    let mux = gst::ElementFactory::make("mp4mux").property("fragment-duration", FRAGMENT_MS).build()?;
-    let splitmux = gst::ElementFactory::make("splitmuxsink")
-        .property("muxer", &mux)
-        .property("max-size-time", u64::try_from(segment.as_nanos()).unwrap_or(u64::MAX))
-        .build()
-        .context("splitmuxsink (gst-plugins-good)")?;
-    let (dir, shared) = (dir.to_owned(), Arc::clone(shared));
-    splitmux.connect("format-location-full", false, move |args| {
-        // Its first sample's time on the recording's timeline, from the wall-clock time of that timeline's 0.
-        let offset =
-            args.get(2).and_then(|v| v.get::<gst::Sample>().ok()).and_then(|s| s.buffer().and_then(|b| b.pts()));
-        let origin = shared.origin.lock().expect("origin lock").map(|(_, wall)| wall);
-        let start =
-            origin.map_or_else(std::time::SystemTime::now, |o| o + offset.map_or(Duration::ZERO, Duration::from));
-        let path = next_file(&dir, start);
-        shared.files.fetch_add(1, Ordering::Relaxed);
-        *shared.current.lock().expect("current file lock") = Some(path.clone());
-        Some(path.to_string_lossy().into_owned().to_value())
+/// Adds what reaches `sink` to `counters.bytes`.
+fn count_bytes(sink: &gst::Element, counters: &Arc<Counters>) {
+    let pad = sink.static_pad("sink").expect("filesink has a sink pad");
+    let counters = Arc::clone(counters);
+    pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+        let n = match &info.data {
+            Some(gst::PadProbeData::Buffer(b)) => b.size(),
+            Some(gst::PadProbeData::BufferList(l)) => l.calculate_size(),
+            _ => 0,
+        };
+        counters.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        gst::PadProbeReturn::Ok
     });
-    Ok(splitmux)
-}
-
-/// `DIR/20261203T134501Z.mp4` for a file starting at `start` (with `-2`, `-3` ... if that name is taken).
-fn next_file(dir: &Path, start: std::time::SystemTime) -> PathBuf {
-    let unix = start.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let stamp = glib::DateTime::from_unix_utc(i64::try_from(unix).unwrap_or(0))
-        .and_then(|t| t.format("%Y%m%dT%H%M%SZ"))
-        .map_or_else(|_| "recording".to_owned(), |s| s.to_string());
-    let mut path = dir.join(format!("{stamp}.mp4"));
-    for n in 2.. {
-        if !path.exists() {
-            break;
-        }
-        path = dir.join(format!("{stamp}-{n}.mp4"));
-    }
-    path
 }
 
 impl Recording {
-    /// `{appsrc} - {parser} - {splitmuxsink}` per track.
-    fn link(&mut self, splitmux: &gst::Element) -> anyhow::Result<()> {
+    /// `{appsrc} - {parser} - {mp4mux}` per track.
+    fn link(&mut self, mux: &gst::Element, sink: &gst::Element) -> anyhow::Result<()> {
         for tap in &self.taps {
             let src = feed_src(if tap.video { 120 } else { 200 });
             let parser = gst::ElementFactory::make(if tap.video { "h264parse" } else { "opusparse" }).build()?;
             self.pipeline.add_many([src.upcast_ref(), &parser]).context("adding the recording's track")?;
             src.link(&parser).context("linking appsrc to its parser")?;
-            let template = if tap.video { "video" } else { "audio_%u" };
-            let pad = splitmux.request_pad_simple(template).context("a splitmuxsink pad")?;
-            parser.static_pad("src").expect("a parser has a src pad").link(&pad).context("linking to splitmuxsink")?;
-            gate(&src, tap, &self.shared);
+            let pad =
+                mux.request_pad_simple(if tap.video { "video_%u" } else { "audio_%u" }).context("an mp4mux pad")?;
+            parser.static_pad("src").expect("a parser has a src pad").link(&pad).context("linking to mp4mux")?;
+            gate(&src, tap.video, &self.shared, sink);
             self.sources.push(src);
         }
         Ok(())
     }
 
-    pub fn status(&self) -> RecordingStatus {
-        let failed = self.shared.failed.lock().expect("failed lock").clone();
-        let state = match (&failed, self.shared.stopped.load(Ordering::Relaxed)) {
-            (_, true) => "stopped",
-            (Some(_), _) => "failed",
-            (None, false) => "recording",
-        };
-        let current = self.shared.current.lock().expect("current file lock").clone();
-        RecordingStatus {
-            state,
-            dir: self.dir.display().to_string(),
-            files: self.shared.files.load(Ordering::Relaxed),
-            current_file: current.map(|p| p.display().to_string()),
-            last_error: failed,
-        }
+    /// Why it failed (a write error: a full disk, a removed directory), if it did.
+    pub fn failed(&self) -> Option<String> {
+        self.shared.failed.lock().expect("failed lock").as_ref().map(|(why, _)| why.clone())
     }
 
-    /// Finishes the last file (EOS through the muxer, up to 5 s) and removes the taps (blocking).
+    /// This recording's file and the wall-clock time of its first frame, once it is open.
+    pub fn current(&self) -> Option<(PathBuf, SystemTime)> {
+        self.shared.origin.lock().expect("origin lock").as_ref().map(|(_, t, p)| (p.clone(), *t))
+    }
+
+    /// Ends the file just before the first keyframe after the last video frame seen; returns that time
+    /// (the next file begins at the same keyframe: [`start`]'s `begin_after`).
+    pub fn end_after_last(&self) -> Option<gst::ClockTime> {
+        let last = *self.shared.last.lock().expect("last lock");
+        self.shared.end.lock().expect("end lock").0 = last;
+        last
+    }
+
+    /// The keyframe it was to end at has come (nothing more goes in).
+    pub fn ended(&self) -> bool {
+        self.shared.end.lock().expect("end lock").1.is_some()
+    }
+
+    /// Finishes the file (EOS through the muxer, up to 5 s) and removes the taps (blocking).
     pub fn stop(&self) {
         if self.shared.stopped.swap(true, Ordering::Relaxed) {
             return;
@@ -188,13 +191,18 @@ impl Recording {
         for src in &self.sources {
             let _ = src.end_of_stream();
         }
-        if let Some(bus) = self.pipeline.bus() {
+        // A file never opened has nothing to finish (and its sink, still in NULL, posts no EOS).
+        if let (Some(bus), Some(_)) = (self.pipeline.bus(), self.current()) {
             let done = [gst::MessageType::Eos, gst::MessageType::Error];
             let _ = bus.timed_pop_filtered(gst::ClockTime::from_mseconds(FINISH_TIMEOUT.as_millis() as u64), &done);
         }
         let _ = self.pipeline.set_state(gst::State::Null);
         for tap in &self.taps {
             remove_tap(&self.stream, tap);
+        }
+        let mut current = self.shared.counters.current.lock().expect("current file lock");
+        if current.as_ref().map(|(p, _)| p) == self.current().as_ref().map(|(p, _)| p) {
+            *current = None;
         }
     }
 }
@@ -205,25 +213,58 @@ impl Drop for Recording {
     }
 }
 
-/// Nothing before the first keyframe on the video; nothing on the audio before the video has begun. Both
-/// tracks' timestamps are moved so that this keyframe is at 0 (the recording's own timeline: `splitmuxsink`
-/// measures its segments from there). Keyframe requests from `splitmuxsink` go up the tap to the shared
-/// encoder.
-fn gate(src: &gst_app::AppSrc, tap: &Tap, shared: &Arc<Shared>) {
+/// Where a buffer falls: before the file (drop), in it (rebased by the origin), or after it (drop).
+fn place(
+    shared: &Shared,
+    video: bool,
+    keyframe: bool,
+    pts: gst::ClockTime,
+    sink: &gst::Element,
+) -> Option<gst::ClockTime> {
+    if video {
+        *shared.last.lock().expect("last lock") = Some(pts);
+    }
+    {
+        let mut end = shared.end.lock().expect("end lock");
+        match *end {
+            (_, Some(at)) if pts >= at => return None,
+            (Some(after), None) if video && keyframe && pts > after => {
+                end.1 = Some(pts);
+                return None;
+            }
+            _ => {}
+        }
+    }
+    let mut origin = shared.origin.lock().expect("origin lock");
+    if let Some((t, _, _)) = &*origin {
+        return Some(*t);
+    }
+    if !(video && keyframe && shared.begin_after.is_none_or(|b| pts > b)) {
+        return None;
+    }
+    let now = SystemTime::now();
+    let path = crate::recordings::next_path(&shared.dir, now);
+    sink.set_property("location", path.to_string_lossy().as_ref());
+    sink.set_locked_state(false);
+    if sink.sync_state_with_parent().is_err() {
+        return None;
+    }
+    shared.counters.files.fetch_add(1, Ordering::Relaxed);
+    *shared.counters.current.lock().expect("current file lock") = Some((path.clone(), now));
+    *origin = Some((pts, now, path));
+    Some(pts)
+}
+
+/// The file's gate on one track's appsrc ([`place`]): both tracks' timestamps moved so that its first
+/// keyframe is at 0.
+fn gate(src: &gst_app::AppSrc, video: bool, shared: &Arc<Shared>, sink: &gst::Element) {
     let pad = src.static_pad("src").expect("appsrc has a src pad");
-    let (video, shared) = (tap.video, Arc::clone(shared));
+    let (shared, sink) = (Arc::clone(shared), sink.clone());
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
         let Some(buffer) = info.buffer_mut() else { return gst::PadProbeReturn::Ok };
         let Some(pts) = buffer.pts() else { return gst::PadProbeReturn::Drop };
         let keyframe = !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let origin = {
-            let mut origin = shared.origin.lock().expect("origin lock");
-            match (*origin, video && keyframe) {
-                (Some((t, _)), _) => t,
-                (None, true) => origin.insert((pts, std::time::SystemTime::now())).0,
-                (None, false) => return gst::PadProbeReturn::Drop,
-            }
-        };
+        let Some(origin) = place(&shared, video, keyframe, pts, &sink) else { return gst::PadProbeReturn::Drop };
         let Some(rebased) = pts.checked_sub(origin) else { return gst::PadProbeReturn::Drop };
         let b = buffer.make_mut();
         b.set_pts(rebased);
@@ -232,7 +273,8 @@ fn gate(src: &gst_app::AppSrc, tap: &Tap, shared: &Arc<Shared>) {
     });
 }
 
-/// A bus error (an unwritable directory, a full disk) fails the recording; the stream goes on.
+/// A bus error (an unwritable directory, a full disk) fails the recording; the stream goes on. The
+/// filesink's own error (with the system's reason) is kept over what the elements upstream say after it.
 fn watch_bus(pipeline: &gst::Pipeline, shared: &Arc<Shared>, name: &str) {
     let Some(bus) = pipeline.bus() else { return };
     let (shared, name) = (Arc::downgrade(shared), name.to_owned());
@@ -241,9 +283,17 @@ fn watch_bus(pipeline: &gst::Pipeline, shared: &Arc<Shared>, name: &str) {
             && let Some(shared) = shared.upgrade()
             && !shared.stopped.load(Ordering::Relaxed)
         {
-            let why = e.error().to_string();
-            tracing::warn!(stream = %name, error = %why, "recording failed; the stream goes on");
-            *shared.failed.lock().expect("failed lock") = Some(why);
+            let from_sink = msg.src().is_some_and(|s| s.type_().name() == "GstFileSink");
+            let system = e.debug().and_then(|d| d.split_once("system error: ").map(|(_, r)| r.to_owned()));
+            let why = match system {
+                Some(s) => format!("{}: {s}", e.error()),
+                None => e.error().to_string(),
+            };
+            let mut failed = shared.failed.lock().expect("failed lock");
+            if failed.as_ref().is_none_or(|(_, sink)| from_sink && !sink) {
+                tracing::warn!(stream = %name, error = %why, "recording failed; the stream goes on");
+                *failed = Some((why, from_sink));
+            }
         }
         // Only what [`Recording::stop`] waits for stays on the bus.
         match msg.view() {
@@ -255,7 +305,7 @@ fn watch_bus(pipeline: &gst::Pipeline, shared: &Arc<Shared>, name: &str) {
 
 /// Makes `dir` (owner only: recordings hold someone's screen and sound) and fails unless it can be
 /// written; checked before a recording starts, so the error names the directory.
-fn check_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn check_dir(dir: &Path) -> anyhow::Result<()> {
     crate::state::private_dir(dir)?;
     let probe = dir.join(".glasscast-write-test");
     if let Err(e) = std::fs::write(&probe, b"") {

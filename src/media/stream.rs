@@ -81,7 +81,7 @@ pub struct StreamHealth {
     /// Pushes to WHIP endpoints and Janus rooms (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
     /// `[streams.record]`: its state, directory, files and last error.
-    pub recording: Option<super::record::RecordingStatus>,
+    pub recording: Option<super::recorder::RecordingStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
     pub vp8: Option<Vp8Status>,
 }
@@ -142,8 +142,10 @@ struct Inner {
     recovery: Recovery,
     /// Pushes (WHIP, Janus) fed from the encoded tees, by id (unique in the stream's life).
     pushes: Mutex<Vec<(u32, Egress)>>,
-    /// `[streams.record]`, while it records.
-    recording: Mutex<Option<super::record::Recording>>,
+    /// `[streams.record]`: the recorder (kept after it stops, for its status), and what the stream's
+    /// recordings did since start.
+    recording: Mutex<Option<Arc<super::recorder::Recorder>>>,
+    record_counters: Arc<super::record::Counters>,
     next_push: std::sync::atomic::AtomicU32,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
@@ -225,6 +227,7 @@ impl StreamPipeline {
             pushes: Mutex::new(Vec::new()),
             next_push: std::sync::atomic::AtomicU32::new(1),
             recording: Mutex::new(None),
+            record_counters: Arc::default(),
             codecs: cfg.codecs.clone(),
             vp8,
         });
@@ -278,16 +281,41 @@ impl StreamPipeline {
         Ok(id)
     }
 
-    /// Records the stream into `dir` from its encoded tees (no second encode), a file every `segment`.
-    pub fn start_recording(&self, dir: &std::path::Path, segment: std::time::Duration) -> anyhow::Result<()> {
+    /// Records the stream from its encoded tees (no second encode), keeping `settings`' retention; a
+    /// recorder already running goes on (blocking briefly when one is replaced). A recording that cannot
+    /// start now (no space, an unwritable directory) waits and says why.
+    pub fn start_recording(&self, settings: super::recorder::RecordSettings) {
         let inner = &self.inner;
-        let audio = inner.audio.as_ref().map(Fanout::encoded_tee);
-        let rec =
-            super::record::start(&inner.pipeline, inner.video.encoded_tee(), audio, dir, segment, inner.name.as_str())?;
-        if let Some(old) = inner.recording.lock().expect("recording lock").replace(rec) {
-            old.stop();
+        let mut slot = inner.recording.lock().expect("recording lock");
+        if slot.as_ref().is_some_and(|r| r.status().state != "stopped") {
+            return;
         }
-        Ok(())
+        let tees = super::record::Tees {
+            pipeline: inner.pipeline.clone(),
+            h264: inner.video.encoded_tee().clone(),
+            opus: inner.audio.as_ref().map(|a| a.encoded_tee().clone()),
+        };
+        let counters = Arc::clone(&inner.record_counters);
+        *slot = Some(Arc::new(super::recorder::Recorder::start(tees, settings, inner.name.as_str(), counters)));
+    }
+
+    /// Stops recording (blocking until the file being written is finished); false when it did not record.
+    pub fn stop_recording(&self) -> bool {
+        // Not under the lock: health reads the status meanwhile.
+        let rec = self.inner.recording.lock().expect("recording lock").clone();
+        let Some(rec) = rec.filter(|r| r.status().state != "stopped") else { return false };
+        rec.stop();
+        true
+    }
+
+    /// The recording file being written now, if any.
+    pub fn recording_file(&self) -> Option<std::path::PathBuf> {
+        self.inner
+            .recording
+            .lock()
+            .expect("recording lock")
+            .as_deref()
+            .and_then(super::recorder::Recorder::current_file)
     }
 
     /// Stops and removes push `id` (blocking: unlinks its elements); false when there is none.
@@ -306,9 +334,7 @@ impl StreamPipeline {
             push.stop();
         }
         // Finished before the pipeline stops, so the last file gets its index.
-        if let Some(rec) = self.inner.recording.lock().expect("recording lock").take() {
-            rec.stop();
-        }
+        self.stop_recording();
         let _ = self.inner.pipeline.set_state(gst::State::Null);
         *self.inner.state.lock().expect("state lock") = StreamState::Stopped;
         if let Some(task) = self.inner.bus_task.lock().expect("bus task lock").take() {
@@ -342,7 +368,12 @@ impl StreamPipeline {
             restart_problem: inner.recovery.problem(),
             pushes: inner.pushes.lock().expect("pushes lock").iter().map(|(id, e)| push_status(*id, e)).collect(),
             vp8: inner.vp8.as_ref().map(|v| v.status()),
-            recording: inner.recording.lock().expect("recording lock").as_ref().map(super::record::Recording::status),
+            recording: inner
+                .recording
+                .lock()
+                .expect("recording lock")
+                .as_deref()
+                .map(super::recorder::Recorder::status),
         }
     }
 

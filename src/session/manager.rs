@@ -60,12 +60,24 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
         pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token }).map(drop)?;
     }
-    // `dir` is filled in at start (`Config::with_record_dirs`).
-    if let (true, Some(dir)) = (cfg.record.enabled, &cfg.record.dir) {
-        let segment = std::time::Duration::from_secs(cfg.record.segment_s.into());
-        pipeline.start_recording(dir, segment).with_context(|| format!("recording stream `{}`", cfg.name))?;
+    if cfg.record.enabled {
+        pipeline.start_recording(record_settings(cfg));
     }
     Ok(())
+}
+
+/// `[streams.record]` as the recorder takes it (`dir` is filled in at start: `Config::with_record_dirs`).
+pub fn record_settings(cfg: &StreamConfig) -> crate::media::recorder::RecordSettings {
+    let r = &cfg.record;
+    crate::media::recorder::RecordSettings {
+        dir: r.dir.clone().unwrap_or_else(|| std::path::PathBuf::from("recordings").join(cfg.name.as_str())),
+        segment: std::time::Duration::from_secs(r.segment_s.into()),
+        retention: crate::recordings::Retention {
+            keep: r.keep(),
+            max_bytes: r.max_bytes(),
+            min_free: r.min_free_bytes(),
+        },
+    }
 }
 
 /// Reads an ended session's last transport stats into telemetry's totals (so a session shorter than one
@@ -244,6 +256,12 @@ impl Manager {
             Command::StartStream { stream, reply } => self.start_stream(stream, reply),
             Command::Push { stream, url, token, reply } => self.push(stream, url, token, reply),
             Command::Unpush { stream, id, reply } => self.unpush(stream, id, reply),
+            Command::Record { stream, on, reply } => self.record(&stream, on, reply),
+            Command::RecordingDir { stream, reply } => {
+                let dir =
+                    self.stream_named(&stream).map(|(_, e)| (record_settings(&e.cfg).dir, e.pipeline.recording_file()));
+                let _ = reply.send(dir);
+            }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
         }
     }

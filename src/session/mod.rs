@@ -238,9 +238,9 @@ pub struct StreamReadiness {
     /// Pushes to WHIP endpoints and Janus rooms: target (scheme, host, port), state, bytes, attempts, last error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pushes: Vec<crate::media::PushStatus>,
-    /// `[streams.record]`: recording, failed (why) or stopped; its directory and files.
+    /// `[streams.record]`: recording, waiting (why) or stopped; its directory, files and bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<crate::media::record::RecordingStatus>,
+    pub recording: Option<crate::media::recorder::RecordingStatus>,
     /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.
     pub encodings: Vec<EncodingReadiness>,
 }
@@ -339,6 +339,15 @@ pub(crate) enum Command {
     StartStream {
         stream: StreamName,
         reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    Record {
+        stream: StreamName,
+        on: bool,
+        reply: oneshot::Sender<Result<(), SessionError>>,
+    },
+    RecordingDir {
+        stream: String,
+        reply: oneshot::Sender<Option<(std::path::PathBuf, Option<std::path::PathBuf>)>>,
     },
     Push {
         stream: StreamName,
@@ -500,6 +509,19 @@ impl Sessions {
     pub async fn start_stream(&self, stream: &StreamName) -> Result<(), SessionError> {
         let stream = stream.clone();
         self.ask(|reply| Command::StartStream { stream, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// Starts (`on`) or stops recording `stream` now; it stays so across the stream's stops and starts
+    /// until the server restarts (`[streams.record] enabled` decides at start).
+    pub async fn record(&self, stream: &StreamName, on: bool) -> Result<(), SessionError> {
+        let stream = stream.clone();
+        self.ask(|reply| Command::Record { stream, on, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    }
+
+    /// The stream's recordings directory, and the file being written now; `None` for an unknown stream.
+    pub async fn recording_dir(&self, stream: &str) -> Option<(std::path::PathBuf, Option<std::path::PathBuf>)> {
+        let stream = stream.to_owned();
+        self.ask(|reply| Command::RecordingDir { stream, reply }).await.flatten()
     }
 
     /// Ends every session and stops every pipeline.

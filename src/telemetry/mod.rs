@@ -152,6 +152,11 @@ pub fn connection_refused(limit: &'static str) {
     counter!("glasscast_http_connections_refused_total", "limit" => limit).increment(1);
 }
 
+/// A recording deleted, by `reason` (age, size, free-space: retention; api: the admin API).
+pub fn recording_deleted(stream: &str, reason: &'static str) {
+    counter!("glasscast_recording_files_deleted_total", "stream" => stream.to_owned(), "reason" => reason).increment(1);
+}
+
 fn describe() {
     describe_counter!("glasscast_publishers_started_total", "WHIP publishers answered, by stream");
     describe_counter!(
@@ -162,6 +167,18 @@ fn describe() {
         "glasscast_http_connections_refused_total",
         "Connections closed at accept for being over server.limits, by limit (total, per-client)"
     );
+    describe_gauge!(
+        "glasscast_recording_state",
+        "1 for the stream's recording state (recording; waiting: it should and cannot, see /readyz; stopped)"
+    );
+    describe_counter!("glasscast_recording_bytes_total", Unit::Bytes, "Bytes written to the stream's recordings");
+    describe_counter!("glasscast_recording_files_total", "Recording files started");
+    describe_counter!(
+        "glasscast_recording_files_deleted_total",
+        "Recording files deleted, by reason (age, size, free-space: retention; api: the admin API)"
+    );
+    describe_gauge!("glasscast_recording_dir_bytes", Unit::Bytes, "What the stream's recordings take on disk");
+    describe_gauge!("glasscast_recording_free_bytes", Unit::Bytes, "Free space where the stream records");
     describe_gauge!("glasscast_build_info", "1, labelled with the running version");
     describe_gauge!("glasscast_host_cpus", "Cores the process may use");
     describe_gauge!("glasscast_host_memory_total_bytes", Unit::Bytes, "The host's memory (MemTotal)");

@@ -84,6 +84,18 @@ fn observe_stream(name: &str, h: &StreamHealth) {
             .set(f64::from(u8::from(vp8.running)));
         gauge!("glasscast_stream_encoding_viewers", "stream" => s(), "codec" => "vp8").set(vp8.viewers as f64);
     }
+    if let Some(r) = &h.recording {
+        for state in ["recording", "waiting", "stopped"] {
+            gauge!("glasscast_recording_state", "stream" => s(), "state" => state)
+                .set(f64::from(u8::from(state == r.state)));
+        }
+        counter!("glasscast_recording_bytes_total", "stream" => s()).absolute(r.bytes_written);
+        counter!("glasscast_recording_files_total", "stream" => s()).absolute(r.files);
+        gauge!("glasscast_recording_dir_bytes", "stream" => s()).set(r.dir_bytes as f64);
+        if let Some(free) = r.free_bytes {
+            gauge!("glasscast_recording_free_bytes", "stream" => s()).set(free as f64);
+        }
+    }
     for p in &h.pushes {
         let labels = || [("stream", name.to_owned()), ("target", p.target.clone())];
         gauge!("glasscast_push_connected", &labels()).set(f64::from(u8::from(p.state == "connected")));

@@ -97,7 +97,8 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
                 .replace("/sessions/{id}", &format!("/sessions/{sid}"))
                 .replace("/tokens/{id}", &format!("/tokens/{}", viewer["id"].as_str().expect("id")))
                 .replace("/push/{id}", "/push/1")
-                .replace("{kid}", &kid);
+                .replace("{kid}", &kid)
+                .replace("{file}", "20261203T134501Z.mp4");
             let content_type =
                 op["requestBody"]["content"].as_object().and_then(|c| c.keys().next().cloned()).unwrap_or_default();
             let body = match content_type.as_str() {
@@ -112,7 +113,7 @@ async fn every_route_refuses_bad_credentials_and_changes_nothing() {
             routes.push(Route { method, path, content_type, body, admin_only });
         }
     }
-    assert_eq!(routes.len(), 22, "WHEP and WHIP POST/PATCH/DELETE, /streams, 15 admin operations: {routes:?}");
+    assert_eq!(routes.len(), 28, "WHEP and WHIP POST/PATCH/DELETE, /streams, 21 admin operations: {routes:?}");
     // (Authorization header, expected status, expected `error=` in the challenge)
     let forged = {
         let (head, rest) = viewer_token.split_once('.').expect("jwt");

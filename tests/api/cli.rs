@@ -4,7 +4,7 @@
 use crate::common;
 
 use common::*;
-use glasscast::config::Config;
+use glasscast::config::{Config, StreamConfig};
 
 const ADMIN: &str = "cli-admin-token-0123456789";
 
@@ -142,4 +142,51 @@ async fn token_issue_list_revoke_and_streams_against_a_pinned_server() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("401"), "{}", String::from_utf8_lossy(&out.stderr));
     srv.shutdown().await;
+}
+
+/// `glasscast recording start|list|get|delete|stop` against a pinned HTTPS server: a stream that was not
+/// recording starts, its files are listed, one downloads whole (as it is on the server's disk, through a
+/// `.part` file renamed at the end), one is deleted, and the stop finishes the file being written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn recording_start_list_get_delete_and_stop_through_the_cli() {
+    let mut cfg = Config::default();
+    cfg.auth.admin_token = Some(ADMIN.into());
+    let rec = tempfile::tempdir().expect("tempdir");
+    let record =
+        glasscast::config::RecordConfig { dir: Some(rec.path().to_owned()), segment_s: 2, ..Default::default() };
+    cfg.streams = vec![StreamConfig { record, ..small_stream("main") }];
+    let srv = start_as_configured(cfg).await;
+    let fp = srv.server.tls.as_ref().expect("HTTPS").fingerprint.clone();
+    let target = ["--server", srv.base.as_str(), "--admin-token", ADMIN, "--fingerprint", fp.as_str()];
+    let run = |args: &[&str]| {
+        let all: Vec<&str> = args.iter().chain(target.iter()).copied().collect();
+        let out = tokio::task::block_in_place(|| glasscast(&all));
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(srv.server.sessions.readiness().await.streams[0].recording.is_none(), "not recording at start");
+    run(&["recording", "start", "main"]);
+    let done = |text: &str| -> Vec<String> {
+        text.lines()
+            .filter(|l| l.ends_with(" done"))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(str::to_owned)
+            .collect()
+    };
+    let files =
+        eventually_some(30, || async { Some(done(&run(&["recording", "list", "main"]))).filter(|f| f.len() >= 2) })
+            .await;
+    let files = files.expect("two finished files listed");
+    let out = tempfile::tempdir().expect("out dir");
+    let dest = out.path().join("got.mp4");
+    let printed = run(&["recording", "get", "main", &files[0], "--output", dest.to_str().expect("utf-8")]);
+    assert!(printed.contains("bytes"), "{printed}");
+    assert_eq!(std::fs::read(&dest).expect("downloaded"), std::fs::read(rec.path().join(&files[0])).expect("on disk"));
+    assert!(!out.path().join("got.mp4.part").exists());
+    run(&["recording", "delete", "main", &files[1]]);
+    assert!(!rec.path().join(&files[1]).exists());
+    run(&["recording", "stop", "main"]);
+    let status = srv.server.sessions.readiness().await.streams[0].recording.clone().expect("status");
+    assert_eq!(status.state, "stopped", "{status:?}");
+    assert!(status.current_file.is_none(), "{status:?}");
 }

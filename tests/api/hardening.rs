@@ -164,12 +164,7 @@ async fn a_client_over_its_connection_share_is_closed_and_others_are_served() {
     let mut answer = String::new();
     again.read_to_string(&mut answer).await.ok();
     assert!(answer.starts_with("HTTP/1.1 200"), "served again once it closed some: {answer:?}");
-    let metrics = reqwest::get(format!("http://{}/metrics", srv.server.metrics_addr.expect("metrics")))
-        .await
-        .expect("scrape")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&srv).await;
     assert!(
         metrics.lines().any(|l| l.starts_with("glasscast_http_connections_refused_total{limit=\"per-client\"}")),
         "counted: {metrics}"

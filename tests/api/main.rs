@@ -15,5 +15,7 @@ mod doctor;
 mod fuzz;
 mod hardening;
 mod install;
+mod recordings;
+mod recordings_console;
 mod scripts_parse;
 mod whep_errors;

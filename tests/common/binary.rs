@@ -50,6 +50,12 @@ impl Running {
 /// Starts `glasscast serve` with `[server]`, `[auth]` and `[metrics]` set for a test, then `extra` (more
 /// tables: `[webrtc]`, `[[streams]]`), and `env`; waits until `/readyz` says ready.
 pub async fn serve(extra: &str, env: &[(&str, &str)]) -> Running {
+    serve_under(extra, env, &[]).await
+}
+
+/// [`serve`], started through `wrapper` (a command that ends by running its arguments: the binary and
+/// its own, as `sh -c '...; exec "$0" "$@"'` does), such as `unshare` into a namespace of its own.
+pub async fn serve_under(extra: &str, env: &[(&str, &str)], wrapper: &[&str]) -> Running {
     super::init();
     let dir = tempfile::tempdir().expect("tempdir");
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
@@ -60,7 +66,16 @@ pub async fn serve(extra: &str, env: &[(&str, &str)]) -> Running {
     );
     let path = dir.path().join("glasscast.toml");
     std::fs::write(&path, config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_glasscast"))
+    let binary = env!("CARGO_BIN_EXE_glasscast");
+    let mut command = match wrapper.split_first() {
+        Some((first, rest)) => {
+            let mut c = Command::new(first);
+            c.args(rest).arg(binary);
+            c
+        }
+        None => Command::new(binary),
+    };
+    let mut child = command
         .args(["--config", path.to_str().expect("utf-8"), "serve"])
         .envs(env.iter().copied())
         .env_remove("GLASSCAST_CONFIG")

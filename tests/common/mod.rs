@@ -203,6 +203,12 @@ impl TestServer {
 }
 
 /// The session id in a connected viewer's Location.
+/// The server's `/metrics` text.
+pub async fn metrics_text(srv: &TestServer) -> String {
+    let url = format!("http://{}/metrics", srv.server.metrics_addr.expect("metrics"));
+    reqwest::get(url).await.expect("scrape").text().await.expect("text")
+}
+
 pub fn session_of(v: &WebrtcbinViewer) -> glasscast::ids::SessionId {
     let loc = v.location.as_deref().expect("connected");
     glasscast::ids::SessionId::parse(loc.rsplit('/').next().expect("id")).expect("session id in Location")

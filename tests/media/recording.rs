@@ -38,6 +38,35 @@ fn probe(path: &Path) -> (Vec<String>, f64, bool) {
     (codecs, duration, keyframe_first)
 }
 
+/// GStreamer's discoverer on a file: its tracks' kinds (sorted) and its duration in seconds.
+fn discover(path: &Path) -> (Vec<String>, f64) {
+    let out = std::process::Command::new("gst-discoverer-1.0")
+        .arg(path)
+        .output()
+        .expect("gst-discoverer-1.0 (gstreamer1.0-plugins-base-apps; scripts/install-deps.sh --test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success() && text.contains("Done discovering"), "discoverer refused {}: {text}", path.display());
+    let mut kinds: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.trim_start().split_once(':').map(|(k, _)| k.trim().to_owned()))
+        .filter(|k| k.starts_with("video #") || k.starts_with("audio #"))
+        .map(|k| k[..5].to_owned())
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    let duration = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Duration: "))
+        .and_then(|d| {
+            let mut p = d.split(':');
+            let (h, m, s) =
+                (p.next()?.parse::<f64>().ok()?, p.next()?.parse::<f64>().ok()?, p.next()?.parse::<f64>().ok()?);
+            Some(h * 3600.0 + m * 60.0 + s)
+        })
+        .unwrap_or(0.0);
+    (kinds, duration)
+}
+
 fn recordings(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> =
         std::fs::read_dir(dir).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect()).unwrap_or_default();
@@ -50,15 +79,15 @@ async fn a_recorded_stream_leaves_segmented_mp4_files_with_both_tracks_that_star
     let dir = tempfile::tempdir().expect("tempdir");
     let mut cfg = Config::default();
     cfg.server.plain_http = true;
-    let record = RecordConfig { enabled: true, dir: Some(dir.path().join("main")), segment_s: 2 };
+    let record = RecordConfig { enabled: true, dir: Some(dir.path().join("main")), segment_s: 5, ..Default::default() };
     cfg.streams = vec![StreamConfig { record, ..small_stream("main") }];
     let srv = start_with(cfg).await;
     let encoders = srv.server.sessions.health("main").await.expect("health").encoder;
     // The first file starts at the first keyframe after the recording does (up to a keyframe interval).
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    tokio::time::sleep(Duration::from_secs(20)).await;
     let status = srv.server.sessions.readiness().await.streams[0].recording.clone().expect("recording status");
     assert_eq!(status.state, "recording", "{status:?}");
-    assert!(status.files >= 3, "a file every 2 s: {status:?}");
+    assert!(status.files >= 3, "a file every 5 s: {status:?}");
     srv.server.sessions.stop_stream(&glasscast::ids::StreamName::parse("main").expect("name")).await.expect("stop");
 
     let files = recordings(&dir.path().join("main"));
@@ -71,10 +100,14 @@ async fn a_recorded_stream_leaves_segmented_mp4_files_with_both_tracks_that_star
         );
         let (codecs, duration, keyframe_first) = probe(f);
         assert_eq!(codecs, ["h264", "opus"], "{name}");
+        let (discovered, gst_duration) = discover(f);
+        assert_eq!(discovered, ["audio", "video"], "{name}: GStreamer's discoverer finds both tracks");
+        assert!((gst_duration - duration).abs() < 0.2, "{name}: discoverer {gst_duration} s, ffprobe {duration} s");
         assert!(keyframe_first, "{name} starts on a keyframe");
-        // Full files hold about one segment (split at the first keyframe after 2 s); the last is what was left.
+        // A new file starts at the first keyframe (every 2 s) after the recorder (which looks every second)
+        // sees the file is 5 s old; the last is what was left.
         if i + 1 < files.len() {
-            assert!((1.5..=4.5).contains(&duration), "{name}: {duration} s");
+            assert!((4.5..=8.5).contains(&duration), "{name}: {duration} s");
         } else {
             assert!(duration > 0.0, "{name}: {duration} s");
         }
@@ -91,9 +124,92 @@ async fn a_recorded_stream_leaves_segmented_mp4_files_with_both_tracks_that_star
     }
     let total: f64 = files.iter().map(|f| probe(f).1).sum();
     assert!(
-        (5.0..=10.0).contains(&total),
-        "about 8 s recorded in all, less the wait for a keyframe: {total} s over {files:?}"
+        (17.0..=22.0).contains(&total),
+        "about 20 s recorded in all, less the wait for a keyframe: {total} s over {files:?}"
     );
     assert_eq!(encoders, srv.server.sessions.health("main").await.expect("health").encoder, "no encoder added");
     srv.shutdown().await;
+}
+
+/// `[[streams]]` recording `main` (`bitrate_kbps` at 640x480) into `dir` with `record` (more keys).
+fn recorded(dir: &Path, bitrate_kbps: u32, record: &str) -> String {
+    format!(
+        "[webrtc]\nmux_port = 0\n[[streams]]\nname = \"main\"\nwidth = 640\nheight = 480\nbitrate_kbps = {bitrate_kbps}\n\
+         [streams.record]\nenabled = true\ndir = \"{}\"\n{record}\n",
+        dir.display()
+    )
+}
+
+/// `/readyz`'s `streams[0].recording`.
+async fn recording_of(gc: &binary::Running) -> Value {
+    gc.readyz().await["streams"][0]["recording"].clone()
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Killed 6.5 s into a file (segments of 10 min), the process leaves a file that plays (both tracks) up to
+/// within about a second of the kill: its fragments are of at most a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_recording_killed_mid_file_plays_to_within_about_a_second_of_the_kill() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut gc = binary::serve(&recorded(dir.path(), 1000, "segment_s = 600"), &[]).await;
+    let started = eventually_some(20, || async { recording_of(&gc).await["current_started_ms"].as_u64() }).await;
+    let started = started.expect("a file starts");
+    let file = recording_of(&gc).await["current_file"].as_str().expect("current file").to_owned();
+    tokio::time::sleep(Duration::from_millis(6500)).await;
+    let killed = now_ms();
+    gc.kill_and_log();
+    let (codecs, duration, keyframe_first) = probe(Path::new(&file));
+    let lived = (killed - started) as f64 / 1000.0;
+    eprintln!("killed {lived:.2} s into the file; it plays {duration:.2} s");
+    assert_eq!(codecs, ["h264", "opus"]);
+    assert!(keyframe_first);
+    assert!((lived - 1.5..=lived + 0.3).contains(&duration), "lost {:.2} s at the kill", lived - duration);
+}
+
+/// A full filesystem (a small tmpfs mounted in the server's own mount namespace, mostly taken by a file
+/// that is not glasscast's): the recording stops with the reason in `/readyz`, the stream keeps playing to a
+/// viewer (webrtcbin), and once there is room again the recording resumes by itself in a new file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_full_disk_stops_the_recording_not_the_stream_and_it_resumes_when_there_is_room() {
+    let mnt = tempfile::tempdir().expect("tempdir");
+    let d = mnt.path().display().to_string();
+    let script = format!(
+        "mount -t tmpfs -o size=8m,mode=0700 glasscast-test {d} && head -c 5767168 /dev/zero > {d}/filler.bin \
+         && exec \"$0\" \"$@\""
+    );
+    let wrapper = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script.as_str()];
+    let extra = recorded(mnt.path(), 3000, "segment_s = 2\nmin_free_mb = 0");
+    let mut gc = binary::serve_under(&extra, &[], &wrapper).await;
+    // The server's view of its tmpfs (the test's own is the empty directory under it).
+    let inside = PathBuf::from(format!("/proc/{}/root{d}", gc.child.id()));
+    let mut viewer = WebrtcbinViewer::new(96, "42e01f", true);
+    viewer.connect_to(&gc.base, "main").await;
+    assert!(viewer.gets_frames(10, 20).await, "the viewer plays");
+
+    let full = eventually_some(90, || async {
+        let r = recording_of(&gc).await;
+        (r["state"] == "waiting").then_some(r)
+    })
+    .await
+    .unwrap_or_else(|| panic!("the recording never stopped on the full disk: {}", gc.kill_and_log()));
+    let reason = full["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains(&d) && reason.to_lowercase().contains("space"), "the reason says where and why: {full}");
+    let ready = gc.readyz().await;
+    assert_eq!(ready["ready"], true, "the server stays ready: {ready}");
+    let seen = viewer.frames();
+    assert!(viewer.gets_frames(seen + 30, 10).await, "the viewer keeps playing while the recording waits");
+    let files = full["files"].as_u64().expect("files");
+
+    std::fs::remove_file(inside.join("filler.bin")).expect("room again");
+    let resumed = eventually_some(30, || async {
+        let r = recording_of(&gc).await;
+        (r["state"] == "recording" && r["files"].as_u64() > Some(files)).then_some(r)
+    })
+    .await;
+    let log = gc.kill_and_log();
+    assert!(resumed.is_some(), "recording resumes by itself: {log}");
+    assert!(log.contains("recording waits") && log.contains("recording resumed"), "{log}");
 }

@@ -95,6 +95,27 @@ impl Manager {
         });
     }
 
+    /// Starts or stops recording a stream (`on`), off this task (a stop finishes the file being written);
+    /// replies from there. The wish outlives the stream's stops and starts: they follow `cfg.record`.
+    pub(super) fn record(&mut self, stream: &StreamName, on: bool, reply: oneshot::Sender<Result<(), SessionError>>) {
+        let Some(entry) = self.streams.get_mut(stream) else {
+            let _ = reply.send(Err(SessionError::UnknownStream(stream.to_string())));
+            return;
+        };
+        entry.cfg.record.enabled = on;
+        let running = matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting);
+        let (pipeline, settings) = (entry.pipeline.clone(), super::record_settings(&entry.cfg));
+        tracing::info!(stream = %stream, on, running, "recording asked for");
+        tokio::task::spawn_blocking(move || {
+            match (on, running) {
+                (true, true) => pipeline.start_recording(settings),
+                (false, _) => drop(pipeline.stop_recording()),
+                (true, false) => {}
+            }
+            let _ = reply.send(Ok(()));
+        });
+    }
+
     /// The stream called `name` (as a request names it), with its entry.
     pub(super) fn stream_named(&self, name: &str) -> Option<(&StreamName, &StreamEntry)> {
         self.streams.iter().find(|(k, _)| k.as_str() == name)
