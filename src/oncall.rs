@@ -189,6 +189,11 @@ fn stream_conditions(
             })
             .collect()
     });
+    let waiting: Vec<String> = healths
+        .iter()
+        .filter_map(|(n, h)| h.recording.as_ref().filter(|r| r.state == "waiting").map(|r| (n, r)))
+        .map(|(n, r)| format!("{n}: {}", r.reason.as_deref().unwrap_or("waiting")))
+        .collect();
     let lag: Vec<String> = r
         .streams
         .iter()
@@ -215,6 +220,12 @@ fn stream_conditions(
             !lag.is_empty(),
             listed(&lag, "packets wait under 10 ms for the media threads"),
             RUNBOOK_MUX_BEHIND,
+        ),
+        cond(
+            "GlasscastRecordingWaiting",
+            !waiting.is_empty(),
+            listed(&waiting, "every recording writes (or none is asked for)"),
+            RUNBOOK_RECORDING,
         ),
     ]
 }
@@ -289,6 +300,7 @@ fn listed(items: &[String], fine: &str) -> String {
 
 const RUNBOOK_NOT_PRODUCING: &str =
     "GET /readyz names the reason; journalctl -u glasscast shows the failing source or encoder (docs/operations.md).";
+const RUNBOOK_RECORDING: &str = "Recording waits and says why in GET /readyz (streams[].recording.reason): free space on its dir, or the dir itself (docs/recording.md).";
 const RUNBOOK_FRAMES_DROPPED: &str =
     "The encoder cannot keep up: lower the stream's fps or size, or give it a hardware encoder; check CPU.";
 const RUNBOOK_MUX_BEHIND: &str =

@@ -50,7 +50,7 @@ async fn the_console_signs_in_shows_a_viewer_kicks_it_and_stops_and_starts_a_str
     let pushes = srv.server.sessions.health("other").await.expect("other").pushes;
     assert!(pushes.is_empty(), "the page's push was removed on the server: {pushes:?}");
     let conditions = report["conditions"].as_array().expect("conditions");
-    assert_eq!(conditions.len(), 9, "{report}");
+    assert_eq!(conditions.len(), 10, "{report}");
     // The push to nowhere failed: its warning is in the host panel's log.
     let host = report["steps"].as_array().and_then(|s| s.iter().find(|s| s["step"] == "host")).expect("host step");
     let logged = host["logged"].as_array().expect("log rows");

@@ -213,3 +213,31 @@ async fn a_full_disk_stops_the_recording_not_the_stream_and_it_resumes_when_ther
     assert!(resumed.is_some(), "recording resumes by itself: {log}");
     assert!(log.contains("recording waits") && log.contains("recording resumed"), "{log}");
 }
+
+/// A stream a WHIP publisher (webrtcbin) sends is recorded like any other: from the relayed H.264 and
+/// Opus, not encoded again; the file, finished when the stream stops, has both tracks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_relayed_from_a_whip_publisher_is_recorded_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let record = RecordConfig { enabled: true, dir: Some(dir.path().to_owned()), ..Default::default() };
+    let srv = crate::common::admin::start_auth_with(Default::default(), |cfg| {
+        let live = StreamConfig { source: glasscast::config::VideoSource::Whip, record, ..small_stream("live") };
+        cfg.streams = vec![live];
+    })
+    .await;
+    let mut publisher = crate::common::publisher::WebrtcbinPublisher::new("constrained-baseline", 320, 240);
+    publisher.publish(&srv, "live", crate::common::admin::ADMIN).await;
+    let written = eventually_some(30, || async {
+        let r = srv.server.sessions.readiness().await.streams[0].recording.clone()?;
+        (r.bytes_written > 100_000).then_some(r)
+    })
+    .await
+    .expect("the relayed stream is recorded");
+    let file = PathBuf::from(written.current_file.expect("a file"));
+    srv.server.sessions.stop_stream(&glasscast::ids::StreamName::parse("live").expect("name")).await.expect("stop");
+    publisher.stop();
+    let (codecs, duration, keyframe_first) = probe(&file);
+    assert_eq!(codecs, ["h264", "opus"], "{}", file.display());
+    assert!(keyframe_first && duration > 1.0, "{}: {duration} s", file.display());
+    assert_eq!(srv.server.sessions.health("live").await.expect("health").encoder, "passthrough", "no encoder");
+}
