@@ -9,7 +9,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
@@ -105,11 +105,7 @@ impl Target {
         let status = resp.status();
         let text = resp.text().unwrap_or_default();
         if !status.is_success() {
-            let detail = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v["detail"].as_str().map(str::to_owned))
-                .unwrap_or(text);
-            bail!("{url}: {status}: {detail}");
+            return Err(refusal(&url, status, text));
         }
         if text.is_empty() {
             Ok(Value::Null)
@@ -117,6 +113,12 @@ impl Target {
             serde_json::from_str(&text).context("the server's answer is not JSON")
         }
     }
+}
+
+/// A refused call: the URL, the status and the problem's `detail` (or the body as it came).
+fn refusal(url: &str, status: reqwest::StatusCode, text: String) -> anyhow::Error {
+    let detail = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["detail"].as_str().map(str::to_owned));
+    anyhow::anyhow!("{url}: {status}: {}", detail.unwrap_or(text))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -407,9 +409,7 @@ pub fn recording_get(t: &Target, name: &str, file: &str, out: Option<&Path>) -> 
         .map_err(|e| anyhow::anyhow!("{url}: {}", error_chain(&e)))?;
     if !resp.status().is_success() {
         let status = resp.status();
-        let text = resp.text().unwrap_or_default();
-        let detail = serde_json::from_str::<Value>(&text).ok().and_then(|v| v["detail"].as_str().map(str::to_owned));
-        bail!("{url}: {status}: {}", detail.unwrap_or(text));
+        return Err(refusal(&url, status, resp.text().unwrap_or_default()));
     }
     let out = out.map_or_else(|| Path::new(file).to_owned(), Path::to_owned);
     let part = out.with_extension("mp4.part");

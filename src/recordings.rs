@@ -58,6 +58,13 @@ pub struct Retention {
     pub min_free: u64,
 }
 
+/// What a sweep did: the files it deleted, and what the stream's files take after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Swept {
+    pub deleted: Vec<Deleted>,
+    pub bytes: u64,
+}
+
 /// A file retention deleted, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deleted {
@@ -159,9 +166,9 @@ fn unix(t: std::io::Result<SystemTime>) -> u64 {
     t.ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_secs())
 }
 
-/// glasscast's files in `dir`, oldest first; `current` (the file being written) is marked. A missing
+/// glasscast's files in `dir`, oldest first; those in `open` (being written) are marked. A missing
 /// directory has none.
-pub fn list(dir: &Path, current: Option<&Path>) -> Vec<FileInfo> {
+pub fn list(dir: &Path, open: &[PathBuf]) -> Vec<FileInfo> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
     let mut out: Vec<FileInfo> = entries
         .flatten()
@@ -170,7 +177,7 @@ pub fn list(dir: &Path, current: Option<&Path>) -> Vec<FileInfo> {
             let started_at = started_at(&name)?;
             // `DirEntry::metadata` does not follow a symlink: a link named like a recording is not one.
             let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
-            let writing = current.is_some_and(|c| c == e.path());
+            let writing = open.contains(&e.path());
             Some(FileInfo { name, bytes: meta.len(), started_at, modified_at: unix(meta.modified()), writing })
         })
         .collect();
@@ -198,19 +205,10 @@ pub fn delete(dir: &Path, name: &str, current: Option<&Path>) -> Result<u64, Del
 
 /// Applies `r` to `dir`, oldest files first, never one in `open` (being written): deletes those last written more than
 /// `keep` ago, then the oldest while the files take more than `max_bytes`, then the oldest while less than
-/// `min_free` is free (`free` asks the filesystem). Returns what it deleted; a file it cannot delete is
-/// skipped (the next sweep tries again).
-pub fn sweep(
-    dir: &Path,
-    r: &Retention,
-    open: &[PathBuf],
-    now: SystemTime,
-    free: impl Fn() -> Option<u64>,
-) -> Vec<Deleted> {
-    let mut files = list(dir, None);
-    for f in &mut files {
-        f.writing = open.iter().any(|p| p.file_name().is_some_and(|n| n == f.name.as_str()));
-    }
+/// `min_free` is free (`free` asks the filesystem). Returns what it deleted and what is left; a file it
+/// cannot delete is skipped (the next sweep tries again).
+pub fn sweep(dir: &Path, r: &Retention, open: &[PathBuf], now: SystemTime, free: impl Fn() -> Option<u64>) -> Swept {
+    let files = list(dir, open);
     let mut total: u64 = files.iter().map(|f| f.bytes).sum();
     let now = unix(Ok(now));
     let mut deleted = Vec::new();
@@ -231,7 +229,7 @@ pub fn sweep(
             deleted.push(Deleted { name: f.name.clone(), bytes: f.bytes, why });
         }
     }
-    deleted
+    Swept { deleted, bytes: total }
 }
 
 #[cfg(test)]
@@ -288,8 +286,9 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", dir.join("20250101T000000Z.mp4")).expect("symlink");
         let current = dir.join("20260104T000000Z.mp4");
         let r = Retention { keep: Some(Duration::from_secs(25 * 86_400)), max_bytes: Some(250), min_free: 0 };
-        let gone = sweep(dir, &r, std::slice::from_ref(&current), SystemTime::now(), || None);
-        let why: Vec<_> = gone.iter().map(|g| (g.name.as_str(), g.why)).collect();
+        let swept = sweep(dir, &r, std::slice::from_ref(&current), SystemTime::now(), || None);
+        assert_eq!(swept.bytes, 200, "the two left");
+        let why: Vec<_> = swept.deleted.iter().map(|g| (g.name.as_str(), g.why)).collect();
         assert_eq!(
             why,
             [
@@ -313,12 +312,12 @@ mod tests {
         let r = Retention { min_free: 1000, ..Retention::default() };
         let gone = sweep(dir, &r, std::slice::from_ref(&current), SystemTime::now(), || Some(free.replace(2000)));
         assert_eq!(
-            gone.iter().map(|g| (g.name.as_str(), g.why)).collect::<Vec<_>>(),
+            gone.deleted.iter().map(|g| (g.name.as_str(), g.why)).collect::<Vec<_>>(),
             [("20260103T000000Z.mp4", Why::Free)]
         );
         assert!(matches!(delete(dir, "20260104T000000Z.mp4", Some(&current)), Err(DeleteError::InUse(_))));
         assert!(matches!(delete(dir, "20250101T000000Z.mp4", None), Err(DeleteError::NotFound(_))), "a symlink");
         assert!(matches!(delete(dir, "../x/20260104T000000Z.mp4", None), Err(DeleteError::NotFound(_))));
-        assert_eq!(list(dir, Some(&current)).iter().map(|f| f.writing).collect::<Vec<_>>(), [true]);
+        assert_eq!(list(dir, std::slice::from_ref(&current)).iter().map(|f| f.writing).collect::<Vec<_>>(), [true]);
     }
 }

@@ -4,7 +4,6 @@
 //! HMAC of stream, file and expiry under a key made at start (links die with the process, or in an hour).
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_lc_rs::hmac;
 use axum::Json;
@@ -19,6 +18,7 @@ use utoipa::ToSchema;
 
 use super::api::admin;
 use super::{ApiError, AppState, Caller, stream_in_path};
+use crate::auth::now_s;
 use crate::recordings::{self, DeleteError, FileInfo};
 
 /// How long a link stays good.
@@ -63,10 +63,6 @@ fn unhex(s: &str) -> Option<Vec<u8>> {
     (0..s.len()).step_by(2).map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok())).collect()
 }
 
-fn now_s() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// The stream's directory and the file being written (404 for an unknown stream).
 async fn dir_of(st: &AppState, name: &str) -> Result<(PathBuf, Option<PathBuf>), ApiError> {
     let stream = stream_in_path(name)?;
@@ -78,6 +74,15 @@ async fn dir_of(st: &AppState, name: &str) -> Result<(PathBuf, Option<PathBuf>),
 
 fn no_file(file: &str) -> ApiError {
     ApiError::not_found(format!("no recording named `{file}` in this stream's directory"))
+}
+
+/// Recording `file` of stream `name` (404 for an unknown stream or a file that is not one of its
+/// recordings).
+async fn found(st: &AppState, name: &str, file: &str) -> Result<PathBuf, ApiError> {
+    let (dir, _) = dir_of(st, name).await?;
+    let asked = file.to_owned();
+    let path = tokio::task::spawn_blocking(move || recordings::find(&dir, &asked)).await.ok().flatten();
+    path.ok_or_else(|| no_file(file))
 }
 
 /// Starts recording the stream now, into its `[streams.record]` directory with its retention (the
@@ -124,7 +129,7 @@ pub(super) async fn list(
     admin(&st, &caller).await?;
     let (dir, current) = dir_of(&st, &name).await?;
     let files =
-        tokio::task::spawn_blocking(move || recordings::list(&dir, current.as_deref())).await.unwrap_or_default();
+        tokio::task::spawn_blocking(move || recordings::list(&dir, current.as_slice())).await.unwrap_or_default();
     Ok(Json(files).into_response())
 }
 
@@ -157,12 +162,7 @@ pub(super) async fn download(
         (None, None) => admin(&st, &caller).await?,
         _ => return Err(ApiError::new(StatusCode::FORBIDDEN, "bad-link", "this recording link is not valid")),
     }
-    let (dir, _) = dir_of(&st, &name).await?;
-    let found = {
-        let file = file.clone();
-        tokio::task::spawn_blocking(move || recordings::find(&dir, &file)).await.ok().flatten()
-    };
-    let path = found.ok_or_else(|| no_file(&file))?;
+    let path = found(&st, &name, &file).await?;
     // `video/mp4` by its extension; Range, If-Range, HEAD and 416 as the HTTP rules say.
     let served = tower_http::services::ServeFile::new(&path).oneshot(req).await;
     let mut resp = match served {
@@ -225,11 +225,7 @@ pub(super) async fn link(
     caller: Caller,
 ) -> Result<Response, ApiError> {
     admin(&st, &caller).await?;
-    let (dir, _) = dir_of(&st, &name).await?;
-    let asked = file.clone();
-    if tokio::task::spawn_blocking(move || recordings::find(&dir, &asked)).await.ok().flatten().is_none() {
-        return Err(no_file(&file));
-    }
+    found(&st, &name, &file).await?;
     let expires_at = now_s() + LINK_TTL_S;
     let sig = st.link_key.sign(&name, &file, expires_at);
     let url = format!("/api/v1/streams/{name}/recordings/{file}?exp={expires_at}&sig={sig}");

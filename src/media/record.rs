@@ -3,7 +3,8 @@
 //! of at most a second, straight to the file (no buffering), so a process killed mid-file leaves a file
 //! that plays up to its last fragment; at a clean stop the file is finished with its index. The recorder
 //! (recorder.rs) starts the next file's pipeline beside this one and hands over at a keyframe: the new one
-//! begins at the first keyframe after a time, and this one ends just before that same keyframe.
+//! begins at the first keyframe its taps see, and this one ends just before that same keyframe (if it
+//! got a few frames past it already, they are in both files: a hand-over never loses a frame).
 //!
 //! ```text
 //! stream pipeline, for the file's lifetime (no encoder added):
@@ -13,9 +14,9 @@
 //! the file's pipeline (its own bus: a full disk fails the recording, not the stream):
 //!   {appsrc h264} - {h264parse} - {mp4mux fragment-duration=1 s} - {filesink DIR/UTC.mp4, unbuffered}
 //!  [{appsrc opus} - {opusparse} - /]
-//!   gate (a probe on each appsrc): nothing before the first keyframe (after `begin_after`), nothing from
-//!   the first keyframe after `end_after`; both tracks rebased to the first keyframe. The filesink opens
-//!   the file (named then) when that keyframe comes.
+//!   gate (a probe on each appsrc): nothing before the first keyframe, nothing from the next file's first
+//!   keyframe on; both tracks rebased to the first keyframe. The filesink opens the file (named then)
+//!   when that keyframe comes, and the previous file is told to end there.
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -63,15 +64,13 @@ struct Shared {
     stopped: AtomicBool,
     counters: Arc<Counters>,
     dir: PathBuf,
-    /// Begin at the first keyframe after this stream running time (none: the first keyframe).
-    begin_after: Option<gst::ClockTime>,
     /// The first keyframe let in (the file's 0; none yet: nothing goes in), its wall-clock time, and the
     /// file named by it.
     origin: Mutex<Option<(gst::ClockTime, SystemTime, PathBuf)>>,
-    /// End at the first keyframe after `.0` (set by [`Recording::end_after_last`]); `.1`: that keyframe.
-    end: Mutex<(Option<gst::ClockTime>, Option<gst::ClockTime>)>,
-    /// The last video time seen (stream running time).
-    last: Mutex<Option<gst::ClockTime>>,
+    /// Nothing from this stream running time on: the next file's first keyframe (set by the next file).
+    end_at: Arc<Mutex<Option<gst::ClockTime>>>,
+    /// The previous file's `end_at`, set to this file's first keyframe.
+    previous_end: Option<Arc<Mutex<Option<gst::ClockTime>>>>,
 }
 
 /// A file being recorded; [`Recording::stop`] (or drop) finishes it and removes the taps.
@@ -83,17 +82,18 @@ pub struct Recording {
     shared: Arc<Shared>,
 }
 
-/// Starts a file of the stream (its encoded tees) in `dir`, from the first keyframe after `begin_after`,
-/// counting into `counters`.
+/// Starts a file of the stream (its encoded tees) in `dir` at the first keyframe, counting into
+/// `counters`; `previous` (the file it takes over from) ends at that keyframe.
 pub fn start(
     tees: &Tees,
     dir: &Path,
     name: &str,
     counters: Arc<Counters>,
-    begin_after: Option<gst::ClockTime>,
+    previous: Option<&Recording>,
 ) -> anyhow::Result<Recording> {
     check_dir(dir)?;
-    let shared = Arc::new(Shared { counters, dir: dir.to_owned(), begin_after, ..Shared::default() });
+    let previous_end = previous.map(|p| Arc::clone(&p.shared.end_at));
+    let shared = Arc::new(Shared { counters, dir: dir.to_owned(), previous_end, ..Shared::default() });
     // Two files' pipelines run at once at a hand-over: their elements on the stream's pipeline need
     // names of their own.
     static SERIAL: AtomicU64 = AtomicU64::new(1);
@@ -167,17 +167,9 @@ impl Recording {
         self.shared.origin.lock().expect("origin lock").as_ref().map(|(_, t, p)| (p.clone(), *t))
     }
 
-    /// Ends the file just before the first keyframe after the last video frame seen; returns that time
-    /// (the next file begins at the same keyframe: [`start`]'s `begin_after`).
-    pub fn end_after_last(&self) -> Option<gst::ClockTime> {
-        let last = *self.shared.last.lock().expect("last lock");
-        self.shared.end.lock().expect("end lock").0 = last;
-        last
-    }
-
-    /// The keyframe it was to end at has come (nothing more goes in).
+    /// The next file has begun, and this one takes nothing from its first keyframe on.
     pub fn ended(&self) -> bool {
-        self.shared.end.lock().expect("end lock").1.is_some()
+        self.shared.end_at.lock().expect("end lock").is_some()
     }
 
     /// Finishes the file (EOS through the muxer, up to 5 s) and removes the taps (blocking).
@@ -200,8 +192,10 @@ impl Recording {
         for tap in &self.taps {
             remove_tap(&self.stream, tap);
         }
+        // Unless the next file has taken over already.
+        let mine = self.current().map(|(p, _)| p);
         let mut current = self.shared.counters.current.lock().expect("current file lock");
-        if current.as_ref().map(|(p, _)| p) == self.current().as_ref().map(|(p, _)| p) {
+        if current.as_ref().map(|(p, _)| p) == mine.as_ref() {
             *current = None;
         }
     }
@@ -221,25 +215,14 @@ fn place(
     pts: gst::ClockTime,
     sink: &gst::Element,
 ) -> Option<gst::ClockTime> {
-    if video {
-        *shared.last.lock().expect("last lock") = Some(pts);
-    }
-    {
-        let mut end = shared.end.lock().expect("end lock");
-        match *end {
-            (_, Some(at)) if pts >= at => return None,
-            (Some(after), None) if video && keyframe && pts > after => {
-                end.1 = Some(pts);
-                return None;
-            }
-            _ => {}
-        }
+    if shared.end_at.lock().expect("end lock").is_some_and(|at| pts >= at) {
+        return None;
     }
     let mut origin = shared.origin.lock().expect("origin lock");
     if let Some((t, _, _)) = &*origin {
         return Some(*t);
     }
-    if !(video && keyframe && shared.begin_after.is_none_or(|b| pts > b)) {
+    if !(video && keyframe) {
         return None;
     }
     let now = SystemTime::now();
@@ -252,6 +235,9 @@ fn place(
     shared.counters.files.fetch_add(1, Ordering::Relaxed);
     *shared.counters.current.lock().expect("current file lock") = Some((path.clone(), now));
     *origin = Some((pts, now, path));
+    if let Some(end) = &shared.previous_end {
+        *end.lock().expect("end lock") = Some(pts);
+    }
     Some(pts)
 }
 

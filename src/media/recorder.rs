@@ -3,7 +3,7 @@
 //!
 //! ```text
 //!   every second:  a file older than segment_s -> start the next file's pipeline; it begins at the first
-//!                  keyframe after now, where the old one ends; once it has, finish the old one
+//!                  keyframe it sees, where the old one ends; once it has, finish the old one
 //!                  sweep dir (keep_days, max_size_mb, min_free_mb; oldest first; never the current file)
 //!                  recording, and it failed (a full disk, dir gone)   -> stop it, wait (reason), retry later
 //!                  recording, and free < min_free_mb after the sweep  -> finish the file, wait (reason)
@@ -27,7 +27,7 @@ use crate::recordings::{self, Retention};
 const TICK: Duration = Duration::from_secs(1);
 /// Free space, above `min_free_mb`, a new file needs: resuming right at the threshold would stop again at
 /// once.
-pub const START_MARGIN: u64 = 2 << 20;
+const START_MARGIN: u64 = 2 << 20;
 /// Waits between attempts after a failure: doubling from the first to the last.
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(1), Duration::from_secs(10));
 /// A recording that ran this long resets the backoff.
@@ -99,6 +99,7 @@ impl Recorder {
             next: None,
             retry_at: Instant::now(),
             backoff: BACKOFF.0,
+            told_space: false,
         };
         tracing::info!(stream, dir = %settings.dir.display(), segment_s = settings.segment.as_secs(), "recording");
         let thread = std::thread::Builder::new()
@@ -124,6 +125,11 @@ impl Recorder {
             dir_bytes: v.dir_bytes,
             free_bytes: v.free,
         }
+    }
+
+    /// Its thread runs (it has not been stopped).
+    pub fn is_running(&self) -> bool {
+        self.thread.lock().expect("recorder thread lock").is_some()
     }
 
     /// The file being written now (as it starts, not at the next look).
@@ -167,6 +173,8 @@ struct Supervisor {
     next: Option<Recording>,
     retry_at: Instant,
     backoff: Duration,
+    /// It said it waits for space (once, not at each look: the numbers move).
+    told_space: bool,
 }
 
 impl Supervisor {
@@ -187,7 +195,7 @@ impl Supervisor {
         let dir = self.settings.dir.clone();
         let open: Vec<PathBuf> =
             self.rec.iter().map(|(r, _)| r).chain(&self.next).filter_map(|r| r.current().map(|(p, _)| p)).collect();
-        self.sweep(&dir, &open);
+        let dir_bytes = self.sweep(&dir, &open);
         let free = recordings::free_bytes(&dir);
         let min_free = self.settings.retention.min_free;
         match &self.rec {
@@ -207,8 +215,7 @@ impl Supervisor {
             None => {}
         }
         let mut v = self.view.lock().expect("recorder view lock");
-        v.dir_bytes = recordings::list(&dir, None).iter().map(|f| f.bytes).sum();
-        v.free = free;
+        (v.dir_bytes, v.free) = (dir_bytes, free);
     }
 
     /// Starts the next file once this one is `segment` old; finishes this one once the next has taken over.
@@ -220,9 +227,13 @@ impl Supervisor {
         if self.next.is_none()
             && rec.current().is_some_and(|(_, t)| t.elapsed().unwrap_or_default() >= self.settings.segment)
         {
-            let after = rec.end_after_last();
-            let next =
-                super::record::start(&self.tees, &self.settings.dir, &self.stream, Arc::clone(&self.counters), after);
+            let next = super::record::start(
+                &self.tees,
+                &self.settings.dir,
+                &self.stream,
+                Arc::clone(&self.counters),
+                Some(rec),
+            );
             match next {
                 Ok(n) => self.next = Some(n),
                 Err(e) => return self.pause(format!("{e:#}")),
@@ -247,14 +258,16 @@ impl Supervisor {
         }
     }
 
-    /// Retention: each deletion logged and counted.
-    fn sweep(&self, dir: &Path, open: &[PathBuf]) {
+    /// Retention: each deletion logged and counted. Returns what the stream's files take after it.
+    fn sweep(&self, dir: &Path, open: &[PathBuf]) -> u64 {
         let r = &self.settings.retention;
-        for d in recordings::sweep(dir, r, open, SystemTime::now(), || recordings::free_bytes(dir)) {
+        let swept = recordings::sweep(dir, r, open, SystemTime::now(), || recordings::free_bytes(dir));
+        for d in &swept.deleted {
             tracing::info!(stream = %self.stream, file = %d.name, bytes = d.bytes, reason = d.why.as_str(), "recording deleted by retention");
             self.counters.deleted.fetch_add(1, Ordering::Relaxed);
             crate::telemetry::recording_deleted(&self.stream, d.why.as_str());
         }
+        swept.bytes
     }
 
     /// Stops the recording (finishing its file when it can) and waits, saying why.
@@ -277,10 +290,7 @@ impl Supervisor {
         let needed = self.settings.retention.min_free + START_MARGIN;
         if let Some(f) = free.filter(|f| *f < needed) {
             let why = format!("{} MiB free in {}; a new file needs {} MiB", mib(f), dir.display(), mib(needed));
-            // Said once as it starts waiting for space, not at each look (the numbers move).
-            let said =
-                self.view.lock().expect("recorder view lock").reason.as_ref().is_some_and(|r| r.contains("needs"));
-            if !said {
+            if !std::mem::replace(&mut self.told_space, true) {
                 tracing::warn!(stream = %self.stream, reason = %why, "recording waits for space; the stream goes on");
             }
             return self.wait(why);
@@ -288,6 +298,7 @@ impl Supervisor {
         let was_waiting = self.view.lock().expect("recorder view lock").reason.is_some();
         match super::record::start(&self.tees, dir, &self.stream, Arc::clone(&self.counters), None) {
             Ok(rec) => {
+                self.told_space = false;
                 if was_waiting {
                     tracing::info!(stream = %self.stream, "recording resumed");
                 }

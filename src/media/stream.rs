@@ -287,7 +287,7 @@ impl StreamPipeline {
     pub fn start_recording(&self, settings: super::recorder::RecordSettings) {
         let inner = &self.inner;
         let mut slot = inner.recording.lock().expect("recording lock");
-        if slot.as_ref().is_some_and(|r| r.status().state != "stopped") {
+        if slot.as_ref().is_some_and(|r| r.is_running()) {
             return;
         }
         let tees = super::record::Tees {
@@ -303,7 +303,7 @@ impl StreamPipeline {
     pub fn stop_recording(&self) -> bool {
         // Not under the lock: health reads the status meanwhile.
         let rec = self.inner.recording.lock().expect("recording lock").clone();
-        let Some(rec) = rec.filter(|r| r.status().state != "stopped") else { return false };
+        let Some(rec) = rec.filter(|r| r.is_running()) else { return false };
         rec.stop();
         true
     }
