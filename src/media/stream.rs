@@ -153,6 +153,37 @@ struct Inner {
     vp8: Option<Arc<Vp8Encoding>>,
 }
 
+impl Inner {
+    fn stop(&self) {
+        for (_, push) in self.pushes.lock().expect("pushes lock").drain(..) {
+            push.stop();
+        }
+        // Finished before the pipeline stops, so the last file gets its index.
+        self.stop_recording();
+        let _ = self.pipeline.set_state(gst::State::Null);
+        *self.state.lock().expect("state lock") = StreamState::Stopped;
+        if let Some(task) = self.bus_task.lock().expect("bus task lock").take() {
+            task.abort();
+        }
+    }
+
+    fn stop_recording(&self) -> bool {
+        // Not under the lock: health reads the status meanwhile.
+        let rec = self.recording.lock().expect("recording lock").clone();
+        let Some(rec) = rec.filter(|r| r.is_running()) else { return false };
+        rec.stop();
+        true
+    }
+}
+
+/// A stream dropped without [`StreamPipeline::stop`] (a runtime shutting down with it) still stops: a
+/// pipeline disposed while playing leaves its streaming threads running on freed elements (a crash).
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
 impl StreamPipeline {
     /// Builds (does not start) the stream's pipeline:
     ///
@@ -301,11 +332,7 @@ impl StreamPipeline {
 
     /// Stops recording (blocking until the file being written is finished); false when it did not record.
     pub fn stop_recording(&self) -> bool {
-        // Not under the lock: health reads the status meanwhile.
-        let rec = self.inner.recording.lock().expect("recording lock").clone();
-        let Some(rec) = rec.filter(|r| r.is_running()) else { return false };
-        rec.stop();
-        true
+        self.inner.stop_recording()
     }
 
     /// The recording file being written now, if any.
@@ -330,16 +357,7 @@ impl StreamPipeline {
 
     /// Stops the pipeline (blocking: waits for its streaming threads).
     pub fn stop(&self) {
-        for (_, push) in self.inner.pushes.lock().expect("pushes lock").drain(..) {
-            push.stop();
-        }
-        // Finished before the pipeline stops, so the last file gets its index.
-        self.stop_recording();
-        let _ = self.inner.pipeline.set_state(gst::State::Null);
-        *self.inner.state.lock().expect("state lock") = StreamState::Stopped;
-        if let Some(task) = self.inner.bus_task.lock().expect("bus task lock").take() {
-            task.abort();
-        }
+        self.inner.stop();
     }
 
     pub fn health(&self) -> StreamHealth {
