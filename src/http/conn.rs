@@ -42,6 +42,7 @@ impl Drop for Permit {
     fn drop(&mut self) {
         let mut open = self.counts.open.lock().expect("connection count lock");
         open.0 -= 1;
+        crate::telemetry::connections_open(open.0);
         if let Some(n) = open.1.get_mut(&self.client) {
             *n -= 1;
             if *n == 0 {
@@ -65,6 +66,7 @@ impl Counts {
         }
         *n += 1;
         open.0 += 1;
+        crate::telemetry::connections_open(open.0);
         Ok(Permit { counts: self.clone(), client })
     }
 }

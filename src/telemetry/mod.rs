@@ -152,6 +152,11 @@ pub fn connection_refused(limit: &'static str) {
     counter!("glasscast_http_connections_refused_total", "limit" => limit).increment(1);
 }
 
+/// HTTP(S) connections the listener holds now (admitted against `server.limits`, not yet closed).
+pub fn connections_open(n: usize) {
+    gauge!("glasscast_http_connections_open").set(n as f64);
+}
+
 /// A recording deleted, by `reason` (age, size, free-space: retention; api: the admin API).
 pub fn recording_deleted(stream: &str, reason: &'static str) {
     counter!("glasscast_recording_files_deleted_total", "stream" => stream.to_owned(), "reason" => reason).increment(1);
@@ -166,6 +171,10 @@ fn describe() {
     describe_counter!(
         "glasscast_http_connections_refused_total",
         "Connections closed at accept for being over server.limits, by limit (total, per-client)"
+    );
+    describe_gauge!(
+        "glasscast_http_connections_open",
+        "HTTP(S) connections open on the listener (the ones server.limits.max_connections counts)"
     );
     describe_gauge!(
         "glasscast_recording_state",

@@ -56,6 +56,11 @@ async fn closed_by(s: &mut (impl AsyncReadExt + Unpin), deadline: tokio::time::I
 }
 
 /// `/healthz` from 127.0.0.1 answers 200.
+/// The value of an unlabelled metric in a Prometheus scrape.
+fn gauge_value(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 async fn healthy(srv: &TestServer) -> bool {
     let r = srv.http.get(format!("{}/healthz", srv.base)).send().await;
     r.is_ok_and(|r| r.status() == 200)
@@ -152,8 +157,14 @@ async fn a_client_over_its_connection_share_is_closed_and_others_are_served() {
     for _ in 0..20 {
         held.push(connect_from("127.0.4.1", srv.server.addr).await);
     }
-    // The accept loop runs on its own: the 20 are admitted once this one answers.
     assert!(healthy(&srv).await, "another client is served");
+    // Each connection is admitted in a task of its own, in no set order: the 21st is the 21st only once
+    // the 20 (and the pooled one `healthy` used) are counted.
+    let counted = eventually_async(10, || async {
+        let text = metrics_text(&srv).await;
+        gauge_value(&text, "glasscast_http_connections_open").is_some_and(|n| n >= 21.0)
+    });
+    assert!(counted.await, "the 20 connections are admitted: {}", metrics_text(&srv).await);
     let mut extra = connect_from("127.0.4.1", srv.server.addr).await;
     extra.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n").await.ok();
     assert!(closed_within(&mut extra, 5).await, "the 21st connection of one client is closed");
