@@ -21,7 +21,13 @@ const browser = await puppeteer.launch({
   executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
   headless: true,
   acceptInsecureCerts: true,
-  extraPrefsFirefox: { 'media.autoplay.default': 0, 'media.autoplay.blocking_policy': 0 },
+  // OpenH264 off, as on an offline appliance: the file's H.264 must still play (libavcodec decodes it).
+  extraPrefsFirefox: {
+    'media.gmp-gmpopenh264.enabled': false,
+    'media.gmp-manager.updateEnabled': false,
+    'media.autoplay.default': 0,
+    'media.autoplay.blocking_policy': 0,
+  },
 });
 const errors = [];
 let phase = 'sign-in';
