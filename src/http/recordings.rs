@@ -163,18 +163,38 @@ pub(super) async fn download(
         _ => return Err(ApiError::new(StatusCode::FORBIDDEN, "bad-link", "this recording link is not valid")),
     }
     let path = found(&st, &name, &file).await?;
+    let range = req.headers().get(header::RANGE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     // `video/mp4` by its extension; Range, If-Range, HEAD and 416 as the HTTP rules say.
     let served = tower_http::services::ServeFile::new(&path).oneshot(req).await;
     let mut resp = match served {
         Ok(r) => r.map(axum::body::Body::new),
         Err(e) => match e {},
     };
+    if resp.status() == StatusCode::RANGE_NOT_SATISFIABLE {
+        resp = range_refused(&resp, range.as_deref().unwrap_or_default());
+    }
     let disposition = format!("inline; filename=\"{file}\"");
     if let Ok(v) = HeaderValue::from_str(&disposition) {
         resp.headers_mut().insert(header::CONTENT_DISPOSITION, v);
     }
     resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
     Ok(resp)
+}
+
+/// A 416 as a problem naming the range, keeping the file's size (`Content-Range: bytes */N`): ServeFile's
+/// own has an empty or plain-text body labelled `video/mp4`.
+fn range_refused(served: &Response, range: &str) -> Response {
+    let size = served.headers().get(header::CONTENT_RANGE).cloned();
+    let of = size.as_ref().and_then(|v| v.to_str().ok()?.strip_prefix("bytes */")).unwrap_or("?");
+    let shown: String = range.chars().take(100).collect();
+    let detail = format!(
+        "the range `{shown}` cannot be served: it must be one `bytes=` range that starts inside the file ({of} bytes)"
+    );
+    let mut resp = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", detail).into_response();
+    if let Some(v) = size {
+        resp.headers_mut().insert(header::CONTENT_RANGE, v);
+    }
+    resp
 }
 
 /// Deletes one recording (409 for the file being written: stop the recording first).

@@ -98,8 +98,15 @@ async fn recordings_are_kept_by_policy_listed_downloaded_in_ranges_linked_and_de
     );
     let whole = srv.http.get(&url).bearer_auth(ADMIN).send().await.expect("get").bytes().await.expect("bytes");
     assert_eq!(whole.as_ref(), std::fs::read(rec.join(name)).expect("file"), "the file as it is on disk");
-    let r = srv.http.get(&url).header("range", format!("bytes={}-", size + 10)).bearer_auth(ADMIN).send().await;
-    assert_eq!(r.expect("416").status(), 416);
+    // A range past the end, several ranges, junk: 416 as a problem, with the file's size.
+    for range in [format!("bytes={}-", size + 10), "bytes=0-1,5-6".into(), "bytes=abc".into()] {
+        let r = srv.http.get(&url).header("range", &range).bearer_auth(ADMIN).send().await.expect("416");
+        let content_range = r.headers().get("content-range").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        if range.ends_with('-') {
+            assert_eq!(content_range, Some(format!("bytes */{size}")), "{range}");
+        }
+        problem(r, 416, "range-not-satisfiable").await;
+    }
     problem(srv.http.get(&url).send().await.expect("no token"), 401, "unauthorized").await;
 
     // A link: no header needed, that file only, not forged.
