@@ -3,6 +3,7 @@
 //! Architecture invariant: nothing here knows about HTTP. The session manager calls in with SDP text and
 //! session ids and gets SDP text, handles and [`MediaEvent`]s back.
 
+mod access_unit;
 pub mod congestion;
 pub mod discover;
 pub mod dtls;

@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! {webrtcbin, answering the publisher's offer}
-//!   - {rtph264depay} - {h264parse, SPS/PPS with every IDR} - {capsfilter byte-stream, au} -> ghost `src` -> {tee h264}
+//!   - {rtph264depay} - {h264parse, SPS/PPS with every IDR; whole units} - {capsfilter byte-stream, au} -> ghost `src` -> {tee h264}
 //!   - {rtpopusdepay} -> ghost `audio` -> {tee opus}                  (streams with audio)
 //!   - {fakesink}                                                    any other track that still arrives
 //! ```
@@ -14,7 +14,9 @@
 //! Nothing is decoded or encoded. A keyframe request from a viewer (upstream force-key-unit on the H.264
 //! tee, already limited to one per 250 ms) travels up through the depayloader into webrtcbin's RTP session,
 //! which sends the publisher a PLI. `h264parse` re-sends the last SPS/PPS ahead of every IDR, so a viewer
-//! who joins mid-stream can decode from the first keyframe it gets.
+//! who joins mid-stream can decode from the first keyframe it gets. A publisher's picture-less units
+//! (SPS/PPS sent with a marker bit of their own) are joined to the picture after them, which keeps its
+//! timestamp ([`super::access_unit`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -97,6 +99,7 @@ impl Publisher {
         let (webrtcbin, dtls_handler) = make_webrtcbin(format!("webrtc-{id}"), ice)?;
         let depay = make("rtph264depay")?;
         let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
+        super::access_unit::whole_units(&parse);
         let caps =
             gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
         let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;

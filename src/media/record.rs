@@ -29,7 +29,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::tap::{Tap, add_tap, feed_src, remove_tap};
+use super::tap::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
 
 /// Fragments of at most this long (what a kill -9 can lose at the end of a file).
 const FRAGMENT_MS: u32 = 1000;
@@ -122,6 +122,9 @@ pub fn start(
     for (tap, src) in recording.taps.iter().zip(&recording.sources) {
         *tap.feed.lock().expect("tap feed lock") = Some(src.clone());
     }
+    // The file begins at a keyframe: ask for one rather than wait for the encoder's next (a WHIP
+    // publisher's may be minutes away, and its first passed before this tap was there).
+    request_keyframe(&recording.taps);
     Ok(recording)
 }
 

@@ -215,11 +215,13 @@ async fn a_full_disk_stops_the_recording_not_the_stream_and_it_resumes_when_ther
 }
 
 /// A stream a WHIP publisher (webrtcbin) sends is recorded like any other: from the relayed H.264 and
-/// Opus, not encoded again; the file, finished when the stream stops, has both tracks.
+/// Opus, not encoded again; the file, finished when the stream stops, has both tracks. Recording starts
+/// while the publisher sends, and its keyframe interval is 100 s: the file begins at once all the same
+/// (the recorder asks for a keyframe, which reaches the publisher as a PLI).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_stream_relayed_from_a_whip_publisher_is_recorded_too() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let record = RecordConfig { enabled: true, dir: Some(dir.path().to_owned()), ..Default::default() };
+    let record = RecordConfig { dir: Some(dir.path().to_owned()), ..Default::default() };
     let srv = crate::common::admin::start_auth_with(Default::default(), |cfg| {
         let live = StreamConfig { source: glasscast::config::VideoSource::Whip, record, ..small_stream("live") };
         cfg.streams = vec![live];
@@ -227,17 +229,73 @@ async fn a_stream_relayed_from_a_whip_publisher_is_recorded_too() {
     .await;
     let mut publisher = crate::common::publisher::WebrtcbinPublisher::new("constrained-baseline", 320, 240);
     publisher.publish(&srv, "live", crate::common::admin::ADMIN).await;
+    let frames = || async { srv.server.sessions.health("live").await.map_or(0, |h| h.frames) };
+    assert!(eventually_async(20, || async { frames().await > 60 }).await, "the publisher's frames arrive");
+    let live = glasscast::ids::StreamName::parse("live").expect("name");
+    let keyframes = publisher.keyframes.load(std::sync::atomic::Ordering::Relaxed);
+    srv.server.sessions.record(&live, true).await.expect("record");
     let written = eventually_some(30, || async {
         let r = srv.server.sessions.readiness().await.streams[0].recording.clone()?;
         (r.bytes_written > 100_000).then_some(r)
     })
-    .await
-    .expect("the relayed stream is recorded");
+    .await;
+    let health = srv.server.sessions.health("live").await;
+    let written = written.unwrap_or_else(|| {
+        let made = publisher.keyframes.load(std::sync::atomic::Ordering::Relaxed);
+        panic!("the relayed stream is not recorded: {health:?}; publisher keyframes {keyframes} -> {made}")
+    });
     let file = PathBuf::from(written.current_file.expect("a file"));
-    srv.server.sessions.stop_stream(&glasscast::ids::StreamName::parse("live").expect("name")).await.expect("stop");
+    let asked = publisher.keyframes.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(asked > keyframes, "the publisher made a keyframe for the recording ({keyframes} before, {asked} after)");
+    srv.server.sessions.stop_stream(&live).await.expect("stop");
     publisher.stop();
     let (codecs, duration, keyframe_first) = probe(&file);
     assert_eq!(codecs, ["h264", "opus"], "{}", file.display());
     assert!(keyframe_first && duration > 1.0, "{}: {duration} s", file.display());
     assert_eq!(srv.server.sessions.health("live").await.expect("health").encoder, "passthrough", "no encoder");
+}
+
+/// An encoder that fails three times (the chain restarts each time: `GLASSCAST_TEST_FAULT`) neither ends
+/// nor corrupts the recording: it records on through the restarts in 4 s files, each plays with both
+/// tracks from a keyframe, and each starts where the one before ended (the restarts' gaps are inside the
+/// files, as time without pictures, not lost between them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_stream_whose_encoder_fails_and_restarts_records_on_in_files_that_play() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fault = [("GLASSCAST_TEST_FAULT", "encoder-error:3@150")];
+    let mut gc = binary::serve(&recorded(dir.path(), 1000, "segment_s = 4"), &fault).await;
+    let restarts = || async { gc.readyz().await["streams"][0]["restarts"].as_u64().unwrap_or(0) };
+    assert!(eventually_async(60, || async { restarts().await >= 3 }).await, "three restarts:\n{}", gc.kill_and_log());
+    // Two more hand-overs: a whole file begun after the last restart.
+    let current = || async { recording_of(&gc).await["current_file"].as_str().map(str::to_owned) };
+    for _ in 0..2 {
+        let now = current().await;
+        let moved = eventually_some(20, || async { current().await.filter(|f| Some(f) != now.as_ref()) }).await;
+        assert!(moved.is_some(), "a next file: {}", recording_of(&gc).await);
+    }
+    let status = recording_of(&gc).await;
+    assert_eq!(status["state"], "recording", "{status}");
+    let log = gc.kill_and_log();
+    let mut files = recordings(dir.path());
+    files.pop(); // the one being written at the kill
+    assert!(files.len() >= 4, "files through the restarts: {files:?}\n{log}");
+    let mut previous: Option<(u64, f64)> = None;
+    for file in &files {
+        let name = file.file_name().and_then(|n| n.to_str()).expect("a name");
+        let (codecs, duration, keyframe_first) = probe(file);
+        eprintln!("{name}: {duration:.2} s");
+        assert_eq!(codecs, ["h264", "opus"], "{name}");
+        assert!(keyframe_first, "{name} starts on a keyframe");
+        // 4 s, up to a keyframe interval and a second more, and a restart's time without keyframes.
+        assert!((1.0..=10.0).contains(&duration), "{name}: {duration} s");
+        let start = glasscast::recordings::started_at(name).expect("a glasscast name");
+        if let Some((before, lasted)) = previous {
+            let between = (start - before) as f64;
+            assert!(
+                (between - lasted).abs() <= 1.5,
+                "{name} starts {between} s after the file before, which lasts {lasted:.2} s"
+            );
+        }
+        previous = Some((start, duration));
+    }
 }
