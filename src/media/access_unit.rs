@@ -1,4 +1,5 @@
-//! Whole H.264 access units out of a relayed stream's `h264parse`, each with a timestamp.
+//! Whole H.264 access units out of a relayed stream's `h264parse` (a WHIP publisher's, a passed-through
+//! feed's), each with a timestamp.
 //!
 //! Some publishers send a keyframe's SPS/PPS (and SEI) as RTP packets of their own with the marker bit set
 //! (GStreamer's `rtph264pay` does, answering a keyframe request: see [`super::keyframes`]). The

@@ -47,11 +47,13 @@ pub fn uri_source(url: &str) -> anyhow::Result<gst::Element> {
     video_pad_of("uri", uridecodebin(url, None)?)
 }
 
-/// `{uridecodebin url, stopping at H.264} - {h264parse, SPS/PPS with every IDR} - {capsfilter byte-stream,
-/// au}` in a bin named `source-uri`: the feed's own H.264, for a stream that passes it through.
+/// `{uridecodebin url, stopping at H.264} - {h264parse, SPS/PPS with every IDR; whole units} - {capsfilter
+/// byte-stream, au}` in a bin named `source-uri`: the feed's own H.264, for a stream that passes it through.
 pub fn uri_h264_source(url: &str) -> anyhow::Result<gst::Element> {
     let decode = uridecodebin(url, Some(gst::Caps::builder("video/x-h264").build()))?;
     let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
+    // An RTSP camera's SPS/PPS may come as units of their own, like a WHIP publisher's.
+    super::access_unit::whole_units(&parse);
     let caps =
         gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
     let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
