@@ -28,7 +28,7 @@ struct State {
 /// Counters of a stream's keyframe requests.
 #[derive(Debug, Default)]
 pub struct KeyframeCounters {
-    /// Requests that reached the limiter (joins, PLIs, FIRs).
+    /// Requests that reached the limiter (joins, PLIs, FIRs, recording files, pushes).
     pub requested: AtomicU64,
     /// Requests passed on to the encoder.
     pub sent: AtomicU64,

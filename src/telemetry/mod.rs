@@ -202,7 +202,10 @@ fn describe() {
     describe_counter!("glasscast_encoded_bytes_total", Unit::Bytes, "Encoded video bytes (rate() is the bitrate)");
     describe_histogram!("glasscast_encode_latency_seconds", Unit::Seconds, "Time a frame spends in the encoder");
     describe_gauge!("glasscast_encoder_bitrate_bits_per_second", "The encoder's target bitrate now");
-    describe_counter!("glasscast_keyframes_requested_total", "Keyframes asked for (joins, PLIs, FIRs)");
+    describe_counter!(
+        "glasscast_keyframes_requested_total",
+        "Keyframes asked for (joins, PLIs, FIRs, recording files, pushes)"
+    );
     describe_counter!("glasscast_keyframes_sent_total", "Keyframe requests passed to the encoder (rate-limited)");
     describe_counter!(
         "glasscast_stream_restarts_total",
