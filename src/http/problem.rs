@@ -49,7 +49,7 @@ impl IntoResponse for ApiError {
             type_: format!("urn:glasscast:problem:{}", self.kind),
             title,
             status: self.status.as_u16(),
-            detail: &self.detail,
+            detail: &clipped(&self.detail),
         };
         let json = serde_json::to_vec(&body).expect("a problem always serializes");
         let mut resp = (self.status, json).into_response();
@@ -63,6 +63,19 @@ impl IntoResponse for ApiError {
         }
         resp
     }
+}
+
+/// The longest detail sent: a detail echoes what was asked (a stream's name, a file's, a URL), and a
+/// request may carry tens of kilobytes of it.
+const MAX_DETAIL: usize = 1024;
+
+/// `detail` cut at `MAX_DETAIL` bytes, on a character boundary, saying how much was left out.
+fn clipped(detail: &str) -> std::borrow::Cow<'_, str> {
+    if detail.len() <= MAX_DETAIL {
+        return detail.into();
+    }
+    let end = (0..=MAX_DETAIL).rev().find(|&i| detail.is_char_boundary(i)).unwrap_or(0);
+    format!("{}... ({} more bytes not shown)", &detail[..end], detail.len() - end).into()
 }
 
 impl From<SessionError> for ApiError {
@@ -147,6 +160,16 @@ mod tests {
         assert_eq!(v["status"], 409);
         assert_eq!(v["type"], "urn:glasscast:problem:stream-not-producing");
         assert!(v["detail"].as_str().expect("detail").contains("main"));
+    }
+
+    #[tokio::test]
+    async fn a_long_detail_is_cut_on_a_character_boundary() {
+        let name = "é".repeat(40_000);
+        let resp = ApiError::not_found(format!("no stream named `{name}`")).into_response();
+        let detail = body_json(resp).await["detail"].as_str().expect("detail").to_owned();
+        assert!(detail.len() < MAX_DETAIL + 64, "{} bytes", detail.len());
+        assert!(detail.starts_with("no stream named `éé") && detail.ends_with("more bytes not shown)"), "{detail}");
+        assert_eq!(clipped("short"), "short");
     }
 
     #[test]

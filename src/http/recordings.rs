@@ -4,14 +4,16 @@
 //! HMAC of stream, file and expiry under a key made at start (links die with the process, or in an hour).
 
 use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
 
 use aws_lc_rs::hmac;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use httpdate::HttpDate;
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use utoipa::ToSchema;
@@ -163,8 +165,11 @@ pub(super) async fn download(
         _ => return Err(ApiError::new(StatusCode::FORBIDDEN, "bad-link", "this recording link is not valid")),
     }
     let path = found(&st, &name, &file).await?;
+    let modified = tokio::fs::metadata(&path).await.and_then(|m| m.modified()).ok();
+    let mut req = req;
+    settle_range(&mut req, modified);
     let range = req.headers().get(header::RANGE).map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
-    // `video/mp4` by its extension; Range, If-Range, HEAD and 416 as the HTTP rules say.
+    // `video/mp4` by its extension; one byte range (206), HEAD, Last-Modified and 416.
     let served = tower_http::services::ServeFile::new(&path).oneshot(req).await;
     let mut resp = match served {
         Ok(r) => r.map(axum::body::Body::new),
@@ -181,6 +186,38 @@ pub(super) async fn download(
     Ok(resp)
 }
 
+/// Leaves the request's `Range` to ServeFile only where RFC 9110 (section 14) says to act on it: for a
+/// GET, in a unit other than `bytes` (ignored: MUST), one range (several are ignored, as it allows: the
+/// whole file rather than a multipart body), and an `If-Range` that matches the file's Last-Modified
+/// (a void range otherwise: MUST; no ETag is sent, so an entity tag never matches). `Bytes=` is `bytes=`.
+fn settle_range(req: &mut Request, modified: Option<SystemTime>) {
+    let holds = if_range_holds(req.headers(), modified);
+    let get = req.method() == Method::GET;
+    let headers = req.headers_mut();
+    let Some(range) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else { return };
+    let Some((unit, spec)) = range.trim().split_once('=') else { return };
+    let bytes = unit.eq_ignore_ascii_case("bytes");
+    let other_unit = !bytes
+        && !unit.is_empty()
+        && unit.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if !get || other_unit || (bytes && (spec.contains(',') || !holds)) {
+        headers.remove(header::RANGE);
+    } else if bytes && unit != "bytes" {
+        let lower = HeaderValue::from_str(&format!("bytes={spec}")).expect("a visible-ASCII header value stays one");
+        headers.insert(header::RANGE, lower);
+    }
+}
+
+/// Whether the request's `If-Range` (if any) is the file's Last-Modified, which is a strong validator only
+/// once the file is a second old (RFC 9110 section 8.8.2.2: it could change twice in its last second).
+fn if_range_holds(headers: &HeaderMap, modified: Option<SystemTime>) -> bool {
+    let Some(v) = headers.get(header::IF_RANGE) else { return true };
+    let date = v.to_str().ok().and_then(|s| httpdate::parse_http_date(s.trim()).ok());
+    let (Some(date), Some(modified)) = (date, modified) else { return false };
+    let strong = modified.elapsed().is_ok_and(|age| age >= Duration::from_secs(1));
+    strong && HttpDate::from(date) == HttpDate::from(modified)
+}
+
 /// A 416 as a problem naming the range, keeping the file's size (`Content-Range: bytes */N`): ServeFile's
 /// own has an empty or plain-text body labelled `video/mp4`.
 fn range_refused(served: &Response, range: &str) -> Response {
@@ -188,7 +225,7 @@ fn range_refused(served: &Response, range: &str) -> Response {
     let of = size.as_ref().and_then(|v| v.to_str().ok()?.strip_prefix("bytes */")).unwrap_or("?");
     let shown: String = range.chars().take(100).collect();
     let detail = format!(
-        "the range `{shown}` cannot be served: it must be one `bytes=` range that starts inside the file ({of} bytes)"
+        "the range `{shown}` cannot be served: it must be a `bytes=` range that starts inside the file ({of} bytes)"
     );
     let mut resp = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, "range-not-satisfiable", detail).into_response();
     if let Some(v) = size {

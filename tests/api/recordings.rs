@@ -21,6 +21,29 @@ fn plant(dir: &Path, name: &str, bytes: usize, age_days: u64) {
     std::fs::File::options().write(true).open(&path).and_then(|f| f.set_modified(when)).expect("mtime");
 }
 
+/// RFC 9110 section 14: several ranges or another unit are ignored (the whole file, 200), `Bytes=` is
+/// `bytes=`, and `If-Range` keeps the range only while the file is as the client last saw it.
+async fn ranges_the_rfc_way(srv: &common::TestServer, url: &str, size: u64) {
+    let get = |range: &str| srv.http.get(url).bearer_auth(ADMIN).header("range", range);
+    for range in ["bytes=0-1,5-6", "items=0-5"] {
+        let r = get(range).send().await.expect("ignored range");
+        assert_eq!((r.status().as_u16(), r.bytes().await.expect("b").len() as u64), (200, size), "{range}");
+    }
+    let r = get("Bytes=0-9").send().await.expect("Bytes=");
+    assert_eq!(r.status(), 206);
+    // Once the file is a second old its Last-Modified is a strong validator.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let seen = r.headers()["last-modified"].to_str().expect("a date").to_owned();
+    for (if_range, status, len) in
+        [(seen.as_str(), 206, 10), ("Fri, 09 Aug 1996 14:21:40 GMT", 200, size), ("\"an-etag\"", 200, size)]
+    {
+        let r = get("bytes=0-9").header("if-range", if_range).send().await.expect("if-range");
+        assert_eq!((r.status().as_u16(), r.bytes().await.expect("b").len() as u64), (status, len), "{if_range}");
+    }
+    let r = srv.http.head(url).bearer_auth(ADMIN).header("range", "bytes=0-9").send().await.expect("head");
+    assert_eq!(r.status(), 200, "a HEAD ignores Range");
+}
+
 async fn list(srv: &common::TestServer) -> Vec<Value> {
     let r = srv.http.get(format!("{}/api/v1/streams/main/recordings", srv.base)).bearer_auth(ADMIN).send().await;
     let r = r.expect("list");
@@ -98,8 +121,9 @@ async fn recordings_are_kept_by_policy_listed_downloaded_in_ranges_linked_and_de
     );
     let whole = srv.http.get(&url).bearer_auth(ADMIN).send().await.expect("get").bytes().await.expect("bytes");
     assert_eq!(whole.as_ref(), std::fs::read(rec.join(name)).expect("file"), "the file as it is on disk");
-    // A range past the end, several ranges, junk: 416 as a problem, with the file's size.
-    for range in [format!("bytes={}-", size + 10), "bytes=0-1,5-6".into(), "bytes=abc".into()] {
+    ranges_the_rfc_way(&srv, &url, size).await;
+    // A range past the end, junk: 416 as a problem, with the file's size.
+    for range in [format!("bytes={}-", size + 10), "bytes=abc".into()] {
         let r = srv.http.get(&url).header("range", &range).bearer_auth(ADMIN).send().await.expect("416");
         let content_range = r.headers().get("content-range").and_then(|v| v.to_str().ok()).map(str::to_owned);
         if range.ends_with('-') {
