@@ -5,6 +5,7 @@
 //                         [--loadclient bench/loadclient/target/release/glasscast-loadclient] [--port 18640]
 //                         [--ramp-ms 40] [--audio-frame-ms 10|20] [--transport webrtcbin,forward,forward-nommsg,forward-nogso]
 //                         [--full-every 1] [--mux-threads 1] [--server-cpus 0] [--client-cpus 1]
+//                         [--nack-history-ms 1000]
 //
 // For each viewer count: a fresh glasscast (pinned to --server-cpus, default CPU 0) serves the probe-painted test stream; one
 // headless Chromium viewer (CPU 1) measures glass-to-glass latency while N load viewers (str0m, a WebRTC
@@ -18,6 +19,8 @@
 // media from the clear RTP headers (bench/loadclient/src/light.rs), so the load client costs less of the
 // core it shares. `--mux-threads` (webrtc.mux_threads; default 1: one core's worth) with `--server-cpus`
 // (the CPUs glasscast may run on) measures more cores; load client and Chromium run on `--client-cpus`.
+// `--nack-history-ms` (webrtc.nack_history_ms; 3000 is str0m's own default) sets how long each viewer's sent
+// video packets are kept for its NACKs, which is most of a viewer's memory.
 // JSON on stdout, a line per N on stderr.
 import { cpuSeconds, launchChromium, machine, parseArgs, percentiles, pinSelf, processFootprint, runLoadClient, sleep, startServer } from './lib.mjs';
 
@@ -25,6 +28,7 @@ const opts = parseArgs(process.argv.slice(2), {
   viewers: '1,10,50,100,150,200', seconds: '20', mode: '1280x720@30', bitrate: '2500',
   bin: 'target/release/glasscast', loadclient: 'bench/loadclient/target/release/glasscast-loadclient',
   port: '18640', 'ramp-ms': '40', 'audio-frame-ms': '10', transport: 'webrtcbin,forward', 'full-every': '1', 'mux-threads': '1', 'server-cpus': '0', 'client-cpus': '1',
+  'nack-history-ms': '1000',
 });
 pinSelf(opts['client-cpus']);
 const m = opts.mode.match(/^(\d+)x(\d+)@(\d+)$/);
@@ -48,6 +52,7 @@ async function runOnce(n, port, transport) {
       transport: transport.split('-')[0], mux_port: 0, udp_gso: transport !== 'forward-nogso',
       udp_mmsg: transport === 'forward',
       mux_threads: Number(opts['mux-threads']),
+      nack_history_ms: Number(opts['nack-history-ms']),
     },
     stream: {
       width, height, fps, bitrate_kbps: Number(opts.bitrate), latency_probe: true, max_viewers: n + 10,
@@ -136,7 +141,7 @@ for (const transport of opts.transport.split(',')) {
 }
 console.log(JSON.stringify({
   bench: 'fanout', date: new Date().toISOString(), machine: machine(), mode: opts.mode, bitrate_kbps: Number(opts.bitrate),
-  audio_frame_ms: Number(opts['audio-frame-ms']),
+  audio_frame_ms: Number(opts['audio-frame-ms']), nack_history_ms: Number(opts['nack-history-ms']),
   pinned: `glasscast on CPUs ${opts['server-cpus']} with ${opts['mux-threads']} mux thread(s); load client and Chromium on CPUs ${opts['client-cpus']}`,
   command: `node bench/fanout.mjs ${process.argv.slice(2).join(' ')}`.trim(), runs,
 }, null, 1));

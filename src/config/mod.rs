@@ -436,6 +436,8 @@ mod tests {
         assert!(e.contains("webrtc.connect_timeout_s") && e.contains("1 to 300"), "{e}");
         let e = err_text(load_toml("[webrtc]\nmux_threads = 65\n", &[]));
         assert!(e.contains("webrtc.mux_threads") && e.contains("0 (one per core) to 64"), "{e}");
+        let e = err_text(load_toml("[webrtc]\nnack_history_ms = 50\n", &[]));
+        assert!(e.contains("webrtc.nack_history_ms") && e.contains("100 to 10000"), "{e}");
         let cfg = load_toml("[webrtc]\nmux_threads = 3\n", &[]).expect("valid");
         assert_eq!(cfg.webrtc.mux_threads(), 3);
         assert!(load_toml("", &[]).expect("valid").webrtc.mux_threads() >= 1, "0 takes the core count");

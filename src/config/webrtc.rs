@@ -47,6 +47,10 @@ pub struct WebrtcConfig {
     /// Threads that serve the forwarding transport's viewers, each owning its share (all on `mux_port`).
     /// 0 (default): one per core the process may use, at most [`MAX_MUX_THREADS`].
     pub mux_threads: u32,
+    /// How long the forwarding transport keeps each viewer's sent video packets to answer its NACKs, ms.
+    /// A resend that arrives later than this helps no low-latency player (it has asked for a keyframe by
+    /// then); each viewer's history costs memory in proportion (str0m's default is 3000).
+    pub nack_history_ms: u32,
 }
 
 /// The most mux threads `webrtc.mux_threads` may ask for.
@@ -82,6 +86,7 @@ impl Default for WebrtcConfig {
             udp_gso: true,
             udp_mmsg: true,
             mux_threads: 0,
+            nack_history_ms: 1000,
         }
     }
 }
@@ -333,6 +338,9 @@ impl WebrtcConfig {
         }
         if w.mux_threads > MAX_MUX_THREADS {
             return Err(invalid("webrtc.mux_threads", w.mux_threads, "0 (one per core) to 64"));
+        }
+        if !(100..=10_000).contains(&w.nack_history_ms) {
+            return Err(invalid("webrtc.nack_history_ms", w.nack_history_ms, "100 to 10000 (milliseconds)"));
         }
         if !(1..=300).contains(&w.connect_timeout_s) {
             return Err(invalid("webrtc.connect_timeout_s", w.connect_timeout_s, "1 to 300 (seconds)"));

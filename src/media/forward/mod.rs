@@ -85,6 +85,8 @@ struct Shared {
     relay: relay::SharedStatus,
     /// Full ICE rather than lite (a relay is configured: an ICE-lite agent cannot have a relay candidate).
     full_ice: bool,
+    /// `webrtc.nack_history_ms`: how long each viewer's sent video packets are kept for its NACKs.
+    nack_history: std::time::Duration,
     next_slot: AtomicU64,
     /// Where [`Forward::pick_shard`] starts looking.
     next_shard: AtomicUsize,
@@ -177,6 +179,7 @@ impl Forward {
                 discovered: RwLock::new(None),
                 relay,
                 full_ice: w.relay,
+                nack_history: std::time::Duration::from_millis(u64::from(w.nack_history_ms)),
                 next_slot: AtomicU64::new(0),
                 next_shard: AtomicUsize::new(0),
                 sends,
@@ -496,6 +499,7 @@ impl Forward {
             announced: shown.as_slice(),
             full_ice: self.shared.full_ice,
             relayed: self.relay_candidate().map(|c| c.addr()),
+            nack_history: self.shared.nack_history,
         };
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
         tracing::trace!(session = %id, offer = %sdp::redacted(offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");

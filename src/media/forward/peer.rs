@@ -110,6 +110,29 @@ fn agreed_pt(rtc: &Rtc, mid: Mid, want: u8, codec: Codec) -> Option<Pt> {
     pts.iter().find(|pt| **pt == Pt::from(want) && of_codec(pt)).or_else(|| pts.iter().find(|pt| of_codec(pt))).copied()
 }
 
+/// The most video packets a viewer's NACK history holds (str0m's default), whatever `webrtc.nack_history_ms`
+/// says: about 4 s at 2.5 Mbit/s, 1 s at 10.
+const NACK_HISTORY_PACKETS: usize = 1000;
+/// str0m's default: queued resends are dropped while they would take more than 15% of what is sent.
+const RTX_RATIO_CAP: f32 = 0.15;
+
+/// Keeps the viewer's sent video packets for `history` (`webrtc.nack_history_ms`) to answer its NACKs
+/// from, instead of str0m's 3 s: each kept packet costs the viewer ~0.4 KiB (the payloads are shared), so at
+/// 2.5 Mbit/s 3 s are ~0.3 MiB a viewer, and a resend later than a second comes after a low-latency
+/// player has asked for a keyframe anyway.
+fn keep_video_history(rtc: &mut Rtc, mid: Mid, history: std::time::Duration) -> Result<(), MediaError> {
+    let set = catch_unwind(AssertUnwindSafe(|| {
+        rtc.direct_api()
+            .stream_tx_by_mid(mid, None)
+            .map(|tx| tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RTX_RATIO_CAP)))
+    }));
+    match set {
+        Ok(Some(())) => Ok(()),
+        Ok(None) => Err(negotiation("no video stream to send on")),
+        Err(p) => Err(negotiation(format!("str0m panicked: {}", panic_text(p)))),
+    }
+}
+
 /// What a new peer's `Rtc` has of ours: every candidate, which of them the answer shows (protocol,
 /// address), the ICE mode, and the relayed address among them.
 pub(super) struct Locals<'a> {
@@ -118,6 +141,8 @@ pub(super) struct Locals<'a> {
     /// Full ICE (a relay is configured) rather than lite.
     pub full_ice: bool,
     pub relayed: Option<SocketAddr>,
+    /// How long sent video packets are kept for NACKs (`webrtc.nack_history_ms`).
+    pub nack_history: std::time::Duration,
 }
 
 impl Peer {
@@ -130,7 +155,7 @@ impl Peer {
         locals: Locals<'_>,
         stats: Arc<PeerCounters>,
     ) -> Result<(Peer, String), MediaError> {
-        let Locals { candidates, announced, full_ice, relayed } = locals;
+        let Locals { candidates, announced, full_ice, relayed, nack_history } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
         let vp8 = plan.video.codec == VideoCodec::Vp8;
         let offer_text = normalize_offer(offer);
@@ -164,10 +189,11 @@ impl Peer {
             Ok::<_, MediaError>((rtc, only_candidates(&one_media_stream(&answer.to_sdp_string()), announced)))
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
-        let (rtc, answer) = built?;
+        let (mut rtc, answer) = built?;
         let mid_of =
             |mline: u32| plan.mids.get(mline as usize).filter(|m| !m.is_empty()).map(|m| Mid::from(m.as_str()));
         let video_mid = mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
+        keep_video_history(&mut rtc, video_mid, nack_history)?;
         let codec = if vp8 { Codec::Vp8 } else { Codec::H264 };
         let video_pt = agreed_pt(&rtc, video_mid, plan.video.pt, codec)
             .ok_or_else(|| MediaError::NoUsableCodec(format!("no {codec} payload type was agreed for video")))?;
@@ -437,3 +463,7 @@ impl Peer {
         }));
     }
 }
+
+#[cfg(test)]
+#[path = "peer_tests.rs"]
+mod tests;
