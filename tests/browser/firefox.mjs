@@ -12,7 +12,7 @@
 // fullscreen, then not). Prints one line of JSON: {ok, frames, width, height, codec, audio, stats, controls,
 // failed?}.
 // Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr); ADMIN_TOKEN = the server's admin token.
-import puppeteer from 'puppeteer-core';
+import { launchFirefox } from './firefox_launch.mjs';
 import { scriptArgs, sleep, waitPlaying } from './player.mjs';
 
 const [url, wArg, hArg, shot] =
@@ -77,18 +77,7 @@ async function controls(page) {
   return seen;
 }
 
-const browser = await puppeteer.launch({
-  browser: 'firefox',
-  executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-  headless: true,
-  acceptInsecureCerts: true,
-  extraPrefsFirefox: {
-    'media.gmp-gmpopenh264.enabled': false,
-    'media.gmp-manager.updateEnabled': false,
-    'media.autoplay.default': 0,
-    'media.autoplay.blocking_policy': 0,
-  },
-});
+const browser = await launchFirefox();
 let out = { ok: false };
 try {
   const page = await browser.newPage();

@@ -10,25 +10,14 @@
 // a <video> with the system's libavcodec (not OpenH264, which WebRTC needs). Any console error fails the
 // check. Prints one JSON line: {ok, file, play, seek, after, errors, failed?}.
 // Environment: FIREFOX = browser binary (default /usr/bin/firefox-esr).
-import puppeteer from 'puppeteer-core';
+import { launchFirefox } from './firefox_launch.mjs';
 import { scriptArgs } from './player.mjs';
 
 const [base, adminToken, stream] =
   scriptArgs('tests/browser/recordings_firefox.mjs <base-url> <admin-token> <stream>', 90_000);
 
-const browser = await puppeteer.launch({
-  browser: 'firefox',
-  executablePath: process.env.FIREFOX || '/usr/bin/firefox-esr',
-  headless: true,
-  acceptInsecureCerts: true,
-  // OpenH264 off, as on an offline appliance: the file's H.264 must still play (libavcodec decodes it).
-  extraPrefsFirefox: {
-    'media.gmp-gmpopenh264.enabled': false,
-    'media.gmp-manager.updateEnabled': false,
-    'media.autoplay.default': 0,
-    'media.autoplay.blocking_policy': 0,
-  },
-});
+// OpenH264 off, as on an offline appliance: the file's H.264 must still play (libavcodec decodes it).
+const browser = await launchFirefox();
 const errors = [];
 let phase = 'sign-in';
 let out = { ok: false };
