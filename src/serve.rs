@@ -294,11 +294,17 @@ async fn keep_announcing(fwd: &media::Forward, w: &WebrtcConfig) -> Vec<tokio::t
     if let Some(url) = &w.stun_discover {
         tasks.push(media::forward::keep_discovered(fwd.clone(), url.clone()).await);
     }
-    if let Some((server, url)) = w.relay_server().filter(|_| w.relay)
-        && let Ok(turn) = crate::config::TurnUrl::parse(url)
-    {
-        let credentials = relay_credentials(server);
-        tasks.push(media::forward::keep_relayed(fwd.clone(), url.to_owned(), turn, credentials).await);
+    let relay_targets: Vec<media::forward::RelayTarget> = w
+        .relay_servers()
+        .into_iter()
+        .filter(|_| w.relay)
+        .filter_map(|(server, url)| {
+            let turn = crate::config::TurnUrl::parse(url).ok()?;
+            Some(media::forward::RelayTarget { url: url.to_owned(), turn, credentials: relay_credentials(server) })
+        })
+        .collect();
+    if !relay_targets.is_empty() {
+        tasks.push(media::forward::keep_relayed(fwd.clone(), relay_targets).await);
     }
     tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
     tasks

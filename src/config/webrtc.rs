@@ -35,8 +35,9 @@ pub struct WebrtcConfig {
     pub ice_tcp: bool,
     /// The ICE-TCP port (0: the same number as the UDP mux port).
     pub tcp_port: u16,
-    /// Allocate a relay on the first `turn:` server of `ice_servers` and announce it (forwarding
-    /// transport; ICE is then full rather than lite): reachable behind a NAT nobody forwards through.
+    /// Allocate a relay on a `turn:` server of `ice_servers` (each in order, the next when one fails) and
+    /// announce it (forwarding transport; ICE is then full rather than lite): reachable behind a NAT nobody
+    /// forwards through.
     pub relay: bool,
     /// UDP GSO (`UDP_SEGMENT`) on the mux port: a frame's packets to one viewer leave in one system call
     /// (forwarding transport). Off: one call per packet (the way to compare, or a driver that mishandles it).
@@ -294,9 +295,14 @@ impl TurnUrl {
 }
 
 impl WebrtcConfig {
-    /// The ICE server and `turn:` URL `relay` allocates on: the first `turn:` URL in `ice_servers`.
-    pub fn relay_server(&self) -> Option<(&IceServer, &str)> {
-        self.ice_servers.iter().find_map(|s| s.urls.iter().find(|u| u.starts_with("turn:")).map(|u| (s, u.as_str())))
+    /// The ICE servers and `turn:` URLs `relay` allocates on, in the order tried: every `turn:` URL in
+    /// `ice_servers`, in order (`turns:` ones are left out: no TLS to the TURN server).
+    pub fn relay_servers(&self) -> Vec<(&IceServer, &str)> {
+        let mut out = Vec::new();
+        for server in &self.ice_servers {
+            out.extend(server.urls.iter().filter(|u| u.starts_with("turn:")).map(|u| (server, u.as_str())));
+        }
+        out
     }
 
     /// The parsed `advertise` entries (valid after [`WebrtcConfig::validate`]).
@@ -395,14 +401,18 @@ impl WebrtcConfig {
                  ice_servers by itself)",
             ));
         }
-        let Some((_, url)) = self.relay_server() else {
+        let servers = self.relay_servers();
+        if servers.is_empty() {
             let why = match self.ice_servers.iter().any(|s| s.urls.iter().any(|u| u.starts_with("turns:"))) {
                 true => "turns: (TLS to the TURN server) is not supported for the relay; add a turn: URL",
                 false => "needs a turn: server in webrtc.ice_servers to allocate on",
             };
             return Err(invalid("webrtc.relay", true, why));
-        };
-        TurnUrl::parse(url).map(|_| ()).map_err(|why| invalid("webrtc.relay", url, why))
+        }
+        for (_, url) in servers {
+            TurnUrl::parse(url).map_err(|why| invalid("webrtc.relay", url, why))?;
+        }
+        Ok(())
     }
 }
 
@@ -471,10 +481,19 @@ mod tests {
         assert!(e.contains("webrtc.relay") && e.contains("turn:"), "{e}");
         let tls = WebrtcConfig { ice_servers: vec![turn("turns:t.example.net")], ..no_server.clone() };
         assert!(tls.validate().expect_err("turns only").to_string().contains("TLS"));
-        let ok =
-            WebrtcConfig { ice_servers: vec![turn("stun:s.example.net"), turn("turn:t.example.net")], ..no_server };
+        let both = IceServer {
+            urls: vec!["turns:t.example.net".into(), "turn:t.example.net".into(), "turn:t.example.net?transport=tcp".into()],
+            ..turn("")
+        };
+        let ok = WebrtcConfig {
+            ice_servers: vec![turn("stun:s.example.net"), both, turn("turn:u.example.net")],
+            ..no_server.clone()
+        };
         assert!(ok.validate().is_ok());
-        assert_eq!(ok.relay_server().map(|(_, u)| u), Some("turn:t.example.net"));
+        let order: Vec<&str> = ok.relay_servers().into_iter().map(|(_, u)| u).collect();
+        assert_eq!(order, ["turn:t.example.net", "turn:t.example.net?transport=tcp", "turn:u.example.net"], "in order");
+        let bad = WebrtcConfig { ice_servers: vec![turn("turn:t.example.net"), turn("turn:u?transport=sctp")], ..no_server };
+        assert!(bad.validate().expect_err("a bad second URL").to_string().contains("turn:u?transport=sctp"));
         let bin = WebrtcConfig { transport: Transport::Webrtcbin, ..ok };
         assert!(bin.validate().expect_err("webrtcbin").to_string().contains("forwarding transport"));
     }

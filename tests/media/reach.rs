@@ -285,6 +285,43 @@ async fn behind_a_nat_that_forwards_no_media_port_viewers_play_through_the_serve
     }
 }
 
+/// A network that lets no UDP out at all, and two `turn:` URLs for the one coturn outside, UDP first: the
+/// allocation over UDP gets no answer, so within seconds the relay falls over to the next URL (TCP) by
+/// itself, and a viewer with relayed candidates only (aiortc) plays through it. `/readyz` names the URL in
+/// use and the log why it moved on; `doctor` says UDP failed and TCP allocated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_relay_falls_over_to_the_next_turn_url_when_the_first_gets_no_answer() {
+    let bed = HomeRouter::new(&[8443], &[]);
+    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
+    let _turn = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &secret);
+    let base = format!("https://{ROUTER_WAN}:8443");
+    strict_router(&bed, "meta l4proto udp drop");
+    let (udp, tcp) = ("turn:198.18.20.2:3478?transport=udp", "turn:198.18.20.2:3478?transport=tcp");
+    let webrtc = format!("relay = true\n[[webrtc.ice_servers]]\nurls = [\"{udp}\", \"{tcp}\"]\nsecret = \"shared-secret\"\n");
+    let gc = serve(&bed, &webrtc, &base).await;
+    let ready = || curl_json(&bed.viewer, &format!("{base}/readyz"));
+    let allocated = || async {
+        let r = ready();
+        (r["relay"]["state"] == "allocated").then_some(r)
+    };
+    let r = common::eventually_some(20, allocated).await;
+    let r = r.unwrap_or_else(|| panic!("no allocation: {}\n{}", ready(), gc.log()));
+    assert_eq!(r["relay"]["server"], tcp, "the second URL holds the allocation: {r}");
+    let log = gc.log();
+    assert!(log.contains("trying the next TURN server") && log.contains(udp), "the log says why: {log}");
+
+    let args = ["--relay-from-link", "--frames", "120", "--seconds", "20"];
+    let report = common::aiortc::watch_url(Some(&bed.viewer), &format!("{base}/whep/main"), None, &args).await;
+    let announced = candidates(report["answer"].as_str().expect("answer"));
+    assert!(announced.iter().any(|c| c.starts_with("udp 198.18.20.2 ")), "the relayed address: {announced:?}");
+    assert!(report["frames"].as_u64() >= Some(30), "aiortc plays through the relay: {report}\n{}", gc.log());
+
+    let text = gc.doctor(&bed.server);
+    let line = text.lines().find(|l| l.contains("TURN relay")).unwrap_or_else(|| panic!("{text}"));
+    assert!(line.contains(&format!("{tcp} allocated 198.18.20.2:")) && line.contains(&format!("{udp}: ")), "{line}");
+    drop(gc);
+}
+
 /// A TURN server that refuses the relay (a secret it does not share): `/readyz` names the server and says
 /// the allocation failed, `doctor` fails its TURN line with the reason, and viewers on the LAN still play
 /// over the host candidates.

@@ -44,17 +44,20 @@ async fn discover(forward: &Forward, url: &str, last: &mut Option<std::net::IpAd
         Err(e) => tracing::warn!(error = %e, "webrtc.stun_discover: the task failed"),
     }
 }
-/// Looks the relay's TURN server up now (blocking lookups off the runtime) and has the mux allocate there,
-/// then every minute in a task (returned, to abort on shutdown): a server that moved gets a new
-/// allocation; a lookup that fails keeps the one there is.
-pub async fn keep_relayed(
-    forward: Forward,
-    url: String,
-    turn: TurnUrl,
-    credentials: Credentials,
-) -> tokio::task::JoinHandle<()> {
-    let mut last = None;
-    relay_lookup(&forward, &url, &turn, &credentials, &mut last).await;
+/// One `turn:` URL the relay may allocate on, as configured.
+#[derive(Clone)]
+pub struct RelayTarget {
+    pub url: String,
+    pub turn: TurnUrl,
+    pub credentials: Credentials,
+}
+
+/// Looks the relay's TURN servers up now (blocking lookups off the runtime) and has the mux allocate on
+/// the first that works, then every minute in a task (returned, to abort on shutdown): a server that moved
+/// gets a new allocation; a lookup that fails keeps that server's last address.
+pub async fn keep_relayed(forward: Forward, targets: Vec<RelayTarget>) -> tokio::task::JoinHandle<()> {
+    let mut last = vec![None; targets.len()];
+    relay_lookup(&forward, &targets, &mut last).await;
     // The first viewers get the relay too: wait (a little) for the TURN server's answer.
     for _ in 0..30 {
         let allocating = forward.relay_status().is_none_or(|s| s.state == RelayState::Allocating);
@@ -66,39 +69,43 @@ pub async fn keep_relayed(
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RESOLVE_EVERY).await;
-            relay_lookup(&forward, &url, &turn, &credentials, &mut last).await;
+            relay_lookup(&forward, &targets, &mut last).await;
         }
     })
 }
 
-async fn relay_lookup(
-    forward: &Forward,
-    url: &str,
-    turn: &TurnUrl,
-    credentials: &Credentials,
-    last: &mut Option<SocketAddr>,
-) {
-    let t = turn.clone();
-    let server = match tokio::task::spawn_blocking(move || t.server_addr()).await {
-        Ok(Ok(addr)) => Some(addr),
-        Ok(Err(e)) => {
-            tracing::warn!(turn = url, error = %e, "webrtc.relay: the TURN server's name does not resolve");
-            None
+/// Resolves every target; when an address changed, hands the mux the servers that have one, in order.
+async fn relay_lookup(forward: &Forward, targets: &[RelayTarget], last: &mut [Option<SocketAddr>]) {
+    let mut changed = false;
+    for (target, known) in targets.iter().zip(last.iter_mut()) {
+        let t = target.turn.clone();
+        match tokio::task::spawn_blocking(move || t.server_addr()).await {
+            Ok(Ok(addr)) if Some(addr) != *known => (*known, changed) = (Some(addr), true),
+            Ok(Ok(_)) | Err(_) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(turn = %target.url, error = %e, "webrtc.relay: the TURN server's name does not resolve")
+            }
         }
-        Err(_) => None,
-    };
-    match server {
-        Some(server) if Some(server) != *last => {
-            *last = Some(server);
-            let spec = RelaySpec { url: url.to_owned(), server, tcp: turn.tcp, credentials: credentials.clone() };
-            forward.set_relay(spec);
-        }
-        Some(_) => {}
-        None if last.is_none() => forward.set_relay_status(RelayStatus {
-            server: url.to_owned(),
-            state: RelayState::Failed { reason: format!("{} does not resolve", turn.host) },
+    }
+    let specs: Vec<RelaySpec> = targets
+        .iter()
+        .zip(last.iter())
+        .filter_map(|(t, server)| {
+            server.map(|server| RelaySpec {
+                url: t.url.clone(),
+                server,
+                tcp: t.turn.tcp,
+                credentials: t.credentials.clone(),
+            })
+        })
+        .collect();
+    match targets.first() {
+        _ if changed => forward.set_relay(specs),
+        Some(first) if specs.is_empty() => forward.set_relay_status(RelayStatus {
+            server: first.url.clone(),
+            state: RelayState::Failed { reason: format!("{} does not resolve", first.turn.host) },
         }),
-        None => {}
+        _ => {}
     }
 }
 

@@ -30,7 +30,7 @@ mod timers;
 mod udp;
 mod viewer;
 
-pub use announce::{follow_local, keep_discovered, keep_relayed, keep_resolved};
+pub use announce::{RelayTarget, follow_local, keep_discovered, keep_relayed, keep_resolved};
 pub use relay::{Credentials, RelaySpec, RelayState, RelayStatus, try_allocate as relay_try_allocate};
 pub use viewer::ForwardViewer;
 
@@ -294,9 +294,10 @@ impl Forward {
         *self.shared.locals.write().expect("locals lock") = now;
     }
 
-    /// Allocates a relay on this TURN server (replacing any other); answers announce it once allocated.
-    pub fn set_relay(&self, spec: RelaySpec) {
-        self.home().send(Cmd::Relay(spec));
+    /// Allocates a relay on the first of these TURN servers that works (replacing any allocation); answers
+    /// announce it once allocated.
+    pub fn set_relay(&self, specs: Vec<RelaySpec>) {
+        self.home().send(Cmd::Relay(specs));
     }
 
     /// The TURN allocation's state (`None`: no relay configured or asked yet).

@@ -76,8 +76,9 @@ pub(crate) enum Cmd {
     },
     /// A socket on a local address that appeared after start.
     Socket(MediaSocket),
-    /// Allocate on this TURN server (`webrtc.relay`; a new spec replaces the allocation).
-    Relay(RelaySpec),
+    /// Allocate on the first of these TURN servers that works (`webrtc.relay`; new specs replace the
+    /// allocation).
+    Relay(Vec<RelaySpec>),
     /// A stream's VP8 encoding started (where its keyframe requests go, where its viewers' loss reports go)
     /// or stopped (`None`).
     Vp8 {
@@ -172,8 +173,8 @@ struct Mux {
     lag: Arc<SendLag>,
     heartbeat: Arc<Heartbeat>,
     relay: Option<Relay>,
-    /// A relay whose connection could not even be opened, and when to try again.
-    relay_retry: Option<(RelaySpec, Instant)>,
+    /// The relay's TURN servers and which is in use (mux/relaying.rs).
+    relay_plan: relaying::RelayPlan,
     relay_status: SharedStatus,
 }
 
@@ -248,7 +249,7 @@ impl Mux {
         loop {
             self.out.flush(&self.sockets);
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
-            let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_retry.as_ref().map(|r| r.1));
+            let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_plan.retry_at());
             let wake = self.timers.next(Instant::now()).into_iter().chain(report).chain(relay).min();
             let timeout = wake.map_or(liveness::MAX_IDLE, |at| at.saturating_duration_since(Instant::now()));
             self.heartbeat.beat();
@@ -334,7 +335,7 @@ impl Mux {
                         }
                     }
                 }
-                Ok(Cmd::Relay(spec)) => self.start_relay(spec),
+                Ok(Cmd::Relay(specs)) => self.set_relay_servers(specs),
                 Ok(Cmd::Vp8 { slot, encoding }) => {
                     if let Some(s) = self.streams.get_mut(&slot) {
                         s.vp8 = encoding;

@@ -12,7 +12,8 @@
 //! its bytes and keeps time. A permission is asked the first time str0m sends to an address (its first ICE
 //! check; the check is dropped, ICE sends another), then (over UDP) a channel is bound; the crate refreshes the
 //! allocation, permissions and channels itself. A refused or lost allocation is retried every
-//! [`RETRY_EVERY`] with fresh credentials; what happened is in [`RelayStatus`] (readiness, doctor).
+//! [`RETRY_EVERY`] with fresh credentials (after the other `turn:` servers were tried: mux/relaying.rs);
+//! what happened is in [`RelayStatus`] (readiness, doctor).
 
 use std::collections::HashSet;
 use std::io::{ErrorKind, Read, Write};
@@ -38,7 +39,7 @@ pub const RETRY_EVERY: Duration = Duration::from_secs(30);
 /// refusal with credentials that do not match cannot be told from a forged one, so it is not final).
 pub const ALLOCATE_WITHIN: Duration = Duration::from_secs(5);
 
-const NOT_ALLOCATED: &str = "no allocation within 5 s: the TURN server is unreachable, or refused the \
+pub(super) const NOT_ALLOCATED: &str = "no allocation within 5 s: the TURN server is unreachable, or refused the \
                              credentials (check username/credential or secret)";
 
 /// Bytes queued for a TCP connection to the TURN server at most (about a second of one 4 Mbit/s viewer).
@@ -160,10 +161,6 @@ impl Relay {
         Ok(relay)
     }
 
-    pub fn spec(&self) -> &RelaySpec {
-        &self.spec
-    }
-
     /// The relayed address, once allocated.
     pub fn relayed(&self) -> Option<SocketAddr> {
         self.relayed
@@ -173,6 +170,11 @@ impl Relay {
     pub fn wake_at(&self) -> Instant {
         let report = (self.relayed.is_none() && !self.reported).then_some(self.base + ALLOCATE_WITHIN);
         self.retry_at.unwrap_or(self.wake).min(report.unwrap_or(self.wake))
+    }
+
+    /// Refused, lost, or not made within [`ALLOCATE_WITHIN`]: time to try another server, if there is one.
+    pub fn failed(&self, now: Instant) -> bool {
+        self.retry_at.is_some() || overdue(self, now)
     }
 
     /// The allocation was lost or never made: a new one is due at `retry_at` (the mux starts it).

@@ -93,7 +93,7 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
             lag: Arc::clone(&lag),
             heartbeat: Arc::clone(&heartbeat),
             relay: None,
-            relay_retry: None,
+            relay_plan: Default::default(),
             relay_status: relay_status.clone(),
         };
         let name = if n == 1 { "glasscast-mux".to_owned() } else { format!("glasscast-mux{shard}") };
