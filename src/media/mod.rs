@@ -112,12 +112,14 @@ pub enum MediaError {
     Overloaded(String),
 }
 
-/// A peer's connection (a viewer's or a WHIP publisher's) as its transport sees it. The session layer
-/// shows it in the admin API's session list.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// A peer's connection (a viewer's or a WHIP publisher's) as its transport sees it; the admin API's session
+/// list shows it as it is (its OpenAPI schema is `TransportStats`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = TransportStats)]
 pub struct PeerStats {
     /// The peer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
     /// there is one.
+    #[schema(value_type = Option<String>)]
     pub remote_address: Option<std::net::SocketAddr>,
     /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
     /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.

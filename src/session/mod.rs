@@ -17,7 +17,7 @@ pub use manager::{spawn, start_pushes};
 
 use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
-use crate::media::{MediaError, Peer, PeerStats, StreamHealth, ViewerHandle};
+use crate::media::{MediaError, Peer, StreamHealth, ViewerHandle};
 use crate::sdpfrag::FragError;
 
 #[derive(Debug, Error, Clone, PartialEq)]
@@ -156,53 +156,9 @@ pub struct SessionInfo {
     pub transport: TransportStats,
 }
 
-/// A session's connection as its transport sees it (media's [`PeerStats`], as the admin API shows it).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, utoipa::ToSchema)]
-pub struct TransportStats {
-    /// The peer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
-    /// there is one.
-    #[schema(value_type = Option<String>)]
-    pub remote_address: Option<SocketAddr>,
-    /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
-    /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.
-    pub candidate_type: Option<String>,
-    pub protocol: Option<String>,
-    /// RTP bytes and packets sent to a viewer (retransmissions included).
-    pub bytes_sent: u64,
-    pub packets_sent: u64,
-    /// Round-trip time from the viewer's last RTCP receiver report.
-    pub rtt_ms: Option<f64>,
-    /// Fraction of packets the viewer's last receiver report said were lost (0 to 1; video's, or the
-    /// highest of the tracks where the transport cannot tell them apart).
-    pub fraction_lost: Option<f64>,
-    /// Interarrival jitter from the viewer's last receiver report (video's, or the highest of the tracks).
-    pub jitter_ms: Option<f64>,
-    /// NACKs and PLIs received from a viewer.
-    pub nacks: u64,
-    pub plis: u64,
-    /// RTP bytes and packets received from a publisher.
-    pub bytes_received: u64,
-    pub packets_received: u64,
-}
-
-impl From<PeerStats> for TransportStats {
-    fn from(s: PeerStats) -> Self {
-        TransportStats {
-            remote_address: s.remote_address,
-            candidate_type: s.candidate_type,
-            protocol: s.protocol,
-            bytes_sent: s.bytes_sent,
-            packets_sent: s.packets_sent,
-            rtt_ms: s.rtt_ms,
-            fraction_lost: s.fraction_lost,
-            jitter_ms: s.jitter_ms,
-            nacks: s.nacks,
-            plis: s.plis,
-            bytes_received: s.bytes_received,
-            packets_received: s.packets_received,
-        }
-    }
-}
+/// A session's connection as its transport sees it: media's [`crate::media::PeerStats`], which the admin
+/// API shows as it is (its OpenAPI schema is named `TransportStats`).
+pub use crate::media::PeerStats as TransportStats;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReadiness {
@@ -459,7 +415,7 @@ impl Sessions {
     pub async fn sessions(&self) -> Vec<SessionInfo> {
         let all = self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default();
         tokio::task::spawn_blocking(move || {
-            all.into_iter().map(|(info, p)| SessionInfo { transport: p.stats().into(), ..info }).collect()
+            all.into_iter().map(|(info, p)| SessionInfo { transport: p.stats(), ..info }).collect()
         })
         .await
         .unwrap_or_default()
