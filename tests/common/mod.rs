@@ -171,6 +171,21 @@ impl TestServer {
         req.send().await.expect("request")
     }
 
+    /// [`TestServer::post_offer_with`], coming back a second later (up to 10 times) while the answer is 503:
+    /// admission control refusing a viewer while the machine is busy (tests run four at a time), as the
+    /// player does. Returns the last answer. For tests about something else than admission.
+    pub async fn post_offer_admitted(&self, stream: &str, offer: &str, token: Option<&str>) -> reqwest::Response {
+        let mut resp = self.post_offer_with(stream, offer, token).await;
+        for _ in 0..10 {
+            if resp.status() != 503 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            resp = self.post_offer_with(stream, offer, token).await;
+        }
+        resp
+    }
+
     /// PATCH a session with a trickle-ice-sdpfrag body, with an optional If-Match.
     pub async fn patch_frag(&self, url: &str, if_match: Option<&str>, frag: &str) -> reqwest::Response {
         let mut req =

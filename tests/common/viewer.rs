@@ -174,7 +174,8 @@ impl WebrtcbinViewer {
         promise(&self.webrtcbin, "set-remote-description", Some(&desc)).await;
     }
 
-    /// Offer, POST, answer. Panics unless the server says 201.
+    /// Offer, POST, answer. Panics unless the server says 201 (a 503 from admission control on a busy
+    /// machine is tried again: [`TestServer::post_offer_admitted`]).
     pub async fn connect(&mut self, srv: &TestServer, stream: &str) {
         self.connect_with(srv, stream, None).await;
     }
@@ -182,7 +183,7 @@ impl WebrtcbinViewer {
     /// [`WebrtcbinViewer::connect`] with a bearer token.
     pub async fn connect_with(&mut self, srv: &TestServer, stream: &str, token: Option<&str>) {
         let offer = self.offer().await;
-        let resp = srv.post_offer_with(stream, &offer, token).await;
+        let resp = srv.post_offer_admitted(stream, &offer, token).await;
         self.take_answer(resp, &srv.base, stream).await;
     }
 
@@ -190,7 +191,7 @@ impl WebrtcbinViewer {
     /// server's candidates).
     pub async fn connect_sdp(&mut self, srv: &TestServer, stream: &str) -> (String, String) {
         let offer = self.offer().await;
-        let resp = srv.post_offer_with(stream, &offer, None).await;
+        let resp = srv.post_offer_admitted(stream, &offer, None).await;
         let answer = self.take_answer(resp, &srv.base, stream).await;
         (offer, answer)
     }
