@@ -482,7 +482,11 @@ mod tests {
         let tls = WebrtcConfig { ice_servers: vec![turn("turns:t.example.net")], ..no_server.clone() };
         assert!(tls.validate().expect_err("turns only").to_string().contains("TLS"));
         let both = IceServer {
-            urls: vec!["turns:t.example.net".into(), "turn:t.example.net".into(), "turn:t.example.net?transport=tcp".into()],
+            urls: vec![
+                "turns:t.example.net".into(),
+                "turn:t.example.net".into(),
+                "turn:t.example.net?transport=tcp".into(),
+            ],
             ..turn("")
         };
         let ok = WebrtcConfig {
@@ -492,7 +496,8 @@ mod tests {
         assert!(ok.validate().is_ok());
         let order: Vec<&str> = ok.relay_servers().into_iter().map(|(_, u)| u).collect();
         assert_eq!(order, ["turn:t.example.net", "turn:t.example.net?transport=tcp", "turn:u.example.net"], "in order");
-        let bad = WebrtcConfig { ice_servers: vec![turn("turn:t.example.net"), turn("turn:u?transport=sctp")], ..no_server };
+        let bad =
+            WebrtcConfig { ice_servers: vec![turn("turn:t.example.net"), turn("turn:u?transport=sctp")], ..no_server };
         assert!(bad.validate().expect_err("a bad second URL").to_string().contains("turn:u?transport=sctp"));
         let bin = WebrtcConfig { transport: Transport::Webrtcbin, ..ok };
         assert!(bin.validate().expect_err("webrtcbin").to_string().contains("forwarding transport"));

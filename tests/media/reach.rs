@@ -297,7 +297,8 @@ async fn the_relay_falls_over_to_the_next_turn_url_when_the_first_gets_no_answer
     let base = format!("https://{ROUTER_WAN}:8443");
     strict_router(&bed, "meta l4proto udp drop");
     let (udp, tcp) = ("turn:198.18.20.2:3478?transport=udp", "turn:198.18.20.2:3478?transport=tcp");
-    let webrtc = format!("relay = true\n[[webrtc.ice_servers]]\nurls = [\"{udp}\", \"{tcp}\"]\nsecret = \"shared-secret\"\n");
+    let webrtc =
+        format!("relay = true\n[[webrtc.ice_servers]]\nurls = [\"{udp}\", \"{tcp}\"]\nsecret = \"shared-secret\"\n");
     let gc = serve(&bed, &webrtc, &base).await;
     let ready = || curl_json(&bed.viewer, &format!("{base}/readyz"));
     let allocated = || async {

@@ -85,7 +85,8 @@ impl Sim {
         };
         let stats = Arc::new(PeerCounters::default());
         let (peer, answer) =
-            Peer::answer(SessionId::random(), StreamSlot(0), &plan.aside.trim(&offer), &plan, locals, stats).expect("answer");
+            Peer::answer(SessionId::random(), StreamSlot(0), &plan.aside.trim(&offer), &plan, locals, stats)
+                .expect("answer");
         let answer = str0m::change::SdpAnswer::from_sdp_string(&answer).expect("answer parses");
         client.sdp_api().accept_answer(pending, answer).expect("the client takes the answer");
         let video_pt = *peer.video.pt;
@@ -118,7 +119,11 @@ impl Sim {
             let (_, bytes) = self.up.pop_front().expect("a datagram is due");
             let recv = Receive::new(Protocol::Udp, addr(CLIENT), addr(SERVER), &bytes).expect("a datagram");
             let down = &mut self.down;
-            self.peer.handle(Input::Receive(now, recv), &mut |t| down.push_back((now, t.contents.to_vec())), &mut events);
+            self.peer.handle(
+                Input::Receive(now, recv),
+                &mut |t| down.push_back((now, t.contents.to_vec())),
+                &mut events,
+            );
         }
         let down = &mut self.down;
         self.peer.on_timeout(now, &mut |t| down.push_back((now, t.contents.to_vec())), &mut events);

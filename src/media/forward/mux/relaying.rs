@@ -23,12 +23,12 @@ pub(super) struct RelayPlan {
     specs: Vec<RelaySpec>,
     /// The server allocated on, or being tried.
     at: usize,
-    /// No connection to any could be opened: start again at this one then.
+    /// The last server's connection could not be opened: start a new round at this one then.
     retry: Option<(usize, Instant)>,
 }
 
 impl RelayPlan {
-    /// When a relay that could not be opened is tried again.
+    /// When that new round starts.
     pub fn retry_at(&self) -> Option<Instant> {
         self.retry.map(|(_, at)| at)
     }
