@@ -276,37 +276,25 @@ fn ports(cfg: &Config) -> Vec<Finding> {
 /// `webrtc.relay`: one allocation, released at once, on the first `turn:` server that gives one (in the
 /// order the relay tries them); the relayed address when one works, and why each before it did not.
 fn relay(cfg: &Config) -> (Finding, Option<std::net::IpAddr>) {
-    let servers = cfg.webrtc.relay_servers();
-    if servers.is_empty() {
+    use crate::media::forward::relay_try_allocate;
+    let targets = crate::serve::relay_targets(&cfg.webrtc);
+    if targets.is_empty() {
         return (finding(Level::Fail, "TURN relay", "no turn: server in webrtc.ice_servers", None), None);
     }
     let mut failed = Vec::new();
-    for (server, url) in servers {
-        match try_relay(server, url) {
+    for t in targets {
+        let tried = t.turn.server_addr().map_err(|e| format!("{} does not resolve: {e}", t.turn.host));
+        match tried.and_then(|server| relay_try_allocate(t.spec(server), std::time::Duration::from_secs(5))) {
             Ok(relayed) => {
                 let before = failed.iter().map(|f| format!("; {f}")).collect::<String>();
-                let what = format!("{url} allocated {relayed} (released again){before}");
+                let what = format!("{} allocated {relayed} (released again){before}", t.url);
                 return (finding(Level::Ok, "TURN relay", what, None), Some(relayed.ip()));
             }
-            Err(why) => failed.push(format!("{url}: {why}")),
+            Err(why) => failed.push(format!("{}: {why}", t.url)),
         }
     }
     let fix = "check the TURN server, its credentials (username/credential or secret) and that it is reachable";
     (finding(Level::Fail, "TURN relay", failed.join("; "), Some(fix)), None)
-}
-
-/// One allocation on `url` (of `server`), released at once: the relayed address, or why not.
-fn try_relay(server: &crate::config::IceServer, url: &str) -> Result<SocketAddr, String> {
-    use crate::media::forward::{RelaySpec, relay_try_allocate};
-    let turn = crate::config::TurnUrl::parse(url)?;
-    let server_addr = turn.server_addr().map_err(|e| format!("{} does not resolve: {e}", turn.host))?;
-    let spec = RelaySpec {
-        url: url.to_owned(),
-        server: server_addr,
-        tcp: turn.tcp,
-        credentials: crate::serve::relay_credentials(server),
-    };
-    relay_try_allocate(spec, std::time::Duration::from_secs(5))
 }
 
 /// What answers will announce (the forward transport): the local addresses `local_candidates` keeps and

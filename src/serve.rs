@@ -56,6 +56,16 @@ pub(crate) fn relay_credentials(server: &IceServer) -> media::forward::Credentia
     })
 }
 
+/// The relay's `turn:` URLs ([`WebrtcConfig::relay_servers`], in order) with their credentials; a URL that
+/// does not parse is left out (the configuration check refuses it when `relay` is on).
+pub(crate) fn relay_targets(w: &WebrtcConfig) -> Vec<media::forward::RelayTarget> {
+    let target = |(server, url): (&IceServer, &str)| {
+        let turn = crate::config::TurnUrl::parse(url).ok()?;
+        Some(media::forward::RelayTarget { url: url.to_owned(), turn, credentials: relay_credentials(server) })
+    };
+    w.relay_servers().into_iter().filter_map(target).collect()
+}
+
 /// `stun:`/`turn:` URLs from the config in the form webrtcbin takes (`stun://host:port`, `turn://u:p@host:port`).
 pub fn ice_settings(w: &WebrtcConfig) -> IceSettings {
     fn host_port(url: &str) -> Option<(&str, &str)> {
@@ -294,17 +304,9 @@ async fn keep_announcing(fwd: &media::Forward, w: &WebrtcConfig) -> Vec<tokio::t
     if let Some(url) = &w.stun_discover {
         tasks.push(media::forward::keep_discovered(fwd.clone(), url.clone()).await);
     }
-    let relay_targets: Vec<media::forward::RelayTarget> = w
-        .relay_servers()
-        .into_iter()
-        .filter(|_| w.relay)
-        .filter_map(|(server, url)| {
-            let turn = crate::config::TurnUrl::parse(url).ok()?;
-            Some(media::forward::RelayTarget { url: url.to_owned(), turn, credentials: relay_credentials(server) })
-        })
-        .collect();
-    if !relay_targets.is_empty() {
-        tasks.push(media::forward::keep_relayed(fwd.clone(), relay_targets).await);
+    let targets = if w.relay { relay_targets(w) } else { Vec::new() };
+    if !targets.is_empty() {
+        tasks.push(media::forward::keep_relayed(fwd.clone(), targets).await);
     }
     tracing::info!(announced = ?fwd.announced(), "forwarding transport announces");
     tasks

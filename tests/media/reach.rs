@@ -238,6 +238,15 @@ async fn path_seen(bed: &HomeRouter, gc: &Glasscast, base: &str) -> serde_json::
     common::eventually_some(10, with_path).await.unwrap_or_else(first)
 }
 
+/// The home router forwarding only 8443/tcp, coturn on its outside (198.18.20.2:3478, TURN REST with the
+/// secret `shared-secret`), and the base URL viewers outside use.
+fn router_with_coturn_outside() -> (HomeRouter, Coturn, String) {
+    let bed = HomeRouter::new(&[8443], &[]);
+    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
+    let turn = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &secret);
+    (bed, turn, format!("https://{ROUTER_WAN}:8443"))
+}
+
 /// No port forward for media: the router forwards only 8443/tcp (signalling, as a reverse proxy or tunnel
 /// would carry it) and lets no UDP out but to the TURN server (so no hole punching either). With
 /// `relay = true` glasscast allocates on coturn outside (TURN REST credentials from a shared secret),
@@ -246,10 +255,7 @@ async fn path_seen(bed: &HomeRouter, gc: &Glasscast, base: &str) -> serde_json::
 /// UDP out of the LAN dropped. `/readyz` and `doctor` say the allocation works.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn behind_a_nat_that_forwards_no_media_port_viewers_play_through_the_servers_turn_relay() {
-    let bed = HomeRouter::new(&[8443], &[]);
-    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
-    let _turn = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &secret);
-    let base = format!("https://{ROUTER_WAN}:8443");
+    let (bed, _turn, base) = router_with_coturn_outside();
     for (transport, rule) in [("udp", "udp dport != 3478 drop"), ("tcp", "meta l4proto udp drop")] {
         strict_router(&bed, rule);
         let webrtc = format!(
@@ -291,10 +297,7 @@ async fn behind_a_nat_that_forwards_no_media_port_viewers_play_through_the_serve
 /// use and the log why it moved on; `doctor` says UDP failed and TCP allocated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_relay_falls_over_to_the_next_turn_url_when_the_first_gets_no_answer() {
-    let bed = HomeRouter::new(&[8443], &[]);
-    let secret = ["--use-auth-secret", "--static-auth-secret=shared-secret", "--realm=glasscast"];
-    let _turn = Coturn::start(Some(&bed.viewer), "198.18.20.2", 3478, &secret);
-    let base = format!("https://{ROUTER_WAN}:8443");
+    let (bed, _turn, base) = router_with_coturn_outside();
     strict_router(&bed, "meta l4proto udp drop");
     let (udp, tcp) = ("turn:198.18.20.2:3478?transport=udp", "turn:198.18.20.2:3478?transport=tcp");
     let webrtc =

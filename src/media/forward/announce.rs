@@ -52,6 +52,13 @@ pub struct RelayTarget {
     pub credentials: Credentials,
 }
 
+impl RelayTarget {
+    /// What the mux allocates with, once the server's name is `server`.
+    pub fn spec(&self, server: SocketAddr) -> RelaySpec {
+        RelaySpec { url: self.url.clone(), server, tcp: self.turn.tcp, credentials: self.credentials.clone() }
+    }
+}
+
 /// Looks the relay's TURN servers up now (blocking lookups off the runtime) and has the mux allocate on
 /// the first that works, then every minute in a task (returned, to abort on shutdown): a server that moved
 /// gets a new allocation; a lookup that fails keeps that server's last address.
@@ -87,25 +94,15 @@ async fn relay_lookup(forward: &Forward, targets: &[RelayTarget], last: &mut [Op
             }
         }
     }
-    let specs: Vec<RelaySpec> = targets
-        .iter()
-        .zip(last.iter())
-        .filter_map(|(t, server)| {
-            server.map(|server| RelaySpec {
-                url: t.url.clone(),
-                server,
-                tcp: t.turn.tcp,
-                credentials: t.credentials.clone(),
-            })
-        })
-        .collect();
-    match targets.first() {
-        _ if changed => forward.set_relay(specs),
-        Some(first) if specs.is_empty() => forward.set_relay_status(RelayStatus {
-            server: first.url.clone(),
-            state: RelayState::Failed { reason: format!("{} does not resolve", first.turn.host) },
-        }),
-        _ => {}
+    let specs: Vec<RelaySpec> =
+        targets.iter().zip(last.iter()).filter_map(|(t, server)| server.map(|s| t.spec(s))).collect();
+    if changed {
+        forward.set_relay(specs);
+    } else if specs.is_empty()
+        && let Some(first) = targets.first()
+    {
+        let reason = format!("{} does not resolve", first.turn.host);
+        forward.set_relay_status(RelayStatus { server: first.url.clone(), state: RelayState::Failed { reason } });
     }
 }
 
