@@ -44,3 +44,18 @@ pub fn private(ip: IpAddr) -> bool {
         }
     }
 }
+
+/// The address a client is counted under by per-address limits: an IPv6 client by its /64 (which one host
+/// usually owns whole), an IPv4-mapped one as IPv4.
+pub fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => {
+                let s = v6.segments();
+                IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
+            }
+        },
+        v4 => v4,
+    }
+}

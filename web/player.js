@@ -1,7 +1,7 @@
 // glasscast player: a small WHEP client. Plain ES2020 modules, no build step, no dependencies.
 // Served as /assets/player.js for /watch/{stream} (strict CSP, so all behaviour lives here); the protocol
 // helpers (trickle, ICE restart, headers) are in whep.js.
-import { makeTrickler, parseIceServerLinks, problemDetail, retryAfterMs } from './whep.js';
+import { applyIceServers, makeTrickler, problemDetail, retryAfterMs } from './whep.js';
 import { makeLatencyMeter } from './latency.js';
 
 (() => {
@@ -121,14 +121,7 @@ import { makeLatencyMeter } from './latency.js';
       cur.etag = res.headers.get('ETag');
       const sdp = await res.text();
 
-      const iceServers = parseIceServerLinks(res.headers.get('Link'));
-      if (iceServers.length) {
-        try {
-          pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
-        } catch (err) {
-          console.warn('glasscast: could not apply ICE servers', err);
-        }
-      }
+      applyIceServers(pc, res.headers.get('Link'));
       await pc.setRemoteDescription({ type: 'answer', sdp });
       if (gen !== generation) return;
       cur.trickle.start();

@@ -45,6 +45,18 @@ export function parseIceServerLinks(header) {
 
 // --- trickle ICE (RFC 8840 sdpfrag over PATCH) ------------------------------------------------------------
 // Candidates are queued until the POST returned a Location, then sent in batches every ~50 ms.
+// The STUN/TURN servers of a response's Link header (if any) as the connection's from now on: the next
+// gathering (a new offer, an ICE restart) uses them.
+export function applyIceServers(pc, linkHeader) {
+  const iceServers = parseIceServerLinks(linkHeader);
+  if (!iceServers.length) return;
+  try {
+    pc.setConfiguration({ ...pc.getConfiguration(), iceServers });
+  } catch (err) {
+    console.warn('glasscast: could not apply ICE servers', err);
+  }
+}
+
 export function makeTrickler(cur, auth) {
   let pending = [];
   let endPending = false;
@@ -82,7 +94,9 @@ export function makeTrickler(cur, auth) {
 
   // ICE restart (RFC 9725 §4.3.2): new local credentials by an iceRestart offer, PATCHed with If-Match; the
   // server's 200 sdpfrag (its new credentials and candidates) is applied as the new answer. DTLS and the
-  // media tracks stay; only the ICE path is renewed. Resolves when the new answer is set; throws otherwise.
+  // media tracks stay; only the ICE path is renewed. The 200 carries fresh TURN credentials (Link headers;
+  // they last a few hours): they are applied before the offer is set, so the restarted agent gathers its
+  // relayed candidates with them. Resolves when the new answer is set; throws otherwise.
   async function restart() {
     if (!started || stopped) throw new Error('no session to restart');
     holding = true;
@@ -92,15 +106,17 @@ export function makeTrickler(cur, auth) {
     endPending = false;
     const pc = cur.pc;
     try {
-      await pc.setLocalDescription(await pc.createOffer({ iceRestart: true }));
-      const body = sdpFrag(pc.localDescription.sdp, [], false);
+      const offer = await pc.createOffer({ iceRestart: true });
+      const body = sdpFrag(offer.sdp, [], false);
       const done = chain.then(async () => {
         const res = await fetch(cur.sessionUrl, { method: 'PATCH', headers: { ...headers(), 'If-Match': cur.etag || '*' }, body });
         if (res.status !== 200) throw new Error(`ICE restart refused (${res.status}): ${await problemDetail(res)}`);
         const etag = res.headers.get('ETag');
         if (etag) cur.etag = etag;
-        const answer = restartedAnswer(pc.remoteDescription.sdp, await res.text());
-        await pc.setRemoteDescription({ type: 'answer', sdp: answer });
+        applyIceServers(pc, res.headers.get('Link'));
+        const frag = await res.text();
+        await pc.setLocalDescription(offer);
+        await pc.setRemoteDescription({ type: 'answer', sdp: restartedAnswer(pc.remoteDescription.sdp, frag) });
       });
       chain = done.catch(() => {});
       await done;

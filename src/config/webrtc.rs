@@ -35,6 +35,13 @@ pub struct WebrtcConfig {
     pub ice_tcp: bool,
     /// The ICE-TCP port (0: the same number as the UDP mux port).
     pub tcp_port: u16,
+    /// ICE-TCP connections one client address (an IPv6 client: its /64) may hold open at once; more are
+    /// closed as they are accepted. A browser opens one or two per candidate pair it tries.
+    pub ice_tcp_per_address: u32,
+    /// How long the TURN REST credentials handed to a viewer or publisher last, seconds (never past its
+    /// token's expiry). They cannot be revoked, so they are kept short; the player asks for fresh ones
+    /// whenever it restarts ICE or reconnects.
+    pub turn_credential_ttl_s: u64,
     /// Allocate a relay on a `turn:` server of `ice_servers` (each in order, the next when one fails) and
     /// announce it (forwarding transport; ICE is then full rather than lite): reachable behind a NAT nobody
     /// forwards through.
@@ -83,6 +90,8 @@ impl Default for WebrtcConfig {
             stun_discover: None,
             ice_tcp: true,
             tcp_port: 0,
+            ice_tcp_per_address: 8,
+            turn_credential_ttl_s: 4 * 3600,
             relay: false,
             udp_gso: true,
             udp_mmsg: true,
@@ -341,6 +350,12 @@ impl WebrtcConfig {
                     ));
                 }
             }
+        }
+        if !(1..=2048).contains(&w.ice_tcp_per_address) {
+            return Err(invalid("webrtc.ice_tcp_per_address", w.ice_tcp_per_address, "1 to 2048"));
+        }
+        if !(60..=86_400).contains(&w.turn_credential_ttl_s) {
+            return Err(invalid("webrtc.turn_credential_ttl_s", w.turn_credential_ttl_s, "60 to 86400 (seconds)"));
         }
         if w.mux_threads > MAX_MUX_THREADS {
             return Err(invalid("webrtc.mux_threads", w.mux_threads, "0 (one per core) to 64"));

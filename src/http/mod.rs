@@ -46,6 +46,8 @@ pub struct AppState {
     pub sessions: Sessions,
     pub auth: Auth,
     pub ice_servers: Arc<Vec<IceServer>>,
+    /// How long TURN REST credentials handed out last at most (`webrtc.turn_credential_ttl_s`).
+    pub turn_ttl_s: u64,
     pub tls: bool,
     pub limiter: Arc<limit::FailureLimiter>,
     /// `/readyz` shows per-stream detail without the admin token.
@@ -66,6 +68,7 @@ impl AppState {
             sessions,
             auth,
             ice_servers: Arc::new(cfg.webrtc.ice_servers.clone()),
+            turn_ttl_s: cfg.webrtc.turn_credential_ttl_s,
             tls: !cfg.server.plain_http,
             limiter: Arc::new(limit::FailureLimiter::new(cfg.auth.failures_burst, cfg.auth.failures_per_minute)),
             public_readyz: cfg.server.public_readyz,

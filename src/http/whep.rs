@@ -37,10 +37,6 @@ pub fn body_text(body: Result<Bytes, BytesRejection>, what: &'static str) -> Res
         .map_err(|_| ApiError::new(StatusCode::BAD_REQUEST, what, "the body is not UTF-8 text"))
 }
 
-/// How long TURN REST credentials last for a caller whose grant does not expire (the admin token, or
-/// access control disabled).
-pub const TURN_CREDENTIAL_TTL_S: u64 = 12 * 3600;
-
 /// `Link` header values for the configured STUN/TURN servers (RFC 9725 section 4.6). A server with a shared
 /// `secret` gets TURN REST credentials valid until `expires_at` (Unix seconds).
 pub fn ice_server_links(servers: &[IceServer], expires_at: u64) -> Vec<String> {
@@ -87,16 +83,23 @@ pub async fn create(
     let grant = caller.check(&st, |h| st.auth.authorize_stream(h, &stream)).await?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
-    let turn_until = turn_expiry(&grant);
+    let links = ice_links(&st, &grant);
     let stream = super::stream_in_path(&stream)?;
     let created = st.sessions.offer(&stream, offer, grant, caller.addr).await?;
-    Ok(created_response(created, "/whep/sessions", &ice_server_links(&st.ice_servers, turn_until), true))
+    Ok(created_response(created, "/whep/sessions", &links, true))
 }
 
-/// Until when TURN REST credentials handed to `grant`'s holder are good: its token's expiry, else
-/// [`TURN_CREDENTIAL_TTL_S`] from now.
-pub fn turn_expiry(grant: &crate::auth::Grant) -> u64 {
-    grant.expires_at().unwrap_or_else(|| crate::auth::now_s() + TURN_CREDENTIAL_TTL_S)
+/// Until when TURN REST credentials handed to `grant`'s holder at `now_s` are good: `ttl_s` from now
+/// (`webrtc.turn_credential_ttl_s`), and never past its token's expiry. TURN has no revocation, so they
+/// are kept short; a player gets fresh ones with each ICE restart and each new session.
+pub fn turn_expiry(grant: &crate::auth::Grant, now_s: u64, ttl_s: u64) -> u64 {
+    let cap = now_s.saturating_add(ttl_s);
+    grant.expires_at().map_or(cap, |token| token.min(cap))
+}
+
+/// The `Link` ice-server headers for `grant`'s holder, with TURN REST credentials made now.
+pub fn ice_links(st: &AppState, grant: &crate::auth::Grant) -> Vec<String> {
+    ice_server_links(&st.ice_servers, turn_expiry(grant, crate::auth::now_s(), st.turn_ttl_s))
 }
 
 /// 201 with the answer, the session resource's `Location` (under `sessions`), its ETag, and the STUN/TURN
@@ -145,12 +148,18 @@ pub async fn patch(
         .map(|v| v.to_str().map(str::to_owned))
         .transpose()
         .map_err(|_| SessionError::PreconditionFailed)?;
+    let turn_until = turn_expiry(&grant, crate::auth::now_s(), st.turn_ttl_s);
     match st.sessions.patch(id, grant, if_match, frag).await? {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
         Patched::Restarted { etag, frag } => {
             let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
             let tag = HeaderValue::from_str(etag.as_str()).expect("ETags are quoted hex and digits");
             resp.headers_mut().insert(header::ETAG, tag);
+            // Fresh TURN credentials for the restarted agent's gathering (the player applies them first).
+            let links = ice_server_links(&st.ice_servers, turn_until);
+            for link in links.iter().filter_map(|l| HeaderValue::from_str(l).ok()) {
+                resp.headers_mut().append(header::LINK, link);
+            }
             Ok(resp)
         }
     }
@@ -220,6 +229,28 @@ mod tests {
                     .to_owned(),
             ]
         );
+    }
+
+    #[test]
+    fn turn_credentials_last_the_configured_hours_and_never_past_the_token() {
+        use crate::auth::{Grant, TokenGrant, TokenKind};
+        use crate::ids::StreamScope;
+        let token = |expires_at| {
+            Grant::Token(TokenGrant {
+                token_id: "t".into(),
+                kid: "k".into(),
+                scope: StreamScope::All,
+                label: None,
+                expires_at,
+                max_sessions: None,
+                kind: TokenKind::View,
+            })
+        };
+        let (now, ttl) = (1_800_000_000, 4 * 3600);
+        assert_eq!(turn_expiry(&token(now + 365 * 86_400), now, ttl), now + ttl, "a year's link: hours only");
+        assert_eq!(turn_expiry(&token(now + 600), now, ttl), now + 600, "never past the token");
+        assert_eq!(turn_expiry(&Grant::Admin, now, ttl), now + ttl);
+        assert_eq!(turn_expiry(&Grant::Anyone, now, ttl), now + ttl);
     }
 
     #[test]

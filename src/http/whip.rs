@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::whep::{SDP, body_text, created_response, ice_server_links, require_content_type, turn_expiry};
+use super::whep::{SDP, body_text, created_response, ice_links, require_content_type};
 use super::{ApiError, AppState, Caller};
 
 /// `POST /whip/{stream}`: the publisher's offer in, 201 + answer out.
@@ -29,10 +29,10 @@ pub async fn create(
     let grant = caller.check(&st, |h| st.auth.authorize_publish(h, &stream)).await?;
     require_content_type(&headers, SDP)?;
     let offer = body_text(body, "malformed-sdp")?;
-    let turn_until = turn_expiry(&grant);
+    let links = ice_links(&st, &grant);
     let stream = super::stream_in_path(&stream)?;
     let created = st.sessions.publish(&stream, offer, grant, caller.addr).await?;
-    Ok(created_response(created, "/whip/sessions", &ice_server_links(&st.ice_servers, turn_until), true))
+    Ok(created_response(created, "/whip/sessions", &links, true))
 }
 
 /// `PATCH /whip/sessions/{id}`: trickle (204), or an ICE restart (new ufrag/pwd, `If-Match` required): 200

@@ -241,26 +241,11 @@ fn mutate_bytes(input: &[u8], rng: &mut Rng) -> Vec<u8> {
     out
 }
 
-/// HMAC-SHA1 of `data` under `key`, as STUN's MESSAGE-INTEGRITY wants.
-fn sha1_hmac(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
-    use aws_lc_rs::hmac;
-    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
-    let mut ctx = hmac::Context::with_key(&key);
-    for d in data {
-        ctx.update(d);
-    }
-    ctx.sign().as_ref().try_into().expect("SHA-1 is 20 bytes")
-}
-
 /// Real datagrams of each kind the mux meets: a STUN check for the live viewer with the right
 /// MESSAGE-INTEGRITY (str0m's own encoder), an RTCP receiver report with a PLI for the stream's video SSRC,
 /// an RTP packet with a header extension, and a DTLS ClientHello.
 fn real_datagrams(username: &str, password: &str, ssrc: u32) -> Vec<(&'static str, Vec<u8>)> {
-    use str0m::ice::{StunMessage, TransId};
-    let mut stun = vec![0u8; 1200];
-    let check = StunMessage::binding_request(username, TransId::new(), true, 0x1234_5678, 2_130_706_431, false);
-    let n = check.to_bytes(Some(password.as_bytes()), &mut stun, sha1_hmac).expect("a STUN check encodes");
-    stun.truncate(n);
+    let stun = common::junk::valid_check(username, password);
     let s = ssrc.to_be_bytes();
     let mut rtcp = vec![0x81, 201, 0, 7, 0, 0, 0, 9];
     rtcp.extend_from_slice(&s);

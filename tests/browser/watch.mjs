@@ -192,6 +192,14 @@ try {
       return t || {};
     };
     const serverUfrag = () => (g.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
+    // TURN REST usernames are `EXPIRY:name`: the restart's must be newer (fresh credentials).
+    const turnUsername = () => ((g.pc.getConfiguration().iceServers || []).find((s) => s.username) || {}).username || null;
+    const relayCandidates = async () => {
+      let n = 0;
+      (await g.pc.getStats()).forEach((r) => { if (r.type === 'local-candidate' && r.candidateType === 'relay') n++; });
+      return n;
+    };
+    const turnBefore = turnUsername();
     const before = await transport();
     const ufragBefore = serverUfrag();
     const res = await g.restartIce();
@@ -203,8 +211,14 @@ try {
           && g.pc.connectionState === 'connected') break;
       await new Promise((r) => setTimeout(r, 100));
     }
+    let relayed = await relayCandidates();
+    for (let i = 0; i < 30 && turnBefore && !relayed; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      relayed = await relayCandidates();
+    }
     return {
       ok: res.ok, error: res.error || null,
+      turnUsernameBefore: turnBefore, turnUsernameAfter: turnUsername(), relayCandidatesAfter: relayed,
       pairChangesBefore: before.selectedCandidatePairChanges ?? null, pairChangesAfter: after.selectedCandidatePairChanges ?? null,
       serverUfragChanged: serverUfrag() !== ufragBefore,
       localUfragChanged: !!after.iceLocalUsernameFragment && after.iceLocalUsernameFragment !== before.iceLocalUsernameFragment,

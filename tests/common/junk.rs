@@ -8,6 +8,30 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+/// HMAC-SHA1 of `data` under `key`, as STUN's MESSAGE-INTEGRITY wants.
+fn sha1_hmac(key: &[u8], data: &[&[u8]]) -> [u8; 20] {
+    use aws_lc_rs::hmac;
+    let key = hmac::Key::new(hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY, key);
+    let mut ctx = hmac::Context::with_key(&key);
+    for d in data {
+        ctx.update(d);
+    }
+    ctx.sign().as_ref().try_into().expect("SHA-1 is 20 bytes")
+}
+
+/// A real ICE check (a STUN Binding request made by str0m's encoder) with USERNAME `username`
+/// (`<server ufrag>:<client ufrag>`) and the right MESSAGE-INTEGRITY for `password` (the server's ice-pwd).
+/// Without USE-CANDIDATE: it moves no viewer's path.
+#[allow(dead_code)]
+pub fn valid_check(username: &str, password: &str) -> Vec<u8> {
+    use str0m::ice::{StunMessage, TransId};
+    let mut stun = vec![0u8; 1200];
+    let check = StunMessage::binding_request(username, TransId::new(), true, 0x1234_5678, 2_130_706_431, false);
+    let n = check.to_bytes(Some(password.as_bytes()), &mut stun, sha1_hmac).expect("a STUN check encodes");
+    stun.truncate(n);
+    stun
+}
+
 /// A STUN Binding request with USERNAME `user` and a MESSAGE-INTEGRITY that is not right.
 pub fn bad_check(user: &str, n: u64) -> Vec<u8> {
     let mut attrs = vec![0x00, 0x06];

@@ -7,6 +7,7 @@ mod common;
 mod av_sync;
 mod churn;
 mod congestion;
+mod ice_tcp_flood;
 mod junk_flood;
 mod loss;
 mod low_latency;

@@ -23,6 +23,19 @@ async fn chromium_plays(transport: Transport) {
         latency_probe: true,
         ..StreamConfig::test_pattern("main")
     }];
+    // A real TURN server with REST credentials: the player gets them in the 201's Link header and fresh
+    // ones with its ICE restart (below), and gathers a relayed candidate with those.
+    let relay_ip = common::netns::own_ipv4().expect("an IPv4 address to relay from").to_string();
+    let turn_port = free_udp_port();
+    let secret = ["--use-auth-secret", "--static-auth-secret=player-secret", "--realm=glasscast"];
+    let relay_arg = format!("--relay-ip={relay_ip}");
+    let _turn =
+        common::netns::Coturn::start(None, "127.0.0.1", turn_port, &[&[relay_arg.as_str()][..], &secret].concat());
+    cfg.webrtc.ice_servers = vec![glasscast::config::IceServer {
+        urls: vec![format!("turn:127.0.0.1:{turn_port}?transport=udp")],
+        secret: Some("player-secret".into()),
+        ..Default::default()
+    }];
     let srv = start_with(cfg).await;
     let tls = srv.server.tls.clone().expect("HTTPS by default");
     let pin = tls.spki_sha256.clone().expect("self-signed certificate has an SPKI pin");
@@ -60,10 +73,24 @@ async fn chromium_plays(transport: Transport) {
     assert_eq!(restart["ok"], true, "{result}");
     assert_eq!(restart["serverUfragChanged"], true, "{result}");
     assert_eq!(restart["attempts"], 1, "{result}");
+    // The restart brought fresh TURN credentials (a later expiry, a few hours off: webrtc.turn_credential_ttl_s)
+    // and the restarted agent gathered a relayed candidate at coturn with them.
+    let expiry = |k: &str| restart[k].as_str().and_then(|u| u.split(':').next()?.parse::<u64>().ok());
+    let (before, after) = (expiry("turnUsernameBefore"), expiry("turnUsernameAfter"));
+    assert!(before.is_some() && after > before, "fresh TURN credentials with the restart: {result}");
+    let now = glasscast::auth::now_s();
+    assert!(after <= Some(now + 4 * 3600), "they last hours, not the token's life: {result}");
+    assert!(restart["relayCandidatesAfter"].as_u64() >= Some(1), "relayed with the fresh credentials: {result}");
     assert!(std::path::Path::new(&shot).exists(), "screenshot saved");
     // Chromium decoded cleanly: no keyframe loop. A join, its PLI and the ICE restart ask for a few; a
     // decoder that keeps failing asks for one per 250 ms (the rate limit), over 20 in this ~7 s run.
     let health = srv.server.sessions.health("main").await.expect("stream");
     assert!(health.keyframes_requested <= 10, "Chromium keeps asking for keyframes: {health:?}");
     srv.shutdown().await;
+}
+
+/// A UDP port free on loopback now (for a TURN server of a test's own).
+fn free_udp_port() -> u16 {
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.local_addr().expect("addr").port()
 }

@@ -56,17 +56,24 @@ async fn a_viewer_outside_a_home_router_plays_through_its_port_forward() {
     drop(gc);
 }
 
-/// UDP blocked: the same home router (forwarding 8189/tcp too), and the viewer's network drops every UDP
-/// packet. Chromium plays over ICE-TCP to the advertised address; so does GStreamer's webrtcbin (libnice's
-/// ICE-TCP, in a process of its own: `tests/peers/webrtcbin_watch.py`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_viewer_whose_network_blocks_udp_plays_over_ice_tcp() {
+/// The home router forwarding 8443 and 8189 over TCP (and 8189 over UDP), glasscast advertising its outside
+/// address, and a viewer namespace whose every outgoing UDP packet is dropped.
+async fn udp_blocked() -> (HomeRouter, Glasscast, String) {
     let bed = HomeRouter::new(&[8443, 8189], &[8189]);
     let base = format!("https://{ROUTER_WAN}:8443");
     let gc = serve(&bed, &format!("advertise = [\"{ROUTER_WAN}\"]"), &base).await;
     let rules =
         "table inet no_udp {\n chain out {\n  type filter hook output priority 0;\n  meta l4proto udp drop\n }\n}\n";
     bed.filter_viewer(rules);
+    (bed, gc, base)
+}
+
+/// UDP blocked: the same home router (forwarding 8189/tcp too), and the viewer's network drops every UDP
+/// packet. Chromium plays over ICE-TCP to the advertised address; so does GStreamer's webrtcbin (libnice's
+/// ICE-TCP, in a process of its own: `tests/peers/webrtcbin_watch.py`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_viewer_whose_network_blocks_udp_plays_over_ice_tcp() {
+    let (bed, gc, base) = udp_blocked().await;
 
     let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
     let pair = &played["pair"];
@@ -81,6 +88,43 @@ async fn a_viewer_whose_network_blocks_udp_plays_over_ice_tcp() {
     let (report, _, _) = common::script_report(&mut python).await;
     assert!(report["frames"].as_u64() >= Some(30), "webrtcbin decodes over ICE-TCP: {report}");
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)));
+    drop(gc);
+}
+
+/// One address trying to hold every ICE-TCP slot (issue 34): a host on the server's LAN (the router's
+/// inside address) keeps 2100 connections open, reopening each one the server closes and sending each a
+/// byte every 5 s (`tests/peers/tcp_hog.py`). It holds at most `webrtc.ice_tcp_per_address` (8) at a time
+/// (each closed when no ICE check came within 5 s), and Chromium outside, UDP blocked, still connects over
+/// ICE-TCP and plays. (Before: one global limit of 2048, reset by any byte, and the viewer was refused.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_address_holding_every_ice_tcp_slot_does_not_lock_out_a_viewer() {
+    use tokio::io::AsyncBufReadExt;
+    let (bed, gc, base) = udp_blocked().await;
+
+    let mut hog = tokio::process::Command::new("ip")
+        .args(["netns", "exec", &bed.router, "/usr/bin/python3", "tests/peers/tcp_hog.py", SERVER_LAN, "8189"])
+        .args(["--connections", "2100", "--seconds", "60"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("python3 runs");
+    let mut lines = tokio::io::BufReader::new(hog.stdout.take().expect("stdout")).lines();
+    let mut report = serde_json::Value::Null;
+    // Until it has opened all 2100 and kept at it for a few seconds more.
+    while report["opened"].as_u64() < Some(2100 + 500) {
+        let line = lines.next_line().await.expect("hog output").expect("the hog runs on");
+        report = serde_json::from_str(&line).expect("JSON");
+    }
+    let played = common::chromium_plays_url(Some(&bed.viewer), &format!("{base}/watch/main"), 320, 240).await;
+    let pair = &played["pair"];
+    assert_eq!((pair["type"].as_str(), pair["protocol"].as_str()), (Some("host"), Some("tcp")), "{played}");
+    let line = lines.next_line().await.expect("hog output").expect("the hog runs on");
+    let report: serde_json::Value = serde_json::from_str(&line).expect("JSON");
+    eprintln!("the hog while Chromium played: {report}");
+    assert!(report["held_2s"].as_u64() <= Some(8), "one address holds at most 8 connections: {report}");
+    assert!(report["closed_by_server"].as_u64() > Some(2000), "the server closed the rest: {report}");
+    drop(hog);
     drop(gc);
 }
 
@@ -155,7 +199,8 @@ async fn an_ipv6_viewer_plays_with_the_default_listener_and_a_new_address_is_use
 }
 
 /// TURN REST credentials (`ice_servers` entry with a shared `secret`): the WHEP answer's `Link` header carries
-/// a username that expires with the viewer's token and a credential coturn accepts. An aiortc viewer that
+/// a username that expires with the viewer's token (or in `webrtc.turn_credential_ttl_s`, 4 h, if that comes
+/// first) and a credential coturn accepts. An aiortc viewer that
 /// may use relayed candidates only (iceTransportPolicy "relay") plays with them; with a secret coturn does
 /// not share, it cannot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -181,6 +226,16 @@ async fn turn_rest_credentials_from_the_link_header_work_at_coturn_and_expire_wi
     let username = servers.first().and_then(|s| s["username"].as_str()).unwrap_or_else(|| panic!("{report}"));
     assert_eq!(username, format!("{}:glasscast", token["expires_at"]), "expires with the token: {report}");
     assert!(report["frames"].as_u64() >= Some(30), "plays through coturn's relay only: {report}");
+    // A link good for a year gets credentials for hours (webrtc.turn_credential_ttl_s, 4 h by default):
+    // TURN cannot revoke them, so they must not outlive a revoked link by long.
+    let year = issue(&srv, serde_json::json!({"stream": "main", "ttl_s": 365 * 86_400})).await;
+    let since = glasscast::auth::now_s();
+    let report = common::aiortc::watch_url(None, &url, year["token"].as_str(), &["--relay-from-link"]).await;
+    let servers = report["ice_servers"].as_array().cloned().unwrap_or_default();
+    let username = servers.first().and_then(|s| s["username"].as_str()).unwrap_or_else(|| panic!("{report}"));
+    let expiry: u64 = username.split(':').next().and_then(|e| e.parse().ok()).expect("EXPIRY:name");
+    assert!((since + 4 * 3600..=glasscast::auth::now_s() + 4 * 3600).contains(&expiry), "hours, not a year: {report}");
+    assert!(report["frames"].as_u64() >= Some(30), "and they work at coturn: {report}");
     srv.shutdown().await;
 
     let wrong = start_auth_with(glasscast::config::Transport::Forward, with_secret("not-coturns-secret")).await;

@@ -160,6 +160,7 @@ impl Forward {
             threads,
             sockets,
             tcp_listener,
+            tcp_per_address: w.ice_tcp_per_address as usize,
             events,
             relay_status: relay.clone(),
             gso: w.udp_gso,

@@ -251,7 +251,10 @@ impl Mux {
             let report = (!self.streams.is_empty()).then_some(self.next_loss_report);
             let relay = self.relay.as_ref().map(Relay::wake_at).or(self.relay_plan.retry_at());
             let wake = self.timers.next(Instant::now()).into_iter().chain(report).chain(relay).min();
-            let timeout = wake.map_or(liveness::MAX_IDLE, |at| at.saturating_duration_since(Instant::now()));
+            let timeout = match self.tcp.has_later() {
+                true => Duration::ZERO,
+                false => wake.map_or(liveness::MAX_IDLE, |at| at.saturating_duration_since(Instant::now())),
+            };
             self.heartbeat.beat();
             if let Err(e) = self.poll.poll(&mut events, Some(timeout.min(liveness::MAX_IDLE)))
                 && e.kind() != ErrorKind::Interrupted
@@ -264,9 +267,13 @@ impl Mux {
                     WAKER => {}
                     tcp::LISTENER => self.tcp.accept(self.poll.registry(), Instant::now()),
                     relay::RELAY => self.on_relay(event.is_readable(), event.is_writable(), &mut buf),
-                    t if TcpMux::is_conn(t) => self.on_tcp(t, event.is_readable(), event.is_writable(), &mut buf),
+                    t if TcpMux::is_conn(t) => self.on_tcp(t, event.is_readable(), event.is_writable()),
                     t => self.on_readable(t.0),
                 }
+            }
+            // ICE-TCP connections left with bytes unread by their last visit (a flood is read in turns).
+            for t in self.tcp.take_later() {
+                self.read_tcp(t);
             }
             // Commands (and media) every round: cheap when there are none. Media is only queued here; the
             // timer pass then sends each viewer's queued packets in one go.
@@ -341,7 +348,9 @@ impl Mux {
                         s.vp8 = encoding;
                     }
                 }
-                Ok(Cmd::Datagram { proto, source, local, data, hop }) => self.route(proto, source, local, &data, hop),
+                Ok(Cmd::Datagram { proto, source, local, data, hop }) => {
+                    self.route(proto, source, local, &data, hop);
+                }
                 Ok(Cmd::Transmit(t)) => net!(self).send(&t),
                 Ok(Cmd::Loss { slot, vp8, report }) => {
                     if let Some(s) = self.streams.get_mut(&slot) {

@@ -9,7 +9,7 @@ use mio::Token;
 use str0m::Input;
 use str0m::net::Protocol;
 
-use super::{Cmd, Mux, receive};
+use super::{Cmd, Mux, receive, tcp};
 use crate::ids::SessionId;
 
 impl Mux {
@@ -33,19 +33,24 @@ impl Mux {
         }
     }
 
-    /// An ICE-TCP connection is readable (its frames go to the peers as datagrams do) or writable.
-    pub(super) fn on_tcp(&mut self, token: Token, readable: bool, writable: bool, buf: &mut [u8]) {
+    /// An ICE-TCP connection is readable (its frames go to the peers as datagrams do, each read into the
+    /// connection's buffer and routed from there) or writable.
+    pub(super) fn on_tcp(&mut self, token: Token, readable: bool, writable: bool) {
         if writable {
             self.tcp.flush(self.poll.registry(), token);
         }
-        if !readable {
-            return;
+        if readable {
+            self.read_tcp(token);
         }
-        let now = Instant::now();
-        let mut frames: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
-        self.tcp.on_readable(token, now, buf, &mut |local, remote, f| frames.push((local, remote, f.to_vec())));
-        for (local, remote, f) in frames {
-            self.route(Protocol::Tcp, remote, local, &f, false);
+    }
+
+    /// One visit of ICE-TCP connection `token`: its frames until it has no more or the visit's budget is
+    /// spent (then it is visited again next round: [`tcp::TcpMux::take_later`]).
+    pub(super) fn read_tcp(&mut self, token: Token) {
+        let mut visit = tcp::Visit::default();
+        while let tcp::Next::Frame(lent) = self.tcp.next_frame(token, &mut visit) {
+            let reached = self.route(Protocol::Tcp, lent.remote, lent.local, lent.packet(), false);
+            self.tcp.done(lent, reached, Instant::now());
         }
     }
 
@@ -53,18 +58,27 @@ impl Mux {
     /// address, to the peer its username names ([`super::route::Routes`]), if that peer's `Rtc` accepts it;
     /// a peer of another mux thread gets it through that thread ([`Cmd::Datagram`]; `hop`: this is such a
     /// hand-over, which is passed on at most once more). Anything else is dropped without asking any peer,
-    /// and before str0m parses it.
-    pub(super) fn route(&mut self, proto: Protocol, source: SocketAddr, local: SocketAddr, buf: &[u8], hop: bool) {
+    /// and before str0m parses it. True when a peer took it (or it went to the thread of the peer known at
+    /// its source).
+    pub(super) fn route(
+        &mut self,
+        proto: Protocol,
+        source: SocketAddr,
+        local: SocketAddr,
+        buf: &[u8],
+        hop: bool,
+    ) -> bool {
         let (by_source, by_check) = {
             let routes = self.routes.read().expect("routes lock");
             (routes.known(&source), routes.checked_by(buf))
         };
-        let Some((_, first)) = by_source.or(by_check) else { return };
+        let Some((_, first)) = by_source.or(by_check) else { return false };
         if first != self.shard {
-            return self.hand_over(first, proto, source, local, buf, hop);
+            self.hand_over(first, proto, source, local, buf, hop);
+            return by_source.is_some();
         }
         let Some(receive) = receive(proto, source, local, buf) else {
-            return;
+            return false;
         };
         let input = Input::Receive(Instant::now(), receive);
         let accepts = |id: &SessionId| self.peers.get(id).is_some_and(|p| p.accepts(&input));
@@ -76,12 +90,14 @@ impl Mux {
                     id
                 }
                 Some((_, shard)) if shard != self.shard && !hop => {
-                    return self.hand_over(shard, proto, source, local, buf, true);
+                    self.hand_over(shard, proto, source, local, buf, true);
+                    return false;
                 }
-                _ => return,
+                _ => return false,
             },
         };
         self.drive(id, |p, send, ev| p.handle(input, send, ev));
+        true
     }
 
     pub(super) fn hand_over(

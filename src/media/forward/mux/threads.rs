@@ -37,6 +37,8 @@ pub(crate) struct Setup {
     pub threads: usize,
     pub sockets: Vec<MediaSocket>,
     pub tcp_listener: Option<std::net::TcpListener>,
+    /// ICE-TCP connections one client address may hold (`webrtc.ice_tcp_per_address`).
+    pub tcp_per_address: usize,
     pub events: UnboundedSender<MediaEvent>,
     pub relay_status: SharedStatus,
     pub gso: bool,
@@ -59,7 +61,7 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
     }
     let senders: Arc<[MuxSender]> = senders.into();
     let routes = SharedRoutes::default();
-    let Setup { mut sockets, mut tcp_listener, events, relay_status, gso, mmsg, sends, .. } = setup;
+    let Setup { mut sockets, mut tcp_listener, tcp_per_address, events, relay_status, gso, mmsg, sends, .. } = setup;
     let mut clones = Vec::with_capacity(n - 1);
     for _ in 1..n {
         clones.push(sockets.iter().map(MediaSocket::try_clone).collect::<anyhow::Result<Vec<_>>>()?);
@@ -72,7 +74,8 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
                 poll.registry().register(&mut s.socket, Token(i), Interest::READABLE)?;
             }
         }
-        let tcp = TcpMux::new(if shard == 0 { tcp_listener.take() } else { None }, poll.registry())?;
+        let listener = if shard == 0 { tcp_listener.take() } else { None };
+        let tcp = TcpMux::new(listener, poll.registry(), tcp_per_address)?;
         let (lag, heartbeat, load) = (Arc::default(), Arc::default(), Arc::default());
         let mux = Mux {
             shard,
