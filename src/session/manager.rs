@@ -483,7 +483,9 @@ impl Manager {
             let (datagrams_sent, send_calls) = f.udp_sends();
             let viewers_per_thread = f.viewers_per_thread();
             let last_loop_ms = age.as_millis() as u64;
-            super::MuxReadiness { alive, last_loop_ms, datagrams_sent, send_calls, viewers_per_thread }
+            let ice_tcp =
+                f.ice_tcp().map(|(open, closed)| super::IceTcpReadiness { open, closed: closed.into_iter().collect() });
+            super::MuxReadiness { alive, last_loop_ms, datagrams_sent, send_calls, viewers_per_thread, ice_tcp }
         })
     }
 

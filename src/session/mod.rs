@@ -239,6 +239,19 @@ pub struct MuxReadiness {
     pub send_calls: u64,
     /// Viewers each mux thread serves (`webrtc.mux_threads`; the first also reads the sockets).
     pub viewers_per_thread: Vec<usize>,
+    /// The ICE-TCP port (absent when `webrtc.ice_tcp` is off).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ice_tcp: Option<IceTcpReadiness>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct IceTcpReadiness {
+    /// Connections open now.
+    pub open: u64,
+    /// Connections the server closed or refused so far, by why: `per_address` (its address held
+    /// `webrtc.ice_tcp_per_address`), `full` (all 2048 taken), `evicted` (made room for a new one),
+    /// `no_check` (no valid ICE check within 5 s), `bad_frame`, `idle` (30 s since a viewer took a packet).
+    pub closed: std::collections::BTreeMap<&'static str, u64>,
 }
 
 /// A WHEP or WHIP POST: an offer for a new session of `role` on `stream`, bound to `grant`'s token.

@@ -235,6 +235,11 @@ fn describe() {
     describe_counter!("glasscast_viewer_plis_total", "PLIs and FIRs received from viewers");
     describe_counter!("glasscast_viewer_sent_bytes_total", Unit::Bytes, "RTP bytes sent to viewers");
     describe_counter!("glasscast_mux_udp_datagrams_total", "datagrams sent on the forwarding transport's media port");
+    describe_gauge!("glasscast_ice_tcp_connections", "ICE-TCP connections open on the forwarding transport's TCP port");
+    describe_counter!(
+        "glasscast_ice_tcp_closed_total",
+        "ICE-TCP connections the server closed or refused, by reason (per_address, full, evicted, no_check, bad_frame, idle)"
+    );
     describe_counter!(
         "glasscast_mux_udp_send_calls_total",
         "system calls those datagrams took (fewer with UDP GSO and sendmmsg: webrtc.udp_gso, webrtc.udp_mmsg)"

@@ -21,6 +21,12 @@ pub async fn scrape(sessions: &Sessions, state_dir: &std::path::Path) -> String 
     if let Some(mux) = sessions.mux().await {
         counter!("glasscast_mux_udp_datagrams_total").absolute(mux.datagrams_sent);
         counter!("glasscast_mux_udp_send_calls_total").absolute(mux.send_calls);
+        if let Some(tcp) = &mux.ice_tcp {
+            gauge!("glasscast_ice_tcp_connections").set(tcp.open as f64);
+            for (reason, n) in &tcp.closed {
+                counter!("glasscast_ice_tcp_closed_total", "reason" => *reason).absolute(*n);
+            }
+        }
     }
     process_collector().collect();
     observe_host(state_dir.to_path_buf()).await;

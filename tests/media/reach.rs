@@ -124,6 +124,9 @@ async fn one_address_holding_every_ice_tcp_slot_does_not_lock_out_a_viewer() {
     eprintln!("the hog while Chromium played: {report}");
     assert!(report["held_2s"].as_u64() <= Some(8), "one address holds at most 8 connections: {report}");
     assert!(report["closed_by_server"].as_u64() > Some(2000), "the server closed the rest: {report}");
+    let ready = curl_json(&bed.viewer, &format!("{base}/readyz"));
+    let closed = &ready["mux"]["ice_tcp"]["closed"];
+    assert!(closed["per_address"].as_u64() > Some(2000), "and counted why: {ready}");
     drop(hog);
     drop(gc);
 }

@@ -92,6 +92,8 @@ struct Shared {
     next_shard: AtomicUsize,
     /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
     sends: Arc<send::SendCounters>,
+    /// The ICE-TCP port's open connections and the ones it closed, by why.
+    ice_tcp: Arc<tcp::TcpCounters>,
 }
 
 /// Counters shared by a viewer's handle and the mux.
@@ -155,12 +157,14 @@ impl Forward {
         let tcp_port = tcp_listener.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
         let relay = relay::SharedStatus::default();
         let sends = Arc::new(send::SendCounters::default());
+        let ice_tcp = Arc::new(tcp::TcpCounters::default());
         let threads = w.mux_threads();
         let shards = mux::spawn(mux::Setup {
             threads,
             sockets,
             tcp_listener,
             tcp_per_address: w.ice_tcp_per_address as usize,
+            tcp_counters: ice_tcp.clone(),
             events,
             relay_status: relay.clone(),
             gso: w.udp_gso,
@@ -184,6 +188,7 @@ impl Forward {
                 next_slot: AtomicU64::new(0),
                 next_shard: AtomicUsize::new(0),
                 sends,
+                ice_tcp,
             }),
         })
     }
@@ -245,6 +250,14 @@ impl Forward {
     pub fn udp_sends(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
         (self.shared.sends.datagrams.load(Relaxed), self.shared.sends.calls.load(Relaxed))
+    }
+
+    /// The ICE-TCP port (`None` when it is off): connections open now, and those the server closed or
+    /// refused so far by why (`per_address`, `full`, `evicted`, `no_check`, `bad_frame`, `idle`).
+    pub fn ice_tcp(&self) -> Option<(u64, Vec<(&'static str, u64)>)> {
+        self.shared.tcp_port?;
+        let c = &self.shared.ice_tcp;
+        Some((c.open(), tcp::Closed::ALL.iter().map(|w| (w.as_str(), c.closed(*w))).collect()))
     }
 
     /// How long packets wait for the mux thread (ms, smoothed over ~100 packets); `None` before the first.

@@ -24,6 +24,8 @@
 use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -48,6 +50,63 @@ pub(super) const VISIT_BYTES: usize = 64 * 1024;
 pub(super) const VISIT_FRAMES: u32 = 32;
 /// A frame buffer grown past this by a large frame is let go of after it (an idle connection holds little).
 const KEEP_BUFFER: usize = 4096;
+
+/// Why the server closed (or refused) an ICE-TCP connection; a client's own close is not counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closed {
+    /// Its address held `webrtc.ice_tcp_per_address` already (refused at accept).
+    PerAddress,
+    /// All [`MAX_CONNECTIONS`] were taken by connections that had reached a viewer (refused at accept).
+    Full,
+    /// It made room for a new connection: the oldest that had reached no viewer.
+    Evicted,
+    /// No frame of it reached a viewer within [`CHECK_DEADLINE`].
+    NoCheck,
+    /// A zero length, or a frame over [`UNCHECKED_FRAME`] before one reached a viewer.
+    BadFrame,
+    /// No frame of it reached a viewer for [`IDLE`].
+    Idle,
+}
+
+impl Closed {
+    pub const ALL: [Closed; 6] =
+        [Self::PerAddress, Self::Full, Self::Evicted, Self::NoCheck, Self::BadFrame, Self::Idle];
+
+    /// Its name in `/readyz` and the metrics' `reason` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PerAddress => "per_address",
+            Self::Full => "full",
+            Self::Evicted => "evicted",
+            Self::NoCheck => "no_check",
+            Self::BadFrame => "bad_frame",
+            Self::Idle => "idle",
+        }
+    }
+}
+
+/// The ICE-TCP port's counts, shared with the transport's handle (readiness, metrics).
+#[derive(Default)]
+pub struct TcpCounters {
+    open: AtomicU64,
+    closed: [AtomicU64; Closed::ALL.len()],
+}
+
+impl TcpCounters {
+    /// Connections open now.
+    pub fn open(&self) -> u64 {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Connections the server closed or refused for `why`, so far.
+    pub fn closed(&self, why: Closed) -> u64 {
+        self.closed[why as usize].load(Ordering::Relaxed)
+    }
+
+    fn count(&self, why: Closed) {
+        self.closed[why as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 struct Conn {
     stream: TcpStream,
@@ -115,6 +174,7 @@ pub(super) struct TcpMux {
     /// Connections to visit again next round.
     later: Vec<Token>,
     next: usize,
+    counters: Arc<TcpCounters>,
 }
 
 /// An address as a candidate states it: an IPv4 client of a dual-stack listener as IPv4.
@@ -128,6 +188,7 @@ impl TcpMux {
         listener: Option<std::net::TcpListener>,
         registry: &Registry,
         max_per_address: usize,
+        counters: Arc<TcpCounters>,
     ) -> std::io::Result<Self> {
         let listener = match listener {
             Some(l) => {
@@ -146,6 +207,7 @@ impl TcpMux {
             max_per_address: max_per_address.max(1),
             later: Vec::new(),
             next: FIRST_CONN,
+            counters,
         })
     }
 
@@ -176,11 +238,11 @@ impl TcpMux {
         let key = crate::net::client_key(remote.ip());
         if self.per_address.get(&key).copied().unwrap_or(0) >= self.max_per_address {
             tracing::debug!(%remote, limit = self.max_per_address, "ICE-TCP: too many connections from one address, refused");
-            return;
+            return self.counters.count(Closed::PerAddress);
         }
         if self.conns.len() >= MAX_CONNECTIONS && !self.evict_unchecked() {
             tracing::debug!(%remote, "ICE-TCP: too many connections, refused");
-            return;
+            return self.counters.count(Closed::Full);
         }
         let _ = stream.set_nodelay(true);
         let token = Token(self.next);
@@ -203,6 +265,7 @@ impl TcpMux {
             later: false,
         };
         self.conns.insert(token, conn);
+        self.counters.open.store(self.conns.len() as u64, Ordering::Relaxed);
     }
 
     /// Closes the oldest connection that has reached no viewer; false when every one has.
@@ -210,6 +273,7 @@ impl TcpMux {
         let oldest = self.conns.iter().filter(|(_, c)| c.reached.is_none()).min_by_key(|(_, c)| c.opened);
         let Some((&token, _)) = oldest else { return false };
         self.close(token);
+        self.counters.count(Closed::Evicted);
         true
     }
 
@@ -252,6 +316,7 @@ impl TcpMux {
             if len == 0 || (conn.reached.is_none() && len > UNCHECKED_FRAME) {
                 tracing::debug!(remote = %conn.remote, len, checked = conn.reached.is_some(), "ICE-TCP: frame refused, closed");
                 self.close(token);
+                self.counters.count(Closed::BadFrame);
                 return Next::Idle;
             }
             conn.frame.resize(2 + len, 0);
@@ -343,23 +408,19 @@ impl TcpMux {
     /// Closes connections that missed their check deadline or have been idle for [`IDLE`].
     pub fn sweep(&mut self, now: Instant) {
         let expired = |c: &Conn| match c.reached {
-            None => now.saturating_duration_since(c.opened) > CHECK_DEADLINE,
-            Some(at) => now.saturating_duration_since(at) > IDLE,
+            None => (now.saturating_duration_since(c.opened) > CHECK_DEADLINE).then_some(Closed::NoCheck),
+            Some(at) => (now.saturating_duration_since(at) > IDLE).then_some(Closed::Idle),
         };
-        let gone: Vec<Token> = self.conns.iter().filter(|(_, c)| expired(c)).map(|(t, _)| *t).collect();
-        for t in gone {
+        let gone: Vec<(Token, Closed)> = self.conns.iter().filter_map(|(t, c)| Some((*t, expired(c)?))).collect();
+        for (t, why) in gone {
             self.close(t);
+            self.counters.count(why);
         }
-    }
-
-    /// How many connections are open.
-    #[cfg(test)]
-    pub fn open(&self) -> usize {
-        self.conns.len()
     }
 
     fn close(&mut self, token: Token) {
         let Some(conn) = self.conns.remove(&token) else { return };
+        self.counters.open.store(self.conns.len() as u64, Ordering::Relaxed);
         self.by_pair.remove(&(conn.local, conn.remote));
         let key = crate::net::client_key(conn.remote.ip());
         if let Some(n) = self.per_address.get_mut(&key) {

@@ -19,7 +19,7 @@ impl Bed {
         let poll = Poll::new().expect("poll");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen");
         let addr = listener.local_addr().expect("addr");
-        let mux = TcpMux::new(Some(listener), poll.registry(), per_address).expect("tcp mux");
+        let mux = TcpMux::new(Some(listener), poll.registry(), per_address, Arc::default()).expect("tcp mux");
         Self { poll, mux, addr }
     }
 
@@ -29,15 +29,19 @@ impl Bed {
         let s = Socket::new(Domain::IPV4, Type::STREAM, None).expect("socket");
         s.bind(&format!("{from}:0").parse::<SocketAddr>().expect("addr").into()).expect("bind");
         s.connect(&self.addr.into()).expect("connect");
-        let before = self.mux.open();
+        let before = self.open();
         for _ in 0..50 {
             self.mux.accept(self.poll.registry(), now);
-            if self.mux.open() != before {
+            if self.open() != before {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
         }
         s.into()
+    }
+
+    fn open(&self) -> usize {
+        self.mux.counters.open() as usize
     }
 
     /// The only connection's token.
@@ -135,12 +139,13 @@ fn an_unchecked_connection_may_not_send_a_large_frame_or_a_zero_length() {
     let token = bed.token();
     c.write_all(&framed(&[1u8; UNCHECKED_FRAME + 1])).expect("write");
     bed.frames(token, false, now);
-    assert_eq!(bed.mux.open(), 0, "a large frame before any reached a viewer closes the connection");
+    assert_eq!(bed.open(), 0, "a large frame before any reached a viewer closes the connection");
     let mut c = bed.connect("127.0.0.1", now);
     let token = bed.token();
     c.write_all(&[0, 0]).expect("write");
     bed.frames(token, false, now);
-    assert_eq!(bed.mux.open(), 0, "a zero length is unframeable");
+    assert_eq!(bed.open(), 0, "a zero length is unframeable");
+    assert_eq!(bed.mux.counters.closed(Closed::BadFrame), 2);
 }
 
 #[test]
@@ -151,9 +156,10 @@ fn one_address_holds_its_share_and_another_still_gets_in() {
     for _ in 0..12 {
         held.push(bed.connect("127.0.0.2", now));
     }
-    assert_eq!(bed.mux.open(), 8, "at most webrtc.ice_tcp_per_address from one address");
+    assert_eq!(bed.open(), 8, "at most webrtc.ice_tcp_per_address from one address");
+    assert_eq!(bed.mux.counters.closed(Closed::PerAddress), 4, "the others refused, and counted");
     held.push(bed.connect("127.0.0.1", now));
-    assert_eq!(bed.mux.open(), 9, "another address is admitted");
+    assert_eq!(bed.open(), 9, "another address is admitted");
 }
 
 #[test]
@@ -167,15 +173,16 @@ fn when_every_slot_is_taken_the_oldest_unchecked_connection_makes_room() {
     for i in 1..MAX_CONNECTIONS {
         held.push(bed.connect("127.0.0.1", t0 + Duration::from_millis(i as u64)));
     }
-    assert_eq!(bed.mux.open(), MAX_CONNECTIONS);
+    assert_eq!(bed.open(), MAX_CONNECTIONS);
     let oldest_unchecked =
         *bed.mux.conns.iter().filter(|(t, _)| **t != first).min_by_key(|(_, c)| c.opened).expect("one").0;
     held.push(bed.connect("127.0.0.1", t0 + Duration::from_secs(10)));
-    assert_eq!(bed.mux.open(), MAX_CONNECTIONS, "a new connection took a slot");
+    assert_eq!(bed.open(), MAX_CONNECTIONS, "a new connection took a slot");
     assert!(bed.mux.conns.contains_key(&first), "the checked connection stays");
     let newest = bed.mux.conns.values().map(|c| c.opened).max();
     assert_eq!(newest, Some(t0 + Duration::from_secs(10)), "the new connection is in");
     assert!(!bed.mux.conns.contains_key(&oldest_unchecked), "the oldest unchecked one made room");
+    assert_eq!(bed.mux.counters.closed(Closed::Evicted), 1);
 }
 
 #[test]
@@ -193,9 +200,10 @@ fn no_check_within_the_deadline_closes_and_idleness_counts_from_the_last_frame_a
         }
     }
     bed.mux.sweep(t0 + CHECK_DEADLINE);
-    assert_eq!(bed.mux.open(), 2, "not before the deadline");
+    assert_eq!(bed.open(), 2, "not before the deadline");
     bed.mux.sweep(t0 + CHECK_DEADLINE + Duration::from_millis(1));
-    assert_eq!(bed.mux.open(), 0, "neither had a frame reach a viewer by the deadline");
+    assert_eq!(bed.open(), 0, "neither had a frame reach a viewer by the deadline");
+    assert_eq!(bed.mux.counters.closed(Closed::NoCheck), 2);
 
     let mut viewer = bed.connect("127.0.0.1", t0);
     let token = bed.token();
@@ -204,7 +212,8 @@ fn no_check_within_the_deadline_closes_and_idleness_counts_from_the_last_frame_a
     viewer.write_all(&framed(b"junk")).expect("write");
     bed.frames(token, false, t0 + Duration::from_secs(20));
     bed.mux.sweep(t0 + Duration::from_secs(1) + IDLE);
-    assert_eq!(bed.mux.open(), 1, "a checked connection lives IDLE from its last frame a viewer took");
+    assert_eq!(bed.open(), 1, "a checked connection lives IDLE from its last frame a viewer took");
     bed.mux.sweep(t0 + Duration::from_secs(2) + IDLE);
-    assert_eq!(bed.mux.open(), 0, "frames no viewer took do not keep it open");
+    assert_eq!(bed.open(), 0, "frames no viewer took do not keep it open");
+    assert_eq!(bed.mux.counters.closed(Closed::Idle), 1);
 }

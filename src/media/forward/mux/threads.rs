@@ -17,7 +17,7 @@ use crate::media::forward::liveness::{self, Heartbeat, SendLag};
 use crate::media::forward::relay::SharedStatus;
 use crate::media::forward::route::SharedRoutes;
 use crate::media::forward::send::{SendBatch, SendCounters};
-use crate::media::forward::tcp::TcpMux;
+use crate::media::forward::tcp::{TcpCounters, TcpMux};
 use crate::media::forward::timers::Timers;
 use crate::media::forward::udp::{MediaSocket, RecvBufs};
 
@@ -39,6 +39,7 @@ pub(crate) struct Setup {
     pub tcp_listener: Option<std::net::TcpListener>,
     /// ICE-TCP connections one client address may hold (`webrtc.ice_tcp_per_address`).
     pub tcp_per_address: usize,
+    pub tcp_counters: Arc<TcpCounters>,
     pub events: UnboundedSender<MediaEvent>,
     pub relay_status: SharedStatus,
     pub gso: bool,
@@ -61,7 +62,18 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
     }
     let senders: Arc<[MuxSender]> = senders.into();
     let routes = SharedRoutes::default();
-    let Setup { mut sockets, mut tcp_listener, tcp_per_address, events, relay_status, gso, mmsg, sends, .. } = setup;
+    let Setup {
+        mut sockets,
+        mut tcp_listener,
+        tcp_per_address,
+        tcp_counters,
+        events,
+        relay_status,
+        gso,
+        mmsg,
+        sends,
+        ..
+    } = setup;
     let mut clones = Vec::with_capacity(n - 1);
     for _ in 1..n {
         clones.push(sockets.iter().map(MediaSocket::try_clone).collect::<anyhow::Result<Vec<_>>>()?);
@@ -75,7 +87,7 @@ pub(crate) fn spawn(setup: Setup) -> anyhow::Result<Vec<Shard>> {
             }
         }
         let listener = if shard == 0 { tcp_listener.take() } else { None };
-        let tcp = TcpMux::new(listener, poll.registry(), tcp_per_address)?;
+        let tcp = TcpMux::new(listener, poll.registry(), tcp_per_address, tcp_counters.clone())?;
         let (lag, heartbeat, load) = (Arc::default(), Arc::default(), Arc::default());
         let mux = Mux {
             shard,
