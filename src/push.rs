@@ -130,6 +130,46 @@ pub fn redacted(url: &str) -> String {
     format!("{}://{}/...", u.scheme(), host_port(&u))
 }
 
+/// `text` (an error a sink, reqwest or GStreamer wrote about a push to `url`) with every URL in it cut to
+/// its scheme, host and port ([`redacted`]), and `url`'s path and query, wherever they appear alone,
+/// replaced by `...`: a push URL's path may be a secret (Cloudflare's WHIP URLs), and the error is logged,
+/// kept in the log ring and shown in `/readyz` and the console.
+pub fn scrub(text: &str, url: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = find_url(rest) {
+        out.push_str(&rest[..at]);
+        let tail = &rest[at..];
+        let end = tail.find(|c: char| c.is_whitespace() || "\"'<>()[]{},".contains(c)).unwrap_or(tail.len());
+        let found = tail[..end].trim_end_matches(['.', ':', ';']);
+        match reqwest::Url::parse(found) {
+            Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => out.push_str(&redacted(found)),
+            _ => out.push_str(found),
+        }
+        let end = found.len();
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    let Ok(u) = reqwest::Url::parse(url) else { return out };
+    let path = u.path();
+    let secrets = [u.query().map(str::to_owned), (path.len() >= 6).then(|| path.to_owned())];
+    for secret in secrets.into_iter().flatten() {
+        out = out.replace(&secret, "...");
+    }
+    out
+}
+
+/// Where the first URL (`scheme://`) in `text` starts.
+fn find_url(text: &str) -> Option<usize> {
+    let at = text.find("://")?;
+    let start = text[..at].rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c))).map_or(0, |i| i + 1);
+    if start == at {
+        // `://` with no scheme before it: not a URL; look further on.
+        return find_url(&text[at + 3..]).map(|i| i + at + 3);
+    }
+    Some(start)
+}
+
 /// `host[:port]` as the URL gives them (no port when it has none, or the scheme's default).
 fn host_port(u: &reqwest::Url) -> String {
     let port = u.port().map(|p| format!(":{p}")).unwrap_or_default();
@@ -162,6 +202,23 @@ mod tests {
         assert!(matches!(err("janus+ws://h:8188/?room=1&feed=desk"), PushUrlError::FeedKind(_)));
         assert!(matches!(err("janus+ws://h:8188/?room=1&pin=x"), PushUrlError::UnknownParameter(_, k) if k == "pin"));
         // A URL's path may be a secret (Cloudflare's WHIP URLs): never in an error.
+        let url = "https://live.example:8443/whip/S3CRET-PATH?key=S3CRET-KEY";
+        let texts = [
+            "error sending request for url (https://live.example:8443/whip/S3CRET-PATH?key=S3CRET-KEY): refused",
+            "Unexpected response: 404 - no such resource /whip/S3CRET-PATH",
+            "redirected to https://other.example/resource/S3CRET-2, then: 401 key=S3CRET-KEY",
+            "janus: wss://sfu.example/janus/S3CRET-PATH: closed",
+        ];
+        for text in texts {
+            let shown = scrub(text, url);
+            assert!(!shown.contains("S3CRET"), "{text} -> {shown}");
+        }
+        assert_eq!(
+            scrub("error sending request for url (https://live.example:8443/whip/S3CRET-PATH?key=S3CRET-KEY)", url),
+            "error sending request for url (https://live.example:8443/...)"
+        );
+        assert_eq!(scrub("no URL here: a://", url), "no URL here: a://");
+        assert_eq!(scrub("connection refused", url), "connection refused");
         assert!(!err("janus+ws://h:8188/s3cret").to_string().contains("s3cret"));
         assert!(!err("gopher://h/s3cret").to_string().contains("s3cret"));
     }

@@ -225,9 +225,15 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         // Outside the timeout, so a 408 gets its problem body too.
         .layer(middleware::from_fn(problem_for_bare_errors))
         .layer(middleware::from_fn(close_after_refused_body))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// The span every request is traced in: its method and path, never its query (a recording link's `exp` and
+/// `sig` are a credential) and never its headers (tokens).
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+    tracing::debug_span!("request", method = %req.method(), path = %req.uri().path(), version = ?req.version())
 }
 
 fn cors(origins: &[String]) -> CorsLayer {

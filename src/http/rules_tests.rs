@@ -124,3 +124,37 @@ async fn a_cors_preflight_advertises_whep_without_a_token() {
     let methods = h[header::ACCESS_CONTROL_ALLOW_METHODS].to_str().expect("ascii");
     assert!(methods.contains("POST") && methods.contains("PATCH") && methods.contains("DELETE"), "{methods}");
 }
+
+/// What a tracing subscriber writes, for a test to read.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("capture lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_signed_links_query_is_never_logged_even_at_trace_level() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(true, dir.path());
+    let out = Captured::default();
+    let writer = out.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let uri = "/api/v1/streams/main/recordings/20261207T120000Z.mp4?exp=1799999999&sig=THE-SIGNATURE";
+    let resp = app.oneshot(request(Method::GET, uri, None, "")).await.expect("infallible");
+    assert!(resp.status().is_client_error(), "{}", resp.status());
+    let logged = String::from_utf8(out.0.lock().expect("capture lock").clone()).expect("utf-8");
+    assert!(logged.contains("/api/v1/streams/main/recordings/20261207T120000Z.mp4"), "the path is logged: {logged}");
+    assert!(!logged.contains("THE-SIGNATURE") && !logged.contains("exp="), "the query is not: {logged}");
+}

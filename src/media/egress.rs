@@ -32,7 +32,7 @@ use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 
-use crate::push::{Endpoint, redacted};
+use crate::push::{Endpoint, redacted, scrub};
 
 mod sink;
 
@@ -288,6 +288,11 @@ fn supervise(ctx: Ctx, rx: mpsc::Receiver<Event>) {
                 why
             }
         };
+        // Before it is logged, kept or served: the URL's path and query may be a secret, and so is the token.
+        let mut why = scrub(&why, &ctx.target.url);
+        if let Some(token) = ctx.target.token.as_deref().filter(|t| !t.is_empty()) {
+            why = why.replace(token, "(hidden)");
+        }
         tracing::warn!(egress = %ctx.id, target = %host, attempt = n, protocol, %why, retry_in_s = backoff.as_secs(), "push failed");
         let at = Instant::now() + backoff;
         ctx.shared.set(EgressState::Retrying { in_s: backoff.as_secs(), last_error: why }, at);

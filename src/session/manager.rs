@@ -58,7 +58,8 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
     use anyhow::Context;
     for p in &cfg.push {
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
-        pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token }).map(drop)?;
+        let started = pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token });
+        started.map_err(|e| anyhow::anyhow!(crate::push::scrub(&format!("{e:#}"), &p.url)))?;
     }
     if cfg.record.enabled {
         pipeline.start_recording(record_settings(cfg));

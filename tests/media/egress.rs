@@ -188,6 +188,31 @@ async fn pushes_the_encoded_stream_without_encoding_again_and_reconnects_by_itse
     stop_pipeline(&s.pipeline).await;
 }
 
+/// A push URL's path and query may be a secret (Cloudflare's WHIP URLs): whipclientsink's error for an
+/// endpoint that is not there names the whole URL, and the reason kept (`/readyz`, the console) and the
+/// warning logged (and kept in the log ring) say only its scheme, host and port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_push_urls_secret_path_stays_out_of_its_error_and_the_log() {
+    init();
+    egress::register_plugins().expect("register");
+    let s = sender();
+    assert!(eventually(10, || s.pipeline.current_state() == gst::State::Playing).await, "sender not playing");
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}/whip/SECRET-PATH-4711?key=SECRET-KEY");
+    let target = PushTarget { url, token: Some("SECRET-TOKEN".into()) };
+    let egress = Arc::new(egress::push(&s.pipeline, &s.h264_tee, Some(&s.opus_tee), target, "main").expect("push"));
+    let state = wait_state(&egress, 30, |s| matches!(s, EgressState::Retrying { .. })).await;
+    let EgressState::Retrying { last_error, .. } = &state else { panic!("an unreachable push must retry: {state:?}") };
+    eprintln!("unreachable endpoint: {last_error}");
+    assert!(!last_error.is_empty() && !last_error.contains("SECRET"), "the reason kept: {last_error}");
+    assert!(last_error.contains(&format!("127.0.0.1:{port}")) || !last_error.contains("://"), "{last_error}");
+    let logged = glasscast::logging::ring::recent().0;
+    assert!(logged.iter().any(|e| e.text.contains("push failed")), "the failure is logged: {logged:?}");
+    assert!(logged.iter().all(|e| !e.text.contains("SECRET")), "the log ring: {logged:?}");
+    stop_egress(&egress).await;
+    stop_pipeline(&s.pipeline).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_refused_token_is_reported_and_the_streams_own_consumers_keep_playing() {
     init();

@@ -73,11 +73,11 @@ impl Manager {
         let (name, pipeline) = (name.clone(), entry.pipeline.clone());
         // Builds and links elements into the running pipeline: off this task, as a start is.
         tokio::task::spawn_blocking(move || {
-            let target = crate::media::egress::PushTarget { url, token };
-            let shown = crate::push::redacted(&target.url);
-            let started = pipeline.start_push(target);
+            let shown = crate::push::redacted(&url);
+            let started = pipeline.start_push(crate::media::egress::PushTarget { url: url.clone(), token });
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
-            let _ = reply.send(started.map_err(|e| SessionError::BadPush(name, format!("{e:#}"))));
+            let why = |e: anyhow::Error| SessionError::BadPush(name, crate::push::scrub(&format!("{e:#}"), &url));
+            let _ = reply.send(started.map_err(why));
         });
     }
 
