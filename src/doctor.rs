@@ -62,6 +62,8 @@ pub fn run(cfg: &Config) -> Vec<Finding> {
     }
     out.push(certificate(cfg));
     out.push(state_dir(&cfg.server.state_dir));
+    let fix = "set metrics.token (or token_file), or listen on 127.0.0.1";
+    out.extend(cfg.warnings().into_iter().map(|w| finding(Level::Warn, "configuration", w, Some(fix))));
     out
 }
 

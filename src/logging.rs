@@ -26,9 +26,12 @@ pub fn rotating_file(cfg: &LogConfig) -> std::io::Result<Option<Mutex<FileRotate
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    // 0600, like every file glasscast keeps (a log names clients' addresses and sessions); the files it
+    // rotates to are renamed, and a new one is made the same way.
+    crate::state::private_file(path)?;
     let limit = ContentLimit::BytesSurpassed(usize::try_from(cfg.file_max_bytes).unwrap_or(usize::MAX));
-    Ok(Some(Mutex::new(FileRotate::new(path, AppendCount::new(cfg.file_keep), limit, Compression::None, None))))
+    let open = Some(crate::state::private_append());
+    Ok(Some(Mutex::new(FileRotate::new(path, AppendCount::new(cfg.file_keep), limit, Compression::None, open))))
 }
 
 /// Installs the process's subscriber. `RUST_LOG` overrides `log.filter`.
@@ -79,9 +82,25 @@ mod tests {
         names.sort();
         assert_eq!(names, ["glasscast.log", "glasscast.log.1", "glasscast.log.2"]);
         for n in &names {
-            let len = std::fs::metadata(dir.path().join("logs").join(n)).expect("meta").len();
-            assert!(len <= 4096 + 1001, "{n}: {len} bytes");
+            use std::os::unix::fs::PermissionsExt;
+            let meta = std::fs::metadata(dir.path().join("logs").join(n)).expect("meta");
+            assert!(meta.len() <= 4096 + 1001, "{n}: {} bytes", meta.len());
+            assert_eq!(meta.permissions().mode() & 0o777, 0o600, "{n} is the owner's only");
         }
+    }
+
+    #[test]
+    fn a_log_file_made_by_someone_else_first_is_made_the_owners_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("glasscast.log");
+        std::fs::write(&path, b"older lines\n").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let cfg = LogConfig { file: Some(path.clone()), ..LogConfig::default() };
+        rotating_file(&cfg).expect("opens").expect("configured");
+        let mode = std::fs::metadata(&path).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&path).expect("read"), b"older lines\n", "appended to, not truncated");
     }
 
     /// The query docs/operations.md gives (`jq 'select(.span.session == ID)'`) finds a line logged, as the

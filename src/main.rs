@@ -199,6 +199,9 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::CheckConfig => {
             println!("{cfg:#?}");
+            for w in cfg.warnings() {
+                eprintln!("glasscast: warning: {w}");
+            }
             Ok(())
         }
         Command::Serve => {

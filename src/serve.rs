@@ -118,6 +118,9 @@ impl Server {
             Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
         }
         let (auth, admin_token) = Auth::load(&cfg.auth, &cfg.server.state_dir).context("loading access control")?;
+        for w in cfg.warnings() {
+            tracing::warn!("{w}");
+        }
         if !auth.required() {
             tracing::warn!("auth.mode = \"disabled\": anyone who can reach this server can watch every stream");
         }

@@ -25,6 +25,23 @@ pub fn write_atomic(path: &Path, data: &[u8], mode: u32) -> anyhow::Result<()> {
 }
 
 /// Creates `dir` (and its parents) if missing; `dir` itself is made 0700.
+/// Options that open `path` for appending and make it, if it is not there, readable by its owner only
+/// (0600; an existing file keeps its mode).
+pub fn private_append() -> std::fs::OpenOptions {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true).create(true).append(true).mode(0o600);
+    o
+}
+
+/// Makes `path` an empty file readable by its owner only (0600), or makes an existing one so, for a writer
+/// (a GStreamer filesink) that would create it by the umask (0644).
+pub fn private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    private_append().open(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+}
+
 pub fn private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -218,7 +218,8 @@ impl Auth {
                 (t.trim().to_owned(), AdminTokenSource::Generated(path))
             }
         };
-        anyhow::ensure!(admin.len() >= 16, "the admin token must be at least 16 characters");
+        let min = crate::config::MIN_ADMIN_TOKEN;
+        anyhow::ensure!(admin.len() >= min, "the admin token must be at least {min} characters");
         let keys = store::Keys::load_or_create(&dir)?;
         let mut ledger = store::Ledger::load(&dir)?;
         ledger.prune(now_s());
@@ -301,6 +302,11 @@ impl Auth {
             return Ok(());
         }
         self.verify_token(token).and(Err(AuthError::NotAdmin))
+    }
+
+    /// Whether `header` carries the admin token (constant time).
+    pub fn is_admin_header(&self, header: Option<&str>) -> bool {
+        Self::bearer(header).is_ok_and(|t| self.is_admin(t))
     }
 
     /// Whether the admin API is open to anyone (`auth.open_admin_api`).

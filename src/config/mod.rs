@@ -16,7 +16,7 @@ mod record;
 mod stream;
 mod webrtc;
 
-pub use auth::{AuthConfig, AuthMode};
+pub use auth::{AuthConfig, AuthMode, MIN_ADMIN_TOKEN, Networks};
 pub use limits::ConnLimits;
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use record::RecordConfig;
@@ -205,6 +205,11 @@ impl Config {
         self.server.listen
     }
 
+    /// What a valid configuration allows but should be said at start, by `check-config` and by `doctor`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.metrics.warning().into_iter().collect()
+    }
+
     /// This configuration with every recorded stream's `record.dir` filled in (`state_dir/recordings/NAME`
     /// where it is not set).
     pub fn with_record_dirs(&self) -> Config {
@@ -251,6 +256,7 @@ impl Config {
                 ));
             }
         }
+        self.auth.validate()?;
         self.webrtc.validate()?;
         self.log.validate()?;
         self.metrics.validate()?;

@@ -75,6 +75,10 @@ pub struct MetricsConfig {
     /// token (then keep `listen` on localhost or a trusted network).
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// Serve the metrics without a token on an address beyond loopback (anyone who reaches it reads the
+    /// streams' names, viewer counts, addresses' counts and the host's numbers). Off (default): such a
+    /// configuration is refused; on: allowed, with a warning at start, in `check-config` and in `doctor`.
+    pub allow_public: bool,
 }
 
 /// `check-config` prints the configuration: never the token.
@@ -85,6 +89,7 @@ impl std::fmt::Debug for MetricsConfig {
             .field("listen", &self.listen)
             .field("token", &self.token.as_ref().map(|_| "(hidden)"))
             .field("token_file", &self.token_file)
+            .field("allow_public", &self.allow_public)
             .finish()
     }
 }
@@ -96,6 +101,7 @@ impl Default for MetricsConfig {
             listen: SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, 9464)),
             token: None,
             token_file: None,
+            allow_public: false,
         }
     }
 }
@@ -121,6 +127,32 @@ impl MetricsConfig {
         if self.token.as_ref().is_some_and(|t| t.len() < 16) {
             return Err(invalid("metrics.token", "(hidden)", "at least 16 characters"));
         }
+        if self.public_without_token() && !self.allow_public {
+            return Err(invalid(
+                "metrics.listen",
+                self.listen,
+                "a loopback address, or set metrics.token (or token_file) before listening beyond it; \
+                 metrics.allow_public = true serves them to anyone who reaches it",
+            ));
+        }
         Ok(())
+    }
+
+    /// The metrics are served without a token beyond loopback (allowed only with `allow_public`).
+    pub fn public_without_token(&self) -> bool {
+        self.enabled
+            && !self.listen.ip().to_canonical().is_loopback()
+            && self.token.is_none()
+            && self.token_file.is_none()
+    }
+
+    /// What to warn about at start, in `check-config` and in `doctor`.
+    pub fn warning(&self) -> Option<String> {
+        self.public_without_token().then(|| {
+            format!(
+                "metrics.allow_public = true: GET /metrics on {} answers anyone who reaches it, without a token",
+                self.listen
+            )
+        })
     }
 }

@@ -216,7 +216,7 @@ async fn end_session(
 ) -> Result<StatusCode, ApiError> {
     admin(&st, &caller).await?;
     let id = SessionId::parse(&id).ok_or(SessionError::UnknownSession)?;
-    st.sessions.delete(id, Grant::Admin).await?;
+    st.sessions.delete(id, None, Grant::Admin).await?;
     tracing::info!(session = %id, "session ended by the admin");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,11 +265,42 @@ struct IssuedToken {
     watch_path: String,
 }
 
+#[cfg(test)]
+#[test]
+fn labels_refuse_controls_and_bidi_overrides_and_take_the_rest() {
+    for ok in ["desk", "Büro – Bildschirm 2", "表示", "a label with emoji 🖥"] {
+        assert_eq!(label_problem(ok), None, "{ok}");
+    }
+    for bad in
+        ["tab\there", "new\nline", "nul\0", "del\u{7f}", "c1\u{85}", "evil\u{202e}txt.exe", "iso\u{2066}x", "m\u{200f}"]
+    {
+        let why = label_problem(bad).unwrap_or_else(|| panic!("{bad:?} taken"));
+        assert!(why.contains("U+"), "{why}");
+    }
+    assert!(label_problem(&"x".repeat(101)).is_some_and(|w| w.contains("100")));
+}
+
 fn bad_request(kind: &'static str, detail: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, kind, detail)
 }
 
 /// The streams a token is to be issued for: `*`, or a configured stream (422 naming what is wrong).
+/// What is wrong with a token's label, if anything: over 100 characters, or a character that would change
+/// how the console, the CLI's table or a log line reads (C0 and C1 controls, DEL, and the bidirectional
+/// embeddings, overrides, isolates and marks).
+fn label_problem(label: &str) -> Option<String> {
+    if label.chars().count() > 100 {
+        return Some("label is limited to 100 characters".into());
+    }
+    let bidi =
+        |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let (at, c) = label.chars().enumerate().find(|(_, c)| c.is_control() || bidi(*c))?;
+    Some(format!(
+        "label has U+{:04X} at character {at}: control and bidirectional-override characters are refused",
+        c as u32
+    ))
+}
+
 async fn issue_scope(st: &AppState, asked: &str) -> Result<StreamScope, ApiError> {
     let unknown = || {
         let detail = format!("no stream named `{asked}` (give a configured stream, or `*`)");
@@ -308,8 +339,8 @@ async fn issue_token(
     if !(60..=MAX_TTL_S).contains(&ttl_s) {
         return Err(bad_request("bad-ttl", format!("ttl_s must be 60 to {MAX_TTL_S} seconds, got {ttl_s}")));
     }
-    if body.label.as_ref().is_some_and(|l| l.chars().count() > 100) {
-        return Err(bad_request("bad-label", "label is limited to 100 characters"));
+    if let Some(why) = body.label.as_deref().and_then(label_problem) {
+        return Err(bad_request("bad-label", why));
     }
     if body.max_sessions == Some(0) {
         return Err(bad_request("bad-max-sessions", "max_sessions must be at least 1 (or left out)"));

@@ -50,6 +50,8 @@ pub struct AppState {
     pub turn_ttl_s: u64,
     pub tls: bool,
     pub limiter: Arc<limit::FailureLimiter>,
+    /// Where the admin token is taken even from an address the limiter refuses (`auth.admin_trusted`).
+    pub admin_trusted: Arc<crate::config::Networks>,
     /// `/readyz` shows per-stream detail without the admin token.
     pub public_readyz: bool,
     /// A request (body included) that takes longer gets 408.
@@ -71,6 +73,7 @@ impl AppState {
             turn_ttl_s: cfg.webrtc.turn_credential_ttl_s,
             tls: !cfg.server.plain_http,
             limiter: Arc::new(limit::FailureLimiter::new(cfg.auth.failures_burst, cfg.auth.failures_per_minute)),
+            admin_trusted: Arc::new(cfg.auth.admin_trusted()),
             public_readyz: cfg.server.public_readyz,
             request_timeout: Duration::from_secs(cfg.server.request_timeout_s.into()),
             push_allow: Arc::new(cfg.auth.push_allow.iter().filter_map(|o| origin_of(o)).collect()),
@@ -139,7 +142,9 @@ impl Caller {
     ) -> Result<T, ApiError> {
         let ip = self.addr.map(|a| a.ip());
         let (method, route) = (&self.method, self.route.as_str());
-        if let Some(wait) = st.limiter.blocked(ip, Instant::now()) {
+        if let Some(wait) = st.limiter.blocked(ip, Instant::now())
+            && !(st.admin_trusted.contains(ip) && st.auth.is_admin_header(self.authorization.as_deref()))
+        {
             crate::telemetry::auth_failure("rate-limited");
             tracing::info!(%method, route, client = ?ip, "refused: too many failed tokens from this address");
             return Err(ApiError::new(

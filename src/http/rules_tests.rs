@@ -158,3 +158,20 @@ async fn a_signed_links_query_is_never_logged_even_at_trace_level() {
     assert!(logged.contains("/api/v1/streams/main/recordings/20261207T120000Z.mp4"), "the path is logged: {logged}");
     assert!(!logged.contains("THE-SIGNATURE") && !logged.contains("exp="), "the query is not: {logged}");
 }
+
+#[tokio::test]
+async fn a_label_with_a_control_or_bidi_override_character_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let app = app(true, dir.path());
+    let issue = |label: &str| {
+        let body = serde_json::json!({"stream": "*", "label": label}).to_string();
+        let mut r = request(Method::POST, "/api/v1/tokens", Some("application/json"), body);
+        r.headers_mut().insert(header::AUTHORIZATION, format!("Bearer {ADMIN}").parse().expect("a header"));
+        r
+    };
+    for label in ["invoice\u{202e}fdp.exe", "two\nlines", "bell\u{7}"] {
+        problem(&app, issue(label), StatusCode::BAD_REQUEST, "U+").await;
+    }
+    let resp = app.clone().oneshot(issue("Büro – Bildschirm 2")).await.expect("infallible");
+    assert_eq!(resp.status(), StatusCode::CREATED, "a label in any script is taken");
+}

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use super::{ApiError, AppState, Caller, read_body};
 use crate::config::IceServer;
 use crate::ids::SessionId;
-use crate::session::{Created, Patched, SessionError};
+use crate::session::{Created, Patched, Role, SessionError};
 
 pub const SDP: &str = "application/sdp";
 pub const SDPFRAG: &str = "application/trickle-ice-sdpfrag";
@@ -133,11 +133,23 @@ pub fn created_response(created: Created, sessions: &str, links: &[String], patc
         (status = 400), (status = 401), (status = 403), (status = 404), (status = 412), (status = 415),
         (status = 428)))]
 pub async fn patch(
+    st: State<AppState>,
+    id: Path<String>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    patch_session(st, id, caller, headers, body, Role::Viewer).await
+}
+
+/// PATCH on a `role` session's resource (WHEP: a viewer's, WHIP: a publisher's; the other's id is 404).
+pub async fn patch_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    role: Role,
 ) -> Result<Response, ApiError> {
     let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
     let id = session_id(&id)?;
@@ -149,7 +161,7 @@ pub async fn patch(
         .transpose()
         .map_err(|_| SessionError::PreconditionFailed)?;
     let turn_until = turn_expiry(&grant, crate::auth::now_s(), st.turn_ttl_s);
-    match st.sessions.patch(id, grant, if_match, frag).await? {
+    match st.sessions.patch(id, role, grant, if_match, frag).await? {
         Patched::Trickled => Ok(StatusCode::NO_CONTENT.into_response()),
         Patched::Restarted { etag, frag } => {
             let mut resp = (StatusCode::OK, [(header::CONTENT_TYPE, SDPFRAG)], frag).into_response();
@@ -169,13 +181,19 @@ pub async fn patch(
 #[utoipa::path(delete, path = "/whep/sessions/{id}", security(("bearer" = [])),
     params(("id" = String, Path, description = "the session's id")),
     responses((status = 200), (status = 401), (status = 403), (status = 404)))]
-pub async fn delete(
+pub async fn delete(st: State<AppState>, id: Path<String>, caller: Caller) -> Result<StatusCode, ApiError> {
+    delete_session(st, id, caller, Role::Viewer).await
+}
+
+/// DELETE on a `role` session's resource (WHEP: a viewer's, WHIP: a publisher's; the other's id is 404).
+pub async fn delete_session(
     State(st): State<AppState>,
     Path(id): Path<String>,
     caller: Caller,
+    role: Role,
 ) -> Result<StatusCode, ApiError> {
     let grant = caller.check(&st, |h| st.auth.authenticate(h)).await?;
-    st.sessions.delete(session_id(&id)?, grant).await?;
+    st.sessions.delete(session_id(&id)?, Some(role), grant).await?;
     Ok(StatusCode::OK)
 }
 

@@ -11,6 +11,7 @@ use axum::response::Response;
 
 use super::whep::{SDP, body_text, created_response, ice_links, require_content_type};
 use super::{ApiError, AppState, Caller};
+use crate::session::Role;
 
 /// `POST /whip/{stream}`: the publisher's offer in, 201 + answer out.
 #[utoipa::path(post, path = "/whip/{stream}", security(("bearer" = [])),
@@ -50,7 +51,7 @@ pub async fn patch(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    super::whep::patch(st, id, caller, headers, body).await
+    super::whep::patch_session(st, id, caller, headers, body, Role::Publisher).await
 }
 
 /// `DELETE /whip/sessions/{id}`: the publisher stops; viewers stay and wait for the next one.
@@ -58,7 +59,7 @@ pub async fn patch(
     params(("id" = String, Path, description = "the publisher session's id")),
     responses((status = 200), (status = 401), (status = 403), (status = 404)))]
 pub async fn delete(st: State<AppState>, id: Path<String>, caller: Caller) -> Result<StatusCode, ApiError> {
-    super::whep::delete(st, id, caller).await
+    super::whep::delete_session(st, id, caller, Role::Publisher).await
 }
 
 /// `OPTIONS` on the endpoint and on a session: the same answers as WHEP's.

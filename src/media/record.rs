@@ -230,6 +230,11 @@ fn place(
     }
     let now = SystemTime::now();
     let path = crate::recordings::next_path(&shared.dir, now);
+    // Made 0600 before the filesink opens it (it would make it 0644 by the umask): a recording is the
+    // user's screen. Should this fail, the filesink's own error says why.
+    if let Err(e) = crate::state::private_file(&path) {
+        tracing::debug!(path = %path.display(), error = %e, "could not make the recording file 0600 first");
+    }
     sink.set_property("location", path.to_string_lossy().as_ref());
     sink.set_locked_state(false);
     if sink.sync_state_with_parent().is_err() {

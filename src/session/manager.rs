@@ -227,9 +227,11 @@ impl Manager {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Post(post) => self.post(post),
-            Command::Patch { id, grant, if_match, frag, reply } => self.patch(id, grant, if_match, frag, reply),
-            Command::Delete { id, grant, reply } => {
-                let _ = reply.send(self.delete(id, &grant));
+            Command::Patch { id, role, grant, if_match, frag, reply } => {
+                self.patch(id, role, grant, if_match, frag, reply);
+            }
+            Command::Delete { id, role, grant, reply } => {
+                let _ = reply.send(self.delete(id, role, &grant));
             }
             Command::Streams { reply } => {
                 let _ = reply.send(self.stream_infos());
@@ -268,8 +270,9 @@ impl Manager {
     }
 
     /// DELETE on a session resource: only its own token, or the admin (ending someone else's: a kick).
-    fn delete(&mut self, id: SessionId, grant: &Grant) -> Result<(), SessionError> {
-        let s = self.sessions.get(&id).ok_or(SessionError::UnknownSession)?;
+    fn delete(&mut self, id: SessionId, role: Option<Role>, grant: &Grant) -> Result<(), SessionError> {
+        let of_role = |s: &&Session| role.is_none_or(|r| s.role == r);
+        let s = self.sessions.get(&id).filter(of_role).ok_or(SessionError::UnknownSession)?;
         if !s.allows(grant) {
             return Err(SessionError::NotYourSession);
         }

@@ -268,6 +268,7 @@ pub(crate) enum Command {
     Post(Post),
     Patch {
         id: SessionId,
+        role: Role,
         grant: Grant,
         if_match: Option<String>,
         frag: String,
@@ -275,6 +276,7 @@ pub(crate) enum Command {
     },
     Delete {
         id: SessionId,
+        role: Option<Role>,
         grant: Grant,
         reply: oneshot::Sender<Result<(), SessionError>>,
     },
@@ -387,21 +389,25 @@ impl Sessions {
     }
 
     /// A WHEP PATCH: adds trickled candidates, or restarts ICE when the fragment carries new credentials.
+    /// Trickles to, or restarts ICE on, session `id`, which must be a `role` session (a WHIP session URL
+    /// does not reach a viewer's session, nor a WHEP one a publisher's: 404).
     pub async fn patch(
         &self,
         id: SessionId,
+        role: Role,
         grant: Grant,
         if_match: Option<String>,
         frag: String,
     ) -> Result<Patched, SessionError> {
-        self.ask(|reply| Command::Patch { id, grant, if_match, frag, reply })
+        self.ask(|reply| Command::Patch { id, role, grant, if_match, frag, reply })
             .await
             .unwrap_or(Err(SessionError::ShuttingDown))
     }
 
-    /// Ends a session now (only its own token, or the admin, may).
-    pub async fn delete(&self, id: SessionId, grant: Grant) -> Result<(), SessionError> {
-        self.ask(|reply| Command::Delete { id, grant, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
+    /// Ends a session now (only its own token, or the admin, may); `role`: only a session of that role
+    /// (the WHEP and WHIP session URLs), `None`: any (the admin API).
+    pub async fn delete(&self, id: SessionId, role: Option<Role>, grant: Grant) -> Result<(), SessionError> {
+        self.ask(|reply| Command::Delete { id, role, grant, reply }).await.unwrap_or(Err(SessionError::ShuttingDown))
     }
 
     pub async fn streams(&self) -> Vec<StreamInfo> {

@@ -30,6 +30,8 @@ async fn an_address_that_keeps_sending_bad_tokens_is_refused_for_a_while() {
     let srv = start_auth_with(Transport::default(), |c| {
         c.auth.failures_burst = 3;
         c.auth.failures_per_minute = 1;
+        // This client (loopback) is not trusted for the admin token here: below, the default.
+        c.auth.admin_trusted.clear();
     })
     .await;
     // No token at all is not guessing: it never counts.
@@ -51,6 +53,27 @@ async fn an_address_that_keeps_sending_bad_tokens_is_refused_for_a_while() {
     assert_eq!(srv.post_offer_with("main", &offer, Some(ADMIN)).await.status(), 429, "WHEP too");
     // What needs no token still works.
     assert_eq!(get(&srv, "/healthz", None).await.status(), 200);
+    srv.shutdown().await;
+}
+
+/// `auth.admin_trusted` (loopback by default): a script on the server's own machine that keeps sending a
+/// stale token uses up the address's allowance, and the admin on that machine still gets in with the admin
+/// token; any other token from there is refused as from anywhere.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_admin_is_not_locked_out_of_its_own_machine_by_bad_tokens_from_it() {
+    let srv = start_auth_with(Transport::default(), |c| {
+        c.auth.failures_burst = 3;
+        c.auth.failures_per_minute = 1;
+    })
+    .await;
+    for _ in 0..3 {
+        assert_eq!(get(&srv, "/api/v1/streams", Some("wrong-token-0123456789")).await.status(), 401);
+    }
+    assert_eq!(get(&srv, "/api/v1/streams", Some("wrong-token-0123456789")).await.status(), 429);
+    assert_eq!(get(&srv, "/api/v1/streams", Some(ADMIN)).await.status(), 200, "the admin token from loopback");
+    let viewer = issue(&srv, serde_json::json!({"stream": "main"})).await;
+    let token = viewer["token"].as_str().expect("token");
+    assert_eq!(get(&srv, "/streams", Some(token)).await.status(), 429, "other tokens from here are limited");
     srv.shutdown().await;
 }
 

@@ -87,3 +87,33 @@ fn sources_lists_encoders_with_their_probe_results_and_the_display() {
         assert!(text.contains(section), "{section}: {text}");
     }
 }
+
+/// `check-config` refuses what `serve` refuses (issue 34): an admin token under 16 characters, and metrics
+/// on an address beyond loopback with no token unless `metrics.allow_public`; with it, `check-config`,
+/// `doctor` and the log at start warn.
+#[test]
+fn check_config_refuses_what_serve_refuses_and_public_metrics_are_warned_about() {
+    let stream = "[[streams]]\nname = \"main\"\nwidth = 160\nheight = 120\n";
+    let short = format!("[auth]\nadmin_token = \"only-15-chars!!\"\n{stream}");
+    for command in ["check-config", "serve"] {
+        let (code, text) = glasscast(&short, &[command], &[]);
+        assert_eq!(code, 2, "{command}: {text}");
+        assert!(text.contains("auth.admin_token") && text.contains("16") && !text.contains("only-15"), "{text}");
+    }
+    let public = format!("[metrics]\nlisten = \"0.0.0.0:0\"\n{stream}");
+    for command in ["check-config", "serve", "doctor"] {
+        let (code, text) = glasscast(&public, &[command], &[]);
+        assert_eq!(code, 2, "{command}: {text}");
+        assert!(text.contains("metrics.listen") && text.contains("metrics.allow_public"), "{text}");
+    }
+    let allowed = format!("[metrics]\nlisten = \"0.0.0.0:0\"\nallow_public = true\n{stream}");
+    let (code, text) = glasscast(&allowed, &["check-config"], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("warning: metrics.allow_public = true"), "{text}");
+    let (_, text) = glasscast(&allowed, &["doctor"], &[]);
+    assert!(text.contains("warn  configuration: metrics.allow_public = true"), "{text}");
+    let with_token = format!("[metrics]\nlisten = \"0.0.0.0:0\"\ntoken = \"a-metrics-token-0123\"\n{stream}");
+    let (code, text) = glasscast(&with_token, &["check-config"], &[]);
+    assert_eq!(code, 0, "{text}");
+    assert!(!text.contains("warning"), "a token needs no warning: {text}");
+}

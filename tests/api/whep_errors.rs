@@ -119,6 +119,12 @@ async fn every_error_case_gets_its_status_while_another_viewer_keeps_playing() {
     let r = srv.patch_frag(&loc, Some(&etag), &frag).await;
     assert_eq!(r.status(), 204);
 
+    // The WHIP session URL does not reach a viewer's session: 404 for its DELETE and PATCH, and it plays on.
+    let as_whip = loc.replace("/whep/sessions/", "/whip/sessions/");
+    assert_ne!(as_whip, loc);
+    problem(srv.http.delete(&as_whip).send().await.expect("req"), 404, "session").await;
+    problem(srv.patch_frag(&as_whip, Some(&etag), &frag).await, 404, "session").await;
+
     assert!(watcher.gets_frames(30, 20).await, "the watching viewer stalled during the error cases");
     srv.shutdown().await;
 }

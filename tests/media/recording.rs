@@ -100,6 +100,9 @@ async fn a_recorded_stream_leaves_segmented_mp4_files_with_both_tracks_that_star
         );
         let (codecs, duration, keyframe_first) = probe(f);
         assert_eq!(codecs, ["h264", "opus"], "{name}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f).expect("meta").permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{name}: a recording is its owner's only");
         let (discovered, gst_duration) = discover(f);
         assert_eq!(discovered, ["audio", "video"], "{name}: GStreamer's discoverer finds both tracks");
         assert!((gst_duration - duration).abs() < 0.2, "{name}: discoverer {gst_duration} s, ffprobe {duration} s");

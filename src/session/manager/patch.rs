@@ -11,7 +11,7 @@ use crate::auth::Grant;
 use crate::ids::SessionId;
 use crate::media::{MediaError, Peer};
 use crate::sdpfrag::SdpFrag;
-use crate::session::{Patched, SessionError};
+use crate::session::{Patched, Role, SessionError};
 
 /// With `GLASSCAST_TEST_FAULT=slow-ice-restart` an ICE restart takes this long (a slow agent).
 const SLOW_RESTART: Duration = Duration::from_secs(5);
@@ -20,13 +20,14 @@ impl Manager {
     pub(super) fn patch(
         &mut self,
         id: SessionId,
+        role: Role,
         grant: Grant,
         if_match: Option<String>,
         body: String,
         reply: oneshot::Sender<Result<Patched, SessionError>>,
     ) {
         let done = self.done_tx.clone();
-        let Some(s) = self.sessions.get_mut(&id) else {
+        let Some(s) = self.sessions.get_mut(&id).filter(|s| s.role == role) else {
             let _ = reply.send(Err(SessionError::UnknownSession));
             return;
         };
