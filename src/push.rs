@@ -140,7 +140,8 @@ pub fn scrub(text: &str, url: &str) -> String {
     while let Some(at) = find_url(rest) {
         out.push_str(&rest[..at]);
         let tail = &rest[at..];
-        let end = tail.find(|c: char| c.is_whitespace() || "\"'<>()[]{},".contains(c)).unwrap_or(tail.len());
+        // Brackets stay in: an IPv6 literal host is written `[2001:db8::1]`.
+        let end = tail.find(|c: char| c.is_whitespace() || "\"'<>(){},".contains(c)).unwrap_or(tail.len());
         let found = tail[..end].trim_end_matches(['.', ':', ';']);
         match reqwest::Url::parse(found) {
             Ok(u) if u.host_str().is_some_and(|h| !h.is_empty()) => out.push_str(&redacted(found)),
@@ -151,9 +152,14 @@ pub fn scrub(text: &str, url: &str) -> String {
     }
     out.push_str(rest);
     let Ok(u) = reqwest::Url::parse(url) else { return out };
-    let path = u.path();
-    let secrets = [u.query().map(str::to_owned), (path.len() >= 6).then(|| path.to_owned())];
-    for secret in secrets.into_iter().flatten() {
+    // The path as written and as parsed (percent-encoded), the query, and the userinfo.
+    let written = url.split_once("://").and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..])).unwrap_or_default();
+    let written = written.split(['?', '#']).next().unwrap_or_default();
+    let long = |s: &str| (s.len() >= 6).then(|| s.to_owned());
+    let decoded = percent_encoding::percent_decode_str(u.path()).decode_utf8_lossy().into_owned();
+    let secrets =
+        [long(u.path()), long(written), long(&decoded), u.query().map(str::to_owned), u.password().map(str::to_owned)];
+    for secret in secrets.into_iter().flatten().filter(|s| !s.is_empty()) {
         out = out.replace(&secret, "...");
     }
     out
@@ -208,6 +214,7 @@ mod tests {
             "Unexpected response: 404 - no such resource /whip/S3CRET-PATH",
             "redirected to https://other.example/resource/S3CRET-2, then: 401 key=S3CRET-KEY",
             "janus: wss://sfu.example/janus/S3CRET-PATH: closed",
+            "to https://[2001:db8::1]:8443/S3CRET-V6 refused",
         ];
         for text in texts {
             let shown = scrub(text, url);
@@ -219,6 +226,11 @@ mod tests {
         );
         assert_eq!(scrub("no URL here: a://", url), "no URL here: a://");
         assert_eq!(scrub("connection refused", url), "connection refused");
+        let odd = "https://user:S3CRET-PW@live.example/wh%49p/S3CRET%20PATH";
+        for text in ["auth for user:S3CRET-PW failed", "no /whIp/S3CRET PATH", "POST /wh%49p/S3CRET%20PATH: 404"] {
+            let shown = scrub(text, odd);
+            assert!(!shown.contains("S3CRET"), "{text} -> {shown}");
+        }
         assert!(!err("janus+ws://h:8188/s3cret").to_string().contains("s3cret"));
         assert!(!err("gopher://h/s3cret").to_string().contains("s3cret"));
     }

@@ -23,19 +23,8 @@ pub struct FailureLimiter {
     buckets: Mutex<HashMap<IpAddr, Bucket>>,
 }
 
-/// The address a client is counted under.
-pub(crate) fn client_key(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        v4 => v4,
-    }
-}
+/// The address a client is counted under (an IPv6 client by its /64).
+pub(crate) use crate::net::client_key;
 
 impl FailureLimiter {
     /// `burst` failures at once, refilling at `per_minute`; `burst == 0` turns the limit off.
