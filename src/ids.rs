@@ -142,6 +142,24 @@ impl ETag {
     }
 }
 
+/// What a session is: a WHEP viewer or a WHIP publisher.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    #[default]
+    Viewer,
+    Publisher,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Viewer => "viewer",
+            Self::Publisher => "publisher",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

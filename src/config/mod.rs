@@ -21,7 +21,8 @@ pub use limits::ConnLimits;
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use record::RecordConfig;
 pub use stream::{
-    AudioSource, Encoder, EncoderPref, EncodingConfig, PortalCursor, PushConfig, StreamConfig, VideoCodec, VideoSource,
+    AudioSource, Encoder, EncoderPref, EncodingConfig, MIN_PROBE_WIDTH, PortalCursor, PushConfig, StreamConfig,
+    VideoCodec, VideoSource,
 };
 pub use webrtc::{Advertised, IceServer, LocalCandidates, Transport, TurnUrl, WebrtcConfig};
 

@@ -7,6 +7,9 @@ use serde::{Deserialize, Deserializer};
 use super::{ConfigError, invalid};
 use crate::ids::StreamName;
 
+/// The narrowest stream the latency probe (`latency_probe`) can be drawn in: its 64 cells of 4 pixels.
+pub const MIN_PROBE_WIDTH: u32 = 256;
+
 /// Where a stream's picture comes from: `source = "test"` (a name), or a table with `kind` and options.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
@@ -432,7 +435,7 @@ impl StreamConfig {
         if ![10, 20].contains(&st.audio_frame_ms) {
             return Err(invalid(k("audio_frame_ms"), st.audio_frame_ms, "10 or 20"));
         }
-        if st.latency_probe && st.width < crate::media::probe::MIN_WIDTH {
+        if st.latency_probe && st.width < MIN_PROBE_WIDTH {
             return Err(invalid(k("width"), st.width, "at least 256 with latency_probe = true"));
         }
         if !(100..=100_000).contains(&st.bitrate_kbps) {

@@ -44,7 +44,7 @@ async fn metrics(State(st): State<Scrape>, headers: HeaderMap) -> Result<Respons
             return Err(e.into());
         }
     }
-    let body = crate::telemetry::scrape(&st.sessions, &st.state_dir).await;
+    let body = crate::session::scrape(&st.sessions, &st.state_dir).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response())
 }
 

@@ -152,9 +152,18 @@ async fn a_signed_links_query_is_never_logged_even_at_trace_level() {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let uri = "/api/v1/streams/main/recordings/20261207T120000Z.mp4?exp=1799999999&sig=THE-SIGNATURE";
-    let resp = app.oneshot(request(Method::GET, uri, None, "")).await.expect("infallible");
-    assert!(resp.status().is_client_error(), "{}", resp.status());
-    let logged = String::from_utf8(out.0.lock().expect("capture lock").clone()).expect("utf-8");
+    let logged = || String::from_utf8(out.0.lock().expect("capture lock").clone()).expect("utf-8");
+    // Another test thread setting its own subscriber can leave the span's callsite disabled for a moment
+    // (tracing caches interest per callsite): ask again until the span is there.
+    for _ in 0..20 {
+        tracing::callsite::rebuild_interest_cache();
+        let resp = app.clone().oneshot(request(Method::GET, uri, None, "")).await.expect("infallible");
+        assert!(resp.status().is_client_error(), "{}", resp.status());
+        if logged().contains("request{") {
+            break;
+        }
+    }
+    let logged = logged();
     assert!(logged.contains("/api/v1/streams/main/recordings/20261207T120000Z.mp4"), "the path is logged: {logged}");
     assert!(!logged.contains("THE-SIGNATURE") && !logged.contains("exp="), "the query is not: {logged}");
 }

@@ -26,8 +26,10 @@ const FIRST_CHECK_CELL: u32 = FIRST_TIME_CELL + TIME_BITS;
 const FIRST_TAIL_CELL: u32 = FIRST_CHECK_CELL + 8;
 const WHITE: u8 = 235;
 const BLACK: u8 = 16;
-/// The narrowest frame the probe supports (cells of 4 pixels).
-pub const MIN_WIDTH: u32 = CELLS * 4;
+/// The narrowest frame the probe supports (cells of 4 pixels): the configuration's check
+/// (`config::MIN_PROBE_WIDTH`, which config holds so that it needs nothing from media).
+pub const MIN_WIDTH: u32 = crate::config::MIN_PROBE_WIDTH;
+const _: () = assert!(MIN_WIDTH == CELLS * 4, "the probe's cells are 4 pixels wide at the narrowest");
 
 /// Cell size in pixels (square) for a frame width.
 pub fn cell_size(width: u32) -> u32 {

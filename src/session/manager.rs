@@ -84,7 +84,7 @@ pub fn record_settings(cfg: &StreamConfig) -> crate::media::recorder::RecordSett
 /// Reads an ended session's last transport stats into telemetry's totals (so a session shorter than one
 /// scrape is counted too), then tears its peer down. May block: call it off the manager task.
 fn finish(s: &Session) {
-    telemetry::session_final(s.role, s.stream.as_str(), &s.peer.stats());
+    super::session_final(s.role, s.stream.as_str(), &s.peer.stats());
     s.peer.remove();
 }
 

@@ -5,6 +5,7 @@
 //! media work: negotiation runs in spawned tasks that report back to it.
 
 mod manager;
+mod scrape;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
 pub use manager::{spawn, start_pushes};
+pub use scrape::{scrape, session_final};
 
 use crate::auth::Grant;
 use crate::ids::{ETag, SessionId, StreamName};
@@ -116,23 +118,7 @@ pub struct StreamInfo {
     pub source: String,
 }
 
-/// What a session is: a WHEP viewer or a WHIP publisher.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    #[default]
-    Viewer,
-    Publisher,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Viewer => "viewer",
-            Self::Publisher => "publisher",
-        }
-    }
-}
+pub use crate::ids::Role;
 
 /// A live session, as the admin API lists it (no token, only its id and label).
 #[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]

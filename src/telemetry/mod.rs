@@ -1,12 +1,11 @@
 //! Prometheus metrics: the recorder, every metric's name and meaning, and the functions that record them.
 //! Events are recorded where they happen (the session manager, the HTTP layer, the encoder's pads); what is
-//! a state (stream health, viewers' RTCP reports) is sampled at each scrape ([`scrape`]).
+//! a state (stream health, viewers' RTCP reports) is sampled at each scrape (`session::scrape`). A leaf: it
+//! imports no session or media (the layer rules, src/layers.rs).
 //!
 //! Conventions: a `glasscast_` prefix, base units (seconds, bytes, bits per second), `_total` counters, and
 //! only bounded label values (stream names from the configuration, route templates, fixed reason lists;
 //! never a session id, a token or an address). Process metrics (`process_*`) come from `metrics-process`.
-
-mod scrape;
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,8 +14,7 @@ use std::time::Duration;
 use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
-use crate::session::Role;
-pub use scrape::{scrape, session_final};
+use crate::ids::Role;
 
 /// Histogram buckets for every `_seconds` histogram: 1 ms to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];

@@ -1,17 +1,19 @@
 //! What is sampled at each scrape: every stream's health and every session's transport stats, turned into
-//! gauges and counters, then the recorder's text.
+//! gauges and counters, then the recorder's text. It reads the sessions and the media's stats, so it lives
+//! here in the session layer; `telemetry` (the recorder and the metrics' names) is a leaf below it.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use metrics::{counter, gauge};
 
+use crate::ids::Role;
 use crate::media::{StreamHealth, StreamState};
-use crate::session::{Role, SessionInfo, Sessions};
+use crate::session::{SessionInfo, Sessions};
 
 /// Samples the streams and sessions and renders every metric in the Prometheus text format.
 pub async fn scrape(sessions: &Sessions, state_dir: &std::path::Path) -> String {
-    let handle = super::install();
+    let handle = crate::telemetry::install();
     let streams = sessions.stream_healths().await;
     let list = sessions.sessions().await;
     for (name, health) in &streams {
