@@ -1,6 +1,7 @@
 //! The `glasscast` binary: command line, logging, and `serve`.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+#![deny(unsafe_code)]
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

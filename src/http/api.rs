@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use super::{ApiError, AppState, Caller, read_body, read_json, whep};
+use super::{ApiError, AppState, Caller, admin, read_body, read_json, whep};
 use crate::auth::Grant;
 use crate::auth::{IssueRequest, Issued, KeyInfo, Retired, TokenKind};
 use crate::ids::SessionId;
@@ -99,10 +99,6 @@ pub fn router() -> Router<AppState> {
         .route("/keys/{kid}", delete(retire_key))
         .merge(super::console::router())
         .merge(super::recordings::router())
-}
-
-pub(super) async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    caller.check(st, |h| st.auth.authorize_admin(h)).await
 }
 
 /// Streams with their state and viewer counts.

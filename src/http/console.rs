@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::api::admin;
+use super::admin;
 use super::{ApiError, AppState, Caller, read_json};
 use crate::logging::ring::{self, LogEntry};
 use crate::oncall::{self, Condition, HostSample};

@@ -235,6 +235,11 @@ pub fn router(state: AppState, cors_origins: &[String]) -> Router {
         .with_state(state)
 }
 
+/// The admin API's guard: the admin token only (`auth.open_admin_api` aside), refused tokens counted.
+pub(crate) async fn admin(st: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    caller.check(st, |h| st.auth.authorize_admin(h)).await
+}
+
 /// The span every request is traced in: its method and path, never its query (a recording link's `exp` and
 /// `sig` are a credential) and never its headers (tokens).
 fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {

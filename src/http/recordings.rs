@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use utoipa::ToSchema;
 
-use super::api::admin;
+use super::admin;
 use super::{ApiError, AppState, Caller, stream_in_path};
 use crate::auth::now_s;
 use crate::recordings::{self, DeleteError, FileInfo};

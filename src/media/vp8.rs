@@ -271,6 +271,7 @@ impl Vp8Encoding {
 /// so the encoding runs there) to nice 10, the first time a frame enters it: when the two encoders want
 /// the same core, the H.264 encoder (every other viewer's) goes first, and the VP8 encoder's leaky queue
 /// drops what it cannot take.
+#[allow(unsafe_code)] // setpriority(2): libc has no safe wrapper, nix none for a thread id.
 fn yield_to_h264(vp8enc: &gst::Element) {
     let Some(sink) = vp8enc.static_pad("sink") else { return };
     sink.add_probe(gst::PadProbeType::BUFFER, |_, _| {

@@ -79,7 +79,7 @@ impl Heartbeat {
 pub(super) fn run_guarded(f: impl FnOnce()) {
     if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
         tracing::error!(
-            panic = %super::peer::panic_text(p),
+            panic = %panic_text(p),
             "the forwarding transport's media thread panicked: exiting (status 70) for the service manager to \
              restart glasscast; viewers reconnect by themselves"
         );
@@ -91,6 +91,14 @@ pub(super) fn run_guarded(f: impl FnOnce()) {
 /// it stop, when its first viewer is added.
 pub(super) fn fault() -> Option<&'static str> {
     crate::media::test_fault()
+}
+
+/// What a caught panic said (its `&str` or `String` payload).
+pub(super) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
 }
 
 #[cfg(test)]

@@ -102,7 +102,7 @@ pub(crate) struct PeerCounters {
     pub dropped: AtomicU64,
     pub forwarded: AtomicU64,
     pub first_forwarded_was_keyframe: AtomicBool,
-    /// Updated from str0m's stats events (every [`mux::LOSS_REPORT_EVERY`]).
+    /// Updated from str0m's stats events (every [`packet::LOSS_REPORT_EVERY`]).
     pub transport: Mutex<PeerStats>,
 }
 

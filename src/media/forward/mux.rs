@@ -28,7 +28,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
 use super::liveness::{self, Heartbeat, SendLag};
-pub(crate) use super::packet::{MediaPacket, Track};
+pub(crate) use super::packet::{LOSS_REPORT_EVERY, MediaPacket, Track};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::route::SharedRoutes;
@@ -51,10 +51,6 @@ const RECV_BUF: usize = 65_536;
 
 /// Where a stream's every-2-seconds [`LossReport`] goes (the stream's congestion control).
 pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
-
-/// How often each stream's receiver reports are summarized for congestion control (also each peer's str0m
-/// stats interval, so every report period holds one report per viewer).
-pub(crate) const LOSS_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 pub(crate) enum Cmd {
     Stream {

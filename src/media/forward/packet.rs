@@ -2,12 +2,16 @@
 //! timestamp, whether it starts a keyframe, and the payload every viewer shares.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 use gstreamer_rtp::RTPBuffer;
 
 use super::StreamSlot;
+
+/// How often each stream's receiver reports are summarized for congestion control (also each peer's str0m
+/// stats interval, so every report period holds one report per viewer).
+pub(crate) const LOSS_REPORT_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Track {

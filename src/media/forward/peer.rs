@@ -13,7 +13,8 @@ use str0m::media::{MediaTime, Mid, Pt};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, SeqNo};
 use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 
-use super::mux::{MediaPacket, Track};
+use super::liveness::panic_text;
+use super::packet::{LOSS_REPORT_EVERY, MediaPacket, Track};
 use super::sdp::{normalize_offer, one_media_stream, only_candidates, restart_offer};
 use super::{PeerCounters, StreamSlot};
 use crate::config::VideoCodec;
@@ -91,13 +92,6 @@ fn refused_offer(e: str0m::RtcError) -> MediaError {
         str0m::RtcError::RemoteSdp(_) | str0m::RtcError::Sdp(_) => MediaError::MalformedOffer(format!("str0m: {e}")),
         e => negotiation(format!("str0m: {e}")),
     }
-}
-
-pub(super) fn panic_text(p: Box<dyn std::any::Any + Send>) -> String {
-    p.downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| p.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "unknown panic".into())
 }
 
 /// The payload type str0m agreed for `mid` that carries `want` (our pick from the offer), or the first
@@ -180,7 +174,7 @@ impl Peer {
                 .set_extension(12, Extension::PlayoutDelay)
                 // Every 2 s (LOSS_REPORT_EVERY): the video receiver reports (fraction lost) feed congestion
                 // control. Stats cost work per peer; once a second measured ~0.02% of a core per viewer more.
-                .set_stats_interval(Some(super::mux::LOSS_REPORT_EVERY))
+                .set_stats_interval(Some(LOSS_REPORT_EVERY))
                 .build(Instant::now());
             for c in candidates {
                 rtc.add_local_candidate(c);

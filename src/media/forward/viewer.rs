@@ -83,7 +83,7 @@ impl ForwardViewer {
         }
     }
 
-    /// What the viewer's connection reported last (at most [`mux::LOSS_REPORT_EVERY`] old).
+    /// What the viewer's connection reported last (at most [`packet::LOSS_REPORT_EVERY`] old).
     pub fn stats(&self) -> PeerStats {
         self.stats.transport.lock().expect("stats lock").clone()
     }
