@@ -194,11 +194,10 @@ try {
     const serverUfrag = () => (g.pc.remoteDescription.sdp.match(/a=ice-ufrag:(\S+)/) || [])[1];
     // TURN REST usernames are `EXPIRY:name`: the restart's must be newer (fresh credentials).
     const turnUsername = () => ((g.pc.getConfiguration().iceServers || []).find((s) => s.username) || {}).username || null;
-    const relayCandidates = async () => {
-      let n = 0;
-      (await g.pc.getStats()).forEach((r) => { if (r.type === 'local-candidate' && r.candidateType === 'relay') n++; });
-      return n;
-    };
+    // Relayed candidates the restarted agent gathered (a TURN allocation made with the credentials it
+    // had): in the local description once gathering is complete.
+    const relayCandidates = () => ((g.pc.localDescription && g.pc.localDescription.sdp) || '')
+      .split(/\r?\n/).filter((l) => l.startsWith('a=candidate:') && / typ relay /.test(l)).length;
     const turnBefore = turnUsername();
     const before = await transport();
     const ufragBefore = serverUfrag();
@@ -211,11 +210,10 @@ try {
           && g.pc.connectionState === 'connected') break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    let relayed = await relayCandidates();
-    for (let i = 0; i < 30 && turnBefore && !relayed; i++) {
+    for (let i = 0; i < 150 && turnBefore && g.pc.iceGatheringState !== 'complete'; i++) {
       await new Promise((r) => setTimeout(r, 100));
-      relayed = await relayCandidates();
     }
+    const relayed = relayCandidates();
     return {
       ok: res.ok, error: res.error || null,
       turnUsernameBefore: turnBefore, turnUsernameAfter: turnUsername(), relayCandidatesAfter: relayed,
