@@ -1,4 +1,4 @@
-//! Links libnice for the one libnice call glasscast makes itself (ICE restart, see src/media/ice_restart.rs);
+//! Links libnice for the one libnice call glasscast makes itself (ICE restart, see src/media/webrtcbin/ice_restart.rs);
 //! everything else of libnice is reached through GStreamer's webrtcnice library.
 
 fn main() {

@@ -127,7 +127,8 @@ fn main() -> anyhow::Result<()> {
     let Args { seconds, modes, bitrate } = Args::parse();
     media::init()?;
     // Every encoder that passes its probe here (hardware ones too, on a machine that has them).
-    let encoders: Vec<Encoder> = Encoder::ALL.into_iter().filter(|e| media::encoder::probe(*e).is_ok()).collect();
+    let encoders: Vec<Encoder> =
+        Encoder::ALL.into_iter().filter(|e| media::encode::encoder::probe(*e).is_ok()).collect();
     let mut runs = Vec::new();
     for mode in modes.split(',') {
         let (width, height, fps) = common::parse_mode(mode).map_err(anyhow::Error::msg)?;

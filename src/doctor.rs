@@ -5,7 +5,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::path::Path;
 
 use crate::config::{AudioSource, Config, StreamConfig, Transport, VideoSource};
-use crate::media::{self, Encoder, discover};
+use crate::media::{self, Encoder, source::discover};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -135,7 +135,7 @@ fn stream(cfg: &Config, s: &StreamConfig) -> Vec<Finding> {
     };
     let video = match &s.source {
         VideoSource::Portal { cursor } => {
-            discover::try_portal(s, &crate::media::portal::token_path(&cfg.server.state_dir, &s.name), *cursor)
+            discover::try_portal(s, &crate::media::source::portal::token_path(&cfg.server.state_dir, &s.name), *cursor)
         }
         _ => discover::try_video(s),
     };
@@ -186,7 +186,7 @@ fn audio_name(a: &AudioSource) -> String {
 /// `/dev/dri/renderD*`: present and openable, or why hardware encoding is off.
 fn va_devices(cfg: &Config) -> Finding {
     let wants_va = cfg.encoding.order.iter().any(|e| matches!(e, Encoder::VaLp | Encoder::Va | Encoder::Vaapi));
-    let nodes = media::encoder::render_nodes();
+    let nodes = media::encode::encoder::render_nodes();
     if nodes.is_empty() {
         let level = if wants_va { Level::Warn } else { Level::Ok };
         let fix = "a GPU with its VA driver (intel-media-va-driver, mesa-va-drivers); in a container, pass /dev/dri";
@@ -434,7 +434,7 @@ pub fn sources(cfg: &Config) -> anyhow::Result<String> {
         )?;
     }
     for s in cfg.streams.iter().filter(|s| matches!(s.source, VideoSource::Portal { .. })) {
-        let token = crate::media::portal::token_path(&cfg.server.state_dir, &s.name);
+        let token = crate::media::source::portal::token_path(&cfg.server.state_dir, &s.name);
         let state =
             if token.exists() { "a monitor is chosen (delete the file to choose again)" } else { "not chosen yet" };
         writeln!(out, "  stream {}: {} ({})", s.name, state, token.display())?;
@@ -458,7 +458,7 @@ pub fn sources(cfg: &Config) -> anyhow::Result<String> {
     }
     writeln!(out, "encoders (in [encoding] order):")?;
     for e in &cfg.encoding.order {
-        match media::encoder::probe(*e) {
+        match media::encode::encoder::probe(*e) {
             Ok(()) => writeln!(out, "  {:<9} {:<13} works", e.name(), e.factory())?,
             Err(why) => writeln!(out, "  {:<9} {:<13} no: {why}", e.name(), e.factory())?,
         }

@@ -3,9 +3,11 @@
 //! each one followed through the crate's own re-exports (`pub use`) to where it really lives. A module's
 //! layer is its first segment under `crate` (`media`, `http`, ...).
 //!
-//! The rules: `media` reaches neither `http` nor `auth` (nor axum/hyper); `http` reaches no `media` (nor
-//! GStreamer/str0m); `auth` reaches no `media`; `config` reaches nothing above the base (`ids`, `net`,
-//! `push`), and the base reaches nothing above itself; `telemetry` reaches neither `session` nor `media`. [`KNOWN`] lists what breaks them today, each entry
+//! The rules: `media` reaches neither `http` nor `auth` (nor axum/hyper, nor serde/utoipa: the API's JSON
+//! types live at the boundary); `http` reaches no `media` (nor
+//! GStreamer/str0m); `auth` reaches no `media`; `config` reaches nothing above the base (`host`, `ids`,
+//! `net`, `push`), and the base reaches nothing above itself; `telemetry` reaches neither `session` nor `media`.
+//! Inside `media`, each room ([`ROOMS`]) uses only the rooms it names. [`KNOWN`] lists what breaks them today, each entry
 //! to go with issue 35's restructure: a new crossing fails the test, and so does an entry that no longer
 //! happens (the list only shrinks).
 
@@ -26,14 +28,30 @@ const NEVER: &[(&str, &str)] = &[
 ];
 
 /// The base layer: modules that reach no other module of the crate (but each other).
-const BASE: &[&str] = &["ids", "net", "push"];
+const BASE: &[&str] = &["host", "ids", "net", "push"];
 
 /// What `config` may reach: itself and the base layer.
-const CONFIG_MAY: &[&str] = &["config", "ids", "net", "push"];
+const CONFIG_MAY: &[&str] = &["config", "host", "ids", "net", "push"];
 
 /// External crates a layer must not use: (layer, crate roots).
-const NEVER_CRATES: &[(&str, &[&str])] =
-    &[("media", &["axum", "hyper"]), ("http", &["gstreamer", "gst", "str0m", "gstreamer_webrtc", "gstreamer_sdp"])];
+const NEVER_CRATES: &[(&str, &[&str])] = &[
+    ("media", &["axum", "hyper", "serde", "serde_json", "utoipa"]),
+    ("http", &["gstreamer", "gst", "str0m", "gstreamer_webrtc", "gstreamer_sdp"]),
+];
+
+/// The rooms of `media` and which other rooms each may use (ARCHITECTURE.md's code map; each room's
+/// `mod.rs` says why). Any room may use the media root's shared vocabulary (`media/mod.rs`, `handle.rs`,
+/// `dtls.rs`); the root itself (the `Peer` interface) wraps the rooms and may use them all.
+const ROOMS: &[(&str, &[&str])] = &[
+    ("offer", &[]),
+    ("source", &["ingest", "offer"]),
+    ("encode", &["source", "forward"]),
+    ("webrtcbin", &["offer", "encode"]),
+    ("forward", &["offer", "encode"]),
+    ("ingest", &["offer", "webrtcbin"]),
+    ("tap", &["encode", "webrtcbin"]),
+    ("stream", &["source", "encode", "webrtcbin", "forward", "ingest", "offer", "tap"]),
+];
 
 /// Crossings that exist today (file, the path it reaches), to be removed by issue 35's restructure.
 const KNOWN: &[(&str, &str)] = &[];
@@ -74,6 +92,8 @@ fn sources(src: &Path) -> Vec<PathBuf> {
 struct Refs {
     /// The module (file module, then inline `mod`s) being read.
     module: ModPath,
+    /// The file module's child modules: a path that starts with one is relative (`pub use child::Item`).
+    children: BTreeSet<String>,
     paths: Vec<ModPath>,
     crates: BTreeSet<String>,
     /// `pub use` items: the re-exported name's full path -> what it names.
@@ -88,6 +108,7 @@ impl Refs {
             "crate" => return Some(segs[1..].to_vec()),
             "self" => &segs[1..],
             "super" => segs,
+            child if self.children.contains(child) => segs,
             _ => return None,
         };
         let mut base = self.module.clone();
@@ -138,7 +159,8 @@ impl Refs {
         self.note(full);
     }
 
-    /// `crate :: a :: b` (and `super ::`, `self ::`) sequences in a macro's tokens.
+    /// `a :: b` sequences in a macro's or an attribute's tokens (`crate ::`, `super ::`, `self ::` and
+    /// external crates' paths such as `serde::Serialize` in a `derive`).
     fn tokens(&mut self, tokens: TokenStream) {
         let trees: Vec<TokenTree> = tokens.into_iter().collect();
         let mut i = 0;
@@ -146,9 +168,7 @@ impl Refs {
             if let TokenTree::Group(g) = &trees[i] {
                 self.tokens(g.stream());
             }
-            if let TokenTree::Ident(id) = &trees[i]
-                && matches!(id.to_string().as_str(), "crate" | "super" | "self")
-            {
+            if let TokenTree::Ident(id) = &trees[i] {
                 let mut segs = vec![id.to_string()];
                 let mut j = i + 1;
                 while let (Some(TokenTree::Punct(a)), Some(TokenTree::Punct(b)), Some(TokenTree::Ident(n))) =
@@ -190,6 +210,13 @@ impl<'ast> Visit<'ast> for Refs {
         syn::visit::visit_path(self, p);
     }
 
+    fn visit_attribute(&mut self, a: &'ast syn::Attribute) {
+        if let syn::Meta::List(list) = &a.meta {
+            self.tokens(list.tokens.clone());
+        }
+        syn::visit::visit_attribute(self, a);
+    }
+
     fn visit_macro(&mut self, m: &'ast syn::Macro) {
         self.tokens(m.tokens.clone());
         syn::visit::visit_macro(self, m);
@@ -199,11 +226,19 @@ impl<'ast> Visit<'ast> for Refs {
 /// Each file's references, read from `src/`.
 fn read_all() -> Vec<(String, Refs)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let files = sources(&src);
+    let modules: Vec<ModPath> = files.iter().map(|f| module_of(f, &src)).collect();
     let mut out = Vec::new();
-    for file in sources(&src) {
+    for file in files {
         let text = std::fs::read_to_string(&file).expect("a source file");
         let ast = syn::parse_file(&text).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-        let mut refs = Refs { module: module_of(&file, &src), ..Refs::default() };
+        let module = module_of(&file, &src);
+        let children = modules
+            .iter()
+            .filter(|m| m.len() == module.len() + 1 && m.starts_with(&module))
+            .filter_map(|m| m.last().cloned())
+            .collect();
+        let mut refs = Refs { module, children, ..Refs::default() };
         refs.visit_file(&ast);
         out.push((file.strip_prefix(&src).expect("under src").display().to_string(), refs));
     }
@@ -212,12 +247,15 @@ fn read_all() -> Vec<(String, Refs)> {
 
 /// `path` followed through re-exports to where it lives (at most 8 hops): every layer on the way.
 fn layers_reached(path: &ModPath, reexports: &HashMap<ModPath, ModPath>) -> Vec<String> {
-    let mut layers = Vec::new();
+    paths_reached(path, reexports).into_iter().filter_map(|p| p.first().cloned()).collect()
+}
+
+/// `path` and every path it leads to through re-exports (at most 8 hops).
+fn paths_reached(path: &ModPath, reexports: &HashMap<ModPath, ModPath>) -> Vec<ModPath> {
+    let mut paths = Vec::new();
     let mut at = path.clone();
     for _ in 0..8 {
-        if let Some(first) = at.first() {
-            layers.push(first.clone());
-        }
+        paths.push(at.clone());
         // The longest re-exported prefix of `at`.
         let hit = (1..=at.len()).rev().find_map(|n| reexports.get(&at[..n]).map(|t| (n, t)));
         let Some((n, target)) = hit else { break };
@@ -228,7 +266,21 @@ fn layers_reached(path: &ModPath, reexports: &HashMap<ModPath, ModPath>) -> Vec<
         }
         at = next;
     }
-    layers
+    paths
+}
+
+/// The room a `media` path is in (`media::forward::mux` -> `forward`), if any.
+fn room(path: &[String]) -> Option<&str> {
+    match path {
+        [media, room, ..] if media == "media" => ROOMS.iter().find(|(r, _)| r == room).map(|(r, _)| *r),
+        _ => None,
+    }
+}
+
+/// Whether a reference from module `from` that reaches `to` breaks the rooms' rules.
+fn breaks_room_rule(from: &[String], to: &[String]) -> bool {
+    let (Some(a), Some(b)) = (room(from), room(to)) else { return false };
+    a != b && !ROOMS.iter().any(|(r, may)| *r == a && may.contains(&b))
 }
 
 /// Every crossing of the rules: `(file, the path it names, "from -> to")`.
@@ -239,6 +291,10 @@ fn crossings() -> Vec<(String, String, String)> {
     for (file, refs) in &files {
         let Some(from) = refs.module.first().cloned() else { continue };
         for path in &refs.paths {
+            for to in paths_reached(path, &reexports).iter().filter(|to| breaks_room_rule(&refs.module, to)) {
+                let rule = format!("room {} -> room {}", room(&refs.module).unwrap_or("?"), room(to).unwrap_or("?"));
+                found.insert((file.clone(), path.join("::"), rule));
+            }
             for to in layers_reached(path, &reexports) {
                 let never = NEVER.contains(&(from.as_str(), to.as_str()));
                 let config = from == "config" && !CONFIG_MAY.contains(&to.as_str());
@@ -281,6 +337,7 @@ fn the_checker_finds_crossings_a_text_search_misses() {
         mod inner { fn f() { tracing::info!(x = ?crate::media::PeerStats::default()); } }
         fn g() -> s::Role { crate::media::stream::X }
         pub use crate::media::Peer as Re;
+        #[derive(serde::Serialize, utoipa::ToSchema)] struct S;
     "#;
     let ast = syn::parse_file(text).expect("parses");
     let mut refs = Refs { module: vec!["telemetry".into(), "scrape".into()], ..Refs::default() };
@@ -290,6 +347,7 @@ fn the_checker_finds_crossings_a_text_search_misses() {
     for want in paths.into_iter().chain(["media::stream::X"]) {
         assert!(got.contains(want), "{want} in {got:?}");
     }
+    assert!(refs.crates.contains("serde") && refs.crates.contains("utoipa"), "{:?}", refs.crates);
     assert_eq!(
         refs.reexports,
         vec![(vec!["telemetry".into(), "scrape".into(), "Re".into()], vec!["media".into(), "Peer".into()])]
@@ -301,4 +359,26 @@ fn the_checker_finds_crossings_a_text_search_misses() {
     )]);
     let reached = layers_reached(&vec!["session".into(), "TransportStats".into()], &reexports);
     assert_eq!(reached, ["session", "media"]);
+}
+
+/// A path relative to a child module (`pub use child::Item`, edition 2018) is resolved too, and a room
+/// that reaches one it does not name breaks the rule, through a re-export as well.
+#[test]
+fn the_checker_follows_relative_re_exports_and_holds_the_rooms() {
+    let text = "pub use stream::{StreamPipeline, encoded_video_chain}; use webrtcbin::viewer::IceSettings;";
+    let ast = syn::parse_file(text).expect("parses");
+    let children = ["stream".to_owned(), "webrtcbin".to_owned()].into();
+    let mut refs = Refs { module: vec!["media".into()], children, ..Refs::default() };
+    refs.visit_file(&ast);
+    let got: BTreeSet<String> = refs.paths.iter().map(|p| p.join("::")).collect();
+    assert!(got.contains("media::webrtcbin::viewer::IceSettings"), "{got:?}");
+    let reexports: HashMap<ModPath, ModPath> = refs.reexports.into_iter().collect();
+    let via_root = vec!["media".to_owned(), "StreamPipeline".to_owned()];
+    let reached = paths_reached(&via_root, &reexports);
+    assert_eq!(reached.last().map(|p| p.join("::")).as_deref(), Some("media::stream::StreamPipeline"));
+    let offer = vec!["media".to_owned(), "offer".to_owned(), "negotiate".to_owned()];
+    assert!(reached.iter().any(|to| breaks_room_rule(&offer, to)), "offer may not use stream");
+    let stream = vec!["media".to_owned(), "stream".to_owned(), "build".to_owned()];
+    assert!(!breaks_room_rule(&stream, &offer), "stream may use offer");
+    assert!(!breaks_room_rule(&offer, &["media".to_owned(), "MediaError".to_owned()]), "the root's vocabulary");
 }

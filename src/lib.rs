@@ -12,12 +12,13 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod host;
 pub mod http;
 pub mod ids;
 pub mod logging;
 pub mod media;
 pub mod net;
-pub mod oncall;
+
 pub mod push;
 pub mod recordings;
 pub mod sdpfrag;

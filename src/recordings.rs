@@ -1,6 +1,6 @@
 //! A stream's recordings directory as files: which files are glasscast's (by name), listing them, deleting
 //! one, and the retention sweep (age, total size, free space; oldest first). No GStreamer here: the
-//! recorder (media/recorder.rs) and the admin API (http/recordings.rs) both use it.
+//! recorder (media/tap/recorder.rs) and the admin API (http/recordings.rs) both use it.
 //!
 //! Only files glasscast names, `YYYYMMDDTHHMMSSZ.mp4` or `YYYYMMDDTHHMMSSZ-N.mp4`, regular files (never a
 //! symlink) directly in the directory, are listed, served or deleted: whatever else is in `dir` is left
@@ -146,14 +146,6 @@ pub fn next_path(dir: &Path, start: SystemTime) -> PathBuf {
         path = dir.join(format!("{stamp}-{n}.mp4"));
     }
     path
-}
-
-/// Free space (for an unprivileged user) on the filesystem holding `dir`.
-// The field types are u64 on 64-bit Linux but narrower elsewhere.
-#[allow(clippy::useless_conversion)]
-pub fn free_bytes(dir: &Path) -> Option<u64> {
-    let s = nix::sys::statvfs::statvfs(dir).ok()?;
-    Some(u64::from(s.blocks_available()) * u64::from(s.fragment_size()))
 }
 
 /// The order files were made in: their start time, then their `-N`.

@@ -159,12 +159,16 @@ impl Server {
             session::start_pushes(&pipeline, s).with_context(|| format!("pushing stream `{}`", s.name))?;
             match &s.source {
                 VideoSource::Portal { cursor } => {
-                    let token = media::portal::token_path(&cfg.server.state_dir, &s.name);
-                    supervisors.push(media::portal::supervise(pipeline.clone(), s.clone(), token, *cursor));
+                    let token = media::source::portal::token_path(&cfg.server.state_dir, &s.name);
+                    supervisors.push(media::stream::supervise::portal(pipeline.clone(), s.clone(), token, *cursor));
                 }
                 VideoSource::Uri { url, .. } => {
-                    let feed =
-                        media::supervise::feed(pipeline.clone(), s.name.clone(), url.clone(), passthrough.is_some());
+                    let feed = media::stream::supervise::feed(
+                        pipeline.clone(),
+                        s.name.clone(),
+                        url.clone(),
+                        passthrough.is_some(),
+                    );
                     supervisors.push(feed);
                 }
                 _ => {}
@@ -277,7 +281,7 @@ fn serve_metrics(
 async fn feed_passthrough(s: &crate::config::StreamConfig) -> Option<media::H264Profile> {
     let VideoSource::Uri { url, passthrough: true } = &s.source else { return None };
     let url = url.clone();
-    let found = tokio::task::spawn_blocking(move || media::discover::feed_h264(&url)).await.ok()?;
+    let found = tokio::task::spawn_blocking(move || media::source::discover::feed_h264(&url)).await.ok()?;
     match found {
         Ok(feed) => {
             let profile = feed.passthrough();

@@ -1,5 +1,5 @@
 // glasscast player: reads the latency-probe code that glasscast paints into frames when a stream has
-// `latency_probe = true` (layout: src/media/probe.rs — keep the two in step) and keeps glass-to-glass samples.
+// `latency_probe = true` (layout: src/media/source/probe.rs — keep the two in step) and keeps glass-to-glass samples.
 // An ES module imported by player.js.
 
 const CELLS = 64;

@@ -15,8 +15,9 @@ use utoipa::ToSchema;
 
 use super::admin;
 use super::{ApiError, AppState, Caller, read_json};
+use crate::host::{self, HostSample};
 use crate::logging::ring::{self, LogEntry};
-use crate::oncall::{self, Condition, HostSample};
+use crate::session::oncall::{Condition, OnCall};
 
 /// The longest text a QR code is made of (a link with a token is ~150 characters).
 const MAX_QR_TEXT: usize = 1000;
@@ -91,14 +92,11 @@ pub(super) struct HostInfo {
     responses((status = 200, body = HostInfo), (status = 401), (status = 403)))]
 pub(super) async fn host(State(st): State<AppState>, caller: Caller) -> Result<Response, ApiError> {
     admin(&st, &caller).await?;
-    let readiness = st.sessions.readiness().await;
-    let healths = st.sessions.stream_healths().await;
     let dir = st.state_dir.clone();
-    let sample = tokio::task::spawn_blocking(move || oncall::sample(&dir)).await.map_err(|_| {
+    let sample = tokio::task::spawn_blocking(move || host::sample(&dir)).await.map_err(|_| {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "host-sample", "reading the host's state failed")
     })?;
-    let not_ready = oncall::not_ready(&readiness);
-    let conditions = oncall::conditions(&sample, &readiness, &healths);
+    let OnCall { readiness, not_ready, conditions } = st.sessions.on_call(&sample).await;
     let (log, log_total) = ring::recent();
     let info = HostInfo {
         version: env!("CARGO_PKG_VERSION"),

@@ -85,13 +85,9 @@ impl From<SessionError> for ApiError {
         match e {
             SessionError::UnknownStream(_) => Self::new(S::NOT_FOUND, "unknown-stream", detail),
             SessionError::UnknownSession => Self::new(S::NOT_FOUND, "unknown-session", detail),
-            SessionError::NotProducing(_) | SessionError::EncodingNotProducing => {
-                Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2)
-            }
+            SessionError::NotProducing(_) => Self::new(S::CONFLICT, "stream-not-producing", detail).retry_after(2),
             SessionError::ViewerCap { .. } => Self::new(S::SERVICE_UNAVAILABLE, "viewer-cap", detail).retry_after(10),
-            SessionError::Overloaded { .. } | SessionError::EncodingOverloaded(_) => {
-                Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10)
-            }
+            SessionError::Overloaded { .. } => Self::new(S::SERVICE_UNAVAILABLE, "overloaded", detail).retry_after(10),
             SessionError::MalformedOffer(_) => Self::new(S::BAD_REQUEST, "malformed-sdp", detail),
             SessionError::NoUsableCodec(_) => Self::new(S::BAD_REQUEST, "no-usable-codec", detail),
             SessionError::Negotiation(_) => Self::new(S::INTERNAL_SERVER_ERROR, "negotiation-failed", detail),
@@ -185,8 +181,6 @@ mod tests {
             ),
             (SessionError::MalformedOffer("x".into()), 400),
             (SessionError::NoUsableCodec("x".into()), 400),
-            (SessionError::EncodingNotProducing, 409),
-            (SessionError::EncodingOverloaded("x".into()), 503),
             (SessionError::BadFrag(crate::sdpfrag::FragError::Empty), 400),
             (SessionError::PreconditionRequired, 428),
             (SessionError::PreconditionFailed, 412),

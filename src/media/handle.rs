@@ -7,8 +7,10 @@ use gstreamer as gst;
 use gstreamer::glib;
 
 use super::forward::ForwardViewer;
-use super::viewer::WebrtcbinViewer;
-use super::{GateStats, MediaError, PeerStats, Publisher, StreamPipeline};
+use super::webrtcbin::viewer::WebrtcbinViewer;
+use rand::Rng;
+
+use super::{MediaError, PeerStats, Publisher, StreamPipeline};
 use crate::sdpfrag::SdpFrag;
 
 #[derive(Clone)]
@@ -149,5 +151,37 @@ impl Peer {
             Self::Viewer(v) => Some(v),
             Self::Publisher(_) => None,
         }
+    }
+}
+
+/// Counters of one viewer's gate (for diagnostics and tests).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateStats {
+    /// Buffers dropped because the viewer was not connected yet or was waiting for a keyframe.
+    pub dropped: u64,
+    pub forwarded: u64,
+    /// The first video buffer let through started a keyframe (SPS/PPS/IDR).
+    pub first_forwarded_was_keyframe: bool,
+    /// Flow errors from the viewer's branch that were kept away from the shared tee.
+    pub flow_errors: u64,
+}
+
+/// An ICE username fragment and password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceCredentials {
+    pub ufrag: String,
+    pub pwd: String,
+}
+
+impl IceCredentials {
+    /// Fresh random credentials: 8-character ufrag and 32-character password of ice-chars (RFC 8839 §5.4
+    /// asks for at least 24 bits and 128 bits of randomness).
+    pub fn random() -> Self {
+        const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut rng = rand::rng();
+        let mut pick = |n: usize| -> String {
+            (0..n).map(|_| char::from(ICE_CHARS[rng.random_range(0..ICE_CHARS.len())])).collect()
+        };
+        Self { ufrag: pick(8), pwd: pick(32) }
     }
 }

@@ -3,47 +3,24 @@
 //! Architecture invariant: nothing here knows about HTTP. The session manager calls in with SDP text and
 //! session ids and gets SDP text, handles and [`MediaEvent`]s back.
 
-mod access_unit;
-pub mod congestion;
-pub mod discover;
 pub mod dtls;
-pub mod egress;
-pub mod encoder;
-mod fanout;
+pub mod encode;
 pub mod forward;
-mod gate;
 mod handle;
-pub mod ice_restart;
-pub mod keyframes;
-mod meter;
-pub mod negotiate;
-mod pace;
-mod playout_delay;
-pub mod portal;
-pub mod probe;
-mod publisher;
-pub mod record;
-pub mod recorder;
-pub mod sections;
-mod source;
-mod stream;
-pub mod supervise;
-pub mod sync_marks;
-mod tap;
-pub mod trial;
-mod viewer;
-pub mod vp8;
-mod webrtc_stats;
-pub mod whip_offer;
+pub mod ingest;
+pub mod offer;
+pub mod source;
+pub mod stream;
+pub mod tap;
+pub mod webrtcbin;
 
-pub use encoder::{Encoder, choose_encoder};
+pub use encode::encoder::{Encoder, choose_encoder};
 pub use forward::Forward;
-pub use gate::GateStats;
-pub use handle::{Peer, PublisherPeer, ViewerHandle};
-pub use negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for, plan_offer_with};
-pub use publisher::Publisher;
+pub use handle::{GateStats, IceCredentials, Peer, PublisherPeer, ViewerHandle};
+pub use ingest::publisher::Publisher;
+pub use offer::negotiate::{H264Profile, OfferPlan, plan_offer, plan_offer_for, plan_offer_with};
 pub use stream::{PushStatus, StreamHealth, StreamPipeline, StreamState, encoded_video_chain};
-pub use viewer::{IceSettings, WebrtcbinViewer};
+pub use webrtcbin::viewer::{IceSettings, WebrtcbinViewer};
 
 use thiserror::Error;
 
@@ -112,33 +89,23 @@ pub enum MediaError {
     Overloaded(String),
 }
 
-/// A peer's connection (a viewer's or a WHIP publisher's) as its transport sees it; the admin API's session
-/// list shows it as it is (its OpenAPI schema is `TransportStats`).
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
-#[schema(as = TransportStats)]
+/// A peer's connection (a viewer's or a WHIP publisher's) as its transport sees it (the admin API shows it as
+/// `session::TransportStats`, whose fields say what each is).
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct PeerStats {
-    /// The peer's media address (`ip:port`): the remote end of the selected ICE candidate pair, once
-    /// there is one.
-    #[schema(value_type = Option<String>)]
+    /// The remote end of the selected candidate pair, and our end's candidate type and protocol.
     pub remote_address: Option<std::net::SocketAddr>,
-    /// The path the media took: glasscast's end of the selected pair, by ICE candidate type (`host`,
-    /// `srflx`, `relay`) and transport protocol (`udp`, `tcp`), once there is one.
     pub candidate_type: Option<String>,
     pub protocol: Option<String>,
-    /// RTP bytes and packets sent to the viewer (retransmissions included).
     pub bytes_sent: u64,
     pub packets_sent: u64,
-    /// Round-trip time from the viewer's last RTCP receiver report.
+    /// From the peer's last receiver report (video's, or the highest of the tracks).
     pub rtt_ms: Option<f64>,
-    /// Fraction of packets the viewer's last receiver report said were lost (0 to 1; video's, or the
-    /// highest of the tracks where the transport cannot tell them apart).
     pub fraction_lost: Option<f64>,
-    /// Interarrival jitter from the viewer's last receiver report (video's, or the highest of the tracks).
     pub jitter_ms: Option<f64>,
-    /// NACKs and PLIs received from the viewer.
     pub nacks: u64,
     pub plis: u64,
-    /// RTP bytes and packets received from the peer (a WHIP publisher's media; 0 for a viewer).
+    /// A WHIP publisher's media (0 for a viewer).
     pub bytes_received: u64,
     pub packets_received: u64,
 }

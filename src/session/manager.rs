@@ -58,7 +58,7 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
     use anyhow::Context;
     for p in &cfg.push {
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
-        let started = pipeline.start_push(crate::media::egress::PushTarget { url: p.url.clone(), token });
+        let started = pipeline.start_push(crate::media::tap::egress::PushTarget { url: p.url.clone(), token });
         started.map_err(|e| anyhow::anyhow!(crate::push::scrub(&format!("{e:#}"), &p.url)))?;
     }
     if cfg.record.enabled {
@@ -68,9 +68,9 @@ pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Re
 }
 
 /// `[streams.record]` as the recorder takes it (`dir` is filled in at start: `Config::with_record_dirs`).
-pub fn record_settings(cfg: &StreamConfig) -> crate::media::recorder::RecordSettings {
+pub fn record_settings(cfg: &StreamConfig) -> crate::media::tap::recorder::RecordSettings {
     let r = &cfg.record;
-    crate::media::recorder::RecordSettings {
+    crate::media::tap::recorder::RecordSettings {
         dir: r.dir.clone().unwrap_or_else(|| std::path::PathBuf::from("recordings").join(cfg.name.as_str())),
         segment: std::time::Duration::from_secs(r.segment_s.into()),
         retention: crate::recordings::Retention {
@@ -144,7 +144,7 @@ struct Manager {
 }
 
 /// A stream's running encodings: H.264 with every viewer that is not on VP8, and VP8 while it runs.
-fn encodings(viewers: usize, vp8: Option<crate::media::vp8::Vp8Status>) -> Vec<super::EncodingReadiness> {
+fn encodings(viewers: usize, vp8: Option<crate::media::encode::vp8::Vp8Status>) -> Vec<super::EncodingReadiness> {
     let vp8 = vp8.unwrap_or_default();
     let h264 = super::EncodingReadiness {
         codec: "h264",
@@ -466,15 +466,15 @@ impl Manager {
                     encoder: h.encoder,
                     encoders_rejected: h.encoders_rejected,
                     encodings: encodings(self.viewers_of(name), h.vp8),
-                    pushes: h.pushes,
-                    recording: h.recording,
+                    pushes: h.pushes.into_iter().map(Into::into).collect(),
+                    recording: h.recording.map(Into::into),
                 }
             })
             .collect();
         // A WHIP stream waits for its publisher: the server is ready to take one, so it does not count.
         let counts =
             |s: &&StreamReadiness| self.streams.get(&s.name).is_some_and(|e| e.cfg.source != VideoSource::Whip);
-        let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status);
+        let relay = self.forward.as_ref().and_then(crate::media::Forward::relay_status).map(Into::into);
         let mux = self.mux_readiness();
         let ready = streams.iter().filter(counts).all(|s| s.ready) && mux.as_ref().is_none_or(|m| m.alive);
         Readiness { ready, streams, relay, mux }

@@ -5,6 +5,8 @@
 //! media work: negotiation runs in spawned tasks that report back to it.
 
 mod manager;
+pub mod oncall;
+mod report;
 mod scrape;
 
 use std::net::SocketAddr;
@@ -34,18 +36,14 @@ pub enum SessionError {
     ViewerCap { stream: StreamName, max: u32 },
     #[error("stream `{stream}` is overloaded: {reason}, so it takes no more viewers until it recovers")]
     Overloaded { stream: StreamName, reason: String },
-    /// Media refusals, classified here so that HTTP (and anything else above sessions) never matches
-    /// media's own error type ([`SessionError::from`] a `MediaError`).
+    /// The offer could not be read, or lacks what WebRTC needs.
     #[error("malformed SDP offer: {0}")]
     MalformedOffer(String),
+    /// The offer has nothing this stream can send (the text says which codec is missing).
     #[error("{0}")]
     NoUsableCodec(String),
-    #[error("the stream is not producing media")]
-    EncodingNotProducing,
     #[error("WebRTC negotiation failed: {0}")]
     Negotiation(String),
-    #[error("the stream is overloaded: {0}, so it takes no more viewers on that encoding until it recovers")]
-    EncodingOverloaded(String),
     #[error("malformed trickle-ice-sdpfrag: {0}")]
     BadFrag(#[from] FragError),
     #[error("an ICE restart needs an If-Match header (`*` or the session's ETag)")]
@@ -72,14 +70,17 @@ pub enum SessionError {
     UnknownPush(StreamName, u32),
 }
 
-impl From<MediaError> for SessionError {
-    fn from(e: MediaError) -> Self {
+impl SessionError {
+    /// Why media refused `stream`'s offer, as the session layer says it: HTTP (and anything else above
+    /// sessions) never matches media's own error type. A stream that is not producing or is overloaded
+    /// is the same refusal whether the session layer or media noticed it.
+    pub fn refused(stream: StreamName, e: MediaError) -> Self {
         match e {
             MediaError::MalformedOffer(why) => Self::MalformedOffer(why),
             MediaError::NoUsableCodec(why) => Self::NoUsableCodec(why),
-            MediaError::NotProducing => Self::EncodingNotProducing,
+            MediaError::NotProducing => Self::NotProducing(stream),
             MediaError::Negotiation(why) => Self::Negotiation(why),
-            MediaError::Overloaded(why) => Self::EncodingOverloaded(why),
+            MediaError::Overloaded(reason) => Self::Overloaded { stream, reason },
         }
     }
 }
@@ -142,9 +143,7 @@ pub struct SessionInfo {
     pub transport: TransportStats,
 }
 
-/// A session's connection as its transport sees it: media's [`crate::media::PeerStats`], which the admin
-/// API shows as it is (its OpenAPI schema is named `TransportStats`).
-pub use crate::media::PeerStats as TransportStats;
+pub use report::{PushReport, RecordingReport, RelayReport, TransportStats};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReadiness {
@@ -179,10 +178,10 @@ pub struct StreamReadiness {
     pub encoders_rejected: Vec<String>,
     /// Pushes to WHIP endpoints and Janus rooms: target (scheme, host, port), state, bytes, attempts, last error.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pushes: Vec<crate::media::PushStatus>,
+    pub pushes: Vec<PushReport>,
     /// `[streams.record]`: recording, waiting (why) or stopped; its directory, files and bytes.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub recording: Option<crate::media::recorder::RecordingStatus>,
+    pub recording: Option<RecordingReport>,
     /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.
     pub encodings: Vec<EncodingReadiness>,
 }
@@ -207,7 +206,7 @@ pub struct Readiness {
     /// `webrtc.relay`: the TURN server, and whether the allocation is made (its address), being asked, or
     /// failed (why; tried again every 30 s). It does not make the server unready: LAN viewers still play.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub relay: Option<crate::media::forward::RelayStatus>,
+    pub relay: Option<RelayReport>,
     /// The forwarding transport's media threads (`None` on the webrtcbin transport). Not alive (one stopped,
     /// or its loop has not gone round for 5 s): the server is not ready.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -420,7 +419,7 @@ impl Sessions {
     pub async fn sessions(&self) -> Vec<SessionInfo> {
         let all = self.ask(|reply| Command::Sessions { reply }).await.unwrap_or_default();
         tokio::task::spawn_blocking(move || {
-            all.into_iter().map(|(info, p)| SessionInfo { transport: p.stats(), ..info }).collect()
+            all.into_iter().map(|(info, p)| SessionInfo { transport: p.stats().into(), ..info }).collect()
         })
         .await
         .unwrap_or_default()
@@ -438,7 +437,7 @@ impl Sessions {
     }
 
     /// Every stream's media health, by name.
-    pub async fn stream_healths(&self) -> Vec<(StreamName, StreamHealth)> {
+    async fn stream_healths(&self) -> Vec<(StreamName, StreamHealth)> {
         self.ask(|reply| Command::Healths { reply }).await.unwrap_or_default()
     }
 

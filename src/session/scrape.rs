@@ -48,7 +48,7 @@ fn process_collector() -> &'static metrics_process::Collector {
 /// The host's cores, memory and the state directory's free space (what docs/alerts.yml divides by; the
 /// process's own numbers come from `metrics-process` above).
 async fn observe_host(state_dir: std::path::PathBuf) {
-    use crate::oncall::{cpus, free_bytes, meminfo};
+    use crate::host::{cpus, free_bytes, meminfo};
     let read = move || (meminfo(), free_bytes(&state_dir));
     let Ok(((total, available), free)) = tokio::task::spawn_blocking(read).await else { return };
     gauge!("glasscast_host_cpus").set(cpus() as f64);

@@ -21,7 +21,7 @@ const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
-/// What the admin console's on-call conditions count (src/oncall.rs), beside the Prometheus counters
+/// What the admin console's on-call conditions count (src/session/oncall.rs), beside the Prometheus counters
 /// docs/alerts.yml reads: WHEP/WHIP requests that change state (POST, PATCH, DELETE) and those answered
 /// 5xx; sessions started, and those ended by `ice-failed`, `dtls-failed` or `timeout`.
 #[derive(Debug)]

@@ -357,7 +357,7 @@ pub fn record_rtp_extensions(pad: &gst::Pad, seen: &Arc<Mutex<std::collections::
     });
 }
 
-/// Reads the latency-probe code (src/media/probe.rs) of each decoded I420 frame passing `pad`.
+/// Reads the latency-probe code (src/media/source/probe.rs) of each decoded I420 frame passing `pad`.
 pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
     let codes = codes.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
@@ -366,7 +366,7 @@ pub fn read_probe_codes(pad: &gst::Pad, codes: &Arc<Mutex<Vec<Option<u64>>>>) {
             && vinfo.format() == gstreamer_video::VideoFormat::I420
             && let Ok(frame) = gstreamer_video::VideoFrameRef::from_buffer_ref_readable(buffer, &vinfo)
         {
-            codes.lock().expect("lock").push(glasscast::media::probe::read(&frame));
+            codes.lock().expect("lock").push(glasscast::media::source::probe::read(&frame));
         }
         gst::PadProbeReturn::Ok
     });

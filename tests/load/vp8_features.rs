@@ -67,7 +67,7 @@ async fn a_vp8_viewer_joining_a_running_vp8_encoding_gets_a_keyframe_at_once() {
 /// A VP8 viewer asking for keyframes (upstream force-key-unit events on the client, which its RTP session
 /// turns into PLIs, at most one per RTCP interval): they reach the VP8 encoding's limiter (`/readyz` counts
 /// them on the VP8 encoding, not the H.264 one), which passes at most as many to the encoder, and the viewer
-/// keeps decoding. The limiter's one-per-250 ms is unit-tested in src/media/keyframes.rs (a client's own
+/// keeps decoding. The limiter's one-per-250 ms is unit-tested in src/media/encode/keyframes.rs (a client's own
 /// PLI pacing does not let a test send faster).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_vp8_viewers_plis_reach_the_vp8_encoder_through_its_limiter() {

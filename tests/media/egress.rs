@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use common::{count_decoded_pads, eventually, init};
-use glasscast::media::egress::{self, Egress, EgressState, PushTarget};
+use glasscast::media::tap::egress::{self, Egress, EgressState, PushTarget};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;

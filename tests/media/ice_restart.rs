@@ -10,7 +10,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::*;
 use glasscast::ids::SessionId;
-use glasscast::media::ice_restart::{self, IceCredentials};
+use glasscast::media::IceCredentials;
+use glasscast::media::webrtcbin::ice_restart;
 use glasscast::sdpfrag::SdpFrag;
 use gstreamer::glib;
 use gstreamer::prelude::*;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use common::janus::{Janus, ROOM, SECRET};
 use common::{count_decoded_pads, eventually, eventually_async, small_stream, start_with};
 use glasscast::config::{Config, PushConfig, StreamConfig};
-use glasscast::media::egress::{self, EgressState, PushTarget};
+use glasscast::media::tap::egress::{self, EgressState, PushTarget};
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;

@@ -1,6 +1,6 @@
 //! Real sources, end to end over WHEP to the webrtcbin client: an X11 display (a virtual X server with a
 //! test-pattern window on it) arrives as a picture that is not black, at the stream's size; the test tone
-//! arrives as its frequency. (Encoder choice and its probe: src/media/encoder.rs unit tests.)
+//! arrives as its frequency. (Encoder choice and its probe: src/media/encode/encoder.rs unit tests.)
 
 use crate::common;
 

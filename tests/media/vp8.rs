@@ -33,7 +33,7 @@ async fn a_vp8_only_viewer_gets_an_encoding_made_for_it_which_stops_after_it_lea
     assert_eq!((report["width"].as_u64(), report["height"].as_u64()), (Some(320), Some(240)), "{report}");
     assert_eq!(during, vec![("h264", 0), ("vp8", 1)], "one VP8 encoding with its viewer");
 
-    let linger = glasscast::media::vp8::LINGER + Duration::from_secs(5);
+    let linger = glasscast::media::encode::vp8::LINGER + Duration::from_secs(5);
     let gone = || async { encodings(&srv.server.sessions.readiness().await) == vec![("h264", 0)] };
     common::eventually_async(linger.as_secs(), gone).await;
     let after = encodings(&srv.server.sessions.readiness().await);

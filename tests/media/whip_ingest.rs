@@ -224,7 +224,8 @@ async fn a_publisher_that_vanishes_without_delete_is_ended_and_the_next_one_is_t
 /// reaching the viewer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_publisher_trickles_and_restarts_ice_with_patch() {
-    use glasscast::media::ice_restart::{self, IceCredentials};
+    use glasscast::media::IceCredentials;
+    use glasscast::media::webrtcbin::ice_restart;
     use gstreamer::prelude::*;
     let srv = start_auth_with(Transport::Forward, |cfg| {
         cfg.auth.mode = glasscast::config::AuthMode::Disabled;

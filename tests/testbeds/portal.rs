@@ -50,7 +50,7 @@ async fn a_monitor_streams_through_the_portal_restores_unattended_and_survives_a
     wl.export("");
     let state = tempfile::tempdir().expect("state");
     let screen = glasscast::ids::StreamName::parse("screen").expect("a valid name");
-    let token_file = glasscast::media::portal::token_path(state.path(), &screen);
+    let token_file = glasscast::media::source::portal::token_path(state.path(), &screen);
 
     let srv = start_with_state(portal_config(state.path()), &state).await;
     let mut v = WebrtcbinViewer::new(96, "42e01f", false);

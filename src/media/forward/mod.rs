@@ -13,7 +13,7 @@
 //! own header and encryption. There is no per-viewer element, queue or thread. ICE is lite (we answer the
 //! browser's checks on our host candidates) unless `webrtc.relay` adds a TURN relay candidate, which needs
 //! full ICE ([`relay`]); DTLS uses the process's ECDSA certificate ([`super::dtls`]).
-//! The webrtcbin transport ([`super::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
+//! The webrtcbin transport ([`super::webrtcbin::viewer`]) stays selectable (`webrtc.transport`); see ADR 0003.
 
 mod announce;
 mod liveness;
@@ -48,7 +48,7 @@ use str0m::net::TcpType;
 use tokio::sync::mpsc::UnboundedSender;
 
 use self::mux::{Cmd, MediaPacket, Track};
-use super::congestion::LossReport;
+use super::encode::congestion::LossReport;
 use super::{MediaError, MediaEvent, OfferPlan, PeerStats};
 use crate::config::{LocalCandidates, WebrtcConfig};
 use crate::ids::{SessionId, StreamName};

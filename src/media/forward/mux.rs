@@ -37,8 +37,8 @@ use super::tcp::{self, TcpMux};
 use super::timers::Timers;
 use super::udp::{MediaSocket, RecvBufs};
 use crate::ids::{SessionId, StreamName};
-use crate::media::congestion::LossReport;
-use crate::media::{MediaEvent, keyframes};
+use crate::media::encode::congestion::LossReport;
+use crate::media::{MediaEvent, encode::keyframes};
 
 mod relaying;
 mod routing;

@@ -75,7 +75,7 @@ impl Sim {
         api.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
         let (offer, pending) = api.apply().expect("an offer");
         let offer = offer.to_sdp_string();
-        let (_, plan) = crate::media::negotiate::plan_offer(&offer, true).expect("the offer plans");
+        let (_, plan) = crate::media::offer::negotiate::plan_offer(&offer, true).expect("the offer plans");
         let locals = Locals {
             candidates: vec![Candidate::host(addr(SERVER), "udp").expect("server candidate")],
             announced: &[("udp".to_owned(), addr(SERVER))],

@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 
 use mio::net::{TcpStream, UdpSocket};
 use mio::{Interest, Registry, Token};
-use serde::Serialize;
 use turn_client_proto::api::{TurnClientApi, TurnConfig, TurnEvent, TurnPollRet, TurnRecvRet};
 use turn_client_proto::client::TurnClient;
 use turn_client_proto::tcp::TurnClientTcp;
@@ -70,8 +69,7 @@ impl std::fmt::Debug for RelaySpec {
 }
 
 /// The relay as readiness and `doctor` report it.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(tag = "state", rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayState {
     /// Asked, no answer yet.
     Allocating,
@@ -82,10 +80,9 @@ pub enum RelayState {
     Failed { reason: String },
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayStatus {
     pub server: String,
-    #[serde(flatten)]
     pub state: RelayState,
 }
 

@@ -10,8 +10,8 @@ use str0m::{Candidate, IceCreds};
 use super::PeerCounters;
 use super::mux::{self, Cmd};
 use crate::ids::SessionId;
-use crate::media::gate::GateStats;
-use crate::media::ice_restart::IceCredentials;
+use crate::media::GateStats;
+use crate::media::IceCredentials;
 use crate::media::{MediaError, PeerStats};
 use crate::sdpfrag::{FragMedia, SdpFrag};
 

@@ -12,13 +12,13 @@ use gstreamer::prelude::*;
 use super::slot::SourceSlot;
 use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::StreamName;
-use crate::media::congestion::{LossReport, RateControl};
-use crate::media::encoder::{EncodeParams, Encoder, EncoderChoice, build_encoder, choose_encoder, set_bitrate};
-use crate::media::fanout::{BranchKey, Codec, Fanout};
+use crate::media::encode::congestion::{LossReport, RateControl};
+use crate::media::encode::encoder::{EncodeParams, Encoder, EncoderChoice, build_encoder, choose_encoder, set_bitrate};
+use crate::media::encode::meter::FrameMeter;
+use crate::media::encode::vp8::{Vp8Encoding, Vp8Input, Vp8Params};
 use crate::media::forward::{self, Forward, StreamSlot};
-use crate::media::meter::FrameMeter;
-use crate::media::vp8::{Vp8Encoding, Vp8Input, Vp8Params};
-use crate::media::{H264Profile, probe, source};
+use crate::media::webrtcbin::fanout::{BranchKey, Codec, Fanout};
+use crate::media::{H264Profile, source, source::probe};
 
 pub(super) fn add_chain(pipeline: &gst::Pipeline, chain: &[gst::Element]) -> anyhow::Result<()> {
     pipeline.add_many(chain)?;
@@ -46,7 +46,7 @@ pub fn encoded_video_chain(cfg: &StreamConfig, encoder: Option<Encoder>) -> anyh
     }
     if cfg.sync_marks {
         let conformed = video.last().expect("a source chain ends in its capsfilter");
-        crate::media::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+        crate::media::source::sync_marks::flash(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
     video.push(tee(RAW_TEE)?);
     // Never let a slow encoder build up latency: keep only the newest raw frame.
@@ -136,7 +136,7 @@ pub(super) fn build_audio(
     let Some(mut chain) = source::audio(cfg)? else { return Ok((None, Vec::new(), None)) };
     if cfg.sync_marks {
         let conformed = chain.last().expect("an audio chain ends in its capsfilter");
-        crate::media::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
+        crate::media::source::sync_marks::beep(&conformed.static_pad("src").expect("capsfilter has a src pad"));
     }
     chain.push(source::opus_encoder(cfg.audio_frame_ms)?);
     let restartable = chain.clone();
@@ -146,7 +146,7 @@ pub(super) fn build_audio(
 }
 
 /// The stream's congestion control (forwarding transport): each 2-second loss report may move the encoder's
-/// bitrate within `[min_bitrate_kbps, bitrate_kbps]` (see [`crate::media::congestion`]).
+/// bitrate within `[min_bitrate_kbps, bitrate_kbps]` (see [`crate::media::encode::congestion`]).
 fn congestion_control(
     name: &StreamName,
     cfg: &StreamConfig,

@@ -105,12 +105,12 @@ impl StreamPipeline {
     /// answer. On error nothing stays attached.
     pub async fn attach_publisher(&self, id: SessionId, offer: &str) -> Result<(Peer, String), MediaError> {
         let audio = slot_audio(self).is_some();
-        let (msg, plan) = crate::media::whip_offer::plan_publish(offer, audio)?;
+        let (msg, plan) = crate::media::ingest::whip_offer::plan_publish(offer, audio)?;
         let name = &self.inner.name;
         if !plan.aside.is_empty() {
             tracing::info!(stream = %name, publisher = %id, refused = %plan.aside.describe(), "publisher's offered sections not relayed");
         }
-        let peer = crate::media::ice_restart::PeerIce::new(plan.mids.clone(), plan.ice_ufrag.clone());
+        let peer = crate::media::webrtcbin::ice_restart::PeerIce::new(plan.mids.clone(), plan.ice_ufrag.clone());
         let internal = |e: anyhow::Error| MediaError::Negotiation(format!("{e:#}"));
         let publisher =
             Publisher::build(name, id, &self.inner.ice, audio, peer, self.inner.events.clone()).map_err(internal)?;

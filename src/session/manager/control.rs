@@ -74,7 +74,7 @@ impl Manager {
         // Builds and links elements into the running pipeline: off this task, as a start is.
         tokio::task::spawn_blocking(move || {
             let shown = crate::push::redacted(&url);
-            let started = pipeline.start_push(crate::media::egress::PushTarget { url: url.clone(), token });
+            let started = pipeline.start_push(crate::media::tap::egress::PushTarget { url: url.clone(), token });
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
             let why = |e: anyhow::Error| SessionError::BadPush(name, crate::push::scrub(&format!("{e:#}"), &url));
             let _ = reply.send(started.map_err(why));

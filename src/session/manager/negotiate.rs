@@ -145,7 +145,7 @@ impl Manager {
             Ok(done) => done,
             Err(e) => {
                 tracing::info!(%stream, role = role.as_str(), error = %e, "offer refused");
-                let _ = reply.send(Err(e.into()));
+                let _ = reply.send(Err(SessionError::refused(stream, e)));
                 return;
             }
         };

@@ -6,8 +6,8 @@ use std::time::Duration;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 
-use super::{source, trial};
 use crate::config::StreamConfig;
+use crate::media::{source, source::trial};
 
 /// A capture or playback device.
 #[derive(Debug, Clone)]
@@ -127,11 +127,11 @@ pub struct FeedH264 {
 
 impl FeedH264 {
     /// The profile viewers would receive if it passed through; `None` when it must be re-encoded.
-    pub fn passthrough(&self) -> Option<super::H264Profile> {
+    pub fn passthrough(&self) -> Option<crate::media::H264Profile> {
         match (self.profile.as_str(), self.reordered) {
             (_, true) => None,
-            ("constrained-baseline" | "baseline", false) => Some(super::H264Profile::ConstrainedBaseline),
-            ("main", false) => Some(super::H264Profile::Main),
+            ("constrained-baseline" | "baseline", false) => Some(crate::media::H264Profile::ConstrainedBaseline),
+            ("main", false) => Some(crate::media::H264Profile::Main),
             _ => None,
         }
     }

@@ -1,15 +1,19 @@
-//! Sources that come and go (a portal screen cast, a network feed): a task per stream that attaches the
+//! Sources that come and go (a portal screen cast, a network feed; the stream owns them, the `source` room
+//! makes them): a task per stream that attaches the
 //! source to the running stream ([`StreamPipeline::attach_source`]), watches it, and when it is lost says
 //! why in the stream's health (`/readyz`) and tries again after 1, 2, 4 ... 30 s. Viewers stay connected
 //! meanwhile and get the picture again when it returns.
 
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use gstreamer as gst;
 
-use super::StreamPipeline;
+use crate::config::{PortalCursor, StreamConfig};
 use crate::ids::StreamName;
+use crate::media::StreamPipeline;
+use crate::media::source::portal;
 
 /// A source ready to attach, what keeps it alive (dropped when it is detached), and optionally a signal
 /// that it ended (the compositor closed a portal session).
@@ -25,6 +29,33 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// A live feed at any frame rate sends a frame within this; longer, it is gone.
 const FEED_STALL: Duration = Duration::from_secs(5);
 
+/// With `keepalive-time`, a live cast delivers frames at the stream's rate even on a still screen; this
+/// long without one, the cast is gone (a backend that dies takes its PipeWire stream with it, and neither
+/// pipewiresrc nor the portal says so).
+const PORTAL_STALL: Duration = Duration::from_secs(3);
+
+/// Keeps a portal stream's picture coming ([`supervise`]): each attempt opens the cast and attaches
+/// `pipewiresrc`; the compositor closing the session, an error or EOS from the source, or [`PORTAL_STALL`] without
+/// a frame ends it, and the portal is asked again (with the restore token: nobody is asked).
+pub fn portal(
+    pipeline: StreamPipeline,
+    cfg: StreamConfig,
+    token_file: PathBuf,
+    cursor: PortalCursor,
+) -> tokio::task::JoinHandle<()> {
+    let name = cfg.name.clone();
+    supervise(pipeline, name, PORTAL_STALL, move || {
+        let (cfg, token_file) = (cfg.clone(), token_file.clone());
+        async move {
+            let capture = portal::open(&token_file, cursor).await.map_err(|e| e.to_string())?;
+            let source =
+                crate::media::source::portal_source(&cfg, capture.fd(), capture.node).map_err(|e| format!("{e:#}"))?;
+            let closed = Some(capture.closed.clone());
+            Ok(Attached { source, guard: Box::new(capture), closed })
+        }
+    })
+}
+
 /// Keeps a URL feed's picture coming: each attempt attaches a new `uridecodebin` (decoding, or stopping at
 /// the feed's H.264 when it `passthrough`); an error or EOS (the feed went away), or [`FEED_STALL`] without
 /// a frame, ends it and it is opened again.
@@ -37,8 +68,11 @@ pub fn feed(
     supervise(pipeline, stream, FEED_STALL, move || {
         let url = url.clone();
         async move {
-            let source =
-                if passthrough { super::source::uri_h264_source(&url) } else { super::source::uri_source(&url) };
+            let source = if passthrough {
+                crate::media::source::uri_h264_source(&url)
+            } else {
+                crate::media::source::uri_source(&url)
+            };
             let source = source.map_err(|e| format!("{e:#}"))?;
             Ok(Attached { source, guard: Box::new(()), closed: None })
         }

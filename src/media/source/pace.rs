@@ -57,7 +57,7 @@ pub fn limit(pad: &gst::Pad, fps: u32) {
         };
         let from_pts = pts.and_then(|pts| segment.lock().expect("segment lock").as_ref()?.to_running_time(pts));
         match from_pts.or_else(|| running_time_now(pad)) {
-            Some(t) if !pace.lock().expect("pace lock").admit(t.nseconds()) => super::swallow(info),
+            Some(t) if !pace.lock().expect("pace lock").admit(t.nseconds()) => crate::media::swallow(info),
             _ => gst::PadProbeReturn::Ok,
         }
     });

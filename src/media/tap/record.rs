@@ -29,7 +29,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
 
-use super::tap::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
+use super::feed::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
 
 /// Fragments of at most this long (what a kill -9 can lose at the end of a file).
 const FRAGMENT_MS: u32 = 1000;

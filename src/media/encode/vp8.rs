@@ -25,10 +25,10 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 
 use super::congestion::{LossReport, RateControl};
-use super::forward::{Forward, StreamSlot};
 use super::keyframes::KeyframeCounters;
 use super::meter::FrameMeter;
 use crate::ids::StreamName;
+use crate::media::forward::{Forward, StreamSlot};
 
 /// How long the encoder keeps running after its last viewer left (a reload or a reconnect reuses it).
 pub const LINGER: Duration = Duration::from_secs(5);
@@ -204,7 +204,7 @@ impl Vp8Encoding {
         let make = |f: &str| gst::ElementFactory::make(f).build().with_context(|| format!("creating {f}"));
         // Leaky, so a slow decoder never holds up the H.264 viewers (it then waits for a keyframe).
         Ok(vec![
-            super::leaky_queue(60, Duration::ZERO)?,
+            crate::media::leaky_queue(60, Duration::ZERO)?,
             make("h264parse")?,
             make("avdec_h264")?,
             make("videoconvert")?,
@@ -214,7 +214,7 @@ impl Vp8Encoding {
     /// Builds the branch, links it to its input tee and starts it with the pipeline.
     fn start(&self) -> anyhow::Result<Branch> {
         let p = self.params;
-        let queue = super::leaky_queue(1, Duration::ZERO)?;
+        let queue = crate::media::leaky_queue(1, Duration::ZERO)?;
         let vp8enc = gst::ElementFactory::make("vp8enc")
             .name(self.encoder_name())
             .property("deadline", 1i64)

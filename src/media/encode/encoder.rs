@@ -142,7 +142,9 @@ pub(crate) fn encodes_frames(chain: Vec<gst::Element>) -> Result<(), String> {
     let (Ok(src), Ok(filter)) = (src, filter) else { return Err("videotestsrc or capsfilter is missing".into()) };
     let mut all = vec![src, filter];
     all.extend(chain);
-    super::trial::first_buffers(all, 1, PROBE_TIMEOUT).map(|_| ()).map_err(|e| format!("failed to encode: {e}"))
+    crate::media::source::trial::first_buffers(all, 1, PROBE_TIMEOUT)
+        .map(|_| ())
+        .map_err(|e| format!("failed to encode: {e}"))
 }
 
 pub struct EncodeParams {

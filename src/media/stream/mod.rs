@@ -10,14 +10,14 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use tokio::sync::mpsc;
 
-use super::egress::{Egress, EgressState, PushTarget};
-use super::encoder::{Encoder, EncoderChoice, bitrate_kbps};
-use super::fanout::{BranchKey, Codec, Fanout};
+use super::encode::encoder::{Encoder, EncoderChoice, bitrate_kbps};
+use super::encode::keyframes::{self, KeyframeCounters};
+use super::encode::meter::FrameMeter;
+use super::encode::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
 use super::forward::{Forward, StreamSlot};
-use super::keyframes::{self, KeyframeCounters};
-use super::meter::FrameMeter;
-use super::viewer::{Feeds, IceSettings, WebrtcbinViewer};
-use super::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
+use super::tap::egress::{Egress, EgressState, PushTarget};
+use super::webrtcbin::fanout::{BranchKey, Codec, Fanout};
+use super::webrtcbin::viewer::{Feeds, IceSettings, WebrtcbinViewer};
 use super::{H264Profile, MediaError, MediaEvent, Peer, ViewerHandle, plan_offer_with};
 use crate::config::{StreamConfig, VideoCodec, VideoSource};
 use crate::ids::{SessionId, StreamName};
@@ -26,6 +26,7 @@ mod build;
 mod bus;
 mod recover;
 mod slot;
+pub mod supervise;
 
 pub use build::encoded_video_chain;
 use build::{Meters, VideoPart, add_chain, build_audio, source_slot, tee};
@@ -81,21 +82,20 @@ pub struct StreamHealth {
     /// Pushes to WHIP endpoints and Janus rooms (`[[streams.push]]`).
     pub pushes: Vec<PushStatus>,
     /// `[streams.record]`: its state, directory, files and last error.
-    pub recording: Option<super::recorder::RecordingStatus>,
+    pub recording: Option<super::tap::recorder::RecordingStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
     pub vp8: Option<Vp8Status>,
 }
 
-/// One push (WHIP or Janus), as health and metrics show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// One push (WHIP or Janus) now (`session::PushReport` shows it in `/readyz`; the metrics read it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PushStatus {
-    /// Names it in `DELETE /api/v1/streams/{name}/push/{id}` (unique while the stream runs).
+    /// Unique while the stream runs.
     pub id: u32,
-    /// The endpoint's scheme, host and port (its path may hold a secret).
+    /// Scheme, host and port only.
     pub target: String,
     /// connecting, connected, retrying, stopped.
     pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
     pub bytes_sent: u64,
     pub attempts: u64,
@@ -144,8 +144,8 @@ struct Inner {
     pushes: Mutex<Vec<(u32, Egress)>>,
     /// `[streams.record]`: the recorder (kept after it stops, for its status), and what the stream's
     /// recordings did since start.
-    recording: Mutex<Option<Arc<super::recorder::Recorder>>>,
-    record_counters: Arc<super::record::Counters>,
+    recording: Mutex<Option<Arc<super::tap::recorder::Recorder>>>,
+    record_counters: Arc<super::tap::record::Counters>,
     next_push: std::sync::atomic::AtomicU32,
     /// The video encodings viewers may get (`codecs`), and the VP8 one when this stream can make it
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
@@ -230,7 +230,7 @@ impl StreamPipeline {
             .map(|fwd| build::attach_forward(fwd, cfg, &pipeline, (&video, audio.as_ref()), &part, &encoded_pad))
             .transpose()?;
         if let Some(e) = &part.encoder {
-            super::meter::time_encoder(e, name.to_string());
+            super::encode::meter::time_encoder(e, name.to_string());
         }
         let vp8 =
             forward.as_ref().and_then(|f| build::vp8_encoding(cfg, &pipeline, f, part.raw_tee.clone(), &h264_tee));
@@ -306,7 +306,7 @@ impl StreamPipeline {
         let inner = &self.inner;
         let audio = inner.audio.as_ref().map(Fanout::encoded_tee);
         let egress =
-            super::egress::push(&inner.pipeline, inner.video.encoded_tee(), audio, target, inner.name.as_str())?;
+            super::tap::egress::push(&inner.pipeline, inner.video.encoded_tee(), audio, target, inner.name.as_str())?;
         let id = inner.next_push.fetch_add(1, Ordering::Relaxed);
         inner.pushes.lock().expect("pushes lock").push((id, egress));
         Ok(id)
@@ -315,19 +315,19 @@ impl StreamPipeline {
     /// Records the stream from its encoded tees (no second encode), keeping `settings`' retention; a
     /// recorder already running goes on (blocking briefly when one is replaced). A recording that cannot
     /// start now (no space, an unwritable directory) waits and says why.
-    pub fn start_recording(&self, settings: super::recorder::RecordSettings) {
+    pub fn start_recording(&self, settings: super::tap::recorder::RecordSettings) {
         let inner = &self.inner;
         let mut slot = inner.recording.lock().expect("recording lock");
         if slot.as_ref().is_some_and(|r| r.is_running()) {
             return;
         }
-        let tees = super::record::Tees {
+        let tees = super::tap::record::Tees {
             pipeline: inner.pipeline.clone(),
             h264: inner.video.encoded_tee().clone(),
             opus: inner.audio.as_ref().map(|a| a.encoded_tee().clone()),
         };
         let counters = Arc::clone(&inner.record_counters);
-        *slot = Some(Arc::new(super::recorder::Recorder::start(tees, settings, inner.name.as_str(), counters)));
+        *slot = Some(Arc::new(super::tap::recorder::Recorder::start(tees, settings, inner.name.as_str(), counters)));
     }
 
     /// Stops recording (blocking until the file being written is finished); false when it did not record.
@@ -342,7 +342,7 @@ impl StreamPipeline {
             .lock()
             .expect("recording lock")
             .as_deref()
-            .and_then(super::recorder::Recorder::current_file)
+            .and_then(super::tap::recorder::Recorder::current_file)
     }
 
     /// Stops and removes push `id` (blocking: unlinks its elements); false when there is none.
@@ -391,7 +391,7 @@ impl StreamPipeline {
                 .lock()
                 .expect("recording lock")
                 .as_deref()
-                .map(super::recorder::Recorder::status),
+                .map(super::tap::recorder::Recorder::status),
         }
     }
 

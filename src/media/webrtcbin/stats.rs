@@ -6,7 +6,7 @@ use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 
-use super::PeerStats;
+use crate::media::PeerStats;
 
 /// How long webrtcbin gets to answer (it answers from its own thread, normally within a millisecond).
 const STATS_TIMEOUT: Duration = Duration::from_secs(1);

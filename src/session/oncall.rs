@@ -1,4 +1,5 @@
-//! The host's state and the on-call conditions, for the admin console's host panel.
+//! The on-call conditions, for the admin console's host panel, judged on the host's numbers
+//! ([`crate::host`]), readiness and the streams' health.
 //!
 //! The conditions are the ones docs/alerts.yml gives Prometheus (the operating plan's "signals to stop or
 //! escalate": frames dropped under normal load, signalling failures, CPU, memory, files and disk running
@@ -6,41 +7,22 @@
 //! the console shows what holds at this moment, and the rate-based ones over the last minute of looks.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use crate::host::HostSample;
 use crate::ids::StreamName;
 use crate::media::{StreamHealth, StreamState};
-use crate::session::Readiness;
+use crate::session::{Readiness, Sessions};
 use crate::telemetry::SIGNALLING;
 
 /// The state directory's free space below which `disk-low` holds (also in docs/alerts.yml).
 pub const DISK_LOW_BYTES: u64 = 512 << 20;
 /// How far back the rate-based conditions look.
 const WINDOW: Duration = Duration::from_secs(60);
-
-/// CPU, memory, files and uptime of the process and the host.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct HostSample {
-    pub uptime_s: u64,
-    /// Cores the process may use.
-    pub cpus: usize,
-    /// The process's CPU use since the previous look (or since start), % of one core.
-    pub cpu_pct_of_core: Option<f64>,
-    pub rss_bytes: Option<u64>,
-    pub threads: Option<u64>,
-    pub memory_total_bytes: Option<u64>,
-    pub memory_available_bytes: Option<u64>,
-    pub open_files: Option<u64>,
-    /// The open-files limit (0: none).
-    pub max_files: Option<u64>,
-    /// Free space where `server.state_dir` is (tokens, keys; recordings later).
-    pub state_dir_free_bytes: Option<u64>,
-}
 
 /// One on-call condition (an alert of docs/alerts.yml, by the same name) and whether it holds now.
 #[derive(Debug, Clone, Serialize, PartialEq, utoipa::ToSchema)]
@@ -54,61 +36,27 @@ pub struct Condition {
     pub runbook: &'static str,
 }
 
-/// Reads the process's and the host's numbers (blocking: /proc and statvfs).
-pub fn sample(state_dir: &Path) -> HostSample {
-    let m = metrics_process::collector::collect();
-    let now_s = crate::auth::now_s();
-    let uptime_s = m.start_time_seconds.map_or(0, |t| now_s.saturating_sub(t));
-    let (memory_total_bytes, memory_available_bytes) = meminfo();
-    HostSample {
-        uptime_s,
-        cpus: cpus(),
-        cpu_pct_of_core: m.cpu_seconds_total.map(|cpu| cpu_pct(cpu, uptime_s)),
-        rss_bytes: m.resident_memory_bytes,
-        threads: m.threads,
-        memory_total_bytes,
-        memory_available_bytes,
-        open_files: m.open_fds,
-        max_files: m.max_fds,
-        state_dir_free_bytes: free_bytes(state_dir),
+/// What the console's host panel shows of the server's state now.
+pub struct OnCall {
+    pub readiness: Readiness,
+    /// Why the server is not ready, one line per cause (empty when it is).
+    pub not_ready: Vec<String>,
+    pub conditions: Vec<Condition>,
+}
+
+impl Sessions {
+    /// Readiness and every on-call condition, judged with the host's numbers `host`.
+    pub async fn on_call(&self, host: &HostSample) -> OnCall {
+        let readiness = self.readiness().await;
+        let healths = self.stream_healths().await;
+        let not_ready = not_ready(&readiness);
+        let conditions = conditions(host, &readiness, &healths);
+        OnCall { readiness, not_ready, conditions }
     }
 }
 
-/// The process's CPU use since the previous look at least half a second ago (or since start).
-fn cpu_pct(cpu_s: f64, uptime_s: u64) -> f64 {
-    static LAST: Mutex<Option<(Instant, f64, f64)>> = Mutex::new(None);
-    let mut last = LAST.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-    let now = Instant::now();
-    let pct = match *last {
-        Some((at, _, pct)) if now.duration_since(at) < Duration::from_millis(500) => return pct,
-        Some((at, before, _)) => (cpu_s - before) / now.duration_since(at).as_secs_f64() * 100.0,
-        None => cpu_s / uptime_s.max(1) as f64 * 100.0,
-    };
-    *last = Some((now, cpu_s, pct));
-    pct
-}
-
-/// Cores the process may use.
-pub fn cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
-/// `MemTotal` and `MemAvailable` from /proc/meminfo, in bytes.
-pub fn meminfo() -> (Option<u64>, Option<u64>) {
-    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| v.trim().trim_end_matches(" kB").parse::<u64>().ok())
-            .map(|kib| kib * 1024)
-    };
-    (field("MemTotal"), field("MemAvailable"))
-}
-
-pub use crate::recordings::free_bytes;
-
 /// Why the server is not ready, one line per cause (empty when it is).
-pub fn not_ready(r: &Readiness) -> Vec<String> {
+fn not_ready(r: &Readiness) -> Vec<String> {
     let mut out: Vec<String> = r
         .streams
         .iter()
@@ -157,7 +105,7 @@ fn counts(healths: &[(StreamName, StreamHealth)]) -> Counts {
 }
 
 /// Every condition of docs/alerts.yml that the process can see, and whether it holds.
-pub fn conditions(h: &HostSample, r: &Readiness, healths: &[(StreamName, StreamHealth)]) -> Vec<Condition> {
+fn conditions(h: &HostSample, r: &Readiness, healths: &[(StreamName, StreamHealth)]) -> Vec<Condition> {
     let window = windowed(counts(healths));
     let mut out = stream_conditions(r, healths, window.as_ref());
     out.extend(signalling_conditions(window.as_ref()));

@@ -18,7 +18,7 @@ use gstreamer_app as gst_app;
 const QUEUE_TIME: Duration = Duration::from_millis(300);
 
 /// One track's branch on the stream pipeline, and the current attempt's appsrc it feeds.
-pub(super) struct Tap {
+pub(in crate::media) struct Tap {
     pub video: bool,
     pub tee: gst::Element,
     pub tee_pad: gst::Pad,
@@ -27,8 +27,13 @@ pub(super) struct Tap {
     pub feed: Arc<Mutex<Option<gst_app::AppSrc>>>,
 }
 
-pub(super) fn add_tap(pipeline: &gst::Pipeline, tee: &gst::Element, video: bool, id: &str) -> anyhow::Result<Tap> {
-    let queue = super::leaky_queue(0, QUEUE_TIME)?;
+pub(in crate::media) fn add_tap(
+    pipeline: &gst::Pipeline,
+    tee: &gst::Element,
+    video: bool,
+    id: &str,
+) -> anyhow::Result<Tap> {
+    let queue = crate::media::leaky_queue(0, QUEUE_TIME)?;
     let feed: Arc<Mutex<Option<gst_app::AppSrc>>> = Arc::default();
     let to = Arc::clone(&feed);
     let callbacks = gst_app::AppSinkCallbacks::builder()
@@ -57,7 +62,7 @@ pub(super) fn add_tap(pipeline: &gst::Pipeline, tee: &gst::Element, video: bool,
     Ok(Tap { video, tee: tee.clone(), tee_pad, queue, sink, feed })
 }
 
-pub(super) fn remove_tap(pipeline: &gst::Pipeline, tap: &Tap) {
+pub(in crate::media) fn remove_tap(pipeline: &gst::Pipeline, tap: &Tap) {
     *tap.feed.lock().expect("egress feed lock") = None;
     if let Some(peer) = tap.tee_pad.peer() {
         let _ = tap.tee_pad.unlink(&peer);
@@ -87,15 +92,15 @@ fn retimed(sample: &gst::Sample) -> Option<gst::Sample> {
 }
 
 /// Asks the shared encoder for a keyframe with SPS/PPS, up the video branch (the stream's limiter applies).
-pub(super) fn request_keyframe(taps: &[Tap]) {
+pub(in crate::media) fn request_keyframe(taps: &[Tap]) {
     if let Some(pad) = taps.iter().find(|t| t.video).and_then(|t| t.queue.static_pad("sink")) {
-        pad.push_event(super::keyframes::request_event());
+        pad.push_event(crate::media::encode::keyframes::request_event());
     }
 }
 
 /// The consumer's end of a tap: a live appsrc in time format that never blocks the tap, dropping its
 /// oldest buffers beyond `max_buffers`.
-pub(super) fn feed_src(max_buffers: u64) -> gst_app::AppSrc {
+pub(in crate::media) fn feed_src(max_buffers: u64) -> gst_app::AppSrc {
     gst_app::AppSrc::builder()
         .is_live(true)
         .format(gst::Format::Time)

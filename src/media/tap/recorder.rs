@@ -41,27 +41,19 @@ pub struct RecordSettings {
     pub retention: Retention,
 }
 
-/// A stream's recording, as `/readyz`, the admin API and the metrics show it.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+/// A stream's recording now (`session::RecordingReport` shows it in `/readyz`; the metrics read it too).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordingStatus {
-    /// `recording`; `waiting` (it should record and cannot now: `reason` says why; it resumes by itself);
-    /// `stopped` (the operator stopped it, or its stream stopped).
+    /// `recording`, `waiting` (with the `reason`) or `stopped`.
     pub state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub dir: String,
-    /// Files started, bytes written and files retention deleted, since the server started.
     pub files: u64,
     pub bytes_written: u64,
     pub files_deleted: u64,
-    /// The file being written, and the unix time (ms) of its first frame.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub current_file: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub current_started_ms: Option<u64>,
-    /// What the stream's files in `dir` take, and the space free there, at the last look.
     pub dir_bytes: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub free_bytes: Option<u64>,
 }
 
@@ -196,7 +188,7 @@ impl Supervisor {
         let open: Vec<PathBuf> =
             self.rec.iter().map(|(r, _)| r).chain(&self.next).filter_map(|r| r.current().map(|(p, _)| p)).collect();
         let dir_bytes = self.sweep(&dir, &open);
-        let free = recordings::free_bytes(&dir);
+        let free = crate::host::free_bytes(&dir);
         let min_free = self.settings.retention.min_free;
         match &self.rec {
             Some((rec, _))
@@ -261,7 +253,7 @@ impl Supervisor {
     /// Retention: each deletion logged and counted. Returns what the stream's files take after it.
     fn sweep(&self, dir: &Path, open: &[PathBuf]) -> u64 {
         let r = &self.settings.retention;
-        let swept = recordings::sweep(dir, r, open, SystemTime::now(), || recordings::free_bytes(dir));
+        let swept = recordings::sweep(dir, r, open, SystemTime::now(), || crate::host::free_bytes(dir));
         for d in &swept.deleted {
             tracing::info!(stream = %self.stream, file = %d.name, bytes = d.bytes, reason = d.why.as_str(), "recording deleted by retention");
             self.counters.deleted.fetch_add(1, Ordering::Relaxed);

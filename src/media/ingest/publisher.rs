@@ -30,10 +30,10 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, watch};
 
-use super::ice_restart::PeerIce;
-use super::viewer::{IceSettings, answer_offer, connection_end, local_sdp, make_webrtcbin};
-use super::{MediaError, MediaEvent};
 use crate::ids::{SessionId, StreamName};
+use crate::media::webrtcbin::ice_restart::PeerIce;
+use crate::media::webrtcbin::viewer::{IceSettings, answer_offer, connection_end, local_sdp, make_webrtcbin};
+use crate::media::{MediaError, MediaEvent};
 use crate::sdpfrag::SdpFrag;
 
 const GATHER_TIMEOUT: Duration = Duration::from_secs(5);
@@ -210,8 +210,8 @@ impl Publisher {
     }
 
     /// The connection's address, bytes received and path; may block up to a second (webrtcbin's get-stats).
-    pub fn stats(&self) -> super::PeerStats {
-        super::webrtc_stats::of(&self.inner.webrtcbin)
+    pub fn stats(&self) -> crate::media::PeerStats {
+        crate::media::webrtcbin::stats::of(&self.inner.webrtcbin)
     }
 
     /// Disconnects the signal handlers (idempotent); the stream detaches and stops the bin.

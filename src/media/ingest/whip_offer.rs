@@ -7,12 +7,12 @@
 
 use gstreamer_sdp as gst_sdp;
 
-use super::negotiate::{
+use crate::media::offer::negotiate::{
     direction, fmtp_param, h264_formats, kept_mline, malformed, offered_names, parse_offer, payload_types, rtpmap,
     trimmed,
 };
-use super::sections::{SetAside, why_unused};
-use super::{H264Profile, MediaError};
+use crate::media::offer::sections::{SetAside, why_unused};
+use crate::media::{H264Profile, MediaError};
 
 /// What a publisher will send, by payload type.
 #[derive(Debug, Clone, PartialEq, Eq)]

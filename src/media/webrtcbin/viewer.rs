@@ -16,10 +16,11 @@ use gstreamer_sdp as gst_sdp;
 use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::gate::{Gate, GateStats, Track};
+use super::gate::{Gate, Track};
 use super::ice_restart::PeerIce;
-use super::{MediaError, MediaEvent, OfferPlan, PeerEnd};
 use crate::ids::{SessionId, StreamName};
+use crate::media::GateStats;
+use crate::media::{MediaError, MediaEvent, OfferPlan, PeerEnd};
 use crate::sdpfrag::SdpFrag;
 
 const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -111,7 +112,7 @@ fn set_if_exists(obj: &impl IsA<glib::Object>, name: &str, value: impl Into<glib
 
 /// Turns off libnice UPnP (+200 ms per join and port-mapping noise on a LAN) and enables conncheck keepalives
 /// (so a peer that vanishes without DELETE fails ICE instead of lingering), and applies the port range.
-pub(super) fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
+pub(in crate::media) fn tune_ice_agent(webrtcbin: &gst::Element, ice: &IceSettings) -> bool {
     let agent = webrtcbin.property::<glib::Object>("ice-agent");
     if let Some((min, max)) = ice.port_range {
         set_if_exists(&agent, "min-rtp-port", u32::from(min));
@@ -134,7 +135,7 @@ pub fn upnp_disabled(webrtcbin: &gst::Element) -> bool {
 
 /// A `webrtcbin` for one peer (a viewer or a WHIP publisher): max-bundle, the configured STUN/TURN servers,
 /// glasscast's DTLS certificate (the handler, `None` when it could not be attached) and a tuned ICE agent.
-pub(super) fn make_webrtcbin(
+pub(in crate::media) fn make_webrtcbin(
     name: String,
     ice: &IceSettings,
 ) -> anyhow::Result<(gst::Element, Option<glib::SignalHandlerId>)> {
@@ -150,7 +151,7 @@ pub(super) fn make_webrtcbin(
         webrtcbin.emit_by_name::<bool>("add-turn-server", &[turn]);
     }
     // Before any sink pad is requested: requesting one may build the DTLS transport.
-    let dtls_handler = super::dtls::attach(&webrtcbin);
+    let dtls_handler = crate::media::dtls::attach(&webrtcbin);
     if !tune_ice_agent(&webrtcbin, ice) {
         tracing::warn!("could not turn off libnice UPnP; joins may be slower");
     }
@@ -160,7 +161,7 @@ pub(super) fn make_webrtcbin(
 /// set-remote-description(offer), create-answer, `check` on the answer, set-local-description (with our
 /// certificate's fingerprint restated when it is ours). The caller waits for gathering, then reads
 /// [`local_sdp`].
-pub(super) async fn answer_offer(
+pub(in crate::media) async fn answer_offer(
     webrtcbin: &gst::Element,
     offer: gst_sdp::SDPMessage,
     own_dtls_certificate: bool,
@@ -176,7 +177,7 @@ pub(super) async fn answer_offer(
     check(answer.sdp())?;
     let answer = if own_dtls_certificate {
         let mut sdp = answer.sdp().to_owned();
-        super::dtls::restate_fingerprint(&mut sdp);
+        crate::media::dtls::restate_fingerprint(&mut sdp);
         gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, sdp)
     } else {
         answer
@@ -186,7 +187,7 @@ pub(super) async fn answer_offer(
 }
 
 /// The local description as SDP text (after gathering: with all our candidates).
-pub(super) fn local_sdp(webrtcbin: &gst::Element) -> Result<String, MediaError> {
+pub(in crate::media) fn local_sdp(webrtcbin: &gst::Element) -> Result<String, MediaError> {
     let local = webrtcbin
         .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
         .ok_or_else(|| negotiation("no local description after gathering"))?;
@@ -195,7 +196,7 @@ pub(super) fn local_sdp(webrtcbin: &gst::Element) -> Result<String, MediaError> 
 
 /// Why a webrtcbin's peer connection in `state` ended (`None`: it has not). It fails when either ICE or
 /// DTLS does; ICE's own state tells which.
-pub(super) fn connection_end(
+pub(in crate::media) fn connection_end(
     webrtcbin: &gst::Element,
     state: gst_webrtc::WebRTCPeerConnectionState,
 ) -> Option<PeerEnd> {
@@ -215,7 +216,7 @@ pub(super) fn connection_end(
 
 /// At most 200 ms of packets wait for a viewer; older ones are dropped.
 fn make_queue() -> anyhow::Result<gst::Element> {
-    super::leaky_queue(0, Duration::from_millis(200))
+    crate::media::leaky_queue(0, Duration::from_millis(200))
 }
 
 impl WebrtcbinViewer {
@@ -372,8 +373,8 @@ impl WebrtcbinViewer {
     }
 
     /// webrtcbin's view of the connection (blocking, up to a second).
-    pub fn stats(&self) -> super::PeerStats {
-        super::webrtc_stats::of(&self.inner.webrtcbin)
+    pub fn stats(&self) -> crate::media::PeerStats {
+        super::stats::of(&self.inner.webrtcbin)
     }
 
     /// Unlinks from the tees, releases the tee pads and shuts the branch down. Blocking (waits for the
@@ -471,7 +472,7 @@ fn watch_connection(
                 gate.connected();
                 // A joining viewer gets a keyframe at once.
                 if let Some(pad) = video_ghost.upgrade() {
-                    pad.push_event(super::keyframes::request_event());
+                    pad.push_event(crate::media::encode::keyframes::request_event());
                 }
                 let _ = events.send(MediaEvent::PeerConnected { stream: stream.clone(), id });
             }

@@ -2,6 +2,20 @@
 //! V4L2 cameras and capture cards, URL feeds, and desktop or input audio (PulseAudio, or PipeWire's pulse
 //! server). Every video source ends conformed to the stream's size, rate and I420; every audio source to
 //! 48 kHz stereo.
+//!
+//! The room also holds the ScreenCast portal (`portal`; the stream's `supervise` keeps a cast attached),
+//! variable-rate pacing (`pace`), running a source until buffers
+//! arrive (`trial`, `discover`: what `doctor` and the feed passthrough use), and the test marks (`sync_marks`,
+//! `probe`: the latency probe).
+//!
+//! May use: the media root's vocabulary and `ingest::access_unit` (a passed-through feed's H.264).
+
+pub mod discover;
+mod pace;
+pub mod portal;
+pub mod probe;
+pub(in crate::media) mod sync_marks;
+pub(in crate::media) mod trial;
 
 use anyhow::Context;
 use gstreamer as gst;
@@ -11,7 +25,7 @@ use crate::config::{AudioSource, StreamConfig, VideoSource};
 
 /// The raw video chain for the stream's configured source, ending in its conforming capsfilter. A portal
 /// stream's chain is only the conforming part: its source is attached once the portal grants a screen
-/// ([`portal_source`], [`super::portal::supervise`]).
+/// ([`portal_source`], [`crate::media::stream::supervise::portal`]).
 pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let mut chain = match &cfg.source {
         VideoSource::Test => return test_video(cfg),
@@ -42,7 +56,7 @@ pub fn video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
 }
 
 /// `{uridecodebin url}` in a bin named `source-uri` exposing the feed's decoded video (RTSP over TCP with
-/// a 100 ms jitter buffer, not the default 2 s). Attached and re-attached by [`super::supervise::feed`].
+/// a 100 ms jitter buffer, not the default 2 s). Attached and re-attached by [`crate::media::stream::supervise::feed`].
 pub fn uri_source(url: &str) -> anyhow::Result<gst::Element> {
     video_pad_of("uri", uridecodebin(url, None)?)
 }
@@ -53,7 +67,7 @@ pub fn uri_h264_source(url: &str) -> anyhow::Result<gst::Element> {
     let decode = uridecodebin(url, Some(gst::Caps::builder("video/x-h264").build()))?;
     let parse = gst::ElementFactory::make("h264parse").property("config-interval", -1i32).build()?;
     // An RTSP camera's SPS/PPS may come as units of their own, like a WHIP publisher's.
-    super::access_unit::whole_units(&parse);
+    crate::media::ingest::access_unit::whole_units(&parse);
     let caps =
         gst::Caps::builder("video/x-h264").field("stream-format", "byte-stream").field("alignment", "au").build();
     let filter = gst::ElementFactory::make("capsfilter").property("caps", caps).build()?;
@@ -226,7 +240,7 @@ pub fn test_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
 /// `{videoconvert} - {videoscale} - {videorate drop-only} - {capsfilter I420 WxH@fps}`.
 /// Sources with a variable rate (portal, feeds): `(pace fps) {videoconvert} - {videoscale}
 /// - {capsfilter I420 WxH} - {capssetter framerate fps}`, where the pace is a probe on the chain's sink pad
-/// ([`super::pace`]).
+/// ([`pace`]).
 pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let fixed_rate = matches!(cfg.source, VideoSource::Test | VideoSource::X11 { .. } | VideoSource::V4l2 { .. });
     let mut caps = gst::Caps::builder("video/x-raw")
@@ -253,7 +267,7 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     // videorate cannot take a variable rate (0/1) without holding every frame; the pace drops what exceeds
     // the rate at the chain's entrance (before any conversion is paid for) and the caps state the nominal
     // rate for the encoder.
-    super::pace::limit(&convert.static_pad("sink").context("videoconvert has a sink pad")?, cfg.fps);
+    pace::limit(&convert.static_pad("sink").context("videoconvert has a sink pad")?, cfg.fps);
     let setter = gst::ElementFactory::make("capssetter")
         .property("caps", gst::Caps::builder("video/x-raw").field("framerate", rate).build())
         .build()

@@ -7,9 +7,9 @@
 
 use gstreamer_sdp as gst_sdp;
 
-use super::MediaError;
 use super::sections::{SetAside, why_unused};
 use crate::config::VideoCodec;
+use crate::media::MediaError;
 
 /// The H.264 profile a stream sends: what we encode ourselves, or what a passed-through feed carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -68,7 +68,11 @@ fn extmap_id(media: &gst_sdp::SDPMediaRef, uri: &str) -> Option<u8> {
     })
 }
 
-pub(super) fn malformed(why: impl Into<String>) -> MediaError {
+/// The playout-delay RTP header extension (`webrtcbin::playout_delay` writes it; the forwarding transport
+/// has str0m write it) as an offer's `a=extmap` names it.
+pub const PLAYOUT_DELAY_URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+
+pub(in crate::media) fn malformed(why: impl Into<String>) -> MediaError {
     MediaError::MalformedOffer(why.into())
 }
 
@@ -98,7 +102,7 @@ fn profile_rank(plid: &str, profile: H264Profile) -> Option<u8> {
     }
 }
 
-pub(super) fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
+pub(in crate::media) fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
     for a in media.attributes() {
         match a.key() {
             "sendrecv" => return "sendrecv",
@@ -112,7 +116,7 @@ pub(super) fn direction(media: &gst_sdp::SDPMediaRef) -> &'static str {
 }
 
 /// `a=rtpmap:<pt> <name>/<clock>[/<channels>]` for `pt`: (name, clock rate).
-pub(super) fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
+pub(in crate::media) fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u32)> {
     media.attributes().filter(|a| a.key() == "rtpmap").find_map(|a| {
         let (p, rest) = a.value()?.trim().split_once(' ')?;
         if p.parse::<u8>().ok()? != pt {
@@ -126,7 +130,7 @@ pub(super) fn rtpmap(media: &gst_sdp::SDPMediaRef, pt: u8) -> Option<(String, u3
 }
 
 /// The `a=fmtp:<pt> k=v;k=v` parameter `key` for `pt`.
-pub(super) fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
+pub(in crate::media) fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Option<String> {
     media.attributes().filter(|a| a.key() == "fmtp").find_map(|a| {
         let (p, params) = a.value()?.trim().split_once(' ')?;
         if p.parse::<u8>().ok()? != pt {
@@ -140,11 +144,11 @@ pub(super) fn fmtp_param(media: &gst_sdp::SDPMediaRef, pt: u8, key: &str) -> Opt
 }
 
 /// The m-line's RTP payload types; anything that is not a 7-bit number (RFC 3550) is ignored.
-pub(super) fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
+pub(in crate::media) fn payload_types(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = u8> + '_ {
     media.formats().filter_map(|f| f.parse::<u8>().ok()).filter(|pt| *pt <= 127)
 }
 
-pub(super) fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
+pub(in crate::media) fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
     let mut names: Vec<String> = Vec::new();
     for pt in payload_types(media) {
         let name = match rtpmap(media, pt) {
@@ -163,7 +167,7 @@ pub(super) fn offered_names(media: &gst_sdp::SDPMediaRef) -> String {
 
 /// The m-line's H.264 formats: (payload type, packetization-mode 1 (else 0), profile-level-id in lowercase).
 /// Formats with another packetization mode are left out.
-pub(super) fn h264_formats(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = (u8, bool, String)> + '_ {
+pub(in crate::media) fn h264_formats(media: &gst_sdp::SDPMediaRef) -> impl Iterator<Item = (u8, bool, String)> + '_ {
     payload_types(media).filter_map(|pt| {
         let (name, clock) = rtpmap(media, pt)?;
         if !name.eq_ignore_ascii_case("H264") || clock != 90_000 {
@@ -229,7 +233,7 @@ fn pick_video(
     })
 }
 
-pub(super) fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
+pub(in crate::media) fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<AudioPick> {
     payload_types(media).find_map(|pt| {
         let (name, clock) = rtpmap(media, pt)?;
         (name.eq_ignore_ascii_case("opus") && clock == 48_000).then_some(AudioPick { mline, pt })
@@ -238,7 +242,7 @@ pub(super) fn pick_opus(media: &gst_sdp::SDPMediaRef, mline: u32) -> Option<Audi
 
 /// The checks every offer passes (WHEP and WHIP): SDP that parses, with media sections, ICE credentials,
 /// a DTLS fingerprint and a setup role. Returns it with its ICE ufrag.
-pub(super) fn parse_offer(text: &str) -> Result<(gst_sdp::SDPMessage, String), MediaError> {
+pub(in crate::media) fn parse_offer(text: &str) -> Result<(gst_sdp::SDPMessage, String), MediaError> {
     if !text.trim_start().starts_with("v=0") {
         return Err(malformed("it does not start with `v=0`"));
     }
@@ -316,7 +320,7 @@ pub fn plan_offer_with(
                     return Err(malformed(format!("the video section is {dir}; a WHEP offer receives (recvonly)")));
                 }
                 let mut pick = pick_video(media, mline, profile, codecs)?;
-                pick.playout_delay_ext = extmap_id(media, super::playout_delay::URI);
+                pick.playout_delay_ext = extmap_id(media, PLAYOUT_DELAY_URI);
                 video = Some(pick);
             }
             "audio" if audio.is_none() && with_audio && (dir == "sendonly" || dir == "inactive") => {
@@ -349,7 +353,7 @@ pub fn plan_offer_with(
 }
 
 /// The offer as the media stack sees it (`aside`'s sections removed), and its mids.
-pub(super) fn trimmed(
+pub(in crate::media) fn trimmed(
     msg: gst_sdp::SDPMessage,
     text: &str,
     aside: &SetAside,
@@ -360,7 +364,7 @@ pub(super) fn trimmed(
 }
 
 /// A used section's m-line index in the trimmed offer.
-pub(super) fn kept_mline(aside: &SetAside, mline: u32) -> Result<u32, MediaError> {
+pub(in crate::media) fn kept_mline(aside: &SetAside, mline: u32) -> Result<u32, MediaError> {
     aside.kept(mline as usize).map(|i| i as u32).ok_or_else(|| malformed("a used section was set aside"))
 }
 

@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 
 use gstreamer as gst;
 
+use crate::media::GateStats;
+
 const CLOSED: u8 = 0;
 const WAIT_KEYFRAME: u8 = 1;
 const OPEN: u8 = 2;
@@ -23,18 +25,6 @@ pub struct Gate {
     forwarded: AtomicU64,
     first_forwarded_was_keyframe: AtomicBool,
     flow_errors: AtomicU64,
-}
-
-/// Counters of one viewer's gate (for diagnostics and tests).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct GateStats {
-    /// Buffers dropped because the viewer was not connected yet or was waiting for a keyframe.
-    pub dropped: u64,
-    pub forwarded: u64,
-    /// The first video buffer let through started a keyframe (SPS/PPS/IDR).
-    pub first_forwarded_was_keyframe: bool,
-    /// Flow errors from the viewer's branch that were kept away from the shared tee.
-    pub flow_errors: u64,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]

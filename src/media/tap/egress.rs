@@ -36,7 +36,7 @@ use crate::push::{Endpoint, redacted, scrub};
 
 mod sink;
 
-use super::tap::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
+use super::feed::{Tap, add_tap, feed_src, remove_tap, request_keyframe};
 
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -349,7 +349,7 @@ fn link_tracks(ctx: &Ctx, pipeline: &gst::Pipeline, sink: &gst::Element) -> anyh
                     && gstreamer_video::UpstreamForceKeyUnitEvent::parse(ev).is_ok()
                     && let Some(pad) = queue_pad.upgrade()
                 {
-                    pad.push_event(super::keyframes::request_event());
+                    pad.push_event(crate::media::encode::keyframes::request_event());
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -406,7 +406,7 @@ fn watch(ctx: &Ctx, n: u64, pipeline: &gst::Pipeline, sink: &gst::Element) {
 /// ~25 s of silence; libnice's keepalive checks take ~50 s to notice a vanished endpoint).
 fn watch_webrtcbin(webrtcbin: &gst::Element, tx: mpsc::Sender<Event>, n: u64) {
     // No UPnP, and keepalives that are connectivity checks (a vanished endpoint fails ICE), as for viewers.
-    super::viewer::tune_ice_agent(webrtcbin, &super::IceSettings::default());
+    crate::media::webrtcbin::viewer::tune_ice_agent(webrtcbin, &crate::media::IceSettings::default());
     if let Some(rtpbin) = webrtcbin.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
         let tx = tx.clone();
         rtpbin.connect("on-timeout", false, move |_| {
@@ -415,12 +415,12 @@ fn watch_webrtcbin(webrtcbin: &gst::Element, tx: mpsc::Sender<Event>, n: u64) {
         });
     }
     webrtcbin.connect_notify(Some("connection-state"), move |w, _| {
-        use super::PeerEnd as E;
+        use crate::media::PeerEnd as E;
         let state = w.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state");
         if state == gst_webrtc::WebRTCPeerConnectionState::Connected {
             let _ = tx.send(Event::Connected(n));
         }
-        let why = match super::viewer::connection_end(w, state) {
+        let why = match crate::media::webrtcbin::viewer::connection_end(w, state) {
             Some(E::IceFailed) => "ICE failed",
             Some(E::DtlsFailed) => "the DTLS handshake failed",
             Some(E::Closed) => "the WebRTC connection was closed",

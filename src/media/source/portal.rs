@@ -1,6 +1,6 @@
 //! Screen capture through the xdg-desktop-portal ScreenCast interface (ashpd over the D-Bus session bus):
 //! CreateSession -> SelectSources (one monitor, cursor mode, persist until revoked, the saved restore token)
-//! -> Start -> OpenPipeWireRemote. The PipeWire fd and node feed `pipewiresrc` ([`super::source`]).
+//! -> Start -> OpenPipeWireRemote. The PipeWire fd and node feed `pipewiresrc` ([`crate::media::source`]).
 //!
 //! The restore token the portal returns is kept in `state_dir/portal/<stream>.token` (0600, written
 //! atomically) and offered on the next start, so a restarted service is not asked again: the appliance
@@ -8,7 +8,6 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use ashpd::desktop::PersistMode;
 use ashpd::desktop::screencast::{
@@ -17,9 +16,7 @@ use ashpd::desktop::screencast::{
 use futures::StreamExt;
 use thiserror::Error;
 
-use super::supervise::Attached;
-use super::{StreamPipeline, source};
-use crate::config::{PortalCursor, StreamConfig};
+use crate::config::PortalCursor;
 use crate::ids::StreamName;
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -145,30 +142,4 @@ pub async fn open(token_file: &Path, cursor: PortalCursor) -> Result<PortalCaptu
     });
     tracing::info!(node, ?size, restored, "screen cast started through the portal");
     Ok(PortalCapture { fd, node, size, restored, closed, stop: Some(stop) })
-}
-
-/// With `keepalive-time`, a live cast delivers frames at the stream's rate even on a still screen; this
-/// long without one, the cast is gone (a backend that dies takes its PipeWire stream with it, and neither
-/// pipewiresrc nor the portal says so).
-const STALL: Duration = Duration::from_secs(3);
-
-/// Keeps a portal stream's picture coming ([`super::supervise`]): each attempt opens the cast and attaches
-/// `pipewiresrc`; the compositor closing the session, an error or EOS from the source, or [`STALL`] without
-/// a frame ends it, and the portal is asked again (with the restore token: nobody is asked).
-pub fn supervise(
-    pipeline: StreamPipeline,
-    cfg: StreamConfig,
-    token_file: PathBuf,
-    cursor: PortalCursor,
-) -> tokio::task::JoinHandle<()> {
-    let name = cfg.name.clone();
-    super::supervise::supervise(pipeline, name, STALL, move || {
-        let (cfg, token_file) = (cfg.clone(), token_file.clone());
-        async move {
-            let capture = open(&token_file, cursor).await.map_err(|e| e.to_string())?;
-            let source = source::portal_source(&cfg, capture.fd(), capture.node).map_err(|e| format!("{e:#}"))?;
-            let closed = Some(capture.closed.clone());
-            Ok(Attached { source, guard: Box::new(capture), closed })
-        }
-    })
 }

@@ -2,7 +2,7 @@
 //! feed's), each with a timestamp.
 //!
 //! Some publishers send a keyframe's SPS/PPS (and SEI) as RTP packets of their own with the marker bit set
-//! (GStreamer's `rtph264pay` does, answering a keyframe request: see [`super::keyframes`]). The
+//! (GStreamer's `rtph264pay` does, answering a keyframe request: see [`crate::media::encode::keyframes`]). The
 //! depayloader then hands on two or three "access units" with one timestamp, of which only the last holds
 //! a picture, and `h264parse` (GstBaseParse) keeps a timestamp only on the first buffer that carries it:
 //! the keyframe itself comes out with none. A recording cannot place a frame without a time (it waited for

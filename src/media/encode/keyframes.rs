@@ -68,7 +68,7 @@ fn decide(state: &mut State, now: Instant) -> Result<(), Option<Duration>> {
 /// keyframe per interval. The payloaders still send SPS/PPS with every keyframe (`config-interval=-1`).
 pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
     pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| match info.event() {
-        Some(ev) if gstreamer_video::DownstreamForceKeyUnitEvent::parse(ev).is_ok() => super::swallow(info),
+        Some(ev) if gstreamer_video::DownstreamForceKeyUnitEvent::parse(ev).is_ok() => crate::media::swallow(info),
         _ => gst::PadProbeReturn::Ok,
     });
     let state = Arc::new(Mutex::new(State::default()));
@@ -88,7 +88,7 @@ pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
                 counters.sent.fetch_add(1, Ordering::Relaxed);
                 gst::PadProbeReturn::Ok
             }
-            Err(None) => super::swallow(info),
+            Err(None) => crate::media::swallow(info),
             Err(Some(delay)) => {
                 // Sent again through this pad when due; the probe then sees it as a new request and passes it.
                 let clock = gst::SystemClock::obtain();
@@ -103,7 +103,7 @@ pub fn limit(pad: &gst::Pad) -> Arc<KeyframeCounters> {
                 if scheduled.is_err() {
                     tracing::warn!("could not schedule a held keyframe request");
                 }
-                super::swallow(info)
+                crate::media::swallow(info)
             }
         }
     });

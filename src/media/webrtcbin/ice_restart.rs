@@ -16,41 +16,21 @@
 
 use std::ffi::c_uint;
 
+use crate::media::IceCredentials;
 use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::glib::translate::ToGlibPtr;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 use gstreamer_webrtc::prelude::*;
-use rand::Rng;
 
-use super::MediaError;
+use crate::media::MediaError;
 use crate::sdpfrag::{FragMedia, SdpFrag};
 
 // libnice's public API (nice/agent.h, since 0.1.6). Neither gstreamer-rs nor a maintained crate binds it, and
 // GstWebRTCICE has no restart; this is the one call we need. build.rs links libnice via pkg-config.
 unsafe extern "C" {
     fn nice_agent_restart_stream(agent: *mut glib::gobject_ffi::GObject, stream_id: c_uint) -> glib::ffi::gboolean;
-}
-
-/// An ICE username fragment and password.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IceCredentials {
-    pub ufrag: String,
-    pub pwd: String,
-}
-
-impl IceCredentials {
-    /// Fresh random credentials: 8-character ufrag and 32-character password of ice-chars (RFC 8839 §5.4
-    /// asks for at least 24 bits and 128 bits of randomness).
-    pub fn random() -> Self {
-        const ICE_CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        let mut rng = rand::rng();
-        let mut pick = |n: usize| -> String {
-            (0..n).map(|_| char::from(ICE_CHARS[rng.random_range(0..ICE_CHARS.len())])).collect()
-        };
-        Self { ufrag: pick(8), pwd: pick(32) }
-    }
 }
 
 fn restart_error(msg: impl Into<String>) -> MediaError {

@@ -13,7 +13,8 @@ use gstreamer::prelude::*;
 use gstreamer_rtp as gst_rtp;
 use gstreamer_rtp::prelude::*;
 
-pub const URI: &str = "http://www.webrtc.org/experiments/rtp-hdrext/playout-delay";
+/// The extension's URI, as offers name it ([`crate::media::offer::negotiate::PLAYOUT_DELAY_URI`]).
+pub const URI: &str = crate::media::offer::negotiate::PLAYOUT_DELAY_URI;
 
 mod imp {
     use gstreamer as gst;
