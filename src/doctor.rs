@@ -279,7 +279,7 @@ fn ports(cfg: &Config) -> Vec<Finding> {
 /// order the relay tries them); the relayed address when one works, and why each before it did not.
 fn relay(cfg: &Config) -> (Finding, Option<std::net::IpAddr>) {
     use crate::media::forward::relay_try_allocate;
-    let targets = crate::serve::relay_targets(&cfg.webrtc);
+    let targets = crate::session::lifecycle::relay_targets(&cfg.webrtc);
     if targets.is_empty() {
         return (finding(Level::Fail, "TURN relay", "no turn: server in webrtc.ice_servers", None), None);
     }

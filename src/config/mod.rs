@@ -211,17 +211,6 @@ impl Config {
         self.metrics.warning().into_iter().collect()
     }
 
-    /// This configuration with every recorded stream's `record.dir` filled in (`state_dir/recordings/NAME`
-    /// where it is not set).
-    pub fn with_record_dirs(&self) -> Config {
-        let mut cfg = self.clone();
-        let state_dir = cfg.server.state_dir.clone();
-        for s in &mut cfg.streams {
-            s.record.dir = Some(s.record.dir_or_default(&state_dir, s.name.as_str()));
-        }
-        cfg
-    }
-
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if s.tls_cert.is_some() != s.tls_key.is_some() {

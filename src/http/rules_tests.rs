@@ -24,8 +24,8 @@ fn app(required: bool, dir: &std::path::Path) -> axum::Router {
         cfg.auth.mode = AuthMode::Disabled;
     }
     let (auth, _) = Auth::load(&cfg.auth, dir).expect("auth");
-    let (_events, rx) = tokio::sync::mpsc::unbounded_channel();
-    let sessions = crate::session::spawn(Vec::new(), rx, std::time::Duration::from_secs(30), auth.clone(), None);
+    let (media, _events) = crate::session::lifecycle::Media::none();
+    let sessions = crate::session::spawn(media, std::time::Duration::from_secs(30), auth.clone(), dir.to_path_buf());
     router(AppState::new(sessions, auth, &cfg), &cfg.server.cors_origins)
 }
 

@@ -7,13 +7,16 @@ mod ice;
 mod negotiate;
 mod patch;
 mod reach;
+mod table;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::lifecycle::{Media, Stream, record_settings};
 use super::{Command, Patched, Readiness, Role, SessionError, SessionInfo, Sessions, StreamInfo, StreamReadiness};
 use crate::auth::{Auth, Grant, now_s};
 use crate::config::{StreamConfig, VideoSource};
@@ -21,12 +24,13 @@ use crate::ids::{SessionId, StreamName};
 use crate::media::{MediaError, MediaEvent, Peer, PeerEnd, StreamPipeline, StreamState};
 use crate::telemetry::{self, EndReason};
 use ice::SessionIce;
+use table::Table;
 
 struct StreamEntry {
     pipeline: StreamPipeline,
     cfg: StreamConfig,
-    /// Viewer negotiations under way (they count against the viewer cap).
-    pending: usize,
+    /// Keeps a source that comes and goes (portal, feed) attached ([`super::lifecycle`]).
+    supervisor: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A WHEP viewer or a WHIP publisher: one table, one life cycle (negotiated, connected or timed out,
@@ -51,34 +55,6 @@ struct Session {
     /// `session{session, role, stream, client}`: every log line about the session carries these (never a
     /// token).
     span: tracing::Span,
-}
-
-/// Starts the stream's configured pushes (`[[streams.push]]`: WHIP endpoints, Janus rooms).
-pub fn start_pushes(pipeline: &StreamPipeline, cfg: &StreamConfig) -> anyhow::Result<()> {
-    use anyhow::Context;
-    for p in &cfg.push {
-        let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
-        let started = pipeline.start_push(crate::media::tap::egress::PushTarget { url: p.url.clone(), token });
-        started.map_err(|e| anyhow::anyhow!(crate::push::scrub(&format!("{e:#}"), &p.url)))?;
-    }
-    if cfg.record.enabled {
-        pipeline.start_recording(record_settings(cfg));
-    }
-    Ok(())
-}
-
-/// `[streams.record]` as the recorder takes it (`dir` is filled in at start: `Config::with_record_dirs`).
-pub fn record_settings(cfg: &StreamConfig) -> crate::media::tap::recorder::RecordSettings {
-    let r = &cfg.record;
-    crate::media::tap::recorder::RecordSettings {
-        dir: r.dir.clone().unwrap_or_else(|| std::path::PathBuf::from("recordings").join(cfg.name.as_str())),
-        segment: std::time::Duration::from_secs(r.segment_s.into()),
-        retention: crate::recordings::Retention {
-            keep: r.keep(),
-            max_bytes: r.max_bytes(),
-            min_free: r.min_free_bytes(),
-        },
-    }
 }
 
 /// Reads an ended session's last transport stats into telemetry's totals (so a session shorter than one
@@ -129,18 +105,18 @@ enum Done {
 
 struct Manager {
     streams: BTreeMap<StreamName, StreamEntry>,
-    sessions: HashMap<SessionId, Session>,
-    /// Streams with a WHIP publisher being negotiated.
-    publishing: HashSet<StreamName>,
-    /// Viewer sessions being negotiated per token id: they count against the token's `max_sessions` from
-    /// the POST on, so concurrent POSTs cannot exceed it.
-    negotiating: HashMap<String, usize>,
+    /// Every session from its POST on, negotiating or live ([`table`]).
+    sessions: Table,
     done_tx: mpsc::UnboundedSender<Done>,
     /// A negotiated session that has not connected by then is ended (its client never completed ICE/DTLS).
     connect_timeout: std::time::Duration,
     auth: Auth,
-    /// The forwarding transport, for its relay's state in readiness.
+    /// The forwarding transport (its relay's state in readiness; stopped at shutdown) and the tasks that
+    /// keep what it announces current.
     forward: Option<crate::media::Forward>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// `server.state_dir`: recordings default to `recordings/<stream>` under it.
+    state_dir: PathBuf,
 }
 
 /// A stream's running encodings: H.264 with every viewer that is not on VP8, and VP8 while it runs.
@@ -175,27 +151,22 @@ const TOKEN_SWEEP: std::time::Duration = std::time::Duration::from_secs(1);
 const PUBLISHER_SILENCE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Starts the manager over already-started stream pipelines. `media_events` carries what the pipelines report.
-pub fn spawn(
-    streams: Vec<(StreamConfig, StreamPipeline)>,
-    mut media_events: mpsc::UnboundedReceiver<MediaEvent>,
-    connect_timeout: std::time::Duration,
-    auth: Auth,
-    forward: Option<crate::media::Forward>,
-) -> Sessions {
+pub fn spawn(media: Media, connect_timeout: std::time::Duration, auth: Auth, state_dir: PathBuf) -> Sessions {
+    let Media { forward, streams, events: mut media_events, tasks } = media;
     let (tx, mut rx) = mpsc::channel::<Command>(256);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel();
     let mut mgr = Manager {
         streams: streams
             .into_iter()
-            .map(|(cfg, pipeline)| (cfg.stream_name(), StreamEntry { pipeline, cfg, pending: 0 }))
+            .map(|Stream { cfg, pipeline, supervisor }| (cfg.stream_name(), StreamEntry { pipeline, cfg, supervisor }))
             .collect(),
-        sessions: HashMap::new(),
-        publishing: HashSet::new(),
-        negotiating: HashMap::new(),
+        sessions: Table::default(),
         done_tx,
         connect_timeout,
         auth,
         forward,
+        tasks,
+        state_dir,
     };
     tokio::spawn(async move {
         let mut sweep = tokio::time::interval(TOKEN_SWEEP);
@@ -261,8 +232,9 @@ impl Manager {
             Command::Unpush { stream, id, reply } => self.unpush(stream, id, reply),
             Command::Record { stream, on, reply } => self.record(&stream, on, reply),
             Command::RecordingDir { stream, reply } => {
-                let dir =
-                    self.stream_named(&stream).map(|(_, e)| (record_settings(&e.cfg).dir, e.pipeline.recording_file()));
+                let dir = self
+                    .stream_named(&stream)
+                    .map(|(_, e)| (record_settings(&e.cfg, &self.state_dir).dir, e.pipeline.recording_file()));
                 let _ = reply.send(dir);
             }
             Command::Shutdown { .. } => unreachable!("handled by the loop"),
@@ -329,14 +301,8 @@ impl Manager {
         all
     }
 
-    /// Sessions of token `token_id`: live ones and those being negotiated.
-    fn sessions_of(&self, token_id: &str) -> usize {
-        let live = self.sessions.values().filter(|s| s.owner.token_id() == Some(token_id)).count();
-        live + self.negotiating.get(token_id).copied().unwrap_or(0)
-    }
-
     fn viewers_of(&self, stream: &StreamName) -> usize {
-        self.sessions.values().filter(|s| s.role == Role::Viewer && &s.stream == stream).count()
+        self.sessions.viewers_of(stream)
     }
 
     fn on_done(&mut self, done: Done) {
@@ -356,7 +322,7 @@ impl Manager {
     fn sweep(&mut self) {
         let now = now_s();
         let mut ending: Vec<(SessionId, EndReason, &'static str)> = Vec::new();
-        for (id, s) in &self.sessions {
+        for (id, s) in self.sessions.iter() {
             if let Some(why) = s.unauthorized(&self.auth, now) {
                 ending.push((*id, EndReason::Revoked, why));
             } else if self.silent_publisher(s) {
@@ -493,16 +459,22 @@ impl Manager {
         })
     }
 
+    /// Ends every session, stops the source supervisors, the pipelines and the forwarding transport.
     async fn shutdown(&mut self) {
-        let ids: Vec<SessionId> = self.sessions.keys().copied().collect();
+        self.tasks.iter().chain(self.streams.values().filter_map(|e| e.supervisor.as_ref())).for_each(|t| t.abort());
+        let ids = self.sessions.ids();
         let sessions: Vec<Session> =
             ids.into_iter().filter_map(|id| self.take_ended(id, EndReason::Stopped, "shutting down")).collect();
         let pipelines: Vec<_> = self.streams.values().map(|e| e.pipeline.clone()).collect();
         let n = sessions.len();
+        let forward = self.forward.take();
         let _ = tokio::task::spawn_blocking(move || {
             sessions.iter().for_each(finish);
             for p in pipelines {
                 p.stop();
+            }
+            if let Some(fwd) = forward {
+                fwd.stop();
             }
         })
         .await;

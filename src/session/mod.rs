@@ -4,6 +4,7 @@
 //! messages to the manager task ([`Sessions`] is its handle) and get replies. The manager never blocks on
 //! media work: negotiation runs in spawned tasks that report back to it.
 
+pub mod lifecycle;
 mod manager;
 pub mod oncall;
 mod report;
@@ -16,7 +17,7 @@ use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
 
-pub use manager::{spawn, start_pushes};
+pub use manager::spawn;
 pub use scrape::{scrape, session_final};
 
 use crate::auth::Grant;

@@ -3,10 +3,11 @@
 
 use tokio::sync::oneshot;
 
-use super::{Manager, StreamEntry, finish, start_pushes};
+use super::{Manager, StreamEntry, finish};
 use crate::ids::StreamName;
 use crate::media::StreamState;
 use crate::session::SessionError;
+use crate::session::lifecycle::{push_target, record_settings, start_extras};
 use crate::telemetry::EndReason;
 
 impl Manager {
@@ -46,13 +47,14 @@ impl Manager {
         // no other request waits for it. Marked starting first, so a second start is answered at once.
         entry.pipeline.mark_starting();
         let (name, pipeline, cfg) = (name.clone(), entry.pipeline.clone(), entry.cfg.clone());
+        let state_dir = self.state_dir.clone();
         tokio::task::spawn_blocking(move || {
             if crate::media::test_fault() == Some("slow-start") {
                 // GLASSCAST_TEST_FAULT=slow-start: a start after a stop takes 5 s (a slow device).
                 std::thread::sleep(std::time::Duration::from_secs(5));
             }
             // Stopping ended its pushes (they follow the pipeline's clock): the configured ones start again.
-            let result = pipeline.start().and_then(|()| start_pushes(&pipeline, &cfg));
+            let result = pipeline.start().and_then(|()| start_extras(&pipeline, &cfg, &state_dir));
             let _ = reply.send(result.map_err(|e| SessionError::StartFailed(name, format!("{e:#}"))));
         });
     }
@@ -74,7 +76,7 @@ impl Manager {
         // Builds and links elements into the running pipeline: off this task, as a start is.
         tokio::task::spawn_blocking(move || {
             let shown = crate::push::redacted(&url);
-            let started = pipeline.start_push(crate::media::tap::egress::PushTarget { url: url.clone(), token });
+            let started = pipeline.start_push(push_target(url.clone(), token));
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
             let why = |e: anyhow::Error| SessionError::BadPush(name, crate::push::scrub(&format!("{e:#}"), &url));
             let _ = reply.send(started.map_err(why));
@@ -104,7 +106,7 @@ impl Manager {
         };
         entry.cfg.record.enabled = on;
         let running = matches!(entry.pipeline.health().state, StreamState::Playing | StreamState::Starting);
-        let (pipeline, settings) = (entry.pipeline.clone(), super::record_settings(&entry.cfg));
+        let (pipeline, settings) = (entry.pipeline.clone(), record_settings(&entry.cfg, &self.state_dir));
         tracing::info!(stream = %stream, on, running, "recording asked for");
         tokio::task::spawn_blocking(move || {
             match (on, running) {

@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 
 use super::admission::overloaded;
 use super::ice::SessionIce;
+use super::table::Claim;
 use super::{Done, Manager, Session, reach};
 use crate::auth::{Grant, now_s};
 use crate::config::VideoSource;
@@ -61,13 +62,7 @@ impl Manager {
     /// A viewer's offer, admitted: it counts against the viewer cap and its token's `max_sessions` while
     /// it is negotiated.
     fn offer(&mut self, asked: Asked, offer: String) {
-        let name = asked.stream.clone();
-        let entry = self.streams.get_mut(&name).expect("admitted: the stream exists");
-        entry.pending += 1;
-        if let Some(token) = asked.grant.token_id() {
-            *self.negotiating.entry(token.to_owned()).or_insert(0) += 1;
-        }
-        let pipeline = entry.pipeline.clone();
+        let pipeline = self.streams[&asked.stream].pipeline.clone();
         let id = asked.id;
         self.negotiate(asked, async move { pipeline.add_viewer(id, &offer).await });
     }
@@ -78,12 +73,12 @@ impl Manager {
         let (name, entry) = self.known(stream)?;
         if let Grant::Token(v) = grant
             && let Some(max) = v.max_sessions
-            && self.sessions_of(&v.token_id) >= max as usize
+            && self.sessions.sessions_of(&v.token_id) >= max as usize
         {
             return Err(SessionError::TokenSessionLimit(max));
         }
         let name = name.clone();
-        let viewers = self.viewers_of(&name) + entry.pending;
+        let viewers = self.sessions.viewer_places(&name);
         let health = entry.pipeline.health();
         if !health.producing() {
             return Err(SessionError::NotProducing(name));
@@ -100,7 +95,6 @@ impl Manager {
 
     /// A publisher's offer, admitted: its stream takes no other until it is negotiated.
     fn publish(&mut self, asked: Asked, offer: String) {
-        self.publishing.insert(asked.stream.clone());
         let pipeline = self.streams[&asked.stream].pipeline.clone();
         let id = asked.id;
         self.negotiate(asked, async move { pipeline.attach_publisher(id, &offer).await });
@@ -117,15 +111,25 @@ impl Manager {
         if entry.cfg.source != VideoSource::Whip {
             return Err(SessionError::NotWhip(name));
         }
-        let published = self.sessions.values().any(|s| s.role == Role::Publisher && s.stream == name);
-        if published || self.publishing.contains(&name) {
+        if self.sessions.published(&name) {
             return Err(SessionError::AlreadyPublished(name));
         }
         Ok(name)
     }
 
     /// Runs the media's negotiation off this task; its result comes back as [`Done::Negotiated`].
-    fn negotiate(&self, asked: Asked, work: impl Future<Output = Result<(Peer, String), MediaError>> + Send + 'static) {
+    /// The session is in the table from here on, negotiating: it holds its place under the caps.
+    fn negotiate(
+        &mut self,
+        asked: Asked,
+        work: impl Future<Output = Result<(Peer, String), MediaError>> + Send + 'static,
+    ) {
+        let claim = Claim {
+            role: asked.role,
+            stream: asked.stream.clone(),
+            token_id: asked.grant.token_id().map(str::to_owned),
+        };
+        self.sessions.claim(asked.id, claim);
         let done = self.done_tx.clone();
         tokio::spawn(async move {
             let result = work.await;
@@ -139,12 +143,12 @@ impl Manager {
     /// A negotiation finished: the client gets its answer (or why not) and the session its place in the
     /// table, with a connect deadline.
     pub(super) fn on_negotiated(&mut self, Negotiated { asked, result }: Negotiated) {
-        self.negotiation_over(&asked);
         let Asked { role, stream, id, grant, client, posted, reply } = asked;
         let (peer, answer) = match result {
             Ok(done) => done,
             Err(e) => {
                 tracing::info!(%stream, role = role.as_str(), error = %e, "offer refused");
+                self.sessions.settle(id, None);
                 let _ = reply.send(Err(SessionError::refused(stream, e)));
                 return;
             }
@@ -152,6 +156,7 @@ impl Manager {
         let ice = SessionIce::new(id);
         if reply.send(Ok(Created { id, answer, etag: ice.etag.clone() })).is_err() {
             // The client went away before its answer: nobody will ever use this session.
+            self.sessions.settle(id, None);
             tokio::task::spawn_blocking(move || peer.remove());
             return;
         }
@@ -166,30 +171,7 @@ impl Manager {
         });
         let session =
             Session { role, stream, peer, ice, owner: grant, since: now_s(), client, posted, connected: None, span };
-        self.sessions.insert(id, session);
-    }
-
-    /// Its negotiation no longer counts against the viewer cap, the token's limit, or the stream's one
-    /// publisher.
-    fn negotiation_over(&mut self, asked: &Asked) {
-        match asked.role {
-            Role::Viewer => {
-                if let Some(entry) = self.streams.get_mut(&asked.stream) {
-                    entry.pending = entry.pending.saturating_sub(1);
-                }
-                if let Some(token) = asked.grant.token_id()
-                    && let Some(n) = self.negotiating.get_mut(token)
-                {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.negotiating.remove(token);
-                    }
-                }
-            }
-            Role::Publisher => {
-                self.publishing.remove(&asked.stream);
-            }
-        }
+        self.sessions.settle(id, Some(session));
     }
 }
 
