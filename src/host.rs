@@ -30,8 +30,7 @@ pub struct HostSample {
 /// Reads the process's and the host's numbers (blocking: /proc and statvfs).
 pub fn sample(state_dir: &Path) -> HostSample {
     let m = metrics_process::collector::collect();
-    let now_s = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let uptime_s = m.start_time_seconds.map_or(0, |t| now_s.saturating_sub(t));
+    let uptime_s = m.start_time_seconds.map_or(0, |t| now_s().saturating_sub(t));
     let (memory_total_bytes, memory_available_bytes) = meminfo();
     HostSample {
         uptime_s,
@@ -76,6 +75,11 @@ pub fn meminfo() -> (Option<u64>, Option<u64>) {
             .map(|kib| kib * 1024)
     };
     (field("MemTotal"), field("MemAvailable"))
+}
+
+/// Unix time in seconds (the host's clock; `auth` and the session manager use it too).
+pub fn now_s() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// Free space (for an unprivileged user) on the filesystem holding `dir`.

@@ -76,18 +76,13 @@ pub async fn start(cfg: &Config) -> anyhow::Result<Media> {
 pub(super) fn start_extras(pipeline: &StreamPipeline, cfg: &StreamConfig, state_dir: &Path) -> anyhow::Result<()> {
     for p in &cfg.push {
         let token = p.load_token().with_context(|| format!("reading streams `{}` push token_file", cfg.name))?;
-        let started = pipeline.start_push(push_target(p.url.clone(), token));
+        let started = pipeline.start_push(PushTarget { url: p.url.clone(), token });
         started.map_err(|e| anyhow::anyhow!(crate::push::scrub(&format!("{e:#}"), &p.url)))?;
     }
     if cfg.record.enabled {
         pipeline.start_recording(record_settings(cfg, state_dir));
     }
     Ok(())
-}
-
-/// A push to `url` as egress takes it.
-pub(super) fn push_target(url: String, token: Option<String>) -> PushTarget {
-    PushTarget { url, token }
 }
 
 /// `[streams.record]` as the recorder takes it; its `dir` defaults to `state_dir/recordings/<stream>`

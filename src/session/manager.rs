@@ -301,10 +301,6 @@ impl Manager {
         all
     }
 
-    fn viewers_of(&self, stream: &StreamName) -> usize {
-        self.sessions.viewers_of(stream)
-    }
-
     fn on_done(&mut self, done: Done) {
         match done {
             Done::Negotiated(n) => self.on_negotiated(*n),
@@ -384,7 +380,7 @@ impl Manager {
                     name: name.clone(),
                     state: state_label(&h.state).into(),
                     producing: h.producing(),
-                    viewers: self.viewers_of(name),
+                    viewers: self.sessions.viewers_of(name),
                     width: e.cfg.width,
                     height: e.cfg.height,
                     fps: e.cfg.fps,
@@ -431,7 +427,7 @@ impl Manager {
                     restarts: h.restarts,
                     encoder: h.encoder,
                     encoders_rejected: h.encoders_rejected,
-                    encodings: encodings(self.viewers_of(name), h.vp8),
+                    encodings: encodings(self.sessions.viewers_of(name), h.vp8),
                     pushes: h.pushes.into_iter().map(Into::into).collect(),
                     recording: h.recording.map(Into::into),
                 }

@@ -1,7 +1,8 @@
 //! The media side's state as the HTTP API shows it (the admin API's session list, `/readyz`): the JSON and
 //! OpenAPI types live here, at the boundary, and media's own types ([`media::PeerStats`],
 //! [`media::PushStatus`], the recorder's and the relay's status) carry no serialization of their own.
-//! Each type here is made from media's by `From`, so a field media adds is not shown until it is named here.
+//! Each type here is made from media's by `From`, which names every field (no `..`): a field media adds does
+//! not compile here until it is shown, or left out on purpose.
 
 use std::net::SocketAddr;
 
@@ -41,18 +42,16 @@ pub struct TransportStats {
 }
 
 impl From<media::PeerStats> for TransportStats {
+    #[rustfmt::skip]
     fn from(s: media::PeerStats) -> Self {
-        #[rustfmt::skip]
         let media::PeerStats {
             remote_address, candidate_type, protocol, bytes_sent, packets_sent, rtt_ms,
             fraction_lost, jitter_ms, nacks, plis, bytes_received, packets_received,
         } = s;
-        #[rustfmt::skip]
-        let out = Self {
+        Self {
             remote_address, candidate_type, protocol, bytes_sent, packets_sent, rtt_ms,
             fraction_lost, jitter_ms, nacks, plis, bytes_received, packets_received,
-        };
-        out
+        }
     }
 }
 
@@ -103,18 +102,16 @@ pub struct RecordingReport {
 }
 
 impl From<RecordingStatus> for RecordingReport {
+    #[rustfmt::skip]
     fn from(r: RecordingStatus) -> Self {
-        #[rustfmt::skip]
         let RecordingStatus {
             state, reason, dir, files, bytes_written, files_deleted,
             current_file, current_started_ms, dir_bytes, free_bytes,
         } = r;
-        #[rustfmt::skip]
-        let out = Self {
+        Self {
             state, reason, dir, files, bytes_written, files_deleted,
             current_file, current_started_ms, dir_bytes, free_bytes,
-        };
-        out
+        }
     }
 }
 

@@ -13,9 +13,6 @@ use gstreamer::prelude::*;
 use gstreamer_rtp as gst_rtp;
 use gstreamer_rtp::prelude::*;
 
-/// The extension's URI, as offers name it ([`crate::media::offer::negotiate::PLAYOUT_DELAY_URI`]).
-pub const URI: &str = crate::media::offer::negotiate::PLAYOUT_DELAY_URI;
-
 mod imp {
     use gstreamer as gst;
     use gstreamer::glib;
@@ -51,7 +48,7 @@ mod imp {
     }
 
     impl RTPHeaderExtensionImpl for PlayoutDelay {
-        const URI: &'static str = super::URI;
+        const URI: &'static str = crate::media::offer::negotiate::PLAYOUT_DELAY_URI;
 
         fn supported_flags(&self) -> gst_rtp::RTPHeaderExtensionFlags {
             gst_rtp::RTPHeaderExtensionFlags::ONE_BYTE | gst_rtp::RTPHeaderExtensionFlags::TWO_BYTE

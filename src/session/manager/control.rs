@@ -6,8 +6,9 @@ use tokio::sync::oneshot;
 use super::{Manager, StreamEntry, finish};
 use crate::ids::StreamName;
 use crate::media::StreamState;
+use crate::media::tap::egress::PushTarget;
 use crate::session::SessionError;
-use crate::session::lifecycle::{push_target, record_settings, start_extras};
+use crate::session::lifecycle::{record_settings, start_extras};
 use crate::telemetry::EndReason;
 
 impl Manager {
@@ -76,7 +77,7 @@ impl Manager {
         // Builds and links elements into the running pipeline: off this task, as a start is.
         tokio::task::spawn_blocking(move || {
             let shown = crate::push::redacted(&url);
-            let started = pipeline.start_push(push_target(url.clone(), token));
+            let started = pipeline.start_push(PushTarget { url: url.clone(), token });
             tracing::info!(stream = %name, target = %shown, ok = started.is_ok(), "push requested");
             let why = |e: anyhow::Error| SessionError::BadPush(name, crate::push::scrub(&format!("{e:#}"), &url));
             let _ = reply.send(started.map_err(why));
