@@ -1,11 +1,13 @@
 //! bench/encode: CPU cost of the capture + encode pipeline alone (no viewers), per mode and encoder.
 //!
 //!   cargo run --release --example encode -- [--seconds 10] [--modes 1280x720@30,1280x720@60,1920x1080@30]
-//!                                           [--bitrate 2500]
+//!                                           [--bitrate 2500] [--ladder]
 //!
 //! For each mode it runs glasscast's own video chain (`media::encoded_video_chain`: test source, conversion,
 //! leaky queue, encoder with glasscast's settings) into a fakesink for a 2 s warm-up plus --seconds, first
-//! without an encoder (what the source costs), then with each available encoder. Reports this process's CPU
+//! without an encoder (what the source costs), then with each available encoder; with `--ladder`, each
+//! encoder again with the default quality ladder's lower rungs running too (`media::encode::ladder`, their
+//! valves open, payloaded into fakesinks): the ladder's cost is the difference. Reports this process's CPU
 //! (utime + stime from /proc/self/stat) as % of one core, frames and bitrate out, and the encoder's own
 //! latency (input buffer -> its output buffer). Prints JSON on stdout, a line per run on stderr.
 
@@ -49,13 +51,31 @@ fn pct(sorted: &[f64], p: f64) -> Option<f64> {
     Some((v * 100.0).round() / 100.0)
 }
 
-fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64) -> anyhow::Result<serde_json::Value> {
+/// The stream's lower rungs from the chain's raw tee, running, each into a fakesink.
+fn add_rungs(pipeline: &gst::Pipeline, cfg: &StreamConfig, encoder: Encoder) -> anyhow::Result<usize> {
+    let raw = pipeline.by_name("raw").ok_or_else(|| anyhow::anyhow!("the chain's raw tee"))?;
+    let rungs = cfg.rungs();
+    for (i, rung) in rungs.iter().enumerate().skip(1) {
+        let branch = media::encode::ladder::build_rung(pipeline, &raw, (i, *rung), encoder, cfg.keyframe_interval_s, 0)?;
+        let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
+        pipeline.add(&sink)?;
+        branch.rtp_src.link(&sink.static_pad("sink").expect("fakesink has a sink pad"))?;
+        branch.gate.join();
+    }
+    Ok(rungs.len() - 1)
+}
+
+fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64, ladder: bool) -> anyhow::Result<serde_json::Value> {
     let pipeline = gst::Pipeline::new();
     let mut chain = encoded_video_chain(cfg, encoder)?;
     let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
     chain.push(sink);
     pipeline.add_many(&chain)?;
     gst::Element::link_many(&chain)?;
+    let lower_rungs = match (ladder, encoder) {
+        (true, Some(enc)) => add_rungs(&pipeline, cfg, enc)?,
+        _ => 0,
+    };
 
     let counters = Arc::new(Mutex::new(Counters::default()));
     let measuring = Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -101,6 +121,7 @@ fn run(cfg: &StreamConfig, encoder: Option<Encoder>, seconds: u64) -> anyhow::Re
     Ok(serde_json::json!({
         "mode": format!("{}x{}@{}", cfg.width, cfg.height, cfg.fps),
         "encoder": encoder.map_or("none (source only)", |e| e.factory()),
+        "lower_rungs": lower_rungs,
         "cpu_pct_of_core": ((cpu1 - cpu0) / wall * 1000.0).round() / 10.0,
         "frames_out": c.frames,
         "fps_out": ((c.frames as f64 / wall) * 10.0).round() / 10.0,
@@ -121,10 +142,13 @@ struct Args {
     /// kbit/s
     #[arg(long, default_value_t = 2500)]
     bitrate: u32,
+    /// Also run each encoder with the default quality ladder's lower rungs.
+    #[arg(long)]
+    ladder: bool,
 }
 
 fn main() -> anyhow::Result<()> {
-    let Args { seconds, modes, bitrate } = Args::parse();
+    let Args { seconds, modes, bitrate, ladder } = Args::parse();
     media::init()?;
     // Every encoder that passes its probe here (hardware ones too, on a machine that has them).
     let encoders: Vec<Encoder> =
@@ -133,11 +157,14 @@ fn main() -> anyhow::Result<()> {
     for mode in modes.split(',') {
         let (width, height, fps) = common::parse_mode(mode).map_err(anyhow::Error::msg)?;
         let cfg = StreamConfig { width, height, fps, bitrate_kbps: bitrate, ..StreamConfig::test_pattern("bench") };
-        for enc in std::iter::once(None).chain(encoders.iter().copied().map(Some)) {
-            let r = run(&cfg, enc, seconds)?;
+        let with_ladder = encoders.iter().copied().map(|e| (Some(e), true)).filter(|_| ladder);
+        let plain = std::iter::once(None).chain(encoders.iter().copied().map(Some)).map(|e| (e, false));
+        for (enc, ladder) in plain.chain(with_ladder) {
+            let r = run(&cfg, enc, seconds, ladder)?;
             eprintln!(
-                "encode {} {}: {}% of a core, {} fps, {} kbit/s, encode p50 {} ms",
-                r["mode"], r["encoder"], r["cpu_pct_of_core"], r["fps_out"], r["kbps_out"], r["encode_ms"]["p50"]
+                "encode {} {} (+{} rungs): {}% of a core, {} fps, {} kbit/s, encode p50 {} ms",
+                r["mode"], r["encoder"], r["lower_rungs"], r["cpu_pct_of_core"], r["fps_out"], r["kbps_out"],
+                r["encode_ms"]["p50"]
             );
             runs.push(r);
         }

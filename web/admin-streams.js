@@ -79,6 +79,14 @@ function age(since) {
   return s < 120 ? `${s} s` : s < 7200 ? `${Math.round(s / 60)} min` : `${Math.round(s / 3600)} h`;
 }
 
+// A viewer's rung of the stream's quality ladder (0: the top) and its send-side estimate; '–' for one encoding.
+function rung(x) {
+  if (x.rung === null || x.rung === undefined) return '–';
+  const name = x.rung === 0 ? 'top' : `${x.rung} down`;
+  const est = x.estimate_kbps ? `, ${(x.estimate_kbps / 1000).toFixed(1)} Mbit/s` : '';
+  return `${name}${est} (${x.switches_down}↓ ${x.switches_up}↑)`;
+}
+
 export function sessionRow(x, refresh, show) {
   const path = x.candidate_type ? `${x.candidate_type}/${x.protocol}` : '–';
   const moved = x.role === 'publisher' ? `${bytes(x.bytes_received)} in` : bytes(x.bytes_sent);
@@ -87,5 +95,6 @@ export function sessionRow(x, refresh, show) {
   return row({ session: x.id }, [cell(x.id.slice(0, 8)), cell(x.role), cell(x.stream),
     cell(x.label || x.token_id || 'admin'), cell(x.client || ''), cell(path), cell(age(x.since)),
     cell(x.connected ? 'yes' : 'no'), cell(moved), cell(rtt), cell(loss), cell(`${x.nacks} / ${x.plis}`),
+    cell(rung(x)),
     button('Kick', () => api('DELETE', `/sessions/${encodeURIComponent(x.id)}`), refresh, show)]);
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Deserializer};
 use thiserror::Error;
 
 mod auth;
+mod ladder;
 mod limits;
 mod ops;
 mod record;
@@ -17,6 +18,7 @@ mod stream;
 mod webrtc;
 
 pub use auth::{AuthConfig, AuthMode, MIN_ADMIN_TOKEN, Networks};
+pub use ladder::{LadderConfig, MAX_LOWER_RUNGS, Rung, RungConfig};
 pub use limits::ConnLimits;
 pub use ops::{LogConfig, LogFormat, MetricsConfig};
 pub use record::RecordConfig;

@@ -293,6 +293,9 @@ pub struct StreamConfig {
     /// Recording to fragmented MP4 files (off by default).
     #[serde(default)]
     pub record: super::record::RecordConfig,
+    /// The lower encodings viewers on weak links are moved to (forwarding transport; on by default).
+    #[serde(default)]
+    pub ladder: super::ladder::LadderConfig,
 }
 
 /// `[[streams.push]]`: a WHIP endpoint (`https://...`) or a Janus VideoRoom
@@ -333,7 +336,7 @@ impl PushConfig {
 fn default_audio_frame_ms() -> u32 {
     10
 }
-fn yes() -> bool {
+pub(super) fn yes() -> bool {
     true
 }
 fn default_source() -> VideoSource {
@@ -407,7 +410,18 @@ impl StreamConfig {
             sync_marks: false,
             push: Vec::new(),
             record: super::record::RecordConfig::default(),
+            ladder: super::ladder::LadderConfig::default(),
         }
+    }
+
+    /// The stream's own encoding as the ladder's top rung.
+    pub fn top_rung(&self) -> super::ladder::Rung {
+        super::ladder::Rung { width: self.width, height: self.height, fps: self.fps, bitrate_kbps: self.bitrate_kbps }
+    }
+
+    /// Every encoding of the stream's ladder, the top (its own) first; just that one with `ladder = false`.
+    pub fn rungs(&self) -> Vec<super::ladder::Rung> {
+        self.ladder.rungs(self.top_rung())
     }
 
     /// The floor for congestion control: `min_bitrate_kbps`, else a quarter of `bitrate_kbps` (at least 100).
@@ -507,6 +521,6 @@ impl StreamConfig {
         {
             return Err(invalid(k("audio.device"), device, "a source name (see `glasscast sources`)"));
         }
-        Ok(())
+        st.ladder.validate(i, st.top_rung())
     }
 }

@@ -15,6 +15,7 @@ pub mod tap;
 pub mod webrtcbin;
 
 pub use encode::encoder::{Encoder, choose_encoder};
+pub use encode::ladder::RungStatus;
 pub use forward::Forward;
 pub use handle::{GateStats, IceCredentials, Peer, PublisherPeer, ViewerHandle};
 pub use ingest::publisher::Publisher;
@@ -108,6 +109,12 @@ pub struct PeerStats {
     /// A WHIP publisher's media (0 for a viewer).
     pub bytes_received: u64,
     pub packets_received: u64,
+    /// A viewer of a stream with a quality ladder (forwarding transport): its rung (0: the top), its
+    /// send-side estimate (kbit/s; `None` without transport-wide CC or before the first), and its switches.
+    pub rung: Option<u8>,
+    pub estimate_kbps: Option<u32>,
+    pub switches_up: u64,
+    pub switches_down: u64,
 }
 
 /// Why a peer's connection (a viewer's or a WHIP publisher's) ended, as seen by the media side.

@@ -430,6 +430,7 @@ impl Manager {
                     encodings: encodings(self.sessions.viewers_of(name), h.vp8),
                     pushes: h.pushes.into_iter().map(Into::into).collect(),
                     recording: h.recording.map(Into::into),
+                    ladder: h.ladder.into_iter().map(Into::into).collect(),
                 }
             })
             .collect();

@@ -144,7 +144,7 @@ pub struct SessionInfo {
     pub transport: TransportStats,
 }
 
-pub use report::{PushReport, RecordingReport, RelayReport, TransportStats};
+pub use report::{PushReport, RecordingReport, RelayReport, RungReport, TransportStats};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct StreamReadiness {
@@ -185,6 +185,9 @@ pub struct StreamReadiness {
     pub recording: Option<RecordingReport>,
     /// The video encodings running now and their viewers: H.264 always, VP8 while viewers need it.
     pub encodings: Vec<EncodingReadiness>,
+    /// The H.264 quality ladder's rungs, the top (the stream's own encoding) first; absent for one encoding.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ladder: Vec<RungReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

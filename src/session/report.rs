@@ -39,6 +39,13 @@ pub struct TransportStats {
     /// RTP bytes and packets received from the peer (a WHIP publisher's media; 0 for a viewer).
     pub bytes_received: u64,
     pub packets_received: u64,
+    /// The stream's quality ladder (forwarding transport): the viewer's rung (0: the top; `null` for one
+    /// encoding), its send-side bandwidth estimate in kbit/s (`null` before the first, or for a client
+    /// without transport-wide congestion control feedback), and its switches so far.
+    pub rung: Option<u8>,
+    pub estimate_kbps: Option<u32>,
+    pub switches_up: u64,
+    pub switches_down: u64,
 }
 
 impl From<media::PeerStats> for TransportStats {
@@ -47,10 +54,47 @@ impl From<media::PeerStats> for TransportStats {
         let media::PeerStats {
             remote_address, candidate_type, protocol, bytes_sent, packets_sent, rtt_ms,
             fraction_lost, jitter_ms, nacks, plis, bytes_received, packets_received,
+            rung, estimate_kbps, switches_up, switches_down,
         } = s;
         Self {
             remote_address, candidate_type, protocol, bytes_sent, packets_sent, rtt_ms,
             fraction_lost, jitter_ms, nacks, plis, bytes_received, packets_received,
+            rung, estimate_kbps, switches_up, switches_down,
+        }
+    }
+}
+
+/// One rung of a stream's quality ladder in `/readyz`: its picture, rate and bitrate, its viewers (with those
+/// switching to it), whether its encoder runs now (a lower rung only while watched), and its switches.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RungReport {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    pub bitrate_kbps: u32,
+    pub viewers: usize,
+    pub running: bool,
+    /// Viewers switched onto it from a lower rung, and from a higher one, so far.
+    pub switches_up: u64,
+    pub switches_down: u64,
+    /// Its encoded frames per second (lower rungs, while running).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fps_out: Option<f64>,
+}
+
+impl From<media::RungStatus> for RungReport {
+    fn from(s: media::RungStatus) -> Self {
+        let r = s.rung;
+        Self {
+            width: r.width,
+            height: r.height,
+            fps: r.fps,
+            bitrate_kbps: r.bitrate_kbps,
+            viewers: s.viewers,
+            running: s.running,
+            switches_up: s.switches_up,
+            switches_down: s.switches_down,
+            fps_out: s.fps.map(|f| (f * 10.0).round() / 10.0),
         }
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 
 use crate::ids::Role;
 use crate::media::{StreamHealth, StreamState};
@@ -87,6 +87,15 @@ fn observe_stream(name: &str, h: &StreamHealth) {
     if let Some(lag) = h.send_lag_ms {
         gauge!("glasscast_send_lag_seconds", "stream" => s()).set(lag / 1000.0);
     }
+    for (i, r) in h.ladder.iter().enumerate() {
+        let rung = || [("stream", name.to_owned()), ("rung", i.to_string())];
+        gauge!("glasscast_ladder_viewers", &rung()).set(r.viewers as f64);
+        gauge!("glasscast_ladder_rung_running", &rung()).set(f64::from(u8::from(r.running)));
+        for (direction, n) in [("up", r.switches_up), ("down", r.switches_down)] {
+            let labels = [("stream", name.to_owned()), ("rung", i.to_string()), ("direction", direction.to_owned())];
+            counter!("glasscast_ladder_switches_total", &labels).absolute(n);
+        }
+    }
     if let Some(vp8) = h.vp8 {
         gauge!("glasscast_stream_encoding_running", "stream" => s(), "codec" => "vp8")
             .set(f64::from(u8::from(vp8.running)));
@@ -140,6 +149,9 @@ fn observe_sessions<'a>(streams: impl Iterator<Item = &'a str>, list: &[SessionI
             gauge!(metric, "stream" => st(), "stat" => "max").set(max);
         }
         observe_paths(stream, &of_stream);
+        for kbps in of_stream.iter().filter_map(|s| s.transport.estimate_kbps) {
+            histogram!(crate::telemetry::ESTIMATE_METRIC, "stream" => st()).record(f64::from(kbps) * 1000.0);
+        }
         let t = totals.get(stream).copied().unwrap_or_default();
         counter!("glasscast_viewer_nacks_total", "stream" => st()).absolute(t.nacks);
         counter!("glasscast_viewer_plis_total", "stream" => st()).absolute(t.plis);

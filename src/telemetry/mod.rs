@@ -18,8 +18,13 @@ use crate::ids::Role;
 
 /// Histogram buckets for every `_seconds` histogram: 1 ms to 10 s.
 const SECONDS_BUCKETS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+/// Buckets for viewers' send-side bandwidth estimates: 100 kbit/s to 50 Mbit/s.
+const ESTIMATE_BUCKETS: &[f64] = &[1e5, 2.5e5, 5e5, 7.5e5, 1e6, 1.5e6, 2e6, 3e6, 5e6, 1e7, 2e7, 5e7];
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Viewers' send-side bandwidth estimates, one observation per viewer per scrape.
+pub const ESTIMATE_METRIC: &str = "glasscast_viewer_estimate_bits_per_second";
 
 /// What the admin console's on-call conditions count (src/session/oncall.rs), beside the Prometheus counters
 /// docs/alerts.yml reads: WHEP/WHIP requests that change state (POST, PATCH, DELETE) and those answered
@@ -45,6 +50,8 @@ pub fn install() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
         let handle = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), SECONDS_BUCKETS)
+            .expect("the bucket list is not empty")
+            .set_buckets_for_metric(Matcher::Full(ESTIMATE_METRIC.into()), ESTIMATE_BUCKETS)
             .expect("the bucket list is not empty")
             .install_recorder()
             .expect("glasscast installs the only metrics recorder of its process");
@@ -212,6 +219,10 @@ fn describe() {
     describe_gauge!("glasscast_stream_encoding_running", "1 while the stream's on-demand encoding (codec: vp8) runs");
     describe_gauge!("glasscast_stream_encoding_viewers", "Viewers of the stream's on-demand encoding (codec: vp8)");
     describe_gauge!("glasscast_send_lag_seconds", Unit::Seconds, "Forwarding transport: packet wait for the mux");
+    describe_gauge!("glasscast_ladder_viewers", "Viewers on each rung of the stream's quality ladder (0: the top)");
+    describe_gauge!("glasscast_ladder_rung_running", "1 while the ladder rung's encoder runs (the top: always)");
+    describe_counter!("glasscast_ladder_switches_total", "Viewers switched onto the rung (direction: up, down)");
+    describe_histogram!(ESTIMATE_METRIC, Unit::BitsPerSecond, "Viewers' send-side bandwidth estimates, per scrape");
     describe_gauge!("glasscast_sessions", "Current sessions by state (connecting, connected)");
     describe_gauge!(
         "glasscast_sessions_by_path",

@@ -159,7 +159,8 @@ async function streamsDetail(page, stream) {
   if (!/\d+\.\d \/ \d+\.\d/.test(cells[5])) throw new Error(`frames per second: ${cells[5]}`);
   if (!/\d+ kbit\/s/.test(cells[6])) throw new Error(`bitrate: ${cells[6]}`);
   const session = await page.locator('#sessions tbody tr').first().locator('td').allTextContents();
-  return { source: cells[2], fps: cells[5], bitrate: cells[6], keyframes: cells[8], session_path: session[5], session_sent: session[8] };
+  return { source: cells[2], fps: cells[5], bitrate: cells[6], keyframes: cells[8], session_path: session[5], session_sent: session[8],
+    session_rung: session[12] };
 }
 
 // Adds a push of `stream` to an endpoint nobody serves: it shows as retrying; Remove takes it away.

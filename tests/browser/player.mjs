@@ -66,7 +66,7 @@ export async function inboundVideo(page) {
       if (s.type !== 'inbound-rtp' || s.kind !== 'video') return;
       const keys = ['framesDecoded', 'framesDropped', 'freezeCount', 'totalFreezesDuration', 'nackCount', 'pliCount',
         'firCount', 'packetsLost', 'packetsReceived', 'retransmittedPacketsReceived', 'jitterBufferDelay',
-        'jitterBufferEmittedCount'];
+        'jitterBufferEmittedCount', 'bytesReceived'];
       out = Object.fromEntries(keys.filter((k) => s[k] !== undefined).map((k) => [k, s[k]]));
     });
     return out;

@@ -141,6 +141,80 @@ impl Drop for HomeRouter {
     }
 }
 
+/// A server namespace and viewer namespaces each on a link of its own (no router, no NAT):
+///
+/// ```text
+///  [server ns] 198.18.4N.1 --- 198.18.4N.2 [viewer ns N]     for N = 0, 1, ...
+/// ```
+///
+/// [`Star::police`] caps what the server sends one viewer with an nftables policer (`limit rate over`), the
+/// way a weak link drops what exceeds it; the server's end of each link sends packets one by one
+/// (`gso_max_segs 1`: a UDP GSO batch is not policed as one packet).
+pub struct Star {
+    pub server: String,
+    pub viewers: Vec<String>,
+}
+
+impl Star {
+    pub fn new(viewers: usize) -> Self {
+        assert!(available(), "network testbeds need root and nftables (make test installs nftables; CI runs as root)");
+        static N: AtomicU32 = AtomicU32::new(0);
+        let id = format!("{}{}", std::process::id() % 100_000, N.fetch_add(1, Ordering::Relaxed));
+        let star = Self { server: format!("gc{id}s"), viewers: (0..viewers).map(|i| format!("gc{id}v{i}")).collect() };
+        for ns in std::iter::once(&star.server).chain(&star.viewers) {
+            run(&["ip", "netns", "add", ns]);
+            exec(ns, &["ip", "link", "set", "lo", "up"]);
+        }
+        for (i, v) in star.viewers.iter().enumerate() {
+            let (near, far) = (format!("{}{i}", star.server), format!("{v}x"));
+            run(&["ip", "link", "add", &near, "type", "veth", "peer", "name", &far]);
+            run(&["ip", "link", "set", &near, "netns", &star.server]);
+            run(&["ip", "link", "set", &far, "netns", v]);
+            exec(&star.server, &["ip", "link", "set", &near, "gso_max_segs", "1"]);
+            for (ns, dev, ip) in [(&star.server, &near, Self::server_ip(i)), (v, &far, Self::viewer_ip(i))] {
+                exec(ns, &["ip", "addr", "add", &format!("{ip}/24"), "dev", dev]);
+                exec(ns, &["ip", "link", "set", dev, "up"]);
+            }
+        }
+        star
+    }
+
+    /// The server's address on viewer `i`'s link.
+    pub fn server_ip(i: usize) -> String {
+        format!("198.18.{}.1", 40 + i)
+    }
+
+    fn viewer_ip(i: usize) -> String {
+        format!("198.18.{}.2", 40 + i)
+    }
+
+    /// Caps the UDP viewer `i` receives at `kbit` kbit/s (what exceeds it is dropped, with a burst of
+    /// ~50 ms: a link with little buffer), replacing any earlier cap; `None` lifts it.
+    pub fn police(&self, i: usize, kbit: Option<u32>) {
+        let ns = &self.viewers[i];
+        let _ = Command::new("ip").args(["netns", "exec", ns, "nft", "delete", "table", "inet", "weak_link"]).output();
+        if let Some(kbit) = kbit {
+            let (rate, burst) = (kbit / 8, (kbit / 160).max(4));
+            load_rules(
+                ns,
+                &format!(
+                    "table inet weak_link {{\n chain input {{\n  type filter hook input priority 0;\n  \
+                     meta l4proto udp limit rate over {rate} kbytes/second burst {burst} kbytes drop\n }}\n}}\n"
+                ),
+            );
+        }
+    }
+}
+
+impl Drop for Star {
+    fn drop(&mut self) {
+        for ns in std::iter::once(&self.server).chain(&self.viewers) {
+            let _ = Command::new("ip").args(["netns", "del", ns]).output();
+        }
+    }
+}
+
+
 /// `GET url` (TLS unchecked) with curl from namespace `ns`, as JSON (`Null` when it is not).
 pub fn curl_json(ns: &str, url: &str) -> serde_json::Value {
     curl_json_with(ns, url, None)

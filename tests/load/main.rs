@@ -9,6 +9,7 @@ mod churn;
 mod congestion;
 mod ice_tcp_flood;
 mod junk_flood;
+mod ladder;
 mod loss;
 mod low_latency;
 mod vp8_features;

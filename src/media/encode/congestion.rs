@@ -4,8 +4,11 @@
 //!
 //! Every viewer gets the same encoding, so one viewer on a bad link must not lower everyone's picture: the
 //! bitrate only drops when at least a quarter of the reporting viewers lose >= 5% (a shared bottleneck: the
-//! uplink, the server's own NIC or CPU, one Wi-Fi cell). Steps: -15% at most every 2 s; +8% per 2 s once
-//! no viewer has lost >= 2% for 5 s. Fed by the forwarding transport's mux every 2 s per stream.
+//! uplink, the server's own NIC or CPU, one Wi-Fi cell). With a quality ladder (`[streams.ladder]`) a
+//! viewer on a weak link moves down the ladder instead: the report leaves out viewers that are not on the
+//! top rung or are switching away from it, and the bitrate only drops when more than half of the rest lose.
+//! Steps: -15% at most every 2 s; +8% per 2 s once no viewer has lost >= 2% for 5 s. Fed by the forwarding
+//! transport's mux every 2 s per stream.
 
 use std::time::{Duration, Instant};
 
@@ -57,6 +60,9 @@ pub struct RateControl {
     current_kbps: u32,
     last_change: Option<Instant>,
     clean_since: Option<Instant>,
+    /// A stream with a quality ladder: the bitrate drops only when more than half the reporting viewers
+    /// lose (its viewers on weak links move down the ladder instead, and are not in the report).
+    majority: bool,
 }
 
 impl RateControl {
@@ -67,7 +73,14 @@ impl RateControl {
             current_kbps: max_kbps,
             last_change: None,
             clean_since: None,
+            majority: false,
         }
+    }
+
+    /// For a stream with a quality ladder: only a majority of lossy viewers is a shared bottleneck.
+    pub fn with_ladder(mut self) -> Self {
+        self.majority = true;
+        self
     }
 
     pub fn current_kbps(&self) -> u32 {
@@ -80,7 +93,7 @@ impl RateControl {
 
     /// Takes a period's report; returns the new bitrate when it changes.
     pub fn on_report(&mut self, r: LossReport, at: Instant) -> Option<u32> {
-        let congested = r.lossy > 0 && r.lossy * 4 >= r.reporting;
+        let congested = r.lossy > 0 && if self.majority { r.lossy * 2 > r.reporting } else { r.lossy * 4 >= r.reporting };
         if congested {
             self.clean_since = None;
             if self.current_kbps > self.min_kbps && self.may_change(at, DECREASE_EVERY) {
@@ -144,6 +157,14 @@ mod tests {
             assert_eq!(rc.on_report(one_bad, secs(t0, s)), None);
         }
         assert_eq!(rc.current_kbps(), 2500);
+    }
+
+    #[test]
+    fn with_a_ladder_only_a_majority_of_lossy_viewers_lowers_the_bitrate() {
+        let t0 = Instant::now();
+        let mut rc = RateControl::new(500, 2500).with_ladder();
+        assert_eq!(rc.on_report(LossReport::of([0.3, 0.2, 0.0, 0.0]), t0), None, "half is not a majority");
+        assert_eq!(rc.on_report(LossReport::of([0.3, 0.2, 0.1, 0.0]), secs(t0, 2)), Some(2125));
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod route;
 mod sdp;
 mod send;
 pub mod stun;
+mod switch;
 mod tcp;
 mod timers;
 mod udp;
@@ -49,6 +50,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use self::mux::{Cmd, MediaPacket, Track};
 use super::encode::congestion::LossReport;
+use super::encode::ladder::{RungBranch, RungGate};
 use super::{MediaError, MediaEvent, OfferPlan, PeerStats};
 use crate::config::{LocalCandidates, WebrtcConfig};
 use crate::ids::{SessionId, StreamName};
@@ -88,6 +90,8 @@ struct Shared {
     /// `webrtc.nack_history_ms`: how long each viewer's sent video packets are kept for its NACKs.
     nack_history: std::time::Duration,
     next_slot: AtomicU64,
+    /// Each stream's ladder as its rungs' bitrates, top first (a new viewer's chooser is made from it).
+    ladders: RwLock<std::collections::HashMap<StreamSlot, Vec<u32>>>,
     /// Where [`Forward::pick_shard`] starts looking.
     next_shard: AtomicUsize,
     /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
@@ -186,6 +190,7 @@ impl Forward {
                 full_ice: w.relay,
                 nack_history: std::time::Duration::from_millis(u64::from(w.nack_history_ms)),
                 next_slot: AtomicU64::new(0),
+                ladders: RwLock::default(),
                 next_shard: AtomicUsize::new(0),
                 sends,
                 ice_tcp,
@@ -389,9 +394,10 @@ impl Forward {
         self.shared.port
     }
 
-    /// Feeds a stream's RTP tees into the mux: `{rtp tee} - {appsink}` for video and (when present) audio.
+    /// Feeds a stream's RTP tees into the mux: `{rtp tee} - {appsink}` for video and (when present) audio,
+    /// and each lower rung of its ladder (`lower`: its payloader's src) likewise.
     ///
-    /// `keyframe_pad` is where keyframe requests are pushed upstream: the sink pad of the tee after the
+    /// `top`'s keyframe pad is where keyframe requests are pushed upstream: the sink pad of the tee after the
     /// encoder, so they skip the payloader. (rtph264pay answers a force-key-unit by sending SPS/PPS with
     /// the next frame, which is still a delta frame; Chromium then gets a parameter-set-only "frame", fails
     /// to decode it and asks for a keyframe again: a loop of one keyframe per rate-limit interval.)
@@ -402,19 +408,25 @@ impl Forward {
         pipeline: &gst::Pipeline,
         video_rtp: &gst::Element,
         audio_rtp: Option<&gst::Element>,
-        keyframe_pad: gst::Pad,
+        (top, lower): (Arc<RungGate>, Vec<RungBranch>),
         on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<StreamSlot> {
         let slot = StreamSlot(self.shared.next_slot.fetch_add(1, Ordering::Relaxed) as usize);
-        self.appsink(pipeline, video_rtp, slot, Track::Video)?;
+        self.appsink(pipeline, video_rtp, slot, (Track::Video, 0))?;
+        for (i, rung) in lower.iter().enumerate() {
+            self.appsink_on(pipeline, &rung.rtp_src, slot, (Track::Video, (i + 1) as u8))?;
+        }
+        let ladder: mux::Ladder = std::iter::once(top).chain(lower.into_iter().map(|r| r.gate)).collect();
+        let kbps = ladder.iter().map(|g| g.rung.bitrate_kbps).collect();
+        self.shared.ladders.write().expect("ladders lock").insert(slot, kbps);
         self.broadcast_with_loss(slot, false, Box::new(on_loss), |on_loss| Cmd::Stream {
             slot,
             name: name.clone(),
-            keyframe_pad: keyframe_pad.clone(),
+            ladder: ladder.clone(),
             on_loss,
         });
         if let Some(tee) = audio_rtp {
-            self.appsink(pipeline, tee, slot, Track::Audio)?;
+            self.appsink(pipeline, tee, slot, (Track::Audio, 0))?;
         }
         Ok(slot)
     }
@@ -424,22 +436,22 @@ impl Forward {
         pipeline: &gst::Pipeline,
         tee: &gst::Element,
         slot: StreamSlot,
-        track: Track,
+        track: (Track, u8),
     ) -> anyhow::Result<gst_app::AppSink> {
         let src = tee.request_pad_simple("src_%u").context("requesting an RTP tee pad")?;
         self.appsink_on(pipeline, &src, slot, track)
     }
 
-    /// An appsink fed from `src` that hands each RTP packet to the mux as `track` of `slot`.
+    /// An appsink fed from `src` that hands each RTP packet to the mux as `track` (and rung) of `slot`.
     fn appsink_on(
         &self,
         pipeline: &gst::Pipeline,
         src: &gst::Pad,
         slot: StreamSlot,
-        track: Track,
+        track: (Track, u8),
     ) -> anyhow::Result<gst_app::AppSink> {
         let sink = gst_app::AppSink::builder()
-            .name(format!("forward-{track:?}-{}", slot.0).to_lowercase())
+            .name(format!("forward-{:?}-{}-{}", track.0, track.1, slot.0).to_lowercase())
             .sync(false)
             .async_(false)
             .max_buffers(64)
@@ -485,7 +497,7 @@ impl Forward {
         keyframe_pad: gst::Pad,
         on_loss: impl Fn(LossReport) + Send + 'static,
     ) -> anyhow::Result<gst::Element> {
-        let sink = self.appsink_on(pipeline, src, slot, Track::Vp8)?;
+        let sink = self.appsink_on(pipeline, src, slot, (Track::Vp8, 0))?;
         self.broadcast_with_loss(slot, true, Box::new(on_loss), |on_loss| Cmd::Vp8 {
             slot,
             encoding: Some((keyframe_pad.clone(), on_loss)),
@@ -515,6 +527,7 @@ impl Forward {
             full_ice: self.shared.full_ice,
             relayed: self.relay_candidate().map(|c| c.addr()),
             nack_history: self.shared.nack_history,
+            ladder: self.shared.ladders.read().expect("ladders lock").get(&slot).cloned(),
         };
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
         tracing::trace!(session = %id, offer = %sdp::redacted(offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");

@@ -28,7 +28,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::StreamSlot;
 use super::liveness::{self, Heartbeat, SendLag};
-pub(crate) use super::packet::{LOSS_REPORT_EVERY, MediaPacket, Track};
+pub(crate) use super::packet::{LANES, LOSS_REPORT_EVERY, MediaPacket, Track, lane};
 use super::peer::{Peer, PeerEvent};
 use super::relay::{self, Relay, RelaySpec, SharedStatus};
 use super::route::SharedRoutes;
@@ -38,6 +38,7 @@ use super::timers::Timers;
 use super::udp::{MediaSocket, RecvBufs};
 use crate::ids::{SessionId, StreamName};
 use crate::media::encode::congestion::LossReport;
+use crate::media::encode::ladder::RungGate;
 use crate::media::{MediaEvent, encode::keyframes};
 
 mod relaying;
@@ -52,11 +53,14 @@ const RECV_BUF: usize = 65_536;
 /// Where a stream's every-2-seconds [`LossReport`] goes (the stream's congestion control).
 pub(crate) type LossSink = Box<dyn Fn(LossReport) + Send>;
 
+/// A stream's H.264 rungs, the top (its own encoding; where its keyframes are asked for) first.
+pub(crate) type Ladder = Arc<[Arc<RungGate>]>;
+
 pub(crate) enum Cmd {
     Stream {
         slot: StreamSlot,
         name: StreamName,
-        keyframe_pad: gst::Pad,
+        ladder: Ladder,
         on_loss: LossSink,
     },
     Add(Box<Peer>),
@@ -119,13 +123,13 @@ impl MuxSender {
 
 struct StreamEntry {
     name: StreamName,
-    keyframe_pad: gst::Pad,
+    ladder: Ladder,
     /// Where VP8 viewers' keyframe requests and loss reports go, while the VP8 encoding runs.
     vp8: Option<(gst::Pad, LossSink)>,
-    /// Extended (unwrapped) sequence numbers of the last packet of each track ([`Track::index`]).
-    last_seq: [Option<u64>; 3],
-    /// Per track: the last packet ended an access unit, so the next one starts a new one (audio: always).
-    au_start: [bool; 3],
+    /// Extended (unwrapped) sequence numbers of the last packet of each lane ([`lane`]).
+    last_seq: [Option<u64>; LANES],
+    /// Per lane: the last packet ended an access unit, so the next one starts a new one (audio: always).
+    au_start: [bool; LANES],
     on_loss: LossSink,
     /// Other threads' loss reports since the last report (H.264, VP8); the first thread only.
     pending_loss: [LossReport; 2],
@@ -300,13 +304,13 @@ impl Mux {
                     self.lag.add(p.at.elapsed());
                     self.on_media(p);
                 }
-                Ok(Cmd::Stream { slot, name, keyframe_pad, on_loss }) => {
+                Ok(Cmd::Stream { slot, name, ladder, on_loss }) => {
                     let entry = StreamEntry {
                         name,
-                        keyframe_pad,
+                        ladder,
                         vp8: None,
-                        last_seq: [None; 3],
-                        au_start: [true; 3],
+                        last_seq: [None; LANES],
+                        au_start: [true; LANES],
                         on_loss,
                         pending_loss: [LossReport::default(); 2],
                     };
@@ -367,6 +371,7 @@ impl Mux {
         }
         let id = peer.id;
         tracing::debug!(session = %id, mux_thread = self.shard, "forwarded viewer added");
+        self.rungs_of(&peer, RungGate::join);
         self.routes.write().expect("routes lock").set_ufrag((id, self.shard), peer.local_ufrag());
         self.peers.insert(id, peer);
         // Kick it: str0m does its first timer work now.
@@ -378,9 +383,22 @@ impl Mux {
             let mut net = net!(self);
             p.close(&mut |t| net.send(t));
             drop(net);
+            self.rungs_of(&p, RungGate::leave);
             self.forget(id);
             tracing::debug!(session = %id, "forwarded viewer removed");
         }
+    }
+
+    /// Applies `f` to the gates of the rungs `peer` holds a place on (its own, and its switch's target).
+    fn rungs_of(&self, peer: &Peer, f: impl Fn(&RungGate)) {
+        if let Some(stream) = self.streams.get(&peer.slot) {
+            peer.held_rungs().into_iter().filter_map(|r| stream.ladder.get(r)).for_each(|g| f(g));
+        }
+    }
+
+    /// The gate of rung `r` of stream `slot`.
+    fn gate(&self, slot: StreamSlot, r: usize) -> Option<&RungGate> {
+        self.streams.get(&slot).and_then(|s| s.ladder.get(r)).map(|g| &**g)
     }
 
     /// Runs `f` on peer `id` with a sender and an event list, then acts on the events.
@@ -410,19 +428,31 @@ impl Mux {
                     }
                 }
                 PeerEvent::KeyframeWanted => {
-                    let vp8 = self.peers.get(&id).is_some_and(|p| p.video_track() == Track::Vp8);
-                    let stream = self.streams.get(&slot);
-                    let pad = if vp8 {
-                        stream.and_then(|s| s.vp8.as_ref().map(|v| &v.0))
-                    } else {
-                        stream.map(|s| &s.keyframe_pad)
-                    };
-                    if let Some(pad) = pad {
-                        pad.push_event(keyframes::request_event());
+                    let Some(peer) = self.peers.get(&id) else { continue };
+                    if peer.video_track() == Track::Vp8 {
+                        let pad = self.streams.get(&slot).and_then(|s| s.vp8.as_ref().map(|v| &v.0));
+                        if let Some(pad) = pad {
+                            pad.push_event(keyframes::request_event());
+                        }
+                    } else if let Some(gate) = self.gate(slot, peer.keyframe_rung()) {
+                        gate.request_keyframe();
                     }
                 }
+                PeerEvent::JoiningRung(r) => {
+                    if let Some(gate) = self.gate(slot, r) {
+                        gate.join();
+                        gate.request_keyframe();
+                    }
+                }
+                PeerEvent::LeftRung(r) => self.gate(slot, r).into_iter().for_each(RungGate::leave),
+                PeerEvent::Switched { from, to } => {
+                    tracing::debug!(session = %id, from, to, "viewer switched rungs");
+                    self.gate(slot, from).into_iter().for_each(RungGate::leave);
+                    self.gate(slot, to).into_iter().for_each(|g| g.switched_to(to < from));
+                }
                 PeerEvent::Ended(why) => {
-                    if self.peers.remove(&id).is_some() {
+                    if let Some(p) = self.peers.remove(&id) {
+                        self.rungs_of(&p, RungGate::leave);
                         self.forget(id);
                         if let Some(stream) = stream {
                             let _ = self.events.send(MediaEvent::PeerEnded { stream, id, why });
@@ -438,7 +468,7 @@ impl Mux {
         let Some(stream) = self.streams.get_mut(&p.slot) else {
             return;
         };
-        let i = p.track.index();
+        let i = lane(p.track, p.rung);
         let ext = extend(stream.last_seq[i], p.seq);
         stream.last_seq[i] = Some(ext);
         let au_start = match p.track {
@@ -478,8 +508,9 @@ impl Mux {
             self.tcp.sweep(now);
             for (slot, stream) in self.streams.iter_mut() {
                 // Each encoder hears from its own viewers only.
+                // (A ladder's top rung hears only from its viewers that stay on it.)
                 let mut losses = |track: Track| -> Vec<f32> {
-                    let of = |p: &&mut Peer| p.slot == *slot && p.video_track() == track;
+                    let of = |p: &&mut Peer| p.slot == *slot && p.video_track() == track && p.settled_on_top();
                     self.peers.values_mut().filter(of).filter_map(Peer::take_video_loss).collect()
                 };
                 // Summed with the other threads' (on the first thread; the others send theirs there).

@@ -22,13 +22,15 @@ pub(crate) enum Track {
     Vp8,
 }
 
-impl Track {
-    pub fn index(self) -> usize {
-        match self {
-            Self::Video => 0,
-            Self::Audio => 1,
-            Self::Vp8 => 2,
-        }
+/// Sequence-number lanes per stream: audio, VP8, and H.264's every rung ([`lane`]).
+pub(crate) const LANES: usize = 2 + 1 + crate::config::MAX_LOWER_RUNGS;
+
+/// The lane of a packet of `track` (and, for H.264, of ladder rung `rung`): each has its own numbering.
+pub(crate) fn lane(track: Track, rung: u8) -> usize {
+    match track {
+        Track::Audio => 0,
+        Track::Vp8 => 1,
+        Track::Video => 2 + usize::from(rung).min(LANES - 3),
     }
 }
 
@@ -55,6 +57,8 @@ pub(crate) fn vp8_keyframe(payload: &[u8]) -> bool {
 pub(crate) struct MediaPacket {
     pub slot: StreamSlot,
     pub track: Track,
+    /// Which rung of the stream's ladder (H.264; 0: the top, the stream's own encoding).
+    pub rung: u8,
     pub seq: u16,
     pub timestamp: u32,
     pub marker: bool,
@@ -65,11 +69,12 @@ pub(crate) struct MediaPacket {
 }
 
 impl MediaPacket {
-    pub fn parse(slot: StreamSlot, track: Track, buffer: &gst::BufferRef, at: Instant) -> Option<Self> {
+    pub fn parse(slot: StreamSlot, (track, rung): (Track, u8), buffer: &gst::BufferRef, at: Instant) -> Option<Self> {
         let rtp = RTPBuffer::from_buffer_readable(buffer).ok()?;
         Some(MediaPacket {
             slot,
             track,
+            rung,
             seq: rtp.seq(),
             timestamp: rtp.timestamp(),
             marker: rtp.is_marker(),

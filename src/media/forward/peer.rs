@@ -16,6 +16,7 @@ use str0m::{Candidate, Event, Input, Output, Rtc, RtcConfig};
 use super::liveness::panic_text;
 use super::packet::{LOSS_REPORT_EVERY, MediaPacket, Track};
 use super::sdp::{normalize_offer, one_media_stream, only_candidates, restart_offer};
+use super::switch::Splice;
 use super::{PeerCounters, StreamSlot};
 use crate::config::VideoCodec;
 use crate::ids::SessionId;
@@ -35,16 +36,38 @@ fn crypto() -> Arc<CryptoProvider> {
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum PeerEvent {
     Connected,
+    /// A keyframe of [`Peer::keyframe_rung`] is wanted.
     KeyframeWanted,
+    /// The viewer is switching to this rung of its stream's ladder (the mux opens it and asks its keyframe).
+    JoiningRung(usize),
+    /// It gave up switching to this rung.
+    LeftRung(usize),
+    /// It now gets `to`'s packets instead of `from`'s.
+    Switched {
+        from: usize,
+        to: usize,
+    },
     Ended(PeerEnd),
 }
 
 struct Sender {
     mid: Mid,
     pt: Pt,
-    /// The stream's extended sequence number of this viewer's first packet.
-    base: Option<u64>,
+    /// The viewer's own sequence numbers and timestamps (continuous across rung switches).
+    splice: Splice,
 }
+
+#[path = "peer_ladder.rs"]
+mod ladder;
+use ladder::{Link, PeerLadder};
+
+/// How often a ladder viewer's stats (its receiver reports' loss, transport-wide feedback's loss, what was
+/// sent) reach its chooser: a failed up-switch is seen within about this.
+const LADDER_STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// The RTP header extension str0m's send-side estimate needs (transport-wide sequence numbers); only a
+/// ladder's H.264 viewers whose offer has it negotiate it.
+const TWCC_URI: &str = "transport-wide-cc-extensions";
 
 pub(super) struct Peer {
     pub id: SessionId,
@@ -63,6 +86,10 @@ pub(super) struct Peer {
     video_open: bool,
     /// Fraction lost from the video receiver reports since the mux last took it.
     video_loss: Option<f32>,
+    /// The stream's quality ladder (`None`: one encoding, or VP8).
+    ladder: Option<PeerLadder>,
+    /// The time as of the last input (str0m's clock: a test's simulated one too).
+    now: Instant,
     /// When the client last sent us a datagram.
     last_heard: Instant,
     /// Packets were written since str0m last had the time: they go out at the next [`Peer::on_timeout`]
@@ -114,11 +141,17 @@ const RTX_RATIO_CAP: f32 = 0.15;
 /// from, instead of str0m's 3 s: each kept packet costs the viewer ~0.4 KiB (the payloads are shared), so at
 /// 2.5 Mbit/s 3 s are ~0.3 MiB a viewer, and a resend later than a second comes after a low-latency
 /// player has asked for a keyframe anyway.
+///
+/// Video is also left unpaced (with str0m's send-side estimation on, its pacer would hold media to 1.1x the
+/// estimate): a frame leaves at once as it does without estimation, so pacing adds no latency and no
+/// wakeups per packet, and a switch to a lower rung is not stuck behind a queue of the rung left (str0m's
+/// probes still go through the pacer).
 fn keep_video_history(rtc: &mut Rtc, mid: Mid, history: std::time::Duration) -> Result<(), MediaError> {
     let set = catch_unwind(AssertUnwindSafe(|| {
-        rtc.direct_api()
-            .stream_tx_by_mid(mid, None)
-            .map(|tx| tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RTX_RATIO_CAP)))
+        rtc.direct_api().stream_tx_by_mid(mid, None).map(|tx| {
+            tx.set_rtx_cache(NACK_HISTORY_PACKETS, history, Some(RTX_RATIO_CAP));
+            tx.set_unpaced(true);
+        })
     }));
     match set {
         Ok(Some(())) => Ok(()),
@@ -137,6 +170,8 @@ pub(super) struct Locals<'a> {
     pub relayed: Option<SocketAddr>,
     /// How long sent video packets are kept for NACKs (`webrtc.nack_history_ms`).
     pub nack_history: std::time::Duration,
+    /// The stream's ladder, every rung's bitrate top first (`None` or one rung: no switching).
+    pub ladder: Option<Vec<u32>>,
 }
 
 impl Peer {
@@ -149,15 +184,18 @@ impl Peer {
         locals: Locals<'_>,
         stats: Arc<PeerCounters>,
     ) -> Result<(Peer, String), MediaError> {
-        let Locals { candidates, announced, full_ice, relayed, nack_history } = locals;
+        let Locals { candidates, announced, full_ice, relayed, nack_history, ladder } = locals;
         let cert = dtls::certificate().ok_or_else(|| negotiation("no DTLS certificate"))?;
         let vp8 = plan.video.codec == VideoCodec::Vp8;
         let offer_text = normalize_offer(offer);
+        let now = Instant::now();
+        let ladder = ladder.filter(|k| k.len() > 1 && !vp8).map(|k| PeerLadder::new(k, now));
+        let bwe = ladder.as_ref().filter(|_| offer_text.contains(TWCC_URI)).map(|l| l.initial_kbps());
         let parsed = catch_unwind(|| SdpOffer::from_sdp_string(&offer_text))
             .map_err(|p| MediaError::MalformedOffer(format!("str0m panicked parsing it: {}", panic_text(p))))?;
         let offer = parsed.map_err(|e| MediaError::MalformedOffer(e.to_string()))?;
         let built = catch_unwind(AssertUnwindSafe(|| {
-            let mut rtc = RtcConfig::new()
+            let rtc = RtcConfig::new()
                 .set_crypto_provider(crypto())
                 .set_dtls_cert(DtlsCert { certificate: cert.der.clone(), private_key: cert.key_der.clone() })
                 .set_ice_lite(!full_ice)
@@ -166,16 +204,22 @@ impl Peer {
                 .enable_h264(!vp8)
                 .enable_vp8(vp8)
                 .enable_opus(true, false)
-                // Only what we use: mid (BUNDLE) and playout-delay (zero: show each frame when decoded).
-                // No transport-wide CC or abs-send-time: nothing here adapts to them yet, and each costs
-                // work per packet and per feedback report.
+                // Only what we use: mid (BUNDLE) and playout-delay (zero: show each frame when decoded);
+                // transport-wide CC only for a ladder's viewers (their send-side estimate moves them
+                // between rungs; it costs work per packet and per feedback report, and paces sending).
                 .clear_extension_map()
                 .set_extension(4, Extension::RtpMid)
                 .set_extension(12, Extension::PlayoutDelay)
                 // Every 2 s (LOSS_REPORT_EVERY): the video receiver reports (fraction lost) feed congestion
                 // control. Stats cost work per peer; once a second measured ~0.02% of a core per viewer more.
-                .set_stats_interval(Some(LOSS_REPORT_EVERY))
-                .build(Instant::now());
+                .set_stats_interval(Some(if ladder.is_some() { LADDER_STATS_EVERY } else { LOSS_REPORT_EVERY }));
+            let mut rtc = match bwe {
+                Some(kbps) => rtc
+                    .set_extension(3, Extension::TransportSequenceNumber)
+                    .enable_bwe(Some(str0m::bwe::Bitrate::kbps(u64::from(kbps)))),
+                None => rtc,
+            }
+            .build(now);
             for c in candidates {
                 rtc.add_local_candidate(c);
             }
@@ -184,6 +228,9 @@ impl Peer {
         }))
         .map_err(|p| negotiation(format!("str0m panicked: {}", panic_text(p))))?;
         let (mut rtc, answer) = built?;
+        if let Some(l) = ladder.as_ref().filter(|_| bwe.is_some()) {
+            rtc.bwe().set_desired_bitrate(str0m::bwe::Bitrate::kbps(u64::from(l.desired_kbps())));
+        }
         let mid_of =
             |mline: u32| plan.mids.get(mline as usize).filter(|m| !m.is_empty()).map(|m| Mid::from(m.as_str()));
         let video_mid = mid_of(plan.video.mline).ok_or_else(|| negotiation("the video m-line has no a=mid"))?;
@@ -194,16 +241,19 @@ impl Peer {
         let audio = match &plan.audio {
             Some(a) => {
                 let mid = mid_of(a.mline).ok_or_else(|| negotiation("the audio m-line has no a=mid"))?;
-                agreed_pt(&rtc, mid, a.pt, Codec::Opus).map(|pt| Sender { mid, pt, base: None })
+                agreed_pt(&rtc, mid, a.pt, Codec::Opus).map(|pt| Sender { mid, pt, splice: Splice::default() })
             }
             None => None,
         };
+        if ladder.is_some() {
+            stats.transport.lock().expect("stats lock").rung = Some(0);
+        }
         let peer = Peer {
             id,
             slot,
             rtc,
             offer: offer_text,
-            video: Sender { mid: video_mid, pt: video_pt, base: None },
+            video: Sender { mid: video_mid, pt: video_pt, splice: Splice::default() },
             video_track: if vp8 { Track::Vp8 } else { Track::Video },
             audio,
             relayed,
@@ -212,6 +262,8 @@ impl Peer {
             video_open: false,
             last_heard: Instant::now(),
             video_loss: None,
+            ladder,
+            now,
             dirty: false,
             stats,
             egress: [(0, 0, 0, 0); 2],
@@ -270,8 +322,12 @@ impl Peer {
 
     /// Feeds `input`; then drains what str0m has to send and say. `send` puts a datagram on the wire.
     pub fn handle(&mut self, input: Input, send: &mut dyn FnMut(&str0m::net::Transmit), events: &mut Vec<PeerEvent>) {
-        if let Input::Receive(at, _) = &input {
-            self.last_heard = *at;
+        match &input {
+            Input::Receive(at, _) => {
+                self.last_heard = *at;
+                self.now = *at;
+            }
+            Input::Timeout(at) => self.now = *at,
         }
         let r = catch_unwind(AssertUnwindSafe(|| self.rtc.handle_input(input)));
         match r {
@@ -335,14 +391,25 @@ impl Peer {
             Event::IceConnectionStateChange(state) => {
                 tracing::debug!(session = %self.id, ?state, "ICE state");
             }
-            Event::KeyframeRequest(_) => events.push(PeerEvent::KeyframeWanted),
+            Event::KeyframeRequest(_) => {
+                self.on_link(Link::KeyframeRequest, events);
+                events.push(PeerEvent::KeyframeWanted);
+            }
+            Event::EgressBitrateEstimate(kind) => self.on_link(Link::Estimate(&kind), events),
             Event::MediaEgressStats(s) => {
                 let video = s.mid == self.video.mid;
                 if video && s.loss.is_some() {
                     self.video_loss = s.loss;
                 }
-                let mut t = self.stats.transport.lock().expect("stats lock");
+                if let Some(loss) = s.loss.filter(|_| video) {
+                    self.on_link(Link::Loss(loss), events);
+                }
                 let slot = usize::from(!video);
+                if video && self.ladder.is_some() {
+                    let bits = s.bytes.saturating_sub(self.egress[0].0) * 8;
+                    self.on_link(Link::Sent((bits / LADDER_STATS_EVERY.as_millis() as u64) as u32), events);
+                }
+                let mut t = self.stats.transport.lock().expect("stats lock");
                 self.egress[slot] = (s.bytes, s.packets, s.nacks, s.plis + s.firs);
                 t.bytes_sent = self.egress.iter().map(|e| e.0).sum();
                 t.packets_sent = self.egress.iter().map(|e| e.1).sum();
@@ -362,6 +429,9 @@ impl Peer {
                 }
             }
             Event::PeerStats(s) => {
+                if let Some(loss) = s.egress_loss_fraction {
+                    self.on_link(Link::Loss(loss), events);
+                }
                 let mut t = self.stats.transport.lock().expect("stats lock");
                 if let Some(pair) = s.selected_candidate_pair {
                     t.remote_address = Some(pair.remote.addr);
@@ -388,6 +458,15 @@ impl Peer {
             // The stream's other encoding.
             return;
         }
+        if video && self.ladder.is_some() && self.connected {
+            self.forward_rung(p, ext_seq, au_start, events);
+            return;
+        }
+        self.write(p, ext_seq, au_start, video, events);
+    }
+
+    /// Writes one packet (video waits for a keyframe first) with the viewer's numbering.
+    fn write(&mut self, p: &MediaPacket, ext_seq: u64, au_start: bool, video: bool, events: &mut Vec<PeerEvent>) {
         if !self.connected {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
@@ -406,15 +485,15 @@ impl Peer {
             (false, Some(s)) => s,
             (false, None) => return,
         };
-        let base = *sender.base.get_or_insert(ext_seq);
-        let seq = SeqNo::from(ext_seq.wrapping_sub(base) + 1);
+        let (seq, timestamp) = sender.splice.map(ext_seq, p.timestamp);
+        let seq = SeqNo::from(seq);
         let mut ext = ExtensionValues::default();
         if video {
             // Show each frame as soon as it is decoded (only sent when the offer negotiated the extension).
             ext.play_delay_min = Some(MediaTime::ZERO);
             ext.play_delay_max = Some(MediaTime::ZERO);
         }
-        let write = RtpWrite::new(sender.pt, seq, p.timestamp, p.at, p.payload.clone())
+        let write = RtpWrite::new(sender.pt, seq, timestamp, p.at, p.payload.clone())
             .marker(p.marker)
             .ext_vals(ext)
             .nackable(video);

@@ -82,6 +82,7 @@ impl Sim {
             full_ice: false,
             relayed: None,
             nack_history: history,
+            ladder: None,
         };
         let stats = Arc::new(PeerCounters::default());
         let (peer, answer) =
@@ -184,6 +185,7 @@ impl Sim {
             let p = MediaPacket {
                 slot: StreamSlot(0),
                 track: Track::Video,
+                rung: 0,
                 seq: self.ext_seq as u16,
                 timestamp: (self.ext_seq / PACKETS_PER_FRAME * 3000) as u32,
                 marker: i + 1 == PACKETS_PER_FRAME,

@@ -11,7 +11,7 @@
 //! May use: the media root's vocabulary and `ingest::access_unit` (a passed-through feed's H.264).
 
 pub mod discover;
-mod pace;
+pub(in crate::media) mod pace;
 pub mod portal;
 pub mod probe;
 pub(in crate::media) mod sync_marks;

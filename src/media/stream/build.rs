@@ -14,6 +14,8 @@ use crate::config::{AudioSource, StreamConfig, VideoCodec, VideoSource};
 use crate::ids::StreamName;
 use crate::media::encode::congestion::{LossReport, RateControl};
 use crate::media::encode::encoder::{EncodeParams, Encoder, EncoderChoice, build_encoder, choose_encoder, set_bitrate};
+use crate::media::encode::keyframes::KeyframeCounters;
+use crate::media::encode::ladder::{RungBranch, RungGate, build_rung};
 use crate::media::encode::meter::FrameMeter;
 use crate::media::encode::vp8::{Vp8Encoding, Vp8Input, Vp8Params};
 use crate::media::forward::{self, Forward, StreamSlot};
@@ -152,8 +154,10 @@ fn congestion_control(
     cfg: &StreamConfig,
     encoder: Encoder,
     element: gst::Element,
+    ladder: bool,
 ) -> impl Fn(LossReport) + Send + 'static {
-    let control = Mutex::new(RateControl::new(cfg.min_bitrate(), cfg.bitrate_kbps));
+    let control = RateControl::new(cfg.min_bitrate(), cfg.bitrate_kbps);
+    let control = Mutex::new(if ladder { control.with_ladder() } else { control });
     let name = name.clone();
     move |report| {
         let mut control = control.lock().expect("rate control lock");
@@ -165,28 +169,71 @@ fn congestion_control(
     }
 }
 
+/// The stream's place in the forwarding transport.
+pub(super) type ForwardPart = (Forward, StreamSlot);
+
 /// Delivery by the forwarding transport: one payloader per codec and an appsink into the mux,
 /// `{tee h264} - {rtph264pay pt=96} - {tee rtp} - {appsink}` (likewise Opus), with the stream's congestion
-/// control on the encoder. (With webrtcbin delivery each viewer gets its own branch later: no part here.)
+/// control on the encoder, and the lower rungs of its ladder ([`ladder`]). (With webrtcbin delivery each
+/// viewer gets its own branch later: no part here.)
 pub(super) fn attach_forward(
     fwd: &Forward,
     cfg: &StreamConfig,
     pipeline: &gst::Pipeline,
     (video, audio): (&Fanout, Option<&Fanout>),
     part: &VideoPart,
-    encoded_pad: &gst::Pad,
-) -> anyhow::Result<(Forward, StreamSlot)> {
+    (encoded_pad, keyframes): (&gst::Pad, Arc<KeyframeCounters>),
+) -> anyhow::Result<(ForwardPart, Vec<Arc<RungGate>>)> {
     let name = cfg.stream_name();
     let key = |pt| BranchKey { pt, profile_level_id: None, playout_delay_ext: None };
     let video_rtp = video.rtp_tee(&key(forward::VIDEO_PT))?;
     let audio_rtp = audio.map(|a| a.rtp_tee(&key(forward::AUDIO_PT))).transpose()?;
+    let lower = ladder(cfg, pipeline, part, &video_rtp)?;
     let on_loss: Box<dyn Fn(LossReport) + Send> = match (&part.choice, &part.encoder) {
-        (Some(c), Some(e)) => Box::new(congestion_control(&name, cfg, c.encoder, e.clone())),
+        (Some(c), Some(e)) => Box::new(congestion_control(&name, cfg, c.encoder, e.clone(), !lower.is_empty())),
         // A passed-through feed's bitrate is the camera's.
         _ => Box::new(|_| {}),
     };
-    let slot = fwd.attach_stream(&name, pipeline, &video_rtp, audio_rtp.as_ref(), encoded_pad.clone(), on_loss)?;
-    Ok((fwd.clone(), slot))
+    let top = RungGate::top(cfg.top_rung(), encoded_pad.clone(), keyframes);
+    // Its rungs for the stream's health (none shown for one encoding).
+    let gates = match lower.is_empty() {
+        true => Vec::new(),
+        false => std::iter::once(top.clone()).chain(lower.iter().map(|r| r.gate.clone())).collect(),
+    };
+    let slot = fwd.attach_stream(&name, pipeline, &video_rtp, audio_rtp.as_ref(), (top, lower), on_loss)?;
+    Ok(((fwd.clone(), slot), gates))
+}
+
+/// The lower rungs of the stream's ladder (`cfg.rungs()` past the top), from the raw tee with the stream's
+/// encoder kind, their RTP timestamps offset like the top payloader's (which gets a fixed offset here).
+/// None when the stream has no raw video (a passed-through feed, a WHIP relay) or `ladder = false`.
+fn ladder(
+    cfg: &StreamConfig,
+    pipeline: &gst::Pipeline,
+    part: &VideoPart,
+    video_rtp: &gst::Element,
+) -> anyhow::Result<Vec<RungBranch>> {
+    let rungs = cfg.rungs();
+    let (Some(raw_tee), Some(choice)) = (&part.raw_tee, &part.choice) else { return Ok(Vec::new()) };
+    if rungs.len() < 2 {
+        return Ok(Vec::new());
+    }
+    let top_payloader = video_rtp
+        .static_pad("sink")
+        .and_then(|p| p.peer())
+        .and_then(|p| p.parent_element())
+        .context("the RTP tee's payloader")?;
+    let ts_offset = rand::random::<u32>();
+    top_payloader.set_property("timestamp-offset", ts_offset);
+    let built: anyhow::Result<Vec<RungBranch>> = rungs
+        .iter()
+        .enumerate()
+        .skip(1)
+        .map(|(i, r)| build_rung(pipeline, raw_tee, (i, *r), choice.encoder, cfg.keyframe_interval_s, ts_offset))
+        .collect();
+    let lower = built?;
+    tracing::info!(stream = %cfg.name, rungs = ?rungs, "quality ladder");
+    Ok(lower)
 }
 
 /// The stream's on-demand VP8 encoding when `codecs` allows it (forwarding transport): from the raw tee, or

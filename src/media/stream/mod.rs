@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use super::encode::encoder::{Encoder, EncoderChoice, bitrate_kbps};
 use super::encode::keyframes::{self, KeyframeCounters};
 use super::encode::meter::FrameMeter;
+use super::encode::ladder::{RungGate, RungStatus};
 use super::encode::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
 use super::forward::{Forward, StreamSlot};
 use super::tap::egress::{Egress, EgressState, PushTarget};
@@ -85,6 +86,8 @@ pub struct StreamHealth {
     pub recording: Option<super::tap::recorder::RecordingStatus>,
     /// The on-demand VP8 encoding, when the stream can make one: whether it runs now, and its viewers.
     pub vp8: Option<Vp8Status>,
+    /// The quality ladder's rungs, the top first (empty: one encoding, or the webrtcbin transport).
+    pub ladder: Vec<RungStatus>,
 }
 
 /// One push (WHIP or Janus) now (`session::PushReport` shows it in `/readyz`; the metrics read it too).
@@ -151,6 +154,8 @@ struct Inner {
     /// (forwarding transport; a WHIP relay or a passed-through feed decodes its H.264 for it).
     codecs: Vec<VideoCodec>,
     vp8: Option<Arc<Vp8Encoding>>,
+    /// The quality ladder's rungs, top first (forwarding transport; empty: one encoding).
+    ladder: Vec<Arc<RungGate>>,
 }
 
 impl Inner {
@@ -227,8 +232,15 @@ impl StreamPipeline {
         let encoded_pad = h264_tee.static_pad("sink").expect("tee has a sink pad");
         let keyframes = keyframes::limit(&encoded_pad);
         let forward = forward
-            .map(|fwd| build::attach_forward(fwd, cfg, &pipeline, (&video, audio.as_ref()), &part, &encoded_pad))
+            .map(|fwd| {
+                let keyframe = (&encoded_pad, keyframes.clone());
+                build::attach_forward(fwd, cfg, &pipeline, (&video, audio.as_ref()), &part, keyframe)
+            })
             .transpose()?;
+        let (forward, ladder) = match forward {
+            Some((f, ladder)) => (Some(f), ladder),
+            None => (None, Vec::new()),
+        };
         if let Some(e) = &part.encoder {
             super::encode::meter::time_encoder(e, name.to_string());
         }
@@ -261,6 +273,7 @@ impl StreamPipeline {
             record_counters: Arc::default(),
             codecs: cfg.codecs.clone(),
             vp8,
+            ladder,
         });
         Ok(Self { inner })
     }
@@ -386,6 +399,7 @@ impl StreamPipeline {
             restart_problem: inner.recovery.problem(),
             pushes: inner.pushes.lock().expect("pushes lock").iter().map(|(id, e)| push_status(*id, e)).collect(),
             vp8: inner.vp8.as_ref().map(|v| v.status()),
+            ladder: inner.ladder.iter().map(|g| g.status()).collect(),
             recording: inner
                 .recording
                 .lock()

@@ -47,6 +47,7 @@ mod tests {
             pushes: Vec::new(),
             recording: None,
             vp8: None,
+            ladder: Vec::new(),
             encoder: "x264enc",
             encoders_rejected: Vec::new(),
             source_problem: None,
