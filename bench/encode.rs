@@ -56,7 +56,8 @@ fn add_rungs(pipeline: &gst::Pipeline, cfg: &StreamConfig, encoder: Encoder) -> 
     let raw = pipeline.by_name("raw").ok_or_else(|| anyhow::anyhow!("the chain's raw tee"))?;
     let rungs = cfg.rungs();
     for (i, rung) in rungs.iter().enumerate().skip(1) {
-        let branch = media::encode::ladder::build_rung(pipeline, &raw, (i, *rung), encoder, cfg.keyframe_interval_s, 0)?;
+        let branch =
+            media::encode::ladder::build_rung(pipeline, &raw, (i, *rung), encoder, cfg.keyframe_interval_s, 0)?;
         let sink = gst::ElementFactory::make("fakesink").property("sync", false).build()?;
         pipeline.add(&sink)?;
         branch.rtp_src.link(&sink.static_pad("sink").expect("fakesink has a sink pad"))?;
@@ -163,7 +164,12 @@ fn main() -> anyhow::Result<()> {
             let r = run(&cfg, enc, seconds, ladder)?;
             eprintln!(
                 "encode {} {} (+{} rungs): {}% of a core, {} fps, {} kbit/s, encode p50 {} ms",
-                r["mode"], r["encoder"], r["lower_rungs"], r["cpu_pct_of_core"], r["fps_out"], r["kbps_out"],
+                r["mode"],
+                r["encoder"],
+                r["lower_rungs"],
+                r["cpu_pct_of_core"],
+                r["fps_out"],
+                r["kbps_out"],
                 r["encode_ms"]["p50"]
             );
             runs.push(r);

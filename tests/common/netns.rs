@@ -214,7 +214,6 @@ impl Drop for Star {
     }
 }
 
-
 /// `GET url` (TLS unchecked) with curl from namespace `ns`, as JSON (`Null` when it is not).
 pub fn curl_json(ns: &str, url: &str) -> serde_json::Value {
     curl_json_with(ns, url, None)

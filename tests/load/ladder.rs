@@ -106,9 +106,10 @@ async fn a_weak_viewer_moves_down_the_ladder_and_back_while_the_others_keep_the_
     let lift = t0 + 35_000.0;
     let mut good = watch(clean, &format!("{}/watch/main", base(0)), 3, 55);
     let mut bad = watch(weak, &format!("{}/watch/main", base(1)), 1, 55);
-    let (good, bad) = (tokio::spawn(async move { common::script_report(&mut good).await }), tokio::spawn(async move {
-        common::script_report(&mut bad).await
-    }));
+    let (good, bad) = (
+        tokio::spawn(async move { common::script_report(&mut good).await }),
+        tokio::spawn(async move { common::script_report(&mut bad).await }),
+    );
     let readyz = || curl_json(&star.server, "https://127.0.0.1:8443/readyz");
     // The top rung's own bitrate, from its encoded bytes (a test pattern may take less than configured).
     let encoded = || (unix_ms(), readyz()["streams"][0]["encoded_bytes"].as_f64().unwrap_or_default());
@@ -126,7 +127,8 @@ async fn a_weak_viewer_moves_down_the_ladder_and_back_while_the_others_keep_the_
     let weak_tl = Timeline(&bad["viewers"][0]);
     let settled = weak_tl.first_ms() + 10_000.0;
     let came_back = weak_tl.first_at_height(lift, 720);
-    let (fps, freezes, heights) = (weak_tl.fps(settled, lift), weak_tl.freezes_s(settled, lift), weak_tl.heights(settled, lift));
+    let (fps, freezes, heights) =
+        (weak_tl.fps(settled, lift), weak_tl.freezes_s(settled, lift), weak_tl.heights(settled, lift));
     let samples: Vec<[f64; 4]> = weak_tl.samples().filter(|s| s[0] >= settled && s[0] < lift).collect();
     let lower = samples.iter().filter(|s| (s[3] as u32) < 720).count() as f64 / samples.len().max(1) as f64;
     let back_s = came_back.map(|t| (t - lift) / 1000.0);

@@ -93,7 +93,8 @@ impl RateControl {
 
     /// Takes a period's report; returns the new bitrate when it changes.
     pub fn on_report(&mut self, r: LossReport, at: Instant) -> Option<u32> {
-        let congested = r.lossy > 0 && if self.majority { r.lossy * 2 > r.reporting } else { r.lossy * 4 >= r.reporting };
+        let congested =
+            r.lossy > 0 && if self.majority { r.lossy * 2 > r.reporting } else { r.lossy * 4 >= r.reporting };
         if congested {
             self.clean_since = None;
             if self.current_kbps > self.min_kbps && self.may_change(at, DECREASE_EVERY) {

@@ -183,6 +183,17 @@ pub fn bitrate_kbps(element: &gst::Element, enc: Encoder) -> u32 {
     if enc == Encoder::OpenH264 { raw / 1000 } else { raw }
 }
 
+/// The H.264 payloader every delivery uses: SPS/PPS with every keyframe, each access unit sent as soon as
+/// it is payloaded, payload type `pt`.
+pub fn h264_payloader(pt: u8) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make("rtph264pay")
+        .property("config-interval", -1i32)
+        .property_from_str("aggregate-mode", "zero-latency")
+        .property("pt", u32::from(pt))
+        .build()
+        .context("creating rtph264pay")
+}
+
 /// `({videoconvert} -) {encoder} - {capsfilter video/x-h264,constrained-baseline,byte-stream,au}`
 /// (hardware encoders get a videoconvert: they take NV12, the sources give I420).
 pub fn build_encoder(enc: Encoder, p: &EncodeParams) -> anyhow::Result<Vec<gst::Element>> {

@@ -61,15 +61,25 @@ pub struct RungStatus {
 impl RungGate {
     /// The top rung: the stream's own encoding, its keyframes asked for at `keyframe_pad`.
     pub fn top(rung: Rung, keyframe_pad: gst::Pad, keyframes: Arc<KeyframeCounters>) -> Arc<Self> {
+        Self::new(rung, None, keyframe_pad, keyframes, None)
+    }
+
+    fn new(
+        rung: Rung,
+        valve: Option<gst::Element>,
+        keyframe_pad: gst::Pad,
+        keyframes: Arc<KeyframeCounters>,
+        meter: Option<Arc<FrameMeter>>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             rung,
-            valve: None,
+            valve,
             keyframe_pad,
             viewers: AtomicUsize::new(0),
             switches_up: AtomicU64::new(0),
             switches_down: AtomicU64::new(0),
             keyframes,
-            meter: None,
+            meter,
         })
     }
 
@@ -134,31 +144,15 @@ pub fn build_rung(
     keyframe_interval_s: u32,
     ts_offset: u32,
 ) -> anyhow::Result<RungBranch> {
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory).build().with_context(|| format!("creating {factory} for rung {index}"))
-    };
     let valve = gst::ElementFactory::make("valve").property("drop", true).build().context("creating valve")?;
     let queue = crate::media::leaky_queue(1, std::time::Duration::ZERO)?;
-    let scale = make("videoscale")?;
-    crate::media::source::pace::limit(&scale.static_pad("sink").expect("videoscale has a sink pad"), rung.fps);
-    let size = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", rung.width as i32)
-        .field("height", rung.height as i32)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
-        .build();
-    let filter = gst::ElementFactory::make("capsfilter").property("caps", size).build().context("creating capsfilter")?;
-    let rate = gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(rung.fps as i32, 1)).build();
-    let setter = gst::ElementFactory::make("capssetter").property("caps", rate).build().context("creating capssetter")?;
+    let sized = crate::media::source::scale_stating_rate(rung.width, rung.height, rung.fps)?;
+    crate::media::source::pace::limit(&sized[0].static_pad("sink").expect("videoscale has a sink pad"), rung.fps);
     let params = EncodeParams { bitrate_kbps: rung.bitrate_kbps, fps: rung.fps, keyframe_interval_s };
-    let payloader = gst::ElementFactory::make("rtph264pay")
-        .property("config-interval", -1i32)
-        .property_from_str("aggregate-mode", "zero-latency")
-        .property("pt", u32::from(crate::media::forward::VIDEO_PT))
-        .property("timestamp-offset", ts_offset)
-        .build()
-        .context("creating rtph264pay")?;
-    let mut chain = vec![valve.clone(), queue, scale, filter, setter];
+    let payloader = super::encoder::h264_payloader(crate::media::forward::VIDEO_PT)?;
+    payloader.set_property("timestamp-offset", ts_offset);
+    let mut chain = vec![valve.clone(), queue];
+    chain.extend(sized);
     chain.extend(build_encoder(encoder, &params)?);
     chain.push(payloader.clone());
     pipeline.add_many(&chain)?;
@@ -169,15 +163,6 @@ pub fn build_rung(
     let keyframes = keyframes::limit(&keyframe_pad);
     let meter = FrameMeter::new(std::time::Instant::now());
     meter.attach(&keyframe_pad);
-    let gate = Arc::new(RungGate {
-        rung,
-        valve: Some(valve),
-        keyframe_pad,
-        viewers: AtomicUsize::new(0),
-        switches_up: AtomicU64::new(0),
-        switches_down: AtomicU64::new(0),
-        keyframes,
-        meter: Some(meter),
-    });
+    let gate = RungGate::new(rung, Some(valve), keyframe_pad, keyframes, Some(meter));
     Ok(RungBranch { gate, rtp_src: payloader.static_pad("src").expect("rtph264pay has a src pad") })
 }

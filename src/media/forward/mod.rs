@@ -90,8 +90,8 @@ struct Shared {
     /// `webrtc.nack_history_ms`: how long each viewer's sent video packets are kept for its NACKs.
     nack_history: std::time::Duration,
     next_slot: AtomicU64,
-    /// Each stream's ladder as its rungs' bitrates, top first (a new viewer's chooser is made from it).
-    ladders: RwLock<std::collections::HashMap<StreamSlot, Vec<u32>>>,
+    /// Each stream's ladder, top first (a new viewer's chooser is made from its rungs' bitrates).
+    ladders: RwLock<std::collections::HashMap<StreamSlot, mux::Ladder>>,
     /// Where [`Forward::pick_shard`] starts looking.
     next_shard: AtomicUsize,
     /// Datagrams sent on the media port, and the system calls they took (GSO makes it fewer).
@@ -417,8 +417,7 @@ impl Forward {
             self.appsink_on(pipeline, &rung.rtp_src, slot, (Track::Video, (i + 1) as u8))?;
         }
         let ladder: mux::Ladder = std::iter::once(top).chain(lower.into_iter().map(|r| r.gate)).collect();
-        let kbps = ladder.iter().map(|g| g.rung.bitrate_kbps).collect();
-        self.shared.ladders.write().expect("ladders lock").insert(slot, kbps);
+        self.shared.ladders.write().expect("ladders lock").insert(slot, ladder.clone());
         self.broadcast_with_loss(slot, false, Box::new(on_loss), |on_loss| Cmd::Stream {
             slot,
             name: name.clone(),
@@ -527,7 +526,13 @@ impl Forward {
             full_ice: self.shared.full_ice,
             relayed: self.relay_candidate().map(|c| c.addr()),
             nack_history: self.shared.nack_history,
-            ladder: self.shared.ladders.read().expect("ladders lock").get(&slot).cloned(),
+            ladder: self
+                .shared
+                .ladders
+                .read()
+                .expect("ladders lock")
+                .get(&slot)
+                .map(|l| l.iter().map(|g| g.rung.bitrate_kbps).collect()),
         };
         let (peer, answer) = peer::Peer::answer(id, slot, offer, plan, locals, stats.clone())?;
         tracing::trace!(session = %id, offer = %sdp::redacted(offer), answer = %sdp::redacted(&answer), "forwarded viewer negotiated");

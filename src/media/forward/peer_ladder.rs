@@ -33,20 +33,12 @@ pub(in crate::media::forward) struct PeerLadder {
     held: Vec<(MediaPacket, u64)>,
     /// The last packet written of `on` ended its frame.
     at_boundary: bool,
-    switches: (u64, u64),
 }
 
 impl PeerLadder {
     /// A viewer of a ladder with these bitrates (top first), on the top rung.
     pub fn new(kbps: Vec<u32>, now: Instant) -> Self {
-        Self {
-            chooser: Chooser::new(kbps, now),
-            on: 0,
-            to: None,
-            held: Vec::new(),
-            at_boundary: true,
-            switches: (0, 0),
-        }
+        Self { chooser: Chooser::new(kbps, now), on: 0, to: None, held: Vec::new(), at_boundary: true }
     }
 
     pub fn initial_kbps(&self) -> u32 {
@@ -96,14 +88,33 @@ impl Peer {
             self.stats.transport.lock().expect("stats lock").estimate_kbps = Some(kbps);
         }
         tracing::trace!(session = %self.id, rung = l.on, estimate = ?l.chooser.estimate_kbps(), ?loss, "link");
+        let switching = decided.is_some();
         if let Some(to) = decided {
             let (from, estimate_kbps) = (l.on, l.chooser.estimate_kbps());
             tracing::info!(session = %self.id, from, to, ?estimate_kbps, ?loss, "viewer switching rungs");
             self.begin_switch(to, events);
-        } else if let Some(kbps) = l.chooser.take_restart_estimate() {
-            let restart = Bitrate::kbps(u64::from(kbps));
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.rtc.bwe().reset(restart)));
         }
+        self.steer_estimator(switching);
+    }
+
+    /// Tells str0m's estimator what the chooser wants: to start over from an estimate (after heavy loss, or to
+    /// probe), and after a switch the new bitrate to probe for.
+    fn steer_estimator(&mut self, switched: bool) {
+        let Some(l) = self.ladder.as_mut() else { return };
+        let restart = l.chooser.take_restart_estimate().map(|k| Bitrate::kbps(u64::from(k)));
+        let desired = switched.then(|| Bitrate::kbps(u64::from(l.desired_kbps())));
+        if restart.is_none() && desired.is_none() {
+            return;
+        }
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut bwe = self.rtc.bwe();
+            if let Some(restart) = restart {
+                bwe.reset(restart);
+            }
+            if let Some(desired) = desired {
+                bwe.set_desired_bitrate(desired);
+            }
+        }));
     }
 
     fn begin_switch(&mut self, to: usize, events: &mut Vec<PeerEvent>) {
@@ -116,15 +127,6 @@ impl Peer {
             l.to = Some(to);
             events.push(PeerEvent::JoiningRung(to));
         }
-        let desired = Bitrate::kbps(u64::from(l.desired_kbps()));
-        let restart = l.chooser.take_restart_estimate().map(|k| Bitrate::kbps(u64::from(k)));
-        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let mut bwe = self.rtc.bwe();
-            if let Some(restart) = restart {
-                bwe.reset(restart);
-            }
-            bwe.set_desired_bitrate(desired);
-        }));
     }
 
     /// A video packet of the ladder's rung `p.rung`: written when it is the viewer's rung; the target's
@@ -163,12 +165,10 @@ impl Peer {
         let from = std::mem::replace(&mut l.on, to);
         let held = std::mem::take(&mut l.held);
         l.at_boundary = held.last().is_some_and(|(p, _)| p.marker);
-        if to < from { l.switches.0 += 1 } else { l.switches.1 += 1 }
-        let (up, down) = l.switches;
         {
             let mut t = self.stats.transport.lock().expect("stats lock");
             t.rung = Some(to as u8);
-            (t.switches_up, t.switches_down) = (up, down);
+            *if to < from { &mut t.switches_up } else { &mut t.switches_down } += 1;
         }
         events.push(PeerEvent::Switched { from, to });
         if let Some((first, seq)) = held.first() {

@@ -111,7 +111,11 @@ fn up_one_rung_at_a_time_after_the_hold_and_a_failed_up_doubles_the_hold() {
     let mut c = chooser(t0);
     feed(&mut c, &mut t, 200, 5.0);
     assert_eq!(c.rung(), 2);
-    assert_eq!(c.desired_kbps(), (625.0 * UP_MARGIN + f64::from(AUDIO_KBPS)).ceil() as u32, "probes for the rung above");
+    assert_eq!(
+        c.desired_kbps(),
+        (625.0 * UP_MARGIN + f64::from(AUDIO_KBPS)).ceil() as u32,
+        "probes for the rung above"
+    );
     // Plenty again: up one rung after UP_HOLD, then the next after another.
     let hold = UP_HOLD.as_secs_f64();
     let ups = feed(&mut c, &mut t, 5000, hold - 0.5);

@@ -243,21 +243,13 @@ pub fn test_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
 /// ([`pace`]).
 pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     let fixed_rate = matches!(cfg.source, VideoSource::Test | VideoSource::X11 { .. } | VideoSource::V4l2 { .. });
-    let mut caps = gst::Caps::builder("video/x-raw")
-        .field("format", "I420")
-        .field("width", cfg.width as i32)
-        .field("height", cfg.height as i32)
-        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1));
-    let rate = gst::Fraction::new(cfg.fps as i32, 1);
-    if fixed_rate {
-        caps = caps.field("framerate", rate);
-    }
-    let filter = gst::ElementFactory::make("capsfilter")
-        .property("caps", caps.build())
-        .build()
-        .context("creating capsfilter")?;
     let convert = make("videoconvert")?;
     if fixed_rate {
+        let caps = i420_caps(cfg.width, cfg.height).field("framerate", gst::Fraction::new(cfg.fps as i32, 1));
+        let filter = gst::ElementFactory::make("capsfilter")
+            .property("caps", caps.build())
+            .build()
+            .context("creating capsfilter")?;
         // drop-only: pass each frame on at once (dropping what exceeds the rate) instead of holding it until
         // the next arrives to decide on duplicates, which delays every frame by one interval (33 ms at 30 fps).
         let rate =
@@ -268,11 +260,36 @@ pub fn conform_video(cfg: &StreamConfig) -> anyhow::Result<Vec<gst::Element>> {
     // the rate at the chain's entrance (before any conversion is paid for) and the caps state the nominal
     // rate for the encoder.
     pace::limit(&convert.static_pad("sink").context("videoconvert has a sink pad")?, cfg.fps);
+    let mut chain = vec![convert];
+    chain.extend(scale_stating_rate(cfg.width, cfg.height, cfg.fps)?);
+    Ok(chain)
+}
+
+/// `{videoscale} - {capsfilter I420 WxH 1:1} - {capssetter framerate fps}`: raw video of an already limited
+/// rate (a pace in front) to `width`x`height`, its caps stating the nominal rate for the encoder. The
+/// variable-rate sources' conforming chain and the quality ladder's lower rungs end this way.
+pub(in crate::media) fn scale_stating_rate(width: u32, height: u32, fps: u32) -> anyhow::Result<Vec<gst::Element>> {
+    let filter = gst::ElementFactory::make("capsfilter")
+        .property("caps", i420_caps(width, height).build())
+        .build()
+        .context("creating capsfilter")?;
     let setter = gst::ElementFactory::make("capssetter")
-        .property("caps", gst::Caps::builder("video/x-raw").field("framerate", rate).build())
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw").field("framerate", gst::Fraction::new(fps as i32, 1)).build(),
+        )
         .build()
         .context("creating capssetter (gstreamer1.0-plugins-good)")?;
-    Ok(vec![convert, make("videoscale")?, filter, setter])
+    Ok(vec![make("videoscale")?, filter, setter])
+}
+
+/// I420 at `width`x`height` with square pixels.
+fn i420_caps(width: u32, height: u32) -> gst::caps::Builder<gst::caps::NoFeature> {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", width as i32)
+        .field("height", height as i32)
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
 }
 
 /// `{audiotestsrc 440 Hz, frame_ms buffers} - {audioconvert} - {audioresample} - {capsfilter 48 kHz stereo}`

@@ -12,8 +12,8 @@ use tokio::sync::mpsc;
 
 use super::encode::encoder::{Encoder, EncoderChoice, bitrate_kbps};
 use super::encode::keyframes::{self, KeyframeCounters};
-use super::encode::meter::FrameMeter;
 use super::encode::ladder::{RungGate, RungStatus};
+use super::encode::meter::FrameMeter;
 use super::encode::vp8::{Vp8Encoding, Vp8Lease, Vp8Status};
 use super::forward::{Forward, StreamSlot};
 use super::tap::egress::{Egress, EgressState, PushTarget};

@@ -47,14 +47,12 @@ impl Fanout {
             return Ok(tee.clone());
         }
         let payloader = match self.codec {
-            Codec::H264 => gst::ElementFactory::make("rtph264pay")
-                .property("config-interval", -1i32)
-                .property_from_str("aggregate-mode", "zero-latency")
+            Codec::H264 => crate::media::encode::encoder::h264_payloader(key.pt)?,
+            Codec::Opus => gst::ElementFactory::make("rtpopuspay")
                 .property("pt", u32::from(key.pt))
-                .build(),
-            Codec::Opus => gst::ElementFactory::make("rtpopuspay").property("pt", u32::from(key.pt)).build(),
-        }
-        .context("creating payloader")?;
+                .build()
+                .context("creating rtpopuspay")?,
+        };
         if let Some(id) = key.playout_delay_ext {
             super::playout_delay::add_to(&payloader, id);
         }
